@@ -1,0 +1,58 @@
+# The one entry point: make run | test | lint | proto | bench | image.
+# Every target installs what it needs, so a fresh Debian 12 machine works.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: run test unit lint proto proto-check bench system-deps deps clean
+
+# System packages: etcd and Postgres from Debian when the machine lacks them.
+system-deps:
+	@need=""; \
+	command -v etcd >/dev/null 2>&1 || need="$$need etcd-server"; \
+	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need="$$need postgresql"; \
+	if [ -n "$$need" ]; then \
+	  echo "installing system packages:$$need"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PIP) install -q --upgrade pip >/dev/null
+	@$(PIP) install -q -e '.[dev]'
+	@touch $(STAMP)
+
+deps: system-deps $(STAMP)
+
+run: deps
+	$(VENV)/bin/cronfleet up
+
+test: deps proto-check
+	$(PY) -m pytest -q tests
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Generated stubs are committed; proto-check fails when they are stale.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/cronfleet/v1/*.proto
+
+proto-check: $(STAMP)
+	@tmp=$$(mktemp -d); \
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp proto/cronfleet/v1/*.proto; \
+	for f in $$tmp/cronfleet/v1/*.py $$tmp/cronfleet/v1/*.pyi; do \
+	  cmp -s $$f cronfleet/v1/$$(basename $$f) || { echo "stale generated stub: cronfleet/v1/$$(basename $$f) (run make proto)"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp
+
+bench: deps
+	$(PY) -m bench
+
+clean:
+	rm -rf .cronfleet

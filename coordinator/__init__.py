@@ -1,0 +1,1 @@
+"""The coordinator: elected through etcd; owns membership and the shard map."""

@@ -1,0 +1,128 @@
+"""Settings for every role, built once at start and passed down.
+
+Values come from a TOML file (``CRONFLEET_CONFIG``; table per role) overlaid
+by ``CRONFLEET_*`` environment variables. Library code never reads
+``os.environ``: only ``Settings.from_env`` does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SHARDS = 256
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a cronfleet process may be told. Each role reads its part."""
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/cronfleet"
+    etcd_endpoints: str = "127.0.0.1:2379"
+    # Namespace for every etcd key, so two clusters can share one etcd.
+    etcd_prefix: str = "/cronfleet"
+    shards: int = DEFAULT_SHARDS
+    state_dir: str = ".cronfleet"
+
+    # gateway
+    http_addr: str = "127.0.0.1:8080"
+    grpc_addr: str = "127.0.0.1:50051"
+    public_url: str = ""
+    token_ttl_hours: int = 24 * 30
+
+    # coordinator
+    coordinator_id: str = ""
+    coordinator_addr: str = "127.0.0.1:0"
+    # etcd lease TTL (s) for every member; a member silent this long is dead.
+    member_ttl: int = 3
+
+    # scheduler
+    scheduler_id: str = ""
+    dispatch_addr: str = "127.0.0.1:0"
+    claim_interval: float = 0.2
+    claim_batch: int = 500
+    # How far ahead of fire time a fire is claimed and sent to a worker.
+    lookahead_process: float = 1.0
+    lookahead_docker: float = 30.0
+    event_flush_interval: float = 0.02
+    retry_backoff_seconds: float = 2.0
+
+    # worker
+    worker_id: str = ""
+    capacity: int = 64
+    runtime: str = "process"
+    heartbeat_interval: float = 1.0
+    # A worker cut off from every scheduler this long kills its runs.
+    self_fence_seconds: float = 10.0
+
+    # logs
+    log_store: str = "local"  # "local" | "s3"
+    log_dir: str = ""
+    s3_bucket: str = "cronfleet-logs"
+    s3_prefix: str = "logs/"
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    log_url_expiry_seconds: int = 3600
+
+    log_level: str = "info"
+    log_format: str = "auto"  # "auto" | "json" | "console"
+
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def logs_path(self) -> Path:
+        return Path(self.log_dir or os.path.join(self.state_dir, "logs"))
+
+    def with_defaults_for(self, role: str) -> Settings:
+        """Give the role a stable-for-this-process id when none was set."""
+        key = f"{role}_id"
+        if hasattr(self, key) and not getattr(self, key):
+            return dataclasses.replace(self, **{key: f"{role}-{uuid.uuid4().hex[:8]}"})
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config_file = env.get("CRONFLEET_CONFIG")
+        if config_file:
+            with open(config_file, "rb") as fh:
+                data = tomllib.load(fh)
+            for section in data.values() if _all_tables(data) else [data]:
+                values.update(section)
+        for f in dataclasses.fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"CRONFLEET_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = raw
+        return cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+
+
+def _all_tables(data: Mapping[str, Any]) -> bool:
+    return bool(data) and all(isinstance(v, dict) for v in data.values())
+
+
+def _coerce(cls: type[Settings], name: str, value: Any) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        raise ValueError(f"unknown setting {name!r}")
+    default = fields[name].default
+    try:
+        if isinstance(default, bool):
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError as exc:
+        raise ValueError(f"setting {name}: {value!r} is not a number") from exc
+    return value

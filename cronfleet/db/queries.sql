@@ -1,0 +1,321 @@
+-- Every statement cronfleet runs, by name. Named parameters only.
+
+-- ===================================================================== users
+
+-- create_user --
+INSERT INTO users (id, name, email, password_hash)
+VALUES (%(id)s, %(name)s, %(email)s, %(password_hash)s)
+RETURNING id, name, email, created_at
+
+-- user_by_email --
+SELECT id, name, email, password_hash, created_at FROM users WHERE email = %(email)s
+
+-- update_user --
+UPDATE users SET
+    name = coalesce(%(name)s, name),
+    email = coalesce(%(email)s, email),
+    password_hash = coalesce(%(password_hash)s, password_hash),
+    updated_at = now()
+WHERE id = %(id)s
+RETURNING id, name, email, created_at
+
+-- create_token --
+INSERT INTO api_tokens (token_hash, user_id, expires_at)
+VALUES (%(token_hash)s, %(user_id)s, %(expires_at)s)
+
+-- user_by_token --
+SELECT u.id, u.name, u.email, u.created_at
+FROM api_tokens t JOIN users u ON u.id = t.user_id
+WHERE t.token_hash = %(token_hash)s AND t.revoked_at IS NULL AND t.expires_at > now()
+
+-- revoke_token --
+UPDATE api_tokens SET revoked_at = now()
+WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
+
+-- ====================================================================== jobs
+
+-- insert_job --
+INSERT INTO jobs (
+    id, owner_id, name, spec, schedule, timezone, run_at, start_at, end_at,
+    max_retries, timeout_seconds, priority, concurrency_policy, max_concurrency,
+    shard_id, status)
+VALUES (
+    %(id)s, %(owner_id)s, %(name)s, %(spec)s, %(schedule)s, %(timezone)s, %(run_at)s,
+    %(start_at)s, %(end_at)s, %(max_retries)s, %(timeout_seconds)s, %(priority)s,
+    %(concurrency_policy)s, %(max_concurrency)s, %(shard_id)s, %(status)s)
+RETURNING *, NULL::timestamptz AS next_run_at
+
+-- update_job --
+UPDATE jobs SET
+    name = %(name)s, spec = %(spec)s, schedule = %(schedule)s, timezone = %(timezone)s,
+    run_at = %(run_at)s, start_at = %(start_at)s, end_at = %(end_at)s,
+    max_retries = %(max_retries)s, timeout_seconds = %(timeout_seconds)s,
+    priority = %(priority)s, concurrency_policy = %(concurrency_policy)s,
+    max_concurrency = %(max_concurrency)s, status = %(status)s,
+    version = version + 1, updated_at = now()
+WHERE id = %(id)s AND owner_id = %(owner_id)s AND status <> 'deleted'
+RETURNING *, NULL::timestamptz AS next_run_at
+
+-- set_job_status --
+UPDATE jobs SET status = %(status)s, version = version + 1, updated_at = now()
+WHERE id = %(id)s AND owner_id = %(owner_id)s AND status <> 'deleted'
+RETURNING *, NULL::timestamptz AS next_run_at
+
+-- lock_job --
+SELECT j.*, (SELECT min(s.next_run_at) FROM schedule s WHERE s.job_id = j.id) AS next_run_at
+FROM jobs j
+WHERE j.id = %(id)s AND j.owner_id = %(owner_id)s
+FOR UPDATE OF j
+
+-- get_job --
+SELECT j.*, (SELECT min(s.next_run_at) FROM schedule s WHERE s.job_id = j.id) AS next_run_at
+FROM jobs j
+WHERE j.id = %(id)s AND j.owner_id = %(owner_id)s
+
+-- list_jobs --
+SELECT j.*, (SELECT min(s.next_run_at) FROM schedule s WHERE s.job_id = j.id) AS next_run_at
+FROM jobs j
+WHERE j.owner_id = %(owner_id)s
+  AND (%(status)s::text IS NULL AND j.status <> 'deleted' OR j.status = %(status)s::text)
+  AND (%(after_created)s::timestamptz IS NULL
+       OR (j.created_at, j.id) > (%(after_created)s::timestamptz, %(after_id)s::uuid))
+ORDER BY j.created_at, j.id
+LIMIT %(limit)s
+
+-- insert_schedule --
+INSERT INTO schedule (job_id, shard_id, next_run_at)
+VALUES (%(job_id)s, %(shard_id)s, %(next_run_at)s)
+
+-- delete_schedule --
+DELETE FROM schedule WHERE job_id = %(job_id)s
+
+-- notify_due --
+SELECT pg_notify('cronfleet_due', %(shard_id)s::text)
+
+-- ================================================================ executions
+
+-- insert_manual_execution --
+INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, attempt, run_at, status,
+                        trigger, priority)
+VALUES (%(job_id)s, %(owner_id)s, %(shard_id)s, %(at)s, 1, %(at)s, 'scheduled', 'manual',
+        %(priority)s)
+RETURNING *
+
+-- get_execution --
+SELECT * FROM executions WHERE id = %(id)s AND owner_id = %(owner_id)s
+
+-- list_executions --
+SELECT * FROM executions
+WHERE owner_id = %(owner_id)s
+  AND (%(job_id)s::uuid IS NULL OR job_id = %(job_id)s::uuid)
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(worker_id)s::text IS NULL OR worker_id = %(worker_id)s::text)
+  AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+ORDER BY id DESC
+LIMIT %(limit)s
+
+-- cancel_execution --
+-- Not yet on a worker: cancelled here. On a worker: flagged, and the
+-- shard's scheduler tells the worker to stop it.
+UPDATE executions SET
+    cancel_requested = true,
+    status = CASE WHEN worker_id IS NULL THEN 'cancelled' ELSE status END,
+    finished_at = CASE WHEN worker_id IS NULL THEN now() ELSE finished_at END
+WHERE id = %(id)s AND owner_id = %(owner_id)s AND status IN ('scheduled', 'running')
+RETURNING *
+
+-- cancel_job_executions --
+UPDATE executions SET
+    cancel_requested = true,
+    status = CASE WHEN worker_id IS NULL THEN 'cancelled' ELSE status END,
+    finished_at = CASE WHEN worker_id IS NULL THEN now() ELSE finished_at END
+WHERE job_id = %(job_id)s AND status IN ('scheduled', 'running')
+RETURNING id, shard_id
+
+-- notify_cancel --
+SELECT pg_notify('cronfleet_cancel', %(shard_id)s::text)
+
+-- ================================================================= scheduler
+
+-- select_due_fires --
+-- Locks due schedule rows of the shards this scheduler owns at this epoch.
+-- FOR SHARE on shard_owners makes a concurrent reassignment wait for us.
+SELECT s.job_id, s.shard_id, s.next_run_at, j.schedule, j.timezone, j.run_at, j.start_at,
+       j.end_at, j.created_at, j.name, j.owner_id, j.spec, j.max_retries, j.timeout_seconds, j.priority,
+       j.concurrency_policy, j.max_concurrency
+FROM shard_owners o
+JOIN schedule s ON s.shard_id = o.shard_id
+JOIN jobs j ON j.id = s.job_id
+WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
+  AND s.next_run_at <= %(horizon)s
+ORDER BY s.next_run_at
+LIMIT %(batch)s
+FOR UPDATE OF s SKIP LOCKED
+FOR SHARE OF o
+
+-- record_fires --
+-- One statement per batch: advance (or retire) each schedule row and insert
+-- one execution per fire; ON CONFLICT keeps a fire from ever doubling.
+WITH fired AS (
+    SELECT * FROM unnest(%(job_ids)s::uuid[], %(scheduled)s::timestamptz[],
+                         %(next)s::timestamptz[])
+        AS f(job_id, scheduled_at, next_run_at)
+), advanced AS (
+    UPDATE schedule s SET next_run_at = f.next_run_at
+    FROM fired f
+    WHERE s.job_id = f.job_id AND s.next_run_at = f.scheduled_at AND f.next_run_at IS NOT NULL
+), retired AS (
+    DELETE FROM schedule s USING fired f
+    WHERE s.job_id = f.job_id AND s.next_run_at = f.scheduled_at AND f.next_run_at IS NULL
+    RETURNING s.job_id
+), completed AS (
+    UPDATE jobs SET status = 'completed', updated_at = now()
+    WHERE id IN (SELECT job_id FROM retired) AND status = 'active'
+)
+INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, attempt, run_at, status,
+                        priority, scheduler_id, finished_at, error)
+SELECT f.job_id, j.owner_id, j.shard_id, f.scheduled_at, 1, f.scheduled_at,
+       CASE WHEN live.n >= lim.n THEN 'skipped' ELSE 'scheduled' END,
+       j.priority, %(scheduler_id)s,
+       CASE WHEN live.n >= lim.n THEN now() END,
+       CASE WHEN live.n >= lim.n THEN 'concurrency limit reached (' || lim.n || ' running)' END
+FROM fired f
+JOIN jobs j ON j.id = f.job_id
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN j.concurrency_policy = 'forbid' THEN 1
+                WHEN j.concurrency_policy = 'allow' THEN coalesce(j.max_concurrency, 2147483647)
+                ELSE 2147483647 END AS n
+) lim
+CROSS JOIN LATERAL (
+    SELECT count(*) AS n FROM executions e
+    WHERE e.job_id = f.job_id AND e.status IN ('scheduled', 'running')
+      AND lim.n < 2147483647
+) live
+ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING
+RETURNING id, job_id, shard_id, scheduled_at, attempt, run_at, status, priority
+
+-- replace_running --
+-- concurrency_policy "replace": a new fire stops the job's older live runs.
+UPDATE executions e SET
+    cancel_requested = true,
+    status = CASE WHEN e.worker_id IS NULL THEN 'cancelled' ELSE e.status END,
+    finished_at = CASE WHEN e.worker_id IS NULL THEN now() ELSE e.finished_at END,
+    error = 'replaced by a newer run'
+FROM unnest(%(job_ids)s::uuid[], %(scheduled)s::timestamptz[]) AS n(job_id, scheduled_at)
+WHERE e.job_id = n.job_id AND e.scheduled_at < n.scheduled_at
+  AND e.status IN ('scheduled', 'running')
+RETURNING e.id, e.shard_id
+
+-- select_pending --
+-- Attempts that no worker holds and this scheduler has not queued: retries,
+-- manual runs, and what a dead scheduler had claimed.
+SELECT e.id, e.job_id, e.shard_id, e.scheduled_at, e.attempt, e.run_at, e.status, e.priority
+FROM shard_owners o
+JOIN executions e ON e.shard_id = o.shard_id
+WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
+  AND e.status = 'scheduled' AND e.worker_id IS NULL AND e.run_at <= %(horizon)s
+  AND NOT (e.id = ANY(%(queued)s::bigint[]))
+ORDER BY e.run_at
+LIMIT %(batch)s
+
+-- job_payloads --
+SELECT id, owner_id, name, spec, timeout_seconds, priority FROM jobs WHERE id = ANY(%(ids)s::uuid[])
+
+-- mark_assigned --
+-- Fenced: only attempts of shards this scheduler still owns at this epoch.
+UPDATE executions e SET worker_id = a.worker_id, assigned_at = now(),
+                        scheduler_id = %(scheduler_id)s
+FROM unnest(%(ids)s::bigint[], %(scheduled)s::timestamptz[], %(workers)s::text[])
+    AS a(id, scheduled_at, worker_id)
+WHERE e.id = a.id AND e.scheduled_at = a.scheduled_at
+  AND e.status = 'scheduled' AND e.worker_id IS NULL
+  AND EXISTS (SELECT 1 FROM shard_owners o
+              WHERE o.shard_id = e.shard_id AND o.scheduler_id = %(scheduler_id)s
+                AND o.epoch = %(epoch)s)
+RETURNING e.id
+
+-- record_started --
+UPDATE executions e SET status = 'running', started_at = v.at, lateness_ms = v.lateness_ms,
+                        worker_id = v.worker_id
+FROM unnest(%(ids)s::bigint[], %(ats)s::timestamptz[], %(lateness)s::float8[],
+            %(workers)s::text[]) AS v(id, at, lateness_ms, worker_id)
+WHERE e.id = v.id AND e.status = 'scheduled'
+
+-- record_finished --
+UPDATE executions e SET
+    status = v.status, finished_at = v.at, exit_code = v.exit_code,
+    error = nullif(v.error, ''), log_url = nullif(v.log_url, ''),
+    worker_id = v.worker_id,
+    started_at = coalesce(e.started_at, v.started_at),
+    lateness_ms = coalesce(e.lateness_ms, v.lateness_ms)
+FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(ats)s::timestamptz[],
+            %(exit_codes)s::int[], %(errors)s::text[], %(log_urls)s::text[],
+            %(workers)s::text[], %(started)s::timestamptz[], %(lateness)s::float8[])
+    AS v(id, status, at, exit_code, error, log_url, worker_id, started_at, lateness_ms)
+WHERE e.id = v.id AND e.status IN ('scheduled', 'running')
+RETURNING e.id, e.status
+
+-- schedule_retries --
+-- A failed, timed-out or lost attempt becomes the next attempt after a
+-- backoff that doubles each time, until the job's retry budget is spent.
+INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, attempt, run_at, status,
+                        trigger, priority)
+SELECT e.job_id, e.owner_id, e.shard_id, e.scheduled_at, e.attempt + 1,
+       now() + make_interval(secs => %(backoff)s * power(2, e.attempt - 1)),
+       'scheduled', 'retry', e.priority
+FROM executions e JOIN jobs j ON j.id = e.job_id
+WHERE e.id = ANY(%(ids)s::bigint[]) AND e.status IN ('failed', 'timed_out', 'lost')
+  AND e.attempt <= j.max_retries AND j.status <> 'deleted'
+ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING
+RETURNING id
+
+-- select_cancel_requests --
+SELECT e.id, e.worker_id FROM shard_owners o
+JOIN executions e ON e.shard_id = o.shard_id
+WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
+  AND e.cancel_requested AND e.status IN ('scheduled', 'running') AND e.worker_id IS NOT NULL
+
+-- =============================================================== coordinator
+
+-- claim_epoch --
+-- Succeeds only for the newest epoch: a deposed leader's write is refused.
+INSERT INTO cluster_epoch (singleton, epoch) VALUES (true, %(epoch)s)
+ON CONFLICT (singleton) DO UPDATE SET epoch = excluded.epoch
+WHERE cluster_epoch.epoch <= excluded.epoch
+RETURNING epoch
+
+-- shard_owners --
+SELECT shard_id, scheduler_id, epoch FROM shard_owners ORDER BY shard_id
+
+-- write_shard_owners --
+INSERT INTO shard_owners (shard_id, scheduler_id, epoch)
+SELECT * FROM unnest(%(shard_ids)s::int[], %(scheduler_ids)s::text[])
+    AS a(shard_id, scheduler_id), LATERAL (SELECT %(epoch)s::bigint) e
+ON CONFLICT (shard_id) DO UPDATE SET scheduler_id = excluded.scheduler_id,
+    epoch = excluded.epoch, updated_at = now()
+WHERE shard_owners.scheduler_id <> excluded.scheduler_id
+   OR shard_owners.epoch <> excluded.epoch
+
+-- delete_shard_owners_beyond --
+DELETE FROM shard_owners WHERE shard_id >= %(shards)s
+
+-- mark_lost --
+-- Runs held by workers that are no longer members. The grace covers a worker
+-- that registered a moment ago and is not yet in the coordinator's view.
+UPDATE executions SET status = 'lost', finished_at = now(),
+    error = 'worker ' || worker_id || ' stopped answering'
+WHERE status IN ('scheduled', 'running') AND worker_id IS NOT NULL
+  AND NOT (worker_id = ANY(%(live_workers)s::text[]))
+  AND assigned_at < now() - make_interval(secs => %(grace)s)
+RETURNING id
+
+-- running_by_worker --
+SELECT worker_id, count(*) AS running FROM executions
+WHERE status IN ('scheduled', 'running') AND worker_id IS NOT NULL
+GROUP BY worker_id
+
+-- ensure_day_partition --
+SELECT cronfleet_ensure_day_partition(%(table)s, %(day)s) AS created
+
+-- ping --
+SELECT 1 AS ok

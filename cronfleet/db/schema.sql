@@ -1,0 +1,134 @@
+-- cronfleet: the whole schema as of the newest migration.
+-- tests/integration/test_migrations.py checks that applying every file in
+-- migrations/ gives exactly this schema.
+
+CREATE TABLE users (
+    id uuid PRIMARY KEY,
+    name text NOT NULL,
+    email text NOT NULL UNIQUE,
+    password_hash text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Only a hash of each token is kept; logout sets revoked_at.
+CREATE TABLE api_tokens (
+    token_hash bytea PRIMARY KEY,
+    user_id uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    expires_at timestamptz NOT NULL,
+    revoked_at timestamptz
+);
+
+CREATE TABLE jobs (
+    id uuid PRIMARY KEY,
+    owner_id uuid NOT NULL REFERENCES users (id),
+    name text NOT NULL,
+    -- What to run: command or steps, image, env, resources, timeout.
+    spec jsonb NOT NULL,
+    schedule text,
+    timezone text NOT NULL DEFAULT 'UTC',
+    run_at timestamptz,
+    start_at timestamptz,
+    end_at timestamptz,
+    max_retries integer NOT NULL DEFAULT 0,
+    timeout_seconds integer NOT NULL DEFAULT 3600,
+    priority smallint NOT NULL DEFAULT 5,
+    concurrency_policy text NOT NULL DEFAULT 'allow',
+    max_concurrency integer,
+    -- hash(id) mod shards, fixed for the job's life.
+    shard_id integer NOT NULL,
+    status text NOT NULL DEFAULT 'active',
+    version bigint NOT NULL DEFAULT 1,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX jobs_owner_idx ON jobs (owner_id, created_at, id);
+
+-- One row per live job: its next fire. Range-partitioned by next_run_at in
+-- day partitions (coarse, so a frequent job's row stays in its partition).
+CREATE TABLE schedule (
+    job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    shard_id integer NOT NULL,
+    next_run_at timestamptz NOT NULL,
+    PRIMARY KEY (job_id, next_run_at)
+) PARTITION BY RANGE (next_run_at);
+CREATE INDEX schedule_due_idx ON schedule (shard_id, next_run_at);
+CREATE INDEX schedule_job_idx ON schedule (job_id);
+CREATE TABLE schedule_default PARTITION OF schedule DEFAULT;
+
+-- One row per attempt of a fire, identified by (job_id, scheduled_at, attempt).
+CREATE TABLE executions (
+    id bigserial,
+    job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    owner_id uuid NOT NULL,
+    shard_id integer NOT NULL,
+    scheduled_at timestamptz NOT NULL,
+    attempt integer NOT NULL DEFAULT 1,
+    -- When this attempt may start: scheduled_at, or later for a retry.
+    run_at timestamptz NOT NULL,
+    status text NOT NULL DEFAULT 'scheduled',
+    trigger text NOT NULL DEFAULT 'schedule',
+    priority smallint NOT NULL DEFAULT 5,
+    scheduler_id text,
+    worker_id text,
+    assigned_at timestamptz,
+    started_at timestamptz,
+    finished_at timestamptz,
+    exit_code integer,
+    lateness_ms double precision,
+    log_url text,
+    error text,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (id, scheduled_at),
+    UNIQUE (job_id, scheduled_at, attempt)
+) PARTITION BY RANGE (scheduled_at);
+CREATE INDEX executions_id_idx ON executions (id);
+CREATE INDEX executions_job_idx ON executions (job_id, id);
+CREATE INDEX executions_owner_idx ON executions (owner_id, id);
+-- Attempts no worker holds yet: retries, manual runs, a dead scheduler's queue.
+CREATE INDEX executions_pending_idx ON executions (shard_id, run_at)
+    WHERE status = 'scheduled' AND worker_id IS NULL;
+CREATE INDEX executions_live_idx ON executions (worker_id)
+    WHERE status IN ('scheduled', 'running');
+CREATE TABLE executions_default PARTITION OF executions DEFAULT;
+
+-- Who may claim each shard. The claim joins this table, so a deposed
+-- scheduler (or one fenced by a newer coordinator epoch) claims nothing.
+CREATE TABLE shard_owners (
+    shard_id integer PRIMARY KEY,
+    scheduler_id text NOT NULL,
+    epoch bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The newest coordinator epoch that wrote shard_owners; older leaders' writes
+-- are rejected.
+CREATE TABLE cluster_epoch (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    epoch bigint NOT NULL
+);
+
+-- Creates the day partition of `parent` that holds `day`, moving any of its
+-- rows out of the default partition first (attach refuses otherwise).
+CREATE FUNCTION cronfleet_ensure_day_partition(parent text, day date) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    part text := format('%s_%s', parent, to_char(day, 'YYYYMMDD'));
+    key text := CASE parent WHEN 'schedule' THEN 'next_run_at' ELSE 'scheduled_at' END;
+    lo timestamptz := day::timestamp AT TIME ZONE 'UTC';
+    hi timestamptz := (day + 1)::timestamp AT TIME ZONE 'UTC';
+BEGIN
+    IF to_regclass(part) IS NOT NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', parent);
+    EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', part, parent);
+    EXECUTE format(
+        'WITH moved AS (DELETE FROM %I WHERE %I >= %L AND %I < %L RETURNING *) INSERT INTO %I SELECT * FROM moved',
+        parent || '_default', key, lo, key, hi, part);
+    EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', parent, part, lo, hi);
+    RETURN true;
+END;
+$$;

@@ -1,0 +1,53 @@
+"""The project's error types. Every boundary (db, grpc, http) translates into
+or out of these, so a handler never sees a psycopg or grpc exception."""
+
+from __future__ import annotations
+
+
+class CronfleetError(Exception):
+    """Base error. ``code`` is the stable machine-readable name."""
+
+    code = "internal"
+    http_status = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+
+class InvalidArgument(CronfleetError):
+    code = "invalid_argument"
+    http_status = 400
+
+
+class InvalidSpec(CronfleetError):
+    """The request parsed but the job it describes cannot run."""
+
+    code = "invalid_spec"
+    http_status = 422
+
+
+class Unauthenticated(CronfleetError):
+    code = "unauthenticated"
+    http_status = 401
+
+
+class NotFound(CronfleetError):
+    code = "not_found"
+    http_status = 404
+
+
+class Conflict(CronfleetError):
+    code = "conflict"
+    http_status = 409
+
+
+class Unavailable(CronfleetError):
+    """A dependency (Postgres, etcd) is down; the caller may retry."""
+
+    code = "unavailable"
+    http_status = 503

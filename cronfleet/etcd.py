@@ -1,0 +1,125 @@
+"""etcd: liveness (a leased session), leadership (an election), membership.
+
+Liveness is separate from leadership, as in etcd's Go concurrency package: a
+:class:`Session` keeps a lease alive and sets ``lost`` when it cannot; an
+:class:`Election` campaigns with that lease. The leader key's create revision
+is the fencing epoch that the coordinator writes to Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aetcd
+import structlog
+
+from cronfleet.errors import Unavailable
+
+log = structlog.get_logger()
+CALL_TIMEOUT = 3
+
+
+def connect(endpoints: str) -> aetcd.Client:
+    """A client for the first of the comma-separated ``host:port`` endpoints."""
+    first = endpoints.split(",")[0].strip().removeprefix("http://")
+    host, _, port = first.rpartition(":")
+    return aetcd.Client(host=host or "127.0.0.1", port=int(port), timeout=CALL_TIMEOUT)
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    @property
+    def leader(self) -> bytes:
+        return f"{self.prefix}/leader".encode()
+
+    @property
+    def shard_map(self) -> bytes:
+        return f"{self.prefix}/shardmap".encode()
+
+    def members(self, role: str) -> bytes:
+        return f"{self.prefix}/members/{role}/".encode()
+
+    def member(self, role: str, member_id: str) -> bytes:
+        return self.members(role) + member_id.encode()
+
+
+class Session:
+    """A lease kept alive in the background; ``lost`` is set when it expires."""
+
+    def __init__(self, client: aetcd.Client, ttl: int) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.lease: Any = None
+        self.lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.lease = await self.client.lease(self.ttl)
+        self.lost.clear()
+        self._task = asyncio.create_task(self._keepalive(), name="etcd-keepalive")
+
+    async def _keepalive(self) -> None:
+        interval = max(self.ttl / 3, 0.2)
+        loop = asyncio.get_running_loop()
+        last_ok = loop.time()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                reply = await asyncio.wait_for(self.lease.refresh(), CALL_TIMEOUT)
+                if reply is None or reply.TTL <= 0:
+                    raise Unavailable("lease expired")
+                last_ok = loop.time()
+            except (TimeoutError, Exception) as exc:  # any failure counts against the lease
+                if loop.time() - last_ok >= self.ttl:
+                    log.warning("etcd_session_lost", error=str(exc))
+                    self.lost.set()
+                    return
+
+    async def put(self, key: bytes, value: dict[str, Any]) -> None:
+        await self.client.put(key, json.dumps(value).encode(), lease=self.lease)
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.lease is not None and not self.lost.is_set():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.lease.revoke(), CALL_TIMEOUT)
+
+
+async def campaign(session: Session, key: bytes, value: dict[str, Any]) -> int | None:
+    """Try once to become leader. Returns the epoch if won, else None."""
+    client = session.client
+    won, _ = await client.transaction(
+        compare=[client.transactions.create(key) == 0],
+        success=[client.transactions.put(key, json.dumps(value).encode(), lease=session.lease)],
+        failure=[],
+    )
+    if not won:
+        return None
+    got = await client.get(key)
+    if got is None or got.lease != session.lease.id:
+        return None
+    return int(got.create_revision)
+
+
+async def read_json(client: aetcd.Client, key: bytes) -> tuple[dict[str, Any] | None, int]:
+    got = await client.get(key)
+    if got is None:
+        return None, 0
+    return json.loads(got.value), int(got.create_revision)
+
+
+async def read_members(client: aetcd.Client, keys: Keys, role: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for kv in await client.get_prefix(keys.members(role)):
+        member_id = kv.key.decode().rsplit("/", 1)[-1]
+        out[member_id] = json.loads(kv.value)
+    return out

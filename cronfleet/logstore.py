@@ -1,0 +1,138 @@
+"""Where run output goes: a local directory (default) or S3.
+
+Workers ``put`` a finished run's spool file and report the stored location
+(``file://...`` or ``s3://bucket/key``). The gateway turns that location into
+the link a user opens: its own logs route, or a fresh presigned S3 URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from pathlib import Path
+from typing import Any, Protocol
+
+from cronfleet.config import Settings
+from cronfleet.errors import NotFound, Unavailable
+
+
+class LogStore(Protocol):
+    def key_for(self, owner_id: Any, job_id: Any, execution_id: Any, attempt: int) -> str: ...
+    async def put(self, key: str, path: Path) -> str: ...
+    async def read(self, key: str) -> bytes: ...
+    async def link(self, key: str, execution_id: Any) -> str: ...
+    async def close(self) -> None: ...
+
+
+def _key(prefix: str, owner_id: Any, job_id: Any, execution_id: Any, attempt: int) -> str:
+    return f"{prefix}{owner_id}/{job_id}/{execution_id}-{attempt}.log"
+
+
+class LocalLogStore:
+    def __init__(self, root: Path, public_url: str) -> None:
+        self.root = Path(root).absolute()
+        self.public_url = public_url.rstrip("/")
+
+    def key_for(self, owner_id: Any, job_id: Any, execution_id: Any, attempt: int) -> str:
+        return _key("", owner_id, job_id, execution_id, attempt)
+
+    async def put(self, key: str, path: Path) -> str:
+        dest = self.root / key
+        await asyncio.to_thread(self._copy, path, dest)
+        return f"file://{dest}"
+
+    @staticmethod
+    def _copy(src: Path, dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".part")
+        shutil.copyfile(src, tmp)
+        tmp.rename(dest)
+
+    async def read(self, key: str) -> bytes:
+        try:
+            return await asyncio.to_thread((self.root / key).read_bytes)
+        except FileNotFoundError as exc:
+            raise NotFound("log not found") from exc
+
+    async def link(self, key: str, execution_id: Any) -> str:
+        return f"{self.public_url}/api/v1/executions/{execution_id}/logs"
+
+    async def close(self) -> None:
+        return None
+
+
+class S3LogStore:
+    """Any S3-compatible server, through aioboto3."""
+
+    def __init__(self, settings: Settings) -> None:
+        import aioboto3
+
+        self.bucket = settings.s3_bucket
+        self.prefix = settings.s3_prefix
+        self.expiry = settings.log_url_expiry_seconds
+        self._session = aioboto3.Session(
+            aws_access_key_id=settings.s3_access_key_id or None,
+            aws_secret_access_key=settings.s3_secret_access_key or None,
+            region_name=settings.s3_region,
+        )
+        self._endpoint = settings.s3_endpoint_url or None
+        self._stack = contextlib.AsyncExitStack()
+        self._client: Any = None
+        self._lock = asyncio.Lock()
+
+    async def _s3(self) -> Any:
+        async with self._lock:
+            if self._client is None:
+                self._client = await self._stack.enter_async_context(
+                    self._session.client("s3", endpoint_url=self._endpoint)
+                )
+        return self._client
+
+    def key_for(self, owner_id: Any, job_id: Any, execution_id: Any, attempt: int) -> str:
+        return _key(self.prefix, owner_id, job_id, execution_id, attempt)
+
+    async def put(self, key: str, path: Path) -> str:
+        s3 = await self._s3()
+        try:
+            await s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": "text/plain"})
+        except Exception as exc:  # botocore raises many types; all mean "not stored"
+            raise Unavailable(f"log upload to s3://{self.bucket}/{key} failed: {exc}") from exc
+        return f"s3://{self.bucket}/{key}"
+
+    async def read(self, key: str) -> bytes:
+        s3 = await self._s3()
+        try:
+            obj = await s3.get_object(Bucket=self.bucket, Key=key)
+            async with obj["Body"] as body:
+                return bytes(await body.read())
+        except s3.exceptions.NoSuchKey as exc:
+            raise NotFound("log not found") from exc
+
+    async def link(self, key: str, execution_id: Any) -> str:
+        s3 = await self._s3()
+        return str(
+            await s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.expiry
+            )
+        )
+
+    async def ensure_bucket(self) -> None:
+        s3 = await self._s3()
+        try:
+            await s3.head_bucket(Bucket=self.bucket)
+        except Exception:  # missing bucket: create it (local and test servers)
+            await s3.create_bucket(Bucket=self.bucket)
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+        self._client = None
+
+
+def open_log_store(settings: Settings) -> LogStore:
+    if settings.log_store == "s3":
+        return S3LogStore(settings)
+    if settings.log_store != "local":
+        raise ValueError(f"log_store must be 'local' or 's3', got {settings.log_store!r}")
+    public = settings.public_url or f"http://{settings.http_addr}"
+    return LocalLogStore(settings.logs_path, public)

@@ -1,0 +1,1 @@
+"""The gateway: the public gRPC JobService and its HTTP/JSON facade."""

@@ -1,0 +1,185 @@
+"""Runtimes: how a worker prepares a run ahead of time and releases it.
+
+A runtime arms a run (everything slow done before the fire time: spawn,
+container start), then releases it at the exact instant; the command itself
+sits behind a gate until then. The Docker runtime is its own module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+# The gate: the shell blocks reading one line from stdin, then runs the
+# command with stdin closed. The command travels in an environment variable,
+# so no quoting of user text is ever needed.
+GATE_SCRIPT = 'read -r _cronfleet_go || exit 125; exec /bin/sh -c "$CRONFLEET_SCRIPT" </dev/null'
+
+# Steps run in order in one shell; the first failure stops the run. Each
+# step's output is framed by markers that name it and give its exit code.
+STEPS_SCRIPT = """\
+i=0
+while [ "$i" -lt "$CRONFLEET_STEP_COUNT" ]; do
+  eval "name=\\$CRONFLEET_STEP_NAME_$i; run=\\$CRONFLEET_STEP_RUN_$i"
+  echo "==> step $name"
+  /bin/sh -c "$run"
+  rc=$?
+  echo "==> step $name exited $rc"
+  [ "$rc" -eq 0 ] || exit "$rc"
+  i=$((i + 1))
+done
+"""
+
+BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+@dataclass
+class RunSpec:
+    execution_id: int
+    job_id: str
+    attempt: int
+    command: str
+    steps: list[tuple[str, str]]
+    env: dict[str, str]
+    timeout_seconds: int
+    spool_path: Path
+
+
+@dataclass
+class RunOutcome:
+    status: str  # succeeded | failed | timed_out | cancelled | lost
+    exit_code: int | None
+    error: str = ""
+
+
+def script_env(spec: RunSpec) -> dict[str, str]:
+    """The variables that carry the command (or steps) into the gate."""
+    env = {
+        "CRONFLEET_JOB_ID": spec.job_id,
+        "CRONFLEET_EXECUTION_ID": str(spec.execution_id),
+        "CRONFLEET_ATTEMPT": str(spec.attempt),
+    }
+    if spec.steps:
+        env["CRONFLEET_SCRIPT"] = STEPS_SCRIPT
+        env["CRONFLEET_STEP_COUNT"] = str(len(spec.steps))
+        for i, (name, run) in enumerate(spec.steps):
+            env[f"CRONFLEET_STEP_NAME_{i}"] = name
+            env[f"CRONFLEET_STEP_RUN_{i}"] = run
+    else:
+        env["CRONFLEET_SCRIPT"] = spec.command
+    return env
+
+
+class ArmedRun(Protocol):
+    async def release(self) -> None: ...
+    async def wait(self) -> RunOutcome: ...
+    async def kill(self, reason: str) -> None: ...
+
+
+class Runtime(Protocol):
+    name: str
+
+    async def arm(self, spec: RunSpec) -> ArmedRun: ...
+
+
+@dataclass
+class _ProcessRun:
+    proc: asyncio.subprocess.Process
+    spec: RunSpec
+    grace_seconds: float
+    killed_for: str = ""
+    released: bool = False
+    _done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def release(self) -> None:
+        assert self.proc.stdin is not None
+        self.released = True
+        self.proc.stdin.write(b"go\n")
+        self.proc.stdin.close()
+
+    async def wait(self) -> RunOutcome:
+        try:
+            rc = await asyncio.wait_for(self.proc.wait(), self.spec.timeout_seconds)
+        except TimeoutError:
+            await self.kill("timed_out")
+            rc = await self.proc.wait()
+        if self.killed_for == "timed_out":
+            return RunOutcome("timed_out", rc, f"exceeded timeout of {self.spec.timeout_seconds}s")
+        if self.killed_for:
+            return RunOutcome(self.killed_for, rc, f"stopped: {self.killed_for}")
+        if rc == 0:
+            return RunOutcome("succeeded", 0)
+        if rc < 0:
+            return RunOutcome("failed", 128 - rc, f"killed by signal {-rc}")
+        return RunOutcome("failed", rc)
+
+    async def kill(self, reason: str) -> None:
+        """SIGTERM the run's process group, then SIGKILL after the grace."""
+        if self.proc.returncode is not None:
+            return
+        self.killed_for = self.killed_for or reason
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.proc.wait()), self.grace_seconds)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class ProcessRuntime:
+    """``sh -c`` in its own process group on the worker host. No isolation:
+    for trusted commands and machines without Docker."""
+
+    name = "process"
+
+    def __init__(self, grace_seconds: float = 5.0) -> None:
+        self.grace_seconds = grace_seconds
+
+    async def arm(self, spec: RunSpec) -> ArmedRun:
+        env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
+        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        env["HOME"] = str(spec.spool_path.parent)
+        env.update(spec.env)
+        env.update(script_env(spec))
+        spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(spec.spool_path, "wb") as spool:
+            proc = await asyncio.create_subprocess_exec(
+                "/bin/sh",
+                "-c",
+                GATE_SCRIPT,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=spool,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+                cwd=str(spec.spool_path.parent),
+                start_new_session=True,
+            )
+        return _ProcessRun(proc, spec, self.grace_seconds)
+
+
+class NoopRuntime:
+    """Runs nothing; succeeds at release. For throughput benchmarks."""
+
+    name = "noop"
+
+    async def arm(self, spec: RunSpec) -> ArmedRun:
+        spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
+        spec.spool_path.write_bytes(b"")
+        return _NoopRun()
+
+
+class _NoopRun:
+    async def release(self) -> None:
+        return None
+
+    async def wait(self) -> RunOutcome:
+        return RunOutcome("succeeded", 0)
+
+    async def kill(self, reason: str) -> None:
+        return None

@@ -1,0 +1,345 @@
+"""Worker: one stream to every scheduler; arms each assignment, releases it
+at fire_at by its own clock (never before), reports what happened, and keeps
+every event until a scheduler acknowledges it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aetcd
+import grpc
+import structlog
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from cronfleet import etcd
+from cronfleet.config import Settings
+from cronfleet.errors import CronfleetError
+from cronfleet.logstore import LogStore
+from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
+from worker.runtime import ArmedRun, RunOutcome, RunSpec, Runtime
+
+log = structlog.get_logger()
+
+
+def _ts(dt: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(dt)
+    return ts
+
+
+@dataclass
+class Connection:
+    """This worker's stream to one scheduler."""
+
+    address: str
+    outbox: asyncio.Queue[dispatch_pb2.WorkerMessage | None] = field(default_factory=asyncio.Queue)
+    live: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class Run:
+    assignment: dispatch_pb2.Assignment
+    origin: str
+    armed: ArmedRun | None = None
+    cancel_reason: str = ""
+    task: asyncio.Task[None] | None = None
+
+
+class Worker:
+    def __init__(self, settings: Settings, runtime: Runtime, logs: LogStore, client: aetcd.Client) -> None:
+        self.settings = settings
+        self.id = settings.worker_id
+        self.runtime = runtime
+        self.logs = logs
+        self.client = client
+        self.keys = etcd.Keys(settings.etcd_prefix)
+        self.spool_root = Path(settings.state_dir).absolute() / "spool" / self.id
+        self.connections: dict[str, Connection] = {}
+        self.runs: dict[int, Run] = {}
+        self._seq = itertools.count(1)
+        # seq -> (event, address it was last sent on, or "" if not in flight)
+        self.unacked: dict[int, tuple[dispatch_pb2.RunEvent, str]] = {}
+        self._last_contact = time.monotonic()
+
+    # ------------------------------------------------------------ lifecycle
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info(
+            "worker_started", worker_id=self.id, runtime=self.runtime.name, capacity=self.settings.capacity
+        )
+        tasks = [
+            asyncio.create_task(self._membership(stop), name="membership"),
+            asyncio.create_task(self._self_fence(stop), name="self-fence"),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            # Graceful stop: runs in progress are stopped and reported, so
+            # nothing is left running behind a worker that is gone.
+            for run in list(self.runs.values()):
+                await self._kill(run, "cancelled")
+            runs = [r.task for r in self.runs.values() if r.task]
+            if runs:
+                await asyncio.wait(runs, timeout=10)
+            await self._drain_events(timeout=3)
+            for t in tasks:
+                t.cancel()
+            for conn in self.connections.values():
+                if conn.task:
+                    conn.task.cancel()
+            await asyncio.gather(
+                *tasks, *(c.task for c in self.connections.values() if c.task), return_exceptions=True
+            )
+
+    async def _membership(self, stop: asyncio.Event) -> None:
+        """Stay registered; keep one connection per live scheduler."""
+        while not stop.is_set():
+            session = etcd.Session(self.client, self.settings.member_ttl)
+            try:
+                await session.start()
+                await session.put(
+                    self.keys.member("workers", self.id),
+                    {"id": self.id, "capacity": self.settings.capacity, "runtime": self.runtime.name},
+                )
+                while not session.lost.is_set() and not stop.is_set():
+                    schedulers = await etcd.read_members(self.client, self.keys, "schedulers")
+                    self._sync_connections({s["address"] for s in schedulers.values()}, stop)
+                    await _sleep_or(stop, 0.5)
+                if session.lost.is_set():
+                    # Our lease is gone: the coordinator will call our runs
+                    # lost and retry them elsewhere, so they must not go on.
+                    await self._fence("etcd session lost")
+            except (TimeoutError, aetcd.exceptions.ClientError, OSError) as exc:
+                log.warning("worker_membership_failed", error=str(exc))
+                await _sleep_or(stop, 0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await session.close()
+
+    def _sync_connections(self, addresses: set[str], stop: asyncio.Event) -> None:
+        for address in addresses - set(self.connections):
+            conn = Connection(address)
+            conn.task = asyncio.create_task(self._connect_loop(conn, stop), name=f"conn-{address}")
+            self.connections[address] = conn
+        for address in set(self.connections) - addresses:
+            conn = self.connections.pop(address)
+            if conn.task:
+                conn.task.cancel()
+
+    async def _self_fence(self, stop: asyncio.Event) -> None:
+        """Cut off from every scheduler too long: stop our runs ourselves."""
+        while not stop.is_set():
+            await _sleep_or(stop, 1.0)
+            if any(c.live for c in self.connections.values()):
+                self._last_contact = time.monotonic()
+            elif self.runs and time.monotonic() - self._last_contact > self.settings.self_fence_seconds:
+                await self._fence("no scheduler reachable")
+
+    async def _fence(self, why: str) -> None:
+        if self.runs:
+            log.warning("worker_self_fenced", worker_id=self.id, runs=len(self.runs), reason=why)
+        for run in list(self.runs.values()):
+            await self._kill(run, "lost")
+
+    # -------------------------------------------------------------- streams
+    async def _connect_loop(self, conn: Connection, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                async with grpc.aio.insecure_channel(conn.address) as channel:
+                    stub = dispatch_pb2_grpc.DispatchServiceStub(channel)
+                    call = stub.Connect()
+                    await call.write(
+                        dispatch_pb2.WorkerMessage(
+                            hello=dispatch_pb2.Hello(
+                                worker_id=self.id,
+                                capacity=self.settings.capacity,
+                                runtimes=[self.runtime.name],
+                            )
+                        )
+                    )
+                    conn.live = True
+                    backoff = 0.1
+                    self._resend_unacked()
+                    writer = asyncio.create_task(self._write(conn, call))
+                    try:
+                        async for msg in call:
+                            self._on_message(conn, msg)
+                    finally:
+                        writer.cancel()
+            except grpc.aio.AioRpcError as exc:
+                log.debug("scheduler_stream_closed", address=conn.address, code=str(exc.code()))
+            finally:
+                conn.live = False
+                self._requeue_in_flight(conn.address)
+            await _sleep_or(stop, backoff)
+            backoff = min(backoff * 2, 1.0)
+
+    async def _write(self, conn: Connection, call: grpc.aio.StreamStreamCall) -> None:
+        heartbeat = self.settings.heartbeat_interval
+        with contextlib.suppress(Exception):
+            while True:
+                try:
+                    msg = await asyncio.wait_for(conn.outbox.get(), heartbeat)
+                except TimeoutError:
+                    msg = dispatch_pb2.WorkerMessage(
+                        heartbeat=dispatch_pb2.Heartbeat(
+                            running=len(self.runs), running_execution_ids=list(self.runs)
+                        )
+                    )
+                if msg is None:
+                    return
+                await call.write(msg)
+
+    def _on_message(self, conn: Connection, msg: dispatch_pb2.SchedulerMessage) -> None:
+        kind = msg.WhichOneof("kind")
+        if kind == "assignments":
+            for a in msg.assignments.assignments:
+                if a.execution_id in self.runs:
+                    continue  # a resend: idempotent by execution id
+                run = Run(a, conn.address)
+                self.runs[a.execution_id] = run
+                run.task = asyncio.create_task(self._execute(run), name=f"run-{a.execution_id}")
+        elif kind == "ack":
+            for seq in msg.ack.seqs:
+                self.unacked.pop(seq, None)
+        elif kind == "cancel":
+            for execution_id in msg.cancel.execution_ids:
+                run = self.runs.get(execution_id)
+                if run is not None:
+                    asyncio.create_task(self._kill(run, "cancelled"))
+
+    # -------------------------------------------------------------- events
+    def _emit(self, origin: str, event: dispatch_pb2.RunEvent) -> None:
+        event.seq = next(self._seq)
+        self.unacked[event.seq] = (event, "")
+        self._send_events([event.seq], prefer=origin)
+
+    def _send_events(self, seqs: list[int], prefer: str) -> None:
+        conn = self.connections.get(prefer)
+        if conn is None or not conn.live:
+            conn = next((c for c in self.connections.values() if c.live), None)
+        if conn is None:
+            return  # kept in unacked; sent when a stream comes up
+        events = []
+        for seq in seqs:
+            event, _ = self.unacked[seq]
+            self.unacked[seq] = (event, conn.address)
+            events.append(event)
+        conn.outbox.put_nowait(dispatch_pb2.WorkerMessage(events=dispatch_pb2.EventBatch(events=events)))
+
+    def _resend_unacked(self) -> None:
+        idle = [seq for seq, (_, sent_on) in self.unacked.items() if not sent_on]
+        if idle:
+            self._send_events(idle, prefer="")
+
+    def _requeue_in_flight(self, address: str) -> None:
+        for seq, (event, sent_on) in list(self.unacked.items()):
+            if sent_on == address:
+                self.unacked[seq] = (event, "")
+        self._resend_unacked()
+
+    async def _drain_events(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.unacked and time.monotonic() < deadline:
+            self._resend_unacked()
+            await asyncio.sleep(0.05)
+
+    # ----------------------------------------------------------------- runs
+    async def _execute(self, run: Run) -> None:
+        a = run.assignment
+        fire_at = a.fire_at.ToDatetime(tzinfo=UTC).timestamp()
+        run_dir = self.spool_root / f"{a.execution_id}-{a.attempt}"
+        spec = RunSpec(
+            execution_id=a.execution_id,
+            job_id=a.job_id,
+            attempt=a.attempt,
+            command=a.command,
+            steps=[(s.name, s.run) for s in a.steps],
+            env=dict(a.env),
+            timeout_seconds=a.timeout_seconds or 3600,
+            spool_path=run_dir / "output.log",
+        )
+        started_at: float | None = None
+        try:
+            if run.cancel_reason:
+                outcome = RunOutcome(run.cancel_reason, None, f"stopped: {run.cancel_reason}")
+            else:
+                run.armed = await self.runtime.arm(spec)
+                await _sleep_until(fire_at)
+                if run.cancel_reason:
+                    await run.armed.kill(run.cancel_reason)
+                    outcome = await run.armed.wait()
+                else:
+                    await run.armed.release()
+                    started_at = time.time()
+                    self._emit(
+                        run.origin,
+                        dispatch_pb2.RunEvent(
+                            execution_id=a.execution_id,
+                            kind=dispatch_pb2.EVENT_KIND_STARTED,
+                            at=_ts(datetime.fromtimestamp(started_at, UTC)),
+                            lateness_ms=(started_at - fire_at) * 1000,
+                        ),
+                    )
+                    outcome = await run.armed.wait()
+        except Exception as exc:  # a runtime failure is the run's failure, not the worker's
+            log.exception("run_failed_to_start", execution_id=a.execution_id)
+            outcome = RunOutcome("failed", None, f"could not start: {exc}")
+        log_url = ""
+        if spec.spool_path.exists():
+            try:
+                key = self.logs.key_for(a.owner_id, a.job_id, a.execution_id, a.attempt)
+                log_url = await self.logs.put(key, spec.spool_path)
+            except (CronfleetError, OSError) as exc:
+                outcome.error = (outcome.error + "; " if outcome.error else "") + f"log upload failed: {exc}"
+        finished = dispatch_pb2.RunEvent(
+            execution_id=a.execution_id,
+            kind=dispatch_pb2.EVENT_KIND_FINISHED,
+            at=_ts(datetime.now(UTC)),
+            status=outcome.status,
+            error=outcome.error,
+            log_url=log_url,
+        )
+        if outcome.exit_code is not None:
+            finished.exit_code = outcome.exit_code
+        self._emit(run.origin, finished)
+        self.runs.pop(a.execution_id, None)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        origin = self.connections.get(run.origin)
+        if origin is not None:
+            origin.outbox.put_nowait(dispatch_pb2.WorkerMessage(credit=dispatch_pb2.Credit(slots=1)))
+        log.info(
+            "run_finished",
+            execution_id=a.execution_id,
+            job_id=a.job_id,
+            status=outcome.status,
+            exit_code=outcome.exit_code,
+            lateness_ms=round((started_at - fire_at) * 1000, 2) if started_at else None,
+        )
+
+    async def _kill(self, run: Run, reason: str) -> None:
+        run.cancel_reason = run.cancel_reason or reason
+        if run.armed is not None:
+            await run.armed.kill(reason)
+
+
+async def _sleep_until(when: float) -> None:
+    """Sleep until the wall clock reads ``when``; never return early."""
+    while True:
+        remaining = when - time.time()
+        if remaining <= 0:
+            return
+        await asyncio.sleep(remaining if remaining > 0.002 else 0)
+
+
+async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
