@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 from cronfleet.errors import InvalidSpec
 
@@ -129,6 +129,10 @@ def parse(text: str, field: str = "schedule") -> CronSchedule:
         croniter(expr, datetime(2000, 1, 1))
     except Exception as exc:  # croniter's own errors are not a public type
         raise InvalidSpec(f"{raw!r} is not a valid cron expression: {exc}", field=field) from exc
+    try:  # "30 2" (February 30th) parses but never fires
+        croniter(expr, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError as exc:
+        raise InvalidSpec(f"{raw!r} never fires (no such date)", field=field) from exc
     return CronSchedule(raw, expr, years, None)
 
 
@@ -200,6 +204,8 @@ def _check_field(f: _Field, value: str, raw: str, field: str) -> str:
             lo, hi = number(lo_t), number(hi_t)
             if lo > hi:
                 raise fail(f"range {base} goes backwards")
+            if lo == hi:  # croniter reads "0-0" as the whole range
+                item = lo_t
         else:
             number(base)
         out.append(item)
@@ -239,7 +245,10 @@ def _next_cron(expr: str, years: frozenset[int] | None, after: datetime, tz: Zon
     wall = after.astimezone(tz).replace(tzinfo=None, fold=0)
     it = croniter(expr, wall)
     for _ in range(100_000):
-        cand: datetime = it.get_next(datetime)
+        try:
+            cand: datetime = it.get_next(datetime)
+        except CroniterBadDateError:
+            return None
         if years is not None and cand.year not in years:
             later = [y for y in years if y > cand.year]
             if not later:

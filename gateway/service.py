@@ -20,7 +20,7 @@ import argon2
 from psycopg.types.json import Jsonb
 
 from cronfleet.db import Database, Row, Session
-from cronfleet.errors import Conflict, InvalidArgument, NotFound, Unauthenticated
+from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unauthenticated
 from cronfleet.logstore import LogStore
 from cronfleet.models import EXECUTION_STATUSES, JOB_STATUSES, JobSpec
 from cronfleet.shards import shard_for
@@ -152,7 +152,7 @@ class JobsService:
         for i, spec in enumerate(specs):
             try:
                 spec.validate()
-            except InvalidArgument as exc:
+            except (InvalidArgument, InvalidSpec) as exc:
                 if len(specs) > 1:
                     exc.field = f"jobs[{i}].{exc.field}"
                 raise

@@ -148,7 +148,7 @@ class ProcessRuntime:
         env.update(spec.env)
         env.update(script_env(spec))
         spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(spec.spool_path, "wb") as spool:
+        with open(spec.spool_path, "wb") as spool:  # noqa: ASYNC230 - local file, opened once
             proc = await asyncio.create_subprocess_exec(
                 "/bin/sh",
                 "-c",

@@ -1,0 +1,76 @@
+"""Real services for integration and end-to-end tests, started once per run
+on free loopback ports: Postgres (a migrated template database, copied per
+test), etcd, and an S3 API server (moto)."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from cronfleet.db import Database
+from cronfleet.db.migrate import migrate
+from cronfleet.services import LocalEtcd, LocalPostgres, free_port
+
+TEMPLATE_DB = "cronfleet_template"
+_db_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def service_root() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="cronfleet-test-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(service_root: Path) -> Iterator[LocalPostgres]:
+    pg = LocalPostgres(service_root / "pg", free_port(), durable=False)
+    pg.start()
+    migrate(pg.create_database(TEMPLATE_DB))
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture
+def database_url(pg_server: LocalPostgres) -> str:
+    """A fresh, migrated database for one test."""
+    return pg_server.create_database(f"test_{next(_db_counter)}_{uuid.uuid4().hex[:6]}", TEMPLATE_DB)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, max_size=8)
+    await database.open()
+    yield database
+    await database.close()
+
+
+@pytest.fixture(scope="session")
+def etcd_server(service_root: Path) -> Iterator[LocalEtcd]:
+    server = LocalEtcd(service_root / "etcd", free_port(), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def etcd_prefix() -> str:
+    """Each test its own key space in the shared etcd."""
+    return f"/test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()

@@ -1,0 +1,137 @@
+"""Claiming fires on a real Postgres: batched, fenced, never doubled."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cronfleet.db import Database
+from cronfleet.logstore import LocalLogStore
+from cronfleet.models import JobSpec
+from gateway.service import JobsService, User
+from scheduler.claim import claim_due_fires, claim_pending
+
+pytestmark = pytest.mark.integration
+SHARDS = 8
+
+
+@pytest.fixture
+def service(db: Database, tmp_path: Path) -> JobsService:
+    return JobsService(db, LocalLogStore(tmp_path, "http://gw"), shards=SHARDS, token_ttl=timedelta(hours=1))
+
+
+@pytest.fixture
+async def user(service: JobsService) -> User:
+    await service.signup("ann", "ann@example.com", "password123")
+    token, _ = await service.login("ann@example.com", "password123")
+    return await service.authenticate(token)
+
+
+async def own_shards(db: Database, scheduler_id: str, epoch: int, shards: range = range(SHARDS)) -> None:
+    async with db.transaction() as tx:
+        await tx.fetch_one("claim_epoch", {"epoch": epoch})
+        await tx.execute(
+            "write_shard_owners",
+            {"shard_ids": list(shards), "scheduler_ids": [scheduler_id] * len(shards), "epoch": epoch},
+        )
+
+
+async def claim(
+    db: Database, scheduler_id: str = "s1", epoch: int = 1, batch: int = 500, ahead: float = 1.0
+) -> list:
+    runs, _ = await claim_due_fires(
+        db,
+        scheduler_id=scheduler_id,
+        epoch=epoch,
+        horizon=datetime.now(UTC) + timedelta(seconds=ahead),
+        batch=batch,
+    )
+    return runs
+
+
+def spec(**fields: object) -> JobSpec:
+    return JobSpec.from_mapping({"name": "j", "command": "true", **fields})
+
+
+async def test_claims_due_one_offs_in_batches_and_retires_them(
+    db: Database, service: JobsService, user: User
+) -> None:
+    await own_shards(db, "s1", 1)
+    jobs = await service.create_jobs(user, [spec(name=f"j{i}") for i in range(300)])
+    first = await claim(db, batch=200)
+    second = await claim(db, batch=200)
+    assert len(first) == 200 and len(second) == 100
+    assert {r.job_id for r in first + second} == {j["id"] for j in jobs}
+    assert await claim(db) == []
+    statuses = {r["status"] for r in (await service.list_jobs(user, "completed", 500, None))[0]}
+    assert statuses == {"completed"}
+
+
+async def test_recurring_job_advances_and_never_doubles(
+    db: Database, service: JobsService, user: User
+) -> None:
+    await own_shards(db, "s1", 1)
+    (job,) = await service.create_jobs(user, [spec(schedule="* * * * * *")])
+    runs = await claim(db, ahead=3.0)
+    assert len(runs) == 1 and runs[0].scheduled_at == job["next_run_at"]
+    nxt = (await service.get_job(user, str(job["id"])))["next_run_at"]
+    assert nxt == job["next_run_at"] + timedelta(seconds=1)
+
+
+async def test_concurrent_claimers_never_share_a_fire(db: Database, service: JobsService, user: User) -> None:
+    await own_shards(db, "s1", 1)
+    await service.create_jobs(user, [spec(name=f"j{i}") for i in range(400)])
+    results = await asyncio.gather(*(claim(db, batch=50) for _ in range(6)))
+    seen = [r.execution_id for rs in results for r in rs]
+    assert len(seen) == len(set(seen))
+    rest = await claim(db)
+    assert len(seen) + len(rest) == 400
+
+
+async def test_deposed_scheduler_claims_nothing(db: Database, service: JobsService, user: User) -> None:
+    await own_shards(db, "s1", 1)
+    await own_shards(db, "s2", 2)  # a newer leader gave every shard to s2
+    await service.create_jobs(user, [spec()])
+    assert await claim(db, "s1", 1) == []
+    assert await claim(db, "s1", 2) == []
+    assert len(await claim(db, "s2", 2)) == 1
+
+
+async def test_stale_leader_cannot_overwrite_shard_owners(db: Database) -> None:
+    await own_shards(db, "s2", 5)
+    assert await db.fetch_one("claim_epoch", {"epoch": 4}) is None
+
+
+async def test_forbid_skips_a_fire_while_one_runs(db: Database, service: JobsService, user: User) -> None:
+    await own_shards(db, "s1", 1)
+    (job,) = await service.create_jobs(user, [spec(schedule="* * * * * *", concurrency_policy="forbid")])
+    first = await claim(db, ahead=1.5)
+    assert len(first) == 1
+    second = await claim(db, ahead=2.5)
+    assert second == []
+    rows, _ = await service.list_executions(user, job_id=str(job["id"]))
+    assert sorted(r["status"] for r in rows) == ["scheduled", "skipped"]
+
+
+async def test_manual_runs_and_retries_are_pending_work(
+    db: Database, service: JobsService, user: User
+) -> None:
+    await own_shards(db, "s1", 1)
+    (job,) = await service.create_jobs(user, [spec(schedule="@yearly", max_retries=1)])
+    run = await service.run_job(user, str(job["id"]))
+    pending = await claim_pending(
+        db, scheduler_id="s1", epoch=1, horizon=datetime.now(UTC) + timedelta(seconds=1), batch=10, queued=[]
+    )
+    assert [p.execution_id for p in pending] == [run["id"]]
+    again = await claim_pending(
+        db,
+        scheduler_id="s1",
+        epoch=1,
+        horizon=datetime.now(UTC) + timedelta(seconds=1),
+        batch=10,
+        queued=[run["id"]],
+    )
+    assert again == []

@@ -1,0 +1,116 @@
+"""The API's behaviour on a real Postgres: auth, ownership, job lifecycle."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cronfleet.db import Database
+from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unauthenticated
+from cronfleet.logstore import LocalLogStore
+from cronfleet.models import JobSpec
+from gateway.service import JobsService, User
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def service(db: Database, tmp_path: Path) -> JobsService:
+    return JobsService(db, LocalLogStore(tmp_path, "http://gw"), shards=256, token_ttl=timedelta(hours=1))
+
+
+async def new_user(service: JobsService, name: str) -> User:
+    await service.signup(name, f"{name}@example.com", "password123")
+    token, _ = await service.login(f"{name}@example.com", "password123")
+    return await service.authenticate(token)
+
+
+def spec(**fields: object) -> JobSpec:
+    return JobSpec.from_mapping({"name": "j", "command": "true", **fields})
+
+
+async def test_signup_login_logout_revokes_token(service: JobsService) -> None:
+    await service.signup("Ann", "Ann@Example.com", "password123")
+    with pytest.raises(Conflict):
+        await service.signup("Ann2", "ann@example.com", "password123")
+    with pytest.raises(Unauthenticated):
+        await service.login("ann@example.com", "wrong-password")
+    token, _ = await service.login("ann@example.com", "password123")
+    assert (await service.authenticate(token)).email == "ann@example.com"
+    await service.logout(token)
+    with pytest.raises(Unauthenticated):
+        await service.authenticate(token)
+
+
+async def test_weak_password_and_bad_email_are_named(service: JobsService) -> None:
+    with pytest.raises(InvalidArgument) as err:
+        await service.signup("A", "a@example.com", "short")
+    assert err.value.field == "password"
+    with pytest.raises(InvalidArgument) as err:
+        await service.signup("A", "not-an-email", "password123")
+    assert err.value.field == "email"
+
+
+async def test_users_see_only_their_own_jobs(service: JobsService) -> None:
+    ann, bob = await new_user(service, "ann"), await new_user(service, "bob")
+    (job,) = await service.create_jobs(ann, [spec(schedule="@daily")])
+    with pytest.raises(NotFound):
+        await service.get_job(bob, str(job["id"]))
+    with pytest.raises(NotFound):
+        await service.delete_job(bob, str(job["id"]))
+    with pytest.raises(NotFound):
+        await service.list_executions(bob, job_id=str(job["id"]))
+    run = await service.run_job(ann, str(job["id"]))
+    with pytest.raises(NotFound):
+        await service.get_execution(bob, str(run["id"]))
+    assert (await service.list_jobs(bob, None, None, None))[0] == []
+    assert len((await service.list_jobs(ann, None, None, None))[0]) == 1
+
+
+async def test_invalid_job_writes_nothing(service: JobsService, db: Database) -> None:
+    ann = await new_user(service, "ann")
+    with pytest.raises(InvalidSpec) as err:
+        await service.create_jobs(ann, [spec(), spec(schedule="61 * * * * *")])
+    assert err.value.field == "jobs[1].schedule"
+    assert (await service.list_jobs(ann, None, None, None))[0] == []
+
+
+async def test_pause_resume_delete_lifecycle(service: JobsService) -> None:
+    ann = await new_user(service, "ann")
+    (job,) = await service.create_jobs(ann, [spec(schedule="*/5 * * * * *")])
+    job_id = str(job["id"])
+    assert job["next_run_at"] is not None
+    paused = await service.pause_job(ann, job_id)
+    assert paused["status"] == "paused"
+    assert (await service.get_job(ann, job_id))["next_run_at"] is None
+    with pytest.raises(Conflict):
+        await service.pause_job(ann, job_id)
+    resumed = await service.resume_job(ann, job_id)
+    assert resumed["status"] == "active" and resumed["next_run_at"] is not None
+    await service.delete_job(ann, job_id)
+    gone = await service.get_job(ann, job_id)
+    assert gone["status"] == "deleted" and gone["next_run_at"] is None
+    with pytest.raises(NotFound):
+        await service.run_job(ann, job_id)
+
+
+async def test_patch_changes_schedule_and_keeps_the_rest(service: JobsService) -> None:
+    ann = await new_user(service, "ann")
+    (job,) = await service.create_jobs(ann, [spec(schedule="@daily", priority=8)])
+    updated = await service.update_job(ann, str(job["id"]), {"schedule": "0 0 12 * * ?"})
+    assert updated["schedule"] == "0 0 12 * * ?" and updated["priority"] == 8
+    assert updated["version"] == job["version"] + 1
+    with pytest.raises(InvalidSpec):
+        await service.update_job(ann, str(job["id"]), {"schedule": "nope"})
+
+
+async def test_list_jobs_pages(service: JobsService) -> None:
+    ann = await new_user(service, "ann")
+    await service.create_jobs(ann, [spec(name=f"j{i}", schedule="@daily") for i in range(5)])
+    page1, token = await service.list_jobs(ann, None, 2, None)
+    page2, token2 = await service.list_jobs(ann, None, 2, token)
+    page3, token3 = await service.list_jobs(ann, None, 2, token2)
+    names = [r["name"] for r in page1 + page2 + page3]
+    assert sorted(names) == [f"j{i}" for i in range(5)] and token3 == ""
