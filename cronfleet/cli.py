@@ -76,13 +76,15 @@ async def _run_role(role: str, settings: Settings) -> None:
 
             await Scheduler(settings, db, client).run(stop)
         elif role == "worker":
-            from cronfleet.logstore import open_log_store
+            from cronfleet.logstore import S3LogStore, open_log_store
             from worker.runtime import NoopRuntime, ProcessRuntime
 
             runtimes = {"process": ProcessRuntime, "noop": NoopRuntime}
             if settings.runtime not in runtimes:
                 raise SystemExit(f"unknown runtime {settings.runtime!r}; known: {', '.join(runtimes)}")
             logs = open_log_store(settings)
+            if isinstance(logs, S3LogStore):
+                await logs.ensure_bucket()
             from worker.service import Worker
 
             try:

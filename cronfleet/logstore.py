@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
+import botocore.config
+
 from cronfleet.config import Settings
 from cronfleet.errors import NotFound, Unavailable
 
@@ -85,7 +87,11 @@ class S3LogStore:
         async with self._lock:
             if self._client is None:
                 self._client = await self._stack.enter_async_context(
-                    self._session.client("s3", endpoint_url=self._endpoint)
+                    self._session.client(
+                        "s3",
+                        endpoint_url=self._endpoint,
+                        config=botocore.config.Config(signature_version="s3v4"),
+                    )
                 )
         return self._client
 
