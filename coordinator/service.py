@@ -112,7 +112,12 @@ class Coordinator:
                         log.info("leader_elected", coordinator_id=self.id, epoch=self.epoch)
                         self._published = None
                 else:
-                    await self._lead_once()
+                    try:
+                        await self._lead_once()
+                    except CronfleetError as exc:
+                        # Postgres is away: stay leader (etcd still says so) and retry.
+                        log.warning("leader_tick_failed", error=str(exc))
+                        await _sleep_or_stop(stop, 0.5)
                 await _sleep_or_stop(stop, TICK)
         finally:
             if self.epoch is not None:

@@ -88,6 +88,10 @@ class Database:
             max_size=max_size,
             open=False,
             timeout=5.0,
+            # Give up a failing reconnect quickly: the next request tries
+            # afresh, instead of waiting out an ever longer backoff after
+            # Postgres is back.
+            reconnect_timeout=5.0,
             kwargs={"row_factory": dict_row, "autocommit": True},
             check=psycopg_pool.AsyncConnectionPool.check_connection,
         )
