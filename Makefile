@@ -7,13 +7,17 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test unit lint proto proto-check bench system-deps deps clean
+.PHONY: run test unit lint proto proto-check bench system-deps deps docker image clean
 
-# System packages: etcd and Postgres from Debian when the machine lacks them.
+# System packages from Debian when the machine lacks them: etcd, Postgres,
+# and (unless an engine already answers) Docker plus a static busybox for the
+# runner image.
 system-deps:
 	@need=""; \
 	command -v etcd >/dev/null 2>&1 || need="$$need etcd-server"; \
 	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need="$$need postgresql"; \
+	{ docker info >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1; } || need="$$need docker.io"; \
+	ldd /bin/busybox 2>&1 | grep -q "not a dynamic" || need="$$need busybox-static"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing system packages:$$need"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
@@ -27,10 +31,25 @@ $(STAMP): pyproject.toml
 
 deps: system-deps $(STAMP)
 
+# Start dockerd when no engine answers (there is no init system to do it).
+docker: system-deps
+	@if ! docker info >/dev/null 2>&1; then \
+	  mkdir -p .cronfleet; echo "starting dockerd (log: .cronfleet/dockerd.log)"; \
+	  (setsid dockerd > .cronfleet/dockerd.log 2>&1 &); \
+	  for i in $$(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done; \
+	fi
+	@docker info >/dev/null 2>&1 || { echo "Docker engine did not start; see .cronfleet/dockerd.log"; exit 1; }
+
+# The default runner image, made without a registry (deploy/runner-image.sh).
+image: docker
+	@bash deploy/runner-image.sh
+
+# make run falls back to the process runtime if Docker cannot start here.
 run: deps
+	@$(MAKE) --no-print-directory image || echo "no Docker engine: workers use the process runtime"
 	$(VENV)/bin/cronfleet up
 
-test: deps proto-check
+test: deps proto-check image
 	$(PY) -m pytest -q tests
 
 unit: $(STAMP)

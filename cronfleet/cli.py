@@ -77,18 +77,15 @@ async def _run_role(role: str, settings: Settings) -> None:
             await Scheduler(settings, db, client).run(stop)
         elif role == "worker":
             from cronfleet.logstore import S3LogStore, open_log_store
-            from worker.runtime import NoopRuntime, ProcessRuntime
 
-            runtimes = {"process": ProcessRuntime, "noop": NoopRuntime}
-            if settings.runtime not in runtimes:
-                raise SystemExit(f"unknown runtime {settings.runtime!r}; known: {', '.join(runtimes)}")
+            runtime = _make_runtime(settings)
             logs = open_log_store(settings)
             if isinstance(logs, S3LogStore):
                 await logs.ensure_bucket()
             from worker.service import Worker
 
             try:
-                await Worker(settings, runtimes[settings.runtime](), logs, client).run(stop)
+                await Worker(settings, runtime, logs, client).run(stop)
             finally:
                 await logs.close()
     finally:
@@ -97,6 +94,25 @@ async def _run_role(role: str, settings: Settings) -> None:
             await client.close()
         except Exception:  # closing a client whose server is gone is not an error
             pass
+
+
+def _make_runtime(settings: Settings) -> Any:
+    from worker.runtime import NoopRuntime, ProcessRuntime
+
+    name = settings.runtime
+    if name == "auto":
+        from worker.docker_runtime import engine_answers
+
+        name = "docker" if engine_answers() else "process"
+    if name == "docker":
+        from worker.docker_runtime import DockerRuntime
+
+        return DockerRuntime(settings, settings.worker_id)
+    if name == "process":
+        return ProcessRuntime(settings.kill_grace_seconds)
+    if name == "noop":
+        return NoopRuntime()
+    raise SystemExit(f"unknown runtime {name!r}; known: auto, docker, process, noop")
 
 
 def main(argv: list[str] | None = None) -> None:

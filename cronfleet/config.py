@@ -56,7 +56,24 @@ class Settings:
     # worker
     worker_id: str = ""
     capacity: int = 64
-    runtime: str = "process"
+    # "auto": docker when an engine answers, else process. Or "noop" (benchmarks).
+    runtime: str = "auto"
+    kill_grace_seconds: float = 5.0
+    # docker runtime
+    docker_image: str = "cronfleet/runner:busybox"
+    docker_user: str = "1000:1000"
+    docker_network: str = "none"
+    docker_runtime_name: str = ""  # e.g. "runsc" for gVisor
+    docker_tmpfs_mb: int = 64
+    arm_concurrency: int = 4
+    # Per-run resources: the defaults a job gets, and the most it may ask for
+    # (the gateway rejects more at submission).
+    default_cpus: float = 1.0
+    default_memory_mb: int = 256
+    default_pids: int = 128
+    max_cpus: float = 2.0
+    max_memory_mb: int = 4096
+    max_pids: int = 1024
     heartbeat_interval: float = 1.0
     # A worker cut off from every scheduler this long kills its runs.
     self_fence_seconds: float = 10.0

@@ -67,8 +67,11 @@ class JobSpec:
     max_concurrency: int | None = None
     resources: Resources = field(default_factory=Resources)
 
-    def validate(self) -> None:
-        """Raise InvalidSpec naming the first field that is wrong."""
+    def validate(self, limits: Resources | None = None) -> None:
+        """Raise InvalidSpec naming the first field that is wrong.
+
+        ``limits`` are the most a run may ask for (the workers' maximums).
+        """
         if not self.name or not self.name.strip():
             raise InvalidSpec("is required", field="name")
         if len(self.name) > 200:
@@ -123,6 +126,13 @@ class JobSpec:
             raise InvalidSpec("must be at least 4", field="resources.memory_mb")
         if r.pids is not None and r.pids < 1:
             raise InvalidSpec("must be at least 1", field="resources.pids")
+        if limits is not None:
+            for name in ("cpus", "memory_mb", "pids"):
+                asked, most = getattr(r, name), getattr(limits, name)
+                if asked is not None and most is not None and asked > most:
+                    raise InvalidSpec(
+                        f"asks for {asked}; workers allow at most {most}", field=f"resources.{name}"
+                    )
 
     def first_fire(self, now: datetime) -> datetime | None:
         """When the job first fires, or None if its window is already over."""

@@ -17,6 +17,7 @@ from cronfleet.config import Settings
 from cronfleet.db import Database
 from cronfleet.errors import CronfleetError, Unavailable
 from cronfleet.logstore import open_log_store
+from cronfleet.models import Resources
 from cronfleet.v1 import coordinator_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from gateway.grpc_api import JobServicer
 from gateway.http import build_http_app
@@ -61,7 +62,11 @@ async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
     client = etcd.connect(settings.etcd_endpoints)
     cluster = ClusterView(client, etcd.Keys(settings.etcd_prefix))
     service = JobsService(
-        db, logs, shards=settings.shards, token_ttl=timedelta(hours=settings.token_ttl_hours)
+        db,
+        logs,
+        shards=settings.shards,
+        token_ttl=timedelta(hours=settings.token_ttl_hours),
+        limits=Resources(cpus=settings.max_cpus, memory_mb=settings.max_memory_mb, pids=settings.max_pids),
     )
 
     async def ready() -> bool:

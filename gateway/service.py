@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from cronfleet.db import Database, Row, Session
 from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unauthenticated
 from cronfleet.logstore import LogStore
-from cronfleet.models import EXECUTION_STATUSES, JOB_STATUSES, JobSpec
+from cronfleet.models import EXECUTION_STATUSES, JOB_STATUSES, JobSpec, Resources
 from cronfleet.shards import shard_for
 
 _hasher = argon2.PasswordHasher()  # argon2id with the library's current defaults
@@ -74,11 +74,20 @@ def _exec_id(value: str) -> int:
 
 
 class JobsService:
-    def __init__(self, db: Database, logs: LogStore, *, shards: int, token_ttl: timedelta) -> None:
+    def __init__(
+        self,
+        db: Database,
+        logs: LogStore,
+        *,
+        shards: int,
+        token_ttl: timedelta,
+        limits: Resources | None = None,
+    ) -> None:
         self.db = db
         self.logs = logs
         self.shards = shards
         self.token_ttl = token_ttl
+        self.limits = limits
 
     # ---------------------------------------------------------------- auth
     async def signup(self, name: str, email: str, password: str) -> Row:
@@ -151,7 +160,7 @@ class JobsService:
         """Create every job or none of them, in one transaction."""
         for i, spec in enumerate(specs):
             try:
-                spec.validate()
+                spec.validate(self.limits)
             except (InvalidArgument, InvalidSpec) as exc:
                 if len(specs) > 1:
                     exc.field = f"jobs[{i}].{exc.field}"
@@ -206,13 +215,13 @@ class JobsService:
         return rows[:n], nxt
 
     async def replace_job(self, user: User, job_id: str, spec: JobSpec) -> Row:
-        spec.validate()
+        spec.validate(self.limits)
         return await self._rewrite(user, job_id, lambda _old: spec)
 
     async def update_job(self, user: User, job_id: str, changes: dict[str, Any]) -> Row:
         def merge(old: JobSpec) -> JobSpec:
             new = old.replace(changes)
-            new.validate()
+            new.validate(self.limits)
             return new
 
         return await self._rewrite(user, job_id, merge)

@@ -67,6 +67,8 @@ async def execution_json(row: Row, logs: LogStore) -> dict[str, Any]:
         "log_url": link or None,
         "error": row["error"],
         "lateness_ms": row["lateness_ms"],
+        "steps": row.get("steps"),
+        "cold_start": row.get("cold_start") or None,
     }
     return {k: v for k, v in out.items() if v is not None}
 
@@ -141,6 +143,8 @@ def execution_proto(e: dict[str, Any]) -> jobs_pb2.Execution:
         msg.exit_code = e["exit_code"]
     if "lateness_ms" in e:
         msg.lateness_ms = e["lateness_ms"]
+    msg.steps.extend(jobs_pb2.ExecutionStep(**st) for st in e.get("steps") or [])
+    msg.cold_start = bool(e.get("cold_start"))
     return msg
 
 

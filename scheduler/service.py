@@ -18,7 +18,9 @@ from typing import Any
 import aetcd
 import grpc
 import structlog
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.timestamp_pb2 import Timestamp
+from psycopg.types.json import Jsonb
 
 from cronfleet import etcd
 from cronfleet.config import Settings
@@ -48,6 +50,7 @@ class WorkerStream:
 
     worker_id: str
     credits: int
+    runtimes: tuple[str, ...] = ()
     outbox: asyncio.Queue[dispatch_pb2.SchedulerMessage] = field(default_factory=asyncio.Queue)
 
 
@@ -100,7 +103,6 @@ class Scheduler(dispatch_pb2_grpc.DispatchServiceServicer):
         self.wake = asyncio.Event()
         self.wake_events = asyncio.Event()
         self.wake_cancels = asyncio.Event()
-        self.lookahead = timedelta(seconds=settings.lookahead_process)
 
     # ------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> None:
@@ -187,7 +189,7 @@ class Scheduler(dispatch_pb2_grpc.DispatchServiceServicer):
     async def claim_once(self) -> int:
         if not self.shards or len(self.queue) >= MAX_QUEUED:
             return 0
-        horizon = datetime.now(UTC) + self.lookahead
+        horizon = datetime.now(UTC) + self.lookahead()
         total = 0
         while True:
             runs, replaced = await claim_due_fires(
@@ -215,6 +217,12 @@ class Scheduler(dispatch_pb2_grpc.DispatchServiceServicer):
         if total or pending:
             log.debug("fires_claimed", scheduler_id=self.id, fires=total, pending=len(pending))
         return total + len(pending)
+
+    def lookahead(self) -> timedelta:
+        """How far ahead to claim: docker runs need tens of seconds to arm."""
+        docker = any("docker" in w.runtimes for w in self.streams.values())
+        s = self.settings
+        return timedelta(seconds=s.lookahead_docker if docker else s.lookahead_process)
 
     def _enqueue(self, runs: list[QueuedRun]) -> None:
         for run in runs:
@@ -280,7 +288,9 @@ class Scheduler(dispatch_pb2_grpc.DispatchServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first message must be hello")
             return
         hello = first.hello
-        stream = WorkerStream(worker_id=hello.worker_id, credits=hello.capacity)
+        stream = WorkerStream(
+            worker_id=hello.worker_id, credits=hello.capacity, runtimes=tuple(hello.runtimes)
+        )
         old = self.streams.get(hello.worker_id)
         if old is not None:
             old.outbox.put_nowait(None)  # type: ignore[arg-type]  # closes the older stream
@@ -371,6 +381,22 @@ class Scheduler(dispatch_pb2_grpc.DispatchServiceServicer):
                                 for p in finished
                             ],
                             "lateness": [p.event.lateness_ms or None for p in finished],
+                            "steps": [
+                                Jsonb(
+                                    [
+                                        MessageToDict(
+                                            st,
+                                            preserving_proto_field_name=True,
+                                            always_print_fields_with_no_presence=True,
+                                        )
+                                        for st in p.event.steps
+                                    ]
+                                )
+                                if p.event.steps
+                                else None
+                                for p in finished
+                            ],
+                            "cold": [p.event.cold_start for p in finished],
                         },
                     )
                     failed = [r["id"] for r in done if r["status"] in ("failed", "timed_out")]

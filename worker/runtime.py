@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
+import re
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,19 +23,43 @@ from typing import Protocol
 GATE_SCRIPT = 'read -r _cronfleet_go || exit 125; exec /bin/sh -c "$CRONFLEET_SCRIPT" </dev/null'
 
 # Steps run in order in one shell; the first failure stops the run. Each
-# step's output is framed by markers that name it and give its exit code.
+# step's output is framed by markers that name it and give its exit code and
+# duration (from /proc/uptime, in centiseconds: plain sh has no sub-second
+# clock). parse_step_results() reads the markers back.
 STEPS_SCRIPT = """\
+_cs() { read -r _up _rest < /proc/uptime; echo "${_up%.*}${_up#*.}"; }
 i=0
 while [ "$i" -lt "$CRONFLEET_STEP_COUNT" ]; do
   eval "name=\\$CRONFLEET_STEP_NAME_$i; run=\\$CRONFLEET_STEP_RUN_$i"
   echo "==> step $name"
+  t0=$(_cs)
   /bin/sh -c "$run"
   rc=$?
-  echo "==> step $name exited $rc"
+  d=$(( $(_cs) - t0 ))
+  printf '==> step %s exited %d in %d.%02ds\\n' "$name" "$rc" $((d / 100)) $((d % 100))
   [ "$rc" -eq 0 ] || exit "$rc"
   i=$((i + 1))
 done
 """
+_STEP_DONE = re.compile(r"^==> step (.*) exited (\d+) in (\d+)\.(\d\d)s$")
+
+
+def parse_step_results(log_text: str) -> list[dict[str, float | int | str]]:
+    """[{name, exit_code, duration_ms}] for each step that ran, from the markers."""
+    results: list[dict[str, float | int | str]] = []
+    for line in log_text.splitlines():
+        m = _STEP_DONE.match(line)
+        if m:
+            secs, cents = int(m.group(3)), int(m.group(4))
+            results.append(
+                {
+                    "name": m.group(1),
+                    "exit_code": int(m.group(2)),
+                    "duration_ms": float(secs * 1000 + cents * 10),
+                }
+            )
+    return results
+
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
 
@@ -48,6 +74,16 @@ class RunSpec:
     env: dict[str, str]
     timeout_seconds: int
     spool_path: Path
+    owner_id: str = ""
+    image: str = ""
+    cpus: float = 0.0
+    memory_mb: int = 0
+    pids: int = 0
+
+
+class RunRejected(Exception):
+    """The run cannot start at all (e.g. ``image_not_found: IMAGE``); the
+    message is the reason reported on the execution."""
 
 
 @dataclass
@@ -149,7 +185,7 @@ class ProcessRuntime:
         env.update(script_env(spec))
         spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.spool_path, "wb") as spool:  # noqa: ASYNC230 - local file, opened once
-            proc = await asyncio.create_subprocess_exec(
+            proc = await asyncio.create_subprocess_exec(  # noqa: S604
                 "/bin/sh",
                 "-c",
                 GATE_SCRIPT,
@@ -159,8 +195,18 @@ class ProcessRuntime:
                 env=env,
                 cwd=str(spec.spool_path.parent),
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         return _ProcessRun(proc, spec, self.grace_seconds)
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGKILL when the worker dies, so no run outlives it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 class NoopRuntime:

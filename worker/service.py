@@ -23,7 +23,7 @@ from cronfleet.config import Settings
 from cronfleet.errors import CronfleetError
 from cronfleet.logstore import LogStore
 from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
-from worker.runtime import ArmedRun, RunOutcome, RunSpec, Runtime
+from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, parse_step_results
 
 log = structlog.get_logger()
 
@@ -51,6 +51,8 @@ class Run:
     armed: ArmedRun | None = None
     cancel_reason: str = ""
     task: asyncio.Task[None] | None = None
+    # Set when the run is cancelled, so an armed run stops waiting for its time.
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Worker:
@@ -74,6 +76,7 @@ class Worker:
         log.info(
             "worker_started", worker_id=self.id, runtime=self.runtime.name, capacity=self.settings.capacity
         )
+        await self._report_recovered()
         tasks = [
             asyncio.create_task(self._membership(stop), name="membership"),
             asyncio.create_task(self._self_fence(stop), name="self-fence"),
@@ -266,14 +269,22 @@ class Worker:
             env=dict(a.env),
             timeout_seconds=a.timeout_seconds or 3600,
             spool_path=run_dir / "output.log",
+            owner_id=a.owner_id,
+            image=a.image,
+            cpus=a.resources.cpus,
+            memory_mb=a.resources.memory_mb,
+            pids=a.resources.pids,
         )
         started_at: float | None = None
+        cold_start = False
         try:
             if run.cancel_reason:
                 outcome = RunOutcome(run.cancel_reason, None, f"stopped: {run.cancel_reason}")
             else:
                 run.armed = await self.runtime.arm(spec)
-                await _sleep_until(fire_at)
+                # Armed after the fire time: this run starts cold (and late).
+                cold_start = time.time() > fire_at
+                await _sleep_until(fire_at, run.cancelled)
                 if run.cancel_reason:
                     await run.armed.kill(run.cancel_reason)
                     outcome = await run.armed.wait()
@@ -290,6 +301,8 @@ class Worker:
                         ),
                     )
                     outcome = await run.armed.wait()
+        except RunRejected as exc:
+            outcome = RunOutcome("failed", None, str(exc))
         except Exception as exc:  # a runtime failure is the run's failure, not the worker's
             log.exception("run_failed_to_start", execution_id=a.execution_id)
             outcome = RunOutcome("failed", None, f"could not start: {exc}")
@@ -300,16 +313,10 @@ class Worker:
                 log_url = await self.logs.put(key, spec.spool_path)
             except (CronfleetError, OSError) as exc:
                 outcome.error = (outcome.error + "; " if outcome.error else "") + f"log upload failed: {exc}"
-        finished = dispatch_pb2.RunEvent(
-            execution_id=a.execution_id,
-            kind=dispatch_pb2.EVENT_KIND_FINISHED,
-            at=_ts(datetime.now(UTC)),
-            status=outcome.status,
-            error=outcome.error,
-            log_url=log_url,
+        finished = self._finished_event(
+            a.execution_id, outcome, log_url, spec.spool_path if a.steps else None
         )
-        if outcome.exit_code is not None:
-            finished.exit_code = outcome.exit_code
+        finished.cold_start = cold_start
         self._emit(run.origin, finished)
         self.runs.pop(a.execution_id, None)
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -325,19 +332,60 @@ class Worker:
             lateness_ms=round((started_at - fire_at) * 1000, 2) if started_at else None,
         )
 
+    @staticmethod
+    def _finished_event(
+        execution_id: int, outcome: RunOutcome, log_url: str, steps_log: Path | None
+    ) -> dispatch_pb2.RunEvent:
+        event = dispatch_pb2.RunEvent(
+            execution_id=execution_id,
+            kind=dispatch_pb2.EVENT_KIND_FINISHED,
+            at=_ts(datetime.now(UTC)),
+            status=outcome.status,
+            error=outcome.error,
+            log_url=log_url,
+        )
+        if outcome.exit_code is not None:
+            event.exit_code = outcome.exit_code
+        if steps_log is not None and steps_log.exists():
+            text = steps_log.read_text(errors="replace")
+            event.steps.extend(dispatch_pb2.StepResult(**r) for r in parse_step_results(text))  # type: ignore[arg-type]
+            failed = [r for r in event.steps if r.exit_code != 0]
+            if failed and not event.error:
+                event.error = f"step {failed[0].name} exited {failed[0].exit_code}"
+        return event
+
+    async def _report_recovered(self) -> None:
+        """Report what a previous life of this worker left in the runtime."""
+        recover = getattr(self.runtime, "recover", None)
+        if recover is None:
+            return
+        for r in await recover():
+            log_url = ""
+            with contextlib.suppress(CronfleetError, OSError):
+                key = self.logs.key_for(r.owner_id, r.job_id, r.execution_id, r.attempt)
+                log_url = await self.logs.put(key, r.spool_path)
+            self._emit("", self._finished_event(r.execution_id, r.outcome, log_url, None))
+            r.spool_path.unlink(missing_ok=True)
+
     async def _kill(self, run: Run, reason: str) -> None:
         run.cancel_reason = run.cancel_reason or reason
+        run.cancelled.set()
         if run.armed is not None:
             await run.armed.kill(reason)
 
 
-async def _sleep_until(when: float) -> None:
-    """Sleep until the wall clock reads ``when``; never return early."""
-    while True:
+async def _sleep_until(when: float, interrupt: asyncio.Event) -> None:
+    """Sleep until the wall clock reads ``when`` (never return early), or
+    until ``interrupt`` is set."""
+    while not interrupt.is_set():
         remaining = when - time.time()
         if remaining <= 0:
             return
-        await asyncio.sleep(remaining if remaining > 0.002 else 0)
+        if remaining > 0.002:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(interrupt.wait(), remaining)
+        else:
+            await asyncio.sleep(0)
 
 
 async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:

@@ -65,7 +65,7 @@ RETURNING *, NULL::timestamptz AS next_run_at
 SELECT j.*, (SELECT min(s.next_run_at) FROM schedule s WHERE s.job_id = j.id) AS next_run_at
 FROM jobs j
 WHERE j.id = %(id)s AND j.owner_id = %(owner_id)s
-FOR UPDATE OF j
+FOR NO KEY UPDATE OF j
 
 -- get_job --
 SELECT j.*, (SELECT min(s.next_run_at) FROM schedule s WHERE s.job_id = j.id) AS next_run_at
@@ -139,7 +139,10 @@ SELECT pg_notify('cronfleet_cancel', %(shard_id)s::text)
 
 -- select_due_fires --
 -- Locks due schedule rows of the shards this scheduler owns at this epoch.
--- FOR SHARE on shard_owners makes a concurrent reassignment wait for us.
+-- A job the API is changing right now (its row locked) is skipped until the
+-- next claim: taking the locks in the API's order (job, then schedule) or
+-- not at all rules out deadlocks. FOR SHARE on shard_owners makes a
+-- concurrent reassignment wait for us.
 SELECT s.job_id, s.shard_id, s.next_run_at, j.schedule, j.timezone, j.run_at, j.start_at,
        j.end_at, j.created_at, j.name, j.owner_id, j.spec, j.max_retries, j.timeout_seconds, j.priority,
        j.concurrency_policy, j.max_concurrency
@@ -151,6 +154,7 @@ WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
 ORDER BY s.next_run_at
 LIMIT %(batch)s
 FOR UPDATE OF s SKIP LOCKED
+FOR NO KEY UPDATE OF j SKIP LOCKED
 FOR SHARE OF o
 
 -- record_fires --
@@ -247,11 +251,14 @@ UPDATE executions e SET
     error = nullif(v.error, ''), log_url = nullif(v.log_url, ''),
     worker_id = v.worker_id,
     started_at = coalesce(e.started_at, v.started_at),
-    lateness_ms = coalesce(e.lateness_ms, v.lateness_ms)
+    lateness_ms = coalesce(e.lateness_ms, v.lateness_ms),
+    steps = v.steps, cold_start = v.cold_start
 FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(ats)s::timestamptz[],
             %(exit_codes)s::int[], %(errors)s::text[], %(log_urls)s::text[],
-            %(workers)s::text[], %(started)s::timestamptz[], %(lateness)s::float8[])
-    AS v(id, status, at, exit_code, error, log_url, worker_id, started_at, lateness_ms)
+            %(workers)s::text[], %(started)s::timestamptz[], %(lateness)s::float8[],
+            %(steps)s::jsonb[], %(cold)s::bool[])
+    AS v(id, status, at, exit_code, error, log_url, worker_id, started_at, lateness_ms, steps,
+         cold_start)
 WHERE e.id = v.id AND e.status IN ('scheduled', 'running')
 RETURNING e.id, e.status
 

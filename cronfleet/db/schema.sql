@@ -81,6 +81,10 @@ CREATE TABLE executions (
     error text,
     cancel_requested boolean NOT NULL DEFAULT false,
     created_at timestamptz NOT NULL DEFAULT now(),
+    -- [{name, exit_code, duration_ms}] for each step that ran.
+    steps jsonb,
+    -- The run could not be armed before its fire time and started cold.
+    cold_start boolean NOT NULL DEFAULT false,
     PRIMARY KEY (id, scheduled_at),
     UNIQUE (job_id, scheduled_at, attempt)
 ) PARTITION BY RANGE (scheduled_at);

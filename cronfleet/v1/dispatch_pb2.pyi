@@ -57,7 +57,7 @@ class Heartbeat(_message.Message):
     def __init__(self, running: _Optional[int] = ..., running_execution_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class RunEvent(_message.Message):
-    __slots__ = ("seq", "execution_id", "kind", "at", "status", "exit_code", "error", "log_url", "lateness_ms")
+    __slots__ = ("seq", "execution_id", "kind", "at", "status", "exit_code", "error", "log_url", "lateness_ms", "steps", "cold_start")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +67,8 @@ class RunEvent(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LOG_URL_FIELD_NUMBER: _ClassVar[int]
     LATENESS_MS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    COLD_START_FIELD_NUMBER: _ClassVar[int]
     seq: int
     execution_id: int
     kind: EventKind
@@ -76,7 +78,19 @@ class RunEvent(_message.Message):
     error: str
     log_url: str
     lateness_ms: float
-    def __init__(self, seq: _Optional[int] = ..., execution_id: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_url: _Optional[str] = ..., lateness_ms: _Optional[float] = ...) -> None: ...
+    steps: _containers.RepeatedCompositeFieldContainer[StepResult]
+    cold_start: bool
+    def __init__(self, seq: _Optional[int] = ..., execution_id: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_url: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., cold_start: _Optional[bool] = ...) -> None: ...
+
+class StepResult(_message.Message):
+    __slots__ = ("name", "exit_code", "duration_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    exit_code: int
+    duration_ms: float
+    def __init__(self, name: _Optional[str] = ..., exit_code: _Optional[int] = ..., duration_ms: _Optional[float] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("events",)

@@ -91,7 +91,7 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., status: _Optional[str] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("id", "job_id", "attempt", "status", "scheduled_at", "started_at", "finished_at", "exit_code", "worker_id", "log_url", "error", "lateness_ms")
+    __slots__ = ("id", "job_id", "attempt", "status", "scheduled_at", "started_at", "finished_at", "exit_code", "worker_id", "log_url", "error", "lateness_ms", "steps", "cold_start")
     ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +104,8 @@ class Execution(_message.Message):
     LOG_URL_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     LATENESS_MS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    COLD_START_FIELD_NUMBER: _ClassVar[int]
     id: str
     job_id: str
     attempt: int
@@ -116,7 +118,19 @@ class Execution(_message.Message):
     log_url: str
     error: str
     lateness_ms: float
-    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., worker_id: _Optional[str] = ..., log_url: _Optional[str] = ..., error: _Optional[str] = ..., lateness_ms: _Optional[float] = ...) -> None: ...
+    steps: _containers.RepeatedCompositeFieldContainer[ExecutionStep]
+    cold_start: bool
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., worker_id: _Optional[str] = ..., log_url: _Optional[str] = ..., error: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ...) -> None: ...
+
+class ExecutionStep(_message.Message):
+    __slots__ = ("name", "exit_code", "duration_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    exit_code: int
+    duration_ms: float
+    def __init__(self, name: _Optional[str] = ..., exit_code: _Optional[int] = ..., duration_ms: _Optional[float] = ...) -> None: ...
 
 class User(_message.Message):
     __slots__ = ("id", "name", "email", "created_at")

@@ -135,3 +135,20 @@ async def test_manual_runs_and_retries_are_pending_work(
         queued=[run["id"]],
     )
     assert again == []
+
+
+async def test_claims_racing_deletes_never_deadlock(db: Database, service: JobsService, user: User) -> None:
+    await own_shards(db, "s1", 1)
+    jobs = await service.create_jobs(user, [spec(name=f"j{i}", schedule="* * * * * *") for i in range(60)])
+    jobs += await service.create_jobs(user, [spec(name=f"once{i}") for i in range(60)])
+
+    async def claimer() -> None:
+        for _ in range(20):
+            await claim(db, batch=10, ahead=5.0)
+
+    async def deleter() -> None:
+        for job in jobs:
+            await service.delete_job(user, str(job["id"]))
+
+    await asyncio.gather(claimer(), claimer(), deleter())  # a deadlock raises here
+    assert (await service.list_jobs(user, None, 500, None))[0] == []

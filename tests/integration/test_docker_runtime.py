@@ -1,0 +1,146 @@
+"""The Docker runtime on a real engine: isolation, limits, steps, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from cronfleet.config import Settings
+from worker.docker_runtime import LABEL, DockerRuntime
+from worker.runtime import RunOutcome, RunRejected, RunSpec, parse_step_results
+
+pytestmark = pytest.mark.integration
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path) -> AsyncIterator[DockerRuntime]:
+    settings = dataclasses.replace(Settings(), state_dir=str(tmp_path), kill_grace_seconds=1)
+    rt = DockerRuntime(settings, f"test-{uuid.uuid4().hex[:8]}")
+    yield rt
+    for c in rt.client.containers.list(all=True, filters={"label": [f"{LABEL}.worker_id={rt.worker_id}"]}):
+        c.remove(force=True)
+
+
+def spec(tmp_path: Path, command: str = "", **kw: object) -> RunSpec:
+    n = next(_ids)
+    fields: dict[str, object] = {
+        "execution_id": n,
+        "job_id": "job",
+        "attempt": 1,
+        "command": command,
+        "steps": [],
+        "env": {},
+        "timeout_seconds": 30,
+        "spool_path": tmp_path / f"run{n}" / "out.log",
+    }
+    return RunSpec(**(fields | kw))  # type: ignore[arg-type]
+
+
+async def run(rt: DockerRuntime, s: RunSpec) -> tuple[RunOutcome, str]:
+    armed = await rt.arm(s)
+    await armed.release()
+    outcome = await armed.wait()
+    return outcome, s.spool_path.read_text()
+
+
+async def test_command_runs_as_non_root_with_no_capabilities(runtime: DockerRuntime, tmp_path: Path) -> None:
+    outcome, out = await run(
+        runtime,
+        spec(tmp_path, "id -u; grep CapEff /proc/self/status; echo $GREETING", env={"GREETING": "hi"}),
+    )
+    assert outcome.status == "succeeded", out
+    assert out.splitlines() == ["1000", "CapEff:\t0000000000000000", "hi"]
+
+
+async def test_root_is_read_only_and_tmp_is_writable(runtime: DockerRuntime, tmp_path: Path) -> None:
+    outcome, out = await run(
+        runtime, spec(tmp_path, "touch /evil || echo ro-root; touch /tmp/ok && echo tmp-ok; pwd")
+    )
+    assert outcome.status == "succeeded"
+    assert "ro-root" in out and "tmp-ok" in out and "/work" in out
+
+
+async def test_no_network_but_loopback(runtime: DockerRuntime, tmp_path: Path) -> None:
+    # Only the loopback interface exists: nothing outside is reachable.
+    outcome, out = await run(runtime, spec(tmp_path, "ls /sys/class/net"))
+    assert outcome.status == "succeeded" and out.split() == ["lo"]
+
+
+async def test_fork_bomb_stops_at_the_pids_limit(runtime: DockerRuntime, tmp_path: Path) -> None:
+    bomb = "i=0; while [ $i -lt 200 ]; do sleep 60 & i=$((i+1)); done; echo spawned"
+    outcome, out = await run(runtime, spec(tmp_path, bomb, pids=16, timeout_seconds=3))
+    assert "can't fork" in out or "Resource temporarily unavailable" in out, out
+    assert outcome.status in ("timed_out", "failed")
+
+
+async def test_memory_hog_is_oom_killed_and_reported(runtime: DockerRuntime, tmp_path: Path) -> None:
+    hog = "head -c 200m /dev/zero | tail -c 150m > /dev/null"
+    outcome, out = await run(runtime, spec(tmp_path, hog, memory_mb=16))
+    assert (outcome.status, outcome.error, outcome.exit_code) == ("failed", "oom_killed", 137), (outcome, out)
+
+
+async def test_timeout_stops_the_container(runtime: DockerRuntime, tmp_path: Path) -> None:
+    outcome, _ = await run(runtime, spec(tmp_path, "sleep 60", timeout_seconds=1))
+    assert outcome.status == "timed_out"
+
+
+async def test_missing_image_fails_fast(runtime: DockerRuntime, tmp_path: Path) -> None:
+    with pytest.raises(RunRejected, match="image_not_found: cronfleet/no-such-image:1"):
+        await asyncio.wait_for(runtime.arm(spec(tmp_path, "true", image="cronfleet/no-such-image:1")), 30)
+
+
+async def test_steps_run_in_order_and_stop_at_the_first_failure(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    steps = [("hello", "echo hi"), ("fail", "exit 3"), ("never", "echo no")]
+    outcome, out = await run(runtime, spec(tmp_path, steps=steps))
+    assert (outcome.status, outcome.exit_code) == ("failed", 3)
+    assert "==> step hello\nhi\n==> step hello exited 0 in" in out
+    assert "==> step never" not in out and "no\n" not in out
+    assert [(r["name"], r["exit_code"]) for r in parse_step_results(out)] == [("hello", 0), ("fail", 3)]
+
+
+async def test_armed_container_waits_for_release_and_is_labelled(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    s = spec(tmp_path, "echo released")
+    armed = await runtime.arm(s)
+    (c,) = runtime.client.containers.list(filters={"label": [f"{LABEL}.execution_id={s.execution_id}"]})
+    assert c.status == "running"  # started, and held at the gate
+    assert c.labels[f"{LABEL}.job_id"] == "job" and c.labels[f"{LABEL}.attempt"] == "1"
+    host = c.attrs["HostConfig"]
+    assert host["CapDrop"] == ["ALL"] and host["ReadonlyRootfs"] and host["NetworkMode"] == "none"
+    assert "no-new-privileges" in host["SecurityOpt"] and not host.get("Binds")
+    await armed.release()
+    assert (await armed.wait()).status == "succeeded"
+    assert s.spool_path.read_text() == "released\n"
+    assert (
+        runtime.client.containers.list(
+            all=True, filters={"label": [f"{LABEL}.execution_id={s.execution_id}"]}
+        )
+        == []
+    )
+
+
+async def test_restarted_worker_reports_or_kills_what_it_left(runtime: DockerRuntime, tmp_path: Path) -> None:
+    done = await runtime.arm(spec(tmp_path, "echo finished-while-down", execution_id=901))
+    await done.release()
+    await asyncio.to_thread(done.container.wait, timeout=30)
+    await runtime.arm(spec(tmp_path, "sleep 60", execution_id=902))  # armed, never released
+    again = DockerRuntime(runtime.settings, runtime.worker_id)
+    found = {r.execution_id: r for r in await again.recover()}
+    assert found[901].outcome.status == "succeeded"
+    assert found[901].spool_path.read_text() == "finished-while-down\n"
+    assert found[902].outcome.status == "lost"
+    left = docker.from_env().containers.list(
+        all=True, filters={"label": [f"{LABEL}.worker_id={runtime.worker_id}"]}
+    )
+    assert left == []
