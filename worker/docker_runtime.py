@@ -70,6 +70,8 @@ class DockerRuntime:
     def labels(self, spec: RunSpec) -> dict[str, str]:
         return {
             LABEL: "run",
+            # Two clusters may share an engine and reuse worker ids.
+            f"{LABEL}.cluster": self.settings.etcd_prefix,
             f"{LABEL}.worker_id": self.worker_id,
             f"{LABEL}.job_id": spec.job_id,
             f"{LABEL}.owner_id": spec.owner_id,
@@ -130,37 +132,39 @@ class DockerRuntime:
     def _recover(self) -> list[Recovered]:
         """Report this worker's leftover containers that finished; kill the rest."""
         found: list[Recovered] = []
-        containers = self.client.containers.list(
-            all=True, filters={"label": [f"{LABEL}.worker_id={self.worker_id}"]}
-        )
-        for c in containers:
-            labels = c.labels
-            spool = Path(self.settings.state_dir).absolute() / "recovered" / f"{c.id}.log"
-            spool.parent.mkdir(parents=True, exist_ok=True)
-            if c.status == "exited":
-                code = int(c.attrs["State"]["ExitCode"])
-                outcome = _outcome_for(code, bool(c.attrs["State"].get("OOMKilled")), "")
-            else:
-                with contextlib.suppress(docker.errors.APIError):
-                    c.kill()
-                outcome = RunOutcome("lost", None, "worker restarted while the run was live")
-            with contextlib.suppress(docker.errors.APIError):
-                spool.write_bytes(c.logs(stdout=True, stderr=True))
-            with contextlib.suppress(docker.errors.APIError):
-                c.remove(force=True)
-            found.append(
-                Recovered(
-                    execution_id=int(labels.get(f"{LABEL}.execution_id", 0)),
-                    attempt=int(labels.get(f"{LABEL}.attempt", 1)),
-                    job_id=labels.get(f"{LABEL}.job_id", ""),
-                    owner_id=labels.get(f"{LABEL}.owner_id", ""),
-                    outcome=outcome,
-                    spool_path=spool,
-                )
-            )
+        mine = [f"{LABEL}.worker_id={self.worker_id}", f"{LABEL}.cluster={self.settings.etcd_prefix}"]
+        for c in self.client.containers.list(all=True, filters={"label": mine}):
+            try:
+                found.append(self._recover_one(c))
+            except docker.errors.APIError as exc:  # e.g. removed meanwhile: nothing left to do
+                log.warning("container_recovery_failed", container=c.id, error=str(exc))
         if found:
             log.warning("containers_recovered", worker_id=self.worker_id, count=len(found))
         return found
+
+    def _recover_one(self, c: Any) -> Recovered:
+        labels = c.labels
+        spool = Path(self.settings.state_dir).absolute() / "recovered" / f"{c.id}.log"
+        spool.parent.mkdir(parents=True, exist_ok=True)
+        if c.status == "exited":
+            code = int(c.attrs["State"]["ExitCode"])
+            outcome = _outcome_for(code, bool(c.attrs["State"].get("OOMKilled")), "")
+        else:
+            with contextlib.suppress(docker.errors.APIError):
+                c.kill()
+            outcome = RunOutcome("lost", None, "worker restarted while the run was live")
+        with contextlib.suppress(docker.errors.APIError):
+            spool.write_bytes(c.logs(stdout=True, stderr=True))
+        with contextlib.suppress(docker.errors.APIError):
+            c.remove(force=True)
+        return Recovered(
+            execution_id=int(labels.get(f"{LABEL}.execution_id", 0)),
+            attempt=int(labels.get(f"{LABEL}.attempt", 1)),
+            job_id=labels.get(f"{LABEL}.job_id", ""),
+            owner_id=labels.get(f"{LABEL}.owner_id", ""),
+            outcome=outcome,
+            spool_path=spool,
+        )
 
 
 def _outcome_for(code: int, oom: bool, killed_for: str) -> RunOutcome:

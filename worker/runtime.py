@@ -20,7 +20,7 @@ from typing import Protocol
 # The gate: the shell blocks reading one line from stdin, then runs the
 # command with stdin closed. The command travels in an environment variable,
 # so no quoting of user text is ever needed.
-GATE_SCRIPT = 'read -r _cronfleet_go || exit 125; exec /bin/sh -c "$CRONFLEET_SCRIPT" </dev/null'
+GATE_SCRIPT = 'read -r _cronfleet_go || exit 125; exec /bin/sh -c "$CRONFLEET_SCRIPT" </dev/null 2>&1'
 
 # Steps run in order in one shell; the first failure stops the run. Each
 # step's output is framed by markers that name it and give its exit code and

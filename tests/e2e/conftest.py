@@ -47,7 +47,12 @@ class Cluster:
 
 
 def start_cluster(
-    pg: LocalPostgres, etcd_server: LocalEtcd, tmp: Path, extra_env: dict[str, str], args: list[str]
+    pg: LocalPostgres,
+    etcd_server: LocalEtcd,
+    tmp: Path,
+    extra_env: dict[str, str],
+    args: list[str],
+    need_workers: bool = True,
 ) -> Iterator[Cluster]:
     db_url = pg.create_database(f"e2e_{uuid.uuid4().hex[:8]}", TEMPLATE_DB)
     http_addr, grpc_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
@@ -80,7 +85,9 @@ def start_cluster(
             if r.status_code != 200:
                 return False
             body = r.json()
-            return all(s["shards"] for s in body["schedulers"]) and len(body["workers"]) >= 1
+            return all(s["shards"] for s in body["schedulers"]) and (
+                len(body["workers"]) >= 1 or not need_workers
+            )
         return False
 
     try:
@@ -96,7 +103,7 @@ def start_cluster(
         out.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(
     pg_server: LocalPostgres, etcd_server: LocalEtcd, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:

@@ -1,0 +1,152 @@
+"""Docker-isolated jobs end to end: steps, YAML, limits, failures, and no
+container left behind by a worker killed mid-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+import yaml
+
+from cronfleet.services import LocalEtcd, LocalPostgres
+from tests.e2e.conftest import Cluster, start_cluster
+from tests.e2e.test_cluster import executions, finished_run
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+
+# The container's memory limit, under cgroup v2 or v1.
+MEMORY_LIMIT = "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+BUILD = {
+    "name": "build",
+    "image": "cronfleet/runner:busybox",
+    "run_once": True,
+    "steps": [
+        {"name": "hello", "run": "echo hi"},
+        {"name": "fail", "run": "exit 3"},
+        {"name": "never", "run": "echo no"},
+    ],
+}
+
+
+def test_yaml_steps_job_runs_in_order_and_stops_at_failure(cluster: Cluster) -> None:
+    nightly = {"name": "nightly", "schedule": "0 0 3 * * *", "steps": [{"name": "a", "run": "true"}]}
+    body = yaml.safe_dump({"jobs": [BUILD, nightly]})
+    with cluster.api(cluster.new_user()) as c:
+        r = c.post("/jobs", content=body, headers={"Content-Type": "application/yaml"})
+        assert r.status_code == 201, r.text
+        build, scheduled = r.json()["jobs"]
+        assert scheduled["next_run_at"].endswith("T03:00:00Z")
+        run = finished_run(c, build["id"], timeout=20)
+        assert (run["status"], run["exit_code"], run["error"]) == ("failed", 3, "step fail exited 3")
+        assert [(s["name"], s["exit_code"]) for s in run["steps"]] == [("hello", 0), ("fail", 3)]
+        assert all(s["duration_ms"] >= 0 for s in run["steps"])
+        log = c.get(f"/executions/{run['id']}/logs").text
+        assert log.startswith("==> step hello\nhi\n==> step hello exited 0 in ")
+        assert "==> step fail exited 3" in log and "never" not in log
+
+
+def test_yaml_with_one_bad_job_creates_none(cluster: Cluster) -> None:
+    bad = {"name": "bad", "schedule": "99 * * * * *", "steps": [{"name": "a", "run": "true"}]}
+    with cluster.api(cluster.new_user()) as c:
+        r = c.post(
+            "/jobs",
+            content=yaml.safe_dump({"jobs": [BUILD, bad]}),
+            headers={"Content-Type": "application/yaml"},
+        )
+        assert r.status_code == 422 and "jobs[1].schedule" in r.json()["error"]["message"]
+        assert c.get("/jobs").json()["jobs"] == []
+
+
+def test_resources_above_the_worker_maximum_are_rejected_at_submission(cluster: Cluster) -> None:
+    with cluster.api(cluster.new_user()) as c:
+        r = c.post("/jobs", json={"name": "big", "command": "true", "resources": {"memory_mb": 999999}})
+        assert r.status_code == 422
+        assert "resources.memory_mb" in r.json()["error"]["message"]
+        ok = c.post(
+            "/jobs",
+            json={"name": "small", "command": MEMORY_LIMIT, "resources": {"memory_mb": 64, "pids": 32}},
+        )
+        assert ok.status_code == 201
+        run = finished_run(c, ok.json()["id"], timeout=20)
+        assert c.get(f"/executions/{run['id']}/logs").text.strip() == str(64 * 1024 * 1024)
+
+
+def test_missing_image_and_timeout_are_reported(cluster: Cluster) -> None:
+    with cluster.api(cluster.new_user()) as c:
+        missing = c.post("/jobs", json={"name": "m", "command": "true", "image": "cronfleet/nope:1"}).json()
+        slow = c.post("/jobs", json={"name": "s", "command": "sleep 60", "timeout_seconds": 1}).json()
+        run = finished_run(c, missing["id"], timeout=20)
+        assert (run["status"], run["error"]) == ("failed", "image_not_found: cronfleet/nope:1")
+        run = finished_run(c, slow["id"], timeout=30)
+        assert run["status"] == "timed_out"
+
+
+# ------------------------------------------------ a worker killed mid-run
+@pytest.fixture(scope="module")
+def bare_cluster(
+    pg_server: LocalPostgres, etcd_server: LocalEtcd, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    yield from start_cluster(
+        pg_server,
+        etcd_server,
+        tmp_path_factory.mktemp("bare"),
+        {},
+        ["--schedulers", "1", "--workers", "0"],
+        need_workers=False,
+    )
+
+
+def start_worker(cluster: Cluster, worker_id: str, log: Path) -> subprocess.Popen[bytes]:
+    env = cluster.env | {
+        "CRONFLEET_WORKER_ID": worker_id,
+        "CRONFLEET_RUNTIME": "docker",
+        "CRONFLEET_LOG_DIR": str(cluster.state_dir / "logs"),
+    }
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cronfleet.cli", "worker"], env=env, stdout=out, stderr=out
+        )
+
+
+def containers_of(worker_id: str) -> list[object]:
+    return docker.from_env().containers.list(
+        all=True, filters={"label": [f"cronfleet.worker_id={worker_id}"]}
+    )
+
+
+def test_worker_killed_mid_run_leaves_no_container(bare_cluster: Cluster, tmp_path: Path) -> None:
+    worker_id = f"w-kill-{os.getpid()}"
+    worker = start_worker(bare_cluster, worker_id, tmp_path / "worker.log")
+    try:
+        with bare_cluster.api(bare_cluster.new_user()) as c:
+            job = c.post("/jobs", json={"name": "long", "command": "sleep 120"}).json()
+            wait_until(
+                lambda: any(e["status"] == "running" for e in executions(c, job["id"])),
+                timeout=30,
+                what="run started",
+            )
+            assert len(containers_of(worker_id)) == 1
+            worker.send_signal(signal.SIGKILL)
+            worker.wait(10)
+            assert len(containers_of(worker_id)) == 1  # orphaned until the worker returns
+            worker = start_worker(bare_cluster, worker_id, tmp_path / "worker.log")
+            wait_until(lambda: containers_of(worker_id) == [], timeout=30, what="orphan removed")
+            run = wait_until(
+                lambda: (lambda e: e if e["status"] not in ("scheduled", "running") else None)(
+                    executions(c, job["id"])[0]
+                ),
+                timeout=30,
+                what="run reported",
+            )
+            assert run["status"] == "lost"
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    assert containers_of(worker_id) == []
