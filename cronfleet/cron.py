@@ -20,6 +20,7 @@ that repeats when clocks go back fires once, at its first occurrence.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ YEAR_LIMIT = 2199
 _EVERY = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
+@functools.lru_cache(maxsize=1024)
 def load_timezone(name: str, field: str = "timezone") -> ZoneInfo:
     """The IANA zone ``name``, or an error naming ``field``."""
     try:
@@ -97,8 +99,12 @@ class CronSchedule:
         return _next_cron(self.croniter_expr, self.years, after, tz)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse(text: str, field: str = "schedule") -> CronSchedule:
-    """Parse cron text, raising :class:`InvalidSpec` that names the problem."""
+    """Parse cron text, raising :class:`InvalidSpec` that names the problem.
+
+    Cached: the scheduler parses each claimed job's schedule again.
+    """
     if not isinstance(text, str) or not text.strip():
         raise InvalidSpec("is empty", field=field)
     raw = " ".join(text.split())

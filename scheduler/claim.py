@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,16 +45,27 @@ def next_fire_after_claim(row: Row, now: datetime) -> datetime | None:
     """
     if row["schedule"] is None:
         return None
-    spec = JobSpec(
-        name=row["name"],
-        command="",
-        schedule=row["schedule"],
-        timezone=row["timezone"],
-        start_at=row["start_at"],
-        end_at=row["end_at"],
-    )
     after = max(row["next_run_at"], now - timedelta(seconds=1))
-    return spec.next_fire(after=after, anchor=row["start_at"] or row["created_at"])
+    anchor = row["start_at"] or row["created_at"]
+    if not row["schedule"].lstrip().lower().startswith("@every"):
+        anchor = None  # only @every depends on it; dropping it lets the memo below hit
+    return _next_fire(row["schedule"], row["timezone"], row["start_at"], row["end_at"], after, anchor)
+
+
+@functools.lru_cache(maxsize=8192)
+def _next_fire(
+    schedule: str,
+    timezone: str,
+    start_at: datetime | None,
+    end_at: datetime | None,
+    after: datetime,
+    anchor: datetime | None,
+) -> datetime | None:
+    """Memoised: a batch often holds many jobs with one schedule due at one time."""
+    spec = JobSpec(
+        name="-", command="-", schedule=schedule, timezone=timezone, start_at=start_at, end_at=end_at
+    )
+    return spec.next_fire(after=after, anchor=anchor or after)
 
 
 async def claim_due_fires(

@@ -346,8 +346,12 @@ class Scheduler(dispatch_pb2_grpc.DispatchServiceServicer):
         batch, self.events = self.events, []
         if not batch:
             return
-        started = [p for p in batch if p.event.kind == dispatch_pb2.EVENT_KIND_STARTED]
         finished = [p for p in batch if p.event.kind == dispatch_pb2.EVENT_KIND_FINISHED]
+        done_ids = {p.event.execution_id for p in finished}
+        all_started = [p for p in batch if p.event.kind == dispatch_pb2.EVENT_KIND_STARTED]
+        # A run that started and finished within one batch is written once:
+        # record_finished takes its start time too.
+        started = [p for p in all_started if p.event.execution_id not in done_ids]
         try:
             async with self.db.transaction() as tx:
                 if started:
@@ -361,7 +365,7 @@ class Scheduler(dispatch_pb2_grpc.DispatchServiceServicer):
                         },
                     )
                 if finished:
-                    starts = {p.event.execution_id: p.event for p in started}
+                    starts = {p.event.execution_id: p.event for p in all_started}
                     done = await tx.fetch_all(
                         "record_finished",
                         {
@@ -380,7 +384,12 @@ class Scheduler(dispatch_pb2_grpc.DispatchServiceServicer):
                                 else None
                                 for p in finished
                             ],
-                            "lateness": [p.event.lateness_ms or None for p in finished],
+                            "lateness": [
+                                starts[p.event.execution_id].lateness_ms
+                                if p.event.execution_id in starts
+                                else None
+                                for p in finished
+                            ],
                             "steps": [
                                 Jsonb(
                                     [

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import re
+import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 # The gate: the shell blocks reading one line from stdin, then runs the
-# command with stdin closed. The command travels in an environment variable,
-# so no quoting of user text is ever needed.
-GATE_SCRIPT = 'read -r _cronfleet_go || exit 125; exec /bin/sh -c "$CRONFLEET_SCRIPT" </dev/null 2>&1'
+# command itself (eval: no second shell to start at the fire time) with stdin
+# closed and stderr merged into stdout, in order. The command travels in an
+# environment variable, so no quoting of user text is ever needed.
+GATE_SCRIPT = 'read -r _cronfleet_go || exit 125; exec </dev/null 2>&1; eval "$CRONFLEET_SCRIPT"'
 
 # Steps run in order in one shell; the first failure stops the run. Each
 # step's output is framed by markers that name it and give its exit code and
@@ -185,7 +186,8 @@ class ProcessRuntime:
         env.update(script_env(spec))
         spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
         with open(spec.spool_path, "wb") as spool:  # noqa: ASYNC230 - local file, opened once
-            proc = await asyncio.create_subprocess_exec(  # noqa: S604
+            proc = await asyncio.create_subprocess_exec(
+                *_DIE_WITH_WORKER,
                 "/bin/sh",
                 "-c",
                 GATE_SCRIPT,
@@ -195,18 +197,15 @@ class ProcessRuntime:
                 env=env,
                 cwd=str(spec.spool_path.parent),
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         return _ProcessRun(proc, spec, self.grace_seconds)
 
 
-def _die_with_parent() -> None:
-    """In the child: SIGKILL when the worker dies, so no run outlives it."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-PR_SET_PDEATHSIG = 1
+# setpriv (util-linux) sets the parent-death signal and execs the gate, so a
+# run dies with its worker instead of outliving it; Python's preexec_fn would
+# do the same but is unsafe in a process with threads (gRPC has some).
+_SETPRIV = shutil.which("setpriv")
+_DIE_WITH_WORKER = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
 
 
 class NoopRuntime:
@@ -215,9 +214,7 @@ class NoopRuntime:
     name = "noop"
 
     async def arm(self, spec: RunSpec) -> ArmedRun:
-        spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
-        spec.spool_path.write_bytes(b"")
-        return _NoopRun()
+        return _NoopRun()  # no output, so nothing to spool or upload
 
 
 class _NoopRun:

@@ -10,7 +10,6 @@ import itertools
 import shutil
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aetcd
@@ -26,12 +25,12 @@ from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
 from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, parse_step_results
 
 log = structlog.get_logger()
+EVENTS_PER_MESSAGE = 500
 
 
-def _ts(dt: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(dt)
-    return ts
+def _ts(epoch_seconds: float) -> Timestamp:
+    seconds = int(epoch_seconds)
+    return Timestamp(seconds=seconds, nanos=int((epoch_seconds - seconds) * 1e9))
 
 
 @dataclass
@@ -39,9 +38,21 @@ class Connection:
     """This worker's stream to one scheduler."""
 
     address: str
-    outbox: asyncio.Queue[dispatch_pb2.WorkerMessage | None] = field(default_factory=asyncio.Queue)
     live: bool = False
     task: asyncio.Task[None] | None = None
+    # What to send next, coalesced: many events and credits share one
+    # message, since one stream carries far more fires packed than one each.
+    pending_events: list[dispatch_pb2.RunEvent] = field(default_factory=list)
+    pending_credit: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def send_events(self, events: list[dispatch_pb2.RunEvent]) -> None:
+        self.pending_events.extend(events)
+        self.wake.set()
+
+    def give_credit(self, slots: int) -> None:
+        self.pending_credit += slots
+        self.wake.set()
 
 
 @dataclass
@@ -190,16 +201,25 @@ class Worker:
         with contextlib.suppress(Exception):
             while True:
                 try:
-                    msg = await asyncio.wait_for(conn.outbox.get(), heartbeat)
+                    await asyncio.wait_for(conn.wake.wait(), heartbeat)
                 except TimeoutError:
-                    msg = dispatch_pb2.WorkerMessage(
-                        heartbeat=dispatch_pb2.Heartbeat(
-                            running=len(self.runs), running_execution_ids=list(self.runs)
+                    await call.write(
+                        dispatch_pb2.WorkerMessage(
+                            heartbeat=dispatch_pb2.Heartbeat(
+                                running=len(self.runs), running_execution_ids=list(self.runs)
+                            )
                         )
                     )
-                if msg is None:
-                    return
-                await call.write(msg)
+                    continue
+                conn.wake.clear()
+                await asyncio.sleep(0.001)  # let the runs finishing now join this message
+                events, conn.pending_events = conn.pending_events, []
+                credit, conn.pending_credit = conn.pending_credit, 0
+                for i in range(0, len(events), EVENTS_PER_MESSAGE):
+                    batch = dispatch_pb2.EventBatch(events=events[i : i + EVENTS_PER_MESSAGE])
+                    await call.write(dispatch_pb2.WorkerMessage(events=batch))
+                if credit:
+                    await call.write(dispatch_pb2.WorkerMessage(credit=dispatch_pb2.Credit(slots=credit)))
 
     def _on_message(self, conn: Connection, msg: dispatch_pb2.SchedulerMessage) -> None:
         kind = msg.WhichOneof("kind")
@@ -236,7 +256,7 @@ class Worker:
             event, _ = self.unacked[seq]
             self.unacked[seq] = (event, conn.address)
             events.append(event)
-        conn.outbox.put_nowait(dispatch_pb2.WorkerMessage(events=dispatch_pb2.EventBatch(events=events)))
+        conn.send_events(events)
 
     def _resend_unacked(self) -> None:
         idle = [seq for seq, (_, sent_on) in self.unacked.items() if not sent_on]
@@ -258,7 +278,7 @@ class Worker:
     # ----------------------------------------------------------------- runs
     async def _execute(self, run: Run) -> None:
         a = run.assignment
-        fire_at = a.fire_at.ToDatetime(tzinfo=UTC).timestamp()
+        fire_at = a.fire_at.seconds + a.fire_at.nanos / 1e9
         run_dir = self.spool_root / f"{a.execution_id}-{a.attempt}"
         spec = RunSpec(
             execution_id=a.execution_id,
@@ -296,7 +316,7 @@ class Worker:
                         dispatch_pb2.RunEvent(
                             execution_id=a.execution_id,
                             kind=dispatch_pb2.EVENT_KIND_STARTED,
-                            at=_ts(datetime.fromtimestamp(started_at, UTC)),
+                            at=_ts(started_at),
                             lateness_ms=(started_at - fire_at) * 1000,
                         ),
                     )
@@ -322,7 +342,7 @@ class Worker:
         shutil.rmtree(run_dir, ignore_errors=True)
         origin = self.connections.get(run.origin)
         if origin is not None:
-            origin.outbox.put_nowait(dispatch_pb2.WorkerMessage(credit=dispatch_pb2.Credit(slots=1)))
+            origin.give_credit(1)
         log.info(
             "run_finished",
             execution_id=a.execution_id,
@@ -339,7 +359,7 @@ class Worker:
         event = dispatch_pb2.RunEvent(
             execution_id=execution_id,
             kind=dispatch_pb2.EVENT_KIND_FINISHED,
-            at=_ts(datetime.now(UTC)),
+            at=_ts(time.time()),
             status=outcome.status,
             error=outcome.error,
             log_url=log_url,

@@ -32,6 +32,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster
         "CRONFLEET_HTTP_ADDR": http_addr,
         "CRONFLEET_GRPC_ADDR": grpc_addr,
         "CRONFLEET_MEMBER_TTL": "2",
+        "CRONFLEET_RUNTIME": "process",
     }
     log = state / "up.log"
     with open(log, "wb") as out:

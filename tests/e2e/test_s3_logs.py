@@ -24,6 +24,8 @@ def s3_cluster(
         "CRONFLEET_S3_BUCKET": "e2e-logs",
         "CRONFLEET_S3_ACCESS_KEY_ID": "test",
         "CRONFLEET_S3_SECRET_ACCESS_KEY": "test",
+        # This cluster also covers the process runtime (machines without Docker).
+        "CRONFLEET_RUNTIME": "process",
     }
     yield from start_cluster(
         pg_server, etcd_server, tmp_path_factory.mktemp("s3"), env, ["--schedulers", "1", "--workers", "1"]
@@ -38,3 +40,14 @@ def test_log_url_is_a_presigned_s3_link(s3_cluster: Cluster) -> None:
         assert "X-Amz-Signature" in run["log_url"] and "e2e-logs" in run["log_url"]
         assert httpx.get(run["log_url"]).text == "to-s3\nerr\n"  # no bearer needed: the link is signed
         assert c.get(f"/executions/{run['id']}/logs").text == "to-s3\nerr\n"
+
+
+def test_process_runtime_runs_steps_and_reports_exit_codes(s3_cluster: Cluster) -> None:
+    with s3_cluster.api(s3_cluster.new_user()) as c:
+        job = c.post(
+            "/jobs",
+            json={"name": "p", "steps": [{"name": "a", "run": "echo A"}, {"name": "b", "run": "exit 4"}]},
+        ).json()
+        run = finished_run(c, job["id"])
+        assert (run["status"], run["exit_code"], run["error"]) == ("failed", 4, "step b exited 4")
+        assert [s["name"] for s in run["steps"]] == ["a", "b"]
