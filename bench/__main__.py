@@ -32,13 +32,11 @@ from cronfleet.db.migrate import migrate
 from cronfleet.services import LocalEtcd, LocalPostgres, free_port
 from scheduler.claim import claim_due_fires
 
-# The command prints its own clock as epoch seconds: GNU date where there is
-# one, else busybox adjtimex (microseconds; busybox date has no %N).
-CLOCK = (
-    't=$(date +%s.%N); case "$t" in *N) adjtimex | '
-    "awk '/tv_sec/{s=$2} /tv_usec/{u=$2} END{printf \"%d.%06d\\n\", s, u}';; "
-    '*) echo "$t";; esac'
-)
+# The command prints its own clock as epoch seconds, reading it first thing:
+# GNU date on the host (process runtime); busybox adjtimex in the runner image
+# (microseconds; busybox date has no %N).
+CLOCK_PROCESS = "date +%s.%N"
+CLOCK_BUSYBOX = "adjtimex | awk '/tv_sec/{s=$2} /tv_usec/{u=$2} END{printf \"%d.%06d\\n\", s, u}'"
 ROOT = Path(tempfile.mkdtemp(prefix="cronfleet-bench-"))
 
 
@@ -170,12 +168,13 @@ def lateness_of_runs(c: dict[str, Any], job_ids: list[str], timeout: float) -> l
 def scenario_lateness(services: Services, runtime: str, quick: bool) -> None:
     env = {"CRONFLEET_RUNTIME": runtime, "CRONFLEET_CAPACITY": "200"}
     docker = runtime == "docker"
+    clock = CLOCK_BUSYBOX if docker else CLOCK_PROCESS
     with cluster(services, env) as c:
         api = c["api"]
         alone: list[float] = []
         for _ in range(5 if quick else 20):
             at = next_second(1.5 if not docker else 3)
-            job = api.post("/jobs", json={"name": "alone", "command": CLOCK, "run_at": at.isoformat()}).json()
+            job = api.post("/jobs", json={"name": "alone", "command": clock, "run_at": at.isoformat()}).json()
             alone += lateness_of_runs(c, [job["id"]], 60)
         report(f"{runtime}: one job alone", alone, "p99 <= 5 ms" if not docker else "p99 <= 20 ms")
         burst_n = 100 if not docker else 50
@@ -183,7 +182,7 @@ def scenario_lateness(services: Services, runtime: str, quick: bool) -> None:
         for _ in range(1 if quick else 2):
             at = next_second(ahead)
             ids = [
-                api.post("/jobs", json={"name": f"b{i}", "command": CLOCK, "run_at": at.isoformat()}).json()[
+                api.post("/jobs", json={"name": f"b{i}", "command": clock, "run_at": at.isoformat()}).json()[
                     "id"
                 ]
                 for i in range(burst_n)
@@ -322,6 +321,10 @@ def _bench_user(url: str) -> str:
     return str(uid)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("--quick", action="store_true", help="smaller runs")
@@ -329,6 +332,8 @@ def main() -> None:
         "--only", nargs="*", default=[], help="claim process docker throughput-noop throughput-process"
     )
     args = parser.parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the clusters, Postgres and etcd stop.
+    signal.signal(signal.SIGTERM, _interrupt)
     from worker.docker_runtime import engine_answers
 
     wanted = set(args.only) or {"claim", "process", "docker", "throughput-noop", "throughput-process"}

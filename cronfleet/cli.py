@@ -96,6 +96,17 @@ async def _run_role(role: str, settings: Settings) -> None:
             pass
 
 
+def _watch_children_with_pidfds() -> None:
+    """asyncio's default child watcher starts a thread per child process;
+    a pidfd watcher waits on all of them from the event loop."""
+    watcher_cls = getattr(asyncio, "PidfdChildWatcher", None)
+    if watcher_cls is None or sys.version_info >= (3, 12):  # 3.12+ already uses pidfds
+        return
+    watcher = watcher_cls()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+
+
 def _make_runtime(settings: Settings) -> Any:
     from worker.runtime import NoopRuntime, ProcessRuntime
 
@@ -109,6 +120,7 @@ def _make_runtime(settings: Settings) -> Any:
 
         return DockerRuntime(settings, settings.worker_id)
     if name == "process":
+        _watch_children_with_pidfds()
         return ProcessRuntime(settings.kill_grace_seconds)
     if name == "noop":
         return NoopRuntime()

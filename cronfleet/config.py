@@ -52,6 +52,9 @@ class Settings:
     lookahead_docker: float = 30.0
     event_flush_interval: float = 0.02
     retry_backoff_seconds: float = 2.0
+    # Fires missed by less than this (a scheduler died) each run late; older
+    # ones are skipped, so a long outage ends in one late run.
+    misfire_grace_seconds: float = 60.0
 
     # worker
     worker_id: str = ""

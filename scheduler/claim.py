@@ -10,6 +10,8 @@ from typing import Any
 from cronfleet.db import Database, Row
 from cronfleet.models import JobSpec
 
+MISFIRE_GRACE = timedelta(seconds=60)
+
 
 @dataclass(order=True)
 class QueuedRun:
@@ -36,16 +38,22 @@ def _queued(row: Row, job: Row) -> QueuedRun:
     )
 
 
-def next_fire_after_claim(row: Row, now: datetime) -> datetime | None:
+def next_fire_after_claim(
+    row: Row, now: datetime, misfire_grace: timedelta = MISFIRE_GRACE
+) -> datetime | None:
     """Where a claimed job's schedule row moves to.
 
-    One-off jobs retire. A recurring job that fell behind (the cluster was
-    down) runs its oldest missed fire once, late, then skips to the future:
-    the "run once" misfire policy.
+    One-off jobs retire. A recurring job that fell behind (a scheduler died,
+    the cluster was down) runs every fire it missed within ``misfire_grace``,
+    each late, one per claim; a fire missed longer ago than that runs once
+    and the schedule moves past now, so a long outage ends in one late run,
+    not a flood.
     """
     if row["schedule"] is None:
         return None
-    after = max(row["next_run_at"], now - timedelta(seconds=1))
+    after = row["next_run_at"]
+    if after < now - misfire_grace:
+        after = now  # a long outage: this one late run stands for every fire missed
     anchor = row["start_at"] or row["created_at"]
     if not row["schedule"].lstrip().lower().startswith("@every"):
         anchor = None  # only @every depends on it; dropping it lets the memo below hit
@@ -69,7 +77,13 @@ def _next_fire(
 
 
 async def claim_due_fires(
-    db: Database, *, scheduler_id: str, epoch: int, horizon: datetime, batch: int
+    db: Database,
+    *,
+    scheduler_id: str,
+    epoch: int,
+    horizon: datetime,
+    batch: int,
+    misfire_grace: timedelta = MISFIRE_GRACE,
 ) -> tuple[list[QueuedRun], list[Row]]:
     """Claim up to ``batch`` fires due by ``horizon`` on this scheduler's shards.
 
@@ -84,7 +98,7 @@ async def claim_due_fires(
         )
         if not due:
             return [], []
-        nexts = [next_fire_after_claim(r, now) for r in due]
+        nexts = [next_fire_after_claim(r, now, misfire_grace) for r in due]
         inserted = await tx.fetch_all(
             "record_fires",
             {

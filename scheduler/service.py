@@ -198,12 +198,13 @@ class Scheduler(dispatch_pb2_grpc.DispatchServiceServicer):
                 epoch=self.epoch,
                 horizon=horizon,
                 batch=self.settings.claim_batch,
+                misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
             )
             self._enqueue(runs)
             total += len(runs)
             if replaced:
                 self.wake_cancels.set()
-            if len(runs) < self.settings.claim_batch:
+            if not runs:  # a job that fell behind yields one fire per claim: go until dry
                 break
         pending = await claim_pending(
             self.db,

@@ -26,6 +26,7 @@ class Cluster:
     database_url: str
     state_dir: Path
     env: dict[str, str]
+    pid: int | None = None  # of the `cronfleet up` process
 
     def api(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -73,7 +74,7 @@ def start_cluster(
     proc = subprocess.Popen(
         [sys.executable, "-m", "cronfleet.cli", "up", *args], env=env, stdout=out, stderr=out
     )
-    cluster = Cluster(f"http://{http_addr}", grpc_addr, db_url, tmp, env)
+    cluster = Cluster(f"http://{http_addr}", grpc_addr, db_url, tmp, env, proc.pid)
 
     def ready() -> bool:
         assert proc.poll() is None, (tmp / "up.log").read_text()

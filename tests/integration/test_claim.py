@@ -152,3 +152,30 @@ async def test_claims_racing_deletes_never_deadlock(db: Database, service: JobsS
 
     await asyncio.gather(claimer(), claimer(), deleter())  # a deadlock raises here
     assert (await service.list_jobs(user, None, 500, None))[0] == []
+
+
+async def _set_next_run(db: Database, job_id: object, at: datetime) -> None:
+    async with db.session() as s:
+        await s._conn.execute("UPDATE schedule SET next_run_at = %s WHERE job_id = %s", (at, job_id))
+
+
+async def test_fires_missed_briefly_each_run_late(db: Database, service: JobsService, user: User) -> None:
+    await own_shards(db, "s1", 1)
+    (job,) = await service.create_jobs(user, [spec(schedule="* * * * * *")])
+    behind = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    await _set_next_run(db, job["id"], behind)  # as if its scheduler died 5 s ago
+    fires = []
+    while runs := await claim(db, ahead=0.0):
+        fires += [r.scheduled_at for r in runs]
+    assert fires[:5] == [behind + timedelta(seconds=i) for i in range(5)]
+
+
+async def test_a_long_outage_ends_in_one_late_run(db: Database, service: JobsService, user: User) -> None:
+    await own_shards(db, "s1", 1)
+    (job,) = await service.create_jobs(user, [spec(schedule="* * * * * *")])
+    await _set_next_run(db, job["id"], datetime.now(UTC) - timedelta(minutes=10))
+    runs = await claim(db, ahead=0.0)
+    assert len(runs) == 1
+    assert (await service.get_job(user, str(job["id"])))["next_run_at"] > datetime.now(UTC) - timedelta(
+        seconds=1
+    )

@@ -1,0 +1,125 @@
+"""kill -9 of a scheduler, then of the leading coordinator, while every-second
+jobs fire: the survivors take over, no fire is lost, none is doubled."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cronfleet.services import LocalEtcd, LocalPostgres
+from cronfleet.shards import shard_for
+from tests.e2e.conftest import Cluster, start_cluster
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def ha_cluster(
+    pg_server: LocalPostgres, etcd_server: LocalEtcd, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
+    env = {"CRONFLEET_RUNTIME": "process"}
+    yield from start_cluster(
+        pg_server,
+        etcd_server,
+        tmp_path_factory.mktemp("ha"),
+        env,
+        ["--coordinators", "2", "--schedulers", "2", "--workers", "2"],
+    )
+
+
+def role_pid(cluster: Cluster, role_id: str) -> int:
+    """The pid of this cluster's process started with CRONFLEET_*_ID=role_id."""
+    assert cluster.pid is not None
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid != cluster.pid:
+            continue
+        if any(e.endswith(b"_ID=" + role_id.encode()) and e.startswith(b"CRONFLEET_") for e in environ):
+            return int(pid)
+    raise LookupError(role_id)
+
+
+def fires(cluster: Cluster, job_ids: list[str]) -> dict[str, list[tuple[datetime, int, str]]]:
+    with psycopg.connect(cluster.database_url) as conn:
+        rows = conn.execute(
+            "SELECT job_id::text, scheduled_at, attempt, status FROM executions"
+            " WHERE job_id = ANY(%s::uuid[])",
+            (job_ids,),
+        ).fetchall()
+    out: dict[str, list[tuple[datetime, int, str]]] = {j: [] for j in job_ids}
+    for job_id, at, attempt, status in rows:
+        out[job_id].append((at, attempt, status))
+    return out
+
+
+def assert_every_second_fired_once(
+    cluster: Cluster, job_ids: list[str], start: datetime, end: datetime
+) -> None:
+    for job_id, runs in fires(cluster, job_ids).items():
+        seconds = sorted(at for at, attempt, _ in runs if attempt == 1 and start <= at <= end)
+        expected = [start + timedelta(seconds=i) for i in range(int((end - start).total_seconds()) + 1)]
+        assert seconds == expected, f"job {job_id}: missing {sorted(set(expected) - set(seconds))}"
+        assert all(status == "succeeded" for at, _, status in runs if start <= at <= end)
+
+
+def test_kill_scheduler_then_leader(ha_cluster: Cluster) -> None:
+    c = ha_cluster.api(ha_cluster.new_user())
+    owners = {s["id"]: set(s["shards"]) for s in c.get("/cluster").json()["schedulers"]}
+    jobs: list[str] = []
+    covered: set[str] = set()
+    while covered != set(owners):  # at least one job on each scheduler's shards
+        job = c.post("/jobs", json={"name": "tick", "command": "true", "schedule": "* * * * * *"}).json()
+        jobs.append(job["id"])
+        covered |= {s for s, shards in owners.items() if shard_for(job["id"], 256) in shards}
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    wait_until(lambda: datetime.now(UTC) > start + timedelta(seconds=2), timeout=10)
+
+    os.kill(role_pid(ha_cluster, "scheduler-1"), signal.SIGKILL)
+    killed_at = datetime.now(UTC)
+    wait_until(
+        lambda: (
+            [s["id"] for s in c.get("/cluster").json()["schedulers"]] == ["scheduler-2"]
+            and len(c.get("/cluster").json()["schedulers"][0]["shards"]) == 256
+        ),
+        timeout=15,
+        what="scheduler-2 owns every shard",
+    )
+    taken_over = datetime.now(UTC)
+    assert taken_over - killed_at < timedelta(seconds=6)
+
+    leader = c.get("/cluster").json()["leader"]
+    os.kill(role_pid(ha_cluster, leader), signal.SIGKILL)
+    wait_until(
+        lambda: (
+            c.get("/cluster").status_code == 200 and c.get("/cluster").json()["leader"] not in ("", leader)
+        ),
+        timeout=15,
+        what="a new leader",
+    )
+
+    end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    wait_until(
+        lambda: all(
+            any(at >= end and status == "succeeded" for at, _, status in runs)
+            for runs in fires(ha_cluster, jobs).values()
+        ),
+        timeout=30,
+        what="firing continues",
+    )
+    assert_every_second_fired_once(ha_cluster, jobs, start, end)
+    for job_id in jobs:
+        c.delete(f"/jobs/{job_id}")
+    c.close()
