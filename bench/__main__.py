@@ -45,11 +45,18 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+COLD = [0]  # runs that started cold since the last report
+RELEASE: list[float] = []  # the worker's own release lateness (ms), since the last report
+
+
 def report(name: str, values: list[float], target: str) -> None:
     early = sum(1 for v in values if v < 0)
+    cold, COLD[0] = COLD[0], 0
+    released = f"  (worker released at p99 {pct(RELEASE, 99):.1f} ms)" if RELEASE else ""
+    RELEASE.clear()
     print(
         f"  {name:<44} n={len(values):<5} p50={pct(values, 50):7.1f} ms  p99={pct(values, 99):7.1f} ms  "
-        f"max={max(values):7.1f} ms  early={early}   target: {target}",
+        f"max={max(values):7.1f} ms  early={early}  cold={cold}   target: {target}{released}",
         flush=True,
     )
 
@@ -157,6 +164,8 @@ def lateness_of_runs(c: dict[str, Any], job_ids: list[str], timeout: float) -> l
                 log = api.get(f"/executions/{done[0]['id']}/logs").text.strip()
                 if not re.fullmatch(r"\d+\.\d+", log) or done[0]["status"] != "succeeded":
                     raise RuntimeError(f"run failed: {done[0]} {log!r}")
+                COLD[0] += bool(done[0].get("cold_start"))
+                RELEASE.append(float(done[0].get("lateness_ms") or 0.0))
                 scheduled = datetime.fromisoformat(done[0]["scheduled_at"].replace("Z", "+00:00"))
                 out[job_id] = (float(log) - scheduled.timestamp()) * 1000
         time.sleep(0.2)
@@ -177,6 +186,15 @@ def scenario_lateness(services: Services, runtime: str, quick: bool) -> None:
             job = api.post("/jobs", json={"name": "alone", "command": clock, "run_at": at.isoformat()}).json()
             alone += lateness_of_runs(c, [job["id"]], 60)
         report(f"{runtime}: one job alone", alone, "p99 <= 5 ms" if not docker else "p99 <= 20 ms")
+        immediate: list[float] = []
+        for _ in range(5 if quick else 10):
+            job = api.post("/jobs", json={"name": "now", "command": clock}).json()
+            immediate += lateness_of_runs(c, [job["id"]], 60)  # scheduled_at is its creation
+        report(
+            f"{runtime}: run-once-now job, create to start",
+            immediate,
+            "tens of ms" if not docker else "a cold container start",
+        )
         burst_n = 100 if not docker else 50
         ahead = 3 if not docker else 60
         for _ in range(1 if quick else 2):

@@ -63,9 +63,6 @@ class DockerRuntime:
         self.settings = settings
         self.worker_id = worker_id
         self.client = docker.from_env(timeout=max(60, settings.kill_grace_seconds + 30))
-        # Creating and starting a container costs the engine ~0.4 s; arm a few
-        # at a time so a burst does not starve the releases.
-        self._arming = asyncio.Semaphore(settings.arm_concurrency)
 
     def labels(self, spec: RunSpec) -> dict[str, str]:
         return {
@@ -80,8 +77,7 @@ class DockerRuntime:
         }
 
     async def arm(self, spec: RunSpec) -> _DockerRun:
-        async with self._arming:
-            return await asyncio.to_thread(self._arm, spec)
+        return await asyncio.to_thread(self._arm, spec)
 
     def _arm(self, spec: RunSpec) -> _DockerRun:
         s = self.settings

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import itertools
 import shutil
 import time
@@ -66,6 +67,40 @@ class Run:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+class ArmingGate:
+    """At most ``slots`` runs arm at once, the one due soonest first.
+
+    Arming a container costs the engine about 0.4 s; a run due now must not
+    queue behind runs due in half a minute.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, fire_at: float) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (fire_at, next(self._order), turn))
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self.release()  # we were handed the slot as we were cancelled
+            raise
+
+    def release(self) -> None:
+        while self._waiting:
+            _, _, turn = heapq.heappop(self._waiting)
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self._free += 1
+
+
 class Worker:
     def __init__(self, settings: Settings, runtime: Runtime, logs: LogStore, client: aetcd.Client) -> None:
         self.settings = settings
@@ -81,6 +116,7 @@ class Worker:
         # seq -> (event, address it was last sent on, or "" if not in flight)
         self.unacked: dict[int, tuple[dispatch_pb2.RunEvent, str]] = {}
         self._last_contact = time.monotonic()
+        self._arming = ArmingGate(settings.arm_concurrency)
 
     # ------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> None:
@@ -298,10 +334,15 @@ class Worker:
         started_at: float | None = None
         cold_start = False
         try:
-            if run.cancel_reason:
+            await self._arming.acquire(fire_at)
+            try:
+                if not run.cancel_reason:  # cancelled while queued: never armed
+                    run.armed = await self.runtime.arm(spec)
+            finally:
+                self._arming.release()
+            if run.armed is None:
                 outcome = RunOutcome(run.cancel_reason, None, f"stopped: {run.cancel_reason}")
             else:
-                run.armed = await self.runtime.arm(spec)
                 # Armed after the fire time: this run starts cold (and late).
                 cold_start = time.time() > fire_at
                 await _sleep_until(fire_at, run.cancelled)

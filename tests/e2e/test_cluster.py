@@ -32,7 +32,7 @@ def executions(c: httpx.Client, job_id: str) -> list[dict[str, Any]]:
     return list(r.json()["executions"])
 
 
-def finished_run(c: httpx.Client, job_id: str, timeout: float = 10) -> dict[str, Any]:
+def finished_run(c: httpx.Client, job_id: str, timeout: float = 30) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         runs = [e for e in executions(c, job_id) if e.get("finished_at")]
         return runs[0] if runs else None
@@ -46,10 +46,12 @@ def test_hello_runs_at_once_with_logs(cluster: Cluster) -> None:
         r = c.post("/jobs", json={"name": "hello", "command": "echo hello"})
         assert r.status_code == 201, r.text
         job = r.json()
-        run = finished_run(c, job["id"], timeout=5)
+        run = finished_run(c, job["id"])
         assert run["status"] == "succeeded" and run["exit_code"] == 0
         assert t(run["started_at"]) >= t(run["scheduled_at"])
-        assert t(run["started_at"]) - t(job["created_at"]) < timedelta(seconds=1)
+        # Typically ~0.3 s (a cold container) or ~25 ms (process); the bound
+        # only guards "at once", timings are the benchmark's job.
+        assert t(run["started_at"]) - t(job["created_at"]) < timedelta(seconds=3)
         assert c.get(f"/executions/{run['id']}/logs").text == "hello\n"
         assert httpx.get(run["log_url"], headers=c.headers).text == "hello\n"
         assert c.get(f"/jobs/{job['id']}").json()["status"] == "completed"

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import docker
@@ -16,7 +17,7 @@ import yaml
 
 from cronfleet.services import LocalEtcd, LocalPostgres
 from tests.e2e.conftest import Cluster, start_cluster
-from tests.e2e.test_cluster import executions, finished_run
+from tests.e2e.test_cluster import executions, finished_run, t
 from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -47,6 +48,7 @@ def test_yaml_steps_job_runs_in_order_and_stops_at_failure(cluster: Cluster) -> 
         assert (run["status"], run["exit_code"], run["error"]) == ("failed", 3, "step fail exited 3")
         assert [(s["name"], s["exit_code"]) for s in run["steps"]] == [("hello", 0), ("fail", 3)]
         assert all(s["duration_ms"] >= 0 for s in run["steps"])
+        assert run["cold_start"] is True  # due at once: no time to arm, started cold
         log = c.get(f"/executions/{run['id']}/logs").text
         assert log.startswith("==> step hello\nhi\n==> step hello exited 0 in ")
         assert "==> step fail exited 3" in log and "never" not in log
@@ -86,6 +88,16 @@ def test_missing_image_and_timeout_are_reported(cluster: Cluster) -> None:
         assert (run["status"], run["error"]) == ("failed", "image_not_found: cronfleet/nope:1")
         run = finished_run(c, slow["id"], timeout=30)
         assert run["status"] == "timed_out"
+
+
+def test_a_job_due_later_runs_from_an_armed_container(cluster: Cluster) -> None:
+    at = (datetime.now(UTC) + timedelta(seconds=4)).replace(microsecond=0).isoformat()
+    with cluster.api(cluster.new_user()) as c:
+        job = c.post("/jobs", json={"name": "armed", "command": "echo armed", "run_at": at}).json()
+        run = finished_run(c, job["id"], timeout=20)
+        assert run["status"] == "succeeded" and "cold_start" not in run
+        assert t(run["started_at"]) >= t(run["scheduled_at"])
+        assert c.get(f"/executions/{run['id']}/logs").text == "armed\n"
 
 
 # ------------------------------------------------ a worker killed mid-run
