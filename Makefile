@@ -58,6 +58,7 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy cronfleet coordinator scheduler worker gateway
 
 # Generated stubs are committed; proto-check fails when they are stale.
 proto: $(STAMP)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -193,8 +194,6 @@ class Coordinator:
 
 
 def _json(value: Any) -> bytes:
-    import json
-
     return json.dumps(value, sort_keys=True).encode()
 
 

@@ -105,7 +105,7 @@ class Settings:
         """Give the role a stable-for-this-process id when none was set."""
         key = f"{role}_id"
         if hasattr(self, key) and not getattr(self, key):
-            return dataclasses.replace(self, **{key: f"{role}-{uuid.uuid4().hex[:8]}"})
+            return dataclasses.replace(self, **{key: f"{role}-{uuid.uuid4().hex[:8]}"})  # type: ignore[arg-type]
         return self
 
     @classmethod

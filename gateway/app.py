@@ -95,7 +95,8 @@ async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
             lifespan="off",
         )
     )
-    http.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own signals
+    # uvicorn captures SIGINT/SIGTERM while it serves and re-raises them when
+    # it stops, so the role's stop event still fires and everything drains.
     http_task = asyncio.create_task(http.serve())
     log.info("gateway_started", http=f"http://{settings.http_addr}", grpc=settings.grpc_addr)
     try:

@@ -88,7 +88,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         self, request: jobs_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.LoginResponse:
         token, expires = await self.svc.login(request.email, request.password)
-        return jobs_pb2.LoginResponse(token=token, expires_at=views._ts(expires))
+        return jobs_pb2.LoginResponse(token=token, expires_at=views.timestamp(expires))
 
     @handle_errors
     async def Logout(

@@ -146,7 +146,7 @@ def build_http_app(
         if not isinstance(body, dict):
             raise InvalidArgument("body must be an object {email, password}")
         token, expires = await service.login(str(body.get("email") or ""), str(body.get("password") or ""))
-        return {"token": token, "expires_at": views._iso(expires)}
+        return {"token": token, "expires_at": views.iso(expires)}
 
     @app.post("/api/v1/auth/logout", status_code=204)
     async def logout(request: Request) -> Response:

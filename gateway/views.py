@@ -13,7 +13,7 @@ from cronfleet.models import JobSpec
 from cronfleet.v1 import jobs_pb2
 
 
-def _iso(dt: datetime | None) -> str | None:
+def iso(dt: datetime | None) -> str | None:
     return dt.astimezone(UTC).isoformat().replace("+00:00", "Z") if dt else None
 
 
@@ -26,10 +26,10 @@ def job_json(row: Row) -> dict[str, Any]:
         "command": spec.command,
         "steps": [{"name": s.name, "run": s.run} for s in spec.steps] or None,
         "schedule": spec.schedule,
-        "run_at": _iso(spec.run_at),
+        "run_at": iso(spec.run_at),
         "timezone": spec.timezone,
-        "start_at": _iso(spec.start_at),
-        "end_at": _iso(spec.end_at),
+        "start_at": iso(spec.start_at),
+        "end_at": iso(spec.end_at),
         "image": spec.image,
         "env": spec.env,
         "max_retries": spec.max_retries,
@@ -39,9 +39,9 @@ def job_json(row: Row) -> dict[str, Any]:
         "max_concurrency": spec.max_concurrency,
         "resources": {k: v for k, v in vars(spec.resources).items() if v} or None,
         "status": row["status"],
-        "next_run_at": _iso(row.get("next_run_at")),
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
+        "next_run_at": iso(row.get("next_run_at")),
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
         "version": row["version"],
     }
     return {k: v for k, v in out.items() if v is not None}
@@ -58,10 +58,10 @@ async def execution_json(row: Row, logs: LogStore) -> dict[str, Any]:
         "attempt": row["attempt"],
         "status": row["status"],
         "trigger": row["trigger"],
-        "scheduled_at": _iso(row["scheduled_at"]),
-        "run_at": _iso(row["run_at"]),
-        "started_at": _iso(row["started_at"]),
-        "finished_at": _iso(row["finished_at"]),
+        "scheduled_at": iso(row["scheduled_at"]),
+        "run_at": iso(row["run_at"]),
+        "started_at": iso(row["started_at"]),
+        "finished_at": iso(row["finished_at"]),
         "exit_code": row["exit_code"],
         "worker_id": row["worker_id"],
         "log_url": link or None,
@@ -78,12 +78,12 @@ def user_json(row: Row) -> dict[str, Any]:
         "id": str(row["id"]),
         "name": row["name"],
         "email": row["email"],
-        "created_at": _iso(row["created_at"]),
+        "created_at": iso(row["created_at"]),
     }
 
 
 # ------------------------------------------------------------------ protobuf
-def _ts(value: str | datetime | None) -> Timestamp | None:
+def timestamp(value: str | datetime | None) -> Timestamp | None:
     if value is None:
         return None
     ts = Timestamp()
@@ -106,9 +106,9 @@ def job_proto(row: Row) -> jobs_pb2.Job:
         timeout_seconds=j["timeout_seconds"],
         priority=j["priority"],
         concurrency_policy=j["concurrency_policy"],
-        run_at=_ts(j.get("run_at")),
-        start_at=_ts(j.get("start_at")),
-        end_at=_ts(j.get("end_at")),
+        run_at=timestamp(j.get("run_at")),
+        start_at=timestamp(j.get("start_at")),
+        end_at=timestamp(j.get("end_at")),
     )
     if "max_concurrency" in j:
         spec.max_concurrency = j["max_concurrency"]
@@ -119,9 +119,9 @@ def job_proto(row: Row) -> jobs_pb2.Job:
         owner_id=j["owner_id"],
         spec=spec,
         status=j["status"],
-        next_run_at=_ts(j.get("next_run_at")),
-        created_at=_ts(j["created_at"]),
-        updated_at=_ts(j["updated_at"]),
+        next_run_at=timestamp(j.get("next_run_at")),
+        created_at=timestamp(j["created_at"]),
+        updated_at=timestamp(j["updated_at"]),
         version=j["version"],
     )
 
@@ -132,9 +132,9 @@ def execution_proto(e: dict[str, Any]) -> jobs_pb2.Execution:
         job_id=e["job_id"],
         attempt=e["attempt"],
         status=e["status"],
-        scheduled_at=_ts(e.get("scheduled_at")),
-        started_at=_ts(e.get("started_at")),
-        finished_at=_ts(e.get("finished_at")),
+        scheduled_at=timestamp(e.get("scheduled_at")),
+        started_at=timestamp(e.get("started_at")),
+        finished_at=timestamp(e.get("finished_at")),
         worker_id=e.get("worker_id", ""),
         log_url=e.get("log_url", ""),
         error=e.get("error", ""),
@@ -150,7 +150,7 @@ def execution_proto(e: dict[str, Any]) -> jobs_pb2.Execution:
 
 def user_proto(row: Row) -> jobs_pb2.User:
     return jobs_pb2.User(
-        id=str(row["id"]), name=row["name"], email=row["email"], created_at=_ts(row["created_at"])
+        id=str(row["id"]), name=row["name"], email=row["email"], created_at=timestamp(row["created_at"])
     )
 
 

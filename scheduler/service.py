@@ -270,12 +270,12 @@ class Scheduler(dispatch_pb2_grpc.DispatchServiceServicer):
                     stream.credits -= 1
                     batches.setdefault(stream.worker_id, []).append(assignment_for(run))
             for worker_id, items in batches.items():
-                stream = self.streams.get(worker_id)
-                if stream is None:
+                target_stream = self.streams.get(worker_id)
+                if target_stream is None:
                     continue  # assigned to a worker that just left: declared lost later
                 for i in range(0, len(items), ASSIGNMENTS_PER_MESSAGE):
                     chunk = items[i : i + ASSIGNMENTS_PER_MESSAGE]
-                    stream.outbox.put_nowait(
+                    target_stream.outbox.put_nowait(
                         dispatch_pb2.SchedulerMessage(
                             assignments=dispatch_pb2.AssignmentBatch(assignments=chunk)
                         )

@@ -129,7 +129,7 @@ class DockerRuntime:
         """Report this worker's leftover containers that finished; kill the rest."""
         found: list[Recovered] = []
         mine = [f"{LABEL}.worker_id={self.worker_id}", f"{LABEL}.cluster={self.settings.etcd_prefix}"]
-        for c in self.client.containers.list(all=True, filters={"label": mine}):
+        for c in self.client.containers.list(all=True, filters={"label": mine}, ignore_removed=True):
             try:
                 found.append(self._recover_one(c))
             except docker.errors.APIError as exc:  # e.g. removed meanwhile: nothing left to do

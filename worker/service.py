@@ -271,9 +271,9 @@ class Worker:
                 self.unacked.pop(seq, None)
         elif kind == "cancel":
             for execution_id in msg.cancel.execution_ids:
-                run = self.runs.get(execution_id)
-                if run is not None:
-                    asyncio.create_task(self._kill(run, "cancelled"))
+                doomed = self.runs.get(execution_id)
+                if doomed is not None:
+                    asyncio.create_task(self._kill(doomed, "cancelled"))
 
     # -------------------------------------------------------------- events
     def _emit(self, origin: str, event: dispatch_pb2.RunEvent) -> None:

@@ -107,14 +107,14 @@ class Database:
     async def session(self) -> AsyncIterator[Session]:
         with _translated():
             async with self._pool.connection() as conn:
-                yield Session(conn)
+                yield Session(conn)  # type: ignore[arg-type]  # dict_row set on the pool
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Session]:
         """One transaction: committed when the block ends, rolled back on error."""
         with _translated():
             async with self._pool.connection() as conn, conn.transaction():
-                yield Session(conn)
+                yield Session(conn)  # type: ignore[arg-type]  # dict_row set on the pool
 
     async def execute(self, name: str, params: Params = None) -> int:
         async with self.session() as s:

@@ -128,8 +128,10 @@ def start_worker(cluster: Cluster, worker_id: str, log: Path) -> subprocess.Pope
 
 
 def containers_of(worker_id: str) -> list[object]:
-    return docker.from_env().containers.list(
-        all=True, filters={"label": [f"cronfleet.worker_id={worker_id}"]}
+    return list(
+        docker.from_env().containers.list(
+            all=True, filters={"label": [f"cronfleet.worker_id={worker_id}"]}, ignore_removed=True
+        )
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from cronfleet.db import Database
@@ -155,8 +156,8 @@ async def test_claims_racing_deletes_never_deadlock(db: Database, service: JobsS
 
 
 async def _set_next_run(db: Database, job_id: object, at: datetime) -> None:
-    async with db.session() as s:
-        await s._conn.execute("UPDATE schedule SET next_run_at = %s WHERE job_id = %s", (at, job_id))
+    async with await psycopg.AsyncConnection.connect(db.url, autocommit=True) as conn:
+        await conn.execute("UPDATE schedule SET next_run_at = %s WHERE job_id = %s", (at, job_id))
 
 
 async def test_fires_missed_briefly_each_run_late(db: Database, service: JobsService, user: User) -> None:

@@ -8,8 +8,8 @@ import itertools
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
-import docker
 import pytest
 
 from cronfleet.config import Settings
@@ -25,8 +25,14 @@ async def runtime(tmp_path: Path) -> AsyncIterator[DockerRuntime]:
     settings = dataclasses.replace(Settings(), state_dir=str(tmp_path), kill_grace_seconds=1)
     rt = DockerRuntime(settings, f"test-{uuid.uuid4().hex[:8]}")
     yield rt
-    for c in rt.client.containers.list(all=True, filters={"label": [f"{LABEL}.worker_id={rt.worker_id}"]}):
+    for c in labelled(rt):
         c.remove(force=True)
+
+
+def labelled(rt: DockerRuntime, **labels: object) -> list[Any]:
+    """This test runtime's containers (other clusters may share the engine)."""
+    wanted = [f"{LABEL}.worker_id={rt.worker_id}"] + [f"{LABEL}.{k}={v}" for k, v in labels.items()]
+    return list(rt.client.containers.list(all=True, filters={"label": wanted}, ignore_removed=True))
 
 
 def spec(tmp_path: Path, command: str = "", **kw: object) -> RunSpec:
@@ -113,7 +119,7 @@ async def test_armed_container_waits_for_release_and_is_labelled(
 ) -> None:
     s = spec(tmp_path, "echo released")
     armed = await runtime.arm(s)
-    (c,) = runtime.client.containers.list(filters={"label": [f"{LABEL}.execution_id={s.execution_id}"]})
+    (c,) = labelled(runtime, execution_id=s.execution_id)
     assert c.status == "running"  # started, and held at the gate
     assert c.labels[f"{LABEL}.job_id"] == "job" and c.labels[f"{LABEL}.attempt"] == "1"
     host = c.attrs["HostConfig"]
@@ -122,12 +128,7 @@ async def test_armed_container_waits_for_release_and_is_labelled(
     await armed.release()
     assert (await armed.wait()).status == "succeeded"
     assert s.spool_path.read_text() == "released\n"
-    assert (
-        runtime.client.containers.list(
-            all=True, filters={"label": [f"{LABEL}.execution_id={s.execution_id}"]}
-        )
-        == []
-    )
+    assert labelled(runtime, execution_id=s.execution_id) == []
 
 
 async def test_restarted_worker_reports_or_kills_what_it_left(runtime: DockerRuntime, tmp_path: Path) -> None:
@@ -140,7 +141,4 @@ async def test_restarted_worker_reports_or_kills_what_it_left(runtime: DockerRun
     assert found[901].outcome.status == "succeeded"
     assert found[901].spool_path.read_text() == "finished-while-down\n"
     assert found[902].outcome.status == "lost"
-    left = docker.from_env().containers.list(
-        all=True, filters={"label": [f"{LABEL}.worker_id={runtime.worker_id}"]}
-    )
-    assert left == []
+    assert labelled(runtime) == []

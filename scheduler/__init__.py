@@ -1,0 +1,1 @@
+"""The scheduler: claims due fires on its shards and streams them to workers."""
