@@ -17,3 +17,9 @@ def test_env_overrides_file_and_defaults(tmp_path: Path) -> None:
 def test_bad_number_names_the_setting() -> None:
     with pytest.raises(ValueError, match="capacity"):
         Settings.from_env({"CRONFLEET_CAPACITY": "lots"})
+
+
+def test_the_deploy_example_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "cronfleet.example.toml"
+    s = Settings.from_env({"CRONFLEET_CONFIG": str(example)})
+    assert (s.log_store, s.capacity, s.lookahead_docker) == ("s3", 64, 30.0)
