@@ -62,6 +62,8 @@ class Settings:
     # "auto": docker when an engine answers, else process. Or "noop" (benchmarks).
     runtime: str = "auto"
     kill_grace_seconds: float = 5.0
+    # How often a running job's output so far is stored (logs?follow=true); 0: never.
+    live_log_interval: float = 1.0
     # docker runtime
     docker_image: str = "cronfleet/runner:busybox"
     docker_user: str = "1000:1000"

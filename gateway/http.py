@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import yaml
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from google.protobuf.json_format import MessageToDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -268,8 +268,19 @@ def build_http_app(
         return await views.execution_json(row, service.logs)
 
     @app.get("/api/v1/executions/{execution_id}/logs")
-    async def execution_logs(request: Request, execution_id: str) -> PlainTextResponse:
-        data = await service.execution_logs(await user_of(request), execution_id)
+    async def execution_logs(request: Request, execution_id: str, follow: bool = False) -> Response:
+        user = await user_of(request)
+        if follow:
+            chunks = service.follow_logs(user, execution_id)
+            first = await anext(chunks, b"")  # errors (404) surface before the stream starts
+
+            async def body() -> AsyncIterator[bytes]:
+                yield first
+                async for chunk in chunks:
+                    yield chunk
+
+            return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+        data = await service.execution_logs(user, execution_id)
         return PlainTextResponse(data.decode(errors="replace"))
 
     @app.post("/api/v1/executions/{execution_id}/cancel", status_code=202)

@@ -7,11 +7,13 @@ Every write commits before the method returns.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,11 +24,12 @@ from psycopg.types.json import Jsonb
 from cronfleet.db import Database, Row, Session
 from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unauthenticated
 from cronfleet.logstore import LogStore
-from cronfleet.models import EXECUTION_STATUSES, JOB_STATUSES, JobSpec, Resources
+from cronfleet.models import EXECUTION_STATUSES, FINAL_STATUSES, JOB_STATUSES, JobSpec, Resources
 from cronfleet.shards import shard_for
 
 _hasher = argon2.PasswordHasher()  # argon2id with the library's current defaults
 MAX_PAGE = 500
+FOLLOW_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -381,12 +384,30 @@ class JobsService:
         return row
 
     async def execution_logs(self, user: User, execution_id: str) -> bytes:
-        row = await self.get_execution(user, execution_id)
-        if not row["log_url"]:
-            return b""
-        return await self.logs.read(
-            self.logs.key_for(row["owner_id"], row["job_id"], row["id"], row["attempt"])
-        )
+        """The console output: all of it once finished, so far while running."""
+        return await self._output(await self.get_execution(user, execution_id))
+
+    async def follow_logs(self, user: User, execution_id: str) -> AsyncIterator[bytes]:
+        """The output as it grows, until the run is over (``?follow=true``)."""
+        row = await self.get_execution(user, execution_id)  # a 404 before any byte is sent
+        offset = 0
+        while True:
+            over = row["status"] in FINAL_STATUSES  # checked before reading: the final log is stored first
+            data = await self._output(row)
+            if len(data) > offset:
+                yield data[offset:]
+                offset = len(data)
+            if over:
+                return
+            await asyncio.sleep(FOLLOW_POLL_SECONDS)
+            row = await self.get_execution(user, execution_id)
+
+    async def _output(self, row: Row) -> bytes:
+        key = self.logs.key_for(row["owner_id"], row["job_id"], row["id"], row["attempt"])
+        try:
+            return await self.logs.read(key)
+        except NotFound:
+            return b""  # nothing written yet
 
     async def cancel_execution(self, user: User, execution_id: str) -> Row:
         async with self.db.transaction() as tx:

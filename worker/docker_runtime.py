@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -31,6 +34,7 @@ from worker.runtime import GATE_SCRIPT, RunOutcome, RunRejected, RunSpec, script
 
 log = structlog.get_logger()
 LABEL = "cronfleet"
+T = TypeVar("T")
 
 
 @dataclass
@@ -63,6 +67,21 @@ class DockerRuntime:
         self.settings = settings
         self.worker_id = worker_id
         self.client = docker.from_env(timeout=max(60, settings.kill_grace_seconds + 30))
+        # The SDK blocks. A run's wait blocks for the run's whole life, so the
+        # waits get their own threads (one per slot); everything else (create,
+        # start, logs, remove) shares a small pool that waits can never starve.
+        self._waits = ThreadPoolExecutor(settings.capacity + 4, thread_name_prefix="docker-wait")
+        self._calls = ThreadPoolExecutor(8, thread_name_prefix="docker-call")
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a short engine call off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._calls, functools.partial(fn, *args, **kwargs)
+        )
+
+    async def wait_for_exit(self, container: Any, timeout: float) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._waits, functools.partial(container.wait, timeout=timeout))
 
     def labels(self, spec: RunSpec) -> dict[str, str]:
         return {
@@ -77,7 +96,7 @@ class DockerRuntime:
         }
 
     async def arm(self, spec: RunSpec) -> _DockerRun:
-        return await asyncio.to_thread(self._arm, spec)
+        return await self.call(self._arm, spec)
 
     def _arm(self, spec: RunSpec) -> _DockerRun:
         s = self.settings
@@ -123,7 +142,7 @@ class DockerRuntime:
         return _DockerRun(self, container, getattr(sock, "_sock", sock), spec)
 
     async def recover(self) -> list[Recovered]:
-        return await asyncio.to_thread(self._recover)
+        return await self.call(self._recover)
 
     def _recover(self) -> list[Recovered]:
         """Report this worker's leftover containers that finished; kill the rest."""
@@ -189,17 +208,21 @@ class _DockerRun:
     async def wait(self) -> RunOutcome:
         try:
             try:
-                result = await asyncio.to_thread(self.container.wait, timeout=self.spec.timeout_seconds)
+                result = await self.runtime.wait_for_exit(self.container, self.spec.timeout_seconds)
             except (requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout):
                 await self.kill("timed_out")
-                result = await asyncio.to_thread(self.container.wait, timeout=60)
-            await asyncio.to_thread(self.container.reload)
+                result = await self.runtime.wait_for_exit(self.container, 60)
+            await self.runtime.call(self.container.reload)
             oom = bool(self.container.attrs["State"].get("OOMKilled"))
             outcome = _outcome_for(int(result.get("StatusCode", -1)), oom, self.killed_for)
-            await asyncio.to_thread(self._save_logs)
+            await self.runtime.call(self._save_logs)
             return outcome
         finally:
-            await asyncio.to_thread(self._remove)
+            await self.runtime.call(self._remove)
+
+    async def snapshot(self) -> None:
+        with contextlib.suppress(docker.errors.APIError):
+            await self.runtime.call(self._save_logs)
 
     def _save_logs(self) -> None:
         self.spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,6 +238,6 @@ class _DockerRun:
         with contextlib.suppress(OSError):
             self.sock.close()
         with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
-            await asyncio.to_thread(
+            await self.runtime.call(
                 self.container.stop, timeout=int(self.runtime.settings.kill_grace_seconds)
             )

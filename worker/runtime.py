@@ -117,6 +117,9 @@ class ArmedRun(Protocol):
     async def wait(self) -> RunOutcome: ...
     async def kill(self, reason: str) -> None: ...
 
+    async def snapshot(self) -> None:
+        """Bring the spool file up to date with the output so far."""
+
 
 class Runtime(Protocol):
     name: str
@@ -154,6 +157,9 @@ class _ProcessRun:
         if rc < 0:
             return RunOutcome("failed", 128 - rc, f"killed by signal {-rc}")
         return RunOutcome("failed", rc)
+
+    async def snapshot(self) -> None:
+        return None  # the process writes straight into the spool file
 
     async def kill(self, reason: str) -> None:
         """SIGTERM the run's process group, then SIGKILL after the grace."""
@@ -219,6 +225,9 @@ class NoopRuntime:
 
 class _NoopRun:
     async def release(self) -> None:
+        return None
+
+    async def snapshot(self) -> None:
         return None
 
     async def wait(self) -> RunOutcome:

@@ -361,7 +361,15 @@ class Worker:
                             lateness_ms=(started_at - fire_at) * 1000,
                         ),
                     )
-                    outcome = await run.armed.wait()
+                    done = asyncio.Event()
+                    live_logs = asyncio.create_task(self._publish_output(run.armed, spec, a, done))
+                    try:
+                        outcome = await run.armed.wait()
+                    finally:
+                        # Let an upload in flight finish, so it cannot land
+                        # after (and over) the final log.
+                        done.set()
+                        await live_logs
         except RunRejected as exc:
             outcome = RunOutcome("failed", None, str(exc))
         except Exception as exc:  # a runtime failure is the run's failure, not the worker's
@@ -392,6 +400,30 @@ class Worker:
             exit_code=outcome.exit_code,
             lateness_ms=round((started_at - fire_at) * 1000, 2) if started_at else None,
         )
+
+    async def _publish_output(
+        self, armed: ArmedRun, spec: RunSpec, a: dispatch_pb2.Assignment, done: asyncio.Event
+    ) -> None:
+        """While the run lives, store its output so far where the finished log
+        will go, so `logs?follow=true` can show it live."""
+        interval = self.settings.live_log_interval
+        if interval <= 0:
+            return
+        key = self.logs.key_for(a.owner_id, a.job_id, a.execution_id, a.attempt)
+        published = -1
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), interval)
+            if done.is_set():
+                return
+            try:
+                await armed.snapshot()
+                size = spec.spool_path.stat().st_size if spec.spool_path.exists() else 0
+                if size != published:
+                    await self.logs.put(key, spec.spool_path)
+                    published = size
+            except (CronfleetError, OSError) as exc:
+                log.debug("live_log_failed", execution_id=a.execution_id, error=str(exc))
 
     @staticmethod
     def _finished_event(

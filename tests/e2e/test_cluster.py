@@ -259,3 +259,30 @@ def test_no_run_ever_started_early(cluster: Cluster) -> None:
         ).fetchone()
     assert rows is not None and rows[1] > 0
     assert rows[0] == 0
+
+
+def assert_logs_follow_live(cluster: Cluster) -> None:
+    """`logs?follow=true` shows output while the run is live, then ends with it."""
+    with cluster.api(cluster.new_user()) as c:
+        job = c.post("/jobs", json={"name": "slow", "command": "echo first; sleep 4; echo second"}).json()
+        run = wait_until(
+            lambda: next((e for e in executions(c, job["id"]) if e["status"] == "running"), None),
+            timeout=30,
+            what="run started",
+        )
+        received = b""
+        seen_live = False
+        with c.stream("GET", f"/executions/{run['id']}/logs", params={"follow": "true"}, timeout=60) as r:
+            assert r.status_code == 200
+            for chunk in r.iter_bytes():
+                received += chunk
+                if b"first" in received and b"second" not in received:
+                    seen_live = seen_live or c.get(f"/executions/{run['id']}").json()["status"] == "running"
+        assert received == b"first\nsecond\n"
+        assert seen_live, "the first line arrived only after the run had finished"
+        assert c.get(f"/executions/{run['id']}").json()["status"] == "succeeded"
+        assert c.get("/executions/999999999/logs", params={"follow": "true"}).status_code == 404
+
+
+def test_logs_follow_a_live_docker_run(cluster: Cluster) -> None:
+    assert_logs_follow_live(cluster)

@@ -9,7 +9,7 @@ import pytest
 
 from cronfleet.services import LocalEtcd, LocalPostgres
 from tests.e2e.conftest import Cluster, start_cluster
-from tests.e2e.test_cluster import finished_run
+from tests.e2e.test_cluster import assert_logs_follow_live, finished_run
 
 pytestmark = pytest.mark.e2e
 
@@ -51,3 +51,7 @@ def test_process_runtime_runs_steps_and_reports_exit_codes(s3_cluster: Cluster) 
         run = finished_run(c, job["id"])
         assert (run["status"], run["exit_code"], run["error"]) == ("failed", 4, "step b exited 4")
         assert [s["name"] for s in run["steps"]] == ["a", "b"]
+
+
+def test_logs_follow_a_live_process_run_through_s3(s3_cluster: Cluster) -> None:
+    assert_logs_follow_live(s3_cluster)
