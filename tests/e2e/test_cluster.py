@@ -264,7 +264,8 @@ def test_no_run_ever_started_early(cluster: Cluster) -> None:
 def assert_logs_follow_live(cluster: Cluster) -> None:
     """`logs?follow=true` shows output while the run is live, then ends with it."""
     with cluster.api(cluster.new_user()) as c:
-        job = c.post("/jobs", json={"name": "slow", "command": "echo first; sleep 4; echo second"}).json()
+        # Long enough that a busy engine still shows "first" before the end.
+        job = c.post("/jobs", json={"name": "slow", "command": "echo first; sleep 10; echo second"}).json()
         run = wait_until(
             lambda: next((e for e in executions(c, job["id"]) if e["status"] == "running"), None),
             timeout=30,
