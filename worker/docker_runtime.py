@@ -201,11 +201,14 @@ class _DockerRun:
         self.killed_for = ""
 
     async def release(self) -> None:
+        # The socket stays open until the run is waited on: closing the
+        # attach stream makes the engine tear it down at once, which
+        # doubled the time fifty containers released together took to start.
         self.sock.sendall(b"go\n")
-        with contextlib.suppress(OSError):
-            self.sock.close()
 
     async def wait(self) -> RunOutcome:
+        with contextlib.suppress(OSError):
+            self.sock.close()
         try:
             try:
                 result = await self.runtime.wait_for_exit(self.container, self.spec.timeout_seconds)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import itertools
 import shutil
 import time
@@ -23,10 +22,14 @@ from cronfleet.config import Settings
 from cronfleet.errors import CronfleetError
 from cronfleet.logstore import LogStore
 from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
+from worker.pacing import ArmingGate, ReleaseWindows
 from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, parse_step_results
 
 log = structlog.get_logger()
 EVENTS_PER_MESSAGE = 500
+# A run due sooner than this arms at once; later ones first let any release
+# in progress finish (see worker.pacing).
+ARM_WITHOUT_DEFERRING = 5.0
 
 
 def _ts(epoch_seconds: float) -> Timestamp:
@@ -67,40 +70,6 @@ class Run:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class ArmingGate:
-    """At most ``slots`` runs arm at once, the one due soonest first.
-
-    Arming a container costs the engine about 0.4 s; a run due now must not
-    queue behind runs due in half a minute.
-    """
-
-    def __init__(self, slots: int) -> None:
-        self._free = slots
-        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
-        self._order = itertools.count()
-
-    async def acquire(self, fire_at: float) -> None:
-        if self._free > 0 and not self._waiting:
-            self._free -= 1
-            return
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiting, (fire_at, next(self._order), turn))
-        try:
-            await turn
-        except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled():
-                self.release()  # we were handed the slot as we were cancelled
-            raise
-
-    def release(self) -> None:
-        while self._waiting:
-            _, _, turn = heapq.heappop(self._waiting)
-            if not turn.done():
-                turn.set_result(None)
-                return
-        self._free += 1
-
-
 class Worker:
     def __init__(self, settings: Settings, runtime: Runtime, logs: LogStore, client: aetcd.Client) -> None:
         self.settings = settings
@@ -117,6 +86,7 @@ class Worker:
         self.unacked: dict[int, tuple[dispatch_pb2.RunEvent, str]] = {}
         self._last_contact = time.monotonic()
         self._arming = ArmingGate(settings.arm_concurrency)
+        self._windows = ReleaseWindows()
 
     # ------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> None:
@@ -333,7 +303,11 @@ class Worker:
         )
         started_at: float | None = None
         cold_start = False
+        self._windows.expect(fire_at)
+        pending_release = True
         try:
+            if fire_at - time.time() > ARM_WITHOUT_DEFERRING:
+                await self._windows.quiet()
             await self._arming.acquire(fire_at)
             try:
                 if not run.cancel_reason:  # cancelled while queued: never armed
@@ -347,11 +321,18 @@ class Worker:
                 cold_start = time.time() > fire_at
                 await _sleep_until(fire_at, run.cancelled)
                 if run.cancel_reason:
+                    self._windows.released(fire_at, started=False)
+                    pending_release = False
                     await run.armed.kill(run.cancel_reason)
                     outcome = await run.armed.wait()
                 else:
                     await run.armed.release()
                     started_at = time.time()
+                    self._windows.released(fire_at)
+                    pending_release = False
+                    # Reporting and waiting on this run can wait until the
+                    # runs released with it have started.
+                    await self._windows.quiet()
                     self._emit(
                         run.origin,
                         dispatch_pb2.RunEvent(
@@ -375,6 +356,8 @@ class Worker:
         except Exception as exc:  # a runtime failure is the run's failure, not the worker's
             log.exception("run_failed_to_start", execution_id=a.execution_id)
             outcome = RunOutcome("failed", None, f"could not start: {exc}")
+        if pending_release:
+            self._windows.released(fire_at, started=False)
         log_url = ""
         if spec.spool_path.exists():
             try:

@@ -1,0 +1,77 @@
+"""The worker's pacing around fire times (worker.pacing)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from worker.pacing import ArmingGate, ReleaseWindows
+
+
+def test_no_window_when_nothing_is_due() -> None:
+    w = ReleaseWindows(ahead=0.1, settle=0.15)
+    assert w.busy_for(time.time()) == 0.0
+
+
+def test_a_run_due_soon_opens_a_window_until_released() -> None:
+    w = ReleaseWindows(ahead=0.1, settle=0.15)
+    now = time.time()
+    w.expect(now + 0.05)
+    w.expect(now + 0.05)
+    assert w.busy_for(now) > 0
+    w.released(now + 0.05, started=False)  # cancelled: no release to settle after
+    assert w.busy_for(now) > 0, "one of the two is still to release"
+    w.released(now + 0.05)
+    assert w.busy_for(now) > 0, "released commands are still starting"
+    assert w.busy_for(now + 0.5) == 0.0
+
+
+def test_a_run_due_later_does_not_open_a_window_yet() -> None:
+    w = ReleaseWindows(ahead=0.1, settle=0.15)
+    now = 1000.0
+    w.expect(now + 30)
+    assert w.busy_for(now) == 0.0
+    assert w.busy_for(now + 29.95) > 0
+
+
+def test_the_window_stays_open_while_released_commands_start() -> None:
+    w = ReleaseWindows(ahead=0.1, settle=0.15)
+    fire_at = time.time()
+    w.expect(fire_at)
+    w.released(fire_at)
+    assert 0 < w.busy_for(time.time()) <= 0.15
+    assert w.busy_for(time.time() + 0.2) == 0.0
+
+
+async def test_quiet_waits_for_the_release_then_returns() -> None:
+    w = ReleaseWindows(ahead=0.1, settle=0.05, max_defer=5)
+    fire_at = time.time()
+    w.expect(fire_at)
+    quiet = asyncio.create_task(w.quiet())
+    await asyncio.sleep(0.1)
+    assert not quiet.done(), "a run due now is not released yet"
+    w.released(fire_at)
+    await asyncio.wait_for(quiet, 2)
+
+
+async def test_quiet_gives_up_after_max_defer() -> None:
+    w = ReleaseWindows(ahead=0.1, settle=0.05, max_defer=0.2)
+    w.expect(time.time())  # never released
+    await asyncio.wait_for(w.quiet(), 2)
+
+
+async def test_arming_gate_serves_the_soonest_first() -> None:
+    gate = ArmingGate(1)
+    await gate.acquire(100.0)  # the only slot is taken
+    order: list[float] = []
+
+    async def arm(fire_at: float) -> None:
+        await gate.acquire(fire_at)
+        order.append(fire_at)
+        gate.release()
+
+    waiters = [asyncio.create_task(arm(t)) for t in (300.0, 200.0, 250.0)]
+    await asyncio.sleep(0)  # let all three queue
+    gate.release()
+    await asyncio.wait_for(asyncio.gather(*waiters), 2)
+    assert order == [200.0, 250.0, 300.0]
