@@ -62,6 +62,7 @@ def engine_answers() -> bool:
 
 class DockerRuntime:
     name = "docker"
+    paced = True
 
     def __init__(self, settings: Settings, worker_id: str) -> None:
         self.settings = settings

@@ -62,22 +62,34 @@ class ReleaseWindows:
     and closes ``settle`` seconds after the last release (the released
     commands are still starting then). Work waits at most ``max_defer``
     seconds, so a worker with fires every instant still gets its work done.
+    Disabled (``enabled=False``), every window is closed: runtimes whose
+    release does not compete for an engine need none.
     """
 
-    def __init__(self, ahead: float = 0.1, settle: float = 0.15, max_defer: float = 2.0) -> None:
+    def __init__(
+        self, ahead: float = 0.1, settle: float = 0.15, max_defer: float = 2.0, enabled: bool = True
+    ) -> None:
         self.ahead = ahead
         self.settle = settle
         self.max_defer = max_defer
+        self.enabled = enabled
         self._unreleased: collections.Counter[float] = collections.Counter()
+        self._soonest: list[float] = []  # heap of fire times, some perhaps released
         self._last_release = 0.0
 
     def expect(self, fire_at: float) -> None:
         """A run due at ``fire_at`` is on its way."""
+        if not self.enabled:
+            return
+        if not self._unreleased[fire_at]:
+            heapq.heappush(self._soonest, fire_at)
         self._unreleased[fire_at] += 1
 
     def released(self, fire_at: float, started: bool = True) -> None:
         """That run was released (``started``), or never will be (cancelled,
         failed to arm)."""
+        if not self.enabled:
+            return
         self._unreleased[fire_at] -= 1
         if self._unreleased[fire_at] <= 0:
             del self._unreleased[fire_at]
@@ -85,19 +97,26 @@ class ReleaseWindows:
             self._last_release = time.time()
 
     def busy_for(self, now: float) -> float:
-        """Seconds until no window is open at ``now`` (0 when none is)."""
+        """Seconds until no window is open at ``now`` (0 when none is), as
+        far as is known now: a run still unreleased keeps it open."""
+        if not self.enabled:
+            return 0.0
+        while self._soonest and self._soonest[0] not in self._unreleased:
+            heapq.heappop(self._soonest)
         wait = self._last_release + self.settle - now
-        for fire_at in self._unreleased:
-            if fire_at - self.ahead <= now:
-                # Due (or overdue) and not yet released: open until it is.
-                wait = max(wait, self.settle)
+        if self._soonest and self._soonest[0] - self.ahead <= now:
+            wait = max(wait, self.settle)  # due (or overdue): open until released
         return max(0.0, wait)
 
     async def quiet(self) -> None:
-        """Return when no window is open, or after ``max_defer`` seconds."""
+        """Return when no window is open, or after ``max_defer`` seconds.
+
+        Waiters poll rather than being woken at each release: fifty of them
+        woken fifty times would be the very load the window keeps away.
+        """
         give_up = time.monotonic() + self.max_defer
         while (wait := self.busy_for(time.time())) > 0:
             left = give_up - time.monotonic()
             if left <= 0:
                 return
-            await asyncio.sleep(min(wait, left, 0.05))
+            await asyncio.sleep(min(wait, left))

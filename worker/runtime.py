@@ -123,6 +123,10 @@ class ArmedRun(Protocol):
 
 class Runtime(Protocol):
     name: str
+    # True when runs compete with each other's releases for a shared engine
+    # (Docker): the worker then keeps follow-up work out of fire instants
+    # (worker.pacing.ReleaseWindows). A process's release is a pipe write.
+    paced: bool
 
     async def arm(self, spec: RunSpec) -> ArmedRun: ...
 
@@ -180,6 +184,7 @@ class ProcessRuntime:
     for trusted commands and machines without Docker."""
 
     name = "process"
+    paced = False
 
     def __init__(self, grace_seconds: float = 5.0) -> None:
         self.grace_seconds = grace_seconds
@@ -218,6 +223,7 @@ class NoopRuntime:
     """Runs nothing; succeeds at release. For throughput benchmarks."""
 
     name = "noop"
+    paced = False
 
     async def arm(self, spec: RunSpec) -> ArmedRun:
         return _NoopRun()  # no output, so nothing to spool or upload

@@ -86,7 +86,7 @@ class Worker:
         self.unacked: dict[int, tuple[dispatch_pb2.RunEvent, str]] = {}
         self._last_contact = time.monotonic()
         self._arming = ArmingGate(settings.arm_concurrency)
-        self._windows = ReleaseWindows()
+        self._windows = ReleaseWindows(enabled=runtime.paced)
 
     # ------------------------------------------------------------ lifecycle
     async def run(self, stop: asyncio.Event) -> None:

@@ -75,3 +75,12 @@ async def test_arming_gate_serves_the_soonest_first() -> None:
     gate.release()
     await asyncio.wait_for(asyncio.gather(*waiters), 2)
     assert order == [200.0, 250.0, 300.0]
+
+
+def test_disabled_windows_never_hold_work() -> None:
+    w = ReleaseWindows(enabled=False)
+    fire_at = time.time()
+    w.expect(fire_at)
+    assert w.busy_for(fire_at) == 0.0
+    w.released(fire_at)
+    assert w.busy_for(fire_at) == 0.0
