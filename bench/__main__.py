@@ -29,7 +29,7 @@ import psycopg
 
 from cronfleet.db import Database
 from cronfleet.db.migrate import migrate
-from cronfleet.services import LocalEtcd, LocalPostgres, free_port
+from launch.devservices import LocalEtcd, LocalPostgres, free_port
 from scheduler.claim import claim_due_fires
 
 # The command prints its own clock as epoch seconds, reading it first thing:
@@ -110,7 +110,7 @@ def cluster(
             [
                 sys.executable,
                 "-m",
-                "cronfleet.cli",
+                "launch",
                 "up",
                 "--schedulers",
                 str(schedulers),

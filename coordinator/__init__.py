@@ -1,1 +1,6 @@
-"""The coordinator: elected through etcd; owns membership and the shard map."""
+"""The coordinator role: elected through etcd, it assigns shards to live
+schedulers under a fencing epoch and declares dead workers' runs lost."""
+
+from coordinator.service import run
+
+__all__ = ["run"]

@@ -193,6 +193,15 @@ class Coordinator:
             log.info("partitions_created", count=created)
 
 
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """The coordinator role, until ``stop`` is set."""
+    async with (
+        Database.connected(settings.database_url) as db,
+        etcd.connected(settings.etcd_endpoints) as client,
+    ):
+        await Coordinator(settings, db, client).run(stop)
+
+
 def _json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True).encode()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,17 @@ def connect(endpoints: str) -> aetcd.Client:
     first = endpoints.split(",")[0].strip().removeprefix("http://")
     host, _, port = first.rpartition(":")
     return aetcd.Client(host=host or "127.0.0.1", port=int(port), timeout=CALL_TIMEOUT)
+
+
+@contextlib.asynccontextmanager
+async def connected(endpoints: str) -> AsyncIterator[aetcd.Client]:
+    """A client for the life of a role; closed (quietly, if etcd is gone) after."""
+    client = connect(endpoints)
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):  # closing a client whose server is gone is not an error
+            await client.close()
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,11 @@ class ClusterView:
 
 
 async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
-    db = Database(settings.database_url, max_size=16)
-    await db.open(wait=False)  # serve 503s rather than refuse to start without Postgres
+    async with Database.connected(settings.database_url, max_size=16) as db:
+        await _serve(settings, db, stop)
+
+
+async def _serve(settings: Settings, db: Database, stop: asyncio.Event) -> None:
     logs = open_log_store(settings)
     client = etcd.connect(settings.etcd_endpoints)
     cluster = ClusterView(client, etcd.Keys(settings.etcd_prefix))
@@ -108,6 +111,5 @@ async def run_gateway(settings: Settings, stop: asyncio.Event) -> None:
         await server.stop(grace=2)
         await cluster.close()
         await logs.close()
-        await db.close()
         with contextlib.suppress(Exception):
             await client.close()

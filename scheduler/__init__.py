@@ -1,1 +1,5 @@
-"""The scheduler: claims due fires on its shards and streams them to workers."""
+"""The scheduler role: claims due fires on its shards and streams them to workers."""
+
+from scheduler.service import run
+
+__all__ = ["run"]

@@ -450,6 +450,15 @@ class Scheduler(dispatch_pb2_grpc.DispatchServiceServicer):
                     )
 
 
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """The scheduler role, until ``stop`` is set."""
+    async with (
+        Database.connected(settings.database_url) as db,
+        etcd.connected(settings.etcd_endpoints) as client,
+    ):
+        await Scheduler(settings, db, client).run(stop)
+
+
 async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)

@@ -15,7 +15,7 @@ import pytest
 
 from cronfleet.db import Database
 from cronfleet.db.migrate import migrate
-from cronfleet.services import LocalEtcd, LocalPostgres, free_port
+from launch.devservices import LocalEtcd, LocalPostgres, free_port
 
 TEMPLATE_DB = "cronfleet_template"
 _db_counter = itertools.count(1)

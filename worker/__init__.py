@@ -1,1 +1,6 @@
-"""The worker: arms runs ahead of time, releases them at fire_at, reports back."""
+"""The worker role: arms each assigned run, releases it at its fire time,
+reports what happened."""
+
+from worker.service import run
+
+__all__ = ["run"]

@@ -13,9 +13,12 @@ import os
 import re
 import shutil
 import signal
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from cronfleet.config import Settings
 
 # The gate: the shell blocks reading one line from stdin, then runs the
 # command itself (eval: no second shell to start at the fire time) with stdin
@@ -241,3 +244,33 @@ class _NoopRun:
 
     async def kill(self, reason: str) -> None:
         return None
+
+
+def _watch_children_with_pidfds() -> None:
+    """asyncio's default child watcher starts a thread per child process;
+    a pidfd watcher waits on all of them from the event loop."""
+    watcher_cls = getattr(asyncio, "PidfdChildWatcher", None)
+    if watcher_cls is None or sys.version_info >= (3, 12):  # 3.12+ already uses pidfds
+        return
+    watcher = watcher_cls()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+
+
+def open_runtime(settings: Settings) -> Runtime:
+    """The runtime ``settings.runtime`` names; "auto" is docker when an engine answers."""
+    name = settings.runtime
+    if name == "auto":
+        from worker.docker_runtime import engine_answers
+
+        name = "docker" if engine_answers() else "process"
+    if name == "docker":
+        from worker.docker_runtime import DockerRuntime
+
+        return DockerRuntime(settings, settings.worker_id)
+    if name == "process":
+        _watch_children_with_pidfds()
+        return ProcessRuntime(settings.kill_grace_seconds)
+    if name == "noop":
+        return NoopRuntime()
+    raise SystemExit(f"unknown runtime {name!r}; known: auto, docker, process, noop")

@@ -20,7 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from cronfleet import etcd
 from cronfleet.config import Settings
 from cronfleet.errors import CronfleetError
-from cronfleet.logstore import LogStore
+from cronfleet.logstore import LogStore, S3LogStore, open_log_store
 from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
 from worker.pacing import ArmingGate, ReleaseWindows
 from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, parse_step_results
@@ -448,6 +448,21 @@ class Worker:
         run.cancelled.set()
         if run.armed is not None:
             await run.armed.kill(reason)
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """The worker role, until ``stop`` is set."""
+    from worker.runtime import open_runtime
+
+    runtime = open_runtime(settings)
+    logs = open_log_store(settings)
+    try:
+        if isinstance(logs, S3LogStore):
+            await logs.ensure_bucket()
+        async with etcd.connected(settings.etcd_endpoints) as client:
+            await Worker(settings, runtime, logs, client).run(stop)
+    finally:
+        await logs.close()
 
 
 async def _sleep_until(when: float, interrupt: asyncio.Event) -> None:

@@ -96,6 +96,18 @@ class Database:
             check=psycopg_pool.AsyncConnectionPool.check_connection,
         )
 
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def connected(cls, url: str, *, max_size: int = 8) -> AsyncIterator[Database]:
+        """A pool for the life of a role. It opens without waiting for Postgres,
+        so a role starts (and serves 503s) while the database is away."""
+        database = cls(url, max_size=max_size)
+        await database.open(wait=False)
+        try:
+            yield database
+        finally:
+            await database.close()
+
     async def open(self, wait: bool = True) -> None:
         with _translated():
             await self._pool.open(wait=wait, timeout=10.0)

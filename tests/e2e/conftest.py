@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cronfleet.services import LocalEtcd, LocalPostgres, free_port
+from launch.devservices import LocalEtcd, LocalPostgres, free_port
 from tests.conftest import TEMPLATE_DB
 from tests.helpers import wait_until
 
@@ -71,9 +71,7 @@ def start_cluster(
         | extra_env
     )
     out = open(tmp / "up.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cronfleet.cli", "up", *args], env=env, stdout=out, stderr=out
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "launch", "up", *args], env=env, stdout=out, stderr=out)
     cluster = Cluster(f"http://{http_addr}", grpc_addr, db_url, tmp, env, proc.pid)
 
     def ready() -> bool:

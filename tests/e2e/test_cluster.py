@@ -224,7 +224,7 @@ def test_cli_tour(cluster: Cluster, tmp_path: Path) -> None:
 
     def cli(*args: str) -> str:
         r = subprocess.run(
-            [sys.executable, "-m", "cronfleet.cli", *args],
+            [sys.executable, "-m", "launch", *args],
             env=env,
             capture_output=True,
             text=True,

@@ -15,7 +15,7 @@ import docker
 import pytest
 import yaml
 
-from cronfleet.services import LocalEtcd, LocalPostgres
+from launch.devservices import LocalEtcd, LocalPostgres
 from tests.e2e.conftest import Cluster, start_cluster
 from tests.e2e.test_cluster import executions, finished_run, t
 from tests.helpers import wait_until
@@ -122,9 +122,7 @@ def start_worker(cluster: Cluster, worker_id: str, log: Path) -> subprocess.Pope
         "CRONFLEET_LOG_DIR": str(cluster.state_dir / "logs"),
     }
     with open(log, "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "cronfleet.cli", "worker"], env=env, stdout=out, stderr=out
-        )
+        return subprocess.Popen([sys.executable, "-m", "launch", "worker"], env=env, stdout=out, stderr=out)
 
 
 def containers_of(worker_id: str) -> list[object]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from cronfleet.services import LocalEtcd, LocalPostgres
 from cronfleet.shards import shard_for
+from launch.devservices import LocalEtcd, LocalPostgres
 from tests.e2e.conftest import Cluster, start_cluster
 from tests.helpers import wait_until
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from cronfleet.services import LocalEtcd, LocalPostgres, free_port
+from launch.devservices import LocalEtcd, LocalPostgres, free_port
 from tests.e2e.conftest import Cluster
 from tests.e2e.test_cluster import executions, t
 from tests.helpers import wait_until
@@ -37,7 +37,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster
     log = state / "up.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cronfleet.cli", "up", "--schedulers", "1", "--workers", "1"],
+            [sys.executable, "-m", "launch", "up", "--schedulers", "1", "--workers", "1"],
             env=env,
             stdout=out,
             stderr=out,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from cronfleet.services import LocalEtcd, LocalPostgres
+from launch.devservices import LocalEtcd, LocalPostgres
 from tests.e2e.conftest import Cluster, start_cluster
 from tests.e2e.test_cluster import assert_logs_follow_live, finished_run
 

@@ -13,7 +13,7 @@ from coordinator.service import Coordinator, read_cluster
 from cronfleet import etcd
 from cronfleet.config import Settings
 from cronfleet.db import Database
-from cronfleet.services import LocalEtcd
+from launch.devservices import LocalEtcd
 from tests.helpers import assert_eventually
 
 pytestmark = pytest.mark.integration

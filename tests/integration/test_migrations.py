@@ -8,7 +8,7 @@ from importlib import resources
 import psycopg
 
 from cronfleet.db.migrate import migrate, migration_files
-from cronfleet.services import LocalPostgres, _pg_bin
+from launch.devservices import LocalPostgres, _pg_bin
 
 
 def _dump(url: str) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cronfleet.config import Settings
 from cronfleet.db.migrate import migrate
-from cronfleet.services import LocalEtcd, LocalPostgres, free_port, port_is_free, wait_for
+from launch.devservices import LocalEtcd, LocalPostgres, free_port, port_is_free, wait_for
 
 GRACE_SECONDS = 10
 
@@ -87,7 +87,7 @@ def run_local_cluster(
             extra = {f"CRONFLEET_{role.upper()}_ID": name} if role != "gateway" else {}
             with open(state / "run" / f"{name}.log", "ab") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "cronfleet.cli", role],
+                    [sys.executable, "-m", "launch", role],
                     env=child_env | extra,
                     stdout=out,
                     stderr=out,

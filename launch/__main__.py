@@ -1,0 +1,5 @@
+"""``python -m launch ...`` is the ``cronfleet`` command."""
+
+from launch.cli import main
+
+main()

@@ -1,0 +1,35 @@
+"""One role in this process: logging, signals, then the role's ``run``."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+
+import coordinator
+import gateway
+import scheduler
+import worker
+from cronfleet.config import Settings
+from cronfleet.logging import configure_logging
+
+ROLES: dict[str, Callable[[Settings, asyncio.Event], Awaitable[None]]] = {
+    "coordinator": coordinator.run,
+    "scheduler": scheduler.run,
+    "worker": worker.run,
+    "gateway": gateway.run,
+}
+
+
+def run_role(role: str, settings: Settings) -> None:
+    """Run ``role`` until SIGTERM or SIGINT, which only ask: the role drains."""
+
+    async def main() -> None:
+        configure_logging(settings.log_level, settings.log_format)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await ROLES[role](settings, stop)
+
+    asyncio.run(main())
