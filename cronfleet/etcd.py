@@ -1,9 +1,11 @@
-"""etcd: liveness (a leased session), leadership (an election), membership.
+"""etcd: liveness (a leased session), membership, leadership (an election).
 
 Liveness is separate from leadership, as in etcd's Go concurrency package: a
-:class:`Session` keeps a lease alive and sets ``lost`` when it cannot; an
-:class:`Election` campaigns with that lease. The leader key's create revision
-is the fencing epoch that the coordinator writes to Postgres.
+:class:`Session` keeps a lease alive and sets ``lost`` when it cannot;
+:func:`stay_registered` keeps a member key under a session, re-registering
+after a loss; :func:`campaign` tries for the leader key with that lease. The
+leader key's create revision is the fencing epoch that the coordinator
+writes to Postgres.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aetcd
 import structlog
 
+from cronfleet.aio import sleep_or, until
 from cronfleet.errors import Unavailable
 
 log = structlog.get_logger()
@@ -104,6 +107,41 @@ class Session:
         if self.lease is not None and not self.lost.is_set():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.lease.revoke(), CALL_TIMEOUT)
+
+
+async def stay_registered(
+    client: aetcd.Client,
+    keys: Keys,
+    role: str,
+    member_id: str,
+    info: Callable[[], dict[str, Any]],
+    *,
+    ttl: int,
+    stop: asyncio.Event,
+    while_registered: Callable[[Session], Awaitable[None]],
+    after_session: Callable[[Session], Awaitable[None]] | None = None,
+) -> None:
+    """Keep ``member_id`` registered as a ``role`` until ``stop``.
+
+    Each session writes the member key (``info()``) under its lease, then runs
+    ``while_registered(session)``, which is cancelled the moment the session
+    is lost; ``after_session`` runs when a session ends for any reason (check
+    ``session.lost``). A failure (etcd away) is logged and retried.
+    """
+    while not stop.is_set():
+        session = Session(client, ttl)
+        try:
+            await session.start()
+            await session.put(keys.member(role, member_id), info())
+            await until(while_registered(session), session.lost, stop)
+        except (TimeoutError, aetcd.exceptions.ClientError, OSError) as exc:
+            log.warning("membership_failed", role=role, member_id=member_id, error=str(exc))
+            await sleep_or(stop, 0.5)
+        finally:
+            with contextlib.suppress(Exception):
+                await session.close()
+            if after_session is not None:
+                await after_session(session)
 
 
 async def campaign(session: Session, key: bytes, value: dict[str, Any]) -> int | None:

@@ -1,5 +1,5 @@
-"""The gateway: the public gRPC JobService and its HTTP/JSON facade."""
+"""The gateway role: the public gRPC JobService and its HTTP/JSON facade."""
 
-from gateway.app import run_gateway as run
+from gateway.node import run
 
 __all__ = ["run"]

@@ -1,68 +1,21 @@
-"""The gRPC JobService: authenticates, calls JobsService, converts replies."""
+"""The gRPC JobService: the caller from the bearer metadata, the service
+layer, the proto codec. Errors become status codes in ``cronfleet.rpc``."""
 
 from __future__ import annotations
 
-import functools
-import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
 import grpc
-import structlog
 
-from cronfleet.errors import (
-    Conflict,
-    CronfleetError,
-    InvalidArgument,
-    NotFound,
-    Unauthenticated,
-    Unavailable,
-)
-from cronfleet.models import JobSpec
-from cronfleet.v1 import jobs_pb2, jobs_pb2_grpc
-from gateway import views
-from gateway.service import JobsService, User
+from cronfleet.codec import proto
+from cronfleet.models import User
+from cronfleet.v1 import jobs_pb2 as pb
+from cronfleet.v1 import jobs_pb2_grpc
+from gateway.http.cluster import ClusterSource
+from gateway.service import JobsService
 
-log = structlog.get_logger()
-T = TypeVar("T")
-
-GRPC_CODES: dict[type[CronfleetError], grpc.StatusCode] = {
-    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
-    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
-    NotFound: grpc.StatusCode.NOT_FOUND,
-    Conflict: grpc.StatusCode.FAILED_PRECONDITION,
-    Unavailable: grpc.StatusCode.UNAVAILABLE,
-}
+Context = grpc.aio.ServicerContext
 
 
-def grpc_code(exc: CronfleetError) -> grpc.StatusCode:
-    for cls in type(exc).__mro__:
-        if cls in GRPC_CODES:
-            return GRPC_CODES[cls]  # type: ignore[index]
-    return grpc.StatusCode.INTERNAL
-
-
-def handle_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Map the project's errors to gRPC status codes; bind a request id."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
-        structlog.contextvars.bind_contextvars(request_id=uuid.uuid4().hex[:12], rpc=fn.__name__)
-        try:
-            return await fn(self, request, context)
-        except CronfleetError as exc:
-            context.set_trailing_metadata(
-                (("cronfleet-error-code", exc.code), ("cronfleet-error-field", exc.field or ""))
-            )
-            await context.abort(grpc_code(exc), str(exc))
-            raise  # unreachable
-        finally:
-            structlog.contextvars.clear_contextvars()
-
-    return wrapper
-
-
-def bearer(context: grpc.aio.ServicerContext) -> str | None:
+def bearer(context: Context) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization" and isinstance(value, str) and value.lower().startswith("bearer "):
             return value[7:].strip()
@@ -70,130 +23,90 @@ def bearer(context: grpc.aio.ServicerContext) -> str | None:
 
 
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
-    def __init__(self, service: JobsService, cluster: Callable[[], Awaitable[jobs_pb2.Cluster]]) -> None:
+    def __init__(self, service: JobsService, cluster: ClusterSource) -> None:
         self.svc = service
         self.cluster = cluster
 
-    async def _user(self, context: grpc.aio.ServicerContext) -> User:
+    async def _user(self, context: Context) -> User:
         return await self.svc.authenticate(bearer(context))
 
-    @handle_errors
-    async def Signup(
-        self, request: jobs_pb2.SignupRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.User:
-        return views.user_proto(await self.svc.signup(request.name, request.email, request.password))
+    # ---------------------------------------------------------------- auth
+    async def Signup(self, request: pb.SignupRequest, context: Context) -> pb.User:
+        return proto.user_to_proto(await self.svc.signup(request.name, request.email, request.password))
 
-    @handle_errors
-    async def Login(
-        self, request: jobs_pb2.LoginRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.LoginResponse:
+    async def Login(self, request: pb.LoginRequest, context: Context) -> pb.LoginResponse:
         token, expires = await self.svc.login(request.email, request.password)
-        return jobs_pb2.LoginResponse(token=token, expires_at=views.timestamp(expires))
+        return pb.LoginResponse(token=token, expires_at=proto.timestamp(expires))
 
-    @handle_errors
-    async def Logout(
-        self, request: jobs_pb2.LogoutRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.LogoutResponse:
+    async def Logout(self, request: pb.LogoutRequest, context: Context) -> pb.LogoutResponse:
         await self._user(context)
         await self.svc.logout(bearer(context) or "")
-        return jobs_pb2.LogoutResponse()
+        return pb.LogoutResponse()
 
-    @handle_errors
-    async def GetMe(self, request: jobs_pb2.GetMeRequest, context: grpc.aio.ServicerContext) -> jobs_pb2.User:
-        user = await self._user(context)
-        return views.user_proto(vars(user))
+    async def GetMe(self, request: pb.GetMeRequest, context: Context) -> pb.User:
+        return proto.user_to_proto(await self._user(context))
 
-    @handle_errors
-    async def UpdateMe(
-        self, request: jobs_pb2.UpdateMeRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.User:
+    async def UpdateMe(self, request: pb.UpdateMeRequest, context: Context) -> pb.User:
         user = await self._user(context)
-        row = await self.svc.update_me(
+        updated = await self.svc.update_me(
             user,
             request.name if request.HasField("name") else None,
             request.email if request.HasField("email") else None,
             request.password if request.HasField("password") else None,
         )
-        return views.user_proto(row)
+        return proto.user_to_proto(updated)
 
-    @handle_errors
-    async def CreateJob(
-        self, request: jobs_pb2.CreateJobRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.Job:
+    # ---------------------------------------------------------------- jobs
+    async def CreateJob(self, request: pb.CreateJobRequest, context: Context) -> pb.Job:
         user = await self._user(context)
-        spec = JobSpec.from_mapping(views.spec_from_proto(request.spec))
-        (row,) = await self.svc.create_jobs(user, [spec])
-        return views.job_proto(row)
+        (job,) = await self.svc.create_jobs(user, [proto.spec_from_proto(request.spec)])
+        return proto.job_to_proto(job)
 
-    @handle_errors
-    async def ListJobs(
-        self, request: jobs_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.ListJobsResponse:
+    async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
         user = await self._user(context)
-        rows, nxt = await self.svc.list_jobs(
+        jobs, nxt = await self.svc.list_jobs(
             user, request.status or None, request.limit, request.page_token or None
         )
-        return jobs_pb2.ListJobsResponse(jobs=[views.job_proto(r) for r in rows], next_page_token=nxt)
+        return pb.ListJobsResponse(jobs=[proto.job_to_proto(j) for j in jobs], next_page_token=nxt)
 
-    @handle_errors
-    async def GetJob(
-        self, request: jobs_pb2.GetJobRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.Job:
+    async def GetJob(self, request: pb.GetJobRequest, context: Context) -> pb.Job:
         user = await self._user(context)
-        return views.job_proto(await self.svc.get_job(user, request.id))
+        return proto.job_to_proto(await self.svc.get_job(user, request.id))
 
-    @handle_errors
-    async def ReplaceJob(
-        self, request: jobs_pb2.ReplaceJobRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.Job:
+    async def ReplaceJob(self, request: pb.ReplaceJobRequest, context: Context) -> pb.Job:
         user = await self._user(context)
-        spec = JobSpec.from_mapping(views.spec_from_proto(request.spec))
-        return views.job_proto(await self.svc.replace_job(user, request.id, spec))
+        return proto.job_to_proto(
+            await self.svc.replace_job(user, request.id, proto.spec_from_proto(request.spec))
+        )
 
-    @handle_errors
-    async def UpdateJob(
-        self, request: jobs_pb2.UpdateJobRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.Job:
+    async def UpdateJob(self, request: pb.UpdateJobRequest, context: Context) -> pb.Job:
         user = await self._user(context)
-        changes = views.spec_from_proto(request.spec, only=list(request.update_mask))
-        return views.job_proto(await self.svc.update_job(user, request.id, changes))
+        changes = proto.changes_from_proto(request.spec, request.update_mask)
+        return proto.job_to_proto(await self.svc.update_job(user, request.id, changes))
 
-    @handle_errors
-    async def DeleteJob(
-        self, request: jobs_pb2.DeleteJobRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.DeleteJobResponse:
+    async def DeleteJob(self, request: pb.DeleteJobRequest, context: Context) -> pb.DeleteJobResponse:
         user = await self._user(context)
         await self.svc.delete_job(user, request.id)
-        return jobs_pb2.DeleteJobResponse()
+        return pb.DeleteJobResponse()
 
-    @handle_errors
-    async def RunJob(
-        self, request: jobs_pb2.RunJobRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.Execution:
+    async def RunJob(self, request: pb.RunJobRequest, context: Context) -> pb.Execution:
         user = await self._user(context)
-        row = await self.svc.run_job(user, request.id)
-        return views.execution_proto(await views.execution_json(row, self.svc.logs))
+        return proto.execution_to_proto(await self.svc.run_job(user, request.id))
 
-    @handle_errors
-    async def PauseJob(
-        self, request: jobs_pb2.PauseJobRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.Job:
+    async def PauseJob(self, request: pb.PauseJobRequest, context: Context) -> pb.Job:
         user = await self._user(context)
-        return views.job_proto(await self.svc.pause_job(user, request.id))
+        return proto.job_to_proto(await self.svc.pause_job(user, request.id))
 
-    @handle_errors
-    async def ResumeJob(
-        self, request: jobs_pb2.ResumeJobRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.Job:
+    async def ResumeJob(self, request: pb.ResumeJobRequest, context: Context) -> pb.Job:
         user = await self._user(context)
-        return views.job_proto(await self.svc.resume_job(user, request.id))
+        return proto.job_to_proto(await self.svc.resume_job(user, request.id))
 
-    @handle_errors
+    # ---------------------------------------------------------- executions
     async def ListExecutions(
-        self, request: jobs_pb2.ListExecutionsRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.ListExecutionsResponse:
+        self, request: pb.ListExecutionsRequest, context: Context
+    ) -> pb.ListExecutionsResponse:
         user = await self._user(context)
-        rows, nxt = await self.svc.list_executions(
+        executions, nxt = await self.svc.list_executions(
             user,
             job_id=request.job_id or None,
             status=request.status or None,
@@ -201,35 +114,25 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             limit=request.limit,
             page_token=request.page_token or None,
         )
-        items = [views.execution_proto(await views.execution_json(r, self.svc.logs)) for r in rows]
-        return jobs_pb2.ListExecutionsResponse(executions=items, next_page_token=nxt)
+        return pb.ListExecutionsResponse(
+            executions=[proto.execution_to_proto(e) for e in executions], next_page_token=nxt
+        )
 
-    @handle_errors
-    async def GetExecution(
-        self, request: jobs_pb2.GetExecutionRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.Execution:
+    async def GetExecution(self, request: pb.GetExecutionRequest, context: Context) -> pb.Execution:
         user = await self._user(context)
-        row = await self.svc.get_execution(user, request.id)
-        return views.execution_proto(await views.execution_json(row, self.svc.logs))
+        return proto.execution_to_proto(await self.svc.get_execution(user, request.id))
 
-    @handle_errors
     async def GetExecutionLogs(
-        self, request: jobs_pb2.GetExecutionLogsRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.ExecutionLogs:
+        self, request: pb.GetExecutionLogsRequest, context: Context
+    ) -> pb.ExecutionLogs:
         user = await self._user(context)
-        return jobs_pb2.ExecutionLogs(data=await self.svc.execution_logs(user, request.id))
+        return pb.ExecutionLogs(data=await self.svc.execution_logs(user, request.id))
 
-    @handle_errors
-    async def CancelExecution(
-        self, request: jobs_pb2.CancelExecutionRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.Execution:
+    async def CancelExecution(self, request: pb.CancelExecutionRequest, context: Context) -> pb.Execution:
         user = await self._user(context)
-        row = await self.svc.cancel_execution(user, request.id)
-        return views.execution_proto(await views.execution_json(row, self.svc.logs))
+        return proto.execution_to_proto(await self.svc.cancel_execution(user, request.id))
 
-    @handle_errors
-    async def GetCluster(
-        self, request: jobs_pb2.GetClusterRequest, context: grpc.aio.ServicerContext
-    ) -> jobs_pb2.Cluster:
+    # ------------------------------------------------------------- cluster
+    async def GetCluster(self, request: pb.GetClusterRequest, context: Context) -> pb.Cluster:
         await self._user(context)
         return await self.cluster()

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cronfleet import schedule
+from cronfleet.codec import rows
 from cronfleet.db import Database, Row
-from cronfleet.models import JobSpec
-
-MISFIRE_GRACE = timedelta(seconds=60)
+from cronfleet.schedule import DEFAULT_MISFIRE_GRACE
 
 
 @dataclass(order=True)
@@ -39,41 +38,10 @@ def _queued(row: Row, job: Row) -> QueuedRun:
 
 
 def next_fire_after_claim(
-    row: Row, now: datetime, misfire_grace: timedelta = MISFIRE_GRACE
+    row: Row, now: datetime, misfire_grace: timedelta = DEFAULT_MISFIRE_GRACE
 ) -> datetime | None:
-    """Where a claimed job's schedule row moves to.
-
-    One-off jobs retire. A recurring job that fell behind (a scheduler died,
-    the cluster was down) runs every fire it missed within ``misfire_grace``,
-    each late, one per claim; a fire missed longer ago than that runs once
-    and the schedule moves past now, so a long outage ends in one late run,
-    not a flood.
-    """
-    if row["schedule"] is None:
-        return None
-    after = row["next_run_at"]
-    if after < now - misfire_grace:
-        after = now  # a long outage: this one late run stands for every fire missed
-    anchor = row["start_at"] or row["created_at"]
-    if not row["schedule"].lstrip().lower().startswith("@every"):
-        anchor = None  # only @every depends on it; dropping it lets the memo below hit
-    return _next_fire(row["schedule"], row["timezone"], row["start_at"], row["end_at"], after, anchor)
-
-
-@functools.lru_cache(maxsize=8192)
-def _next_fire(
-    schedule: str,
-    timezone: str,
-    start_at: datetime | None,
-    end_at: datetime | None,
-    after: datetime,
-    anchor: datetime | None,
-) -> datetime | None:
-    """Memoised: a batch often holds many jobs with one schedule due at one time."""
-    spec = JobSpec(
-        name="-", command="-", schedule=schedule, timezone=timezone, start_at=start_at, end_at=end_at
-    )
-    return spec.next_fire(after=after, anchor=anchor or after)
+    """Where a claimed job's schedule row moves to (see schedule.fire_after_claim)."""
+    return schedule.fire_after_claim(rows.timing_from_row(row), row["next_run_at"], now, misfire_grace)
 
 
 async def claim_due_fires(
@@ -83,7 +51,7 @@ async def claim_due_fires(
     epoch: int,
     horizon: datetime,
     batch: int,
-    misfire_grace: timedelta = MISFIRE_GRACE,
+    misfire_grace: timedelta = DEFAULT_MISFIRE_GRACE,
 ) -> tuple[list[QueuedRun], list[Row]]:
     """Claim up to ``batch`` fires due by ``horizon`` on this scheduler's shards.
 

@@ -9,10 +9,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from cronfleet.codec.jsonapi import spec_from_json
 from cronfleet.db import Database
 from cronfleet.logstore import LocalLogStore
-from cronfleet.models import JobSpec
-from gateway.service import JobsService, User
+from cronfleet.models import JobSpec, User
+from gateway.service import JobsService
 from scheduler.claim import claim_due_fires, claim_pending
 
 pytestmark = pytest.mark.integration
@@ -54,7 +55,7 @@ async def claim(
 
 
 def spec(**fields: object) -> JobSpec:
-    return JobSpec.from_mapping({"name": "j", "command": "true", **fields})
+    return spec_from_json({"name": "j", "command": "true", **fields})
 
 
 async def test_claims_due_one_offs_in_batches_and_retires_them(
@@ -65,9 +66,9 @@ async def test_claims_due_one_offs_in_batches_and_retires_them(
     first = await claim(db, batch=200)
     second = await claim(db, batch=200)
     assert len(first) == 200 and len(second) == 100
-    assert {r.job_id for r in first + second} == {j["id"] for j in jobs}
+    assert {r.job_id for r in first + second} == {j.id for j in jobs}
     assert await claim(db) == []
-    statuses = {r["status"] for r in (await service.list_jobs(user, "completed", 500, None))[0]}
+    statuses = {r.status for r in (await service.list_jobs(user, "completed", 500, None))[0]}
     assert statuses == {"completed"}
 
 
@@ -77,9 +78,9 @@ async def test_recurring_job_advances_and_never_doubles(
     await own_shards(db, "s1", 1)
     (job,) = await service.create_jobs(user, [spec(schedule="* * * * * *")])
     runs = await claim(db, ahead=3.0)
-    assert len(runs) == 1 and runs[0].scheduled_at == job["next_run_at"]
-    nxt = (await service.get_job(user, str(job["id"])))["next_run_at"]
-    assert nxt == job["next_run_at"] + timedelta(seconds=1)
+    assert len(runs) == 1 and runs[0].scheduled_at == job.next_run_at
+    nxt = (await service.get_job(user, str(job.id))).next_run_at
+    assert nxt == job.next_run_at + timedelta(seconds=1)
 
 
 async def test_concurrent_claimers_never_share_a_fire(db: Database, service: JobsService, user: User) -> None:
@@ -113,8 +114,8 @@ async def test_forbid_skips_a_fire_while_one_runs(db: Database, service: JobsSer
     assert len(first) == 1
     second = await claim(db, ahead=2.5)
     assert second == []
-    rows, _ = await service.list_executions(user, job_id=str(job["id"]))
-    assert sorted(r["status"] for r in rows) == ["scheduled", "skipped"]
+    rows, _ = await service.list_executions(user, job_id=str(job.id))
+    assert sorted(r.status for r in rows) == ["scheduled", "skipped"]
 
 
 async def test_manual_runs_and_retries_are_pending_work(
@@ -122,18 +123,18 @@ async def test_manual_runs_and_retries_are_pending_work(
 ) -> None:
     await own_shards(db, "s1", 1)
     (job,) = await service.create_jobs(user, [spec(schedule="@yearly", max_retries=1)])
-    run = await service.run_job(user, str(job["id"]))
+    run = await service.run_job(user, str(job.id))
     pending = await claim_pending(
         db, scheduler_id="s1", epoch=1, horizon=datetime.now(UTC) + timedelta(seconds=1), batch=10, queued=[]
     )
-    assert [p.execution_id for p in pending] == [run["id"]]
+    assert [p.execution_id for p in pending] == [run.id]
     again = await claim_pending(
         db,
         scheduler_id="s1",
         epoch=1,
         horizon=datetime.now(UTC) + timedelta(seconds=1),
         batch=10,
-        queued=[run["id"]],
+        queued=[run.id],
     )
     assert again == []
 
@@ -149,7 +150,7 @@ async def test_claims_racing_deletes_never_deadlock(db: Database, service: JobsS
 
     async def deleter() -> None:
         for job in jobs:
-            await service.delete_job(user, str(job["id"]))
+            await service.delete_job(user, str(job.id))
 
     await asyncio.gather(claimer(), claimer(), deleter())  # a deadlock raises here
     assert (await service.list_jobs(user, None, 500, None))[0] == []
@@ -164,7 +165,7 @@ async def test_fires_missed_briefly_each_run_late(db: Database, service: JobsSer
     await own_shards(db, "s1", 1)
     (job,) = await service.create_jobs(user, [spec(schedule="* * * * * *")])
     behind = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
-    await _set_next_run(db, job["id"], behind)  # as if its scheduler died 5 s ago
+    await _set_next_run(db, job.id, behind)  # as if its scheduler died 5 s ago
     fires = []
     while runs := await claim(db, ahead=0.0):
         fires += [r.scheduled_at for r in runs]
@@ -174,9 +175,7 @@ async def test_fires_missed_briefly_each_run_late(db: Database, service: JobsSer
 async def test_a_long_outage_ends_in_one_late_run(db: Database, service: JobsService, user: User) -> None:
     await own_shards(db, "s1", 1)
     (job,) = await service.create_jobs(user, [spec(schedule="* * * * * *")])
-    await _set_next_run(db, job["id"], datetime.now(UTC) - timedelta(minutes=10))
+    await _set_next_run(db, job.id, datetime.now(UTC) - timedelta(minutes=10))
     runs = await claim(db, ahead=0.0)
     assert len(runs) == 1
-    assert (await service.get_job(user, str(job["id"])))["next_run_at"] > datetime.now(UTC) - timedelta(
-        seconds=1
-    )
+    assert (await service.get_job(user, str(job.id))).next_run_at > datetime.now(UTC) - timedelta(seconds=1)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from cronfleet.codec.jsonapi import changes_from_json, spec_from_json
 from cronfleet.db import Database
 from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unauthenticated
 from cronfleet.logstore import LocalLogStore
-from cronfleet.models import JobSpec
-from gateway.service import JobsService, User
+from cronfleet.models import JobSpec, User
+from gateway.service import JobsService
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +29,7 @@ async def new_user(service: JobsService, name: str) -> User:
 
 
 def spec(**fields: object) -> JobSpec:
-    return JobSpec.from_mapping({"name": "j", "command": "true", **fields})
+    return spec_from_json({"name": "j", "command": "true", **fields})
 
 
 async def test_signup_login_logout_revokes_token(service: JobsService) -> None:
@@ -57,14 +58,14 @@ async def test_users_see_only_their_own_jobs(service: JobsService) -> None:
     ann, bob = await new_user(service, "ann"), await new_user(service, "bob")
     (job,) = await service.create_jobs(ann, [spec(schedule="@daily")])
     with pytest.raises(NotFound):
-        await service.get_job(bob, str(job["id"]))
+        await service.get_job(bob, str(job.id))
     with pytest.raises(NotFound):
-        await service.delete_job(bob, str(job["id"]))
+        await service.delete_job(bob, str(job.id))
     with pytest.raises(NotFound):
-        await service.list_executions(bob, job_id=str(job["id"]))
-    run = await service.run_job(ann, str(job["id"]))
+        await service.list_executions(bob, job_id=str(job.id))
+    run = await service.run_job(ann, str(job.id))
     with pytest.raises(NotFound):
-        await service.get_execution(bob, str(run["id"]))
+        await service.get_execution(bob, str(run.id))
     assert (await service.list_jobs(bob, None, None, None))[0] == []
     assert len((await service.list_jobs(ann, None, None, None))[0]) == 1
 
@@ -80,18 +81,18 @@ async def test_invalid_job_writes_nothing(service: JobsService, db: Database) ->
 async def test_pause_resume_delete_lifecycle(service: JobsService) -> None:
     ann = await new_user(service, "ann")
     (job,) = await service.create_jobs(ann, [spec(schedule="*/5 * * * * *")])
-    job_id = str(job["id"])
-    assert job["next_run_at"] is not None
+    job_id = str(job.id)
+    assert job.next_run_at is not None
     paused = await service.pause_job(ann, job_id)
-    assert paused["status"] == "paused"
-    assert (await service.get_job(ann, job_id))["next_run_at"] is None
+    assert paused.status == "paused"
+    assert (await service.get_job(ann, job_id)).next_run_at is None
     with pytest.raises(Conflict):
         await service.pause_job(ann, job_id)
     resumed = await service.resume_job(ann, job_id)
-    assert resumed["status"] == "active" and resumed["next_run_at"] is not None
+    assert resumed.status == "active" and resumed.next_run_at is not None
     await service.delete_job(ann, job_id)
     gone = await service.get_job(ann, job_id)
-    assert gone["status"] == "deleted" and gone["next_run_at"] is None
+    assert gone.status == "deleted" and gone.next_run_at is None
     with pytest.raises(NotFound):
         await service.run_job(ann, job_id)
 
@@ -99,11 +100,11 @@ async def test_pause_resume_delete_lifecycle(service: JobsService) -> None:
 async def test_patch_changes_schedule_and_keeps_the_rest(service: JobsService) -> None:
     ann = await new_user(service, "ann")
     (job,) = await service.create_jobs(ann, [spec(schedule="@daily", priority=8)])
-    updated = await service.update_job(ann, str(job["id"]), {"schedule": "0 0 12 * * ?"})
-    assert updated["schedule"] == "0 0 12 * * ?" and updated["priority"] == 8
-    assert updated["version"] == job["version"] + 1
+    updated = await service.update_job(ann, str(job.id), changes_from_json({"schedule": "0 0 12 * * ?"}))
+    assert updated.spec.schedule == "0 0 12 * * ?" and updated.spec.priority == 8
+    assert updated.version == job.version + 1
     with pytest.raises(InvalidSpec):
-        await service.update_job(ann, str(job["id"]), {"schedule": "nope"})
+        await service.update_job(ann, str(job.id), changes_from_json({"schedule": "nope"}))
 
 
 async def test_list_jobs_pages(service: JobsService) -> None:
@@ -112,5 +113,5 @@ async def test_list_jobs_pages(service: JobsService) -> None:
     page1, token = await service.list_jobs(ann, None, 2, None)
     page2, token2 = await service.list_jobs(ann, None, 2, token)
     page3, token3 = await service.list_jobs(ann, None, 2, token2)
-    names = [r["name"] for r in page1 + page2 + page3]
+    names = [r.spec.name for r in page1 + page2 + page3]
     assert sorted(names) == [f"j{i}" for i in range(5)] and token3 == ""

@@ -1,0 +1,205 @@
+"""Records to API.md's JSON and back.
+
+Decoding follows the record's type hints and names the field that is wrong
+(``steps[1].run``, ``resources.gpus``); encoding leaves out what is unset.
+The ``jobs.spec`` column stores this same JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from cronfleet.errors import InvalidArgument
+from cronfleet.models import Execution, Job, JobSpec, User, name_steps
+
+# The execution fields a user sees (owner and shard stay internal).
+EXECUTION_FIELDS = (
+    "id",
+    "job_id",
+    "attempt",
+    "status",
+    "trigger",
+    "scheduled_at",
+    "run_at",
+    "started_at",
+    "finished_at",
+    "exit_code",
+    "worker_id",
+    "log_url",
+    "error",
+    "lateness_ms",
+    "steps",
+    "cold_start",
+)
+
+
+# ------------------------------------------------------------------ encode
+def iso(dt: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a Z, as every time in the API."""
+    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z") if dt else None
+
+
+def encode(value: Any) -> Any:
+    """Any record or value as JSON data; unset (None, empty, False) record fields are left out."""
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _encode_fields(value, [f.name for f in dataclasses.fields(value)])
+    if isinstance(value, tuple | list):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    return value
+
+
+def _encode_fields(record: Any, names: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in names:
+        value = getattr(record, name)
+        if value is None or value is False or value == ():
+            continue
+        encoded = encode(value)
+        if encoded == {} and not isinstance(value, dict):
+            continue  # an empty nested record (resources with nothing set)
+        out[name] = encoded
+    return out
+
+
+def spec_to_json(spec: JobSpec) -> dict[str, Any]:
+    return dict(encode(spec))
+
+
+def job_to_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": str(job.id),
+        "owner_id": str(job.owner_id),
+        **spec_to_json(job.spec),
+        **_encode_fields(job, ("status", "next_run_at", "created_at", "updated_at", "version")),
+    }
+
+
+def execution_to_json(execution: Execution) -> dict[str, Any]:
+    out = _encode_fields(execution, EXECUTION_FIELDS)
+    out["id"] = str(execution.id)
+    return out
+
+
+def user_to_json(user: User) -> dict[str, Any]:
+    return {"id": str(user.id), "name": user.name, "email": user.email, "created_at": iso(user.created_at)}
+
+
+# ------------------------------------------------------------------ decode
+def spec_from_json(data: Any) -> JobSpec:
+    """A job from user JSON/YAML, naming unknown or mistyped fields."""
+    if not isinstance(data, dict):
+        raise InvalidArgument("a job must be an object")
+    spec = _decode_record(JobSpec, data, "")
+    return dataclasses.replace(spec, steps=name_steps(spec.steps))
+
+
+def changes_from_json(data: Any) -> dict[str, Any]:
+    """A PATCH body as {field: typed value}; None resets the field to its default."""
+    if not isinstance(data, dict):
+        raise InvalidArgument("body must be an object of fields to change")
+    hints = _hints(JobSpec)
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in hints:
+            raise InvalidArgument("unknown field", field=str(key))
+        changes[key] = None if value is None else _decode(hints[key], value, key)
+    if changes.get("steps"):
+        changes["steps"] = name_steps(changes["steps"])
+    return changes
+
+
+def parse_time(value: Any, field_name: str) -> datetime:
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise InvalidArgument("must be an RFC 3339 time", field=field_name) from exc
+    else:
+        raise InvalidArgument("must be an RFC 3339 time", field=field_name)
+    if dt.tzinfo is None:
+        raise InvalidArgument("must include a UTC offset (e.g. Z)", field=field_name)
+    return dt.astimezone(UTC)
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _decode_record(cls: type[Any], data: Any, where: str) -> Any:
+    hints = _hints(cls)
+    if not isinstance(data, Mapping):
+        raise InvalidArgument(f"must be an object {{{', '.join(hints)}}}", field=where or None)
+    for key in data:
+        if key not in hints:
+            raise InvalidArgument("unknown field", field=_join(where, str(key)))
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        value = data.get(f.name)
+        if value is None:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise InvalidArgument("is required", field=_join(where, f.name))
+            continue
+        values[f.name] = _decode(hints[f.name], value, _join(where, f.name))
+    return cls(**values)
+
+
+def _decode(hint: Any, value: Any, where: str) -> Any:
+    """``value`` as the type ``hint`` names, or InvalidArgument naming ``where``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):  # X | None
+        return None if value is None else _decode(next(a for a in args if a is not type(None)), value, where)
+    if hint is datetime:
+        return parse_time(value, where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise InvalidArgument("must be a list", field=where)
+        return tuple(_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise InvalidArgument("must be an object of strings", field=where)
+        for k, v in value.items():
+            if not isinstance(v, str | int | float) or isinstance(v, bool):
+                raise InvalidArgument("values must be strings", field=f"{where}.{k}")
+        return {str(k): str(v) for k, v in value.items()}
+    if dataclasses.is_dataclass(hint):
+        return _decode_record(hint, value, where)  # type: ignore[arg-type]
+    return _decode_scalar(hint, value, where)
+
+
+def _decode_scalar(hint: Any, value: Any, where: str) -> Any:
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise InvalidArgument("must be true or false", field=where)
+        return value
+    if isinstance(value, bool):  # JSON true is not a number
+        raise InvalidArgument(f"must be {_WHAT.get(hint, 'a value')}", field=where)
+    if hint is str and isinstance(value, str):
+        return value
+    if hint is int and isinstance(value, int):
+        return value
+    if hint is float and isinstance(value, int | float):
+        return float(value)
+    raise InvalidArgument(f"must be {_WHAT.get(hint, 'a value')}", field=where)
+
+
+_WHAT = {str: "a string", int: "an integer", float: "a number"}

@@ -1,0 +1,102 @@
+"""Records to Postgres rows (dicts from ``cronfleet.db``) and query parameters.
+
+A job's spec is split between columns (what SQL reads: schedule, priority,
+concurrency, retries...) and the ``spec`` JSONB column, which holds the rest
+in API JSON. A new field that SQL does not read needs nothing here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from cronfleet.codec import jsonapi
+from cronfleet.db import Row
+from cronfleet.models import Execution, Job, JobSpec, StepResult, User
+from cronfleet.schedule import Timing
+
+# JobSpec fields kept in their own column of ``jobs``.
+JOB_COLUMNS = (
+    "name",
+    "schedule",
+    "timezone",
+    "run_at",
+    "start_at",
+    "end_at",
+    "max_retries",
+    "timeout_seconds",
+    "priority",
+    "concurrency_policy",
+    "max_concurrency",
+)
+
+
+def job_params(spec: JobSpec) -> dict[str, Any]:
+    """The columns insert_job and update_job write for ``spec``."""
+    payload = {k: v for k, v in jsonapi.spec_to_json(spec).items() if k not in JOB_COLUMNS}
+    params = {name: getattr(spec, name) for name in JOB_COLUMNS}
+    return params | {"name": spec.name.strip(), "spec": Jsonb(payload)}
+
+
+def spec_from_row(row: Row) -> JobSpec:
+    return jsonapi.spec_from_json({**row["spec"], **{name: row[name] for name in JOB_COLUMNS}})
+
+
+def job_from_row(row: Row) -> Job:
+    return Job(
+        id=row["id"],
+        owner_id=row["owner_id"],
+        spec=spec_from_row(row),
+        status=row["status"],
+        shard_id=row["shard_id"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        next_run_at=row.get("next_run_at"),
+    )
+
+
+def timing_from_row(row: Row) -> Timing:
+    """When a job fires, read from its columns alone (the claim's hot path)."""
+    return Timing(
+        schedule=row["schedule"],
+        timezone=row["timezone"],
+        run_at=row["run_at"],
+        start_at=row["start_at"],
+        end_at=row["end_at"],
+        anchor=row["created_at"],
+    )
+
+
+def execution_from_row(row: Row) -> Execution:
+    return Execution(
+        id=row["id"],
+        job_id=row["job_id"],
+        owner_id=row["owner_id"],
+        shard_id=row["shard_id"],
+        attempt=row["attempt"],
+        status=row["status"],
+        trigger=row["trigger"],
+        scheduled_at=row["scheduled_at"],
+        run_at=row["run_at"],
+        priority=row["priority"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        exit_code=row["exit_code"],
+        worker_id=row["worker_id"],
+        log_url=row["log_url"],
+        error=row["error"],
+        lateness_ms=row["lateness_ms"],
+        steps=tuple(StepResult(**s) for s in row.get("steps") or ()),
+        cold_start=bool(row.get("cold_start")),
+    )
+
+
+def step_results_param(steps: tuple[StepResult, ...]) -> Jsonb | None:
+    """The ``executions.steps`` value: [{name, exit_code, duration_ms}], or NULL."""
+    return Jsonb(jsonapi.encode(steps)) if steps else None
+
+
+def user_from_row(row: Row) -> User:
+    return User(id=row["id"], name=row["name"], email=row["email"], created_at=row["created_at"])

@@ -1,0 +1,118 @@
+"""gRPC plumbing every role shares: one server factory, one error interceptor.
+
+:func:`serve` binds (``127.0.0.1:0`` in tests), registers the role's
+services and ``grpc.health.v1``, starts, and says which port it got.
+:class:`ErrorInterceptor` turns the project's errors into status codes (with
+the stable code and field in trailing metadata, which the SDK reads back) and
+binds a request id into the log context; servicers just raise.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from cronfleet.errors import Conflict, CronfleetError, InvalidArgument, NotFound, Unauthenticated, Unavailable
+
+log = structlog.get_logger()
+ERROR_CODE_KEY = "cronfleet-error-code"
+ERROR_FIELD_KEY = "cronfleet-error-field"
+REQUEST_ID_KEY = "x-request-id"
+
+STATUS_CODES: dict[type[CronfleetError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    Conflict: grpc.StatusCode.FAILED_PRECONDITION,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+}
+
+# A service name, and how to add its servicer to a server
+# (e.g. ``lambda s: jobs_pb2_grpc.add_JobServiceServicer_to_server(servicer, s)``).
+Service = tuple[str, Callable[[grpc.aio.Server], None]]
+
+
+def status_code(exc: CronfleetError) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Maps CronfleetError to a status code and binds a request id, for unary RPCs.
+
+    Streams pass through untouched: they live as long as a worker does and
+    handle their own errors, and wrapping them would cost on every message.
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method  # type: ignore[attr-defined]
+        metadata = dict(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
+        inner = handler.unary_unary
+
+        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            request_id = str(metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex[:12])
+            structlog.contextvars.bind_contextvars(request_id=request_id, rpc=method.rsplit("/", 1)[-1])
+            try:
+                return await inner(request, context)
+            except CronfleetError as exc:
+                context.set_trailing_metadata(
+                    ((ERROR_CODE_KEY, exc.code), (ERROR_FIELD_KEY, exc.field or ""))
+                )
+                await context.abort(status_code(exc), str(exc))
+            finally:
+                structlog.contextvars.clear_contextvars()
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+@dataclass
+class Server:
+    """A started gRPC server and the address it bound."""
+
+    grpc_server: grpc.aio.Server
+    address: str
+    health: health.aio.HealthServicer
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    async def stop(self, grace: float) -> None:
+        """Say NOT_SERVING, let calls in flight finish for ``grace`` seconds, then stop."""
+        await self.health.enter_graceful_shutdown()
+        await self.grpc_server.stop(grace=grace)
+
+
+async def serve(address: str, services: Sequence[Service], options: Sequence[tuple[str, Any]] = ()) -> Server:
+    """Bind ``address`` (port 0: any free port), register ``services`` and
+    health checking, start, and mark every service SERVING."""
+    server = grpc.aio.server(interceptors=[ErrorInterceptor()], options=list(options))
+    for _, register in services:
+        register(server)
+    checks = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checks, server)
+    port = server.add_insecure_port(address)
+    await server.start()
+    for name in ["", *(name for name, _ in services)]:
+        await checks.set(name, health_pb2.HealthCheckResponse.SERVING)
+    host = address.rsplit(":", 1)[0]
+    return Server(server, f"{host}:{port}", checks)

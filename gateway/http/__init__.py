@@ -1,0 +1,72 @@
+"""The HTTP/JSON facade of API.md: one router per area, over the same
+service layer the gRPC API uses (``gateway.service``)."""
+
+from __future__ import annotations
+
+import collections
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cronfleet.errors import CronfleetError
+from gateway.http import auth, cluster, executions, health, jobs
+from gateway.http.cluster import ClusterSource
+from gateway.http.common import error_response
+from gateway.http.health import ReadyCheck
+from gateway.service import JobsService
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+def build_http_app(service: JobsService, cluster_source: ClusterSource, ready: ReadyCheck) -> FastAPI:
+    app = FastAPI(title="cronfleet", version="1", openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs")
+    app.state.service = service
+    app.state.cluster = cluster_source
+    app.state.ready = ready
+    app.state.request_counts = collections.Counter()
+    for area in (health, auth, jobs, executions, cluster):
+        app.include_router(area.router)
+    _add_error_handlers(app)
+
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """Bind a request id into the log context and count the request by route."""
+        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex[:12]
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            response = await call_next(request)
+        finally:
+            structlog.contextvars.clear_contextvars()
+        response.headers[REQUEST_ID_HEADER] = request_id
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        app.state.request_counts[(route, response.status_code)] += 1
+        return response
+
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is ``{"error": {"code", "message"}}`` with its status (API.md)."""
+
+    @app.exception_handler(CronfleetError)
+    async def _cronfleet_error(request: Request, exc: CronfleetError) -> JSONResponse:
+        return error_response(exc.http_status, exc.code, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(
+            exc.status_code, "not_found" if exc.status_code == 404 else "http_error", str(exc.detail)
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:])
+        return error_response(400, "invalid_argument", f"{where}: {first['msg']}")

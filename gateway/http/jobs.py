@@ -1,0 +1,109 @@
+"""Jobs: create (JSON, or a YAML file of jobs), read, change, run, pause, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from cronfleet.codec import jsonapi
+from cronfleet.errors import InvalidArgument
+from cronfleet.models import JobSpec
+from gateway.http.common import Caller, Service, read_body
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+
+def specs_from_yaml(doc: Any) -> list[JobSpec]:
+    """The CI form: ``jobs:`` a list of jobs, each named in errors as ``jobs[i]``."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list) or not doc["jobs"]:
+        raise InvalidArgument("a YAML body needs a non-empty 'jobs:' list", field="jobs")
+    specs = []
+    for i, item in enumerate(doc["jobs"]):
+        if not isinstance(item, dict):
+            raise InvalidArgument("must be a mapping", field=f"jobs[{i}]")
+        item = dict(item)
+        run_once = item.pop("run_once", False)
+        if run_once and item.get("schedule"):
+            raise InvalidArgument("run_once and schedule cannot both be set", field=f"jobs[{i}].run_once")
+        try:
+            specs.append(jsonapi.spec_from_json(item))
+        except InvalidArgument as exc:
+            exc.field = f"jobs[{i}].{exc.field}"
+            raise
+    return specs
+
+
+@router.post("", status_code=201)
+async def create_job(request: Request, service: Service, user: Caller) -> dict[str, Any]:
+    body = await read_body(request)
+    if isinstance(body, dict) and "jobs" in body and "name" not in body:
+        jobs = await service.create_jobs(user, specs_from_yaml(body))
+        return {"jobs": [jsonapi.job_to_json(j) for j in jobs]}
+    (job,) = await service.create_jobs(user, [jsonapi.spec_from_json(body)])
+    return jsonapi.job_to_json(job)
+
+
+@router.get("")
+async def list_jobs(
+    service: Service,
+    user: Caller,
+    status: str | None = None,
+    limit: int | None = None,
+    page_token: str | None = None,
+) -> dict[str, Any]:
+    jobs, nxt = await service.list_jobs(user, status, limit, page_token)
+    return {"jobs": [jsonapi.job_to_json(j) for j in jobs], "next_page_token": nxt}
+
+
+@router.get("/{job_id}")
+async def get_job(job_id: str, service: Service, user: Caller) -> dict[str, Any]:
+    return jsonapi.job_to_json(await service.get_job(user, job_id))
+
+
+@router.put("/{job_id}")
+async def replace_job(job_id: str, request: Request, service: Service, user: Caller) -> dict[str, Any]:
+    spec = jsonapi.spec_from_json(await read_body(request))
+    return jsonapi.job_to_json(await service.replace_job(user, job_id, spec))
+
+
+@router.patch("/{job_id}")
+async def update_job(job_id: str, request: Request, service: Service, user: Caller) -> dict[str, Any]:
+    changes = jsonapi.changes_from_json(await read_body(request))
+    return jsonapi.job_to_json(await service.update_job(user, job_id, changes))
+
+
+@router.delete("/{job_id}", status_code=204)
+async def delete_job(job_id: str, service: Service, user: Caller) -> Response:
+    await service.delete_job(user, job_id)
+    return Response(status_code=204)
+
+
+@router.post("/{job_id}/run", status_code=202)
+async def run_job(job_id: str, service: Service, user: Caller) -> dict[str, Any]:
+    return jsonapi.execution_to_json(await service.run_job(user, job_id))
+
+
+@router.post("/{job_id}/pause")
+async def pause_job(job_id: str, service: Service, user: Caller) -> dict[str, Any]:
+    return jsonapi.job_to_json(await service.pause_job(user, job_id))
+
+
+@router.post("/{job_id}/resume")
+async def resume_job(job_id: str, service: Service, user: Caller) -> dict[str, Any]:
+    return jsonapi.job_to_json(await service.resume_job(user, job_id))
+
+
+@router.get("/{job_id}/executions")
+async def job_executions(
+    job_id: str,
+    service: Service,
+    user: Caller,
+    status: str | None = None,
+    limit: int | None = None,
+    page_token: str | None = None,
+) -> dict[str, Any]:
+    executions, nxt = await service.list_executions(
+        user, job_id=job_id, status=status, limit=limit, page_token=page_token
+    )
+    return {"executions": [jsonapi.execution_to_json(e) for e in executions], "next_page_token": nxt}

@@ -1,0 +1,87 @@
+"""The gateway process: the gRPC JobService and the HTTP facade, one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import structlog
+import uvicorn
+
+from cronfleet import etcd, rpc
+from cronfleet.config import Settings
+from cronfleet.db import Database
+from cronfleet.errors import CronfleetError
+from cronfleet.logstore import open_log_store
+from cronfleet.models import Resources
+from cronfleet.v1 import jobs_pb2_grpc
+from gateway.cluster_view import ClusterView
+from gateway.grpc_api import JobServicer
+from gateway.http import build_http_app
+from gateway.service import JobsService
+
+log = structlog.get_logger()
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """The gateway role, until ``stop`` is set. It starts without Postgres or
+    etcd and answers 503 until they are back."""
+    async with (
+        Database.connected(settings.database_url, max_size=16) as db,
+        etcd.connected(settings.etcd_endpoints) as client,
+    ):
+        logs = open_log_store(settings)
+        cluster = ClusterView(client, etcd.Keys(settings.etcd_prefix))
+        try:
+            await _serve(settings, db, JobsService(db, logs, **_service_options(settings)), cluster, stop)
+        finally:
+            await cluster.close()
+            await logs.close()
+
+
+def _service_options(settings: Settings) -> dict[str, object]:
+    return {
+        "shards": settings.shards,
+        "token_ttl": timedelta(hours=settings.token_ttl_hours),
+        "limits": Resources(cpus=settings.max_cpus, memory_mb=settings.max_memory_mb, pids=settings.max_pids),
+    }
+
+
+async def _serve(
+    settings: Settings, db: Database, service: JobsService, cluster: ClusterView, stop: asyncio.Event
+) -> None:
+    async def ready() -> bool:
+        try:
+            await db.fetch_one("ping")
+            return True
+        except CronfleetError:
+            return False
+
+    servicer = JobServicer(service, cluster)
+    grpc_server = await rpc.serve(
+        settings.grpc_addr,
+        [("cronfleet.v1.JobService", lambda s: jobs_pb2_grpc.add_JobServiceServicer_to_server(servicer, s))],
+    )
+    host, _, port = settings.http_addr.rpartition(":")
+    http = uvicorn.Server(
+        uvicorn.Config(
+            build_http_app(service, cluster, ready),
+            host=host,
+            port=int(port),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    # uvicorn captures SIGINT/SIGTERM while it serves and re-raises them when
+    # it stops, so the role's stop event still fires and everything drains.
+    http_task = asyncio.create_task(http.serve())
+    log.info("gateway_started", http=f"http://{settings.http_addr}", grpc=grpc_server.address)
+    try:
+        await stop.wait()
+    finally:
+        http.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(http_task, 5)
+        await grpc_server.stop(grace=2)
