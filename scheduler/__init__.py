@@ -1,5 +1,5 @@
 """The scheduler role: claims due fires on its shards and streams them to workers."""
 
-from scheduler.service import run
+from scheduler.node import run
 
 __all__ = ["run"]

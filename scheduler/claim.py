@@ -1,39 +1,70 @@
-"""Claiming due fires: one transaction per batch, never one round trip per fire."""
+"""Claiming due fires: one transaction per batch, never one round trip per fire.
+
+:func:`claim_due_fires` takes the schedule rows due on this scheduler's
+shards (at its epoch), records one execution per fire and advances each
+schedule; :func:`claim_pending` picks up attempts already recorded but on
+no worker (retries, manual runs, what a dead scheduler had claimed).
+:class:`ClaimLoop` runs both whenever woken, and then dispatches.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import collections
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from cronfleet import schedule
-from cronfleet.codec import rows
+from cronfleet.aio import sleep_or, wait_for_event
+from cronfleet.codec import proto, rows
+from cronfleet.config import Settings
 from cronfleet.db import Database, Row
+from cronfleet.errors import CronfleetError
 from cronfleet.schedule import DEFAULT_MISFIRE_GRACE
+from cronfleet.v1 import jobs_pb2
+from scheduler.dispatch import Dispatcher, DispatchQueue, QueuedRun
+from scheduler.ownership import ShardOwnership
+from scheduler.streams import WorkerStreams
+
+log = structlog.get_logger()
+# More queued than this and the claim waits for workers to catch up.
+MAX_QUEUED = 50_000
 
 
-@dataclass(order=True)
-class QueuedRun:
-    """An attempt claimed by this scheduler and not yet on a worker."""
+class JobMessages:
+    """Each job's spec as the message workers get, encoded once per job version."""
 
-    sort_key: tuple[int, datetime, int]
-    execution_id: int
-    job_id: Any
-    scheduled_at: datetime
-    attempt: int
-    fire_at: datetime
-    job: Row
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._cache: collections.OrderedDict[tuple[Any, int], jobs_pb2.JobSpec] = collections.OrderedDict()
+
+    def for_row(self, job: Row) -> jobs_pb2.JobSpec:
+        """``job`` is a ``jobs`` row (every column)."""
+        key = (job["id"], job["version"])
+        message = self._cache.get(key)
+        if message is None:
+            message = proto.spec_to_proto(rows.spec_from_row(job))
+            self._cache[key] = message
+            if len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        return message
 
 
-def _queued(row: Row, job: Row) -> QueuedRun:
+_messages = JobMessages()
+
+
+def _queued(execution: Row, job: Row) -> QueuedRun:
     return QueuedRun(
-        sort_key=(-row["priority"], row["run_at"], row["id"]),
-        execution_id=row["id"],
-        job_id=row["job_id"],
-        scheduled_at=row["scheduled_at"],
-        attempt=row["attempt"],
-        fire_at=row["run_at"],
-        job=job,
+        sort_key=(-execution["priority"], execution["run_at"], execution["id"]),
+        execution_id=execution["id"],
+        job_id=execution["job_id"],
+        owner_id=job["owner_id"],
+        scheduled_at=execution["scheduled_at"],
+        attempt=execution["attempt"],
+        fire_at=execution["run_at"],
+        job=_messages.for_row(job),
     )
 
 
@@ -66,13 +97,12 @@ async def claim_due_fires(
         )
         if not due:
             return [], []
-        nexts = [next_fire_after_claim(r, now, misfire_grace) for r in due]
         inserted = await tx.fetch_all(
             "record_fires",
             {
-                "job_ids": [r["job_id"] for r in due],
+                "job_ids": [r["id"] for r in due],
                 "scheduled": [r["next_run_at"] for r in due],
-                "next": nexts,
+                "next": [next_fire_after_claim(r, now, misfire_grace) for r in due],
                 "scheduler_id": scheduler_id,
             },
         )
@@ -82,11 +112,11 @@ async def claim_due_fires(
             replaced = await tx.fetch_all(
                 "replace_running",
                 {
-                    "job_ids": [r["job_id"] for r in replacing],
+                    "job_ids": [r["id"] for r in replacing],
                     "scheduled": [r["next_run_at"] for r in replacing],
                 },
             )
-    jobs = {r["job_id"]: r for r in due}
+    jobs = {r["id"]: r for r in due}
     runs = [_queued(row, jobs[row["job_id"]]) for row in inserted if row["status"] == "scheduled"]
     return runs, replaced
 
@@ -101,13 +131,90 @@ async def claim_pending(
     queued: list[int],
 ) -> list[QueuedRun]:
     """Attempts already recorded but on no worker: retries, manual runs, orphans."""
-    rows = await db.fetch_all(
+    pending = await db.fetch_all(
         "select_pending",
         {"scheduler_id": scheduler_id, "epoch": epoch, "horizon": horizon, "batch": batch, "queued": queued},
     )
-    if not rows:
+    if not pending:
         return []
-    jobs = {
-        j["id"]: j for j in await db.fetch_all("job_payloads", {"ids": list({r["job_id"] for r in rows})})
-    }
-    return [_queued(r, jobs[r["job_id"]]) for r in rows if r["job_id"] in jobs]
+    ids = list({r["job_id"] for r in pending})
+    jobs = {j["id"]: j for j in await db.fetch_all("jobs_by_id", {"ids": ids})}
+    return [_queued(r, jobs[r["job_id"]]) for r in pending if r["job_id"] in jobs]
+
+
+class ClaimLoop:
+    """Claims whenever woken (a NOTIFY, new shards, a worker with room) or
+    every ``claim_interval``, then hands what it has to the dispatcher."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        ownership: ShardOwnership,
+        queue: DispatchQueue,
+        dispatcher: Dispatcher,
+        streams: WorkerStreams,
+        wake: asyncio.Event,
+        on_replaced: asyncio.Event,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.ownership = ownership
+        self.queue = queue
+        self.dispatcher = dispatcher
+        self.streams = streams
+        self.wake = wake
+        self.on_replaced = on_replaced  # set when "replace" jobs have older runs to stop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                await self.claim_once()
+            except CronfleetError as exc:
+                log.warning("claim_failed", error=str(exc))
+                await sleep_or(stop, 0.5)
+            await self.dispatcher.dispatch()
+            await wait_for_event(self.wake, self.settings.claim_interval)
+
+    def lookahead(self) -> timedelta:
+        """How far ahead to claim: docker runs need tens of seconds to arm."""
+        s = self.settings
+        ahead = s.lookahead_docker if self.streams.any_runs("docker") else s.lookahead_process
+        return timedelta(seconds=ahead)
+
+    async def claim_once(self) -> int:
+        if not self.ownership.shards or len(self.queue) >= MAX_QUEUED:
+            return 0
+        horizon = datetime.now(UTC) + self.lookahead()
+        scheduler_id, epoch = self.ownership.scheduler_id, self.ownership.epoch
+        total = 0
+        while True:
+            runs, replaced = await claim_due_fires(
+                self.db,
+                scheduler_id=scheduler_id,
+                epoch=epoch,
+                horizon=horizon,
+                batch=self.settings.claim_batch,
+                misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
+            )
+            self.queue.push(runs)
+            total += len(runs)
+            if replaced:
+                self.on_replaced.set()
+            if not runs:  # a job that fell behind yields one fire per claim: go until dry
+                break
+        pending = await claim_pending(
+            self.db,
+            scheduler_id=scheduler_id,
+            epoch=epoch,
+            horizon=horizon,
+            batch=self.settings.claim_batch,
+            queued=self.queue.queued_ids,
+        )
+        self.queue.push(pending)
+        if total or pending:
+            log.debug(
+                "fires_claimed", scheduler_id=self.ownership.scheduler_id, fires=total, pending=len(pending)
+            )
+        return total + len(pending)

@@ -1,6 +1,6 @@
 """The worker role: arms each assigned run, releases it at its fire time,
 reports what happened."""
 
-from worker.service import run
+from worker.node import run
 
 __all__ = ["run"]

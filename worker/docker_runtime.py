@@ -30,7 +30,7 @@ import requests.exceptions
 import structlog
 
 from cronfleet.config import Settings
-from worker.runtime import GATE_SCRIPT, RunOutcome, RunRejected, RunSpec, script_env
+from worker.runtime import GATE_SCRIPT, RunOutcome, RunRejected, RunSpec, script_env, step_results
 
 log = structlog.get_logger()
 LABEL = "cronfleet"
@@ -100,7 +100,7 @@ class DockerRuntime:
         return await self.call(self._arm, spec)
 
     def _arm(self, spec: RunSpec) -> _DockerRun:
-        s = self.settings
+        s, r = self.settings, spec.resources
         image = spec.image or s.docker_image
         env = dict(spec.env) | script_env(spec)
         kwargs: dict[str, Any] = {}
@@ -122,10 +122,10 @@ class DockerRuntime:
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 network_mode=s.docker_network,
-                pids_limit=spec.pids or s.default_pids,
-                mem_limit=f"{spec.memory_mb or s.default_memory_mb}m",
-                memswap_limit=f"{spec.memory_mb or s.default_memory_mb}m",
-                nano_cpus=int((spec.cpus or s.default_cpus) * 1e9),
+                pids_limit=r.pids or s.default_pids,
+                mem_limit=f"{r.memory_mb or s.default_memory_mb}m",
+                memswap_limit=f"{r.memory_mb or s.default_memory_mb}m",
+                nano_cpus=int((r.cpus or s.default_cpus) * 1e9),
                 labels=self.labels(spec),
                 **kwargs,
             )
@@ -170,7 +170,7 @@ class DockerRuntime:
                 c.kill()
             outcome = RunOutcome("lost", None, "worker restarted while the run was live")
         with contextlib.suppress(docker.errors.APIError):
-            spool.write_bytes(c.logs(stdout=True, stderr=True))
+            spool.write_bytes(c.logs(stdout=True, stderr=False))
         with contextlib.suppress(docker.errors.APIError):
             c.remove(force=True)
         return Recovered(
@@ -220,6 +220,9 @@ class _DockerRun:
             oom = bool(self.container.attrs["State"].get("OOMKilled"))
             outcome = _outcome_for(int(result.get("StatusCode", -1)), oom, self.killed_for)
             await self.runtime.call(self._save_logs)
+            if self.spec.steps:
+                report = await self.runtime.call(self.container.logs, stdout=False, stderr=True)
+                outcome.steps = step_results(report.decode(errors="replace"), self.spec.steps)
             return outcome
         finally:
             await self.runtime.call(self._remove)
@@ -230,7 +233,9 @@ class _DockerRun:
 
     def _save_logs(self) -> None:
         self.spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
-        self.spec.spool_path.write_bytes(self.container.logs(stdout=True, stderr=True))
+        # stdout is the run's output (its stderr merged in by the gate);
+        # stderr carries the steps' results (see worker.runtime).
+        self.spec.spool_path.write_bytes(self.container.logs(stdout=True, stderr=False))
 
     def _remove(self) -> None:
         with contextlib.suppress(docker.errors.APIError):

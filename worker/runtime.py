@@ -2,34 +2,35 @@
 
 A runtime arms a run (everything slow done before the fire time: spawn,
 container start), then releases it at the exact instant; the command itself
-sits behind a gate until then. The Docker runtime is its own module.
+sits behind a gate until then. This module holds what every runtime shares:
+the run's spec, its outcome, the gate and steps scripts. The runtimes are
+``process_runtime`` (and the no-op one) and ``docker_runtime``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import re
-import shutil
-import signal
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from cronfleet.codec import proto
 from cronfleet.config import Settings
+from cronfleet.models import Resources, Step, StepResult
+from cronfleet.v1 import dispatch_pb2
 
 # The gate: the shell blocks reading one line from stdin, then runs the
 # command itself (eval: no second shell to start at the fire time) with stdin
 # closed and stderr merged into stdout, in order. The command travels in an
-# environment variable, so no quoting of user text is ever needed.
-GATE_SCRIPT = 'read -r _cronfleet_go || exit 125; exec </dev/null 2>&1; eval "$CRONFLEET_SCRIPT"'
+# environment variable, so no quoting of user text is ever needed. The
+# original stderr stays open as fd 3: the steps script reports each step's
+# result there, apart from the output.
+GATE_SCRIPT = 'read -r _cronfleet_go || exit 125; exec </dev/null 3>&2 2>&1; eval "$CRONFLEET_SCRIPT"'
 
-# Steps run in order in one shell; the first failure stops the run. Each
-# step's output is framed by markers that name it and give its exit code and
-# duration (from /proc/uptime, in centiseconds: plain sh has no sub-second
-# clock). parse_step_results() reads the markers back.
+# Steps run in order in one shell; the first failure stops the run. The log
+# frames each step's output for people (`==> step NAME` ... `==> step NAME
+# exited 0 in 0.01s`); the result goes to fd 3 as data, one line per step:
+# "INDEX EXIT_CODE CENTISECONDS" (from /proc/uptime: plain sh has no
+# sub-second clock).
 STEPS_SCRIPT = """\
 _cs() { read -r _up _rest < /proc/uptime; echo "${_up%.*}${_up#*.}"; }
 i=0
@@ -37,52 +38,54 @@ while [ "$i" -lt "$CRONFLEET_STEP_COUNT" ]; do
   eval "name=\\$CRONFLEET_STEP_NAME_$i; run=\\$CRONFLEET_STEP_RUN_$i"
   echo "==> step $name"
   t0=$(_cs)
-  /bin/sh -c "$run"
+  /bin/sh -c "$run" 3>&-
   rc=$?
   d=$(( $(_cs) - t0 ))
   printf '==> step %s exited %d in %d.%02ds\\n' "$name" "$rc" $((d / 100)) $((d % 100))
+  printf '%d %d %d\\n' "$i" "$rc" "$d" >&3
   [ "$rc" -eq 0 ] || exit "$rc"
   i=$((i + 1))
 done
 """
-_STEP_DONE = re.compile(r"^==> step (.*) exited (\d+) in (\d+)\.(\d\d)s$")
 
 
-def parse_step_results(log_text: str) -> list[dict[str, float | int | str]]:
-    """[{name, exit_code, duration_ms}] for each step that ran, from the markers."""
-    results: list[dict[str, float | int | str]] = []
-    for line in log_text.splitlines():
-        m = _STEP_DONE.match(line)
-        if m:
-            secs, cents = int(m.group(3)), int(m.group(4))
-            results.append(
-                {
-                    "name": m.group(1),
-                    "exit_code": int(m.group(2)),
-                    "duration_ms": float(secs * 1000 + cents * 10),
-                }
-            )
-    return results
-
-
-BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
-
-
-@dataclass
+@dataclass(frozen=True)
 class RunSpec:
+    """One run, as a runtime needs it. Built from the assignment by
+    :meth:`from_assignment` and nowhere else."""
+
     execution_id: int
     job_id: str
     attempt: int
-    command: str
-    steps: list[tuple[str, str]]
-    env: dict[str, str]
-    timeout_seconds: int
-    spool_path: Path
+    spool_path: Path  # where the output goes; its folder is the run's own
+    command: str = ""
+    steps: tuple[Step, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    timeout_seconds: int = 3600
     owner_id: str = ""
-    image: str = ""
-    cpus: float = 0.0
-    memory_mb: int = 0
-    pids: int = 0
+    image: str = ""  # "": the worker's default image
+    resources: Resources = field(default_factory=Resources)  # None: the worker's default
+
+    @classmethod
+    def from_assignment(cls, assignment: dispatch_pb2.Assignment, spool_root: Path) -> RunSpec:
+        job = proto.spec_from_proto(assignment.job)
+        return cls(
+            execution_id=assignment.execution_id,
+            job_id=assignment.job_id,
+            attempt=assignment.attempt,
+            spool_path=spool_root / f"{assignment.execution_id}-{assignment.attempt}" / "output.log",
+            command=job.command or "",
+            steps=job.steps,
+            env=job.env,
+            timeout_seconds=job.timeout_seconds,
+            owner_id=assignment.owner_id,
+            image=job.image or "",
+            resources=job.resources,
+        )
+
+    @property
+    def run_dir(self) -> Path:
+        return self.spool_path.parent
 
 
 class RunRejected(Exception):
@@ -95,6 +98,18 @@ class RunOutcome:
     status: str  # succeeded | failed | timed_out | cancelled | lost
     exit_code: int | None
     error: str = ""
+    steps: tuple[StepResult, ...] = ()  # each step that ran, for a job with steps
+
+
+def step_results(report: str, steps: tuple[Step, ...]) -> tuple[StepResult, ...]:
+    """The steps script's fd-3 report ("INDEX EXIT_CODE CENTISECONDS" lines) as results."""
+    results = []
+    for line in report.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and all(p.isdigit() for p in parts) and int(parts[0]) < len(steps):
+            index, code, centis = (int(p) for p in parts)
+            results.append(StepResult(name=steps[index].name, exit_code=code, duration_ms=centis * 10.0))
+    return tuple(results)
 
 
 def script_env(spec: RunSpec) -> dict[str, str]:
@@ -107,9 +122,9 @@ def script_env(spec: RunSpec) -> dict[str, str]:
     if spec.steps:
         env["CRONFLEET_SCRIPT"] = STEPS_SCRIPT
         env["CRONFLEET_STEP_COUNT"] = str(len(spec.steps))
-        for i, (name, run) in enumerate(spec.steps):
-            env[f"CRONFLEET_STEP_NAME_{i}"] = name
-            env[f"CRONFLEET_STEP_RUN_{i}"] = run
+        for i, step in enumerate(spec.steps):
+            env[f"CRONFLEET_STEP_NAME_{i}"] = step.name
+            env[f"CRONFLEET_STEP_RUN_{i}"] = step.run
     else:
         env["CRONFLEET_SCRIPT"] = spec.command
     return env
@@ -134,129 +149,6 @@ class Runtime(Protocol):
     async def arm(self, spec: RunSpec) -> ArmedRun: ...
 
 
-@dataclass
-class _ProcessRun:
-    proc: asyncio.subprocess.Process
-    spec: RunSpec
-    grace_seconds: float
-    killed_for: str = ""
-    released: bool = False
-    _done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def release(self) -> None:
-        assert self.proc.stdin is not None
-        self.released = True
-        self.proc.stdin.write(b"go\n")
-        self.proc.stdin.close()
-
-    async def wait(self) -> RunOutcome:
-        try:
-            rc = await asyncio.wait_for(self.proc.wait(), self.spec.timeout_seconds)
-        except TimeoutError:
-            await self.kill("timed_out")
-            rc = await self.proc.wait()
-        if self.killed_for == "timed_out":
-            return RunOutcome("timed_out", rc, f"exceeded timeout of {self.spec.timeout_seconds}s")
-        if self.killed_for:
-            return RunOutcome(self.killed_for, rc, f"stopped: {self.killed_for}")
-        if rc == 0:
-            return RunOutcome("succeeded", 0)
-        if rc < 0:
-            return RunOutcome("failed", 128 - rc, f"killed by signal {-rc}")
-        return RunOutcome("failed", rc)
-
-    async def snapshot(self) -> None:
-        return None  # the process writes straight into the spool file
-
-    async def kill(self, reason: str) -> None:
-        """SIGTERM the run's process group, then SIGKILL after the grace."""
-        if self.proc.returncode is not None:
-            return
-        self.killed_for = self.killed_for or reason
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(asyncio.shield(self.proc.wait()), self.grace_seconds)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-
-
-class ProcessRuntime:
-    """``sh -c`` in its own process group on the worker host. No isolation:
-    for trusted commands and machines without Docker."""
-
-    name = "process"
-    paced = False
-
-    def __init__(self, grace_seconds: float = 5.0) -> None:
-        self.grace_seconds = grace_seconds
-
-    async def arm(self, spec: RunSpec) -> ArmedRun:
-        env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
-        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        env["HOME"] = str(spec.spool_path.parent)
-        env.update(spec.env)
-        env.update(script_env(spec))
-        spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(spec.spool_path, "wb") as spool:  # noqa: ASYNC230 - local file, opened once
-            proc = await asyncio.create_subprocess_exec(
-                *_DIE_WITH_WORKER,
-                "/bin/sh",
-                "-c",
-                GATE_SCRIPT,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=spool,
-                stderr=asyncio.subprocess.STDOUT,
-                env=env,
-                cwd=str(spec.spool_path.parent),
-                start_new_session=True,
-            )
-        return _ProcessRun(proc, spec, self.grace_seconds)
-
-
-# setpriv (util-linux) sets the parent-death signal and execs the gate, so a
-# run dies with its worker instead of outliving it; Python's preexec_fn would
-# do the same but is unsafe in a process with threads (gRPC has some).
-_SETPRIV = shutil.which("setpriv")
-_DIE_WITH_WORKER = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
-
-
-class NoopRuntime:
-    """Runs nothing; succeeds at release. For throughput benchmarks."""
-
-    name = "noop"
-    paced = False
-
-    async def arm(self, spec: RunSpec) -> ArmedRun:
-        return _NoopRun()  # no output, so nothing to spool or upload
-
-
-class _NoopRun:
-    async def release(self) -> None:
-        return None
-
-    async def snapshot(self) -> None:
-        return None
-
-    async def wait(self) -> RunOutcome:
-        return RunOutcome("succeeded", 0)
-
-    async def kill(self, reason: str) -> None:
-        return None
-
-
-def _watch_children_with_pidfds() -> None:
-    """asyncio's default child watcher starts a thread per child process;
-    a pidfd watcher waits on all of them from the event loop."""
-    watcher_cls = getattr(asyncio, "PidfdChildWatcher", None)
-    if watcher_cls is None or sys.version_info >= (3, 12):  # 3.12+ already uses pidfds
-        return
-    watcher = watcher_cls()
-    watcher.attach_loop(asyncio.get_running_loop())
-    asyncio.set_child_watcher(watcher)
-
-
 def open_runtime(settings: Settings) -> Runtime:
     """The runtime ``settings.runtime`` names; "auto" is docker when an engine answers."""
     name = settings.runtime
@@ -269,8 +161,11 @@ def open_runtime(settings: Settings) -> Runtime:
 
         return DockerRuntime(settings, settings.worker_id)
     if name == "process":
-        _watch_children_with_pidfds()
+        from worker.process_runtime import ProcessRuntime
+
         return ProcessRuntime(settings.kill_grace_seconds)
     if name == "noop":
+        from worker.process_runtime import NoopRuntime
+
         return NoopRuntime()
     raise SystemExit(f"unknown runtime {name!r}; known: auto, docker, process, noop")

@@ -143,9 +143,7 @@ SELECT pg_notify('cronfleet_cancel', %(shard_id)s::text)
 -- next claim: taking the locks in the API's order (job, then schedule) or
 -- not at all rules out deadlocks. FOR SHARE on shard_owners makes a
 -- concurrent reassignment wait for us.
-SELECT s.job_id, s.shard_id, s.next_run_at, j.schedule, j.timezone, j.run_at, j.start_at,
-       j.end_at, j.created_at, j.name, j.owner_id, j.spec, j.max_retries, j.timeout_seconds, j.priority,
-       j.concurrency_policy, j.max_concurrency
+SELECT s.next_run_at, j.*
 FROM shard_owners o
 JOIN schedule s ON s.shard_id = o.shard_id
 JOIN jobs j ON j.id = s.job_id
@@ -222,8 +220,8 @@ WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
 ORDER BY e.run_at
 LIMIT %(batch)s
 
--- job_payloads --
-SELECT id, owner_id, name, spec, timeout_seconds, priority FROM jobs WHERE id = ANY(%(ids)s::uuid[])
+-- jobs_by_id --
+SELECT * FROM jobs WHERE id = ANY(%(ids)s::uuid[])
 
 -- mark_assigned --
 -- Fenced: only attempts of shards this scheduler still owns at this epoch.

@@ -49,12 +49,10 @@ class Credit(_message.Message):
     def __init__(self, slots: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("running", "running_execution_ids")
+    __slots__ = ("running",)
     RUNNING_FIELD_NUMBER: _ClassVar[int]
-    RUNNING_EXECUTION_IDS_FIELD_NUMBER: _ClassVar[int]
     running: int
-    running_execution_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, running: _Optional[int] = ..., running_execution_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    def __init__(self, running: _Optional[int] = ...) -> None: ...
 
 class RunEvent(_message.Message):
     __slots__ = ("seq", "execution_id", "kind", "at", "status", "exit_code", "error", "log_url", "lateness_ms", "steps", "cold_start")
@@ -78,19 +76,9 @@ class RunEvent(_message.Message):
     error: str
     log_url: str
     lateness_ms: float
-    steps: _containers.RepeatedCompositeFieldContainer[StepResult]
+    steps: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.ExecutionStep]
     cold_start: bool
-    def __init__(self, seq: _Optional[int] = ..., execution_id: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_url: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[StepResult, _Mapping]]] = ..., cold_start: _Optional[bool] = ...) -> None: ...
-
-class StepResult(_message.Message):
-    __slots__ = ("name", "exit_code", "duration_ms")
-    NAME_FIELD_NUMBER: _ClassVar[int]
-    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
-    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
-    name: str
-    exit_code: int
-    duration_ms: float
-    def __init__(self, name: _Optional[str] = ..., exit_code: _Optional[int] = ..., duration_ms: _Optional[float] = ...) -> None: ...
+    def __init__(self, seq: _Optional[int] = ..., execution_id: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_url: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[_jobs_pb2.ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("events",)
@@ -109,41 +97,22 @@ class SchedulerMessage(_message.Message):
     def __init__(self, assignments: _Optional[_Union[AssignmentBatch, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., cancel: _Optional[_Union[CancelRuns, _Mapping]] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("execution_id", "job_id", "owner_id", "scheduled_at", "attempt", "fire_at", "command", "steps", "env", "image", "timeout_seconds", "priority", "resources")
-    class EnvEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    __slots__ = ("execution_id", "job_id", "owner_id", "scheduled_at", "attempt", "fire_at", "job")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_ID_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     FIRE_AT_FIELD_NUMBER: _ClassVar[int]
-    COMMAND_FIELD_NUMBER: _ClassVar[int]
-    STEPS_FIELD_NUMBER: _ClassVar[int]
-    ENV_FIELD_NUMBER: _ClassVar[int]
-    IMAGE_FIELD_NUMBER: _ClassVar[int]
-    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
-    PRIORITY_FIELD_NUMBER: _ClassVar[int]
-    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
     execution_id: int
     job_id: str
     owner_id: str
     scheduled_at: _timestamp_pb2.Timestamp
     attempt: int
     fire_at: _timestamp_pb2.Timestamp
-    command: str
-    steps: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.Step]
-    env: _containers.ScalarMap[str, str]
-    image: str
-    timeout_seconds: int
-    priority: int
-    resources: _jobs_pb2.Resources
-    def __init__(self, execution_id: _Optional[int] = ..., job_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., command: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[_jobs_pb2.Step, _Mapping]]] = ..., env: _Optional[_Mapping[str, str]] = ..., image: _Optional[str] = ..., timeout_seconds: _Optional[int] = ..., priority: _Optional[int] = ..., resources: _Optional[_Union[_jobs_pb2.Resources, _Mapping]] = ...) -> None: ...
+    job: _jobs_pb2.JobSpec
+    def __init__(self, execution_id: _Optional[int] = ..., job_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ...) -> None: ...
 
 class AssignmentBatch(_message.Message):
     __slots__ = ("assignments",)

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from cronfleet.config import Settings
+from cronfleet.models import Resources, Step
 from worker.docker_runtime import LABEL, DockerRuntime
-from worker.runtime import RunOutcome, RunRejected, RunSpec, parse_step_results
+from worker.runtime import RunOutcome, RunRejected, RunSpec
 
 pytestmark = pytest.mark.integration
 _ids = itertools.count(1)
@@ -35,15 +36,21 @@ def labelled(rt: DockerRuntime, **labels: object) -> list[Any]:
     return list(rt.client.containers.list(all=True, filters={"label": wanted}, ignore_removed=True))
 
 
-def spec(tmp_path: Path, command: str = "", **kw: object) -> RunSpec:
+def spec(
+    tmp_path: Path,
+    command: str = "",
+    steps: tuple[tuple[str, str], ...] = (),
+    resources: Resources = Resources(),
+    **kw: object,
+) -> RunSpec:
     n = next(_ids)
     fields: dict[str, object] = {
         "execution_id": n,
         "job_id": "job",
         "attempt": 1,
         "command": command,
-        "steps": [],
-        "env": {},
+        "steps": tuple(Step(name=name, run=run) for name, run in steps),
+        "resources": resources,
         "timeout_seconds": 30,
         "spool_path": tmp_path / f"run{n}" / "out.log",
     }
@@ -82,14 +89,14 @@ async def test_no_network_but_loopback(runtime: DockerRuntime, tmp_path: Path) -
 
 async def test_fork_bomb_stops_at_the_pids_limit(runtime: DockerRuntime, tmp_path: Path) -> None:
     bomb = "i=0; while [ $i -lt 200 ]; do sleep 60 & i=$((i+1)); done; echo spawned"
-    outcome, out = await run(runtime, spec(tmp_path, bomb, pids=16, timeout_seconds=3))
+    outcome, out = await run(runtime, spec(tmp_path, bomb, resources=Resources(pids=16), timeout_seconds=3))
     assert "can't fork" in out or "Resource temporarily unavailable" in out, out
     assert outcome.status in ("timed_out", "failed")
 
 
 async def test_memory_hog_is_oom_killed_and_reported(runtime: DockerRuntime, tmp_path: Path) -> None:
     hog = "head -c 200m /dev/zero | tail -c 150m > /dev/null"
-    outcome, out = await run(runtime, spec(tmp_path, hog, memory_mb=16))
+    outcome, out = await run(runtime, spec(tmp_path, hog, resources=Resources(memory_mb=16)))
     assert (outcome.status, outcome.error, outcome.exit_code) == ("failed", "oom_killed", 137), (outcome, out)
 
 
@@ -106,12 +113,12 @@ async def test_missing_image_fails_fast(runtime: DockerRuntime, tmp_path: Path) 
 async def test_steps_run_in_order_and_stop_at_the_first_failure(
     runtime: DockerRuntime, tmp_path: Path
 ) -> None:
-    steps = [("hello", "echo hi"), ("fail", "exit 3"), ("never", "echo no")]
+    steps = (("hello", "echo hi"), ("fail", "exit 3"), ("never", "echo no"))
     outcome, out = await run(runtime, spec(tmp_path, steps=steps))
     assert (outcome.status, outcome.exit_code) == ("failed", 3)
     assert "==> step hello\nhi\n==> step hello exited 0 in" in out
     assert "==> step never" not in out and "no\n" not in out
-    assert [(r["name"], r["exit_code"]) for r in parse_step_results(out)] == [("hello", 0), ("fail", 3)]
+    assert [(r.name, r.exit_code) for r in outcome.steps] == [("hello", 0), ("fail", 3)]
 
 
 async def test_armed_container_waits_for_release_and_is_labelled(

@@ -1,0 +1,131 @@
+"""Recording what workers report: Started and Finished events, persisted in
+batches, failures turned into retries, then acknowledged on each stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from cronfleet.aio import sleep_or
+from cronfleet.codec import proto, rows
+from cronfleet.db import Database, Session
+from cronfleet.errors import CronfleetError
+from cronfleet.v1 import dispatch_pb2
+from scheduler.streams import WorkerStream
+
+log = structlog.get_logger()
+STARTED = dispatch_pb2.EVENT_KIND_STARTED
+FINISHED = dispatch_pb2.EVENT_KIND_FINISHED
+RETRIED_STATUSES = ("failed", "timed_out")
+
+
+@dataclass
+class Reported:
+    """An event as it arrived, and the stream to acknowledge it on."""
+
+    stream: WorkerStream
+    event: dispatch_pb2.RunEvent
+
+
+class EventRecorder:
+    """Gathers events for ``flush_interval`` and writes each batch in one
+    transaction. A batch that cannot be written is kept and tried again;
+    workers also resend what stays unacknowledged, and every write is
+    idempotent by execution id."""
+
+    def __init__(self, db: Database, flush_interval: float, retry_backoff_seconds: float) -> None:
+        self.db = db
+        self.flush_interval = flush_interval
+        self.retry_backoff_seconds = retry_backoff_seconds
+        self._pending: list[Reported] = []
+        self._wake = asyncio.Event()
+
+    def add(self, stream: WorkerStream, events: list[dispatch_pb2.RunEvent]) -> None:
+        self._pending.extend(Reported(stream, e) for e in events)
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self.flush_interval)  # gather a batch
+            try:
+                await self.flush()
+            except CronfleetError as exc:
+                log.warning("event_flush_failed", error=str(exc))
+                self._wake.set()
+                await sleep_or(stop, 0.5)
+
+    async def close(self) -> None:
+        """Write what is left (on shutdown); a failure is left to the workers' resends."""
+        with contextlib.suppress(CronfleetError):
+            await self.flush()
+
+    async def flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            async with self.db.transaction() as tx:
+                await self._record(tx, batch)
+        except CronfleetError:
+            self._pending[:0] = batch
+            raise
+        self._acknowledge(batch)
+
+    async def _record(self, tx: Session, batch: list[Reported]) -> None:
+        finished = [r for r in batch if r.event.kind == FINISHED]
+        started = {r.event.execution_id: r for r in batch if r.event.kind == STARTED}
+        done = {r.event.execution_id for r in finished}
+        # A run that started and finished within one batch is written once:
+        # record_finished takes its start time too.
+        only_started = [r for eid, r in started.items() if eid not in done]
+        if only_started:
+            await tx.execute("record_started", _started_params(only_started))
+        if finished:
+            ended = await tx.fetch_all("record_finished", _finished_params(finished, started))
+            failed = [r["id"] for r in ended if r["status"] in RETRIED_STATUSES]
+            if failed:
+                await tx.execute("schedule_retries", {"ids": failed, "backoff": self.retry_backoff_seconds})
+
+    @staticmethod
+    def _acknowledge(batch: list[Reported]) -> None:
+        by_stream: dict[int, tuple[WorkerStream, list[int]]] = {}
+        for r in batch:
+            by_stream.setdefault(id(r.stream), (r.stream, []))[1].append(r.event.seq)
+        for stream, seqs in by_stream.values():
+            stream.send(dispatch_pb2.SchedulerMessage(ack=dispatch_pb2.Ack(seqs=seqs)))
+
+
+def _started_params(started: list[Reported]) -> dict[str, Any]:
+    return {
+        "ids": [r.event.execution_id for r in started],
+        "ats": [proto.to_datetime(r.event.at) for r in started],
+        "lateness": [r.event.lateness_ms for r in started],
+        "workers": [r.stream.worker_id for r in started],
+    }
+
+
+def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> dict[str, Any]:
+    def start_of(r: Reported) -> dispatch_pb2.RunEvent | None:
+        s = started.get(r.event.execution_id)
+        return s.event if s else None
+
+    starts = [start_of(r) for r in finished]
+    return {
+        "ids": [r.event.execution_id for r in finished],
+        "statuses": [r.event.status for r in finished],
+        "ats": [proto.to_datetime(r.event.at) for r in finished],
+        "exit_codes": [r.event.exit_code if r.event.HasField("exit_code") else None for r in finished],
+        "errors": [r.event.error for r in finished],
+        "log_urls": [r.event.log_url for r in finished],
+        "workers": [r.stream.worker_id for r in finished],
+        "started": [proto.to_datetime(s.at) if s else None for s in starts],
+        "lateness": [s.lateness_ms if s else None for s in starts],
+        "steps": [rows.step_results_param(proto.step_results_from_proto(r.event.steps)) for r in finished],
+        "cold": [r.event.cold_start for r in finished],
+    }

@@ -1,0 +1,142 @@
+"""The workers' streams: each worker dials in (DispatchService.Connect) and
+keeps one bidirectional stream; this room reads what it sends and writes
+what is queued for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import grpc
+import structlog
+
+from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
+
+log = structlog.get_logger()
+# A worker silent for this many heartbeat intervals gets no new assignment.
+SILENT_HEARTBEATS = 3
+
+
+@dataclass
+class WorkerStream:
+    """One connected worker, as this scheduler sees it."""
+
+    worker_id: str
+    credits: int
+    runtimes: tuple[str, ...] = ()
+    running: int = 0
+    last_heard: float = field(default_factory=time.monotonic)
+    # What to write to the worker; None closes the stream.
+    outbox: asyncio.Queue[dispatch_pb2.SchedulerMessage | None] = field(default_factory=asyncio.Queue)
+
+    def send(self, message: dispatch_pb2.SchedulerMessage) -> None:
+        self.outbox.put_nowait(message)
+
+    def close(self) -> None:
+        self.outbox.put_nowait(None)
+
+
+class WorkerStreams:
+    """The connected workers by id, and which of them are answering."""
+
+    def __init__(self, heartbeat_interval: float) -> None:
+        self._streams: dict[str, WorkerStream] = {}
+        self.silence_limit = SILENT_HEARTBEATS * heartbeat_interval
+
+    def add(self, stream: WorkerStream) -> None:
+        """A worker that reconnects replaces (and closes) its older stream."""
+        old = self._streams.get(stream.worker_id)
+        if old is not None:
+            old.close()
+        self._streams[stream.worker_id] = stream
+
+    def remove(self, stream: WorkerStream) -> None:
+        if self._streams.get(stream.worker_id) is stream:
+            del self._streams[stream.worker_id]
+
+    def get(self, worker_id: str) -> WorkerStream | None:
+        return self._streams.get(worker_id)
+
+    def all(self) -> list[WorkerStream]:
+        return list(self._streams.values())
+
+    def responsive(self, now: float | None = None) -> list[WorkerStream]:
+        """Streams heard from lately. A frozen or cut-off worker keeps its TCP
+        stream open; what it is not given cannot be late."""
+        now = time.monotonic() if now is None else now
+        return [s for s in self._streams.values() if now - s.last_heard <= self.silence_limit]
+
+    def any_runs(self, runtime: str) -> bool:
+        return any(runtime in s.runtimes for s in self._streams.values())
+
+
+class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
+    """Connect: hello, then events, credit and heartbeats in; assignments,
+    acks and cancels out."""
+
+    def __init__(
+        self,
+        scheduler_id: str,
+        streams: WorkerStreams,
+        on_events: Callable[[WorkerStream, list[dispatch_pb2.RunEvent]], None],
+        on_connect: Callable[[], None],
+        on_credit: Callable[[], None],
+    ) -> None:
+        self.scheduler_id = scheduler_id
+        self.streams = streams
+        self.on_events = on_events
+        self.on_connect = on_connect
+        self.on_credit = on_credit
+
+    async def Connect(
+        self,
+        request_iterator: AsyncIterator[dispatch_pb2.WorkerMessage],
+        context: grpc.aio.ServicerContext,
+    ) -> None:
+        first = await context.read()
+        if first is grpc.aio.EOF or first.WhichOneof("kind") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first message must be hello")
+            return
+        hello = first.hello
+        stream = WorkerStream(hello.worker_id, credits=hello.capacity, runtimes=tuple(hello.runtimes))
+        self.streams.add(stream)
+        log.info(
+            "worker_connected",
+            scheduler_id=self.scheduler_id,
+            worker_id=hello.worker_id,
+            capacity=hello.capacity,
+        )
+        writer = asyncio.create_task(self._write(stream, context))
+        self.on_connect()
+        try:
+            await self._read(stream, context)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.cancel()
+            self.streams.remove(stream)
+            log.info("worker_disconnected", scheduler_id=self.scheduler_id, worker_id=hello.worker_id)
+
+    async def _read(self, stream: WorkerStream, context: grpc.aio.ServicerContext) -> None:
+        while True:
+            msg = await context.read()
+            if msg is grpc.aio.EOF:
+                return
+            stream.last_heard = time.monotonic()
+            kind = msg.WhichOneof("kind")
+            if kind == "events":
+                self.on_events(stream, list(msg.events.events))
+            elif kind == "credit":
+                stream.credits += msg.credit.slots
+                self.on_credit()
+            elif kind == "heartbeat":
+                stream.running = msg.heartbeat.running
+
+    @staticmethod
+    async def _write(stream: WorkerStream, context: grpc.aio.ServicerContext) -> None:
+        with contextlib.suppress(Exception):  # the stream is gone: the reader ends it
+            while (msg := await stream.outbox.get()) is not None:
+                await context.write(msg)

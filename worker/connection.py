@@ -1,0 +1,156 @@
+"""This worker's stream to each scheduler: dial, say hello, read what comes,
+write events and credit (coalesced) and, when quiet, a heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+import structlog
+
+from cronfleet.aio import sleep_or, wait_for_event
+from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
+
+log = structlog.get_logger()
+EVENTS_PER_MESSAGE = 500
+MAX_BACKOFF = 1.0
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Who this worker is, said first on every stream."""
+
+    worker_id: str
+    capacity: int
+    runtime: str
+    heartbeat_interval: float
+
+    def message(self) -> dispatch_pb2.WorkerMessage:
+        return dispatch_pb2.WorkerMessage(
+            hello=dispatch_pb2.Hello(
+                worker_id=self.worker_id, capacity=self.capacity, runtimes=[self.runtime]
+            )
+        )
+
+
+@dataclass
+class StreamHandlers:
+    """What the worker does with a stream's traffic."""
+
+    on_message: Callable[[str, dispatch_pb2.SchedulerMessage], None]  # (address, message)
+    on_up: Callable[[str], None]
+    on_down: Callable[[str], None]
+    running: Callable[[], int]  # for heartbeats
+
+
+@dataclass
+class SchedulerConnection:
+    """The stream to one scheduler, redialled until the scheduler leaves."""
+
+    address: str
+    hello: Hello
+    handlers: StreamHandlers
+    live: bool = False
+    task: asyncio.Task[None] | None = None
+    # What to send next, coalesced: many events and credits share one
+    # message, since one stream carries far more fires packed than one each.
+    pending_events: list[dispatch_pb2.RunEvent] = field(default_factory=list)
+    pending_credit: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def send_events(self, events: list[dispatch_pb2.RunEvent]) -> None:
+        self.pending_events.extend(events)
+        self.wake.set()
+
+    def give_credit(self, slots: int) -> None:
+        self.pending_credit += slots
+        self.wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                async with grpc.aio.insecure_channel(self.address) as channel:
+                    call = dispatch_pb2_grpc.DispatchServiceStub(channel).Connect()
+                    await call.write(self.hello.message())
+                    self.live = True
+                    backoff = 0.1
+                    self.handlers.on_up(self.address)
+                    await self._serve(call)
+            except grpc.aio.AioRpcError as exc:
+                log.debug("scheduler_stream_closed", address=self.address, code=str(exc.code()))
+            finally:
+                self.live = False
+                self.handlers.on_down(self.address)
+            await sleep_or(stop, backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+
+    async def _serve(self, call: grpc.aio.StreamStreamCall) -> None:
+        writer = asyncio.create_task(self._write(call))
+        try:
+            async for msg in call:
+                self.handlers.on_message(self.address, msg)
+        finally:
+            writer.cancel()
+
+    async def _write(self, call: grpc.aio.StreamStreamCall) -> None:
+        with contextlib.suppress(Exception):  # the stream is gone: the reader ends it
+            while True:
+                if not await wait_for_event(self.wake, self.hello.heartbeat_interval):
+                    heartbeat = dispatch_pb2.Heartbeat(running=self.handlers.running())
+                    await call.write(dispatch_pb2.WorkerMessage(heartbeat=heartbeat))
+                    continue
+                self.wake.clear()
+                await asyncio.sleep(0.001)  # let the runs finishing now join this message
+                await self._flush(call)
+
+    async def _flush(self, call: grpc.aio.StreamStreamCall) -> None:
+        events, self.pending_events = self.pending_events, []
+        credit, self.pending_credit = self.pending_credit, 0
+        for i in range(0, len(events), EVENTS_PER_MESSAGE):
+            batch = dispatch_pb2.EventBatch(events=events[i : i + EVENTS_PER_MESSAGE])
+            await call.write(dispatch_pb2.WorkerMessage(events=batch))
+        if credit:
+            await call.write(dispatch_pb2.WorkerMessage(credit=dispatch_pb2.Credit(slots=credit)))
+
+
+class Connections:
+    """One connection per live scheduler, following the membership."""
+
+    def __init__(self, hello: Hello, handlers: StreamHandlers) -> None:
+        self.hello = hello
+        self.handlers = handlers
+        self._by_address: dict[str, SchedulerConnection] = {}
+
+    def sync(self, addresses: set[str], stop: asyncio.Event) -> None:
+        """Dial schedulers that joined; hang up on those that left."""
+        for address in addresses - set(self._by_address):
+            conn = SchedulerConnection(address, self.hello, self.handlers)
+            conn.task = asyncio.create_task(conn.run(stop), name=f"conn-{address}")
+            self._by_address[address] = conn
+        for address in set(self._by_address) - addresses:
+            conn = self._by_address.pop(address)
+            if conn.task:
+                conn.task.cancel()
+
+    def get(self, address: str) -> SchedulerConnection | None:
+        return self._by_address.get(address)
+
+    def any_live(self) -> bool:
+        return any(c.live for c in self._by_address.values())
+
+    def pick(self, prefer: str) -> SchedulerConnection | None:
+        """The live stream to ``prefer``, else any live one, else None."""
+        conn = self._by_address.get(prefer)
+        if conn is not None and conn.live:
+            return conn
+        return next((c for c in self._by_address.values() if c.live), None)
+
+    async def close(self) -> None:
+        tasks = [c.task for c in self._by_address.values() if c.task]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,281 @@
+"""The life of one run on this worker: arm, wait for the fire time, release
+(never early), watch, upload the output, report, give the slot back.
+
+A run is reported twice through the outbox: Started (with its lateness) as
+it is released, Finished when it ends. Cancelling or fencing a run kills it
+wherever it is in that life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from cronfleet.aio import wait_for_event
+from cronfleet.codec import proto
+from cronfleet.errors import CronfleetError
+from cronfleet.logstore import LogStore
+from cronfleet.v1 import dispatch_pb2
+from worker.outbox import Outbox
+from worker.pacing import ArmingGate, ReleaseWindows
+from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime
+
+log = structlog.get_logger()
+# A run due sooner than this arms at once; later ones first let any release
+# in progress finish (see worker.pacing).
+ARM_WITHOUT_DEFERRING = 5.0
+
+
+@dataclass
+class Run:
+    """One assignment on this worker, from arrival to report."""
+
+    spec: RunSpec
+    fire_at: float  # epoch seconds; never start before
+    origin: str  # the scheduler that assigned it
+    armed: ArmedRun | None = None
+    cancel_reason: str = ""
+    cold_start: bool = False
+    started_at: float | None = None
+    in_window: bool = False  # counted in the release windows until released or dropped
+    task: asyncio.Task[None] | None = None
+    # Set when the run is cancelled, so an armed run stops waiting for its time.
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def execution_id(self) -> int:
+        return self.spec.execution_id
+
+
+class Runs:
+    """The runs this worker holds, each living through :meth:`_live`."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        logs: LogStore,
+        outbox: Outbox,
+        *,
+        spool_root: Path,
+        arm_concurrency: int,
+        live_log_interval: float,
+        give_back: Callable[[str], None],
+    ) -> None:
+        self.runtime = runtime
+        self.logs = logs
+        self.outbox = outbox
+        self.spool_root = spool_root
+        self.live_log_interval = live_log_interval
+        self.give_back = give_back  # a slot is free again on this scheduler's stream
+        self.active: dict[int, Run] = {}
+        self.arming = ArmingGate(arm_concurrency)
+        self.windows = ReleaseWindows(enabled=runtime.paced)
+
+    def __len__(self) -> int:
+        return len(self.active)
+
+    # ------------------------------------------------------------ commands
+    def start(self, assignment: dispatch_pb2.Assignment, origin: str) -> None:
+        if assignment.execution_id in self.active:
+            return  # a resend: idempotent by execution id
+        spec = RunSpec.from_assignment(assignment, self.spool_root)
+        run = Run(spec, proto.to_epoch(assignment.fire_at), origin)
+        self.active[run.execution_id] = run
+        run.task = asyncio.create_task(self._live(run), name=f"run-{run.execution_id}")
+
+    def cancel(self, execution_ids: list[int]) -> None:
+        for execution_id in execution_ids:
+            run = self.active.get(execution_id)
+            if run is not None:
+                asyncio.create_task(self.kill(run, "cancelled"))
+
+    async def kill(self, run: Run, reason: str) -> None:
+        run.cancel_reason = run.cancel_reason or reason
+        run.cancelled.set()
+        if run.armed is not None:
+            await run.armed.kill(reason)
+
+    async def kill_all(self, reason: str) -> None:
+        for run in list(self.active.values()):
+            await self.kill(run, reason)
+
+    async def wait_all(self, timeout: float) -> None:
+        tasks = [r.task for r in self.active.values() if r.task]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    async def report_recovered(self) -> None:
+        """Report what a previous life of this worker left in the runtime
+        (finished while it was down, or killed now as lost)."""
+        recover = getattr(self.runtime, "recover", None)
+        if recover is None:
+            return
+        for r in await recover():
+            log_url = ""
+            with contextlib.suppress(CronfleetError, OSError):
+                key = self.logs.key_for(r.owner_id, r.job_id, r.execution_id, r.attempt)
+                log_url = await self.logs.put(key, r.spool_path)
+            self.outbox.emit(finished_event(r.execution_id, r.outcome, log_url), prefer="")
+            r.spool_path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------ the life
+    async def _live(self, run: Run) -> None:
+        self._enter_window(run)
+        try:
+            outcome = await self._arm_and_run(run)
+        except RunRejected as exc:
+            outcome = RunOutcome("failed", None, str(exc))
+        except Exception as exc:  # a runtime failure is the run's failure, not the worker's
+            log.exception("run_failed_to_start", execution_id=run.execution_id)
+            outcome = RunOutcome("failed", None, f"could not start: {exc}")
+        finally:
+            self._leave_window(run, released=False)
+        log_url = await self._upload(run, outcome)
+        self._report_finished(run, outcome, log_url)
+        self._done(run, outcome)
+
+    async def _arm_and_run(self, run: Run) -> RunOutcome:
+        run.armed = await self._arm(run)
+        if run.armed is None:
+            return RunOutcome(run.cancel_reason, None, f"stopped: {run.cancel_reason}")
+        run.cold_start = time.time() > run.fire_at  # armed after its time: starts cold, late
+        await sleep_until(run.fire_at, run.cancelled)
+        if run.cancel_reason:
+            self._leave_window(run, released=False)
+            await run.armed.kill(run.cancel_reason)
+            return await run.armed.wait()
+        await self._release(run, run.armed)
+        return await self._watch(run, run.armed)
+
+    async def _arm(self, run: Run) -> ArmedRun | None:
+        """Prepare the run, the one due soonest first; None if cancelled meanwhile."""
+        if run.fire_at - time.time() > ARM_WITHOUT_DEFERRING:
+            await self.windows.quiet()
+        await self.arming.acquire(run.fire_at)
+        try:
+            if run.cancel_reason:
+                return None  # cancelled while queued: never armed
+            return await self.runtime.arm(run.spec)
+        finally:
+            self.arming.release()
+
+    async def _release(self, run: Run, armed: ArmedRun) -> None:
+        await armed.release()
+        run.started_at = time.time()
+        self._leave_window(run, released=True)
+        # Reporting can wait until the runs released with this one have started.
+        await self.windows.quiet()
+        started = dispatch_pb2.RunEvent(
+            execution_id=run.execution_id,
+            kind=dispatch_pb2.EVENT_KIND_STARTED,
+            at=proto.timestamp_at(run.started_at),
+            lateness_ms=(run.started_at - run.fire_at) * 1000,
+        )
+        self.outbox.emit(started, prefer=run.origin)
+
+    async def _watch(self, run: Run, armed: ArmedRun) -> RunOutcome:
+        done = asyncio.Event()
+        live_logs = asyncio.create_task(self._publish_output(run, armed, done))
+        try:
+            return await armed.wait()
+        finally:
+            # Let an upload in flight finish, so it cannot land after (and
+            # over) the final log.
+            done.set()
+            await live_logs
+
+    async def _publish_output(self, run: Run, armed: ArmedRun, done: asyncio.Event) -> None:
+        """While the run lives, store its output so far where the finished log
+        will go, so ``logs?follow=true`` can show it live."""
+        if self.live_log_interval <= 0:
+            return
+        path, published = run.spec.spool_path, -1
+        while not await wait_for_event(done, self.live_log_interval):
+            try:
+                await armed.snapshot()
+                size = path.stat().st_size if path.exists() else 0
+                if size != published:
+                    await self.logs.put(self._log_key(run.spec), path)
+                    published = size
+            except (CronfleetError, OSError) as exc:
+                log.debug("live_log_failed", execution_id=run.execution_id, error=str(exc))
+
+    async def _upload(self, run: Run, outcome: RunOutcome) -> str:
+        """Store the output; its location, or "" (and a note on the outcome)."""
+        if not run.spec.spool_path.exists():
+            return ""
+        try:
+            return await self.logs.put(self._log_key(run.spec), run.spec.spool_path)
+        except (CronfleetError, OSError) as exc:
+            outcome.error = (outcome.error + "; " if outcome.error else "") + f"log upload failed: {exc}"
+            return ""
+
+    def _report_finished(self, run: Run, outcome: RunOutcome, log_url: str) -> None:
+        event = finished_event(run.execution_id, outcome, log_url)
+        event.cold_start = run.cold_start
+        self.outbox.emit(event, prefer=run.origin)
+
+    def _done(self, run: Run, outcome: RunOutcome) -> None:
+        self.active.pop(run.execution_id, None)
+        shutil.rmtree(run.spec.run_dir, ignore_errors=True)
+        self.give_back(run.origin)
+        log.info(
+            "run_finished",
+            execution_id=run.execution_id,
+            job_id=run.spec.job_id,
+            status=outcome.status,
+            exit_code=outcome.exit_code,
+            lateness_ms=round((run.started_at - run.fire_at) * 1000, 2) if run.started_at else None,
+        )
+
+    def _log_key(self, spec: RunSpec) -> str:
+        return self.logs.key_for(spec.owner_id, spec.job_id, spec.execution_id, spec.attempt)
+
+    # ------------------------------------------------------- release windows
+    def _enter_window(self, run: Run) -> None:
+        self.windows.expect(run.fire_at)
+        run.in_window = True
+
+    def _leave_window(self, run: Run, released: bool) -> None:
+        if run.in_window:
+            self.windows.released(run.fire_at, started=released)
+            run.in_window = False
+
+
+def finished_event(execution_id: int, outcome: RunOutcome, log_url: str) -> dispatch_pb2.RunEvent:
+    event = dispatch_pb2.RunEvent(
+        execution_id=execution_id,
+        kind=dispatch_pb2.EVENT_KIND_FINISHED,
+        at=proto.timestamp_at(time.time()),
+        status=outcome.status,
+        error=outcome.error,
+        log_url=log_url,
+    )
+    if outcome.exit_code is not None:
+        event.exit_code = outcome.exit_code
+    proto.encode_into(event, outcome, ("steps",))
+    failed = [s for s in outcome.steps if s.exit_code != 0]
+    if failed and not event.error:
+        event.error = f"step {failed[0].name} exited {failed[0].exit_code}"
+    return event
+
+
+async def sleep_until(when: float, interrupt: asyncio.Event) -> None:
+    """Sleep until the wall clock reads ``when`` (never return early), or
+    until ``interrupt`` is set."""
+    while not interrupt.is_set():
+        remaining = when - time.time()
+        if remaining <= 0:
+            return
+        if remaining > 0.002:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(interrupt.wait(), remaining)
+        else:
+            await asyncio.sleep(0)

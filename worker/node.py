@@ -1,0 +1,138 @@
+"""A worker node: its rooms wired together, and the role's ``run``.
+
+- connection: one stream per scheduler (hello, events, credit, heartbeats)
+- outbox: events kept until acknowledged, resent after a reconnect
+- lifecycle: each run's life (arm, wait, release, watch, upload, report)
+- fencing: runs killed by the worker itself when it is cut off
+- runtime, process_runtime, docker_runtime, pacing: how runs are prepared and released
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aetcd
+import structlog
+
+from cronfleet import etcd
+from cronfleet.config import Settings
+from cronfleet.logstore import LogStore, S3LogStore, open_log_store
+from cronfleet.v1 import dispatch_pb2
+from worker.connection import Connections, Hello, StreamHandlers
+from worker.fencing import SelfFence
+from worker.lifecycle import Runs
+from worker.outbox import Outbox
+from worker.runtime import Runtime, open_runtime
+
+log = structlog.get_logger()
+MEMBERS_POLL = 0.5
+STOP_GRACE = 10.0
+DRAIN_SECONDS = 3.0
+
+
+class Worker:
+    def __init__(self, settings: Settings, runtime: Runtime, logs: LogStore, client: aetcd.Client) -> None:
+        self.settings = settings
+        self.id = settings.worker_id
+        self.runtime = runtime
+        self.client = client
+        self.keys = etcd.Keys(settings.etcd_prefix)
+        hello = Hello(self.id, settings.capacity, runtime.name, settings.heartbeat_interval)
+        self.connections = Connections(
+            hello,
+            StreamHandlers(
+                on_message=self._on_message,
+                on_up=lambda _address: self.outbox.stream_up(),
+                on_down=lambda address: self.outbox.stream_down(address),
+                running=lambda: len(self.runs),
+            ),
+        )
+        self.outbox = Outbox(self.connections.pick)
+        self.runs = Runs(
+            runtime,
+            logs,
+            self.outbox,
+            spool_root=Path(settings.state_dir).absolute() / "spool" / self.id,
+            arm_concurrency=settings.arm_concurrency,
+            live_log_interval=settings.live_log_interval,
+            give_back=self._give_back,
+        )
+        self.fence = SelfFence(self.id, self.runs, self.connections.any_live, settings.self_fence_seconds)
+
+    def _on_message(self, address: str, msg: dispatch_pb2.SchedulerMessage) -> None:
+        kind = msg.WhichOneof("kind")
+        if kind == "assignments":
+            for assignment in msg.assignments.assignments:
+                self.runs.start(assignment, origin=address)
+        elif kind == "ack":
+            self.outbox.acknowledged(list(msg.ack.seqs))
+        elif kind == "cancel":
+            self.runs.cancel(list(msg.cancel.execution_ids))
+
+    def _give_back(self, origin: str) -> None:
+        conn = self.connections.get(origin)
+        if conn is not None:
+            conn.give_credit(1)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info(
+            "worker_started", worker_id=self.id, runtime=self.runtime.name, capacity=self.settings.capacity
+        )
+        await self.runs.report_recovered()
+        tasks = [
+            asyncio.create_task(self._membership(stop), name="membership"),
+            asyncio.create_task(self.fence.run(stop), name="self-fence"),
+        ]
+        try:
+            await stop.wait()
+        finally:
+            # Graceful stop: runs in progress are stopped and reported, so
+            # nothing is left running behind a worker that is gone.
+            await self.runs.kill_all("cancelled")
+            await self.runs.wait_all(STOP_GRACE)
+            await self.outbox.drain(DRAIN_SECONDS)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.connections.close()
+
+    async def _membership(self, stop: asyncio.Event) -> None:
+        """Stay registered; keep one connection per live scheduler."""
+
+        async def follow_schedulers(session: etcd.Session) -> None:
+            while True:
+                schedulers = await etcd.read_members(self.client, self.keys, "schedulers")
+                self.connections.sync({s["address"] for s in schedulers.values()}, stop)
+                await asyncio.sleep(MEMBERS_POLL)
+
+        async def fence_if_lost(session: etcd.Session) -> None:
+            if session.lost.is_set():
+                # Our lease is gone: the coordinator will call our runs lost
+                # and retry them elsewhere, so they must not go on.
+                await self.fence.fence("etcd session lost")
+
+        await etcd.stay_registered(
+            self.client,
+            self.keys,
+            "workers",
+            self.id,
+            lambda: {"id": self.id, "capacity": self.settings.capacity, "runtime": self.runtime.name},
+            ttl=self.settings.member_ttl,
+            stop=stop,
+            while_registered=follow_schedulers,
+            after_session=fence_if_lost,
+        )
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    """The worker role, until ``stop`` is set."""
+    runtime = open_runtime(settings)
+    logs = open_log_store(settings)
+    try:
+        if isinstance(logs, S3LogStore):
+            await logs.ensure_bucket()
+        async with etcd.connected(settings.etcd_endpoints) as client:
+            await Worker(settings, runtime, logs, client).run(stop)
+    finally:
+        await logs.close()

@@ -1,0 +1,154 @@
+"""The process runtime (``sh -c`` on the worker host, no isolation) and the
+no-op runtime (runs nothing; for benchmarks)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from worker.runtime import GATE_SCRIPT, ArmedRun, RunOutcome, RunSpec, script_env, step_results
+
+BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
+
+
+@dataclass
+class _ProcessRun:
+    proc: asyncio.subprocess.Process
+    spec: RunSpec
+    grace_seconds: float
+    report_path: Path
+    killed_for: str = ""
+    released: bool = False
+    _done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def release(self) -> None:
+        assert self.proc.stdin is not None
+        self.released = True
+        self.proc.stdin.write(b"go\n")
+        self.proc.stdin.close()
+
+    async def wait(self) -> RunOutcome:
+        try:
+            rc = await asyncio.wait_for(self.proc.wait(), self.spec.timeout_seconds)
+        except TimeoutError:
+            await self.kill("timed_out")
+            rc = await self.proc.wait()
+        outcome = self._outcome(rc)
+        if self.spec.steps and self.report_path.exists():
+            outcome.steps = step_results(self.report_path.read_text(errors="replace"), self.spec.steps)
+        return outcome
+
+    def _outcome(self, rc: int) -> RunOutcome:
+        if self.killed_for == "timed_out":
+            return RunOutcome("timed_out", rc, f"exceeded timeout of {self.spec.timeout_seconds}s")
+        if self.killed_for:
+            return RunOutcome(self.killed_for, rc, f"stopped: {self.killed_for}")
+        if rc == 0:
+            return RunOutcome("succeeded", 0)
+        if rc < 0:
+            return RunOutcome("failed", 128 - rc, f"killed by signal {-rc}")
+        return RunOutcome("failed", rc)
+
+    async def snapshot(self) -> None:
+        return None  # the process writes straight into the spool file
+
+    async def kill(self, reason: str) -> None:
+        """SIGTERM the run's process group, then SIGKILL after the grace."""
+        if self.proc.returncode is not None:
+            return
+        self.killed_for = self.killed_for or reason
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.proc.wait()), self.grace_seconds)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+class ProcessRuntime:
+    """``sh -c`` in its own process group on the worker host. No isolation:
+    for trusted commands and machines without Docker."""
+
+    name = "process"
+    paced = False
+
+    def __init__(self, grace_seconds: float = 5.0) -> None:
+        self.grace_seconds = grace_seconds
+        _watch_children_with_pidfds()
+
+    async def arm(self, spec: RunSpec) -> ArmedRun:
+        env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
+        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        env["HOME"] = str(spec.spool_path.parent)
+        env.update(spec.env)
+        env.update(script_env(spec))
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        report_path = spec.run_dir / "steps.report"
+        # Local files, opened once: the child writes them directly.
+        with open(spec.spool_path, "wb") as spool, open(report_path, "wb") as report:  # noqa: ASYNC230
+            proc = await asyncio.create_subprocess_exec(
+                *_DIE_WITH_WORKER,
+                "/bin/sh",
+                "-c",
+                GATE_SCRIPT,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=spool,
+                stderr=report,  # the gate merges the command's stderr into stdout
+                env=env,
+                cwd=str(spec.spool_path.parent),
+                start_new_session=True,
+            )
+        return _ProcessRun(proc, spec, self.grace_seconds, report_path)
+
+
+# setpriv (util-linux) sets the parent-death signal and execs the gate, so a
+# run dies with its worker instead of outliving it; Python's preexec_fn would
+# do the same but is unsafe in a process with threads (gRPC has some).
+_SETPRIV = shutil.which("setpriv")
+_DIE_WITH_WORKER = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []
+
+
+class NoopRuntime:
+    """Runs nothing; succeeds at release. For throughput benchmarks."""
+
+    name = "noop"
+    paced = False
+
+    async def arm(self, spec: RunSpec) -> ArmedRun:
+        return _NoopRun()  # no output, so nothing to spool or upload
+
+
+class _NoopRun:
+    async def release(self) -> None:
+        return None
+
+    async def snapshot(self) -> None:
+        return None
+
+    async def wait(self) -> RunOutcome:
+        return RunOutcome("succeeded", 0)
+
+    async def kill(self, reason: str) -> None:
+        return None
+
+
+def _watch_children_with_pidfds() -> None:
+    """asyncio's default child watcher starts a thread per child process;
+    a pidfd watcher waits on all of them from the event loop."""
+    watcher_cls = getattr(asyncio, "PidfdChildWatcher", None)
+    if watcher_cls is None or sys.version_info >= (3, 12):  # 3.12+ already uses pidfds
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return  # not in a loop (a test building the runtime): asyncio's default applies
+    watcher = watcher_cls()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
