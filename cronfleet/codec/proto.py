@@ -112,12 +112,12 @@ def spec_from_proto(message: pb.JobSpec) -> JobSpec:
 def changes_from_proto(message: pb.JobSpec, update_mask: Iterable[str]) -> dict[str, Any]:
     """The fields an UpdateJob names, as {field: typed value}; an unset one is
     None, which resets it to its default."""
-    hints = _hints(JobSpec)
+    fields = {f.name: f for f in _plan(JobSpec, type(message))}
     changes: dict[str, Any] = {}
     for name in update_mask:
-        if name not in hints:
+        if name not in fields:
             raise InvalidArgument("unknown field", field=f"update_mask.{name}")
-        changes[name] = _decode_field(message, name, hints[name])
+        changes[name] = _decode_field(message, fields[name])
     if changes.get("steps"):
         changes["steps"] = name_steps(changes["steps"])
     return changes
@@ -132,35 +132,67 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _decode_record(cls: type[Any], message: Message) -> Any:
+@dataclasses.dataclass(frozen=True)
+class _Field:
+    """How to read one record field from its message field (worked out once per type)."""
+
+    name: str
+    kind: str  # "time" | "records" | "map" | "record" | "scalar"
+    record: type | None  # the nested record type, for "records" and "record"
+    has_presence: bool
+    required: bool
+
+
+@functools.cache
+def _plan(cls: type, message_type: Any) -> tuple[_Field, ...]:
     hints = _hints(cls)
-    values = {}
+    plan = []
     for f in dataclasses.fields(cls):
-        value = _decode_field(message, f.name, hints[f.name])
-        if value is None and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            value = getattr(message, f.name)  # required: its zero value, for validation to name
+        hint = hints[f.name]
+        if typing.get_origin(hint) in (types.UnionType, typing.Union):
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+        if hint is datetime:
+            kind, record = "time", None
+        elif origin is tuple:
+            kind, record = "records", typing.get_args(hint)[0]
+        elif origin is dict:
+            kind, record = "map", None
+        elif dataclasses.is_dataclass(hint):
+            kind, record = "record", typing.cast(type, hint)
+        else:
+            kind, record = "scalar", None
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        has_presence = message_type.DESCRIPTOR.fields_by_name[f.name].has_presence
+        plan.append(_Field(f.name, kind, record, has_presence, required))
+    return tuple(plan)
+
+
+def _decode_record(cls: type[Any], message: Message) -> Any:
+    values = {}
+    for field in _plan(cls, type(message)):
+        value = _decode_field(message, field)
+        if value is None and field.required:
+            value = getattr(message, field.name)  # its zero value, for validation to name
         if value is not None:
-            values[f.name] = value
+            values[field.name] = value
     return cls(**values)
 
 
-def _decode_field(message: Message, name: str, hint: Any) -> Any:
-    """The field's value as ``hint``'s type, or None when the message leaves it unset."""
-    if typing.get_origin(hint) in (types.UnionType, typing.Union):
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    descriptor = message.DESCRIPTOR.fields_by_name[name]
-    if descriptor.has_presence and not message.HasField(name):
+def _decode_field(message: Message, field: _Field) -> Any:
+    """The field's value as the record's type, or None when the message leaves it unset."""
+    if field.has_presence and not message.HasField(field.name):
         return None
-    value = getattr(message, name)
-    if hint is datetime:
+    value = getattr(message, field.name)
+    if field.kind == "time":
         return to_datetime(value)
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        return tuple(_decode_record(typing.get_args(hint)[0], item) for item in value) or None
-    if origin is dict:
+    if field.kind == "records":
+        assert field.record is not None
+        return tuple(_decode_record(field.record, item) for item in value) or None
+    if field.kind == "map":
         return dict(value) or None
-    if dataclasses.is_dataclass(hint):
-        return _decode_record(typing.cast(type, hint), value)
-    if not descriptor.has_presence and not value:
+    if field.kind == "record":
+        return _decode_record(typing.cast(type, field.record), value)
+    if not field.has_presence and not value:
         return None  # proto3 zero: unset
     return value

@@ -307,11 +307,13 @@ DELETE FROM shard_owners WHERE shard_id >= %(shards)s
 -- mark_lost --
 -- Runs held by workers that are no longer members. The grace covers a worker
 -- that registered a moment ago and is not yet in the coordinator's view.
+-- Fenced: only the leader of the newest epoch declares anything lost.
 UPDATE executions SET status = 'lost', finished_at = now(),
     error = 'worker ' || worker_id || ' stopped answering'
 WHERE status IN ('scheduled', 'running') AND worker_id IS NOT NULL
   AND NOT (worker_id = ANY(%(live_workers)s::text[]))
   AND assigned_at < now() - make_interval(secs => %(grace)s)
+  AND EXISTS (SELECT 1 FROM cluster_epoch WHERE epoch = %(epoch)s)
 RETURNING id
 
 -- running_by_worker --

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from coordinator.service import Coordinator, read_cluster
+from coordinator.cluster import read_cluster
+from coordinator.node import Coordinator
 from cronfleet import etcd
 from cronfleet.config import Settings
 from cronfleet.db import Database

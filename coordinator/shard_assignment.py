@@ -1,0 +1,50 @@
+"""Shards to live schedulers: moved as little as possible, written to
+``shard_owners`` under the epoch, then published in etcd."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aetcd
+import structlog
+
+from coordinator.fencing import fenced_transaction
+from cronfleet import etcd
+from cronfleet.db import Database
+from cronfleet.shards import assign_shards, shards_by_owner
+
+log = structlog.get_logger()
+
+
+class ShardAssigner:
+    def __init__(self, db: Database, client: aetcd.Client, keys: etcd.Keys, shards: int) -> None:
+        self.db = db
+        self.client = client
+        self.keys = keys
+        self.shards = shards
+        self._published: dict[str, Any] | None = None
+
+    def forget_published(self) -> None:
+        """A new term: publish the map again even if it looks the same."""
+        self._published = None
+
+    async def assign(self, epoch: int, schedulers: list[str]) -> None:
+        rows = await self.db.fetch_all("shard_owners")
+        current = {r["shard_id"]: r["scheduler_id"] for r in rows}
+        stale_epoch = any(r["epoch"] != epoch for r in rows)
+        target = assign_shards(self.shards, schedulers, current)
+        if target and (target != current or stale_epoch):
+            async with fenced_transaction(self.db, epoch) as tx:
+                shard_ids = sorted(target)
+                await tx.execute(
+                    "write_shard_owners",
+                    {"shard_ids": shard_ids, "scheduler_ids": [target[s] for s in shard_ids], "epoch": epoch},
+                )
+                await tx.execute("delete_shard_owners_beyond", {"shards": self.shards})
+            moved = sum(1 for s, o in target.items() if current.get(s) != o)
+            log.info("shards_assigned", epoch=epoch, schedulers=len(schedulers), moved=moved)
+        published = {"epoch": epoch, "owners": shards_by_owner(target)}
+        if published != self._published:
+            await self.client.put(self.keys.shard_map, json.dumps(published, sort_keys=True).encode())
+            self._published = published
