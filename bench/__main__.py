@@ -275,6 +275,7 @@ def scenario_throughput(services: Services, runtime: str, n: int) -> None:
                 " extract(epoch FROM max(assigned_at) - min(created_at)),"
                 " extract(epoch FROM max(started_at) - min(created_at)) FROM executions"
             ).fetchone()
+        assert done is not None
         span = max((done[1] - first).total_seconds(), 1e-3)  # first claim to last report
         target = ">= 10,000 fires/s" if runtime == "noop" else ">= 1,000 runs/s"
         assert stages is not None

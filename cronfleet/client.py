@@ -7,25 +7,29 @@
     print(c.list_executions(job_id=job["id"]))
 
 Jobs and executions come back as plain dicts shaped like API.md's JSON.
-Errors raise :class:`ClientError` with the server's code and message.
+Errors raise :class:`ClientError` with the server's code, message and field.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
+from cronfleet.codec import jsonapi, proto
+from cronfleet.errors import CronfleetError
+from cronfleet.rpc import ERROR_CODE_KEY, ERROR_FIELD_KEY
 from cronfleet.v1 import jobs_pb2 as pb
 from cronfleet.v1 import jobs_pb2_grpc
 
 DEFAULT_ADDR = "127.0.0.1:50051"
 TIMEOUT = 30.0
+T = TypeVar("T")
+Reply = dict[str, Any]
 
 
 class ClientError(Exception):
@@ -36,136 +40,184 @@ class ClientError(Exception):
         self.field = field
 
 
-def _error(exc: grpc.RpcError) -> ClientError:
-    trailing = dict(exc.trailing_metadata() or ())  # type: ignore[attr-defined]
-    code = trailing.get("cronfleet-error-code") or exc.code().name.lower()  # type: ignore[attr-defined]
-    return ClientError(str(code), exc.details() or "", str(trailing.get("cronfleet-error-field", "")))  # type: ignore[attr-defined]
+def _error(exc: grpc.aio.AioRpcError | grpc.RpcError) -> ClientError:
+    call: Any = exc  # both kinds carry the call's status and trailers
+    trailing = dict(call.trailing_metadata() or ())
+    code = trailing.get(ERROR_CODE_KEY) or call.code().name.lower()
+    return ClientError(str(code), call.details() or "", str(trailing.get(ERROR_FIELD_KEY, "")))
 
 
-def _dict(msg: Message) -> dict[str, Any]:
-    return MessageToDict(msg, preserving_proto_field_name=True)
+def _dict(msg: Message) -> Reply:
+    return dict(MessageToDict(msg, preserving_proto_field_name=True))
 
 
-def _job(msg: pb.Job) -> dict[str, Any]:
+def _job(msg: pb.Job) -> Reply:
     d = _dict(msg)
     return {**d.pop("spec", {}), **d}
 
 
 def _spec(fields: dict[str, Any]) -> pb.JobSpec:
-    fields = dict(fields)
-    for name in ("run_at", "start_at", "end_at"):
-        value = fields.get(name)
-        if isinstance(value, datetime):
-            fields[name] = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if "steps" in fields:
-        fields["steps"] = [s if isinstance(s, dict) else {"name": s[0], "run": s[1]} for s in fields["steps"]]
-    from google.protobuf.json_format import ParseDict
-
-    return ParseDict(fields, pb.JobSpec())
+    """Keyword arguments as a JobSpec message, typed (and named when wrong) by
+    the same codec the HTTP API uses."""
+    if "steps" in fields:  # (name, run) pairs are fine too
+        fields = fields | {
+            "steps": [
+                s if isinstance(s, dict) else dict(zip(("name", "run"), s, strict=True))
+                for s in fields["steps"]
+            ]
+        }
+    try:
+        return proto.spec_to_proto(jsonapi.spec_from_json(fields))
+    except CronfleetError as exc:
+        raise ClientError(exc.code, exc.message, exc.field or "") from None
 
 
 @dataclass(frozen=True)
-class _Op:
+class _Op(Generic[T]):
+    """One call: which RPC, its request, and how to read the reply."""
+
     rpc: str
     request: Message
-    convert: Callable[[Any], Any]
+    read: Callable[[Any], T]
 
 
-class _Ops:
-    """Each public call, as (rpc, request, how to read the reply)."""
-
-    def signup(self, name: str, email: str, password: str) -> _Op:
-        return _Op("Signup", pb.SignupRequest(name=name, email=email, password=password), _dict)
-
-    def me(self) -> _Op:
-        return _Op("GetMe", pb.GetMeRequest(), _dict)
-
-    def create_job(self, **spec: Any) -> _Op:
-        return _Op("CreateJob", pb.CreateJobRequest(spec=_spec(spec)), _job)
-
-    def list_jobs(self, status: str = "", limit: int = 0, page_token: str = "") -> _Op:
-        return _Op(
-            "ListJobs",
-            pb.ListJobsRequest(status=status, limit=limit, page_token=page_token),
-            lambda r: {"jobs": [_job(j) for j in r.jobs], "next_page_token": r.next_page_token},
-        )
-
-    def get_job(self, job_id: str) -> _Op:
-        return _Op("GetJob", pb.GetJobRequest(id=job_id), _job)
-
-    def replace_job(self, job_id: str, **spec: Any) -> _Op:
-        return _Op("ReplaceJob", pb.ReplaceJobRequest(id=job_id, spec=_spec(spec)), _job)
-
-    def update_job(self, job_id: str, **changes: Any) -> _Op:
-        present = {k: v for k, v in changes.items() if v is not None}
-        req = pb.UpdateJobRequest(id=job_id, spec=_spec(present), update_mask=list(changes))
-        return _Op("UpdateJob", req, _job)
-
-    def delete_job(self, job_id: str) -> _Op:
-        return _Op("DeleteJob", pb.DeleteJobRequest(id=job_id), lambda _r: None)
-
-    def run_job(self, job_id: str) -> _Op:
-        return _Op("RunJob", pb.RunJobRequest(id=job_id), _dict)
-
-    def pause_job(self, job_id: str) -> _Op:
-        return _Op("PauseJob", pb.PauseJobRequest(id=job_id), _job)
-
-    def resume_job(self, job_id: str) -> _Op:
-        return _Op("ResumeJob", pb.ResumeJobRequest(id=job_id), _job)
-
-    def list_executions(
-        self, job_id: str = "", status: str = "", worker_id: str = "", limit: int = 0, page_token: str = ""
-    ) -> _Op:
-        req = pb.ListExecutionsRequest(
-            job_id=job_id, status=status, worker_id=worker_id, limit=limit, page_token=page_token
-        )
-        return _Op(
-            "ListExecutions",
-            req,
-            lambda r: {"executions": [_dict(e) for e in r.executions], "next_page_token": r.next_page_token},
-        )
-
-    def get_execution(self, execution_id: str) -> _Op:
-        return _Op("GetExecution", pb.GetExecutionRequest(id=str(execution_id)), _dict)
-
-    def logs(self, execution_id: str) -> _Op:
-        return _Op(
-            "GetExecutionLogs",
-            pb.GetExecutionLogsRequest(id=str(execution_id)),
-            lambda r: r.data.decode(errors="replace"),
-        )
-
-    def cancel_execution(self, execution_id: str) -> _Op:
-        return _Op("CancelExecution", pb.CancelExecutionRequest(id=str(execution_id)), _dict)
-
-    def cluster(self) -> _Op:
-        return _Op("GetCluster", pb.GetClusterRequest(), _dict)
+def _signup(name: str, email: str, password: str) -> _Op[Reply]:
+    return _Op("Signup", pb.SignupRequest(name=name, email=email, password=password), _dict)
 
 
-class Client(_Ops):
-    """Blocking client. Every method of ``_Ops`` is a call returning dicts."""
+def _login(email: str, password: str) -> _Op[str]:
+    return _Op("Login", pb.LoginRequest(email=email, password=password), lambda r: str(r.token))
+
+
+def _logout() -> _Op[None]:
+    return _Op("Logout", pb.LogoutRequest(), lambda _r: None)
+
+
+def _me() -> _Op[Reply]:
+    return _Op("GetMe", pb.GetMeRequest(), _dict)
+
+
+def _create_job(spec: dict[str, Any]) -> _Op[Reply]:
+    return _Op("CreateJob", pb.CreateJobRequest(spec=_spec(spec)), _job)
+
+
+def _list_jobs(status: str, limit: int, page_token: str) -> _Op[Reply]:
+    return _Op(
+        "ListJobs",
+        pb.ListJobsRequest(status=status, limit=limit, page_token=page_token),
+        lambda r: {"jobs": [_job(j) for j in r.jobs], "next_page_token": r.next_page_token},
+    )
+
+
+def _get_job(job_id: str) -> _Op[Reply]:
+    return _Op("GetJob", pb.GetJobRequest(id=job_id), _job)
+
+
+def _replace_job(job_id: str, spec: dict[str, Any]) -> _Op[Reply]:
+    return _Op("ReplaceJob", pb.ReplaceJobRequest(id=job_id, spec=_spec(spec)), _job)
+
+
+def _update_job(job_id: str, changes: dict[str, Any]) -> _Op[Reply]:
+    """Only the named fields change; a None value resets one to its default."""
+    present = {k: v for k, v in changes.items() if v is not None}
+    request = pb.UpdateJobRequest(id=job_id, spec=_spec(present), update_mask=list(changes))
+    return _Op("UpdateJob", request, _job)
+
+
+def _job_command(rpc: str, request: Message) -> _Op[Reply]:
+    return _Op(rpc, request, _job)
+
+
+def _list_executions(job_id: str, status: str, worker_id: str, limit: int, page_token: str) -> _Op[Reply]:
+    request = pb.ListExecutionsRequest(
+        job_id=job_id, status=status, worker_id=worker_id, limit=limit, page_token=page_token
+    )
+    return _Op(
+        "ListExecutions",
+        request,
+        lambda r: {"executions": [_dict(e) for e in r.executions], "next_page_token": r.next_page_token},
+    )
+
+
+def _logs(execution_id: str) -> _Op[str]:
+    request = pb.GetExecutionLogsRequest(id=str(execution_id))
+    return _Op("GetExecutionLogs", request, lambda r: r.data.decode(errors="replace"))
+
+
+class Client:
+    """Blocking client: each method is one call and returns API.md's JSON as dicts."""
 
     def __init__(self, address: str = DEFAULT_ADDR, token: str | None = None) -> None:
         self._channel = grpc.insecure_channel(address)
         self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
         self.token = token
 
-    def _run(self, op: _Op) -> Any:
+    def _run(self, op: _Op[T]) -> T:
         meta = (("authorization", f"Bearer {self.token}"),) if self.token else ()
         try:
             reply = getattr(self._stub, op.rpc)(op.request, metadata=meta, timeout=TIMEOUT)
         except grpc.RpcError as exc:
             raise _error(exc) from None
-        return op.convert(reply)
+        return op.read(reply)
+
+    def signup(self, name: str, email: str, password: str) -> Reply:
+        return self._run(_signup(name, email, password))
 
     def login(self, email: str, password: str) -> str:
-        reply = self._run(_Op("Login", pb.LoginRequest(email=email, password=password), lambda r: r))
-        self.token = reply.token
-        return str(reply.token)
+        """Log in; the token is kept for the calls that follow, and returned."""
+        self.token = self._run(_login(email, password))
+        return self.token
 
     def logout(self) -> None:
-        self._run(_Op("Logout", pb.LogoutRequest(), lambda r: None))
+        self._run(_logout())
         self.token = None
+
+    def me(self) -> Reply:
+        return self._run(_me())
+
+    def create_job(self, **spec: Any) -> Reply:
+        return self._run(_create_job(spec))
+
+    def list_jobs(self, status: str = "", limit: int = 0, page_token: str = "") -> Reply:
+        return self._run(_list_jobs(status, limit, page_token))
+
+    def get_job(self, job_id: str) -> Reply:
+        return self._run(_get_job(job_id))
+
+    def replace_job(self, job_id: str, **spec: Any) -> Reply:
+        return self._run(_replace_job(job_id, spec))
+
+    def update_job(self, job_id: str, **changes: Any) -> Reply:
+        return self._run(_update_job(job_id, changes))
+
+    def delete_job(self, job_id: str) -> None:
+        self._run(_Op("DeleteJob", pb.DeleteJobRequest(id=job_id), lambda _r: None))
+
+    def run_job(self, job_id: str) -> Reply:
+        return self._run(_Op("RunJob", pb.RunJobRequest(id=job_id), _dict))
+
+    def pause_job(self, job_id: str) -> Reply:
+        return self._run(_job_command("PauseJob", pb.PauseJobRequest(id=job_id)))
+
+    def resume_job(self, job_id: str) -> Reply:
+        return self._run(_job_command("ResumeJob", pb.ResumeJobRequest(id=job_id)))
+
+    def list_executions(
+        self, job_id: str = "", status: str = "", worker_id: str = "", limit: int = 0, page_token: str = ""
+    ) -> Reply:
+        return self._run(_list_executions(job_id, status, worker_id, limit, page_token))
+
+    def get_execution(self, execution_id: str) -> Reply:
+        return self._run(_Op("GetExecution", pb.GetExecutionRequest(id=str(execution_id)), _dict))
+
+    def logs(self, execution_id: str) -> str:
+        return self._run(_logs(execution_id))
+
+    def cancel_execution(self, execution_id: str) -> Reply:
+        return self._run(_Op("CancelExecution", pb.CancelExecutionRequest(id=str(execution_id)), _dict))
+
+    def cluster(self) -> Reply:
+        return self._run(_Op("GetCluster", pb.GetClusterRequest(), _dict))
 
     def close(self) -> None:
         self._channel.close()
@@ -176,37 +228,82 @@ class Client(_Ops):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __getattribute__(self, name: str) -> Any:
-        attr = super().__getattribute__(name)
-        if not name.startswith("_") and name in _Ops.__dict__:
-            return lambda *a, **kw: self._run(attr(*a, **kw))
-        return attr
 
-
-class AsyncClient(_Ops):
-    """Asyncio client (grpc.aio): ``await client.create_job(...)``."""
+class AsyncClient:
+    """Asyncio client (grpc.aio): the same methods as :class:`Client`, awaited."""
 
     def __init__(self, address: str = DEFAULT_ADDR, token: str | None = None) -> None:
         self._channel = grpc.aio.insecure_channel(address)
         self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
         self.token = token
 
-    async def _run(self, op: _Op) -> Any:
+    async def _run(self, op: _Op[T]) -> T:
         meta = (("authorization", f"Bearer {self.token}"),) if self.token else ()
         try:
             reply = await getattr(self._stub, op.rpc)(op.request, metadata=meta, timeout=TIMEOUT)
         except grpc.aio.AioRpcError as exc:
             raise _error(exc) from None
-        return op.convert(reply)
+        return op.read(reply)
+
+    async def signup(self, name: str, email: str, password: str) -> Reply:
+        return await self._run(_signup(name, email, password))
 
     async def login(self, email: str, password: str) -> str:
-        reply = await self._run(_Op("Login", pb.LoginRequest(email=email, password=password), lambda r: r))
-        self.token = reply.token
-        return str(reply.token)
+        """Log in; the token is kept for the calls that follow, and returned."""
+        self.token = await self._run(_login(email, password))
+        return self.token
 
     async def logout(self) -> None:
-        await self._run(_Op("Logout", pb.LogoutRequest(), lambda r: None))
+        await self._run(_logout())
         self.token = None
+
+    async def me(self) -> Reply:
+        return await self._run(_me())
+
+    async def create_job(self, **spec: Any) -> Reply:
+        return await self._run(_create_job(spec))
+
+    async def list_jobs(self, status: str = "", limit: int = 0, page_token: str = "") -> Reply:
+        return await self._run(_list_jobs(status, limit, page_token))
+
+    async def get_job(self, job_id: str) -> Reply:
+        return await self._run(_get_job(job_id))
+
+    async def replace_job(self, job_id: str, **spec: Any) -> Reply:
+        return await self._run(_replace_job(job_id, spec))
+
+    async def update_job(self, job_id: str, **changes: Any) -> Reply:
+        return await self._run(_update_job(job_id, changes))
+
+    async def delete_job(self, job_id: str) -> None:
+        await self._run(_Op("DeleteJob", pb.DeleteJobRequest(id=job_id), lambda _r: None))
+
+    async def run_job(self, job_id: str) -> Reply:
+        return await self._run(_Op("RunJob", pb.RunJobRequest(id=job_id), _dict))
+
+    async def pause_job(self, job_id: str) -> Reply:
+        return await self._run(_job_command("PauseJob", pb.PauseJobRequest(id=job_id)))
+
+    async def resume_job(self, job_id: str) -> Reply:
+        return await self._run(_job_command("ResumeJob", pb.ResumeJobRequest(id=job_id)))
+
+    async def list_executions(
+        self, job_id: str = "", status: str = "", worker_id: str = "", limit: int = 0, page_token: str = ""
+    ) -> Reply:
+        return await self._run(_list_executions(job_id, status, worker_id, limit, page_token))
+
+    async def get_execution(self, execution_id: str) -> Reply:
+        return await self._run(_Op("GetExecution", pb.GetExecutionRequest(id=str(execution_id)), _dict))
+
+    async def logs(self, execution_id: str) -> str:
+        return await self._run(_logs(execution_id))
+
+    async def cancel_execution(self, execution_id: str) -> Reply:
+        request = pb.CancelExecutionRequest(id=str(execution_id))
+        return await self._run(_Op("CancelExecution", request, _dict))
+
+    async def cluster(self) -> Reply:
+        return await self._run(_Op("GetCluster", pb.GetClusterRequest(), _dict))
 
     async def close(self) -> None:
         await self._channel.close()
@@ -216,9 +313,3 @@ class AsyncClient(_Ops):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def __getattribute__(self, name: str) -> Any:
-        attr = super().__getattribute__(name)
-        if not name.startswith("_") and name in _Ops.__dict__:
-            return lambda *a, **kw: self._run(attr(*a, **kw))
-        return attr

@@ -45,7 +45,7 @@ def status_code(exc: CronfleetError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
+class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
     """Maps CronfleetError to a status code and binds a request id, for unary RPCs.
 
     Streams pass through untouched: they live as long as a worker does and
@@ -60,8 +60,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = handler_call_details.method  # type: ignore[attr-defined]
-        metadata = dict(handler_call_details.invocation_metadata or ())  # type: ignore[attr-defined]
+        method = handler_call_details.method
+        metadata = dict(handler_call_details.invocation_metadata or ())
         inner = handler.unary_unary
 
         async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:

@@ -3,6 +3,8 @@ layer, the proto codec. Errors become status codes in ``cronfleet.rpc``."""
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import grpc
 
 from cronfleet.codec import proto
@@ -12,7 +14,7 @@ from cronfleet.v1 import jobs_pb2_grpc
 from gateway.http.cluster import ClusterSource
 from gateway.service import JobsService
 
-Context = grpc.aio.ServicerContext
+Context: TypeAlias = grpc.aio.ServicerContext
 
 
 def bearer(context: Context) -> str | None:

@@ -33,19 +33,20 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     ):
         logs = open_log_store(settings)
         cluster = ClusterView(client, etcd.Keys(settings.etcd_prefix))
+        service = JobsService(
+            db,
+            logs,
+            shards=settings.shards,
+            token_ttl=timedelta(hours=settings.token_ttl_hours),
+            limits=Resources(
+                cpus=settings.max_cpus, memory_mb=settings.max_memory_mb, pids=settings.max_pids
+            ),
+        )
         try:
-            await _serve(settings, db, JobsService(db, logs, **_service_options(settings)), cluster, stop)
+            await _serve(settings, db, service, cluster, stop)
         finally:
             await cluster.close()
             await logs.close()
-
-
-def _service_options(settings: Settings) -> dict[str, object]:
-    return {
-        "shards": settings.shards,
-        "token_ttl": timedelta(hours=settings.token_ttl_hours),
-        "limits": Resources(cpus=settings.max_cpus, memory_mb=settings.max_memory_mb, pids=settings.max_pids),
-    }
 
 
 async def _serve(

@@ -147,12 +147,12 @@ class Dispatcher:
             stream.credits -= 1
             batches.setdefault(stream.worker_id, []).append(run.assignment())
         for worker_id, items in batches.items():
-            stream = self.streams.get(worker_id)
-            if stream is None:
+            current = self.streams.get(worker_id)
+            if current is None:
                 continue  # it left meanwhile: the coordinator declares these runs lost
             for i in range(0, len(items), ASSIGNMENTS_PER_MESSAGE):
                 chunk = items[i : i + ASSIGNMENTS_PER_MESSAGE]
-                stream.send(
+                current.send(
                     dispatch_pb2.SchedulerMessage(assignments=dispatch_pb2.AssignmentBatch(assignments=chunk))
                 )
         if assigned:

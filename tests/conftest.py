@@ -1,6 +1,10 @@
-"""Real services for integration and end-to-end tests, started once per run
-on free loopback ports: Postgres (a migrated template database, copied per
-test), etcd, and an S3 API server (moto)."""
+"""Shared fixtures.
+
+Real services for integration and end-to-end tests, started once per run on
+free loopback ports: Postgres (a migrated template database, copied per
+test), etcd, and an S3 API server (moto). On top of them: the API's service
+layer, a signed-up user, and settings for roles run in-process.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,18 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from cronfleet.db import Database
 from cronfleet.db.migrate import migrate
+from cronfleet.logstore import LocalLogStore
+from cronfleet.models import User
+from gateway.service import JobsService
 from launch.devservices import LocalEtcd, LocalPostgres, free_port
+from tests.helpers import new_user
 
 TEMPLATE_DB = "cronfleet_template"
 _db_counter = itertools.count(1)
@@ -74,3 +83,22 @@ def s3_server() -> Iterator[str]:
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
+
+
+# ------------------------------------------------------------- API layer
+@pytest.fixture
+def shards() -> int:
+    """How many shards the service spreads jobs over (a module may override)."""
+    return 256
+
+
+@pytest.fixture
+def service(db: Database, tmp_path: Path, shards: int) -> JobsService:
+    """The API's service layer (what HTTP and gRPC call) on a fresh database."""
+    logs = LocalLogStore(tmp_path / "logs", "http://gw")
+    return JobsService(db, logs, shards=shards, token_ttl=timedelta(hours=1))
+
+
+@pytest.fixture
+async def user(service: JobsService) -> User:
+    return await new_user(service, "ann")

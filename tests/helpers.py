@@ -1,26 +1,34 @@
-"""Test helpers: wait on a condition, never on a fixed sleep."""
+"""Test helpers: wait on a condition (never on a fixed sleep), make a user
+or a job."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from cronfleet.codec.jsonapi import spec_from_json
+from cronfleet.models import JobSpec, User
+
+if TYPE_CHECKING:
+    from gateway.service import JobsService
 
 T = TypeVar("T")
 
 
 async def assert_eventually(
-    fn: Callable[[], Awaitable[T]], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+    fn: Callable[[], Awaitable[T | None]], timeout: float = 10.0, interval: float = 0.05, what: str = ""
 ) -> T:
     """Await ``fn`` until it returns a truthy value (returned) or time runs out."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
         try:
-            last = await fn()
-            if last:
-                return last
+            value = await fn()
+            if value:
+                return value
+            last = value
         except AssertionError as exc:
             last = exc
         if time.monotonic() > deadline:
@@ -28,17 +36,57 @@ async def assert_eventually(
         await asyncio.sleep(interval)
 
 
-def wait_until(fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "") -> T:
+def wait_until(
+    fn: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> T:
     """Blocking form of assert_eventually."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
         try:
-            last = fn()
-            if last:
-                return last
+            value = fn()
+            if value:
+                return value
+            last = value
         except AssertionError as exc:
             last = exc
         if time.monotonic() > deadline:
             raise AssertionError(f"not true after {timeout}s: {what or fn!r}; last={last!r}")
         time.sleep(interval)
+
+
+async def new_user(service: JobsService, name: str) -> User:
+    """Sign up ``name`` and return the user their token authenticates as."""
+    await service.signup(name, f"{name}@example.com", "password123")
+    token, _ = await service.login(f"{name}@example.com", "password123")
+    return await service.authenticate(token)
+
+
+def job_spec(**fields: object) -> JobSpec:
+    """A valid job (``true``, run once now) with ``fields`` changed."""
+    return spec_from_json({"name": "j", "command": "true", **fields})
+
+
+class Roles:
+    """Roles running as tasks in this event loop (no subprocess), each with
+    its own stop event, as ``launch.roles`` would run them in a process."""
+
+    def __init__(self) -> None:
+        self._running: dict[str, tuple[asyncio.Event, asyncio.Task[None]]] = {}
+
+    def start(self, name: str, run: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+        stop = asyncio.Event()
+        self._running[name] = (stop, asyncio.create_task(run(stop), name=name))
+
+    async def stop(self, name: str, timeout: float = 20.0) -> None:
+        """Ask ``name`` to stop and wait until it has drained; its failure is raised here."""
+        stop, task = self._running.pop(name)
+        stop.set()
+        await asyncio.wait_for(task, timeout)
+
+    async def close(self) -> None:
+        for stop, _ in self._running.values():
+            stop.set()
+        tasks = [task for _, task in self._running.values()]
+        self._running.clear()
+        await asyncio.gather(*tasks, return_exceptions=True)

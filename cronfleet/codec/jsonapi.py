@@ -8,7 +8,6 @@ The ``jobs.spec`` column stores this same JSON.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 import uuid
@@ -102,7 +101,7 @@ def spec_from_json(data: Any) -> JobSpec:
     """A job from user JSON/YAML, naming unknown or mistyped fields."""
     if not isinstance(data, dict):
         raise InvalidArgument("a job must be an object")
-    spec = _decode_record(JobSpec, data, "")
+    spec: JobSpec = _decode_record(JobSpec, data, "")
     return dataclasses.replace(spec, steps=name_steps(spec.steps))
 
 
@@ -136,9 +135,13 @@ def parse_time(value: Any, field_name: str) -> datetime:
     return dt.astimezone(UTC)
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_HINTS: dict[Any, dict[str, Any]] = {}
+
+
+def _hints(cls: Any) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def _join(where: str, key: str) -> str:

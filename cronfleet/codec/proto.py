@@ -8,7 +8,6 @@ for the rest.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import types
 import typing
 from collections.abc import Iterable
@@ -52,11 +51,12 @@ def timestamp_at(epoch_seconds: float) -> Timestamp:
 
 
 def to_datetime(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
+    dt: datetime = ts.ToDatetime(tzinfo=UTC)
+    return dt
 
 
 def to_epoch(ts: Timestamp) -> float:
-    return ts.seconds + ts.nanos / 1e9
+    return float(ts.seconds + ts.nanos / 1e9)
 
 
 # ------------------------------------------------------------------ encode
@@ -105,7 +105,7 @@ def user_to_proto(user: User) -> pb.User:
 
 # ------------------------------------------------------------------ decode
 def spec_from_proto(message: pb.JobSpec) -> JobSpec:
-    spec = _decode_record(JobSpec, message)
+    spec: JobSpec = _decode_record(JobSpec, message)
     return dataclasses.replace(spec, steps=name_steps(spec.steps))
 
 
@@ -127,9 +127,14 @@ def step_results_from_proto(steps: Iterable[pb.ExecutionStep]) -> tuple[StepResu
     return tuple(StepResult(name=s.name, exit_code=s.exit_code, duration_ms=s.duration_ms) for s in steps)
 
 
-@functools.cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+_HINTS: dict[Any, dict[str, Any]] = {}
+_PLANS: dict[tuple[Any, Any], tuple[_Field, ...]] = {}
+
+
+def _hints(cls: Any) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,8 +148,14 @@ class _Field:
     required: bool
 
 
-@functools.cache
-def _plan(cls: type, message_type: Any) -> tuple[_Field, ...]:
+def _plan(cls: Any, message_type: Any) -> tuple[_Field, ...]:
+    """Worked out once per (record type, message type)."""
+    if (cls, message_type) not in _PLANS:
+        _PLANS[cls, message_type] = _make_plan(cls, message_type)
+    return _PLANS[cls, message_type]
+
+
+def _make_plan(cls: Any, message_type: Any) -> tuple[_Field, ...]:
     hints = _hints(cls)
     plan = []
     for f in dataclasses.fields(cls):

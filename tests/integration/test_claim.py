@@ -4,32 +4,24 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from cronfleet.codec.jsonapi import spec_from_json
 from cronfleet.db import Database
-from cronfleet.logstore import LocalLogStore
-from cronfleet.models import JobSpec, User
+from cronfleet.models import User
 from gateway.service import JobsService
 from scheduler.claim import claim_due_fires, claim_pending
+from scheduler.dispatch import QueuedRun
+from tests.helpers import job_spec
 
 pytestmark = pytest.mark.integration
 SHARDS = 8
 
 
 @pytest.fixture
-def service(db: Database, tmp_path: Path) -> JobsService:
-    return JobsService(db, LocalLogStore(tmp_path, "http://gw"), shards=SHARDS, token_ttl=timedelta(hours=1))
-
-
-@pytest.fixture
-async def user(service: JobsService) -> User:
-    await service.signup("ann", "ann@example.com", "password123")
-    token, _ = await service.login("ann@example.com", "password123")
-    return await service.authenticate(token)
+def shards() -> int:
+    return SHARDS
 
 
 async def own_shards(db: Database, scheduler_id: str, epoch: int, shards: range = range(SHARDS)) -> None:
@@ -43,7 +35,7 @@ async def own_shards(db: Database, scheduler_id: str, epoch: int, shards: range 
 
 async def claim(
     db: Database, scheduler_id: str = "s1", epoch: int = 1, batch: int = 500, ahead: float = 1.0
-) -> list:
+) -> list[QueuedRun]:
     runs, _ = await claim_due_fires(
         db,
         scheduler_id=scheduler_id,
@@ -54,8 +46,7 @@ async def claim(
     return runs
 
 
-def spec(**fields: object) -> JobSpec:
-    return spec_from_json({"name": "j", "command": "true", **fields})
+spec = job_spec
 
 
 async def test_claims_due_one_offs_in_batches_and_retires_them(
@@ -178,4 +169,5 @@ async def test_a_long_outage_ends_in_one_late_run(db: Database, service: JobsSer
     await _set_next_run(db, job.id, datetime.now(UTC) - timedelta(minutes=10))
     runs = await claim(db, ahead=0.0)
     assert len(runs) == 1
-    assert (await service.get_job(user, str(job.id))).next_run_at > datetime.now(UTC) - timedelta(seconds=1)
+    nxt = (await service.get_job(user, str(job.id))).next_run_at
+    assert nxt is not None and nxt > datetime.now(UTC) - timedelta(seconds=1)

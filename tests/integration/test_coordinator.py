@@ -3,9 +3,8 @@ shards split over live schedulers, and failover when the leader goes."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 
@@ -15,7 +14,7 @@ from cronfleet import etcd
 from cronfleet.config import Settings
 from cronfleet.db import Database
 from launch.devservices import LocalEtcd
-from tests.helpers import assert_eventually
+from tests.helpers import Roles, assert_eventually
 
 pytestmark = pytest.mark.integration
 
@@ -32,24 +31,9 @@ def settings(etcd_server: LocalEtcd, etcd_prefix: str, database_url: str) -> Set
     )
 
 
-class Running:
-    def __init__(self) -> None:
-        self.tasks: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
-
-    def start(self, coro_factory) -> asyncio.Event:  # type: ignore[no-untyped-def]
-        stop = asyncio.Event()
-        self.tasks.append((stop, asyncio.create_task(coro_factory(stop))))
-        return stop
-
-    async def close(self) -> None:
-        for stop, _ in self.tasks:
-            stop.set()
-        await asyncio.gather(*(t for _, t in self.tasks), return_exceptions=True)
-
-
 @pytest.fixture
-async def running() -> AsyncIterator[Running]:
-    r = Running()
+async def roles() -> AsyncIterator[Roles]:
+    r = Roles()
     yield r
     await r.close()
 
@@ -65,19 +49,21 @@ async def register_scheduler(settings: Settings, scheduler_id: str) -> etcd.Sess
 
 
 async def test_one_leader_splits_shards_and_fails_over(
-    settings: Settings, db: Database, running: Running
+    settings: Settings, db: Database, roles: Roles
 ) -> None:
     client = etcd.connect(settings.etcd_endpoints)
     keys = etcd.Keys(settings.etcd_prefix)
     coords = [
         Coordinator(dataclasses.replace(settings, coordinator_id=f"c{i}"), db, client) for i in range(2)
     ]
-    stops = [running.start(c.run) for c in coords]
+    for c in coords:
+        roles.start(c.id, c.run)
     a = await register_scheduler(settings, "s-a")
 
     async def owners() -> dict[str, list[int]]:
         shard_map, _ = await etcd.read_json(client, keys.shard_map)
-        return (shard_map or {}).get("owners", {})
+        owned: dict[str, list[int]] = (shard_map or {}).get("owners", {})
+        return owned
 
     await assert_eventually(lambda: _eq(owners(), {"s-a": list(range(16))}), what="s-a owns all")
     leaders = [c for c in coords if c.epoch is not None]
@@ -95,7 +81,7 @@ async def test_one_leader_splits_shards_and_fails_over(
     assert {r["epoch"] for r in rows} == {first_epoch}
 
     # The leader stops: the other coordinator takes over with a newer epoch.
-    stops[coords.index(leaders[0])].set()
+    await roles.stop(leaders[0].id)
     follower = coords[1 - coords.index(leaders[0])]
     await assert_eventually(lambda: _ready(follower.epoch is not None), timeout=10, what="failover")
     assert follower.epoch is not None and follower.epoch > first_epoch  # type: ignore[operator]
@@ -115,7 +101,7 @@ async def test_one_leader_splits_shards_and_fails_over(
     await a.close()
 
 
-async def _eq(value, expected) -> bool:  # type: ignore[no-untyped-def]
+async def _eq(value: Awaitable[object], expected: object) -> bool:
     return (await value) == expected
 
 

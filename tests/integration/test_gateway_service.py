@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from pathlib import Path
-
 import pytest
 
-from cronfleet.codec.jsonapi import changes_from_json, spec_from_json
+from cronfleet.codec.jsonapi import changes_from_json
 from cronfleet.db import Database
 from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound, Unauthenticated
-from cronfleet.logstore import LocalLogStore
-from cronfleet.models import JobSpec, User
 from gateway.service import JobsService
+from tests.helpers import job_spec, new_user
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def service(db: Database, tmp_path: Path) -> JobsService:
-    return JobsService(db, LocalLogStore(tmp_path, "http://gw"), shards=256, token_ttl=timedelta(hours=1))
-
-
-async def new_user(service: JobsService, name: str) -> User:
-    await service.signup(name, f"{name}@example.com", "password123")
-    token, _ = await service.login(f"{name}@example.com", "password123")
-    return await service.authenticate(token)
-
-
-def spec(**fields: object) -> JobSpec:
-    return spec_from_json({"name": "j", "command": "true", **fields})
+spec = job_spec
 
 
 async def test_signup_login_logout_revokes_token(service: JobsService) -> None:

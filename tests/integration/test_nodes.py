@@ -1,0 +1,197 @@
+"""A coordinator, a scheduler and a worker in this process (no subprocess):
+the no-op and process runtimes over 127.0.0.1:0, on real Postgres and etcd.
+Fast enough to sit beside the rooms they exercise: dispatch and credits,
+the outbox's resend after a reconnect, and self-fencing."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+
+import pytest
+
+from coordinator.node import Coordinator
+from cronfleet import etcd
+from cronfleet.config import Settings
+from cronfleet.db import Database
+from cronfleet.logstore import LocalLogStore
+from cronfleet.models import Execution, User
+from gateway.service import JobsService
+from launch.devservices import LocalEtcd
+from scheduler.node import Scheduler
+from tests.helpers import Roles, assert_eventually, job_spec
+from worker.node import Worker
+from worker.process_runtime import NoopRuntime, ProcessRuntime
+from worker.runtime import Runtime
+
+pytestmark = pytest.mark.integration
+SHARDS = 8
+
+
+@pytest.fixture
+def shards() -> int:
+    return SHARDS
+
+
+@pytest.fixture
+def settings(etcd_server: LocalEtcd, etcd_prefix: str, database_url: str, tmp_path: Path) -> Settings:
+    return dataclasses.replace(
+        Settings(),
+        database_url=database_url,
+        etcd_endpoints=etcd_server.endpoint,
+        etcd_prefix=etcd_prefix,
+        state_dir=str(tmp_path / "state"),
+        log_dir=str(tmp_path / "logs"),
+        shards=SHARDS,
+        member_ttl=2,
+        coordinator_id="c1",
+        coordinator_addr="127.0.0.1:0",
+        dispatch_addr="127.0.0.1:0",
+        claim_interval=0.05,
+        heartbeat_interval=0.2,
+        kill_grace_seconds=1,
+        self_fence_seconds=1.0,
+        live_log_interval=0,
+        capacity=4,
+    )
+
+
+@pytest.fixture
+async def roles() -> AsyncIterator[Roles]:
+    r = Roles()
+    yield r
+    await r.close()
+
+
+class Cluster:
+    """Start roles in-process against one database and etcd prefix."""
+
+    def __init__(self, settings: Settings, db: Database, roles: Roles) -> None:
+        self.settings = settings
+        self.db = db
+        self.roles = roles
+        self.client = etcd.connect(settings.etcd_endpoints)
+        self.workers: dict[str, Worker] = {}
+
+    def coordinator(self) -> None:
+        self.roles.start("coordinator", Coordinator(self.settings, self.db, self.client).run)
+
+    def scheduler(self, scheduler_id: str) -> None:
+        settings = dataclasses.replace(self.settings, scheduler_id=scheduler_id)
+        self.roles.start(scheduler_id, Scheduler(settings, self.db, self.client).run)
+
+    def worker(self, worker_id: str, runtime: Runtime, **changes: object) -> Worker:
+        settings = dataclasses.replace(self.settings, worker_id=worker_id, **changes)  # type: ignore[arg-type]
+        worker = Worker(settings, runtime, LocalLogStore(settings.logs_path, "http://gw"), self.client)
+        self.workers[worker_id] = worker
+        self.roles.start(worker_id, worker.run)
+        return worker
+
+    async def ready(self, schedulers: int = 1) -> None:
+        """Every shard owned and every worker connected to every scheduler."""
+
+        async def up() -> bool:
+            owners = await self.db.fetch_all("shard_owners")
+            connected = all(
+                sum(c.live for c in w.connections._by_address.values()) == schedulers
+                for w in self.workers.values()
+            )
+            return len(owners) == SHARDS and connected
+
+        await assert_eventually(up, timeout=20, what="cluster ready")
+
+
+@pytest.fixture
+def cluster(settings: Settings, db: Database, roles: Roles) -> Cluster:
+    return Cluster(settings, db, roles)
+
+
+async def executions(service: JobsService, user: User) -> list[Execution]:
+    found, _ = await service.list_executions(user, limit=500)
+    return found
+
+
+async def test_jobs_fire_through_scheduler_and_worker(
+    cluster: Cluster, service: JobsService, user: User
+) -> None:
+    cluster.coordinator()
+    cluster.scheduler("s1")
+    cluster.worker("w1", NoopRuntime(), capacity=8)
+    await cluster.ready()
+    jobs = await service.create_jobs(user, [job_spec(name=f"once-{i}") for i in range(20)])
+    (tick,) = await service.create_jobs(user, [job_spec(name="tick", schedule="* * * * * *")])
+
+    async def all_ran() -> bool:
+        done = {e.job_id for e in await executions(service, user) if e.status == "succeeded"}
+        return {j.id for j in jobs} | {tick.id} <= done
+
+    await assert_eventually(all_ran, timeout=20, what="every job ran on the worker")
+    for e in await executions(service, user):
+        if e.started_at is not None:
+            assert e.worker_id == "w1" and e.started_at >= e.run_at
+
+
+async def test_a_worker_never_holds_more_runs_than_its_credit(
+    cluster: Cluster, service: JobsService, user: User
+) -> None:
+    cluster.coordinator()
+    cluster.scheduler("s1")
+    worker = cluster.worker("w1", ProcessRuntime(1.0), capacity=2)
+    await cluster.ready()
+    jobs = await service.create_jobs(user, [job_spec(name=f"nap-{i}", command="sleep 0.3") for i in range(6)])
+    most = 0
+
+    async def all_ran() -> bool:
+        nonlocal most
+        most = max(most, len(worker.runs))
+        done = [e for e in await executions(service, user) if e.status == "succeeded"]
+        return len(done) == len(jobs)
+
+    await assert_eventually(all_ran, timeout=30, interval=0.02, what="six runs through two slots")
+    assert most == 2, f"the worker held {most} runs at once with credit for 2"
+
+
+async def test_a_cut_off_worker_fences_itself_and_reports_once_back(
+    cluster: Cluster, service: JobsService, user: User
+) -> None:
+    nap = f"sleep 61.{uuid.uuid4().int % 10_000:04d}"  # a command line to look for
+    cluster.coordinator()
+    cluster.scheduler("s1")
+    worker = cluster.worker("w1", ProcessRuntime(1.0))
+    await cluster.ready()
+    (job,) = await service.create_jobs(user, [job_spec(command=nap)])
+
+    async def status() -> str:
+        return next((e.status for e in await executions(service, user) if e.job_id == job.id), "")
+
+    await assert_eventually(lambda: _eq(status(), "running"), timeout=20, what="run started")
+    assert _running(nap)
+
+    # The only scheduler goes: the worker is cut off with its run still going.
+    await cluster.roles.stop("s1")
+    await assert_eventually(lambda: _true(not worker.runs), timeout=10, what="the worker fenced its run")
+    assert not _running(nap), "self-fencing kills the run's process"
+    assert len(worker.outbox) >= 1, "the lost run's report waits in the outbox"
+    assert await status() == "running", "nothing could be recorded yet"
+
+    # A scheduler comes back: the outbox resends, and the run is recorded as lost.
+    cluster.scheduler("s2")
+    await assert_eventually(lambda: _eq(status(), "lost"), timeout=20, what="the report delivered")
+    (run,) = [e for e in await executions(service, user) if e.job_id == job.id]
+    assert run.error == "stopped: lost" and run.worker_id == "w1", "reported by the worker, not declared"
+    await assert_eventually(lambda: _true(len(worker.outbox) == 0), timeout=10, what="acknowledged")
+
+
+def _running(command: str) -> bool:
+    return subprocess.run(["pgrep", "-f", command], capture_output=True).returncode == 0
+
+
+async def _eq(value: Awaitable[object], expected: object) -> bool:
+    return (await value) == expected
+
+
+async def _true(flag: bool) -> bool:
+    return flag

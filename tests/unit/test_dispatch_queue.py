@@ -1,0 +1,89 @@
+"""The scheduler's dispatch queue: priority first, never past a worker's credit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from cronfleet.v1 import jobs_pb2
+from scheduler.dispatch import DispatchQueue, QueuedRun
+from scheduler.streams import WorkerStream, WorkerStreams
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def queued(execution_id: int, priority: int = 5, due_in: float = 0.0) -> QueuedRun:
+    fire_at = NOW + timedelta(seconds=due_in)
+    return QueuedRun(
+        sort_key=(-priority, fire_at, execution_id),
+        execution_id=execution_id,
+        job_id=uuid.uuid4(),
+        owner_id=uuid.uuid4(),
+        scheduled_at=fire_at,
+        attempt=1,
+        fire_at=fire_at,
+        job=jobs_pb2.JobSpec(name="j", command="true"),
+    )
+
+
+def test_highest_priority_then_soonest_goes_first() -> None:
+    queue = DispatchQueue()
+    queue.push(
+        [queued(1, priority=5, due_in=0), queued(2, priority=9, due_in=5), queued(3, priority=5, due_in=-1)]
+    )
+    plan = queue.plan([WorkerStream("w", credits=10)])
+    assert [run.execution_id for run, _ in plan] == [2, 3, 1]
+
+
+def test_no_worker_gets_more_runs_than_its_credit() -> None:
+    queue = DispatchQueue()
+    queue.push([queued(i) for i in range(10)])
+    a, b = WorkerStream("a", credits=3), WorkerStream("b", credits=2)
+    plan = queue.plan([a, b])
+    given = [stream.worker_id for _, stream in plan]
+    assert (given.count("a"), given.count("b")) == (3, 2)
+    assert len(queue) == 5, "the rest wait for credit"
+    assert queue.plan([a, b]) != [], "credits are spent on recording, not on planning"
+
+
+def test_runs_spread_to_the_worker_with_most_room() -> None:
+    queue = DispatchQueue()
+    queue.push([queued(i) for i in range(4)])
+    plan = queue.plan([WorkerStream("a", credits=10), WorkerStream("b", credits=2)])
+    assert [stream.worker_id for _, stream in plan] == ["a"] * 4
+
+
+def test_a_run_is_queued_once_until_forgotten() -> None:
+    queue = DispatchQueue()
+    run = queued(7)
+    queue.push([run])
+    queue.push([run])
+    assert len(queue) == 1 and queue.queued_ids == [7]
+    (taken,) = queue.plan([WorkerStream("w", credits=1)])
+    queue.put_back([taken[0]])  # could not be recorded: waits for the next round
+    assert len(queue) == 1 and queue.queued_ids == [7]
+    queue.plan([WorkerStream("w", credits=1)])
+    queue.forget([run])
+    assert queue.queued_ids == []
+
+
+def test_a_silent_worker_gets_no_assignment() -> None:
+    streams = WorkerStreams(heartbeat_interval=1.0)
+    quiet, talking = WorkerStream("quiet", credits=5), WorkerStream("talking", credits=5)
+    streams.add(quiet)
+    streams.add(talking)
+    quiet.last_heard -= 10  # frozen or cut off: its TCP stream stays open
+    assert streams.responsive() == [talking]
+    queue = DispatchQueue()
+    queue.push([queued(1)])
+    assert [s.worker_id for _, s in queue.plan(streams.responsive())] == ["talking"]
+
+
+def test_a_reconnecting_worker_replaces_its_old_stream() -> None:
+    streams = WorkerStreams(heartbeat_interval=1.0)
+    old, new = WorkerStream("w", credits=1), WorkerStream("w", credits=4)
+    streams.add(old)
+    streams.add(new)
+    assert streams.get("w") is new and old.outbox.get_nowait() is None  # the old one is closed
+    streams.remove(old)  # the old stream's own cleanup must not drop the new one
+    assert streams.get("w") is new
