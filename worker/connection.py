@@ -139,6 +139,9 @@ class Connections:
     def get(self, address: str) -> SchedulerConnection | None:
         return self._by_address.get(address)
 
+    def live(self) -> list[SchedulerConnection]:
+        return [c for c in self._by_address.values() if c.live]
+
     def any_live(self) -> bool:
         return any(c.live for c in self._by_address.values())
 

@@ -75,6 +75,7 @@ class Runs:
         self.live_log_interval = live_log_interval
         self.give_back = give_back  # a slot is free again on this scheduler's stream
         self.active: dict[int, Run] = {}
+        self._kills: set[asyncio.Task[None]] = set()  # held so they are not collected mid-kill
         self.arming = ArmingGate(arm_concurrency)
         self.windows = ReleaseWindows(enabled=runtime.paced)
 
@@ -94,7 +95,9 @@ class Runs:
         for execution_id in execution_ids:
             run = self.active.get(execution_id)
             if run is not None:
-                asyncio.create_task(self.kill(run, "cancelled"))
+                task = asyncio.create_task(self.kill(run, "cancelled"))
+                self._kills.add(task)
+                task.add_done_callback(self._kills.discard)
 
     async def kill(self, run: Run, reason: str) -> None:
         run.cancel_reason = run.cancel_reason or reason

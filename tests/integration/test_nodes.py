@@ -95,10 +95,7 @@ class Cluster:
 
         async def up() -> bool:
             owners = await self.db.fetch_all("shard_owners")
-            connected = all(
-                sum(c.live for c in w.connections._by_address.values()) == schedulers
-                for w in self.workers.values()
-            )
+            connected = all(len(w.connections.live()) == schedulers for w in self.workers.values())
             return len(owners) == SHARDS and connected
 
         await assert_eventually(up, timeout=20, what="cluster ready")
