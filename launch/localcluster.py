@@ -46,92 +46,124 @@ def run_local_cluster(
     workers: int,
     environ: dict[str, str] | None = None,
 ) -> int:
-    env = dict(os.environ if environ is None else environ)
-    state = Path(settings.state_dir).absolute()
-    (state / "run").mkdir(parents=True, exist_ok=True)
-    postgres = etcd_server = None
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-    stopping = False
+    """Run until Ctrl-C (SIGINT) or SIGTERM; every process is stopped after."""
+    counts = {"coordinator": coordinators, "scheduler": schedulers, "worker": workers, "gateway": 1}
+    return LocalCluster(settings, counts, dict(os.environ if environ is None else environ)).run()
 
-    def request_stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    try:
-        if "CRONFLEET_DATABASE_URL" not in env:
-            postgres = LocalPostgres(state / "pg", _port(55432))
-            postgres.start()
-            settings = dataclasses.replace(settings, database_url=postgres.create_database("cronfleet"))
-        if "CRONFLEET_ETCD_ENDPOINTS" not in env:
-            etcd_server = LocalEtcd(state / "etcd", _port(2379), free_port())
-            settings = dataclasses.replace(settings, etcd_endpoints=etcd_server.start())
-        migrate(settings.database_url)
+class LocalCluster:
+    def __init__(self, settings: Settings, counts: dict[str, int], env: dict[str, str]) -> None:
+        self.settings = settings
+        self.counts = counts
+        self.env = env
+        self.state = Path(settings.state_dir).absolute()
+        self.postgres: LocalPostgres | None = None
+        self.etcd: LocalEtcd | None = None
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.stopping = False
 
-        child_env = env | {
-            "CRONFLEET_DATABASE_URL": settings.database_url,
-            "CRONFLEET_ETCD_ENDPOINTS": settings.etcd_endpoints,
-            "CRONFLEET_STATE_DIR": str(state),
-            "CRONFLEET_LOG_DIR": str(settings.logs_path.absolute()),
-            "CRONFLEET_HTTP_ADDR": settings.http_addr,
-            "CRONFLEET_GRPC_ADDR": settings.grpc_addr,
-            "CRONFLEET_PUBLIC_URL": settings.public_url or f"http://{settings.http_addr}",
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._request_stop)
+        signal.signal(signal.SIGTERM, self._request_stop)
+        (self.state / "run").mkdir(parents=True, exist_ok=True)
+        try:
+            self._start_services()
+            self._start_roles()
+            wait_for(lambda: self.stopping or _http_ready(self.settings.http_addr), 60, "gateway")
+            if not self.stopping:
+                self._print_banner()
+            self._supervise()
+            return 0
+        finally:
+            self._stop()
+
+    def _request_stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+
+    def _start_services(self) -> None:
+        """Postgres and etcd of our own, unless the environment names others."""
+        if "CRONFLEET_DATABASE_URL" not in self.env:
+            self.postgres = LocalPostgres(self.state / "pg", _port(55432))
+            self.postgres.start()
+            url = self.postgres.create_database("cronfleet")
+            self.settings = dataclasses.replace(self.settings, database_url=url)
+        if "CRONFLEET_ETCD_ENDPOINTS" not in self.env:
+            self.etcd = LocalEtcd(self.state / "etcd", _port(2379), free_port())
+            self.settings = dataclasses.replace(self.settings, etcd_endpoints=self.etcd.start())
+        migrate(self.settings.database_url)
+
+    def _start_roles(self) -> None:
+        s = self.settings
+        child_env = self.env | {
+            "CRONFLEET_DATABASE_URL": s.database_url,
+            "CRONFLEET_ETCD_ENDPOINTS": s.etcd_endpoints,
+            "CRONFLEET_STATE_DIR": str(self.state),
+            "CRONFLEET_LOG_DIR": str(s.logs_path.absolute()),
+            "CRONFLEET_HTTP_ADDR": s.http_addr,
+            "CRONFLEET_GRPC_ADDR": s.grpc_addr,
+            "CRONFLEET_PUBLIC_URL": s.public_url or f"http://{s.http_addr}",
             "CRONFLEET_LOG_FORMAT": "json",
         }
-        plan = [("coordinator", i) for i in range(coordinators)]
-        plan += [("scheduler", i) for i in range(schedulers)]
-        plan += [("worker", i) for i in range(workers)] + [("gateway", 0)]
-        for role, i in plan:
-            name = f"{role}-{i + 1}"
-            extra = {f"CRONFLEET_{role.upper()}_ID": name} if role != "gateway" else {}
-            with open(state / "run" / f"{name}.log", "ab") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "launch", role],
-                    env=child_env | extra,
-                    stdout=out,
-                    stderr=out,
-                    start_new_session=True,
-                )
-            procs.append((name, proc))
-        wait_for(lambda: stopping or _http_ready(settings.http_addr), 60, "gateway")
-        if not stopping:
-            print(
-                f"cronfleet is up: {coordinators} coordinator(s), {schedulers} scheduler(s), "
-                f"{workers} worker(s)",
-                flush=True,
+        for role, count in self.counts.items():
+            for i in range(count):
+                name = f"{role}-{i + 1}"
+                member_id = {f"CRONFLEET_{role.upper()}_ID": name} if role != "gateway" else {}
+                self._spawn(role, name, child_env | member_id)
+
+    def _spawn(self, role: str, name: str, env: dict[str, str]) -> None:
+        with open(self.state / "run" / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "launch", role],
+                env=env,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
             )
-            print(f"  HTTP API  http://{settings.http_addr}/api/v1   (OpenAPI: /api/v1/openapi.json)")
-            print(f"  gRPC API  {settings.grpc_addr}")
-            print(f"  Postgres  {settings.database_url}")
-            print(f"  etcd      {settings.etcd_endpoints}")
-            print(f"  logs      {state / 'run'}/*.log  (run output: {settings.logs_path})")
-            print("Ctrl-C stops everything.", flush=True)
-        while not stopping:
-            for name, proc in procs:
+        self.procs.append((name, proc))
+
+    def _print_banner(self) -> None:
+        s, c = self.settings, self.counts
+        print(
+            f"cronfleet is up: {c['coordinator']} coordinator(s), {c['scheduler']} scheduler(s), "
+            f"{c['worker']} worker(s)",
+            flush=True,
+        )
+        print(f"  HTTP API  http://{s.http_addr}/api/v1   (OpenAPI: /api/v1/openapi.json)")
+        print(f"  gRPC API  {s.grpc_addr}")
+        print(f"  Postgres  {s.database_url}")
+        print(f"  etcd      {s.etcd_endpoints}")
+        print(f"  logs      {self.state / 'run'}/*.log  (run output: {s.logs_path})")
+        print("Ctrl-C stops everything.", flush=True)
+
+    def _supervise(self) -> None:
+        """Say so when a process exits on its own; the rest go on."""
+        while not self.stopping:
+            for name, proc in self.procs:
                 if proc.poll() is not None:
+                    log = self.state / "run" / f"{name}.log"
                     print(
-                        f"warning: {name} exited with {proc.returncode}; see {state / 'run' / name}.log",
+                        f"warning: {name} exited with {proc.returncode}; see {log}",
                         file=sys.stderr,
                         flush=True,
                     )
-                    procs.remove((name, proc))
+                    self.procs.remove((name, proc))
                     break
             time.sleep(0.2)
-        return 0
-    finally:
-        for _, proc in procs:
+
+    def _stop(self) -> None:
+        """SIGTERM every role (they drain), SIGKILL what outlives the grace, then the services."""
+        for _, proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + GRACE_SECONDS
-        for _, proc in procs:
+        for _, proc in self.procs:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if etcd_server:
-            etcd_server.stop()
-        if postgres:
-            postgres.stop()
+        if self.etcd:
+            self.etcd.stop()
+        if self.postgres:
+            self.postgres.stop()
         print("cronfleet stopped.", flush=True)
