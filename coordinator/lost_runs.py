@@ -1,11 +1,15 @@
 """Runs held by workers that are no longer members are lost: marked so, and
-retried by the job's policy, in one fenced transaction."""
+retried or dead-lettered by the job's policy (cronfleet.outcomes), in one
+fenced transaction."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import structlog
 
 from coordinator.fencing import fenced_transaction
+from cronfleet import outcomes
 from cronfleet.db import Database
 
 log = structlog.get_logger()
@@ -25,7 +29,7 @@ async def declare_lost(
         )
         if not lost:
             return 0
-        ids = [r["id"] for r in lost]
-        retried = await tx.fetch_all("schedule_retries", {"ids": ids, "backoff": retry_backoff_seconds})
-    log.warning("runs_lost", count=len(ids), retried=len(retried), epoch=epoch)
-    return len(ids)
+        decisions = await outcomes.settle(tx, lost, retry_backoff_seconds, datetime.now(UTC))
+    retried = sum(1 for d in decisions if d.retry_at is not None)
+    log.warning("runs_lost", count=len(lost), retried=retried, epoch=epoch)
+    return len(lost)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import urllib.parse
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,14 @@ EXECUTION_STATUSES = (
 )
 FINAL_STATUSES = frozenset(EXECUTION_STATUSES) - {"scheduled", "running"}
 CONCURRENCY_POLICIES = ("allow", "forbid", "replace")
+MISFIRE_POLICIES = ("run_once", "run_all", "skip")
+DELIVERY_GUARANTEES = ("at_least_once", "at_most_once")
+# How an attempt can fail, as a retry policy names it ("oom_killed" is a
+# failed run the kernel killed for memory).
+FAILURE_CLASSES = ("failed", "timed_out", "lost", "oom_killed")
+UPSTREAM_OUTCOMES = ("success", "failure", "always")
+TRIGGERS = ("schedule", "manual", "retry", "backfill", "replay", "upstream")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 MAX_COMMAND_BYTES = 64 * 1024
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -62,6 +71,71 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How failed attempts are tried again: after ``backoff_seconds``, times
+    ``multiplier`` per attempt, at most ``max_backoff_seconds``, each delay
+    moved by up to ``jitter`` (a fraction) either way. Only failures of a class
+    in ``on`` are retried, never an exit code in ``never_exit_codes``."""
+
+    backoff_seconds: float = 2.0
+    multiplier: float = 2.0
+    max_backoff_seconds: float = 3600.0
+    jitter: float = 0.0
+    on: tuple[str, ...] = FAILURE_CLASSES
+    never_exit_codes: tuple[int, ...] = ()
+
+    def validate(self) -> None:
+        if self.backoff_seconds < 0:
+            raise InvalidSpec("must not be negative", field="retry.backoff_seconds")
+        if self.multiplier < 1:
+            raise InvalidSpec("must be at least 1", field="retry.multiplier")
+        if self.max_backoff_seconds < self.backoff_seconds:
+            raise InvalidSpec("must be at least backoff_seconds", field="retry.max_backoff_seconds")
+        if not 0 <= self.jitter <= 1:
+            raise InvalidSpec("must be 0-1 (a fraction of the delay)", field="retry.jitter")
+        for i, klass in enumerate(self.on):
+            if klass not in FAILURE_CLASSES:
+                raise InvalidSpec(f"must be one of {', '.join(FAILURE_CLASSES)}", field=f"retry.on[{i}]")
+        for i, code in enumerate(self.never_exit_codes):
+            if not 0 <= code <= 255:
+                raise InvalidSpec("must be an exit code 0-255", field=f"retry.never_exit_codes[{i}]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Upstream:
+    """Fire this job when a run of ``job_id`` ends ``on`` success, failure, or always."""
+
+    job_id: str
+    on: str = "success"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpCall:
+    """A job that calls an API instead of running a command."""
+
+    url: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    timeout_seconds: int | None = None  # None: the job's timeout_seconds
+    expect_status: tuple[int, ...] = ()  # (): any 2xx
+
+    def validate(self) -> None:
+        parsed = urllib.parse.urlsplit(self.url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise InvalidSpec("must be an http:// or https:// URL", field="http.url")
+        if self.method.upper() not in HTTP_METHODS:
+            raise InvalidSpec(f"must be one of {', '.join(HTTP_METHODS)}", field="http.method")
+        if self.timeout_seconds is not None and not 1 <= self.timeout_seconds <= MAX_TIMEOUT_SECONDS:
+            raise InvalidSpec(f"must be 1-{MAX_TIMEOUT_SECONDS}", field="http.timeout_seconds")
+        for i, status in enumerate(self.expect_status):
+            if not 100 <= status <= 599:
+                raise InvalidSpec("must be an HTTP status 100-599", field=f"http.expect_status[{i}]")
+        if self.body is not None and len(self.body.encode()) > MAX_COMMAND_BYTES:
+            raise InvalidSpec(f"must be at most {MAX_COMMAND_BYTES} bytes", field="http.body")
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """What a user may set on a job (API.md). Defaults are the server's."""
 
@@ -81,6 +155,12 @@ class JobSpec:
     concurrency_policy: str = "allow"
     max_concurrency: int | None = None
     resources: Resources = field(default_factory=Resources)
+    http: HttpCall | None = None
+    run_once: bool = False  # with a schedule: fire at the next match only, then complete
+    retry: RetryPolicy | None = None  # None: the server's default policy
+    misfire_policy: str = "run_once"
+    delivery: str = "at_least_once"
+    after: tuple[Upstream, ...] = ()
 
     def with_changes(self, changes: Mapping[str, Any]) -> JobSpec:
         """This spec with the named fields changed (PATCH); None resets a field
@@ -109,10 +189,17 @@ class JobSpec:
             raise InvalidSpec("is required", field="name")
         if len(self.name) > 200:
             raise InvalidSpec("must be at most 200 characters", field="name")
-        if self.command is not None and self.steps:
-            raise InvalidSpec("give either command or steps, not both", field="command")
-        if self.command is None and not self.steps:
-            raise InvalidSpec("is required (or give steps)", field="command")
+        given = [
+            name for name, v in (("command", self.command), ("steps", self.steps), ("http", self.http)) if v
+        ]
+        if len(given) > 1:
+            raise InvalidSpec(
+                f"give one of command, steps or http, not {' and '.join(given)}", field=given[0]
+            )
+        if self.command is None and not self.steps and self.http is None:
+            raise InvalidSpec("is required (or give steps, or http)", field="command")
+        if self.http is not None:
+            self.http.validate()
         if self.command is not None:
             if not self.command.strip():
                 raise InvalidSpec("must not be empty", field="command")
@@ -143,6 +230,19 @@ class JobSpec:
             raise InvalidSpec("must be after start_at", field="end_at")
 
     def _validate_policies(self) -> None:
+        if self.retry is not None:
+            self.retry.validate()
+        if self.misfire_policy not in MISFIRE_POLICIES:
+            raise InvalidSpec(f"must be one of {', '.join(MISFIRE_POLICIES)}", field="misfire_policy")
+        if self.delivery not in DELIVERY_GUARANTEES:
+            raise InvalidSpec(f"must be one of {', '.join(DELIVERY_GUARANTEES)}", field="delivery")
+        for i, upstream in enumerate(self.after):
+            try:
+                uuid.UUID(upstream.job_id)
+            except ValueError as exc:
+                raise InvalidSpec("is not a job id", field=f"after[{i}].job_id") from exc
+            if upstream.on not in UPSTREAM_OUTCOMES:
+                raise InvalidSpec(f"must be one of {', '.join(UPSTREAM_OUTCOMES)}", field=f"after[{i}].on")
         if not 0 <= self.max_retries <= 100:
             raise InvalidSpec("must be 0-100", field="max_retries")
         if not 1 <= self.timeout_seconds <= MAX_TIMEOUT_SECONDS:
@@ -230,10 +330,32 @@ class Execution:
     lateness_ms: float | None = None
     steps: tuple[StepResult, ...] = ()
     cold_start: bool = False
+    upstream_execution_id: int | None = None
+    checkpoint: bytes | None = None  # what the run left in $CRONFLEET_CHECKPOINT
+    checkpoint_truncated: bool = False
 
     @property
     def finished(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def failure_class(self) -> str | None:
+        """How it failed, as a retry policy names it; None if it did not fail."""
+        if self.status not in ("failed", "timed_out", "lost"):
+            return None
+        return "oom_killed" if self.error == "oom_killed" else self.status
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An attempt that failed for good: kept until replayed or discarded."""
+
+    id: int
+    job_id: uuid.UUID
+    execution_id: int
+    reason: str
+    attempts: int
+    created_at: datetime
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,29 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         user = await self._user(context)
         return proto.execution_to_proto(await self.svc.cancel_execution(user, request.id))
 
+    # -------------------------------------------------------- dead letters
+    async def ListDeadLetters(
+        self, request: pb.ListDeadLettersRequest, context: Context
+    ) -> pb.ListDeadLettersResponse:
+        user = await self._user(context)
+        found, nxt = await self.svc.list_dead_letters(
+            user, job_id=request.job_id or None, limit=request.limit, page_token=request.page_token or None
+        )
+        return pb.ListDeadLettersResponse(
+            dead_letters=[proto.dead_letter_to_proto(d) for d in found], next_page_token=nxt
+        )
+
+    async def ReplayDeadLetter(self, request: pb.ReplayDeadLetterRequest, context: Context) -> pb.Execution:
+        user = await self._user(context)
+        return proto.execution_to_proto(await self.svc.replay_dead_letter(user, request.id))
+
+    async def DeleteDeadLetter(
+        self, request: pb.DeleteDeadLetterRequest, context: Context
+    ) -> pb.DeleteDeadLetterResponse:
+        user = await self._user(context)
+        await self.svc.delete_dead_letter(user, request.id)
+        return pb.DeleteDeadLetterResponse()
+
     # ------------------------------------------------------------- cluster
     async def GetCluster(self, request: pb.GetClusterRequest, context: Context) -> pb.Cluster:
         await self._user(context)

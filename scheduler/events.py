@@ -1,15 +1,18 @@
 """Recording what workers report: Started and Finished events, persisted in
-batches, failures turned into retries, then acknowledged on each stream."""
+batches, failures settled (a retry or a dead letter, cronfleet.outcomes) in
+the same transaction, then acknowledged on each stream."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
+from cronfleet import outcomes
 from cronfleet.aio import sleep_or
 from cronfleet.codec import proto, rows
 from cronfleet.db import Database, Session
@@ -20,7 +23,6 @@ from scheduler.streams import WorkerStream
 log = structlog.get_logger()
 STARTED = dispatch_pb2.EVENT_KIND_STARTED
 FINISHED = dispatch_pb2.EVENT_KIND_FINISHED
-RETRIED_STATUSES = ("failed", "timed_out")
 
 
 @dataclass
@@ -88,9 +90,7 @@ class EventRecorder:
             await tx.execute("record_started", _started_params(only_started))
         if finished:
             ended = await tx.fetch_all("record_finished", _finished_params(finished, started))
-            failed = [r["id"] for r in ended if r["status"] in RETRIED_STATUSES]
-            if failed:
-                await tx.execute("schedule_retries", {"ids": failed, "backoff": self.retry_backoff_seconds})
+            await outcomes.settle(tx, ended, self.retry_backoff_seconds, datetime.now(UTC))
 
     @staticmethod
     def _acknowledge(batch: list[Reported]) -> None:

@@ -7,6 +7,7 @@ The ``jobs.spec`` column stores this same JSON.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import types
 import typing
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import Execution, Job, JobSpec, User, name_steps
+from cronfleet.models import DeadLetter, Execution, Job, JobSpec, User, name_steps
 
 # The execution fields a user sees (owner and shard stay internal).
 EXECUTION_FIELDS = (
@@ -36,6 +37,9 @@ EXECUTION_FIELDS = (
     "lateness_ms",
     "steps",
     "cold_start",
+    "upstream_execution_id",
+    "checkpoint",
+    "checkpoint_truncated",
 )
 
 
@@ -51,6 +55,8 @@ def encode(value: Any) -> Any:
         return iso(value)
     if isinstance(value, uuid.UUID):
         return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _encode_fields(value, [f.name for f in dataclasses.fields(value)])
     if isinstance(value, tuple | list):
@@ -89,6 +95,12 @@ def job_to_json(job: Job) -> dict[str, Any]:
 def execution_to_json(execution: Execution) -> dict[str, Any]:
     out = _encode_fields(execution, EXECUTION_FIELDS)
     out["id"] = str(execution.id)
+    return out
+
+
+def dead_letter_to_json(dead: DeadLetter) -> dict[str, Any]:
+    out = dict(encode(dead))
+    out["id"], out["execution_id"] = str(dead.id), str(dead.execution_id)
     return out
 
 

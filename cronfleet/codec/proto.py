@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import Execution, Job, JobSpec, StepResult, User, name_steps
+from cronfleet.models import DeadLetter, Execution, Job, JobSpec, StepResult, User, name_steps
 from cronfleet.v1 import jobs_pb2 as pb
 
 _EXECUTION_FIELDS = (
@@ -34,6 +34,11 @@ _EXECUTION_FIELDS = (
     "lateness_ms",
     "cold_start",
     "steps",
+    "trigger",
+    "run_at",
+    "upstream_execution_id",
+    "checkpoint",
+    "checkpoint_truncated",
 )
 
 
@@ -71,7 +76,10 @@ def encode_into(message: Message, record: Any, names: Iterable[str] | None = Non
         elif isinstance(value, tuple):
             target = getattr(message, name)
             for item in value:
-                encode_into(target.add(), item)
+                if dataclasses.is_dataclass(item):
+                    encode_into(target.add(), item)
+                else:
+                    target.append(item)
         elif isinstance(value, dict):
             getattr(message, name).update(value)
         elif dataclasses.is_dataclass(value):
@@ -97,6 +105,11 @@ def execution_to_proto(execution: Execution) -> pb.Execution:
     msg = pb.Execution(id=str(execution.id), job_id=str(execution.job_id))
     encode_into(msg, execution, _EXECUTION_FIELDS)
     return msg
+
+
+def dead_letter_to_proto(dead: DeadLetter) -> pb.DeadLetter:
+    msg = pb.DeadLetter(id=str(dead.id), job_id=str(dead.job_id), execution_id=str(dead.execution_id))
+    return typing.cast(pb.DeadLetter, encode_into(msg, dead, ("reason", "attempts", "created_at")))
 
 
 def user_to_proto(user: User) -> pb.User:
@@ -142,7 +155,7 @@ class _Field:
     """How to read one record field from its message field (worked out once per type)."""
 
     name: str
-    kind: str  # "time" | "records" | "map" | "record" | "scalar"
+    kind: str  # "time" | "records" | "scalars" | "map" | "record" | "scalar"
     record: type | None  # the nested record type, for "records" and "record"
     has_presence: bool
     required: bool
@@ -166,7 +179,10 @@ def _make_plan(cls: Any, message_type: Any) -> tuple[_Field, ...]:
         if hint is datetime:
             kind, record = "time", None
         elif origin is tuple:
-            kind, record = "records", typing.get_args(hint)[0]
+            item = typing.get_args(hint)[0]
+            kind, record = (
+                ("records", typing.cast(type, item)) if dataclasses.is_dataclass(item) else ("scalars", None)
+            )
         elif origin is dict:
             kind, record = "map", None
         elif dataclasses.is_dataclass(hint):
@@ -200,6 +216,8 @@ def _decode_field(message: Message, field: _Field) -> Any:
     if field.kind == "records":
         assert field.record is not None
         return tuple(_decode_record(field.record, item) for item in value) or None
+    if field.kind == "scalars":
+        return tuple(value) or None
     if field.kind == "map":
         return dict(value) or None
     if field.kind == "record":

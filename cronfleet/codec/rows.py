@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from cronfleet.codec import jsonapi
 from cronfleet.db import Row
-from cronfleet.models import Execution, Job, JobSpec, StepResult, User
+from cronfleet.models import DeadLetter, Execution, Job, JobSpec, StepResult, User
 from cronfleet.schedule import Timing
 
 # JobSpec fields kept in their own column of ``jobs``.
@@ -90,12 +90,26 @@ def execution_from_row(row: Row) -> Execution:
         lateness_ms=row["lateness_ms"],
         steps=tuple(StepResult(**s) for s in row.get("steps") or ()),
         cold_start=bool(row.get("cold_start")),
+        upstream_execution_id=row.get("upstream_execution_id"),
+        checkpoint=row.get("checkpoint"),
+        checkpoint_truncated=bool(row.get("checkpoint_truncated")),
     )
 
 
 def step_results_param(steps: tuple[StepResult, ...]) -> Jsonb | None:
     """The ``executions.steps`` value: [{name, exit_code, duration_ms}], or NULL."""
     return Jsonb(jsonapi.encode(steps)) if steps else None
+
+
+def dead_letter_from_row(row: Row) -> DeadLetter:
+    return DeadLetter(
+        id=row["id"],
+        job_id=row["job_id"],
+        execution_id=row["execution_id"],
+        reason=row["reason"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+    )
 
 
 def user_from_row(row: Row) -> User:

@@ -94,11 +94,17 @@ SELECT pg_notify('cronfleet_due', %(shard_id)s::text)
 
 -- ================================================================ executions
 
--- insert_manual_execution --
+-- insert_triggered_executions --
+-- Runs outside the schedule (manual, replay, backfill, upstream), each the
+-- first attempt of its fire. A fire that already has one is not run twice.
 INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, attempt, run_at, status,
-                        trigger, priority)
-VALUES (%(job_id)s, %(owner_id)s, %(shard_id)s, %(at)s, 1, %(at)s, 'scheduled', 'manual',
-        %(priority)s)
+                        trigger, priority, upstream_execution_id)
+SELECT j.id, j.owner_id, j.shard_id, t.scheduled_at, 1, %(run_at)s, 'scheduled', %(trigger)s,
+       j.priority, t.upstream_id
+FROM unnest(%(job_ids)s::uuid[], %(scheduled)s::timestamptz[], %(upstream_ids)s::bigint[])
+    AS t(job_id, scheduled_at, upstream_id)
+JOIN jobs j ON j.id = t.job_id
+ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING
 RETURNING *
 
 -- get_execution --
@@ -131,6 +137,20 @@ UPDATE executions SET
     finished_at = CASE WHEN worker_id IS NULL THEN now() ELSE finished_at END
 WHERE job_id = %(job_id)s AND status IN ('scheduled', 'running')
 RETURNING id, shard_id
+
+-- ============================================================== dead letters
+
+-- list_dead_letters --
+SELECT * FROM dead_letters
+WHERE owner_id = %(owner_id)s
+  AND (%(job_id)s::uuid IS NULL OR job_id = %(job_id)s::uuid)
+  AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
+ORDER BY id DESC
+LIMIT %(limit)s
+
+-- take_dead_letter --
+DELETE FROM dead_letters WHERE id = %(id)s AND owner_id = %(owner_id)s
+RETURNING *
 
 -- notify_cancel --
 SELECT pg_notify('cronfleet_cancel', %(shard_id)s::text)
@@ -258,20 +278,26 @@ FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(ats)s::timestamptz[],
     AS v(id, status, at, exit_code, error, log_url, worker_id, started_at, lateness_ms, steps,
          cold_start)
 WHERE e.id = v.id AND e.status IN ('scheduled', 'running')
-RETURNING e.id, e.status
+RETURNING e.*
 
--- schedule_retries --
--- A failed, timed-out or lost attempt becomes the next attempt after a
--- backoff that doubles each time, until the job's retry budget is spent.
+-- insert_retries --
+-- The next attempts of failed ones, at the times the jobs' retry policies
+-- chose (cronfleet.outcomes). ON CONFLICT: an attempt is never doubled.
 INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, attempt, run_at, status,
-                        trigger, priority)
-SELECT e.job_id, e.owner_id, e.shard_id, e.scheduled_at, e.attempt + 1,
-       now() + make_interval(secs => %(backoff)s * power(2, e.attempt - 1)),
-       'scheduled', 'retry', e.priority
-FROM executions e JOIN jobs j ON j.id = e.job_id
-WHERE e.id = ANY(%(ids)s::bigint[]) AND e.status IN ('failed', 'timed_out', 'lost')
-  AND e.attempt <= j.max_retries AND j.status <> 'deleted'
+                        trigger, priority, checkpoint)
+SELECT e.job_id, e.owner_id, e.shard_id, e.scheduled_at, e.attempt + 1, r.run_at, 'scheduled',
+       'retry', e.priority, e.checkpoint
+FROM unnest(%(ids)s::bigint[], %(run_ats)s::timestamptz[]) AS r(id, run_at)
+JOIN executions e ON e.id = r.id
 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING
+RETURNING id, shard_id
+
+-- insert_dead_letters --
+INSERT INTO dead_letters (owner_id, job_id, execution_id, scheduled_at, reason, attempts)
+SELECT e.owner_id, e.job_id, e.id, e.scheduled_at, d.reason, e.attempt
+FROM unnest(%(ids)s::bigint[], %(reasons)s::text[]) AS d(id, reason)
+JOIN executions e ON e.id = d.id
+ON CONFLICT (execution_id) DO NOTHING
 RETURNING id
 
 -- select_cancel_requests --
@@ -314,7 +340,7 @@ WHERE status IN ('scheduled', 'running') AND worker_id IS NOT NULL
   AND NOT (worker_id = ANY(%(live_workers)s::text[]))
   AND assigned_at < now() - make_interval(secs => %(grace)s)
   AND EXISTS (SELECT 1 FROM cluster_epoch WHERE epoch = %(epoch)s)
-RETURNING id
+RETURNING *
 
 -- running_by_worker --
 SELECT worker_id, count(*) AS running FROM executions

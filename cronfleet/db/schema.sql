@@ -85,6 +85,11 @@ CREATE TABLE executions (
     steps jsonb,
     -- The run could not be armed before its fire time and started cold.
     cold_start boolean NOT NULL DEFAULT false,
+    -- trigger "upstream": the run whose end fired this one.
+    upstream_execution_id bigint,
+    -- What the run left in $CRONFLEET_CHECKPOINT (handed to the next attempt).
+    checkpoint bytea,
+    checkpoint_truncated boolean NOT NULL DEFAULT false,
     PRIMARY KEY (id, scheduled_at),
     UNIQUE (job_id, scheduled_at, attempt)
 ) PARTITION BY RANGE (scheduled_at);
@@ -97,6 +102,41 @@ CREATE INDEX executions_pending_idx ON executions (shard_id, run_at)
 CREATE INDEX executions_live_idx ON executions (worker_id)
     WHERE status IN ('scheduled', 'running');
 CREATE TABLE executions_default PARTITION OF executions DEFAULT;
+
+-- Runs whose retries are spent (or that may not be retried): kept until a
+-- person replays or discards them.
+CREATE TABLE dead_letters (
+    id bigserial PRIMARY KEY,
+    owner_id uuid NOT NULL,
+    job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    execution_id bigint NOT NULL UNIQUE,
+    scheduled_at timestamptz NOT NULL,
+    reason text NOT NULL,
+    attempts integer NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX dead_letters_owner_idx ON dead_letters (owner_id, id);
+
+-- The first reply to each Idempotency-Key, per user, kept 24 hours.
+CREATE TABLE idempotency_keys (
+    owner_id uuid NOT NULL,
+    key text NOT NULL,
+    request_hash bytea NOT NULL,
+    status_code integer NOT NULL,
+    reply jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (owner_id, key)
+);
+
+-- A job's "after": fire job_id when a run of upstream_id ends on_outcome.
+-- Derived from jobs.spec, kept for the lookup by upstream.
+CREATE TABLE job_upstreams (
+    job_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    upstream_id uuid NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    on_outcome text NOT NULL,
+    PRIMARY KEY (job_id, upstream_id, on_outcome)
+);
+CREATE INDEX job_upstreams_upstream_idx ON job_upstreams (upstream_id);
 
 -- Who may claim each shard. The claim joins this table, so a deposed
 -- scheduler (or one fenced by a newer coordinator epoch) claims nothing.

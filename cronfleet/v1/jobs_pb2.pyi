@@ -28,7 +28,7 @@ class Resources(_message.Message):
     def __init__(self, cpus: _Optional[float] = ..., memory_mb: _Optional[int] = ..., pids: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "command", "steps", "schedule", "run_at", "timezone", "start_at", "end_at", "image", "env", "max_retries", "timeout_seconds", "priority", "concurrency_policy", "max_concurrency", "resources")
+    __slots__ = ("name", "command", "steps", "schedule", "run_at", "timezone", "start_at", "end_at", "image", "env", "max_retries", "timeout_seconds", "priority", "concurrency_policy", "max_concurrency", "resources", "http", "run_once", "retry", "misfire_policy", "delivery", "after")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,12 @@ class JobSpec(_message.Message):
     CONCURRENCY_POLICY_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    HTTP_FIELD_NUMBER: _ClassVar[int]
+    RUN_ONCE_FIELD_NUMBER: _ClassVar[int]
+    RETRY_FIELD_NUMBER: _ClassVar[int]
+    MISFIRE_POLICY_FIELD_NUMBER: _ClassVar[int]
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
     name: str
     command: str
     steps: _containers.RepeatedCompositeFieldContainer[Step]
@@ -68,7 +74,60 @@ class JobSpec(_message.Message):
     concurrency_policy: str
     max_concurrency: int
     resources: Resources
-    def __init__(self, name: _Optional[str] = ..., command: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., schedule: _Optional[str] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., image: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., priority: _Optional[int] = ..., concurrency_policy: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ...) -> None: ...
+    http: HttpCall
+    run_once: bool
+    retry: RetryPolicy
+    misfire_policy: str
+    delivery: str
+    after: _containers.RepeatedCompositeFieldContainer[Upstream]
+    def __init__(self, name: _Optional[str] = ..., command: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., schedule: _Optional[str] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., image: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., priority: _Optional[int] = ..., concurrency_policy: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., http: _Optional[_Union[HttpCall, _Mapping]] = ..., run_once: _Optional[bool] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., misfire_policy: _Optional[str] = ..., delivery: _Optional[str] = ..., after: _Optional[_Iterable[_Union[Upstream, _Mapping]]] = ...) -> None: ...
+
+class RetryPolicy(_message.Message):
+    __slots__ = ("backoff_seconds", "multiplier", "max_backoff_seconds", "jitter", "on", "never_exit_codes")
+    BACKOFF_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    MAX_BACKOFF_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    JITTER_FIELD_NUMBER: _ClassVar[int]
+    ON_FIELD_NUMBER: _ClassVar[int]
+    NEVER_EXIT_CODES_FIELD_NUMBER: _ClassVar[int]
+    backoff_seconds: float
+    multiplier: float
+    max_backoff_seconds: float
+    jitter: float
+    on: _containers.RepeatedScalarFieldContainer[str]
+    never_exit_codes: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, backoff_seconds: _Optional[float] = ..., multiplier: _Optional[float] = ..., max_backoff_seconds: _Optional[float] = ..., jitter: _Optional[float] = ..., on: _Optional[_Iterable[str]] = ..., never_exit_codes: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Upstream(_message.Message):
+    __slots__ = ("job_id", "on")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ON_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    on: str
+    def __init__(self, job_id: _Optional[str] = ..., on: _Optional[str] = ...) -> None: ...
+
+class HttpCall(_message.Message):
+    __slots__ = ("url", "method", "headers", "body", "timeout_seconds", "expect_status")
+    class HeadersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    URL_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    url: str
+    method: str
+    headers: _containers.ScalarMap[str, str]
+    body: str
+    timeout_seconds: int
+    expect_status: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, url: _Optional[str] = ..., method: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[str] = ..., timeout_seconds: _Optional[int] = ..., expect_status: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Job(_message.Message):
     __slots__ = ("id", "owner_id", "spec", "status", "next_run_at", "created_at", "updated_at", "version")
@@ -91,7 +150,7 @@ class Job(_message.Message):
     def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., status: _Optional[str] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("id", "job_id", "attempt", "status", "scheduled_at", "started_at", "finished_at", "exit_code", "worker_id", "log_url", "error", "lateness_ms", "steps", "cold_start")
+    __slots__ = ("id", "job_id", "attempt", "status", "scheduled_at", "started_at", "finished_at", "exit_code", "worker_id", "log_url", "error", "lateness_ms", "steps", "cold_start", "trigger", "run_at", "upstream_execution_id", "checkpoint", "checkpoint_truncated")
     ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +165,11 @@ class Execution(_message.Message):
     LATENESS_MS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     COLD_START_FIELD_NUMBER: _ClassVar[int]
+    TRIGGER_FIELD_NUMBER: _ClassVar[int]
+    RUN_AT_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     id: str
     job_id: str
     attempt: int
@@ -120,7 +184,12 @@ class Execution(_message.Message):
     lateness_ms: float
     steps: _containers.RepeatedCompositeFieldContainer[ExecutionStep]
     cold_start: bool
-    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., worker_id: _Optional[str] = ..., log_url: _Optional[str] = ..., error: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ...) -> None: ...
+    trigger: str
+    run_at: _timestamp_pb2.Timestamp
+    upstream_execution_id: int
+    checkpoint: bytes
+    checkpoint_truncated: bool
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., worker_id: _Optional[str] = ..., log_url: _Optional[str] = ..., error: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ..., trigger: _Optional[str] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., upstream_execution_id: _Optional[int] = ..., checkpoint: _Optional[bytes] = ..., checkpoint_truncated: _Optional[bool] = ...) -> None: ...
 
 class ExecutionStep(_message.Message):
     __slots__ = ("name", "exit_code", "duration_ms")
@@ -313,6 +382,56 @@ class CancelExecutionRequest(_message.Message):
     ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeadLetter(_message.Message):
+    __slots__ = ("id", "job_id", "execution_id", "reason", "attempts", "created_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    job_id: str
+    execution_id: str
+    reason: str
+    attempts: int
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., execution_id: _Optional[str] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListDeadLettersRequest(_message.Message):
+    __slots__ = ("job_id", "limit", "page_token")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    limit: int
+    page_token: str
+    def __init__(self, job_id: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDeadLettersResponse(_message.Message):
+    __slots__ = ("dead_letters", "next_page_token")
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    dead_letters: _containers.RepeatedCompositeFieldContainer[DeadLetter]
+    next_page_token: str
+    def __init__(self, dead_letters: _Optional[_Iterable[_Union[DeadLetter, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ReplayDeadLetterRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteDeadLetterRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteDeadLetterResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class GetClusterRequest(_message.Message):
     __slots__ = ()

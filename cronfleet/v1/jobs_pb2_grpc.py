@@ -124,6 +124,21 @@ class JobServiceStub:
                 request_serializer=cronfleet_dot_v1_dot_jobs__pb2.CancelExecutionRequest.SerializeToString,
                 response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.Execution.FromString,
                 _registered_method=True)
+        self.ListDeadLetters = channel.unary_unary(
+                '/cronfleet.v1.JobService/ListDeadLetters',
+                request_serializer=cronfleet_dot_v1_dot_jobs__pb2.ListDeadLettersRequest.SerializeToString,
+                response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.ListDeadLettersResponse.FromString,
+                _registered_method=True)
+        self.ReplayDeadLetter = channel.unary_unary(
+                '/cronfleet.v1.JobService/ReplayDeadLetter',
+                request_serializer=cronfleet_dot_v1_dot_jobs__pb2.ReplayDeadLetterRequest.SerializeToString,
+                response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.Execution.FromString,
+                _registered_method=True)
+        self.DeleteDeadLetter = channel.unary_unary(
+                '/cronfleet.v1.JobService/DeleteDeadLetter',
+                request_serializer=cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterRequest.SerializeToString,
+                response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterResponse.FromString,
+                _registered_method=True)
         self.GetCluster = channel.unary_unary(
                 '/cronfleet.v1.JobService/GetCluster',
                 request_serializer=cronfleet_dot_v1_dot_jobs__pb2.GetClusterRequest.SerializeToString,
@@ -242,6 +257,25 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDeadLetters(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplayDeadLetter(self, request, context):
+        """A new attempt chain (trigger "replay"); the dead letter is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteDeadLetter(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCluster(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -340,6 +374,21 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.CancelExecution,
                     request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.CancelExecutionRequest.FromString,
                     response_serializer=cronfleet_dot_v1_dot_jobs__pb2.Execution.SerializeToString,
+            ),
+            'ListDeadLetters': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeadLetters,
+                    request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.ListDeadLettersRequest.FromString,
+                    response_serializer=cronfleet_dot_v1_dot_jobs__pb2.ListDeadLettersResponse.SerializeToString,
+            ),
+            'ReplayDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplayDeadLetter,
+                    request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.ReplayDeadLetterRequest.FromString,
+                    response_serializer=cronfleet_dot_v1_dot_jobs__pb2.Execution.SerializeToString,
+            ),
+            'DeleteDeadLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDeadLetter,
+                    request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterRequest.FromString,
+                    response_serializer=cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterResponse.SerializeToString,
             ),
             'GetCluster': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCluster,
@@ -833,6 +882,87 @@ class JobService:
             '/cronfleet.v1.JobService/CancelExecution',
             cronfleet_dot_v1_dot_jobs__pb2.CancelExecutionRequest.SerializeToString,
             cronfleet_dot_v1_dot_jobs__pb2.Execution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeadLetters(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cronfleet.v1.JobService/ListDeadLetters',
+            cronfleet_dot_v1_dot_jobs__pb2.ListDeadLettersRequest.SerializeToString,
+            cronfleet_dot_v1_dot_jobs__pb2.ListDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplayDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cronfleet.v1.JobService/ReplayDeadLetter',
+            cronfleet_dot_v1_dot_jobs__pb2.ReplayDeadLetterRequest.SerializeToString,
+            cronfleet_dot_v1_dot_jobs__pb2.Execution.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDeadLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cronfleet.v1.JobService/DeleteDeadLetter',
+            cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterRequest.SerializeToString,
+            cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -22,10 +22,6 @@ def specs_from_yaml(doc: Any) -> list[JobSpec]:
     for i, item in enumerate(doc["jobs"]):
         if not isinstance(item, dict):
             raise InvalidArgument("must be a mapping", field=f"jobs[{i}]")
-        item = dict(item)
-        run_once = item.pop("run_once", False)
-        if run_once and item.get("schedule"):
-            raise InvalidArgument("run_once and schedule cannot both be set", field=f"jobs[{i}].run_once")
         try:
             specs.append(jsonapi.spec_from_json(item))
         except InvalidArgument as exc:

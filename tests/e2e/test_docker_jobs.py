@@ -152,12 +152,18 @@ def test_worker_killed_mid_run_leaves_no_container(bare_cluster: Cluster, tmp_pa
             wait_until(lambda: containers_of(worker_id) == [], timeout=30, what="orphan removed")
             run = wait_until(
                 lambda: (lambda e: e if e["status"] not in ("scheduled", "running") else None)(
-                    executions(c, job["id"])[0]
+                    next(e for e in executions(c, job["id"]) if e["attempt"] == 1)
                 ),
                 timeout=30,
                 what="run reported",
             )
             assert run["status"] == "lost"
+            # Delivery at least once (the default): the lost run runs again.
+            wait_until(
+                lambda: any(e["attempt"] == 2 and e["trigger"] == "retry" for e in executions(c, job["id"])),
+                timeout=30,
+                what="the lost run retried",
+            )
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)

@@ -161,8 +161,9 @@ async def test_a_cut_off_worker_fences_itself_and_reports_once_back(
     await cluster.ready()
     (job,) = await service.create_jobs(user, [job_spec(command=nap)])
 
-    async def status() -> str:
-        return next((e.status for e in await executions(service, user) if e.job_id == job.id), "")
+    async def status(attempt: int = 1) -> str:
+        runs = await executions(service, user)
+        return next((e.status for e in runs if e.job_id == job.id and e.attempt == attempt), "")
 
     await assert_eventually(lambda: _eq(status(), "running"), timeout=20, what="run started")
     assert _running(nap)
@@ -177,9 +178,11 @@ async def test_a_cut_off_worker_fences_itself_and_reports_once_back(
     # A scheduler comes back: the outbox resends, and the run is recorded as lost.
     cluster.scheduler("s2")
     await assert_eventually(lambda: _eq(status(), "lost"), timeout=20, what="the report delivered")
-    (run,) = [e for e in await executions(service, user) if e.job_id == job.id]
-    assert run.error == "stopped: lost" and run.worker_id == "w1", "reported by the worker, not declared"
+    first = next(e for e in await executions(service, user) if e.job_id == job.id and e.attempt == 1)
+    assert first.error == "stopped: lost" and first.worker_id == "w1", "reported by the worker, not declared"
     await assert_eventually(lambda: _true(len(worker.outbox) == 0), timeout=10, what="acknowledged")
+    # Delivery at least once (the default): the lost run runs again.
+    await assert_eventually(lambda: _eq(status(attempt=2), "running"), timeout=20, what="run again")
 
 
 def _running(command: str) -> bool:

@@ -29,6 +29,18 @@ FULL = {
     "concurrency_policy": "allow",
     "max_concurrency": 2,
     "resources": {"cpus": 1.5, "memory_mb": 512},
+    "run_once": True,
+    "retry": {
+        "backoff_seconds": 1.0,
+        "multiplier": 2.0,
+        "max_backoff_seconds": 60.0,
+        "jitter": 0.2,
+        "on": ["failed", "lost"],
+        "never_exit_codes": [2],
+    },
+    "misfire_policy": "run_all",
+    "delivery": "at_most_once",
+    "after": [{"job_id": "7d3c1d8e-1111-4111-8111-111111111111", "on": "failure"}],
 }
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -52,7 +64,8 @@ def test_row_round_trip_splits_columns_from_the_spec_document() -> None:
     spec = jsonapi.spec_from_json(FULL)
     params = rows.job_params(spec)
     assert params["schedule"] == "0 0 3 * * *" and params["priority"] == 7
-    assert set(params["spec"].obj) == {"steps", "image", "env", "resources"}
+    assert {"steps", "image", "env", "resources", "retry", "after"} <= set(params["spec"].obj)
+    assert not set(params["spec"].obj) & set(rows.JOB_COLUMNS)
     assert rows.spec_from_row(params | {"spec": params["spec"].obj}) == spec
 
 

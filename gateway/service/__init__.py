@@ -1,0 +1,20 @@
+"""What the public API does, whatever the transport (gRPC or HTTP).
+
+Each method takes the authenticated user and plain values and returns
+records (``cronfleet.models``); gateway/grpc_api.py and gateway/http/ only
+translate them with the codecs. Every write commits before the method
+returns. One module per area; :class:`JobsService` is all of them.
+"""
+
+from __future__ import annotations
+
+from gateway.service.accounts import Accounts, token_hash
+from gateway.service.dead_letters import DeadLetters
+from gateway.service.executions import Executions
+
+
+class JobsService(Accounts, DeadLetters, Executions):
+    """The whole service layer: accounts, jobs, executions, dead letters."""
+
+
+__all__ = ["JobsService", "token_hash"]

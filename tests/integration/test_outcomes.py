@@ -1,0 +1,185 @@
+"""What follows a failed attempt, on a real Postgres: retries by the job's
+policy (timing within the jitter, classes, exit codes, budget), dead letters
+on the last attempt only, lost runs by the delivery guarantee, replay."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from coordinator.fencing import fenced_transaction
+from coordinator.lost_runs import declare_lost
+from cronfleet.codec import proto
+from cronfleet.db import Database
+from cronfleet.errors import NotFound
+from cronfleet.models import Execution, Job, RetryPolicy, User
+from cronfleet.outcomes import retry_delay
+from cronfleet.v1 import dispatch_pb2
+from gateway.service import JobsService
+from scheduler.events import EventRecorder
+from scheduler.streams import WorkerStream
+from tests.helpers import job_spec, new_user
+
+pytestmark = pytest.mark.integration
+POLICY = {
+    "backoff_seconds": 1,
+    "multiplier": 2,
+    "max_backoff_seconds": 60,
+    "jitter": 0.2,
+    "on": ["failed", "lost"],
+    "never_exit_codes": [2],
+}
+
+
+async def attempts(service: JobsService, user: User, job: Job) -> list[Execution]:
+    found, _ = await service.list_executions(user, job_id=str(job.id))
+    return sorted(found, key=lambda e: e.attempt)
+
+
+async def finish(
+    db: Database, execution: Execution, status: str = "failed", exit_code: int | None = 1
+) -> None:
+    """Report the attempt finished, as a worker would, through the scheduler's recorder."""
+    event = dispatch_pb2.RunEvent(
+        execution_id=execution.id,
+        kind=dispatch_pb2.EVENT_KIND_FINISHED,
+        at=proto.timestamp(datetime.now(UTC)),
+        status=status,
+        error="oom_killed" if status == "oom" else "",
+    )
+    if status == "oom":
+        event.status = "failed"
+    if exit_code is not None:
+        event.exit_code = exit_code
+    recorder = EventRecorder(db, flush_interval=0, retry_backoff_seconds=2.0)
+    recorder.add(WorkerStream("w1", credits=0), [event])
+    await recorder.flush()
+
+
+def test_the_delay_grows_by_the_multiplier_up_to_the_cap_within_the_jitter() -> None:
+    policy = RetryPolicy(backoff_seconds=1, multiplier=2, max_backoff_seconds=5, jitter=0.2)
+    rand = random.Random(7)
+    for attempt, base in [(1, 1), (2, 2), (3, 4), (4, 5), (9, 5)]:
+        for _ in range(50):
+            assert base * 0.8 <= retry_delay(policy, attempt, rand) <= base * 1.2
+
+
+async def test_failures_retry_by_the_policy_then_land_in_dead_letters(
+    db: Database, service: JobsService, user: User
+) -> None:
+    (job,) = await service.create_jobs(user, [job_spec(retry=POLICY, max_retries=3)])
+    await service.run_job(user, str(job.id))
+    for attempt, base in [(1, 1.0), (2, 2.0), (3, 4.0)]:
+        current = (await attempts(service, user, job))[-1]
+        assert current.attempt == attempt
+        before = datetime.now(UTC)
+        await finish(db, current)
+        after = datetime.now(UTC)
+        nxt = (await attempts(service, user, job))[-1]
+        assert (nxt.attempt, nxt.trigger, nxt.status) == (attempt + 1, "retry", "scheduled")
+        assert nxt.scheduled_at == current.scheduled_at, "each attempt of one fire"
+        assert before + timedelta(seconds=base * 0.8) <= nxt.run_at <= after + timedelta(seconds=base * 1.2)
+        assert (await service.list_dead_letters(user))[0] == [], "no dead letter while a retry is left"
+    await finish(db, (await attempts(service, user, job))[-1])
+    assert len(await attempts(service, user, job)) == 4, "three retries, then no more"
+    (dead,), _ = await service.list_dead_letters(user)
+    assert dead.attempts == 4 and dead.job_id == job.id and "exit code 1" in dead.reason
+
+
+@pytest.mark.parametrize(
+    ("status", "exit_code", "why"),
+    [
+        ("failed", 2, "never retried for exit code 2"),
+        ("timed_out", 143, "does not retry timed_out"),
+        ("oom", 137, "does not retry oom_killed"),
+    ],
+)
+async def test_what_the_policy_excludes_is_not_retried(
+    db: Database, service: JobsService, user: User, status: str, exit_code: int, why: str
+) -> None:
+    (job,) = await service.create_jobs(user, [job_spec(retry=POLICY, max_retries=3)])
+    run = await service.run_job(user, str(job.id))
+    await finish(db, run, status, exit_code)
+    assert len(await attempts(service, user, job)) == 1
+    (dead,), _ = await service.list_dead_letters(user)
+    assert dead.execution_id == run.id and why in dead.reason
+
+
+async def test_success_and_cancellation_leave_no_dead_letter(
+    db: Database, service: JobsService, user: User
+) -> None:
+    (job,) = await service.create_jobs(user, [job_spec()])
+    await finish(db, await service.run_job(user, str(job.id)), "succeeded", 0)
+    await finish(db, await service.run_job(user, str(job.id)), "cancelled", None)
+    assert (await service.list_dead_letters(user))[0] == []
+
+
+async def test_the_default_policy_keeps_the_old_behaviour(
+    db: Database, service: JobsService, user: User
+) -> None:
+    (job,) = await service.create_jobs(user, [job_spec(max_retries=1)])
+    run = await service.run_job(user, str(job.id))
+    before = datetime.now(UTC)
+    await finish(db, run, "timed_out", 143)
+    retry = (await attempts(service, user, job))[-1]
+    assert retry.attempt == 2 and before + timedelta(seconds=2) <= retry.run_at <= before + timedelta(
+        seconds=3
+    )
+
+
+async def lose(db: Database, execution: Execution) -> int:
+    """Hand the attempt to a worker that then vanished; the leader declares it lost."""
+    async with await psycopg.AsyncConnection.connect(db.url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE executions SET worker_id = 'gone', assigned_at = now() - interval '1 minute'"
+            " WHERE id = %s",
+            (execution.id,),
+        )
+    async with fenced_transaction(db, 1):
+        pass
+    return await declare_lost(db, 1, live_workers=[], retry_backoff_seconds=0.0)
+
+
+async def test_a_lost_run_runs_again_at_least_once_by_default(
+    db: Database, service: JobsService, user: User
+) -> None:
+    (job,) = await service.create_jobs(user, [job_spec()])  # no retries configured
+    await lose(db, await service.run_job(user, str(job.id)))
+    first, again = await attempts(service, user, job)
+    assert (first.status, again.attempt, again.trigger) == ("lost", 2, "retry")
+    await lose(db, again)
+    assert len(await attempts(service, user, job)) == 2, "once, not forever"
+    (dead,), _ = await service.list_dead_letters(user)
+    assert dead.attempts == 2 and "lost" in dead.reason
+
+
+async def test_at_most_once_never_runs_a_lost_run_again(
+    db: Database, service: JobsService, user: User
+) -> None:
+    (job,) = await service.create_jobs(user, [job_spec(delivery="at_most_once", max_retries=3)])
+    await lose(db, await service.run_job(user, str(job.id)))
+    assert [e.status for e in await attempts(service, user, job)] == ["lost"]
+    (dead,), _ = await service.list_dead_letters(user)
+    assert "at_most_once" in dead.reason
+
+
+async def test_a_dead_letter_is_replayed_as_a_fresh_chain_or_discarded(
+    db: Database, service: JobsService, user: User
+) -> None:
+    (job,) = await service.create_jobs(user, [job_spec()])
+    await finish(db, await service.run_job(user, str(job.id)))
+    await finish(db, await service.run_job(user, str(job.id)))
+    (newer, older), _ = await service.list_dead_letters(user)
+    bob = await new_user(service, "bob")
+    with pytest.raises(NotFound):
+        await service.replay_dead_letter(bob, str(newer.id))
+    assert len((await service.list_dead_letters(bob))[0]) == 0
+    replay = await service.replay_dead_letter(user, str(newer.id))
+    assert (replay.trigger, replay.attempt, replay.status) == ("replay", 1, "scheduled")
+    await service.delete_dead_letter(user, str(older.id))
+    assert (await service.list_dead_letters(user))[0] == []
+    with pytest.raises(NotFound):
+        await service.delete_dead_letter(user, str(older.id))
