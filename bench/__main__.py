@@ -303,7 +303,7 @@ async def _claim_all(db_url: str, n_expected: int, batch: int = 1000) -> float:
     got = 0
     horizon = datetime.now(UTC) + timedelta(seconds=5)
     while got < n_expected:
-        runs, _ = await claim_due_fires(db, scheduler_id="bench", epoch=1, horizon=horizon, batch=batch)
+        runs = (await claim_due_fires(db, scheduler_id="bench", epoch=1, horizon=horizon, batch=batch)).runs
         if not runs:
             break
         got += len(runs)

@@ -6,6 +6,7 @@ session is lost or the leader key is no longer its own:
 - shard_assignment: shards to live schedulers, under the epoch
 - lost_runs: runs of workers that left, declared lost and retried
 - partitions: day partitions kept ahead
+- retention: expired idempotency keys pruned
 Every leader write is fenced by the epoch (coordinator.fencing).
 """
 
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import aetcd
 import structlog
 
+from coordinator import retention
 from coordinator.cluster import CoordinatorServicer
 from coordinator.fencing import Fenced
 from coordinator.lost_runs import declare_lost
@@ -30,7 +32,7 @@ from cronfleet.v1 import coordinator_pb2_grpc
 
 log = structlog.get_logger()
 TICK = 0.25
-PARTITION_EVERY = timedelta(minutes=10)
+HOUSEKEEPING_EVERY = timedelta(minutes=10)  # partitions ahead, expired idempotency keys out
 
 
 class LeadershipLost(Exception):
@@ -118,9 +120,9 @@ class Coordinator:
             await asyncio.sleep(TICK)
 
     async def _keep_cluster(self, epoch: int) -> None:
-        """Shards, lost runs and partitions, every tick. Postgres away: stay
-        leader (etcd still says so) and try again."""
-        next_partition_check = datetime.min.replace(tzinfo=UTC)
+        """Shards and lost runs every tick; partitions and retention every ten
+        minutes. Postgres away: stay leader (etcd still says so) and try again."""
+        next_housekeeping = datetime.min.replace(tzinfo=UTC)
         while True:
             try:
                 schedulers = await etcd.read_members(self.client, self.keys, "schedulers")
@@ -128,9 +130,10 @@ class Coordinator:
                 await self.shards.assign(epoch, sorted(schedulers))
                 await declare_lost(self.db, epoch, sorted(workers), self.settings.retry_backoff_seconds)
                 now = datetime.now(UTC)
-                if now >= next_partition_check:
+                if now >= next_housekeeping:
                     await ensure_partitions(self.db, epoch, now)
-                    next_partition_check = now + PARTITION_EVERY
+                    await retention.prune(self.db, epoch)
+                    next_housekeeping = now + HOUSEKEEPING_EVERY
             except Fenced:
                 raise
             except CronfleetError as exc:

@@ -79,6 +79,7 @@ class _Op(Generic[T]):
     rpc: str
     request: Message
     read: Callable[[Any], T]
+    metadata: tuple[tuple[str, str], ...] = ()
 
 
 def _signup(name: str, email: str, password: str) -> _Op[Reply]:
@@ -97,8 +98,12 @@ def _me() -> _Op[Reply]:
     return _Op("GetMe", pb.GetMeRequest(), _dict)
 
 
-def _create_job(spec: dict[str, Any]) -> _Op[Reply]:
-    return _Op("CreateJob", pb.CreateJobRequest(spec=_spec(spec)), _job)
+def _idempotency(key: str | None) -> tuple[tuple[str, str], ...]:
+    return (("idempotency-key", key),) if key else ()
+
+
+def _create_job(spec: dict[str, Any], idempotency_key: str | None) -> _Op[Reply]:
+    return _Op("CreateJob", pb.CreateJobRequest(spec=_spec(spec)), _job, _idempotency(idempotency_key))
 
 
 def _list_jobs(status: str, limit: int, page_token: str) -> _Op[Reply]:
@@ -153,7 +158,7 @@ class Client:
         self.token = token
 
     def _run(self, op: _Op[T]) -> T:
-        meta = (("authorization", f"Bearer {self.token}"),) if self.token else ()
+        meta = ((("authorization", f"Bearer {self.token}"),) if self.token else ()) + op.metadata
         try:
             reply = getattr(self._stub, op.rpc)(op.request, metadata=meta, timeout=TIMEOUT)
         except grpc.RpcError as exc:
@@ -175,8 +180,9 @@ class Client:
     def me(self) -> Reply:
         return self._run(_me())
 
-    def create_job(self, **spec: Any) -> Reply:
-        return self._run(_create_job(spec))
+    def create_job(self, *, idempotency_key: str | None = None, **spec: Any) -> Reply:
+        """Create a job; with ``idempotency_key``, a retry of the same call creates nothing new."""
+        return self._run(_create_job(spec, idempotency_key))
 
     def list_jobs(self, status: str = "", limit: int = 0, page_token: str = "") -> Reply:
         return self._run(_list_jobs(status, limit, page_token))
@@ -193,8 +199,8 @@ class Client:
     def delete_job(self, job_id: str) -> None:
         self._run(_Op("DeleteJob", pb.DeleteJobRequest(id=job_id), lambda _r: None))
 
-    def run_job(self, job_id: str) -> Reply:
-        return self._run(_Op("RunJob", pb.RunJobRequest(id=job_id), _dict))
+    def run_job(self, job_id: str, *, idempotency_key: str | None = None) -> Reply:
+        return self._run(_Op("RunJob", pb.RunJobRequest(id=job_id), _dict, _idempotency(idempotency_key)))
 
     def pause_job(self, job_id: str) -> Reply:
         return self._run(_job_command("PauseJob", pb.PauseJobRequest(id=job_id)))
@@ -238,7 +244,7 @@ class AsyncClient:
         self.token = token
 
     async def _run(self, op: _Op[T]) -> T:
-        meta = (("authorization", f"Bearer {self.token}"),) if self.token else ()
+        meta = ((("authorization", f"Bearer {self.token}"),) if self.token else ()) + op.metadata
         try:
             reply = await getattr(self._stub, op.rpc)(op.request, metadata=meta, timeout=TIMEOUT)
         except grpc.aio.AioRpcError as exc:
@@ -260,8 +266,9 @@ class AsyncClient:
     async def me(self) -> Reply:
         return await self._run(_me())
 
-    async def create_job(self, **spec: Any) -> Reply:
-        return await self._run(_create_job(spec))
+    async def create_job(self, *, idempotency_key: str | None = None, **spec: Any) -> Reply:
+        """Create a job; with ``idempotency_key``, a retry of the same call creates nothing new."""
+        return await self._run(_create_job(spec, idempotency_key))
 
     async def list_jobs(self, status: str = "", limit: int = 0, page_token: str = "") -> Reply:
         return await self._run(_list_jobs(status, limit, page_token))
@@ -278,8 +285,10 @@ class AsyncClient:
     async def delete_job(self, job_id: str) -> None:
         await self._run(_Op("DeleteJob", pb.DeleteJobRequest(id=job_id), lambda _r: None))
 
-    async def run_job(self, job_id: str) -> Reply:
-        return await self._run(_Op("RunJob", pb.RunJobRequest(id=job_id), _dict))
+    async def run_job(self, job_id: str, *, idempotency_key: str | None = None) -> Reply:
+        return await self._run(
+            _Op("RunJob", pb.RunJobRequest(id=job_id), _dict, _idempotency(idempotency_key))
+        )
 
     async def pause_job(self, job_id: str) -> Reply:
         return await self._run(_job_command("PauseJob", pb.PauseJobRequest(id=job_id)))

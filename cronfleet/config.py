@@ -52,9 +52,11 @@ class Settings:
     lookahead_docker: float = 30.0
     event_flush_interval: float = 0.02
     retry_backoff_seconds: float = 2.0
-    # Fires missed by less than this (a scheduler died) each run late; older
-    # ones are skipped, so a long outage ends in one late run.
+    # A fire claimed later than this after its time has misfired, and the
+    # job's misfire_policy decides; a later fire (a failover) just runs late.
     misfire_grace_seconds: float = 60.0
+    # How far back misfire_policy "run_all" catches up.
+    misfire_catchup_seconds: float = 86400.0
 
     # worker
     worker_id: str = ""

@@ -40,7 +40,8 @@ DELIVERY_GUARANTEES = ("at_least_once", "at_most_once")
 # failed run the kernel killed for memory).
 FAILURE_CLASSES = ("failed", "timed_out", "lost", "oom_killed")
 UPSTREAM_OUTCOMES = ("success", "failure", "always")
-TRIGGERS = ("schedule", "manual", "retry", "backfill", "replay", "upstream")
+# "misfire": a fire run late by the job's misfire policy after it was missed.
+TRIGGERS = ("schedule", "manual", "retry", "backfill", "replay", "upstream", "misfire")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 MAX_COMMAND_BYTES = 64 * 1024
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -288,6 +289,7 @@ class Job:
     created_at: datetime
     updated_at: datetime
     next_run_at: datetime | None = None
+    paused_at: datetime | None = None
 
     @property
     def timing(self) -> Timing:

@@ -1,5 +1,6 @@
-"""What follows an attempt that ended badly, decided in the transaction that
-records it: another attempt by the job's retry policy, or a dead letter.
+"""What follows the end of an attempt, decided in the transaction that records
+it: another attempt by the job's retry policy, or a dead letter; and the
+runs of downstream jobs (``after``).
 
 The scheduler calls :func:`settle` for what workers report; the coordinator
 for runs it declares lost. Both write through the same rules:
@@ -12,7 +13,9 @@ for runs it declares lost. Both write through the same rules:
   again, since it may have run;
 - the next attempt waits ``backoff * multiplier^(attempt-1)``, capped, moved
   by up to ``jitter`` either way, and carries the attempt's checkpoint;
-- an attempt that fails for good becomes a dead letter (never for a deleted job).
+- an attempt that fails for good becomes a dead letter (never for a deleted job);
+- a run that succeeds, or fails for good, fires the active jobs whose
+  ``after`` names its job with that outcome (or "always"), trigger "upstream".
 """
 
 from __future__ import annotations
@@ -77,8 +80,35 @@ def _what(e: Execution) -> str:
 
 
 async def settle(tx: Session, ended: list[Row], default_backoff: float, now: datetime) -> list[Decision]:
-    """Retry or dead-letter each attempt of ``ended`` (executions rows) that failed."""
+    """Retry or dead-letter each attempt of ``ended`` (executions rows) that
+    failed, then fire what runs after the ones that ended for good."""
     executions = [rows.execution_from_row(r) for r in ended]
+    decisions = await _retry_or_bury(tx, executions, default_backoff, now)
+    final_failures = [d.execution for d in decisions if d.retry_at is None]
+    await _fire_downstream(tx, [e for e in executions if e.status == "succeeded"], final_failures)
+    return decisions
+
+
+async def _fire_downstream(tx: Session, succeeded: list[Execution], failed: list[Execution]) -> None:
+    ended = [(e, "success") for e in succeeded] + [(e, "failure") for e in failed]
+    if not ended:
+        return
+    fired = await tx.fetch_all(
+        "fire_downstream",
+        {
+            "execution_ids": [e.id for e, _ in ended],
+            "upstream_ids": [e.job_id for e, _ in ended],
+            "scheduled": [e.scheduled_at for e, _ in ended],
+            "outcomes": [outcome for _, outcome in ended],
+        },
+    )
+    for shard in {r["shard_id"] for r in fired}:
+        await tx.execute("notify_due", {"shard_id": shard})
+
+
+async def _retry_or_bury(
+    tx: Session, executions: list[Execution], default_backoff: float, now: datetime
+) -> list[Decision]:
     failed = [e for e in executions if e.failure_class is not None]
     if not failed:
         return []

@@ -16,6 +16,8 @@ from cronfleet import cron
 # Fires a recurring job missed by less than this (its scheduler died) each run
 # late; an older miss runs once and the schedule moves past now.
 DEFAULT_MISFIRE_GRACE = timedelta(seconds=60)
+# How far back misfire_policy "run_all" catches up.
+DEFAULT_MISFIRE_CATCHUP = timedelta(hours=24)
 _TICK = timedelta(microseconds=1)
 
 
@@ -53,19 +55,83 @@ def next_fire(timing: Timing, after: datetime, anchor: datetime | None = None) -
     return _next_fire(timing.schedule, timing.timezone, timing.start_at, timing.end_at, after, anchor)
 
 
-def fire_after_claim(
-    timing: Timing, fired_at: datetime, now: datetime, misfire_grace: timedelta = DEFAULT_MISFIRE_GRACE
-) -> datetime | None:
-    """Where a job's schedule moves once its fire at ``fired_at`` is claimed.
+@dataclass(frozen=True)
+class ClaimedFire:
+    """What a claim does with a due fire: run it (or record it skipped), and
+    where the job's schedule moves (None: the job is done)."""
 
-    One-offs retire (None). A recurring job that fell behind (a scheduler
-    died, the cluster was down) runs every fire it missed within
-    ``misfire_grace``, each late, one per claim; a fire missed longer ago
-    runs once and the schedule moves past now, so a long outage ends in one
-    late run, not a flood.
+    next_run_at: datetime | None
+    run: bool = True
+    misfired: bool = False
+    note: str = ""
+
+
+def claim_fire(
+    timing: Timing,
+    fired_at: datetime,
+    now: datetime,
+    *,
+    policy: str = "run_once",
+    run_once: bool = False,
+    grace: timedelta = DEFAULT_MISFIRE_GRACE,
+    catchup: timedelta = DEFAULT_MISFIRE_CATCHUP,
+) -> ClaimedFire:
+    """Decide the fire at ``fired_at`` of a job being claimed at ``now``.
+
+    A fire claimed less than ``grace`` after its time (a failover, a stall)
+    is late, not missed: it runs, and so does each one after it. One missed
+    by more has misfired, and the job's misfire policy decides (Quartz's
+    misfire threshold and instructions):
+
+    - ``run_once``: one late run stands for every fire missed; the schedule
+      moves past now.
+    - ``run_all``: every missed fire runs, oldest first, each late; fires
+      older than ``catchup`` are dropped (the first dropped is recorded skipped).
+    - ``skip``: no late run (the missed fire is recorded skipped); the
+      schedule moves past now.
+
+    ``run_once`` on the job retires it after this fire.
     """
-    after = now if fired_at < now - misfire_grace else fired_at
-    return next_fire(timing, after)
+
+    def after(moment: datetime) -> datetime | None:
+        return None if run_once else next_fire(timing, moment)
+
+    if timing.schedule is None or fired_at >= now - grace:
+        return ClaimedFire(after(fired_at))
+    late = f"missed by {_seconds(now - fired_at)}"
+    if policy == "skip":
+        return ClaimedFire(after(now), run=False, misfired=True, note=f"{late}; misfire_policy skip")
+    if policy == "run_all":
+        if fired_at >= now - catchup:
+            return ClaimedFire(after(fired_at), misfired=True)
+        note = f"{late}, older than the catch-up window; misfire_policy run_all"
+        return ClaimedFire(next_fire(timing, now - catchup), run=False, misfired=True, note=note)
+    return ClaimedFire(after(now), misfired=True)
+
+
+def first_fire_missed(timing: Timing, since: datetime, now: datetime) -> datetime | None:
+    """The first fire after ``since`` if it is already due (something was missed)."""
+    missed = next_fire(timing, since)
+    return missed if missed is not None and missed <= now else None
+
+
+def _seconds(delta: timedelta) -> str:
+    total = int(delta.total_seconds())
+    if total < 120:
+        return f"{total}s"
+    if total < 7200:
+        return f"{total // 60}m"
+    return f"{total // 3600}h"
+
+
+def fires_between(timing: Timing, start: datetime, end: datetime, limit: int) -> list[datetime]:
+    """The fires in [``start``, ``end``], at most ``limit`` of them (a backfill)."""
+    fires: list[datetime] = []
+    nxt = next_fire(timing, start - _TICK)
+    while nxt is not None and nxt <= end and len(fires) < limit:
+        fires.append(nxt)
+        nxt = next_fire(timing, nxt)
+    return fires
 
 
 def upcoming(timing: Timing, after: datetime, count: int) -> list[datetime]:

@@ -8,6 +8,7 @@ from typing import TypeAlias
 import grpc
 
 from cronfleet.codec import proto
+from cronfleet.errors import InvalidArgument
 from cronfleet.models import User
 from cronfleet.v1 import jobs_pb2 as pb
 from cronfleet.v1 import jobs_pb2_grpc
@@ -21,6 +22,14 @@ def bearer(context: Context) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == "authorization" and isinstance(value, str) and value.lower().startswith("bearer "):
             return value[7:].strip()
+    return None
+
+
+def idempotency_key(context: Context) -> str | None:
+    """The ``idempotency-key`` metadata (HTTP's Idempotency-Key header)."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "idempotency-key" and isinstance(value, str):
+            return value
     return None
 
 
@@ -61,7 +70,9 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     # ---------------------------------------------------------------- jobs
     async def CreateJob(self, request: pb.CreateJobRequest, context: Context) -> pb.Job:
         user = await self._user(context)
-        (job,) = await self.svc.create_jobs(user, [proto.spec_from_proto(request.spec)])
+        (job,) = await self.svc.create_jobs(
+            user, [proto.spec_from_proto(request.spec)], idempotency_key(context)
+        )
         return proto.job_to_proto(job)
 
     async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
@@ -93,7 +104,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
     async def RunJob(self, request: pb.RunJobRequest, context: Context) -> pb.Execution:
         user = await self._user(context)
-        return proto.execution_to_proto(await self.svc.run_job(user, request.id))
+        return proto.execution_to_proto(await self.svc.run_job(user, request.id, idempotency_key(context)))
 
     async def PauseJob(self, request: pb.PauseJobRequest, context: Context) -> pb.Job:
         user = await self._user(context)
@@ -102,6 +113,16 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def ResumeJob(self, request: pb.ResumeJobRequest, context: Context) -> pb.Job:
         user = await self._user(context)
         return proto.job_to_proto(await self.svc.resume_job(user, request.id))
+
+    async def BackfillJob(self, request: pb.BackfillJobRequest, context: Context) -> pb.BackfillJobResponse:
+        user = await self._user(context)
+        for name in ("start", "end"):
+            if not request.HasField(name):
+                raise InvalidArgument("is required", field=name)
+        created = await self.svc.backfill_job(
+            user, request.id, proto.to_datetime(request.start), proto.to_datetime(request.end)
+        )
+        return pb.BackfillJobResponse(executions=[proto.execution_to_proto(e) for e in created])
 
     # ---------------------------------------------------------- executions
     async def ListExecutions(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,8 @@ from cronfleet.codec import proto, rows
 from cronfleet.config import Settings
 from cronfleet.db import Database, Row
 from cronfleet.errors import CronfleetError
-from cronfleet.schedule import DEFAULT_MISFIRE_GRACE
+from cronfleet.models import JobSpec
+from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP, DEFAULT_MISFIRE_GRACE
 from cronfleet.v1 import jobs_pb2
 from scheduler.dispatch import Dispatcher, DispatchQueue, QueuedRun
 from scheduler.ownership import ShardOwnership
@@ -33,26 +35,29 @@ log = structlog.get_logger()
 MAX_QUEUED = 50_000
 
 
-class JobMessages:
-    """Each job's spec as the message workers get, encoded once per job version."""
+class JobCache:
+    """Each job's spec, decoded, and as the message workers get: once per job
+    version, not once per fire."""
 
     def __init__(self, size: int = 10_000) -> None:
         self.size = size
-        self._cache: collections.OrderedDict[tuple[Any, int], jobs_pb2.JobSpec] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[tuple[Any, int], tuple[JobSpec, jobs_pb2.JobSpec]] = (
+            collections.OrderedDict()
+        )
 
-    def for_row(self, job: Row) -> jobs_pb2.JobSpec:
+    def get(self, job: Row) -> tuple[JobSpec, jobs_pb2.JobSpec]:
         """``job`` is a ``jobs`` row (every column)."""
         key = (job["id"], job["version"])
-        message = self._cache.get(key)
-        if message is None:
-            message = proto.spec_to_proto(rows.spec_from_row(job))
-            self._cache[key] = message
+        found = self._cache.get(key)
+        if found is None:
+            spec = rows.spec_from_row(job)
+            found = self._cache[key] = (spec, proto.spec_to_proto(spec))
             if len(self._cache) > self.size:
                 self._cache.popitem(last=False)
-        return message
+        return found
 
 
-_messages = JobMessages()
+_jobs = JobCache()
 
 
 def _queued(execution: Row, job: Row) -> QueuedRun:
@@ -64,15 +69,32 @@ def _queued(execution: Row, job: Row) -> QueuedRun:
         scheduled_at=execution["scheduled_at"],
         attempt=execution["attempt"],
         fire_at=execution["run_at"],
-        job=_messages.for_row(job),
+        job=_jobs.get(job)[1],
     )
 
 
-def next_fire_after_claim(
-    row: Row, now: datetime, misfire_grace: timedelta = DEFAULT_MISFIRE_GRACE
-) -> datetime | None:
-    """Where a claimed job's schedule row moves to (see schedule.fire_after_claim)."""
-    return schedule.fire_after_claim(rows.timing_from_row(row), row["next_run_at"], now, misfire_grace)
+def decide_fire(row: Row, now: datetime, grace: timedelta, catchup: timedelta) -> schedule.ClaimedFire:
+    """What the claim does with a due row of select_due_fires (see schedule.claim_fire)."""
+    spec, _ = _jobs.get(row)
+    return schedule.claim_fire(
+        rows.timing_from_row(row),
+        row["next_run_at"],
+        now,
+        policy=spec.misfire_policy,
+        run_once=spec.run_once,
+        grace=grace,
+        catchup=catchup,
+    )
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What one claim statement took: the runs to dispatch, the older runs of
+    "replace" jobs to stop, and how many due fires it handled (skipped ones too)."""
+
+    runs: list[QueuedRun]
+    replaced: list[Row]
+    fires: int
 
 
 async def claim_due_fires(
@@ -83,12 +105,9 @@ async def claim_due_fires(
     horizon: datetime,
     batch: int,
     misfire_grace: timedelta = DEFAULT_MISFIRE_GRACE,
-) -> tuple[list[QueuedRun], list[Row]]:
-    """Claim up to ``batch`` fires due by ``horizon`` on this scheduler's shards.
-
-    Returns the runs to dispatch and the rows of "replace" jobs whose older
-    runs must now be cancelled.
-    """
+    misfire_catchup: timedelta = DEFAULT_MISFIRE_CATCHUP,
+) -> Claimed:
+    """Claim up to ``batch`` fires due by ``horizon`` on this scheduler's shards."""
     now = datetime.now(UTC)
     async with db.transaction() as tx:
         due = await tx.fetch_all(
@@ -96,13 +115,17 @@ async def claim_due_fires(
             {"scheduler_id": scheduler_id, "epoch": epoch, "horizon": horizon, "batch": batch},
         )
         if not due:
-            return [], []
+            return Claimed([], [], 0)
+        fires = [decide_fire(r, now, misfire_grace, misfire_catchup) for r in due]
         inserted = await tx.fetch_all(
             "record_fires",
             {
                 "job_ids": [r["id"] for r in due],
                 "scheduled": [r["next_run_at"] for r in due],
-                "next": [next_fire_after_claim(r, now, misfire_grace) for r in due],
+                "next": [f.next_run_at for f in fires],
+                "runs": [f.run for f in fires],
+                "triggers": ["misfire" if f.misfired else "schedule" for f in fires],
+                "notes": [f.note or None for f in fires],
                 "scheduler_id": scheduler_id,
             },
         )
@@ -118,7 +141,7 @@ async def claim_due_fires(
             )
     jobs = {r["id"]: r for r in due}
     runs = [_queued(row, jobs[row["job_id"]]) for row in inserted if row["status"] == "scheduled"]
-    return runs, replaced
+    return Claimed(runs, replaced, len(due))
 
 
 async def claim_pending(
@@ -190,19 +213,20 @@ class ClaimLoop:
         scheduler_id, epoch = self.ownership.scheduler_id, self.ownership.epoch
         total = 0
         while True:
-            runs, replaced = await claim_due_fires(
+            claimed = await claim_due_fires(
                 self.db,
                 scheduler_id=scheduler_id,
                 epoch=epoch,
                 horizon=horizon,
                 batch=self.settings.claim_batch,
                 misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
+                misfire_catchup=timedelta(seconds=self.settings.misfire_catchup_seconds),
             )
-            self.queue.push(runs)
-            total += len(runs)
-            if replaced:
+            self.queue.push(claimed.runs)
+            total += len(claimed.runs)
+            if claimed.replaced:
                 self.on_replaced.set()
-            if not runs:  # a job that fell behind yields one fire per claim: go until dry
+            if not claimed.fires:  # a job that fell behind yields one fire per claim: go until dry
                 break
         pending = await claim_pending(
             self.db,

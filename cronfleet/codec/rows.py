@@ -54,6 +54,7 @@ def job_from_row(row: Row) -> Job:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         next_run_at=row.get("next_run_at"),
+        paused_at=row.get("paused_at"),
     )
 
 

@@ -57,7 +57,8 @@ WHERE id = %(id)s AND owner_id = %(owner_id)s AND status <> 'deleted'
 RETURNING *, NULL::timestamptz AS next_run_at
 
 -- set_job_status --
-UPDATE jobs SET status = %(status)s, version = version + 1, updated_at = now()
+UPDATE jobs SET status = %(status)s, version = version + 1, updated_at = now(),
+    paused_at = CASE WHEN %(status)s = 'paused' THEN now() END
 WHERE id = %(id)s AND owner_id = %(owner_id)s AND status <> 'deleted'
 RETURNING *, NULL::timestamptz AS next_run_at
 
@@ -88,6 +89,38 @@ VALUES (%(job_id)s, %(shard_id)s, %(next_run_at)s)
 
 -- delete_schedule --
 DELETE FROM schedule WHERE job_id = %(job_id)s
+
+-- job_upstreams_of_owner --
+-- Every "after" edge among one user's jobs (for the cycle check).
+SELECT l.job_id, l.upstream_id FROM job_upstreams l JOIN jobs j ON j.id = l.job_id
+WHERE j.owner_id = %(owner_id)s AND j.status <> 'deleted'
+
+-- jobs_of_owner --
+SELECT id, name, status FROM jobs WHERE owner_id = %(owner_id)s AND id = ANY(%(ids)s::uuid[])
+
+-- unlink_upstreams --
+DELETE FROM job_upstreams WHERE job_id = %(job_id)s
+
+-- link_upstreams --
+INSERT INTO job_upstreams (job_id, upstream_id, on_outcome)
+SELECT %(job_id)s, u.upstream_id, u.on_outcome
+FROM unnest(%(upstream_ids)s::uuid[], %(outcomes)s::text[]) AS u(upstream_id, on_outcome)
+ON CONFLICT DO NOTHING
+
+-- fire_downstream --
+-- Runs of the jobs whose "after" names an upstream run that just ended that
+-- way (or "always"). Each inherits the upstream fire's time, so an upstream
+-- run fires each downstream job once.
+INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, attempt, run_at, status,
+                        trigger, priority, upstream_execution_id)
+SELECT j.id, j.owner_id, j.shard_id, u.scheduled_at, 1, now(), 'scheduled', 'upstream', j.priority,
+       u.execution_id
+FROM unnest(%(execution_ids)s::bigint[], %(upstream_ids)s::uuid[], %(scheduled)s::timestamptz[],
+            %(outcomes)s::text[]) AS u(execution_id, upstream_id, scheduled_at, outcome)
+JOIN job_upstreams l ON l.upstream_id = u.upstream_id AND l.on_outcome IN (u.outcome, 'always')
+JOIN jobs j ON j.id = l.job_id AND j.status = 'active'
+ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING
+RETURNING id, shard_id
 
 -- notify_due --
 SELECT pg_notify('cronfleet_due', %(shard_id)s::text)
@@ -138,6 +171,29 @@ UPDATE executions SET
 WHERE job_id = %(job_id)s AND status IN ('scheduled', 'running')
 RETURNING id, shard_id
 
+-- ========================================================== idempotency keys
+
+-- claim_idempotency_key --
+-- Ours if new (or the old one expired); nothing back if a live one exists. A
+-- concurrent request with the same key waits here for the first to commit.
+INSERT INTO idempotency_keys (owner_id, key, request_hash, status_code, reply)
+VALUES (%(owner_id)s, %(key)s, %(request_hash)s, 0, 'null')
+ON CONFLICT (owner_id, key) DO UPDATE SET
+    request_hash = excluded.request_hash, status_code = 0, reply = 'null', created_at = now()
+WHERE idempotency_keys.created_at < now() - make_interval(secs => %(ttl)s)
+RETURNING key
+
+-- get_idempotency_key --
+SELECT request_hash, status_code, reply FROM idempotency_keys
+WHERE owner_id = %(owner_id)s AND key = %(key)s
+
+-- save_idempotent_reply --
+UPDATE idempotency_keys SET status_code = %(status_code)s, reply = %(reply)s
+WHERE owner_id = %(owner_id)s AND key = %(key)s
+
+-- prune_idempotency_keys --
+DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => %(ttl)s)
+
 -- ============================================================== dead letters
 
 -- list_dead_letters --
@@ -178,10 +234,13 @@ FOR SHARE OF o
 -- record_fires --
 -- One statement per batch: advance (or retire) each schedule row and insert
 -- one execution per fire; ON CONFLICT keeps a fire from ever doubling.
+-- A fire that is not to run (a misfire skipped by the job's policy) is
+-- still recorded, as skipped with the reason: every due fire leaves a row.
 WITH fired AS (
     SELECT * FROM unnest(%(job_ids)s::uuid[], %(scheduled)s::timestamptz[],
-                         %(next)s::timestamptz[])
-        AS f(job_id, scheduled_at, next_run_at)
+                         %(next)s::timestamptz[], %(runs)s::bool[], %(triggers)s::text[],
+                         %(notes)s::text[])
+        AS f(job_id, scheduled_at, next_run_at, run, trigger, note)
 ), advanced AS (
     UPDATE schedule s SET next_run_at = f.next_run_at
     FROM fired f
@@ -195,12 +254,13 @@ WITH fired AS (
     WHERE id IN (SELECT job_id FROM retired) AND status = 'active'
 )
 INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, attempt, run_at, status,
-                        priority, scheduler_id, finished_at, error)
+                        trigger, priority, scheduler_id, finished_at, error)
 SELECT f.job_id, j.owner_id, j.shard_id, f.scheduled_at, 1, f.scheduled_at,
-       CASE WHEN live.n >= lim.n THEN 'skipped' ELSE 'scheduled' END,
-       j.priority, %(scheduler_id)s,
-       CASE WHEN live.n >= lim.n THEN now() END,
-       CASE WHEN live.n >= lim.n THEN 'concurrency limit reached (' || lim.n || ' running)' END
+       CASE WHEN NOT f.run OR live.n >= lim.n THEN 'skipped' ELSE 'scheduled' END,
+       f.trigger, j.priority, %(scheduler_id)s,
+       CASE WHEN NOT f.run OR live.n >= lim.n THEN now() END,
+       CASE WHEN NOT f.run THEN f.note
+            WHEN live.n >= lim.n THEN 'concurrency limit reached (' || lim.n || ' running)' END
 FROM fired f
 JOIN jobs j ON j.id = f.job_id
 CROSS JOIN LATERAL (
@@ -230,14 +290,28 @@ RETURNING e.id, e.shard_id
 
 -- select_pending --
 -- Attempts that no worker holds and this scheduler has not queued: retries,
--- manual runs, and what a dead scheduler had claimed.
-SELECT e.id, e.job_id, e.shard_id, e.scheduled_at, e.attempt, e.run_at, e.status, e.priority
-FROM shard_owners o
-JOIN executions e ON e.shard_id = o.shard_id
-WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
-  AND e.status = 'scheduled' AND e.worker_id IS NULL AND e.run_at <= %(horizon)s
-  AND NOT (e.id = ANY(%(queued)s::bigint[]))
-ORDER BY e.run_at
+-- manual runs, backfills, and what a dead scheduler had claimed. A job with
+-- a concurrency limit gets only as many as it has room for, counting its
+-- runs on workers and those already queued here (oldest first).
+WITH pending AS (
+    SELECT e.id, e.job_id, e.shard_id, e.scheduled_at, e.attempt, e.run_at, e.status, e.priority,
+           row_number() OVER (PARTITION BY e.job_id ORDER BY e.run_at, e.id) AS nth
+    FROM shard_owners o
+    JOIN executions e ON e.shard_id = o.shard_id
+    WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
+      AND e.status = 'scheduled' AND e.worker_id IS NULL AND e.run_at <= %(horizon)s
+      AND NOT (e.id = ANY(%(queued)s::bigint[]))
+)
+SELECT p.*
+FROM pending p
+JOIN jobs j ON j.id = p.job_id
+WHERE j.concurrency_policy = 'replace'
+   OR (j.concurrency_policy = 'allow' AND j.max_concurrency IS NULL)
+   OR p.nth + (SELECT count(*) FROM executions r
+               WHERE r.job_id = p.job_id AND r.status IN ('scheduled', 'running')
+                 AND (r.worker_id IS NOT NULL OR r.id = ANY(%(queued)s::bigint[])))
+      <= CASE WHEN j.concurrency_policy = 'forbid' THEN 1 ELSE j.max_concurrency END
+ORDER BY p.run_at
 LIMIT %(batch)s
 
 -- jobs_by_id --

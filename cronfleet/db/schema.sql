@@ -41,7 +41,9 @@ CREATE TABLE jobs (
     status text NOT NULL DEFAULT 'active',
     version bigint NOT NULL DEFAULT 1,
     created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    -- Set when paused: resume runs what was missed since, by the misfire policy.
+    paused_at timestamptz
 );
 CREATE INDEX jobs_owner_idx ON jobs (owner_id, created_at, id);
 

@@ -104,6 +104,11 @@ class JobServiceStub:
                 request_serializer=cronfleet_dot_v1_dot_jobs__pb2.ResumeJobRequest.SerializeToString,
                 response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.Job.FromString,
                 _registered_method=True)
+        self.BackfillJob = channel.unary_unary(
+                '/cronfleet.v1.JobService/BackfillJob',
+                request_serializer=cronfleet_dot_v1_dot_jobs__pb2.BackfillJobRequest.SerializeToString,
+                response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.BackfillJobResponse.FromString,
+                _registered_method=True)
         self.ListExecutions = channel.unary_unary(
                 '/cronfleet.v1.JobService/ListExecutions',
                 request_serializer=cronfleet_dot_v1_dot_jobs__pb2.ListExecutionsRequest.SerializeToString,
@@ -233,6 +238,12 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BackfillJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListExecutions(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -354,6 +365,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ResumeJob,
                     request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.ResumeJobRequest.FromString,
                     response_serializer=cronfleet_dot_v1_dot_jobs__pb2.Job.SerializeToString,
+            ),
+            'BackfillJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.BackfillJob,
+                    request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.BackfillJobRequest.FromString,
+                    response_serializer=cronfleet_dot_v1_dot_jobs__pb2.BackfillJobResponse.SerializeToString,
             ),
             'ListExecutions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListExecutions,
@@ -774,6 +790,33 @@ class JobService:
             '/cronfleet.v1.JobService/ResumeJob',
             cronfleet_dot_v1_dot_jobs__pb2.ResumeJobRequest.SerializeToString,
             cronfleet_dot_v1_dot_jobs__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BackfillJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cronfleet.v1.JobService/BackfillJob',
+            cronfleet_dot_v1_dot_jobs__pb2.BackfillJobRequest.SerializeToString,
+            cronfleet_dot_v1_dot_jobs__pb2.BackfillJobResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 
 from cronfleet.codec import jsonapi
 from cronfleet.errors import InvalidArgument
 from cronfleet.models import JobSpec
-from gateway.http.common import Caller, Service, read_body
+from gateway.http.common import Caller, Service, read_body, read_object
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+# A client that retries with the same key gets the first reply, and nothing twice.
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 def specs_from_yaml(doc: Any) -> list[JobSpec]:
@@ -31,12 +33,14 @@ def specs_from_yaml(doc: Any) -> list[JobSpec]:
 
 
 @router.post("", status_code=201)
-async def create_job(request: Request, service: Service, user: Caller) -> dict[str, Any]:
+async def create_job(
+    request: Request, service: Service, user: Caller, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
     body = await read_body(request)
     if isinstance(body, dict) and "jobs" in body and "name" not in body:
-        jobs = await service.create_jobs(user, specs_from_yaml(body))
+        jobs = await service.create_jobs(user, specs_from_yaml(body), idempotency_key)
         return {"jobs": [jsonapi.job_to_json(j) for j in jobs]}
-    (job,) = await service.create_jobs(user, [jsonapi.spec_from_json(body)])
+    (job,) = await service.create_jobs(user, [jsonapi.spec_from_json(body)], idempotency_key)
     return jsonapi.job_to_json(job)
 
 
@@ -76,8 +80,10 @@ async def delete_job(job_id: str, service: Service, user: Caller) -> Response:
 
 
 @router.post("/{job_id}/run", status_code=202)
-async def run_job(job_id: str, service: Service, user: Caller) -> dict[str, Any]:
-    return jsonapi.execution_to_json(await service.run_job(user, job_id))
+async def run_job(
+    job_id: str, service: Service, user: Caller, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
+    return jsonapi.execution_to_json(await service.run_job(user, job_id, idempotency_key))
 
 
 @router.post("/{job_id}/pause")
@@ -88,6 +94,17 @@ async def pause_job(job_id: str, service: Service, user: Caller) -> dict[str, An
 @router.post("/{job_id}/resume")
 async def resume_job(job_id: str, service: Service, user: Caller) -> dict[str, Any]:
     return jsonapi.job_to_json(await service.resume_job(user, job_id))
+
+
+@router.post("/{job_id}/backfill", status_code=202)
+async def backfill_job(job_id: str, request: Request, service: Service, user: Caller) -> dict[str, Any]:
+    body = await read_object(request, ("from", "to"))
+    for name in ("from", "to"):
+        if body.get(name) is None:
+            raise InvalidArgument("is required", field=name)
+    start, end = jsonapi.parse_time(body["from"], "from"), jsonapi.parse_time(body["to"], "to")
+    created = await service.backfill_job(user, job_id, start, end)
+    return {"executions": [jsonapi.execution_to_json(e) for e in created]}
 
 
 @router.get("/{job_id}/executions")

@@ -14,6 +14,7 @@ from cronfleet.db import Database, Row
 from cronfleet.errors import InvalidArgument, NotFound
 from cronfleet.logstore import LogStore
 from cronfleet.models import Execution, Resources, User
+from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
@@ -28,12 +29,14 @@ class ServiceBase:
         shards: int,
         token_ttl: timedelta,
         limits: Resources | None = None,
+        misfire_catchup: timedelta = DEFAULT_MISFIRE_CATCHUP,
     ) -> None:
         self.db = db
         self.logs = logs
         self.shards = shards
         self.token_ttl = token_ttl
         self.limits = limits  # the most a run may ask for (the workers' maximums)
+        self.misfire_catchup = misfire_catchup  # how far back resume runs missed fires (run_all)
 
     async def _job_row(self, user: User, job_id: str) -> Row:
         """The caller's job (deleted ones too); NotFound for anyone else's."""

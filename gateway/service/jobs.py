@@ -9,17 +9,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cronfleet import schedule
-from cronfleet.codec import rows
+from cronfleet.codec import jsonapi, rows
 from cronfleet.db import Session
 from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound
 from cronfleet.models import JOB_STATUSES, Execution, Job, JobSpec, User
 from cronfleet.shards import shard_for
 from gateway.service.base import ServiceBase, decode_page_token, encode_page_token, page_size, parse_uuid
+from gateway.service.idempotency import IdempotentRequest, earlier_reply, save_reply
+
+MAX_BACKFILL = 1000
+COUNT_UP_TO = 10 * MAX_BACKFILL  # how far a refused backfill counts its fires
 
 
 class Jobs(ServiceBase):
-    async def create_jobs(self, user: User, specs: list[JobSpec]) -> list[Job]:
-        """Create every job or none of them, in one transaction."""
+    async def create_jobs(
+        self, user: User, specs: list[JobSpec], idempotency_key: str | None = None
+    ) -> list[Job]:
+        """Create every job or none of them, in one transaction. With an
+        idempotency key, a repeat of the same request returns the same jobs."""
         for i, spec in enumerate(specs):
             try:
                 spec.validate(self.limits)
@@ -27,25 +34,40 @@ class Jobs(ServiceBase):
                 if len(specs) > 1:
                     exc.field = f"jobs[{i}].{exc.field}"
                 raise
+        key = None
+        if idempotency_key is not None:
+            key = IdempotentRequest.of(
+                idempotency_key, "create_jobs", [jsonapi.spec_to_json(s) for s in specs]
+            )
         now = datetime.now(UTC)
-        created = []
         async with self.db.transaction() as tx:
-            for spec in specs:
-                job_id = uuid.uuid4()
-                first = schedule.first_fire(spec.timing(anchor=now), now)
-                row = await tx.fetch_one(
-                    "insert_job",
-                    rows.job_params(spec)
-                    | {
-                        "id": job_id,
-                        "owner_id": user.id,
-                        "shard_id": shard_for(job_id, self.shards),
-                        "status": "active" if first else "completed",
-                    },
-                )
-                assert row is not None
-                created.append(await self._schedule(tx, rows.job_from_row(row), first))
-        return created
+            if key is not None and (earlier := await earlier_reply(tx, user, key)) is not None:
+                return [
+                    rows.job_from_row(r) for r in await tx.fetch_all("jobs_by_id", {"ids": earlier["jobs"]})
+                ]
+            await self._check_upstreams(tx, user, specs)
+            created = [await self._insert(tx, user, spec, now) for spec in specs]
+            if key is not None:
+                await save_reply(tx, user, key, 201, {"jobs": [str(j.id) for j in created]})
+            return created
+
+    async def _insert(self, tx: Session, user: User, spec: JobSpec, now: datetime) -> Job:
+        job_id = uuid.uuid4()
+        first = _first_fire(spec, spec.timing(anchor=now), now)
+        row = await tx.fetch_one(
+            "insert_job",
+            rows.job_params(spec)
+            | {
+                "id": job_id,
+                "owner_id": user.id,
+                "shard_id": shard_for(job_id, self.shards),
+                "status": "active" if first or _waits_for_upstream(spec) else "completed",
+            },
+        )
+        assert row is not None
+        job = rows.job_from_row(row)
+        await self._link_upstreams(tx, job)
+        return await self._schedule(tx, job, first)
 
     async def get_job(self, user: User, job_id: str) -> Job:
         return rows.job_from_row(await self._job_row(user, job_id))
@@ -94,6 +116,7 @@ class Jobs(ServiceBase):
         async with self.db.transaction() as tx:
             old = await self._lock(tx, user, job_id)
             spec = build(old.spec)
+            await self._check_upstreams(tx, user, [spec], changing=old)
             # A new schedule or run_at revives a finished job.
             status = "active" if old.status == "completed" else old.status
             row = await tx.fetch_one(
@@ -101,11 +124,12 @@ class Jobs(ServiceBase):
             )
             assert row is not None
             job = rows.job_from_row(row)
+            await self._link_upstreams(tx, job)
             await tx.execute("delete_schedule", {"job_id": old.id})
             if status != "active":
                 return job
-            first = schedule.first_fire(job.timing, now)
-            if first is None:
+            first = _first_fire(spec, job.timing, now)
+            if first is None and not _waits_for_upstream(spec):
                 return await self._set_status(tx, job, "completed")
             return await self._schedule(tx, job, first)
 
@@ -127,20 +151,42 @@ class Jobs(ServiceBase):
             return await self._set_status(tx, job, "paused")
 
     async def resume_job(self, user: User, job_id: str) -> Job:
-        """Fires missed while paused are skipped: the next fire is after now."""
+        """Fires missed while paused run by the job's misfire policy: one late
+        run (run_once), each of them (run_all), or none (skip)."""
         async with self.db.transaction() as tx:
             job = await self._lock(tx, user, job_id)
             if job.status != "paused":
                 raise Conflict(f"job is {job.status}, not paused", field="status")
-            first = schedule.first_fire(job.timing, datetime.now(UTC))
-            job = await self._set_status(tx, job, "active" if first else "completed")
+            first = self._resume_at(job, datetime.now(UTC))
+            waiting = _waits_for_upstream(job.spec)
+            job = await self._set_status(tx, job, "active" if first or waiting else "completed")
             return await self._schedule(tx, job, first)
 
-    async def run_job(self, user: User, job_id: str) -> Execution:
-        """Fire now, outside the schedule (also for paused or completed jobs)."""
+    def _resume_at(self, job: Job, now: datetime) -> datetime | None:
+        """Where a resumed job's schedule starts: at a fire missed while paused
+        (the claim then applies the misfire policy to it), or the next one."""
+        timing, policy, since = job.timing, job.spec.misfire_policy, job.paused_at
+        if timing.schedule is None or since is None or policy == "skip":
+            return _first_fire(job.spec, timing, now)
+        if policy == "run_all":
+            since = max(since, now - self.misfire_catchup)
+        return schedule.first_fire_missed(timing, since, now) or schedule.first_fire(timing, now)
+
+    async def run_job(self, user: User, job_id: str, idempotency_key: str | None = None) -> Execution:
+        """Fire now, outside the schedule (also for paused or completed jobs).
+        With an idempotency key, a repeat returns the same execution."""
+        key = (
+            IdempotentRequest.of(idempotency_key, "run_job", job_id) if idempotency_key is not None else None
+        )
         async with self.db.transaction() as tx:
             job = await self._lock(tx, user, job_id)
+            if key is not None and (earlier := await earlier_reply(tx, user, key)) is not None:
+                row = await tx.fetch_one("get_execution", {"id": earlier["execution"], "owner_id": user.id})
+                assert row is not None
+                return await self._with_link(rows.execution_from_row(row))
             (execution,) = await self._trigger(tx, job, "manual", [datetime.now(UTC)])
+            if key is not None:
+                await save_reply(tx, user, key, 202, {"execution": execution.id})
             return await self._with_link(execution)
 
     @staticmethod
@@ -164,7 +210,78 @@ class Jobs(ServiceBase):
             },
         )
         await tx.execute("notify_due", {"shard_id": job.shard_id})
-        return [rows.execution_from_row(r) for r in found]
+        return sorted((rows.execution_from_row(r) for r in found), key=lambda e: e.scheduled_at)
+
+    async def backfill_job(self, user: User, job_id: str, start: datetime, end: datetime) -> list[Execution]:
+        """One run (trigger "backfill") for each fire the schedule had in
+        [start, end] and that has none yet, due now; the job's concurrency
+        policy paces them."""
+        now = datetime.now(UTC)
+        if end <= start:
+            raise InvalidSpec("must be after from", field="to")
+        if end > now:
+            raise InvalidSpec("must not be in the future", field="to")
+        async with self.db.transaction() as tx:
+            job = await self._lock(tx, user, job_id)
+            if job.spec.schedule is None:
+                raise InvalidSpec("only a job with a schedule can be backfilled", field="schedule")
+            fires = schedule.fires_between(job.timing, start, end, COUNT_UP_TO + 1)
+            if len(fires) > MAX_BACKFILL:
+                count = f"more than {COUNT_UP_TO:,}" if len(fires) > COUNT_UP_TO else f"{len(fires):,}"
+                raise InvalidSpec(
+                    f"the range holds {count} fires; backfill at most {MAX_BACKFILL:,} at once", field="from"
+                )
+            if not fires:
+                return []
+            created = await self._trigger(tx, job, "backfill", fires)
+            return [await self._with_link(e) for e in created]
+
+    async def _check_upstreams(
+        self, tx: Session, user: User, specs: list[JobSpec], changing: Job | None = None
+    ) -> None:
+        """Every ``after`` names one of the caller's jobs, and no chain loops."""
+        named = {uuid.UUID(u.job_id) for spec in specs for u in spec.after}
+        if not named:
+            return
+        found = {
+            r["id"]: r for r in await tx.fetch_all("jobs_of_owner", {"owner_id": user.id, "ids": list(named)})
+        }
+        for spec in specs:
+            for i, upstream in enumerate(spec.after):
+                row = found.get(uuid.UUID(upstream.job_id))
+                if row is None or row["status"] == "deleted":
+                    raise InvalidSpec(f"no job {upstream.job_id} of yours", field=f"after[{i}].job_id")
+        if changing is not None:
+            await self._refuse_cycles(tx, user, changing, specs[0])
+
+    async def _refuse_cycles(self, tx: Session, user: User, job: Job, spec: JobSpec) -> None:
+        """A job may not run after itself, however far up the chain."""
+        edges: dict[uuid.UUID, set[uuid.UUID]] = {}
+        for r in await tx.fetch_all("job_upstreams_of_owner", {"owner_id": user.id}):
+            if r["job_id"] != job.id:
+                edges.setdefault(r["job_id"], set()).add(r["upstream_id"])
+        edges[job.id] = {uuid.UUID(u.job_id) for u in spec.after}
+        path = _path_back_to(job.id, edges)
+        if path:
+            names = {
+                r["id"]: r["name"]
+                for r in await tx.fetch_all("jobs_of_owner", {"owner_id": user.id, "ids": path})
+            }
+            loop = " -> ".join(names.get(j, str(j)) for j in [job.id, *path])
+            raise InvalidSpec(f"would make a cycle: {loop}", field="after")
+
+    @staticmethod
+    async def _link_upstreams(tx: Session, job: Job) -> None:
+        await tx.execute("unlink_upstreams", {"job_id": job.id})
+        if job.spec.after:
+            await tx.execute(
+                "link_upstreams",
+                {
+                    "job_id": job.id,
+                    "upstream_ids": [u.job_id for u in job.spec.after],
+                    "outcomes": [u.on for u in job.spec.after],
+                },
+            )
 
     async def _lock(self, tx: Session, user: User, job_id: str) -> Job:
         row = await tx.fetch_one("lock_job", {"id": parse_uuid(job_id, "job"), "owner_id": user.id})
@@ -190,3 +307,27 @@ class Jobs(ServiceBase):
         )
         await tx.execute("notify_due", {"shard_id": job.shard_id})
         return dataclasses.replace(job, next_run_at=first)
+
+
+def _waits_for_upstream(spec: JobSpec) -> bool:
+    """A job with ``after`` and no time of its own fires only when its upstream ends."""
+    return bool(spec.after) and spec.schedule is None and spec.run_at is None
+
+
+def _first_fire(spec: JobSpec, timing: schedule.Timing, now: datetime) -> datetime | None:
+    return None if _waits_for_upstream(spec) else schedule.first_fire(timing, now)
+
+
+def _path_back_to(start: uuid.UUID, upstreams: dict[uuid.UUID, set[uuid.UUID]]) -> list[uuid.UUID]:
+    """The chain of upstreams from ``start`` that leads back to it, or []."""
+    stack: list[tuple[uuid.UUID, list[uuid.UUID]]] = [(u, [u]) for u in upstreams.get(start, ())]
+    seen: set[uuid.UUID] = set()
+    while stack:
+        node, path = stack.pop()
+        if node == start:
+            return path
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.extend((u, [*path, u]) for u in upstreams.get(node, ()))
+    return []

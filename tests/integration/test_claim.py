@@ -36,13 +36,15 @@ async def own_shards(db: Database, scheduler_id: str, epoch: int, shards: range 
 async def claim(
     db: Database, scheduler_id: str = "s1", epoch: int = 1, batch: int = 500, ahead: float = 1.0
 ) -> list[QueuedRun]:
-    runs, _ = await claim_due_fires(
-        db,
-        scheduler_id=scheduler_id,
-        epoch=epoch,
-        horizon=datetime.now(UTC) + timedelta(seconds=ahead),
-        batch=batch,
-    )
+    runs = (
+        await claim_due_fires(
+            db,
+            scheduler_id=scheduler_id,
+            epoch=epoch,
+            horizon=datetime.now(UTC) + timedelta(seconds=ahead),
+            batch=batch,
+        )
+    ).runs
     return runs
 
 

@@ -39,14 +39,44 @@ def test_a_one_off_fires_once() -> None:
     assert schedule.next_fire(Timing(run_at=later), later) is None
 
 
-def test_a_claim_catches_up_briefly_missed_fires_one_by_one() -> None:
+def test_a_fire_late_within_the_grace_just_runs_late() -> None:
     every_second = Timing("* * * * * *")
-    missed = NOW.replace(microsecond=0) - timedelta(seconds=5)
-    assert schedule.fire_after_claim(every_second, missed, NOW) == missed + timedelta(seconds=1)
+    late = NOW.replace(microsecond=0) - timedelta(seconds=5)
+    for policy in ("run_once", "run_all", "skip"):
+        fire = schedule.claim_fire(every_second, late, NOW, policy=policy)
+        assert fire == schedule.ClaimedFire(late + timedelta(seconds=1)), policy
 
 
-def test_a_claim_after_a_long_outage_moves_past_now() -> None:
-    every_second = Timing("* * * * * *")
+def test_a_misfire_runs_once_by_default_and_the_schedule_moves_past_now() -> None:
     long_ago = NOW - timedelta(hours=1)
-    nxt = schedule.fire_after_claim(every_second, long_ago, NOW)
-    assert nxt is not None and NOW < nxt <= NOW + timedelta(seconds=1)
+    fire = schedule.claim_fire(Timing("* * * * * *"), long_ago, NOW)
+    assert fire.run and fire.misfired
+    assert fire.next_run_at is not None and NOW < fire.next_run_at <= NOW + timedelta(seconds=1)
+
+
+def test_run_all_catches_up_each_missed_fire_within_the_window() -> None:
+    every_minute = Timing("0 * * * * *")
+    missed = NOW.replace(second=0, microsecond=0) - timedelta(hours=2)
+    fire = schedule.claim_fire(every_minute, missed, NOW, policy="run_all")
+    assert fire.run and fire.misfired and fire.next_run_at == missed + timedelta(minutes=1)
+    too_old = schedule.claim_fire(every_minute, missed, NOW, policy="run_all", catchup=timedelta(hours=1))
+    assert not too_old.run and "catch-up window" in too_old.note
+    assert too_old.next_run_at == NOW.replace(second=0, microsecond=0) - timedelta(minutes=59)
+
+
+def test_skip_records_the_miss_and_waits_for_the_next_fire() -> None:
+    fire = schedule.claim_fire(Timing("0 * * * * *"), NOW - timedelta(hours=3), NOW, policy="skip")
+    assert not fire.run and fire.misfired and fire.note == "missed by 3h; misfire_policy skip"
+    assert fire.next_run_at is not None and fire.next_run_at > NOW
+
+
+def test_a_run_once_job_retires_after_its_fire() -> None:
+    assert schedule.claim_fire(Timing("0 * * * * *"), NOW, NOW, run_once=True).next_run_at is None
+
+
+def test_the_first_missed_fire_since_a_pause() -> None:
+    every_minute = Timing("0 * * * * *")
+    assert schedule.first_fire_missed(every_minute, NOW - timedelta(minutes=5), NOW) == NOW.replace(
+        second=0, microsecond=0
+    ) - timedelta(minutes=4)
+    assert schedule.first_fire_missed(every_minute, NOW - timedelta(seconds=0.4), NOW) is None

@@ -1,4 +1,6 @@
--- 0003: job semantics: dead letters, idempotency keys, chaining, checkpoints.
+-- 0003: job semantics: dead letters, idempotency keys, chaining, checkpoints,
+-- and when a job was paused (its misfire policy decides what resume runs).
+ALTER TABLE jobs ADD COLUMN paused_at timestamptz;
 ALTER TABLE executions ADD COLUMN upstream_execution_id bigint;
 ALTER TABLE executions ADD COLUMN checkpoint bytea;
 ALTER TABLE executions ADD COLUMN checkpoint_truncated boolean NOT NULL DEFAULT false;
