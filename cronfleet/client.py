@@ -196,8 +196,9 @@ class Client:
     def update_job(self, job_id: str, **changes: Any) -> Reply:
         return self._run(_update_job(job_id, changes))
 
-    def delete_job(self, job_id: str) -> None:
-        self._run(_Op("DeleteJob", pb.DeleteJobRequest(id=job_id), lambda _r: None))
+    def delete_job(self, job_id: str, *, cancel_running: bool = False) -> None:
+        request = pb.DeleteJobRequest(id=job_id, cancel_running=cancel_running)
+        self._run(_Op("DeleteJob", request, lambda _r: None))
 
     def run_job(self, job_id: str, *, idempotency_key: str | None = None) -> Reply:
         return self._run(_Op("RunJob", pb.RunJobRequest(id=job_id), _dict, _idempotency(idempotency_key)))
@@ -282,8 +283,9 @@ class AsyncClient:
     async def update_job(self, job_id: str, **changes: Any) -> Reply:
         return await self._run(_update_job(job_id, changes))
 
-    async def delete_job(self, job_id: str) -> None:
-        await self._run(_Op("DeleteJob", pb.DeleteJobRequest(id=job_id), lambda _r: None))
+    async def delete_job(self, job_id: str, *, cancel_running: bool = False) -> None:
+        request = pb.DeleteJobRequest(id=job_id, cancel_running=cancel_running)
+        await self._run(_Op("DeleteJob", request, lambda _r: None))
 
     async def run_job(self, job_id: str, *, idempotency_key: str | None = None) -> Reply:
         return await self._run(

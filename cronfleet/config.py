@@ -82,6 +82,12 @@ class Settings:
     max_memory_mb: int = 4096
     max_pids: int = 1024
     heartbeat_interval: float = 1.0
+    # HTTP jobs: loopback, link-local and the cluster's own hosts are refused
+    # unless this is set (the local cluster sets it); extra networks to refuse,
+    # and (when set) the only networks allowed. Comma-separated CIDRs.
+    http_allow_internal: bool = False
+    http_deny_networks: str = ""
+    http_allow_networks: str = ""
     # A worker cut off from every scheduler this long kills its runs.
     self_fence_seconds: float = 10.0
 

@@ -138,8 +138,12 @@ def parse(text: str, field: str = "schedule") -> CronSchedule:
     try:  # "30 2" (February 30th) parses but never fires
         croniter(expr, datetime(2000, 1, 1)).get_next(datetime)
     except CroniterBadDateError as exc:
-        raise InvalidSpec(f"{raw!r} never fires (no such date)", field=field) from exc
+        raise NeverFires(f"{raw!r} never fires (no such date)", field=field) from exc
     return CronSchedule(raw, expr, years, None)
+
+
+class NeverFires(InvalidSpec):
+    """The text is well formed but names no date that exists (February 30th)."""
 
 
 def _parse_every(spec: str, field: str) -> timedelta:

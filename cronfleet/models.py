@@ -290,6 +290,8 @@ class Job:
     updated_at: datetime
     next_run_at: datetime | None = None
     paused_at: datetime | None = None
+    # Said when the job is created or changed (cronfleet.preview), not kept.
+    warnings: tuple[str, ...] = ()
 
     @property
     def timing(self) -> Timing:

@@ -99,7 +99,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
     async def DeleteJob(self, request: pb.DeleteJobRequest, context: Context) -> pb.DeleteJobResponse:
         user = await self._user(context)
-        await self.svc.delete_job(user, request.id)
+        await self.svc.delete_job(user, request.id, request.cancel_running)
         return pb.DeleteJobResponse()
 
     async def RunJob(self, request: pb.RunJobRequest, context: Context) -> pb.Execution:
@@ -177,6 +177,24 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         user = await self._user(context)
         await self.svc.delete_dead_letter(user, request.id)
         return pb.DeleteDeadLetterResponse()
+
+    # ----------------------------------------------------------- schedules
+    async def PreviewSchedule(
+        self, request: pb.PreviewScheduleRequest, context: Context
+    ) -> pb.SchedulePreview:
+        user = await self._user(context)
+        found = await self.svc.preview_schedule(
+            user,
+            request.schedule,
+            request.timezone or "UTC",
+            proto.to_datetime(request.after) if request.HasField("after") else None,
+            request.count if request.HasField("count") else 5,
+        )
+        return pb.SchedulePreview(
+            next=[proto.timestamp(t) for t in found.next],
+            description=found.description,
+            warnings=found.warnings,
+        )
 
     # ------------------------------------------------------------- cluster
     async def GetCluster(self, request: pb.GetClusterRequest, context: Context) -> pb.Cluster:

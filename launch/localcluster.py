@@ -103,6 +103,8 @@ class LocalCluster:
             "CRONFLEET_GRPC_ADDR": s.grpc_addr,
             "CRONFLEET_PUBLIC_URL": s.public_url or f"http://{s.http_addr}",
             "CRONFLEET_LOG_FORMAT": "json",
+            # Everything here is on loopback: let HTTP jobs call it.
+            "CRONFLEET_HTTP_ALLOW_INTERNAL": self.env.get("CRONFLEET_HTTP_ALLOW_INTERNAL", "true"),
         }
         for role, count in self.counts.items():
             for i in range(count):

@@ -63,12 +63,14 @@ class Runs:
         logs: LogStore,
         outbox: Outbox,
         *,
+        http: Runtime,
         spool_root: Path,
         arm_concurrency: int,
         live_log_interval: float,
         give_back: Callable[[str], None],
     ) -> None:
         self.runtime = runtime
+        self.http = http  # runs HTTP jobs, whatever the runtime of commands
         self.logs = logs
         self.outbox = outbox
         self.spool_root = spool_root
@@ -165,7 +167,8 @@ class Runs:
         try:
             if run.cancel_reason:
                 return None  # cancelled while queued: never armed
-            return await self.runtime.arm(run.spec)
+            runtime = self.http if run.spec.http is not None else self.runtime
+            return await runtime.arm(run.spec)
         finally:
             self.arming.release()
 

@@ -4,7 +4,7 @@
 - outbox: events kept until acknowledged, resent after a reconnect
 - lifecycle: each run's life (arm, wait, release, watch, upload, report)
 - fencing: runs killed by the worker itself when it is cut off
-- runtime, process_runtime, docker_runtime, pacing: how runs are prepared and released
+- runtime, process_runtime, docker_runtime, http_runtime, pacing: how runs are prepared and released
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from cronfleet.logstore import LogStore, S3LogStore, open_log_store
 from cronfleet.v1 import dispatch_pb2
 from worker.connection import Connections, Hello, StreamHandlers
 from worker.fencing import SelfFence
+from worker.http_runtime import HttpRuntime, OutboundPolicy
 from worker.lifecycle import Runs
 from worker.outbox import Outbox
 from worker.runtime import Runtime, open_runtime
@@ -49,10 +50,12 @@ class Worker:
             ),
         )
         self.outbox = Outbox(self.connections.pick)
+        self.http = HttpRuntime(OutboundPolicy.from_settings(settings))
         self.runs = Runs(
             runtime,
             logs,
             self.outbox,
+            http=self.http,
             spool_root=Path(settings.state_dir).absolute() / "spool" / self.id,
             arm_concurrency=settings.arm_concurrency,
             live_log_interval=settings.live_log_interval,
@@ -96,6 +99,7 @@ class Worker:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.connections.close()
+            await self.http.close()
 
     async def _membership(self, stop: asyncio.Event) -> None:
         """Stay registered; keep one connection per live scheduler."""

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from cronfleet.codec import proto
 from cronfleet.config import Settings
-from cronfleet.models import Resources, Step, StepResult
+from cronfleet.models import HttpCall, Resources, Step, StepResult
 from cronfleet.v1 import dispatch_pb2
 
 # The gate: the shell blocks reading one line from stdin, then runs the
@@ -65,6 +65,7 @@ class RunSpec:
     owner_id: str = ""
     image: str = ""  # "": the worker's default image
     resources: Resources = field(default_factory=Resources)  # None: the worker's default
+    http: HttpCall | None = None  # an HTTP job: the worker calls this instead of running a command
 
     @classmethod
     def from_assignment(cls, assignment: dispatch_pb2.Assignment, spool_root: Path) -> RunSpec:
@@ -81,6 +82,7 @@ class RunSpec:
             owner_id=assignment.owner_id,
             image=job.image or "",
             resources=job.resources,
+            http=job.http,
         )
 
     @property

@@ -88,7 +88,9 @@ def job_to_json(job: Job) -> dict[str, Any]:
         "id": str(job.id),
         "owner_id": str(job.owner_id),
         **spec_to_json(job.spec),
-        **_encode_fields(job, ("status", "next_run_at", "paused_at", "created_at", "updated_at", "version")),
+        **_encode_fields(
+            job, ("status", "next_run_at", "paused_at", "created_at", "updated_at", "version", "warnings")
+        ),
     }
 
 

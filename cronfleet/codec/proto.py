@@ -97,7 +97,7 @@ def spec_to_proto(spec: JobSpec) -> pb.JobSpec:
 def job_to_proto(job: Job) -> pb.Job:
     msg = pb.Job(id=str(job.id), owner_id=str(job.owner_id), status=job.status, version=job.version)
     msg.spec.CopyFrom(spec_to_proto(job.spec))
-    encode_into(msg, job, ("next_run_at", "created_at", "updated_at"))
+    encode_into(msg, job, ("next_run_at", "paused_at", "created_at", "updated_at", "warnings"))
     return msg
 
 

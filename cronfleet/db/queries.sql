@@ -164,11 +164,14 @@ WHERE id = %(id)s AND owner_id = %(owner_id)s AND status IN ('scheduled', 'runni
 RETURNING *
 
 -- cancel_job_executions --
+-- A deleted job's runs that have not started never will; running ones are
+-- stopped too when asked (cancel_running).
 UPDATE executions SET
     cancel_requested = true,
     status = CASE WHEN worker_id IS NULL THEN 'cancelled' ELSE status END,
     finished_at = CASE WHEN worker_id IS NULL THEN now() ELSE finished_at END
-WHERE job_id = %(job_id)s AND status IN ('scheduled', 'running')
+WHERE job_id = %(job_id)s
+  AND (status = 'scheduled' OR (status = 'running' AND %(running)s))
 RETURNING id, shard_id
 
 -- ========================================================== idempotency keys

@@ -144,6 +144,11 @@ class JobServiceStub:
                 request_serializer=cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterRequest.SerializeToString,
                 response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterResponse.FromString,
                 _registered_method=True)
+        self.PreviewSchedule = channel.unary_unary(
+                '/cronfleet.v1.JobService/PreviewSchedule',
+                request_serializer=cronfleet_dot_v1_dot_jobs__pb2.PreviewScheduleRequest.SerializeToString,
+                response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.SchedulePreview.FromString,
+                _registered_method=True)
         self.GetCluster = channel.unary_unary(
                 '/cronfleet.v1.JobService/GetCluster',
                 request_serializer=cronfleet_dot_v1_dot_jobs__pb2.GetClusterRequest.SerializeToString,
@@ -287,6 +292,12 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PreviewSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetCluster(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -405,6 +416,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.DeleteDeadLetter,
                     request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterRequest.FromString,
                     response_serializer=cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterResponse.SerializeToString,
+            ),
+            'PreviewSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewSchedule,
+                    request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.PreviewScheduleRequest.FromString,
+                    response_serializer=cronfleet_dot_v1_dot_jobs__pb2.SchedulePreview.SerializeToString,
             ),
             'GetCluster': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCluster,
@@ -1006,6 +1022,33 @@ class JobService:
             '/cronfleet.v1.JobService/DeleteDeadLetter',
             cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterRequest.SerializeToString,
             cronfleet_dot_v1_dot_jobs__pb2.DeleteDeadLetterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cronfleet.v1.JobService/PreviewSchedule',
+            cronfleet_dot_v1_dot_jobs__pb2.PreviewScheduleRequest.SerializeToString,
+            cronfleet_dot_v1_dot_jobs__pb2.SchedulePreview.FromString,
             options,
             channel_credentials,
             insecure,

@@ -74,8 +74,8 @@ async def update_job(job_id: str, request: Request, service: Service, user: Call
 
 
 @router.delete("/{job_id}", status_code=204)
-async def delete_job(job_id: str, service: Service, user: Caller) -> Response:
-    await service.delete_job(user, job_id)
+async def delete_job(job_id: str, service: Service, user: Caller, cancel_running: bool = False) -> Response:
+    await service.delete_job(user, job_id, cancel_running)
     return Response(status_code=204)
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from gateway.service.accounts import Accounts, token_hash
 from gateway.service.dead_letters import DeadLetters
 from gateway.service.executions import Executions
+from gateway.service.schedules import Schedules
 
 
-class JobsService(Accounts, DeadLetters, Executions):
-    """The whole service layer: accounts, jobs, executions, dead letters."""
+class JobsService(Accounts, DeadLetters, Executions, Schedules):
+    """The whole service layer: accounts, jobs, executions, dead letters, schedules."""
 
 
 __all__ = ["JobsService", "token_hash"]

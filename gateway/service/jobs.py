@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from cronfleet import schedule
+from cronfleet import preview, schedule
 from cronfleet.codec import jsonapi, rows
 from cronfleet.db import Session
 from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound
@@ -49,7 +49,7 @@ class Jobs(ServiceBase):
             created = [await self._insert(tx, user, spec, now) for spec in specs]
             if key is not None:
                 await save_reply(tx, user, key, 201, {"jobs": [str(j.id) for j in created]})
-            return created
+        return [_with_warnings(j, now) for j in created]
 
     async def _insert(self, tx: Session, user: User, spec: JobSpec, now: datetime) -> Job:
         job_id = uuid.uuid4()
@@ -127,18 +127,22 @@ class Jobs(ServiceBase):
             await self._link_upstreams(tx, job)
             await tx.execute("delete_schedule", {"job_id": old.id})
             if status != "active":
-                return job
+                return _with_warnings(job, now)
             first = _first_fire(spec, job.timing, now)
             if first is None and not _waits_for_upstream(spec):
-                return await self._set_status(tx, job, "completed")
-            return await self._schedule(tx, job, first)
+                return _with_warnings(await self._set_status(tx, job, "completed"), now)
+            return _with_warnings(await self._schedule(tx, job, first), now)
 
-    async def delete_job(self, user: User, job_id: str) -> None:
+    async def delete_job(self, user: User, job_id: str, cancel_running: bool = False) -> None:
+        """No further fires; runs not started are cancelled, running ones too
+        with ``cancel_running`` (else they finish). History is kept."""
         async with self.db.transaction() as tx:
             job = await self._lock(tx, user, job_id)
             await self._set_status(tx, job, "deleted")
             await tx.execute("delete_schedule", {"job_id": job.id})
-            cancelled = await tx.fetch_all("cancel_job_executions", {"job_id": job.id})
+            cancelled = await tx.fetch_all(
+                "cancel_job_executions", {"job_id": job.id, "running": cancel_running}
+            )
             for shard in {r["shard_id"] for r in cancelled}:
                 await tx.execute("notify_cancel", {"shard_id": shard})
 
@@ -331,3 +335,7 @@ def _path_back_to(start: uuid.UUID, upstreams: dict[uuid.UUID, set[uuid.UUID]]) 
         seen.add(node)
         stack.extend((u, [*path, u]) for u in upstreams.get(node, ()))
     return []
+
+
+def _with_warnings(job: Job, now: datetime) -> Job:
+    return dataclasses.replace(job, warnings=preview.warnings_for(job.spec.schedule, job.spec.timezone, now))
