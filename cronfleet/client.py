@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -144,6 +145,32 @@ def _list_executions(job_id: str, status: str, worker_id: str, limit: int, page_
     )
 
 
+def _list_dead_letters(job_id: str, limit: int, page_token: str) -> _Op[Reply]:
+    request = pb.ListDeadLettersRequest(job_id=job_id, limit=limit, page_token=page_token)
+    return _Op(
+        "ListDeadLetters",
+        request,
+        lambda r: {"dead_letters": [_dict(d) for d in r.dead_letters], "next_page_token": r.next_page_token},
+    )
+
+
+def _backfill(job_id: str, start: datetime | str, end: datetime | str) -> _Op[Reply]:
+    try:
+        request = pb.BackfillJobRequest(
+            id=job_id,
+            start=proto.timestamp(jsonapi.parse_time(start, "from")),
+            end=proto.timestamp(jsonapi.parse_time(end, "to")),
+        )
+    except CronfleetError as exc:
+        raise ClientError(exc.code, exc.message, exc.field or "") from None
+    return _Op("BackfillJob", request, lambda r: {"executions": [_dict(e) for e in r.executions]})
+
+
+def _preview(schedule: str, timezone: str, count: int) -> _Op[Reply]:
+    request = pb.PreviewScheduleRequest(schedule=schedule, timezone=timezone, count=count)
+    return _Op("PreviewSchedule", request, _dict)
+
+
 def _logs(execution_id: str) -> _Op[str]:
     request = pb.GetExecutionLogsRequest(id=str(execution_id))
     return _Op("GetExecutionLogs", request, lambda r: r.data.decode(errors="replace"))
@@ -222,6 +249,23 @@ class Client:
 
     def cancel_execution(self, execution_id: str) -> Reply:
         return self._run(_Op("CancelExecution", pb.CancelExecutionRequest(id=str(execution_id)), _dict))
+
+    def list_dead_letters(self, job_id: str = "", limit: int = 0, page_token: str = "") -> Reply:
+        return self._run(_list_dead_letters(job_id, limit, page_token))
+
+    def replay_dead_letter(self, dead_letter_id: str) -> Reply:
+        return self._run(_Op("ReplayDeadLetter", pb.ReplayDeadLetterRequest(id=str(dead_letter_id)), _dict))
+
+    def delete_dead_letter(self, dead_letter_id: str) -> None:
+        request = pb.DeleteDeadLetterRequest(id=str(dead_letter_id))
+        self._run(_Op("DeleteDeadLetter", request, lambda _r: None))
+
+    def backfill_job(self, job_id: str, start: datetime | str, end: datetime | str) -> Reply:
+        """One run per fire of the job's schedule in [start, end] that has none."""
+        return self._run(_backfill(job_id, start, end))
+
+    def preview_schedule(self, schedule: str, timezone: str = "UTC", count: int = 5) -> Reply:
+        return self._run(_preview(schedule, timezone, count))
 
     def cluster(self) -> Reply:
         return self._run(_Op("GetCluster", pb.GetClusterRequest(), _dict))
@@ -312,6 +356,24 @@ class AsyncClient:
     async def cancel_execution(self, execution_id: str) -> Reply:
         request = pb.CancelExecutionRequest(id=str(execution_id))
         return await self._run(_Op("CancelExecution", request, _dict))
+
+    async def list_dead_letters(self, job_id: str = "", limit: int = 0, page_token: str = "") -> Reply:
+        return await self._run(_list_dead_letters(job_id, limit, page_token))
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> Reply:
+        request = pb.ReplayDeadLetterRequest(id=str(dead_letter_id))
+        return await self._run(_Op("ReplayDeadLetter", request, _dict))
+
+    async def delete_dead_letter(self, dead_letter_id: str) -> None:
+        request = pb.DeleteDeadLetterRequest(id=str(dead_letter_id))
+        await self._run(_Op("DeleteDeadLetter", request, lambda _r: None))
+
+    async def backfill_job(self, job_id: str, start: datetime | str, end: datetime | str) -> Reply:
+        """One run per fire of the job's schedule in [start, end] that has none."""
+        return await self._run(_backfill(job_id, start, end))
+
+    async def preview_schedule(self, schedule: str, timezone: str = "UTC", count: int = 5) -> Reply:
+        return await self._run(_preview(schedule, timezone, count))
 
     async def cluster(self) -> Reply:
         return await self._run(_Op("GetCluster", pb.GetClusterRequest(), _dict))

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import cron_descriptor
-from croniter import croniter
 
 from cronfleet import cron, schedule
 from cronfleet.schedule import Timing
@@ -74,24 +73,22 @@ def _describe_text(text: str) -> str:
 
 def lint(parsed: cron.CronSchedule, timing: Timing, tz: ZoneInfo, now: datetime) -> list[str]:
     warnings: list[str] = []
-    if parsed.croniter_expr is not None:
-        _minute, _hour, dom, _month, dow, _second = parsed.croniter_expr.split()
-        if dom != "*" and dow != "*":
-            warnings.append(
-                "both day-of-month and day-of-week are restricted: a day matching either fires "
-                "(as in Vixie cron), not only a day matching both"
-            )
+    if parsed.both_day_fields_restricted:
+        warnings.append(
+            "both day-of-month and day-of-week are restricted: a day matching either fires "
+            "(as in Vixie cron), not only a day matching both"
+        )
     fires = schedule.upcoming(timing, now, 3)
     if len(fires) == 3 and min(b - a for a, b in zip(fires, fires[1:], strict=False)) <= timedelta(seconds=1):
         warnings.append("fires every second (86,400 runs a day): is that what you meant?")
     if not fires:
         warnings.append("never fires again")
-    if parsed.croniter_expr is not None:
-        warnings.extend(_dst_warnings(parsed.croniter_expr, tz, now))
+    if parsed.every is None:
+        warnings.extend(_dst_warnings(parsed, tz, now))
     return warnings
 
 
-def _dst_warnings(expr: str, tz: ZoneInfo, now: datetime) -> list[str]:
+def _dst_warnings(parsed: cron.CronSchedule, tz: ZoneInfo, now: datetime) -> list[str]:
     """Daylight-saving changes in the next year that skip or repeat a wall time the schedule uses."""
     out = []
     for instant, before, after in _transitions(tz, now, now + DST_HORIZON):
@@ -99,7 +96,7 @@ def _dst_warnings(expr: str, tz: ZoneInfo, now: datetime) -> list[str]:
         if shift > timedelta(0):  # clocks jump forward: these wall times do not exist
             start = (instant + before).replace(tzinfo=None)
             end = start + shift
-            if _matches_between(expr, start, end):
+            if _matches_between(parsed, start, end):
                 out.append(
                     f"{_span(start, end)} does not exist in {tz.key} (clocks jump forward): "
                     f"fires in it run once, at {end:%H:%M}"
@@ -107,7 +104,7 @@ def _dst_warnings(expr: str, tz: ZoneInfo, now: datetime) -> list[str]:
         else:  # clocks go back: these wall times happen twice
             start = (instant + after).replace(tzinfo=None)
             end = start - shift
-            if _matches_between(expr, start, end):
+            if _matches_between(parsed, start, end):
                 out.append(
                     f"{_span(start, end)} happens twice in {tz.key} (clocks go back): "
                     "fires in it run once, at the first occurrence"
@@ -138,10 +135,10 @@ def _offset(tz: ZoneInfo, instant: datetime) -> timedelta:
     return offset
 
 
-def _matches_between(expr: str, start: datetime, end: datetime) -> bool:
-    """Does the cron expression name a wall time in [start, end)?"""
-    match: datetime = croniter(expr, start - timedelta(microseconds=1)).get_next(datetime)
-    return match < end
+def _matches_between(parsed: cron.CronSchedule, start: datetime, end: datetime) -> bool:
+    """Does the schedule name a wall time in [start, end)?"""
+    match = parsed.next_wall(start - timedelta(microseconds=1))
+    return match is not None and match < end
 
 
 def _span(start: datetime, end: datetime) -> str:

@@ -5,8 +5,12 @@ cronfleet migrate
 cronfleet coordinator|scheduler|worker|gateway
 cronfleet login --email E --password P
 cronfleet jobs create --name hello --command 'echo hello' [--schedule '*/5 * * * * *']
-cronfleet jobs list|get ID|delete ID|run ID|pause ID|resume ID
-cronfleet executions list [--job ID] | get ID | logs ID
+cronfleet jobs create --file job.json [--idempotency-key K]   # every field of API.md
+cronfleet jobs list|get ID|delete ID [--cancel-running]|run ID|pause ID|resume ID
+cronfleet jobs backfill ID --from TIME --to TIME
+cronfleet executions list [--job ID] | get ID | logs ID | cancel ID
+cronfleet dead-letters list [--job ID] | replay ID | delete ID
+cronfleet preview "0 0 12 * * ?" [--tz Asia/Tokyo] [-n 5]
 cronfleet cluster
 """
 
@@ -45,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
 
     jobs = sub.add_parser("jobs").add_subparsers(dest="action", required=True)
     create = jobs.add_parser("create")
-    create.add_argument("--name", required=True)
+    create.add_argument("--name", help="required unless --file gives it")
     create.add_argument("--command")
     create.add_argument("--step", action="append", metavar="NAME=COMMAND", help="repeatable")
     create.add_argument("--schedule")
@@ -57,9 +61,20 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--concurrency-policy")
     create.add_argument("--env", action="append", metavar="NAME=VALUE")
     create.add_argument("--file", help="a JSON job (or - for stdin) instead of flags")
+    create.add_argument("--idempotency-key", help="a retry with the same key creates nothing new")
     jobs.add_parser("list").add_argument("--status", default="")
-    for action in ("get", "delete", "run", "pause", "resume"):
+    for action in ("get", "pause", "resume"):
         jobs.add_parser(action).add_argument("id")
+    delete = jobs.add_parser("delete")
+    delete.add_argument("id")
+    delete.add_argument("--cancel-running", action="store_true", help="also stop its running runs")
+    run = jobs.add_parser("run")
+    run.add_argument("id")
+    run.add_argument("--idempotency-key")
+    backfill = jobs.add_parser("backfill", help="one run per past fire in [--from, --to]")
+    backfill.add_argument("id")
+    backfill.add_argument("--from", dest="start", required=True, help="RFC 3339 time")
+    backfill.add_argument("--to", dest="end", required=True, help="RFC 3339 time")
 
     execs = sub.add_parser("executions").add_subparsers(dest="action", required=True)
     el = execs.add_parser("list")
@@ -67,6 +82,17 @@ def _parser() -> argparse.ArgumentParser:
     el.add_argument("--status", default="")
     for action in ("get", "logs", "cancel"):
         execs.add_parser(action).add_argument("id")
+
+    dead = sub.add_parser("dead-letters", help="runs whose retries are spent")
+    dead_actions = dead.add_subparsers(dest="action", required=True)
+    dead_actions.add_parser("list").add_argument("--job", default="")
+    for action in ("replay", "delete"):
+        dead_actions.add_parser(action).add_argument("id")
+
+    preview = sub.add_parser("preview", help="the next fires of a schedule, in words, with warnings")
+    preview.add_argument("schedule")
+    preview.add_argument("--tz", default="UTC")
+    preview.add_argument("-n", type=int, default=5)
     return parser
 
 

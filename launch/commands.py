@@ -54,6 +54,20 @@ def run_client_command(args: argparse.Namespace) -> None:
             _jobs_command(c, args)
         elif args.cmd == "executions":
             _executions_command(c, args)
+        elif args.cmd == "dead-letters":
+            _dead_letters_command(c, args)
+        elif args.cmd == "preview":
+            _print(c.preview_schedule(args.schedule, args.tz, args.n))
+
+
+def _dead_letters_command(c: Client, args: argparse.Namespace) -> None:
+    if args.action == "list":
+        _print(c.list_dead_letters(job_id=args.job)["dead_letters"])
+    elif args.action == "replay":
+        _print(c.replay_dead_letter(args.id))
+    elif args.action == "delete":
+        c.delete_dead_letter(args.id)
+        print(f"deleted {args.id}")
 
 
 def _executions_command(c: Client, args: argparse.Namespace) -> None:
@@ -94,16 +108,18 @@ def _job_from_flags(args: argparse.Namespace) -> dict[str, Any]:
 
 def _jobs_command(c: Client, args: argparse.Namespace) -> None:
     if args.action == "create":
-        _print(c.create_job(**_job_from_flags(args)))
+        _print(c.create_job(idempotency_key=args.idempotency_key, **_job_from_flags(args)))
     elif args.action == "list":
         _print(c.list_jobs(status=args.status)["jobs"])
     elif args.action == "get":
         _print(c.get_job(args.id))
     elif args.action == "delete":
-        c.delete_job(args.id)
+        c.delete_job(args.id, cancel_running=args.cancel_running)
         print(f"deleted {args.id}")
     elif args.action == "run":
-        _print(c.run_job(args.id))
+        _print(c.run_job(args.id, idempotency_key=args.idempotency_key))
+    elif args.action == "backfill":
+        _print(c.backfill_job(args.id, args.start, args.end)["executions"])
     elif args.action == "pause":
         _print(c.pause_job(args.id))
     elif args.action == "resume":
