@@ -70,6 +70,7 @@ def _queued(execution: Row, job: Row) -> QueuedRun:
         attempt=execution["attempt"],
         fire_at=execution["run_at"],
         job=_jobs.get(job)[1],
+        checkpoint=bytes(execution.get("checkpoint") or b""),
     )
 
 

@@ -37,6 +37,7 @@ class QueuedRun:
     fire_at: datetime = field(compare=False)
     # What to run, as workers get it (encoded once per job version).
     job: jobs_pb2.JobSpec = field(compare=False, repr=False)
+    checkpoint: bytes = field(default=b"", compare=False, repr=False)  # the previous attempt's
 
     def assignment(self) -> dispatch_pb2.Assignment:
         return dispatch_pb2.Assignment(
@@ -47,6 +48,7 @@ class QueuedRun:
             attempt=self.attempt,
             fire_at=proto.timestamp(self.fire_at),
             job=self.job,
+            checkpoint=self.checkpoint,
         )
 
 

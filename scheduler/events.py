@@ -23,6 +23,7 @@ from scheduler.streams import WorkerStream
 log = structlog.get_logger()
 STARTED = dispatch_pb2.EVENT_KIND_STARTED
 FINISHED = dispatch_pb2.EVENT_KIND_FINISHED
+CHECKPOINT = dispatch_pb2.EVENT_KIND_CHECKPOINT
 
 
 @dataclass
@@ -88,6 +89,9 @@ class EventRecorder:
         only_started = [r for eid, r in started.items() if eid not in done]
         if only_started:
             await tx.execute("record_started", _started_params(only_started))
+        checkpoints = {r.event.execution_id: r for r in batch if r.event.kind == CHECKPOINT}
+        if checkpoints:  # the newest of each run's; a finished run's own wins below
+            await tx.execute("record_checkpoints", _checkpoint_params(list(checkpoints.values())))
         if finished:
             ended = await tx.fetch_all("record_finished", _finished_params(finished, started))
             await outcomes.settle(tx, ended, self.retry_backoff_seconds, datetime.now(UTC))
@@ -128,4 +132,14 @@ def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> 
         "lateness": [s.lateness_ms if s else None for s in starts],
         "steps": [rows.step_results_param(proto.step_results_from_proto(r.event.steps)) for r in finished],
         "cold": [r.event.cold_start for r in finished],
+        "checkpoints": [r.event.checkpoint if r.event.HasField("checkpoint") else None for r in finished],
+        "truncated": [r.event.checkpoint_truncated for r in finished],
+    }
+
+
+def _checkpoint_params(reported: list[Reported]) -> dict[str, Any]:
+    return {
+        "ids": [r.event.execution_id for r in reported],
+        "checkpoints": [r.event.checkpoint for r in reported],
+        "truncated": [r.event.checkpoint_truncated for r in reported],
     }

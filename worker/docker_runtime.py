@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import functools
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,10 +31,22 @@ import requests.exceptions
 import structlog
 
 from cronfleet.config import Settings
-from worker.runtime import GATE_SCRIPT, RunOutcome, RunRejected, RunSpec, script_env, step_results
+from worker.runtime import (
+    GATE_SCRIPT,
+    RunOutcome,
+    RunRejected,
+    RunSpec,
+    checkpoint_from_report,
+    cut_checkpoint,
+    script_env,
+    step_results,
+)
 
 log = structlog.get_logger()
 LABEL = "cronfleet"
+# $CRONFLEET_CHECKPOINT inside the container (its /tmp is a tmpfs).
+CHECKPOINT_PATH = "/tmp/cronfleet.checkpoint"
+CHECKPOINT_READ_EVERY = 5.0
 T = TypeVar("T")
 
 
@@ -102,7 +115,7 @@ class DockerRuntime:
     def _arm(self, spec: RunSpec) -> _DockerRun:
         s, r = self.settings, spec.resources
         image = spec.image or s.docker_image
-        env = dict(spec.env) | script_env(spec)
+        env = dict(spec.env) | script_env(spec, CHECKPOINT_PATH)
         kwargs: dict[str, Any] = {}
         if s.docker_runtime_name:
             kwargs["runtime"] = s.docker_runtime_name
@@ -162,13 +175,23 @@ class DockerRuntime:
         labels = c.labels
         spool = Path(self.settings.state_dir).absolute() / "recovered" / f"{c.id}.log"
         spool.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint: bytes | None = None
         if c.status == "exited":
             code = int(c.attrs["State"]["ExitCode"])
             outcome = _outcome_for(code, bool(c.attrs["State"].get("OOMKilled")), "")
+            with contextlib.suppress(docker.errors.APIError):
+                checkpoint = checkpoint_from_report(
+                    c.logs(stdout=False, stderr=True).decode(errors="replace")
+                )
         else:
+            with contextlib.suppress(docker.errors.APIError):  # its checkpoint, before it goes
+                found = c.exec_run(["cat", CHECKPOINT_PATH], user=self.settings.docker_user)
+                checkpoint = bytes(found.output) if found.exit_code == 0 and found.output else None
             with contextlib.suppress(docker.errors.APIError):
                 c.kill()
             outcome = RunOutcome("lost", None, "worker restarted while the run was live")
+        if checkpoint is not None:
+            outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(checkpoint)
         with contextlib.suppress(docker.errors.APIError):
             spool.write_bytes(c.logs(stdout=True, stderr=False))
         with contextlib.suppress(docker.errors.APIError):
@@ -200,6 +223,8 @@ class _DockerRun:
         self.sock = sock
         self.spec = spec
         self.killed_for = ""
+        self._checkpoint: bytes | None = None
+        self._checkpoint_read_at = 0.0
 
     async def release(self) -> None:
         # The socket stays open until the run is waited on: closing the
@@ -220,9 +245,16 @@ class _DockerRun:
             oom = bool(self.container.attrs["State"].get("OOMKilled"))
             outcome = _outcome_for(int(result.get("StatusCode", -1)), oom, self.killed_for)
             await self.runtime.call(self._save_logs)
+            report = (await self.runtime.call(self.container.logs, stdout=False, stderr=True)).decode(
+                errors="replace"
+            )
             if self.spec.steps:
-                report = await self.runtime.call(self.container.logs, stdout=False, stderr=True)
-                outcome.steps = step_results(report.decode(errors="replace"), self.spec.steps)
+                outcome.steps = step_results(report, self.spec.steps)
+            # The gate writes the checkpoint as it exits; a run stopped by
+            # SIGKILL cannot, and the last one read from it stands.
+            left = checkpoint_from_report(report) or self._checkpoint
+            if left is not None:
+                outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(left)
             return outcome
         finally:
             await self.runtime.call(self._remove)
@@ -230,6 +262,23 @@ class _DockerRun:
     async def snapshot(self) -> None:
         with contextlib.suppress(docker.errors.APIError):
             await self.runtime.call(self._save_logs)
+
+    async def read_checkpoint(self, fresh: bool = False) -> bytes | None:
+        """Read through the engine (an exec), at most every CHECKPOINT_READ_EVERY seconds
+        unless ``fresh``: a checkpoint lives on the container's tmpfs, gone once it stops."""
+        now = time.monotonic()
+        if not fresh and now - self._checkpoint_read_at < CHECKPOINT_READ_EVERY:
+            return self._checkpoint
+        self._checkpoint_read_at = now
+        try:
+            result = await self.runtime.call(
+                self.container.exec_run, ["cat", CHECKPOINT_PATH], user=self.runtime.settings.docker_user
+            )
+        except (docker.errors.APIError, requests.exceptions.RequestException):
+            return self._checkpoint
+        if result.exit_code == 0 and result.output:
+            self._checkpoint = bytes(result.output)
+        return self._checkpoint
 
     def _save_logs(self) -> None:
         self.spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,6 +293,7 @@ class _DockerRun:
     async def kill(self, reason: str) -> None:
         """SIGTERM, the grace period, then SIGKILL (docker stop)."""
         self.killed_for = self.killed_for or reason
+        await self.read_checkpoint(fresh=True)  # the shell as PID 1 may not get to write it
         with contextlib.suppress(OSError):
             self.sock.close()
         with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):

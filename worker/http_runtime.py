@@ -133,6 +133,9 @@ class HttpRun:
     async def snapshot(self) -> None:
         return None  # the log is written once the response is in
 
+    async def read_checkpoint(self) -> bytes | None:
+        return None  # a call has no checkpoint
+
     async def _call(self) -> RunOutcome:
         call = self.spec.http
         assert call is not None

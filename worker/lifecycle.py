@@ -25,12 +25,14 @@ from cronfleet.logstore import LogStore
 from cronfleet.v1 import dispatch_pb2
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseWindows
-from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime
+from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, cut_checkpoint
 
 log = structlog.get_logger()
 # A run due sooner than this arms at once; later ones first let any release
 # in progress finish (see worker.pacing).
 ARM_WITHOUT_DEFERRING = 5.0
+# How often a live run's checkpoint is looked at when live logs are off.
+CHECKPOINT_EVERY = 1.0
 
 
 @dataclass
@@ -198,20 +200,36 @@ class Runs:
             await live_logs
 
     async def _publish_output(self, run: Run, armed: ArmedRun, done: asyncio.Event) -> None:
-        """While the run lives, store its output so far where the finished log
-        will go, so ``logs?follow=true`` can show it live."""
-        if self.live_log_interval <= 0:
-            return
-        path, published = run.spec.spool_path, -1
-        while not await wait_for_event(done, self.live_log_interval):
+        """While the run lives: store its output so far where the finished log
+        will go (``logs?follow=true``), and report its checkpoint when it
+        changes, so a run lost with its worker resumes from it."""
+        interval = self.live_log_interval if self.live_log_interval > 0 else CHECKPOINT_EVERY
+        path, published, checkpoint = run.spec.spool_path, -1, run.spec.checkpoint
+        while not await wait_for_event(done, interval):
             try:
-                await armed.snapshot()
-                size = path.stat().st_size if path.exists() else 0
-                if size != published:
-                    await self.logs.put(self._log_key(run.spec), path)
-                    published = size
+                if self.live_log_interval > 0:
+                    await armed.snapshot()
+                    size = path.stat().st_size if path.exists() else 0
+                    if size != published:
+                        await self.logs.put(self._log_key(run.spec), path)
+                        published = size
+                latest = await armed.read_checkpoint()
+                if latest is not None and latest != checkpoint:
+                    checkpoint = latest
+                    self._report_checkpoint(run, latest)
             except (CronfleetError, OSError) as exc:
-                log.debug("live_log_failed", execution_id=run.execution_id, error=str(exc))
+                log.debug("live_report_failed", execution_id=run.execution_id, error=str(exc))
+
+    def _report_checkpoint(self, run: Run, data: bytes) -> None:
+        kept, truncated = cut_checkpoint(data)
+        event = dispatch_pb2.RunEvent(
+            execution_id=run.execution_id,
+            kind=dispatch_pb2.EVENT_KIND_CHECKPOINT,
+            at=proto.timestamp_at(time.time()),
+            checkpoint=kept,
+            checkpoint_truncated=truncated,
+        )
+        self.outbox.emit(event, prefer=run.origin)
 
     async def _upload(self, run: Run, outcome: RunOutcome) -> str:
         """Store the output; its location, or "" (and a note on the outcome)."""
@@ -266,6 +284,8 @@ def finished_event(execution_id: int, outcome: RunOutcome, log_url: str) -> disp
     )
     if outcome.exit_code is not None:
         event.exit_code = outcome.exit_code
+    if outcome.checkpoint is not None:
+        event.checkpoint, event.checkpoint_truncated = outcome.checkpoint, outcome.checkpoint_truncated
     proto.encode_into(event, outcome, ("steps",))
     failed = [s for s in outcome.steps if s.exit_code != 0]
     if failed and not event.error:

@@ -12,9 +12,18 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.runtime import GATE_SCRIPT, ArmedRun, RunOutcome, RunSpec, script_env, step_results
+from worker.runtime import (
+    GATE_SCRIPT,
+    ArmedRun,
+    RunOutcome,
+    RunSpec,
+    cut_checkpoint,
+    script_env,
+    step_results,
+)
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
+CHECKPOINT_FILE = "checkpoint"
 
 
 @dataclass
@@ -42,7 +51,18 @@ class _ProcessRun:
         outcome = self._outcome(rc)
         if self.spec.steps and self.report_path.exists():
             outcome.steps = step_results(self.report_path.read_text(errors="replace"), self.spec.steps)
+        left = await self.read_checkpoint()
+        if left is not None:
+            outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(left)
         return outcome
+
+    async def read_checkpoint(self) -> bytes | None:
+        """The file is the worker's own: read it as it stands."""
+        path = self.spec.run_dir / CHECKPOINT_FILE
+        try:
+            return path.read_bytes() or None
+        except FileNotFoundError:
+            return None
 
     def _outcome(self, rc: int) -> RunOutcome:
         if self.killed_for == "timed_out":
@@ -88,7 +108,7 @@ class ProcessRuntime:
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         env["HOME"] = str(spec.spool_path.parent)
         env.update(spec.env)
-        env.update(script_env(spec))
+        env.update(script_env(spec, str(spec.run_dir / CHECKPOINT_FILE)))
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         report_path = spec.run_dir / "steps.report"
         # Local files, opened once: the child writes them directly.
@@ -127,6 +147,9 @@ class NoopRuntime:
 
 class _NoopRun:
     async def release(self) -> None:
+        return None
+
+    async def read_checkpoint(self) -> bytes | None:
         return None
 
     async def snapshot(self) -> None:

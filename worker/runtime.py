@@ -9,6 +9,7 @@ the run's spec, its outcome, the gate and steps scripts. The runtimes are
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -18,13 +19,28 @@ from cronfleet.config import Settings
 from cronfleet.models import HttpCall, Resources, Step, StepResult
 from cronfleet.v1 import dispatch_pb2
 
-# The gate: the shell blocks reading one line from stdin, then runs the
-# command itself (eval: no second shell to start at the fire time) with stdin
-# closed and stderr merged into stdout, in order. The command travels in an
-# environment variable, so no quoting of user text is ever needed. The
-# original stderr stays open as fd 3: the steps script reports each step's
-# result there, apart from the output.
-GATE_SCRIPT = 'read -r _cronfleet_go || exit 125; exec </dev/null 3>&2 2>&1; eval "$CRONFLEET_SCRIPT"'
+# The gate: the shell seeds $CRONFLEET_CHECKPOINT with what the previous
+# attempt left (base64 in CRONFLEET_CHECKPOINT_SEED), blocks reading one line
+# from stdin, then runs the command itself (eval: no second shell to start at
+# the fire time) with stdin closed and stderr merged into stdout, in order.
+# The command travels in an environment variable, so no quoting of user text
+# is ever needed. The original stderr stays open as fd 3, the report channel:
+# the steps script writes each step's result there, and on exit (also on
+# SIGTERM) the gate writes the checkpoint there as "checkpoint BASE64".
+GATE_SCRIPT = """\
+_cp=${CRONFLEET_CHECKPOINT:-}
+if [ -n "$_cp" ]; then
+  printf %s "${CRONFLEET_CHECKPOINT_SEED:-}" | base64 -d > "$_cp" 2>/dev/null || : > "$_cp"
+fi
+unset CRONFLEET_CHECKPOINT_SEED
+read -r _cronfleet_go || exit 125
+exec </dev/null 3>&2 2>&1
+trap '_rc=$?; if [ -n "$_cp" ] && [ -s "$_cp" ]; then
+  { printf "checkpoint "; head -c 65537 "$_cp" | base64 | tr -d "\\n"; echo; } >&3; fi; exit $_rc' EXIT
+trap 'exit 143' TERM
+eval "$CRONFLEET_SCRIPT"
+"""
+MAX_CHECKPOINT = 64 * 1024
 
 # Steps run in order in one shell; the first failure stops the run. The log
 # frames each step's output for people (`==> step NAME` ... `==> step NAME
@@ -66,6 +82,7 @@ class RunSpec:
     image: str = ""  # "": the worker's default image
     resources: Resources = field(default_factory=Resources)  # None: the worker's default
     http: HttpCall | None = None  # an HTTP job: the worker calls this instead of running a command
+    checkpoint: bytes = b""  # what the previous attempt left, to start from
 
     @classmethod
     def from_assignment(cls, assignment: dispatch_pb2.Assignment, spool_root: Path) -> RunSpec:
@@ -83,6 +100,7 @@ class RunSpec:
             image=job.image or "",
             resources=job.resources,
             http=job.http,
+            checkpoint=assignment.checkpoint,
         )
 
     @property
@@ -101,6 +119,24 @@ class RunOutcome:
     exit_code: int | None
     error: str = ""
     steps: tuple[StepResult, ...] = ()  # each step that ran, for a job with steps
+    checkpoint: bytes | None = None  # what the run left in $CRONFLEET_CHECKPOINT
+    checkpoint_truncated: bool = False
+
+
+def cut_checkpoint(data: bytes) -> tuple[bytes, bool]:
+    """At most MAX_CHECKPOINT bytes, and whether any were cut."""
+    return data[:MAX_CHECKPOINT], len(data) > MAX_CHECKPOINT
+
+
+def checkpoint_from_report(report: str) -> bytes | None:
+    """The checkpoint the gate wrote on the report channel, if it wrote one."""
+    for line in report.splitlines():
+        if line.startswith("checkpoint "):
+            try:
+                return base64.b64decode(line[len("checkpoint ") :].strip())
+            except ValueError:
+                return None
+    return None
 
 
 def step_results(report: str, steps: tuple[Step, ...]) -> tuple[StepResult, ...]:
@@ -114,12 +150,14 @@ def step_results(report: str, steps: tuple[Step, ...]) -> tuple[StepResult, ...]
     return tuple(results)
 
 
-def script_env(spec: RunSpec) -> dict[str, str]:
-    """The variables that carry the command (or steps) into the gate."""
+def script_env(spec: RunSpec, checkpoint_path: str) -> dict[str, str]:
+    """The variables that carry the command (or steps) and the checkpoint into the gate."""
     env = {
         "CRONFLEET_JOB_ID": spec.job_id,
         "CRONFLEET_EXECUTION_ID": str(spec.execution_id),
         "CRONFLEET_ATTEMPT": str(spec.attempt),
+        "CRONFLEET_CHECKPOINT": checkpoint_path,
+        "CRONFLEET_CHECKPOINT_SEED": base64.b64encode(spec.checkpoint).decode(),
     }
     if spec.steps:
         env["CRONFLEET_SCRIPT"] = STEPS_SCRIPT
@@ -139,6 +177,9 @@ class ArmedRun(Protocol):
 
     async def snapshot(self) -> None:
         """Bring the spool file up to date with the output so far."""
+
+    async def read_checkpoint(self) -> bytes | None:
+        """What the live run has written to $CRONFLEET_CHECKPOINT so far (None: unknown)."""
 
 
 class Runtime(Protocol):

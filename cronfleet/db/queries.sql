@@ -298,7 +298,7 @@ RETURNING e.id, e.shard_id
 -- runs on workers and those already queued here (oldest first).
 WITH pending AS (
     SELECT e.id, e.job_id, e.shard_id, e.scheduled_at, e.attempt, e.run_at, e.status, e.priority,
-           row_number() OVER (PARTITION BY e.job_id ORDER BY e.run_at, e.id) AS nth
+           e.checkpoint, row_number() OVER (PARTITION BY e.job_id ORDER BY e.run_at, e.id) AS nth
     FROM shard_owners o
     JOIN executions e ON e.shard_id = o.shard_id
     WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
@@ -347,15 +347,26 @@ UPDATE executions e SET
     worker_id = v.worker_id,
     started_at = coalesce(e.started_at, v.started_at),
     lateness_ms = coalesce(e.lateness_ms, v.lateness_ms),
-    steps = v.steps, cold_start = v.cold_start
+    steps = v.steps, cold_start = v.cold_start,
+    checkpoint = coalesce(v.checkpoint, e.checkpoint),
+    checkpoint_truncated = CASE WHEN v.checkpoint IS NULL THEN e.checkpoint_truncated
+                                ELSE v.checkpoint_truncated END
 FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(ats)s::timestamptz[],
             %(exit_codes)s::int[], %(errors)s::text[], %(log_urls)s::text[],
             %(workers)s::text[], %(started)s::timestamptz[], %(lateness)s::float8[],
-            %(steps)s::jsonb[], %(cold)s::bool[])
+            %(steps)s::jsonb[], %(cold)s::bool[], %(checkpoints)s::bytea[],
+            %(truncated)s::bool[])
     AS v(id, status, at, exit_code, error, log_url, worker_id, started_at, lateness_ms, steps,
-         cold_start)
+         cold_start, checkpoint, checkpoint_truncated)
 WHERE e.id = v.id AND e.status IN ('scheduled', 'running')
 RETURNING e.*
+
+-- record_checkpoints --
+-- What live runs have written to $CRONFLEET_CHECKPOINT so far.
+UPDATE executions e SET checkpoint = v.checkpoint, checkpoint_truncated = v.truncated
+FROM unnest(%(ids)s::bigint[], %(checkpoints)s::bytea[], %(truncated)s::bool[])
+    AS v(id, checkpoint, truncated)
+WHERE e.id = v.id AND e.status IN ('scheduled', 'running')
 
 -- insert_retries --
 -- The next attempts of failed ones, at the times the jobs' retry policies

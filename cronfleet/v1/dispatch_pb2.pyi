@@ -16,9 +16,11 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_UNSPECIFIED: _ClassVar[EventKind]
     EVENT_KIND_STARTED: _ClassVar[EventKind]
     EVENT_KIND_FINISHED: _ClassVar[EventKind]
+    EVENT_KIND_CHECKPOINT: _ClassVar[EventKind]
 EVENT_KIND_UNSPECIFIED: EventKind
 EVENT_KIND_STARTED: EventKind
 EVENT_KIND_FINISHED: EventKind
+EVENT_KIND_CHECKPOINT: EventKind
 
 class WorkerMessage(_message.Message):
     __slots__ = ("hello", "credit", "heartbeat", "events")
@@ -55,7 +57,7 @@ class Heartbeat(_message.Message):
     def __init__(self, running: _Optional[int] = ...) -> None: ...
 
 class RunEvent(_message.Message):
-    __slots__ = ("seq", "execution_id", "kind", "at", "status", "exit_code", "error", "log_url", "lateness_ms", "steps", "cold_start")
+    __slots__ = ("seq", "execution_id", "kind", "at", "status", "exit_code", "error", "log_url", "lateness_ms", "steps", "cold_start", "checkpoint", "checkpoint_truncated")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -67,6 +69,8 @@ class RunEvent(_message.Message):
     LATENESS_MS_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     COLD_START_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     seq: int
     execution_id: int
     kind: EventKind
@@ -78,7 +82,9 @@ class RunEvent(_message.Message):
     lateness_ms: float
     steps: _containers.RepeatedCompositeFieldContainer[_jobs_pb2.ExecutionStep]
     cold_start: bool
-    def __init__(self, seq: _Optional[int] = ..., execution_id: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_url: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[_jobs_pb2.ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ...) -> None: ...
+    checkpoint: bytes
+    checkpoint_truncated: bool
+    def __init__(self, seq: _Optional[int] = ..., execution_id: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_url: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[_jobs_pb2.ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ..., checkpoint: _Optional[bytes] = ..., checkpoint_truncated: _Optional[bool] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("events",)
@@ -97,7 +103,7 @@ class SchedulerMessage(_message.Message):
     def __init__(self, assignments: _Optional[_Union[AssignmentBatch, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., cancel: _Optional[_Union[CancelRuns, _Mapping]] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("execution_id", "job_id", "owner_id", "scheduled_at", "attempt", "fire_at", "job")
+    __slots__ = ("execution_id", "job_id", "owner_id", "scheduled_at", "attempt", "fire_at", "job", "checkpoint")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -105,6 +111,7 @@ class Assignment(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     FIRE_AT_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     execution_id: int
     job_id: str
     owner_id: str
@@ -112,7 +119,8 @@ class Assignment(_message.Message):
     attempt: int
     fire_at: _timestamp_pb2.Timestamp
     job: _jobs_pb2.JobSpec
-    def __init__(self, execution_id: _Optional[int] = ..., job_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ...) -> None: ...
+    checkpoint: bytes
+    def __init__(self, execution_id: _Optional[int] = ..., job_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ..., checkpoint: _Optional[bytes] = ...) -> None: ...
 
 class AssignmentBatch(_message.Message):
     __slots__ = ("assignments",)

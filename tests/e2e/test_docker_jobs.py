@@ -3,6 +3,7 @@ container left behind by a worker killed mid-run."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -138,7 +139,10 @@ def test_worker_killed_mid_run_leaves_no_container(bare_cluster: Cluster, tmp_pa
     worker = start_worker(bare_cluster, worker_id, tmp_path / "worker.log")
     try:
         with bare_cluster.api(bare_cluster.new_user()) as c:
-            job = c.post("/jobs", json={"name": "long", "command": "sleep 120"}).json()
+            resumable = (
+                'echo "from=$(cat "$CRONFLEET_CHECKPOINT")"; echo saved > "$CRONFLEET_CHECKPOINT"; sleep 120'
+            )
+            job = c.post("/jobs", json={"name": "long", "command": resumable}).json()
             wait_until(
                 lambda: any(e["status"] == "running" for e in executions(c, job["id"])),
                 timeout=30,
@@ -158,11 +162,21 @@ def test_worker_killed_mid_run_leaves_no_container(bare_cluster: Cluster, tmp_pa
                 what="run reported",
             )
             assert run["status"] == "lost"
-            # Delivery at least once (the default): the lost run runs again.
-            wait_until(
-                lambda: any(e["attempt"] == 2 and e["trigger"] == "retry" for e in executions(c, job["id"])),
+            assert base64.b64decode(run["checkpoint"]) == b"saved\n", "its checkpoint outlived the worker"
+            # Delivery at least once (the default): the lost run runs again,
+            # from the checkpoint.
+            retry = wait_until(
+                lambda: next(
+                    (e for e in executions(c, job["id"]) if e["attempt"] == 2 and e["status"] == "running"),
+                    None,
+                ),
                 timeout=30,
                 what="the lost run retried",
+            )
+            wait_until(
+                lambda: c.get(f"/executions/{retry['id']}/logs").text.startswith("from=saved"),
+                timeout=30,
+                what="the retry started from the checkpoint",
             )
     finally:
         worker.send_signal(signal.SIGTERM)

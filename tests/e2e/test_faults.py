@@ -3,11 +3,13 @@ jobs fire: the survivors take over, no fire is lost, none is doubled."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -123,3 +125,33 @@ def test_kill_scheduler_then_leader(ha_cluster: Cluster) -> None:
     for job_id in jobs:
         c.delete(f"/jobs/{job_id}")
     c.close()
+
+
+def test_a_run_lost_with_its_killed_worker_resumes_from_its_checkpoint(ha_cluster: Cluster) -> None:
+    """kill -9 of the worker (process runtime): its run dies with it; the
+    checkpoint it reported while alive starts the retry on another worker."""
+    with ha_cluster.api(ha_cluster.new_user()) as c:
+        resumable = (
+            'echo "from=$(cat "$CRONFLEET_CHECKPOINT")"; echo saved > "$CRONFLEET_CHECKPOINT"; sleep 120'
+        )
+        job = c.post("/jobs", json={"name": "resumable", "command": resumable}).json()
+
+        def first() -> dict[str, Any] | None:
+            runs = c.get(f"/jobs/{job['id']}/executions").json()["executions"]
+            run = next((e for e in runs if e["attempt"] == 1), None)
+            return run if run and run["status"] == "running" and run.get("checkpoint") else None
+
+        run = wait_until(first, timeout=30, what="running, with its checkpoint reported")
+        os.kill(role_pid(ha_cluster, run["worker_id"]), signal.SIGKILL)
+
+        def retried() -> dict[str, Any] | None:
+            runs = c.get(f"/jobs/{job['id']}/executions").json()["executions"]
+            again = next((e for e in runs if e["attempt"] == 2 and e["status"] == "running"), None)
+            return again if again and c.get(f"/executions/{again['id']}/logs").text else None
+
+        again = wait_until(retried, timeout=45, what="retried on the other worker")
+        assert again["worker_id"] != run["worker_id"]
+        assert c.get(f"/executions/{again['id']}/logs").text.startswith("from=saved")
+        lost = c.get(f"/executions/{run['id']}").json()
+        assert lost["status"] == "lost" and base64.b64decode(lost["checkpoint"]) == b"saved\n"
+        c.delete(f"/jobs/{job['id']}", params={"cancel_running": "true"})

@@ -14,6 +14,7 @@ import pytest
 
 from cronfleet.config import Settings
 from cronfleet.models import Resources, Step
+from tests.helpers import assert_eventually
 from worker.docker_runtime import LABEL, DockerRuntime
 from worker.runtime import RunOutcome, RunRejected, RunSpec
 
@@ -149,3 +150,38 @@ async def test_restarted_worker_reports_or_kills_what_it_left(runtime: DockerRun
     assert found[901].spool_path.read_text() == "finished-while-down\n"
     assert found[902].outcome.status == "lost"
     assert labelled(runtime) == []
+
+
+CHECKPOINTING = 'echo "from=$(cat "$CRONFLEET_CHECKPOINT")"; echo "step 3" > "$CRONFLEET_CHECKPOINT"; exit 1'
+
+
+async def test_the_checkpoint_is_seeded_and_kept(runtime: DockerRuntime, tmp_path: Path) -> None:
+    outcome, out = await run(runtime, spec(tmp_path, CHECKPOINTING, checkpoint=b"step 2"))
+    assert out == "from=step 2\n"
+    assert (outcome.status, outcome.checkpoint, outcome.checkpoint_truncated) == (
+        "failed",
+        b"step 3\n",
+        False,
+    )
+
+
+async def test_a_checkpoint_over_64_kib_is_cut_and_says_so(runtime: DockerRuntime, tmp_path: Path) -> None:
+    big = 'head -c 70000 /dev/zero | tr "\\0" x > "$CRONFLEET_CHECKPOINT"'
+    outcome, _ = await run(runtime, spec(tmp_path, big))
+    assert outcome.checkpoint == b"x" * 65536 and outcome.checkpoint_truncated
+
+
+async def test_a_live_checkpoint_can_be_read_and_survives_a_timeout(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    armed = await runtime.arm(
+        spec(tmp_path, 'echo half > "$CRONFLEET_CHECKPOINT"; sleep 60', timeout_seconds=2)
+    )
+    await armed.release()
+
+    async def live() -> bytes | None:
+        return await armed.read_checkpoint()
+
+    assert await assert_eventually(live, timeout=10) == b"half\n"
+    outcome = await armed.wait()
+    assert outcome.status == "timed_out" and outcome.checkpoint == b"half\n"

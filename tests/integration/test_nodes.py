@@ -331,3 +331,29 @@ async def test_cancel_stops_a_running_run_and_delete_leaves_it_unless_asked(
     await service.delete_job(user, str(e.id), cancel_running=True)
     await assert_eventually(lambda: _eq(status_of(e), "cancelled"), timeout=5, what="cancel_running stops it")
     assert await status_of(d) == "running", "a deleted job's running run finishes unless asked"
+
+
+async def test_a_checkpoint_carries_over_to_the_next_attempt(
+    cluster: Cluster, service: JobsService, user: User
+) -> None:
+    cluster.coordinator()
+    cluster.scheduler("s1")
+    cluster.worker("w1", ProcessRuntime(1.0))
+    await cluster.ready()
+    count = (
+        'n=$(cat "$CRONFLEET_CHECKPOINT"); n=$(( ${n:-0} + 1 )); '
+        'echo "$n" > "$CRONFLEET_CHECKPOINT"; echo "try $n"; exit 1'
+    )
+    (job,) = await service.create_jobs(
+        user, [job_spec(command=count, max_retries=2, retry={"backoff_seconds": 0})]
+    )
+
+    async def three_ended() -> list[Execution] | None:
+        runs = sorted((e for e in await executions(service, user) if e.finished_at), key=lambda e: e.attempt)
+        return runs if len(runs) == 3 else None
+
+    runs = await assert_eventually(three_ended, timeout=20, what="three attempts")
+    assert [e.checkpoint for e in runs] == [b"1\n", b"2\n", b"3\n"]
+    logs = [await service.execution_logs(user, str(e.id)) for e in runs]
+    assert logs == [b"try 1\n", b"try 2\n", b"try 3\n"]
+    assert runs[0].id != runs[2].id and job.id == runs[2].job_id
