@@ -45,6 +45,38 @@ def first_fire(s: JobSpec) -> datetime | None:
         ({"start_at": "2027-01-01T00:00:00Z"}, "start_at", InvalidSpec),
         ({"surprise": 1}, "surprise", InvalidArgument),
         ({"resources": {"gpus": 1}}, "resources.gpus", InvalidArgument),
+        ({"retry": {"backoff_seconds": -1}}, "retry.backoff_seconds", InvalidSpec),
+        ({"retry": {"jitter": 1.5}}, "retry.jitter", InvalidSpec),
+        ({"retry": {"multiplier": 0.5}}, "retry.multiplier", InvalidSpec),
+        (
+            {"retry": {"backoff_seconds": 10, "max_backoff_seconds": 5}},
+            "retry.max_backoff_seconds",
+            InvalidSpec,
+        ),
+        ({"retry": {"on": ["failed", "sometimes"]}}, "retry.on[1]", InvalidSpec),
+        ({"retry": {"never_exit_codes": [300]}}, "retry.never_exit_codes[0]", InvalidSpec),
+        ({"retry": {"colour": "red"}}, "retry.colour", InvalidArgument),
+        ({"misfire_policy": "maybe"}, "misfire_policy", InvalidSpec),
+        ({"delivery": "exactly_once"}, "delivery", InvalidSpec),
+        ({"after": [{"job_id": "not-a-job"}]}, "after[0].job_id", InvalidSpec),
+        (
+            {"after": [{"job_id": "7d3c1d8e-1111-4111-8111-111111111111", "on": "later"}]},
+            "after[0].on",
+            InvalidSpec,
+        ),
+        ({"http": {"url": "ftp://example.com/"}}, "command", InvalidSpec),
+        ({"command": None, "http": {"url": "ftp://example.com/"}}, "http.url", InvalidSpec),
+        (
+            {"command": None, "http": {"url": "https://example.com/", "method": "BREW"}},
+            "http.method",
+            InvalidSpec,
+        ),
+        (
+            {"command": None, "http": {"url": "https://a.example/", "expect_status": [99]}},
+            "http.expect_status[0]",
+            InvalidSpec,
+        ),
+        ({"run_once": "yes"}, "run_once", InvalidArgument),
     ],
 )
 def test_bad_input_names_the_field(fields: dict[str, object], field: str, error: type[Exception]) -> None:
