@@ -350,6 +350,30 @@ class Execution:
         return "oom_killed" if self.error == "oom_killed" else self.status
 
 
+# What a user sees of an execution (its owner, shard and priority stay inside).
+PUBLIC_EXECUTION_FIELDS = (
+    "id",
+    "job_id",
+    "attempt",
+    "status",
+    "trigger",
+    "scheduled_at",
+    "run_at",
+    "started_at",
+    "finished_at",
+    "exit_code",
+    "worker_id",
+    "log_url",
+    "error",
+    "lateness_ms",
+    "steps",
+    "cold_start",
+    "upstream_execution_id",
+    "checkpoint",
+    "checkpoint_truncated",
+)
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """An attempt that failed for good: kept until replayed or discarded."""

@@ -17,30 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import DeadLetter, Execution, Job, JobSpec, User, name_steps
-
-# The execution fields a user sees (owner and shard stay internal).
-EXECUTION_FIELDS = (
-    "id",
-    "job_id",
-    "attempt",
-    "status",
-    "trigger",
-    "scheduled_at",
-    "run_at",
-    "started_at",
-    "finished_at",
-    "exit_code",
-    "worker_id",
-    "log_url",
-    "error",
-    "lateness_ms",
-    "steps",
-    "cold_start",
-    "upstream_execution_id",
-    "checkpoint",
-    "checkpoint_truncated",
-)
+from cronfleet.models import PUBLIC_EXECUTION_FIELDS, DeadLetter, Execution, Job, JobSpec, User, name_steps
 
 
 # ------------------------------------------------------------------ encode
@@ -95,7 +72,7 @@ def job_to_json(job: Job) -> dict[str, Any]:
 
 
 def execution_to_json(execution: Execution) -> dict[str, Any]:
-    out = _encode_fields(execution, EXECUTION_FIELDS)
+    out = _encode_fields(execution, PUBLIC_EXECUTION_FIELDS)
     out["id"] = str(execution.id)
     return out
 

@@ -18,28 +18,20 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import DeadLetter, Execution, Job, JobSpec, StepResult, User, name_steps
+from cronfleet.models import (
+    PUBLIC_EXECUTION_FIELDS,
+    DeadLetter,
+    Execution,
+    Job,
+    JobSpec,
+    StepResult,
+    User,
+    name_steps,
+)
 from cronfleet.v1 import jobs_pb2 as pb
 
-_EXECUTION_FIELDS = (
-    "attempt",
-    "status",
-    "scheduled_at",
-    "started_at",
-    "finished_at",
-    "exit_code",
-    "worker_id",
-    "log_url",
-    "error",
-    "lateness_ms",
-    "cold_start",
-    "steps",
-    "trigger",
-    "run_at",
-    "upstream_execution_id",
-    "checkpoint",
-    "checkpoint_truncated",
-)
+# id and job_id are strings on the wire; the rest share their record's names.
+_EXECUTION_FIELDS = tuple(f for f in PUBLIC_EXECUTION_FIELDS if f not in ("id", "job_id"))
 
 
 # -------------------------------------------------------------------- time
