@@ -337,6 +337,7 @@ class Execution:
     upstream_execution_id: int | None = None
     checkpoint: bytes | None = None  # what the run left in $CRONFLEET_CHECKPOINT
     checkpoint_truncated: bool = False
+    container_id: str | None = None  # the container it ran in (docker runtime)
 
     @property
     def finished(self) -> bool:
@@ -371,6 +372,7 @@ PUBLIC_EXECUTION_FIELDS = (
     "upstream_execution_id",
     "checkpoint",
     "checkpoint_truncated",
+    "container_id",
 )
 
 

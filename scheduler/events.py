@@ -111,6 +111,7 @@ def _started_params(started: list[Reported]) -> dict[str, Any]:
         "ats": [proto.to_datetime(r.event.at) for r in started],
         "lateness": [r.event.lateness_ms for r in started],
         "workers": [r.stream.worker_id for r in started],
+        "containers": [r.event.container_id for r in started],
     }
 
 
@@ -134,6 +135,10 @@ def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> 
         "cold": [r.event.cold_start for r in finished],
         "checkpoints": [r.event.checkpoint if r.event.HasField("checkpoint") else None for r in finished],
         "truncated": [r.event.checkpoint_truncated for r in finished],
+        "containers": [
+            r.event.container_id or (s.container_id if s else "")
+            for r, s in zip(finished, starts, strict=True)
+        ],
     }
 
 

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +33,15 @@ import requests.exceptions
 import structlog
 
 from cronfleet.config import Settings
+from worker.pool import ContainerPool, Pooled, Profile
 from worker.runtime import (
-    GATE_SCRIPT,
+    POOL_GATE_SCRIPT,
     RunOutcome,
     RunRejected,
     RunSpec,
     checkpoint_from_report,
     cut_checkpoint,
+    run_payload,
     script_env,
     step_results,
 )
@@ -60,6 +64,38 @@ class Recovered:
     owner_id: str
     outcome: RunOutcome
     spool_path: Path
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Whose run a container holds. Pooled containers are created before any
+    run is known, so this lives beside the worker, not on the container."""
+
+    execution_id: int
+    attempt: int
+    job_id: str
+    owner_id: str
+
+
+class Claims:
+    """One small file per container holding a run, so a restarted worker knows."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def record(self, container_id: str, spec: RunSpec) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        claim = Claim(spec.execution_id, spec.attempt, spec.job_id, spec.owner_id)
+        (self.folder / container_id).write_text(json.dumps(dataclasses.asdict(claim)))
+
+    def read(self, container_id: str) -> Claim | None:
+        try:
+            return Claim(**json.loads((self.folder / container_id).read_text()))
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+
+    def forget(self, container_id: str) -> None:
+        (self.folder / container_id).unlink(missing_ok=True)
 
 
 def engine_answers() -> bool:
@@ -86,6 +122,13 @@ class DockerRuntime:
         # start, logs, remove) shares a small pool that waits can never starve.
         self._waits = ThreadPoolExecutor(settings.capacity + 4, thread_name_prefix="docker-wait")
         self._calls = ThreadPoolExecutor(8, thread_name_prefix="docker-call")
+        self.claims = Claims(Path(settings.state_dir).absolute() / "claims" / worker_id)
+        default = Profile(
+            settings.docker_image, settings.default_cpus, settings.default_memory_mb, settings.default_pids
+        )
+        self.pool = ContainerPool(
+            self._create_pooled, self._remove, default, settings.pool_floor, settings.pool_max
+        )
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a short engine call off the event loop."""
@@ -97,53 +140,99 @@ class DockerRuntime:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._waits, functools.partial(container.wait, timeout=timeout))
 
-    def labels(self, spec: RunSpec) -> dict[str, str]:
+    def profile_of(self, spec: RunSpec) -> Profile:
+        s, r = self.settings, spec.resources
+        return Profile(
+            image=spec.image or s.docker_image,
+            cpus=float(r.cpus or s.default_cpus),
+            memory_mb=int(r.memory_mb or s.default_memory_mb),
+            pids=int(r.pids or s.default_pids),
+        )
+
+    def labels(self, profile: Profile) -> dict[str, str]:
         return {
-            LABEL: "run",
+            LABEL: "pool",
             # Two clusters may share an engine and reuse worker ids.
             f"{LABEL}.cluster": self.settings.etcd_prefix,
             f"{LABEL}.worker_id": self.worker_id,
-            f"{LABEL}.job_id": spec.job_id,
-            f"{LABEL}.owner_id": spec.owner_id,
-            f"{LABEL}.execution_id": str(spec.execution_id),
-            f"{LABEL}.attempt": str(spec.attempt),
+            f"{LABEL}.profile": profile.label,
         }
 
-    async def arm(self, spec: RunSpec) -> _DockerRun:
-        return await self.call(self._arm, spec)
+    async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
+        await self.pool.run(stop, quiet)
 
-    def _arm(self, spec: RunSpec) -> _DockerRun:
-        s, r = self.settings, spec.resources
-        image = spec.image or s.docker_image
-        env = dict(spec.env) | script_env(spec, CHECKPOINT_PATH)
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def arm(self, spec: RunSpec) -> _DockerRun:
+        """Take a warm container of the run's profile (or make one: a cold
+        start), record whose run it holds, and hand it the run."""
+        profile = self.profile_of(spec)
+        pooled = self.pool.take(profile)
+        cold = pooled is None
+        if pooled is None:
+            pooled = await self.call(self._create, profile)
+        try:
+            self.claims.record(pooled.container.id, spec)
+            pooled.sock.sendall(run_payload(dict(spec.env) | script_env(spec, CHECKPOINT_PATH)))
+        except OSError:
+            # A pooled container that died while idle: drop it, start this run cold.
+            await self._remove(pooled)
+            if cold:
+                raise
+            pooled = await self.call(self._create, profile)
+            cold = True
+            self.claims.record(pooled.container.id, spec)
+            pooled.sock.sendall(run_payload(dict(spec.env) | script_env(spec, CHECKPOINT_PATH)))
+        return _DockerRun(self, pooled.container, pooled.sock, spec, cold=cold)
+
+    async def _create_pooled(self, profile: Profile) -> Pooled:
+        return await self.call(self._create, profile)
+
+    async def _remove(self, pooled: Pooled) -> None:
+        with contextlib.suppress(OSError):
+            pooled.sock.close()
+        self.claims.forget(pooled.container.id)
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+            await self.call(pooled.container.remove, force=True)
+
+    def _tmpfs_options(self) -> str:
+        """A small tmpfs owned by the run's user: this engine ignores ``mode=``
+        on tmpfs mounts (the image's folder decides), ``uid=``/``gid=`` hold."""
+        s = self.settings
+        options = f"rw,nosuid,nodev,size={s.docker_tmpfs_mb}m,mode=1777"
+        uid, _, gid = s.docker_user.partition(":")
+        if uid.isdigit():
+            options += f",uid={uid},gid={gid if gid.isdigit() else uid}"
+        return options
+
+    def _create(self, profile: Profile) -> Pooled:
+        """A hardened container of ``profile``, started and blocked at the pool gate."""
+        s = self.settings
         kwargs: dict[str, Any] = {}
         if s.docker_runtime_name:
             kwargs["runtime"] = s.docker_runtime_name
         try:
             container = self.client.containers.create(
-                image,
-                ["/bin/sh", "-c", GATE_SCRIPT],
+                profile.image,
+                ["/bin/sh", "-c", POOL_GATE_SCRIPT],
                 stdin_open=True,
-                environment=env,
                 user=s.docker_user,
                 working_dir="/work",
                 read_only=True,
-                tmpfs={
-                    "/tmp": f"rw,nosuid,nodev,size={s.docker_tmpfs_mb}m,mode=1777",
-                    "/work": f"rw,nosuid,nodev,size={s.docker_tmpfs_mb}m,mode=1777",
-                },
+                tmpfs={path: self._tmpfs_options() for path in ("/tmp", "/work")},
                 cap_drop=["ALL"],
                 security_opt=["no-new-privileges"],
                 network_mode=s.docker_network,
-                pids_limit=r.pids or s.default_pids,
-                mem_limit=f"{r.memory_mb or s.default_memory_mb}m",
-                memswap_limit=f"{r.memory_mb or s.default_memory_mb}m",
-                nano_cpus=int((r.cpus or s.default_cpus) * 1e9),
-                labels=self.labels(spec),
+                pids_limit=profile.pids,
+                mem_limit=f"{profile.memory_mb}m",
+                memswap_limit=f"{profile.memory_mb}m",
+                nano_cpus=int(profile.cpus * 1e9),
+                labels=self.labels(profile),
                 **kwargs,
             )
         except docker.errors.ImageNotFound as exc:
-            raise RunRejected(f"image_not_found: {image}") from exc
+            raise RunRejected(f"image_not_found: {profile.image}") from exc
         except docker.errors.APIError as exc:
             raise RunRejected(f"container_create_failed: {exc.explanation or exc}") from exc
         try:
@@ -153,26 +242,31 @@ class DockerRuntime:
             with contextlib.suppress(Exception):
                 container.remove(force=True)
             raise
-        return _DockerRun(self, container, getattr(sock, "_sock", sock), spec)
+        return Pooled(container, getattr(sock, "_sock", sock), profile)
 
     async def recover(self) -> list[Recovered]:
         return await self.call(self._recover)
 
     def _recover(self) -> list[Recovered]:
-        """Report this worker's leftover containers that finished; kill the rest."""
+        """What a previous life of this worker left: runs it held are reported
+        (finished) or killed (lost); idle pooled containers are removed."""
         found: list[Recovered] = []
         mine = [f"{LABEL}.worker_id={self.worker_id}", f"{LABEL}.cluster={self.settings.etcd_prefix}"]
         for c in self.client.containers.list(all=True, filters={"label": mine}, ignore_removed=True):
+            claim = self.claims.read(c.id)
             try:
-                found.append(self._recover_one(c))
+                if claim is None:
+                    c.remove(force=True)  # warm, never handed a run
+                else:
+                    found.append(self._recover_one(c, claim))
             except docker.errors.APIError as exc:  # e.g. removed meanwhile: nothing left to do
                 log.warning("container_recovery_failed", container=c.id, error=str(exc))
+            self.claims.forget(c.id)
         if found:
             log.warning("containers_recovered", worker_id=self.worker_id, count=len(found))
         return found
 
-    def _recover_one(self, c: Any) -> Recovered:
-        labels = c.labels
+    def _recover_one(self, c: Any, claim: Claim) -> Recovered:
         spool = Path(self.settings.state_dir).absolute() / "recovered" / f"{c.id}.log"
         spool.parent.mkdir(parents=True, exist_ok=True)
         checkpoint: bytes | None = None
@@ -197,10 +291,10 @@ class DockerRuntime:
         with contextlib.suppress(docker.errors.APIError):
             c.remove(force=True)
         return Recovered(
-            execution_id=int(labels.get(f"{LABEL}.execution_id", 0)),
-            attempt=int(labels.get(f"{LABEL}.attempt", 1)),
-            job_id=labels.get(f"{LABEL}.job_id", ""),
-            owner_id=labels.get(f"{LABEL}.owner_id", ""),
+            execution_id=claim.execution_id,
+            attempt=claim.attempt,
+            job_id=claim.job_id,
+            owner_id=claim.owner_id,
             outcome=outcome,
             spool_path=spool,
         )
@@ -217,11 +311,15 @@ def _outcome_for(code: int, oom: bool, killed_for: str) -> RunOutcome:
 
 
 class _DockerRun:
-    def __init__(self, runtime: DockerRuntime, container: Any, sock: socket.socket, spec: RunSpec) -> None:
+    def __init__(
+        self, runtime: DockerRuntime, container: Any, sock: socket.socket, spec: RunSpec, cold: bool
+    ) -> None:
         self.runtime = runtime
         self.container = container
         self.sock = sock
         self.spec = spec
+        self.cold: bool | None = cold  # the pool had no container of its profile
+        self.container_id = str(container.id)
         self.killed_for = ""
         self._checkpoint: bytes | None = None
         self._checkpoint_read_at = 0.0
@@ -289,6 +387,7 @@ class _DockerRun:
     def _remove(self) -> None:
         with contextlib.suppress(docker.errors.APIError):
             self.container.remove(force=True)
+        self.runtime.claims.forget(self.container.id)
 
     async def kill(self, reason: str) -> None:
         """SIGTERM, the grace period, then SIGKILL (docker stop)."""

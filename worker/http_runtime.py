@@ -19,6 +19,7 @@ import ipaddress
 import socket
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -94,6 +95,9 @@ class HttpRuntime:
         # One pooled client for every HTTP job of this worker.
         self.client = httpx.AsyncClient(follow_redirects=False)
 
+    async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
+        return None  # the client pools its own connections
+
     async def arm(self, spec: RunSpec) -> HttpRun:
         assert spec.http is not None
         await self.policy.check(spec.http.url)
@@ -108,6 +112,8 @@ class HttpRun:
     client: httpx.AsyncClient
     spec: RunSpec
     killed_for: str = ""
+    cold: bool | None = None
+    container_id: str = ""
     task: asyncio.Task[RunOutcome] | None = None
     _started: float = field(default=0.0)
 

@@ -152,7 +152,10 @@ class Runs:
         run.armed = await self._arm(run)
         if run.armed is None:
             return RunOutcome(run.cancel_reason, None, f"stopped: {run.cancel_reason}")
-        run.cold_start = time.time() > run.fire_at  # armed after its time: starts cold, late
+        # From nothing (no warm container of its profile), or, for runtimes that
+        # keep nothing warm, armed after its time: a cold start.
+        armed_late = time.time() > run.fire_at
+        run.cold_start = run.armed.cold if run.armed.cold is not None else armed_late
         await sleep_until(run.fire_at, run.cancelled)
         if run.cancel_reason:
             self._leave_window(run, released=False)
@@ -185,6 +188,7 @@ class Runs:
             kind=dispatch_pb2.EVENT_KIND_STARTED,
             at=proto.timestamp_at(run.started_at),
             lateness_ms=(run.started_at - run.fire_at) * 1000,
+            container_id=armed.container_id,
         )
         self.outbox.emit(started, prefer=run.origin)
 
@@ -244,6 +248,7 @@ class Runs:
     def _report_finished(self, run: Run, outcome: RunOutcome, log_url: str) -> None:
         event = finished_event(run.execution_id, outcome, log_url)
         event.cold_start = run.cold_start
+        event.container_id = run.armed.container_id if run.armed is not None else ""
         self.outbox.emit(event, prefer=run.origin)
 
     def _done(self, run: Run, outcome: RunOutcome) -> None:

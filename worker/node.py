@@ -86,6 +86,7 @@ class Worker:
         tasks = [
             asyncio.create_task(self._membership(stop), name="membership"),
             asyncio.create_task(self.fence.run(stop), name="self-fence"),
+            asyncio.create_task(self.runtime.keep_warm(stop, self.runs.windows.quiet), name="keep-warm"),
         ]
         try:
             await stop.wait()
@@ -100,6 +101,7 @@ class Worker:
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.connections.close()
             await self.http.close()
+            await self.runtime.close()
 
     async def _membership(self, stop: asyncio.Event) -> None:
         """Stay registered; keep one connection per live scheduler."""

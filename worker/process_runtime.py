@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,8 @@ class _ProcessRun:
     grace_seconds: float
     report_path: Path
     killed_for: str = ""
+    cold: bool | None = None
+    container_id: str = ""
     released: bool = False
     _done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -103,6 +106,12 @@ class ProcessRuntime:
         self.grace_seconds = grace_seconds
         _watch_children_with_pidfds()
 
+    async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
+        return None  # a process is spawned when armed: nothing to keep
+
+    async def close(self) -> None:
+        return None
+
     async def arm(self, spec: RunSpec) -> ArmedRun:
         env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
@@ -144,8 +153,17 @@ class NoopRuntime:
     async def arm(self, spec: RunSpec) -> ArmedRun:
         return _NoopRun()  # no output, so nothing to spool or upload
 
+    async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
 
 class _NoopRun:
+    cold: bool | None = None
+    container_id = ""
+
     async def release(self) -> None:
         return None
 

@@ -9,7 +9,10 @@ the run's spec, its outcome, the gate and steps scripts. The runtimes are
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -40,7 +43,34 @@ trap '_rc=$?; if [ -n "$_cp" ] && [ -s "$_cp" ]; then
 trap 'exit 143' TERM
 eval "$CRONFLEET_SCRIPT"
 """
+
+# A pooled container is created before anyone knows what it will run: its
+# gate first reads the run itself, one base64 line of "export NAME='value'"
+# lines (the job's environment, the script, the checkpoint), sources it from
+# its own tmpfs and deletes it, then goes on as the gate above. The line
+# arrives when the run is armed, a few seconds (or milliseconds) ahead.
+POOL_GATE_SCRIPT = (
+    """\
+read -r _cronfleet_run || exit 125
+printf %s "$_cronfleet_run" | base64 -d > /tmp/.cronfleet-run && . /tmp/.cronfleet-run
+rm -f /tmp/.cronfleet-run; unset _cronfleet_run
+"""
+    + GATE_SCRIPT
+)
 MAX_CHECKPOINT = 64 * 1024
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def run_payload(env: dict[str, str]) -> bytes:
+    """The line a pooled gate reads: ``env`` as shell exports, base64, newline."""
+    lines = []
+    for name, value in env.items():
+        if not _NAME.match(name):
+            raise ValueError(f"not a variable name: {name!r}")  # names are checked at submission
+        quoted = "'" + value.replace("'", "'\\''") + "'"
+        lines.append(f"export {name}={quoted}\n")
+    return base64.b64encode("".join(lines).encode()) + b"\n"
+
 
 # Steps run in order in one shell; the first failure stops the run. The log
 # frames each step's output for people (`==> step NAME` ... `==> step NAME
@@ -171,6 +201,11 @@ def script_env(spec: RunSpec, checkpoint_path: str) -> dict[str, str]:
 
 
 class ArmedRun(Protocol):
+    # True: prepared from nothing at arming (no warm container of its profile);
+    # None: the runtime keeps nothing warm, and a run armed after its time is cold.
+    cold: bool | None
+    container_id: str  # the container it runs in; "" for runtimes without one
+
     async def release(self) -> None: ...
     async def wait(self) -> RunOutcome: ...
     async def kill(self, reason: str) -> None: ...
@@ -190,6 +225,12 @@ class Runtime(Protocol):
     paced: bool
 
     async def arm(self, spec: RunSpec) -> ArmedRun: ...
+
+    async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
+        """Keep whatever is prepared ahead of runs (the docker pool) until ``stop``."""
+
+    async def close(self) -> None:
+        """Give back what the runtime holds (idle pooled containers)."""
 
 
 def open_runtime(settings: Settings) -> Runtime:

@@ -94,6 +94,7 @@ def execution_from_row(row: Row) -> Execution:
         upstream_execution_id=row.get("upstream_execution_id"),
         checkpoint=row.get("checkpoint"),
         checkpoint_truncated=bool(row.get("checkpoint_truncated")),
+        container_id=row.get("container_id"),
     )
 
 

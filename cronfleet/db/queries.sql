@@ -335,9 +335,10 @@ RETURNING e.id
 
 -- record_started --
 UPDATE executions e SET status = 'running', started_at = v.at, lateness_ms = v.lateness_ms,
-                        worker_id = v.worker_id
+                        worker_id = v.worker_id, container_id = nullif(v.container_id, '')
 FROM unnest(%(ids)s::bigint[], %(ats)s::timestamptz[], %(lateness)s::float8[],
-            %(workers)s::text[]) AS v(id, at, lateness_ms, worker_id)
+            %(workers)s::text[], %(containers)s::text[])
+    AS v(id, at, lateness_ms, worker_id, container_id)
 WHERE e.id = v.id AND e.status = 'scheduled'
 
 -- record_finished --
@@ -349,15 +350,16 @@ UPDATE executions e SET
     lateness_ms = coalesce(e.lateness_ms, v.lateness_ms),
     steps = v.steps, cold_start = v.cold_start,
     checkpoint = coalesce(v.checkpoint, e.checkpoint),
+    container_id = coalesce(nullif(v.container_id, ''), e.container_id),
     checkpoint_truncated = CASE WHEN v.checkpoint IS NULL THEN e.checkpoint_truncated
                                 ELSE v.checkpoint_truncated END
 FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(ats)s::timestamptz[],
             %(exit_codes)s::int[], %(errors)s::text[], %(log_urls)s::text[],
             %(workers)s::text[], %(started)s::timestamptz[], %(lateness)s::float8[],
             %(steps)s::jsonb[], %(cold)s::bool[], %(checkpoints)s::bytea[],
-            %(truncated)s::bool[])
+            %(truncated)s::bool[], %(containers)s::text[])
     AS v(id, status, at, exit_code, error, log_url, worker_id, started_at, lateness_ms, steps,
-         cold_start, checkpoint, checkpoint_truncated)
+         cold_start, checkpoint, checkpoint_truncated, container_id)
 WHERE e.id = v.id AND e.status IN ('scheduled', 'running')
 RETURNING e.*
 

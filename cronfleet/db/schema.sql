@@ -92,6 +92,8 @@ CREATE TABLE executions (
     -- What the run left in $CRONFLEET_CHECKPOINT (handed to the next attempt).
     checkpoint bytea,
     checkpoint_truncated boolean NOT NULL DEFAULT false,
+    -- The container it ran in (docker runtime).
+    container_id text,
     PRIMARY KEY (id, scheduled_at),
     UNIQUE (job_id, scheduled_at, attempt)
 ) PARTITION BY RANGE (scheduled_at);

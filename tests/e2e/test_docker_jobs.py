@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -49,10 +50,26 @@ def test_yaml_steps_job_runs_in_order_and_stops_at_failure(cluster: Cluster) -> 
         assert (run["status"], run["exit_code"], run["error"]) == ("failed", 3, "step fail exited 3")
         assert [(s["name"], s["exit_code"]) for s in run["steps"]] == [("hello", 0), ("fail", 3)]
         assert all(s["duration_ms"] >= 0 for s in run["steps"])
-        assert run["cold_start"] is True  # due at once: no time to arm, started cold
         log = c.get(f"/executions/{run['id']}/logs").text
         assert log.startswith("==> step hello\nhi\n==> step hello exited 0 in ")
         assert "==> step fail exited 3" in log and "never" not in log
+
+
+def test_an_immediate_job_takes_a_warm_container_and_an_unusual_one_starts_cold(cluster: Cluster) -> None:
+    with cluster.api(cluster.new_user()) as c:
+
+        def warm_start() -> dict[str, Any] | None:
+            job = c.post("/jobs", json={"name": "now", "command": "true"}).json()
+            run = finished_run(c, job["id"], timeout=20)
+            return run if not run.get("cold_start") else None
+
+        run = wait_until(warm_start, timeout=30, what="a run from the warm pool")  # the pool fills at start
+        assert run["status"] == "succeeded" and run["container_id"]
+        odd = c.post("/jobs", json={"name": "odd", "command": "true", "resources": {"memory_mb": 96}}).json()
+        run = finished_run(c, odd["id"], timeout=20)
+        assert run["status"] == "succeeded" and run["cold_start"] is True, (
+            "no pooled container of its profile"
+        )
 
 
 def test_yaml_with_one_bad_job_creates_none(cluster: Cluster) -> None:
@@ -134,6 +151,10 @@ def containers_of(worker_id: str) -> list[object]:
     )
 
 
+def ids(containers: list[object]) -> set[str]:
+    return {c.id for c in containers}  # type: ignore[attr-defined]
+
+
 def test_worker_killed_mid_run_leaves_no_container(bare_cluster: Cluster, tmp_path: Path) -> None:
     worker_id = f"w-kill-{os.getpid()}"
     worker = start_worker(bare_cluster, worker_id, tmp_path / "worker.log")
@@ -143,17 +164,22 @@ def test_worker_killed_mid_run_leaves_no_container(bare_cluster: Cluster, tmp_pa
                 'echo "from=$(cat "$CRONFLEET_CHECKPOINT")"; echo saved > "$CRONFLEET_CHECKPOINT"; sleep 120'
             )
             job = c.post("/jobs", json={"name": "long", "command": resumable}).json()
-            wait_until(
-                lambda: any(e["status"] == "running" for e in executions(c, job["id"])),
+            running = wait_until(
+                lambda: next((e for e in executions(c, job["id"]) if e["status"] == "running"), None),
                 timeout=30,
                 what="run started",
             )
-            assert len(containers_of(worker_id)) == 1
+            assert running["container_id"] in ids(containers_of(worker_id))
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
-            assert len(containers_of(worker_id)) == 1  # orphaned until the worker returns
+            before = ids(containers_of(worker_id))  # the run's, and the idle pool's
+            assert running["container_id"] in before  # orphaned until the worker returns
             worker = start_worker(bare_cluster, worker_id, tmp_path / "worker.log")
-            wait_until(lambda: containers_of(worker_id) == [], timeout=30, what="orphan removed")
+            wait_until(
+                lambda: not before & ids(containers_of(worker_id)),
+                timeout=30,
+                what="nothing left from before the kill",
+            )
             run = wait_until(
                 lambda: (lambda e: e if e["status"] not in ("scheduled", "running") else None)(
                     next(e for e in executions(c, job["id"]) if e["attempt"] == 1)

@@ -15,7 +15,7 @@ import pytest
 from cronfleet.config import Settings
 from cronfleet.models import Resources, Step
 from tests.helpers import assert_eventually
-from worker.docker_runtime import LABEL, DockerRuntime
+from worker.docker_runtime import LABEL, Claim, DockerRuntime
 from worker.runtime import RunOutcome, RunRejected, RunSpec
 
 pytestmark = pytest.mark.integration
@@ -122,21 +122,26 @@ async def test_steps_run_in_order_and_stop_at_the_first_failure(
     assert [(r.name, r.exit_code) for r in outcome.steps] == [("hello", 0), ("fail", 3)]
 
 
-async def test_armed_container_waits_for_release_and_is_labelled(
+async def test_an_armed_container_waits_for_release_and_its_run_is_recorded(
     runtime: DockerRuntime, tmp_path: Path
 ) -> None:
     s = spec(tmp_path, "echo released")
     armed = await runtime.arm(s)
-    (c,) = labelled(runtime, execution_id=s.execution_id)
+    (c,) = labelled(runtime)
     assert c.status == "running"  # started, and held at the gate
-    assert c.labels[f"{LABEL}.job_id"] == "job" and c.labels[f"{LABEL}.attempt"] == "1"
+    # A container is made before its run is known: the worker records whose run it holds.
+    assert runtime.claims.read(c.id) == Claim(s.execution_id, 1, "job", "")
+    assert c.labels[f"{LABEL}.profile"] == "cronfleet/runner:busybox|1|256|128"
     host = c.attrs["HostConfig"]
     assert host["CapDrop"] == ["ALL"] and host["ReadonlyRootfs"] and host["NetworkMode"] == "none"
     assert "no-new-privileges" in host["SecurityOpt"] and not host.get("Binds")
+    assert not any(e.startswith("CRONFLEET_") for e in c.attrs["Config"]["Env"]), (
+        "nothing of the run in its env"
+    )
     await armed.release()
     assert (await armed.wait()).status == "succeeded"
     assert s.spool_path.read_text() == "released\n"
-    assert labelled(runtime, execution_id=s.execution_id) == []
+    assert labelled(runtime) == [] and runtime.claims.read(c.id) is None
 
 
 async def test_restarted_worker_reports_or_kills_what_it_left(runtime: DockerRuntime, tmp_path: Path) -> None:
@@ -185,3 +190,101 @@ async def test_a_live_checkpoint_can_be_read_and_survives_a_timeout(
     assert await assert_eventually(live, timeout=10) == b"half\n"
     outcome = await armed.wait()
     assert outcome.status == "timed_out" and outcome.checkpoint == b"half\n"
+
+
+# ------------------------------------------------------------ the warm pool
+async def warm(runtime: DockerRuntime, count: int) -> asyncio.Event:
+    """Start keeping the pool warm; return its stop event once ``count`` are idle."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.keep_warm(stop, _no_wait))
+    runtime.pool_task = task  # type: ignore[attr-defined]  # kept alive by the test
+    await idle(runtime, count)
+    return stop
+
+
+async def idle(runtime: DockerRuntime, count: int) -> None:
+    async def ready() -> bool:
+        return runtime.pool.idle() >= count
+
+    await assert_eventually(ready, timeout=30, what=f"{count} warm containers")
+
+
+async def _no_wait() -> None:
+    return None
+
+
+@pytest.fixture
+def pooled_runtime(runtime: DockerRuntime) -> DockerRuntime:
+    runtime.pool.floor, runtime.pool.most = 2, 3
+    return runtime
+
+
+async def test_a_pooled_container_runs_one_run_and_keeps_nothing_of_it(
+    pooled_runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    stop = await warm(pooled_runtime, 2)
+    try:
+        first = spec(
+            tmp_path, "echo secret > /tmp/left; echo x > /work/left; echo $TOKEN", env={"TOKEN": "t0p"}
+        )
+        second = spec(
+            tmp_path,
+            steps=(
+                ("look", 'ls /tmp/left /work/left 2>/dev/null || echo clean; echo "token=${TOKEN:-none}"'),
+            ),
+        )
+        a, b = await pooled_runtime.arm(first), await pooled_runtime.arm(second)
+        assert not a.cold and not b.cold, "both came warm from the pool"
+        for armed in (a, b):
+            await armed.release()
+        assert (await a.wait()).status == "succeeded" and first.spool_path.read_text() == "t0p\n"
+        outcome = await b.wait()
+        assert outcome.status == "succeeded" and [s.name for s in outcome.steps] == ["look"]
+        assert "clean\ntoken=none\n" in second.spool_path.read_text()
+    finally:
+        stop.set()
+
+
+async def test_the_pool_refills_and_never_exceeds_its_bound(
+    pooled_runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    stop = await warm(pooled_runtime, 2)
+    try:
+        taken = [await pooled_runtime.arm(spec(tmp_path, "true")) for _ in range(2)]
+        assert not any(t.cold for t in taken)
+        await idle(pooled_runtime, 2)  # refilled behind them
+        default = pooled_runtime.pool.default
+        pooled_runtime.pool.expect({default: 10})  # more asked for than it may hold
+        await idle(pooled_runtime, 3)
+        await asyncio.sleep(1.5)  # give it room to overshoot, if it would
+        assert pooled_runtime.pool.idle() == 3
+        assert len(labelled(pooled_runtime)) == 3 + 2  # idle, plus the two armed runs
+        for t in taken:
+            await t.kill("cancelled")
+            await t.wait()
+    finally:
+        stop.set()
+
+
+async def test_a_profile_the_pool_does_not_hold_starts_cold(
+    pooled_runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    stop = await warm(pooled_runtime, 2)
+    try:
+        armed = await pooled_runtime.arm(spec(tmp_path, "true", resources=Resources(memory_mb=64)))
+        assert armed.cold and pooled_runtime.pool.idle() == 2
+        await armed.release()
+        assert (await armed.wait()).status == "succeeded"
+    finally:
+        stop.set()
+
+
+async def test_a_restarted_worker_leaves_no_pooled_container_behind(
+    pooled_runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    stop = await warm(pooled_runtime, 2)
+    stop.set()  # as if the worker were killed: its pool is left running
+    assert len(labelled(pooled_runtime)) >= 2
+    again = DockerRuntime(pooled_runtime.settings, pooled_runtime.worker_id)
+    assert await again.recover() == []  # nothing held a run
+    assert labelled(pooled_runtime) == []

@@ -22,4 +22,4 @@ def test_bad_number_names_the_setting() -> None:
 def test_the_deploy_example_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "deploy" / "cronfleet.example.toml"
     s = Settings.from_env({"CRONFLEET_CONFIG": str(example)})
-    assert (s.log_store, s.capacity, s.lookahead_docker) == ("s3", 64, 30.0)
+    assert (s.log_store, s.capacity, s.lookahead_docker, s.pool_floor) == ("s3", 64, 3.0, 4)

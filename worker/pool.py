@@ -1,0 +1,125 @@
+"""The warm pool: generic hardened containers per run profile, created,
+started and blocked at the gate ahead of any fire, holding nothing of any
+job. Arming a run takes one (a write on its socket, not a 0.4 s create), so a
+run known a second ahead is as on time as one known a minute ahead. Each
+container runs one run and is removed; the pool refills in the background,
+outside the fire instants, up to its targets: a floor for the default
+profile (immediate jobs) plus what the schedulers say is coming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from cronfleet.aio import sleep_or
+
+log = structlog.get_logger()
+REFILL_IDLE = 0.5  # seconds between looks when every target is met
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a container is created with and cannot change cheaply afterwards."""
+
+    image: str
+    cpus: float
+    memory_mb: int
+    pids: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.image}|{self.cpus:g}|{self.memory_mb}|{self.pids}"
+
+
+@dataclass
+class Pooled:
+    """A started container blocked at the pool gate, and the attached stdin it reads."""
+
+    container: Any
+    sock: socket.socket
+    profile: Profile
+
+
+class ContainerPool:
+    def __init__(
+        self,
+        create: Callable[[Profile], Awaitable[Pooled]],
+        remove: Callable[[Pooled], Awaitable[None]],
+        default: Profile,
+        floor: int,
+        most: int,
+    ) -> None:
+        self._create = create
+        self._remove = remove
+        self.default = default
+        self.floor = floor  # idle containers of the default profile, always
+        self.most = most  # idle containers of all profiles together, at most
+        self._idle: dict[Profile, collections.deque[Pooled]] = collections.defaultdict(collections.deque)
+        self._expected: dict[Profile, int] = {}
+        self._creating: collections.Counter[Profile] = collections.Counter()
+        self._wake = asyncio.Event()
+
+    def idle(self, profile: Profile | None = None) -> int:
+        if profile is not None:
+            return len(self._idle[profile])
+        return sum(len(q) for q in self._idle.values())
+
+    def take(self, profile: Profile) -> Pooled | None:
+        """An idle container of ``profile``, or None (the run starts cold)."""
+        queue = self._idle[profile]
+        found = queue.popleft() if queue else None
+        self._wake.set()  # refill behind it
+        return found
+
+    def expect(self, runs: dict[Profile, int]) -> None:
+        """Runs of these profiles are coming (the schedulers' word); keep that many ready."""
+        self._expected = dict(runs)
+        self._wake.set()
+
+    def target(self, profile: Profile) -> int:
+        wanted = self._expected.get(profile, 0)
+        return max(wanted, self.floor) if profile == self.default else wanted
+
+    def _short(self) -> Profile | None:
+        """The profile furthest below its target, if any, while the pool has room."""
+        if self.idle() >= self.most:
+            return None
+        profiles = {self.default, *self._expected}
+        short = [
+            (self.target(p) - self.idle(p), p.label, p) for p in profiles if self.idle(p) < self.target(p)
+        ]
+        return max(short)[2] if short else None
+
+    async def run(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
+        """Refill until ``stop``, one container at a time, outside fire instants."""
+        while not stop.is_set():
+            profile = self._short()
+            if profile is None:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), REFILL_IDLE)
+                continue
+            await quiet()
+            self._creating[profile] += 1
+            try:
+                self._idle[profile].append(await self._create(profile))
+            except Exception as exc:  # an image not there, an engine away: say so, try later
+                log.warning("pool_refill_failed", profile=profile.label, error=str(exc))
+                self._expected.pop(profile, None)  # not again until asked again
+                await sleep_or(stop, 2.0)
+            finally:
+                self._creating[profile] -= 1
+
+    async def close(self) -> None:
+        """Remove every idle container (the worker is stopping)."""
+        idle = [p for q in self._idle.values() for p in q]
+        self._idle.clear()
+        await asyncio.gather(*(self._remove(p) for p in idle), return_exceptions=True)
