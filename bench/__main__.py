@@ -142,7 +142,13 @@ def cluster(
                 break
             time.sleep(0.2)
         time.sleep(1.0)  # let every worker stream connect to every scheduler
-        yield {"api": api, "db": db_url, "state": state}
+        yield {
+            "api": api,
+            "db": db_url,
+            "state": state,
+            "prefix": full_env["CRONFLEET_ETCD_PREFIX"],
+            "http": http,
+        }
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(60)
@@ -219,6 +225,265 @@ def scenario_lateness(services: Services, runtime: str, quick: bool) -> None:
             ]
             burst = lateness_of_runs(c, ids, ahead + 120, due=at)
             report(f"{runtime}: {burst_n} jobs due in the same second", burst, "p99 <= 100 ms, never early")
+
+
+def second_user(c: dict[str, Any]) -> httpx.Client:
+    """Another account on the same cluster (jobs of two users at once)."""
+    api = httpx.Client(base_url=f"http://{c['http']}/api/v1", timeout=30)
+    email = f"bench{uuid.uuid4().hex[:6]}@example.com"
+    api.post("/auth/signup", json={"name": "bench2", "email": email, "password": "password123"})
+    token = api.post("/auth/login", json={"email": email, "password": "password123"}).json()["token"]
+    api.headers["Authorization"] = f"Bearer {token}"
+    return api
+
+
+def runs_of(
+    c: dict[str, Any], job_ids: list[str], clients: list[httpx.Client] | None = None
+) -> list[dict[str, Any]]:
+    """Every finished run of these jobs, with its lateness by the command's own clock (ms);
+    logs are read through whichever of ``clients`` owns the job."""
+    with psycopg.connect(c["db"]) as conn:
+        rows = conn.execute(
+            "SELECT id, job_id, scheduled_at, started_at, status, cold_start FROM executions"
+            " WHERE job_id = ANY(%s::uuid[]) AND started_at IS NOT NULL AND finished_at IS NOT NULL",
+            (job_ids,),
+        ).fetchall()
+    out = []
+    for ex_id, job_id, scheduled, started, status, cold in rows:
+        for client in clients or [c["api"]]:
+            answer = client.get(f"/executions/{ex_id}/logs")
+            if answer.status_code == 200:
+                break
+        log = answer.text.strip().splitlines()
+        clock = float(log[0]) if log and re.fullmatch(r"\d+\.\d+", log[0]) else None
+        late = (clock - scheduled.timestamp()) * 1000 if clock is not None else None
+        out.append(
+            {
+                "job": str(job_id),
+                "scheduled": scheduled,
+                "started": started,
+                "status": status,
+                "cold": cold,
+                "late": late,
+            }
+        )
+    return out
+
+
+def doubled(runs: list[dict[str, Any]]) -> int:
+    """Fires that started more than once."""
+    seen: dict[tuple[str, datetime], int] = {}
+    for r in runs:
+        key = (r["job"], r["scheduled"])
+        seen[key] = seen.get(key, 0) + 1
+    return sum(n - 1 for n in seen.values() if n > 1)
+
+
+def report_runs(name: str, runs: list[dict[str, Any]], expected: int | None, target: str) -> None:
+    late = [r["late"] for r in runs if r["late"] is not None]
+    COLD[0] = sum(1 for r in runs if r["cold"])
+    failed = sum(1 for r in runs if r["status"] != "succeeded")
+    if not late:
+        print(f"  {name:<44} no run finished   target: {target}", flush=True)
+        return
+    report(name, late, target)
+    ran = f"{len(runs)}" + (f" of {expected} fires" if expected is not None else "")
+    print(f"    ran {ran}, doubled {doubled(runs)}, not succeeded {failed}", flush=True)
+
+
+def engine_containers(prefix: str) -> int:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label=cronfleet.cluster={prefix}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return len(out.split())
+
+
+def every_second(api: httpx.Client, n: int, name: str, clock: str, **extra: Any) -> list[str]:
+    body = {"command": clock, "schedule": "* * * * * *", **extra}
+    return [api.post("/jobs", json={"name": f"{name}{i}", **body}).json()["id"] for i in range(n)]
+
+
+def settle_window(api: httpx.Client, ids: list[str], seconds: float) -> tuple[datetime, datetime]:
+    """Let recurring jobs run for ``seconds``, then delete them; the window between."""
+    begin = datetime.now(UTC) + timedelta(seconds=2)  # skip the first fires: the pool was sized before
+    time.sleep(seconds + 2)
+    end = datetime.now(UTC)
+    for job_id in ids:
+        api.delete(f"/jobs/{job_id}")
+    return begin, end
+
+
+def in_window(runs: list[dict[str, Any]], begin: datetime, end: datetime) -> list[dict[str, Any]]:
+    return [r for r in runs if begin <= r["scheduled"] < end]
+
+
+POOL_FLOOR = 44  # a burst of 40 at 3 s notice needs that many ready: the engine makes ~6/s here
+POOL_MAX = 64
+
+
+def scenario_docker_pool(services: Services, quick: bool) -> None:
+    """Issue 9's targets: the warm pool, per_job containers, overload, withdrawal."""
+    env = {
+        "CRONFLEET_RUNTIME": "docker",
+        "CRONFLEET_CAPACITY": "200",
+        "CRONFLEET_POOL_FLOOR": str(POOL_FLOOR),
+        "CRONFLEET_POOL_MAX": str(POOL_MAX),
+    }
+    clock = CLOCK_BUSYBOX
+    minute = 20 if quick else 60
+    print(f"  (docker pool: floor {POOL_FLOOR}, max {POOL_MAX}; recurring scenarios run {minute} s)")
+    with cluster(services, env) as c:
+        api = c["api"]
+        wait_pool(c, POOL_FLOOR)
+        immediate: list[float] = []
+        for _ in range(10 if quick else 20):
+            job = api.post("/jobs", json={"name": "now", "command": clock}).json()
+            immediate += lateness_of_runs(c, [job["id"]], 60)
+        report("docker: immediate job, pool warm", immediate, "p99 <= 50 ms")
+
+        other = second_user(c)
+        for _ in range(1 if quick else 3):
+            wait_pool(c, POOL_FLOOR)
+            at = next_second(3)
+            ids = [
+                client.post(
+                    "/jobs", json={"name": f"o{i}", "command": clock, "run_at": at.isoformat()}
+                ).json()["id"]
+                for i in range(20)
+                for client in (api, other)
+            ]
+            late = lateness_of_all(c, [api, other], ids, 60, due=at)
+            report("docker: 40 one-offs of 2 users, 3 s notice", late, "p99 <= 100 ms, none early")
+
+        ids = every_second(api, 5, "e", clock)
+        peak = [0]
+        stop_sampling = sample_engine(c, peak)
+        begin, end = settle_window(api, ids, minute)
+        stop_sampling()
+        runs = in_window(runs_of(c, ids), begin, end)
+        report_runs(
+            "docker: 5 every-second per_run jobs",
+            runs,
+            5 * int((end - begin).total_seconds()),
+            "p99 <= 50 ms, none early, each fire once",
+        )
+        print(f"    engine held at most {peak[0]} containers (pool max {POOL_MAX} + runs in flight)")
+
+        ids = every_second(api, 50, "j", clock, container="per_job")
+        begin, end = settle_window(api, ids, minute)
+        runs = in_window(runs_of(c, ids), begin, end)
+        report_runs(
+            "docker: 50 every-second per_job jobs",
+            runs,
+            50 * int((end - begin).total_seconds()),
+            "p99 <= 50 ms, each fire once",
+        )
+
+        steady = every_second(api, 10, "s", clock, container="per_job")
+        frequent = every_second(api, 2, "f", clock)
+        time.sleep(8)
+        acted = datetime.now(UTC)
+        api.delete(f"/jobs/{frequent[0]}")
+        api.post(f"/jobs/{frequent[1]}/pause")
+        time.sleep(5)
+        for job_id in steady + frequent[1:]:
+            api.delete(f"/jobs/{job_id}")
+        runs = [r for r in runs_of(c, steady) if abs((r["scheduled"] - acted).total_seconds()) <= 2]
+        report_runs("docker: others' fires around a delete + pause", runs, None, "delayed <= 50 ms")
+
+    # Overload on a worker of its own: more fires than the engine can start.
+    grace = 5
+    env |= {"CRONFLEET_MISFIRE_GRACE_SECONDS": str(grace), "CRONFLEET_POOL_FLOOR": "4"}
+    with cluster(services, env) as c:
+        api = c["api"]
+        ids = every_second(api, 20, "x", clock)
+        time.sleep(minute / 2)
+        paused = ids[0]
+        api.post(f"/jobs/{paused}/pause")
+        paused_at = datetime.now(UTC)
+        begin, end = settle_window(api, ids[1:], minute / 2)
+        runs = runs_of(c, ids)
+        after_pause = [r for r in runs if r["job"] == paused and r["started"] > paused_at]
+        late = [r["late"] for r in runs if r["late"] is not None]
+        early = sum(1 for v in late if v < 0)
+        window = in_window(runs, begin, end)
+        latest = max((r["late"] for r in window if r["late"] is not None), default=0.0)
+        print(
+            f"  docker overload: 20 every-second per_run jobs ran {len(runs)} runs in {minute + 2} s, "
+            f"early {early}, doubled {doubled(runs)}, latest {latest / 1000:.1f} s "
+            f"(misfire grace {grace} s), runs of the paused job after its pause: {len(after_pause)}"
+            f"   target: none early or doubled, lateness bounded, 0 after pause",
+            flush=True,
+        )
+
+
+def lateness_of_all(
+    c: dict[str, Any], clients: list[httpx.Client], job_ids: list[str], timeout: float, due: datetime
+) -> list[float]:
+    """Like lateness_of_runs, for jobs of several users: waits in Postgres, reads logs by API."""
+    time.sleep(max(0.0, due.timestamp() + 1 - time.time()))
+    deadline = time.time() + timeout
+    with psycopg.connect(c["db"], autocommit=True) as conn:
+        while time.time() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM executions WHERE job_id = ANY(%s::uuid[]) AND finished_at IS NOT NULL",
+                (job_ids,),
+            ).fetchone()
+            if row is not None and row[0] >= len(job_ids):
+                break
+            time.sleep(0.2)
+    runs = runs_of(c, job_ids, clients)
+    if len(runs) < len(job_ids) or any(r["late"] is None or r["status"] != "succeeded" for r in runs):
+        raise RuntimeError(f"runs failed or missing: {runs}")
+    COLD[0] += sum(1 for r in runs if r["cold"])
+    return [r["late"] for r in runs]
+
+
+def wait_pool(c: dict[str, Any], floor: int, timeout: float = 60) -> None:
+    """Until the worker's pool holds ``floor`` idle containers (the engine's word)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = subprocess.run(
+            [
+                "docker",
+                "ps",
+                "-q",
+                "--filter",
+                f"label=cronfleet.cluster={c['prefix']}",
+                "--filter",
+                "label=cronfleet=pool",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        if len(out.split()) >= floor:
+            return
+        time.sleep(0.5)
+    print(f"    (the pool did not reach {floor} in {timeout:.0f} s)")
+
+
+def sample_engine(c: dict[str, Any], peak: list[int]) -> Any:
+    import threading
+
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], engine_containers(c["prefix"]))
+            done.wait(1.0)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        done.set()
+        thread.join()
+
+    return stop
 
 
 def insert_due_jobs(
@@ -360,14 +625,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("--quick", action="store_true", help="smaller runs")
     parser.add_argument(
-        "--only", nargs="*", default=[], help="claim process docker throughput-noop throughput-process"
+        "--only",
+        nargs="*",
+        default=[],
+        help="claim process docker throughput-noop throughput-process",
     )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the clusters, Postgres and etcd stop.
     signal.signal(signal.SIGTERM, _interrupt)
     from worker.docker_runtime import engine_answers
 
-    wanted = set(args.only) or {"claim", "process", "docker", "throughput-noop", "throughput-process"}
+    wanted = set(args.only) or {
+        "claim",
+        "process",
+        "docker",
+        "docker-pool",
+        "throughput-noop",
+        "throughput-process",
+    }
     if not engine_answers():
         print("  (no Docker engine answers: docker scenarios skipped)")
         wanted.discard("docker")
@@ -383,6 +658,7 @@ def main() -> None:
             scenario_throughput(services, "process", 1_000 if args.quick else 3_000)
         if "docker" in wanted:
             scenario_lateness(services, "docker", args.quick)
+            scenario_docker_pool(services, args.quick)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,8 @@ class Settings:
     # ready for immediate jobs, and the most idle containers of all profiles.
     pool_floor: int = 4
     pool_max: int = 32
+    # How far ahead schedulers forecast runs for the workers' pools.
+    pool_horizon_seconds: float = 10.0
     # Per-run resources: the defaults a job gets, and the most it may ask for
     # (the gateway rejects more at submission).
     default_cpus: float = 1.0

@@ -43,6 +43,7 @@ UPSTREAM_OUTCOMES = ("success", "failure", "always")
 # "misfire": a fire run late by the job's misfire policy after it was missed.
 TRIGGERS = ("schedule", "manual", "retry", "backfill", "replay", "upstream", "misfire")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+CONTAINER_MODES = ("per_run", "per_job")
 MAX_COMMAND_BYTES = 64 * 1024
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -157,6 +158,9 @@ class JobSpec:
     max_concurrency: int | None = None
     resources: Resources = field(default_factory=Resources)
     http: HttpCall | None = None
+    # "per_run": a fresh container each run; "per_job": one long-lived
+    # container for the job, a fresh process group each run (frequent jobs).
+    container: str = "per_run"
     run_once: bool = False  # with a schedule: fire at the next match only, then complete
     retry: RetryPolicy | None = None  # None: the server's default policy
     misfire_policy: str = "run_once"
@@ -201,6 +205,8 @@ class JobSpec:
             raise InvalidSpec("is required (or give steps, or http)", field="command")
         if self.http is not None:
             self.http.validate()
+        if self.container not in CONTAINER_MODES:
+            raise InvalidSpec(f"must be one of {', '.join(CONTAINER_MODES)}", field="container")
         if self.command is not None:
             if not self.command.strip():
                 raise InvalidSpec("must not be empty", field="command")

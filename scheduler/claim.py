@@ -201,6 +201,12 @@ class ClaimLoop:
             await self.dispatcher.dispatch()
             await wait_for_event(self.wake, self.settings.claim_interval)
 
+    def queue_bound(self) -> int:
+        """How many claimed runs may wait here for workers: what they have room for,
+        and at least one claim batch."""
+        room = sum(max(0, s.credits) for s in self.streams.responsive())
+        return min(MAX_QUEUED, max(self.settings.claim_batch, room))
+
     def lookahead(self) -> timedelta:
         """How far ahead to claim: docker runs need tens of seconds to arm."""
         s = self.settings
@@ -208,7 +214,10 @@ class ClaimLoop:
         return timedelta(seconds=ahead)
 
     async def claim_once(self) -> int:
-        if not self.ownership.shards or len(self.queue) >= MAX_QUEUED:
+        if not self.ownership.shards or len(self.queue) >= self.queue_bound():
+            # Workers are not keeping up: fires left unclaimed fall behind, and
+            # their misfire policy decides when they are claimed, instead of a
+            # backlog that grows without end.
             return 0
         horizon = datetime.now(UTC) + self.lookahead()
         scheduler_id, epoch = self.ownership.scheduler_id, self.ownership.epoch

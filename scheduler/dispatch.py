@@ -147,6 +147,7 @@ class Dispatcher:
         batches: dict[str, list[dispatch_pb2.Assignment]] = {}
         for run, stream in assigned:
             stream.credits -= 1
+            stream.unstarted[run.execution_id] = run.fire_at.timestamp()
             batches.setdefault(stream.worker_id, []).append(run.assignment())
         for worker_id, items in batches.items():
             current = self.streams.get(worker_id)

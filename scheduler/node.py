@@ -6,6 +6,7 @@
 - streams: the workers' bidirectional streams
 - events: what workers report, persisted in batches and acknowledged
 - cancels: cancellations forwarded to the worker holding the run
+- forecast: runs due soon, by container profile, for the workers' warm pools
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from scheduler.cancels import CancelForwarder
 from scheduler.claim import ClaimLoop
 from scheduler.dispatch import Dispatcher, DispatchQueue
 from scheduler.events import EventRecorder
+from scheduler.forecast import Forecaster
 from scheduler.ownership import ShardOwnership
 from scheduler.streams import DispatchServicer, WorkerStreams
 
@@ -62,6 +64,7 @@ class Scheduler:
         )
         self.cancels = CancelForwarder(db, self.ownership, self.streams, self.cancel_wake)
         self.events = EventRecorder(db, settings.event_flush_interval, settings.retry_backoff_seconds)
+        self.forecast = Forecaster(db, self.ownership, self.streams, settings.pool_horizon_seconds)
         self.servicer = DispatchServicer(
             self.id,
             self.streams,
@@ -93,6 +96,7 @@ class Scheduler:
             asyncio.create_task(self.claims.run(stop), name="claim"),
             asyncio.create_task(self.events.run(stop), name="events"),
             asyncio.create_task(self.cancels.run(stop), name="cancels"),
+            asyncio.create_task(self.forecast.run(stop), name="forecast"),
         ]
         try:
             await stop.wait()

@@ -18,6 +18,10 @@ from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
 log = structlog.get_logger()
 # A worker silent for this many heartbeat intervals gets no new assignment.
 SILENT_HEARTBEATS = 3
+# A worker with this many runs not started OVERDUE_AFTER seconds past their
+# fire time gets no new assignment until it catches up.
+MAX_OVERDUE = 4
+OVERDUE_AFTER = 0.5
 
 
 @dataclass
@@ -29,8 +33,15 @@ class WorkerStream:
     runtimes: tuple[str, ...] = ()
     running: int = 0
     last_heard: float = field(default_factory=time.monotonic)
+    # Runs handed to it that it has not started yet, with their fire times
+    # (wall clock): a worker whose runs are overdue is not keeping up.
+    unstarted: dict[int, float] = field(default_factory=dict)
     # What to write to the worker; None closes the stream.
     outbox: asyncio.Queue[dispatch_pb2.SchedulerMessage | None] = field(default_factory=asyncio.Queue)
+
+    def overdue(self, now: float) -> int:
+        """Runs handed to it whose fire time passed OVERDUE_AFTER ago, not started."""
+        return sum(1 for fire_at in self.unstarted.values() if fire_at < now - OVERDUE_AFTER)
 
     def send(self, message: dispatch_pb2.SchedulerMessage) -> None:
         self.outbox.put_nowait(message)
@@ -64,10 +75,17 @@ class WorkerStreams:
         return list(self._streams.values())
 
     def responsive(self, now: float | None = None) -> list[WorkerStream]:
-        """Streams heard from lately. A frozen or cut-off worker keeps its TCP
-        stream open; what it is not given cannot be late."""
+        """Streams that can take runs: heard from lately (a frozen or cut-off
+        worker keeps its TCP stream open) and keeping up (a worker with runs
+        overdue to start, an engine slower than the fires, gets no more until
+        it catches up). What is not given to them cannot be late there."""
         now = time.monotonic() if now is None else now
-        return [s for s in self._streams.values() if now - s.last_heard <= self.silence_limit]
+        wall = time.time()
+        return [
+            s
+            for s in self._streams.values()
+            if now - s.last_heard <= self.silence_limit and s.overdue(wall) < MAX_OVERDUE
+        ]
 
     def any_runs(self, runtime: str) -> bool:
         return any(runtime in s.runtimes for s in self._streams.values())
@@ -128,7 +146,10 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
             stream.last_heard = time.monotonic()
             kind = msg.WhichOneof("kind")
             if kind == "events":
-                self.on_events(stream, list(msg.events.events))
+                events = list(msg.events.events)
+                for event in events:  # started, or ended without starting
+                    stream.unstarted.pop(event.execution_id, None)
+                self.on_events(stream, events)
             elif kind == "credit":
                 stream.credits += msg.credit.slots
                 self.on_credit()

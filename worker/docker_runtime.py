@@ -15,6 +15,7 @@ this worker left behind.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -33,9 +34,12 @@ import requests.exceptions
 import structlog
 
 from cronfleet.config import Settings
+from cronfleet.v1 import dispatch_pb2
 from worker.pool import ContainerPool, Pooled, Profile
+from worker.resident import ResidentContainers
 from worker.runtime import (
     POOL_GATE_SCRIPT,
+    ArmedRun,
     RunOutcome,
     RunRejected,
     RunSpec,
@@ -126,6 +130,8 @@ class DockerRuntime:
         default = Profile(
             settings.docker_image, settings.default_cpus, settings.default_memory_mb, settings.default_pids
         )
+        self._forecasts: dict[str, dict[Profile, int]] = {}
+        self.residents = ResidentContainers(self)
         self.pool = ContainerPool(
             self._create_pooled, self._remove, default, settings.pool_floor, settings.pool_max
         )
@@ -159,14 +165,35 @@ class DockerRuntime:
         }
 
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
-        await self.pool.run(stop, quiet)
+        await asyncio.gather(self.pool.run(stop, quiet), self.residents.run(stop))
 
     async def close(self) -> None:
         await self.pool.close()
+        await self.residents.close()
 
-    async def arm(self, spec: RunSpec) -> _DockerRun:
+    def expect(self, source: str, profiles: list[dispatch_pb2.ProfileCount]) -> None:
+        """Each scheduler's forecast, summed into the pool's targets."""
+        s = self.settings
+        self._forecasts[source] = {
+            Profile(
+                image=p.image or s.docker_image,
+                cpus=float(p.cpus or s.default_cpus),
+                memory_mb=int(p.memory_mb or s.default_memory_mb),
+                pids=int(p.pids or s.default_pids),
+            ): p.count
+            for p in profiles
+        }
+        total: collections.Counter[Profile] = collections.Counter()
+        for forecast in self._forecasts.values():
+            total.update(forecast)
+        self.pool.expect(dict(total))
+
+    async def arm(self, spec: RunSpec) -> ArmedRun:
         """Take a warm container of the run's profile (or make one: a cold
-        start), record whose run it holds, and hand it the run."""
+        start), record whose run it holds, and hand it the run. A per_job
+        job's run goes to its resident container instead."""
+        if spec.container == "per_job":
+            return await self.residents.arm(spec)
         profile = self.profile_of(spec)
         pooled = self.pool.take(profile)
         cold = pooled is None
@@ -207,15 +234,27 @@ class DockerRuntime:
         return options
 
     def _create(self, profile: Profile) -> Pooled:
-        """A hardened container of ``profile``, started and blocked at the pool gate."""
+        """A warm container of ``profile``, started and blocked at the pool gate."""
+        container, sock = self.create_container(profile, POOL_GATE_SCRIPT, kind="pool")
+        return Pooled(container, sock, profile)
+
+    def create_container(
+        self, profile: Profile, gate: str, kind: str, job_id: str = "", read_stderr: bool = False
+    ) -> tuple[Any, socket.socket]:
+        """A hardened container of ``profile`` running ``gate``, started, with its
+        stdin attached (and its stderr, for a gate that talks back)."""
         s = self.settings
         kwargs: dict[str, Any] = {}
         if s.docker_runtime_name:
             kwargs["runtime"] = s.docker_runtime_name
+        labels = self.labels(profile) | {LABEL: kind}
+        if job_id:  # a resident container is its job's alone
+            labels[f"{LABEL}.job_id"] = job_id
+            kwargs["log_config"] = {"type": "none"}  # it talks over the attach stream only
         try:
             container = self.client.containers.create(
                 profile.image,
-                ["/bin/sh", "-c", POOL_GATE_SCRIPT],
+                ["/bin/sh", "-c", gate],
                 stdin_open=True,
                 user=s.docker_user,
                 working_dir="/work",
@@ -228,21 +267,22 @@ class DockerRuntime:
                 mem_limit=f"{profile.memory_mb}m",
                 memswap_limit=f"{profile.memory_mb}m",
                 nano_cpus=int(profile.cpus * 1e9),
-                labels=self.labels(profile),
+                labels=labels,
                 **kwargs,
             )
         except docker.errors.ImageNotFound as exc:
             raise RunRejected(f"image_not_found: {profile.image}") from exc
         except docker.errors.APIError as exc:
             raise RunRejected(f"container_create_failed: {exc.explanation or exc}") from exc
+        params = {"stdin": 1, "stream": 1} | ({"stderr": 1} if read_stderr else {})
         try:
-            sock = self.client.api.attach_socket(container.id, params={"stdin": 1, "stream": 1})
+            sock = self.client.api.attach_socket(container.id, params=params)
             container.start()
         except Exception:
             with contextlib.suppress(Exception):
                 container.remove(force=True)
             raise
-        return Pooled(container, getattr(sock, "_sock", sock), profile)
+        return container, getattr(sock, "_sock", sock)
 
     async def recover(self) -> list[Recovered]:
         return await self.call(self._recover)
@@ -321,6 +361,7 @@ class _DockerRun:
         self.cold: bool | None = cold  # the pool had no container of its profile
         self.container_id = str(container.id)
         self.killed_for = ""
+        self.released = False
         self._checkpoint: bytes | None = None
         self._checkpoint_read_at = 0.0
 
@@ -329,6 +370,7 @@ class _DockerRun:
         # attach stream makes the engine tear it down at once, which
         # doubled the time fifty containers released together took to start.
         self.sock.sendall(b"go\n")
+        self.released = True
 
     async def wait(self) -> RunOutcome:
         with contextlib.suppress(OSError):
@@ -390,8 +432,17 @@ class _DockerRun:
         self.runtime.claims.forget(self.container.id)
 
     async def kill(self, reason: str) -> None:
-        """SIGTERM, the grace period, then SIGKILL (docker stop)."""
+        """SIGTERM, the grace period, then SIGKILL (docker stop). A run never
+        released has nothing of the job running: SIGKILL at once, so a
+        withdrawn run is gone in milliseconds, not after the grace (the gate,
+        PID 1, ignores SIGTERM)."""
         self.killed_for = self.killed_for or reason
+        if not self.released:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+                await self.runtime.call(self.container.kill)
+            return
         await self.read_checkpoint(fresh=True)  # the shell as PID 1 may not get to write it
         with contextlib.suppress(OSError):
             self.sock.close()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from cronfleet.config import Settings
+from cronfleet.v1 import dispatch_pb2
 from worker.runtime import RunOutcome, RunRejected, RunSpec
 
 BODY_LIMIT = 64 * 1024
@@ -97,6 +98,9 @@ class HttpRuntime:
 
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
         return None  # the client pools its own connections
+
+    def expect(self, source: str, profiles: list[dispatch_pb2.ProfileCount]) -> None:
+        return None
 
     async def arm(self, spec: RunSpec) -> HttpRun:
         assert spec.http is not None

@@ -31,6 +31,8 @@ log = structlog.get_logger()
 # A run due sooner than this arms at once; later ones first let any release
 # in progress finish (see worker.pacing).
 ARM_WITHOUT_DEFERRING = 5.0
+# How long a cancel for a run not (yet) on this worker is kept for it.
+EARLY_CANCEL_KEPT = 60.0
 # How often a live run's checkpoint is looked at when live logs are off.
 CHECKPOINT_EVERY = 1.0
 
@@ -80,6 +82,7 @@ class Runs:
         self.give_back = give_back  # a slot is free again on this scheduler's stream
         self.active: dict[int, Run] = {}
         self._kills: set[asyncio.Task[None]] = set()  # held so they are not collected mid-kill
+        self._cancelled_early: dict[int, float] = {}  # cancels of runs not (yet) here
         self.arming = ArmingGate(arm_concurrency)
         self.windows = ReleaseWindows(enabled=runtime.paced)
 
@@ -93,15 +96,25 @@ class Runs:
         spec = RunSpec.from_assignment(assignment, self.spool_root)
         run = Run(spec, proto.to_epoch(assignment.fire_at), origin)
         self.active[run.execution_id] = run
+        if self._cancelled_early.pop(run.execution_id, None) is not None:
+            run.cancel_reason = "cancelled"  # its cancel overtook it: it never starts
+            run.cancelled.set()
         run.task = asyncio.create_task(self._live(run), name=f"run-{run.execution_id}")
 
     def cancel(self, execution_ids: list[int]) -> None:
+        now = time.monotonic()
         for execution_id in execution_ids:
             run = self.active.get(execution_id)
-            if run is not None:
-                task = asyncio.create_task(self.kill(run, "cancelled"))
-                self._kills.add(task)
-                task.add_done_callback(self._kills.discard)
+            if run is None:
+                # Not here (yet): a cancel may overtake its assignment on the way.
+                self._cancelled_early[execution_id] = now
+                continue
+            task = asyncio.create_task(self.kill(run, "cancelled"))
+            self._kills.add(task)
+            task.add_done_callback(self._kills.discard)
+        for execution_id, at in list(self._cancelled_early.items()):
+            if now - at > EARLY_CANCEL_KEPT:
+                del self._cancelled_early[execution_id]
 
     async def kill(self, run: Run, reason: str) -> None:
         run.cancel_reason = run.cancel_reason or reason

@@ -72,6 +72,8 @@ class Worker:
             self.outbox.acknowledged(list(msg.ack.seqs))
         elif kind == "cancel":
             self.runs.cancel(list(msg.cancel.execution_ids))
+        elif kind == "expect":
+            self.runtime.expect(address, list(msg.expect.profiles))
 
     def _give_back(self, origin: str) -> None:
         conn = self.connections.get(origin)

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cronfleet.v1 import dispatch_pb2
 from worker.runtime import (
     GATE_SCRIPT,
     ArmedRun,
@@ -109,6 +110,9 @@ class ProcessRuntime:
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
         return None  # a process is spawned when armed: nothing to keep
 
+    def expect(self, source: str, profiles: list[dispatch_pb2.ProfileCount]) -> None:
+        return None
+
     async def close(self) -> None:
         return None
 
@@ -154,6 +158,9 @@ class NoopRuntime:
         return _NoopRun()  # no output, so nothing to spool or upload
 
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
+        return None
+
+    def expect(self, source: str, profiles: list[dispatch_pb2.ProfileCount]) -> None:
         return None
 
     async def close(self) -> None:

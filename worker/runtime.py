@@ -113,6 +113,7 @@ class RunSpec:
     resources: Resources = field(default_factory=Resources)  # None: the worker's default
     http: HttpCall | None = None  # an HTTP job: the worker calls this instead of running a command
     checkpoint: bytes = b""  # what the previous attempt left, to start from
+    container: str = "per_run"  # docker: a fresh container, or the job's long-lived one
 
     @classmethod
     def from_assignment(cls, assignment: dispatch_pb2.Assignment, spool_root: Path) -> RunSpec:
@@ -131,6 +132,7 @@ class RunSpec:
             resources=job.resources,
             http=job.http,
             checkpoint=assignment.checkpoint,
+            container=job.container,
         )
 
     @property
@@ -231,6 +233,9 @@ class Runtime(Protocol):
 
     async def close(self) -> None:
         """Give back what the runtime holds (idle pooled containers)."""
+
+    def expect(self, source: str, profiles: list[dispatch_pb2.ProfileCount]) -> None:
+        """``source`` (a scheduler) says these runs are due soon (the warm pool's forecast)."""
 
 
 def open_runtime(settings: Settings) -> Runtime:

@@ -163,16 +163,21 @@ UPDATE executions SET
 WHERE id = %(id)s AND owner_id = %(owner_id)s AND status IN ('scheduled', 'running')
 RETURNING *
 
--- cancel_job_executions --
--- A deleted job's runs that have not started never will; running ones are
--- stopped too when asked (cancel_running).
+-- withdraw_job_runs --
+-- A paused, edited or deleted job's runs that have not started never will:
+-- cancelled here, or (on a worker) flagged for its scheduler to stop. Running
+-- ones are stopped too when asked (delete with cancel_running).
 UPDATE executions SET
     cancel_requested = true,
     status = CASE WHEN worker_id IS NULL THEN 'cancelled' ELSE status END,
-    finished_at = CASE WHEN worker_id IS NULL THEN now() ELSE finished_at END
+    finished_at = CASE WHEN worker_id IS NULL THEN now() ELSE finished_at END,
+    error = CASE WHEN worker_id IS NULL THEN %(why)s ELSE error END
 WHERE job_id = %(job_id)s
   AND (status = 'scheduled' OR (status = 'running' AND %(running)s))
-RETURNING id, shard_id
+RETURNING id, shard_id, worker_id, status
+
+-- count_still_scheduled --
+SELECT count(*) AS n FROM executions WHERE id = ANY(%(ids)s::bigint[]) AND status = 'scheduled'
 
 -- ========================================================== idempotency keys
 
@@ -290,6 +295,21 @@ FROM unnest(%(job_ids)s::uuid[], %(scheduled)s::timestamptz[]) AS n(job_id, sche
 WHERE e.job_id = n.job_id AND e.scheduled_at < n.scheduled_at
   AND e.status IN ('scheduled', 'running')
 RETURNING e.id, e.shard_id
+
+-- upcoming_by_profile --
+-- Jobs of this scheduler's shards due within the horizon, by what their
+-- containers need (the warm pool's forecast). HTTP jobs need none.
+SELECT coalesce(j.spec->>'image', '') AS image,
+       coalesce((j.spec->'resources'->>'cpus')::float8, 0) AS cpus,
+       coalesce((j.spec->'resources'->>'memory_mb')::int, 0) AS memory_mb,
+       coalesce((j.spec->'resources'->>'pids')::int, 0) AS pids,
+       count(*) AS n
+FROM shard_owners o
+JOIN schedule s ON s.shard_id = o.shard_id
+JOIN jobs j ON j.id = s.job_id
+WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
+  AND s.next_run_at <= %(horizon)s AND j.spec->'http' IS NULL
+GROUP BY 1, 2, 3, 4
 
 -- select_pending --
 -- Attempts that no worker holds and this scheduler has not queued: retries,

@@ -95,14 +95,36 @@ class EventBatch(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[RunEvent, _Mapping]]] = ...) -> None: ...
 
 class SchedulerMessage(_message.Message):
-    __slots__ = ("assignments", "ack", "cancel")
+    __slots__ = ("assignments", "ack", "cancel", "expect")
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_FIELD_NUMBER: _ClassVar[int]
     assignments: AssignmentBatch
     ack: Ack
     cancel: CancelRuns
-    def __init__(self, assignments: _Optional[_Union[AssignmentBatch, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., cancel: _Optional[_Union[CancelRuns, _Mapping]] = ...) -> None: ...
+    expect: Expect
+    def __init__(self, assignments: _Optional[_Union[AssignmentBatch, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., cancel: _Optional[_Union[CancelRuns, _Mapping]] = ..., expect: _Optional[_Union[Expect, _Mapping]] = ...) -> None: ...
+
+class Expect(_message.Message):
+    __slots__ = ("profiles",)
+    PROFILES_FIELD_NUMBER: _ClassVar[int]
+    profiles: _containers.RepeatedCompositeFieldContainer[ProfileCount]
+    def __init__(self, profiles: _Optional[_Iterable[_Union[ProfileCount, _Mapping]]] = ...) -> None: ...
+
+class ProfileCount(_message.Message):
+    __slots__ = ("image", "cpus", "memory_mb", "pids", "count")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_MB_FIELD_NUMBER: _ClassVar[int]
+    PIDS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    image: str
+    cpus: float
+    memory_mb: int
+    pids: int
+    count: int
+    def __init__(self, image: _Optional[str] = ..., cpus: _Optional[float] = ..., memory_mb: _Optional[int] = ..., pids: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("execution_id", "job_id", "owner_id", "scheduled_at", "attempt", "fire_at", "job", "checkpoint")

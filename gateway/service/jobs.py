@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from gateway.service.base import ServiceBase, decode_page_token, encode_page_tok
 from gateway.service.idempotency import IdempotentRequest, earlier_reply, save_reply
 
 MAX_BACKFILL = 1000
+WITHDRAW_WAIT = 5.0  # seconds a pause, edit or delete waits for workers to drop claimed runs
 COUNT_UP_TO = 10 * MAX_BACKFILL  # how far a refused backfill counts its fires
 
 
@@ -126,12 +129,18 @@ class Jobs(ServiceBase):
             job = rows.job_from_row(row)
             await self._link_upstreams(tx, job)
             await tx.execute("delete_schedule", {"job_id": old.id})
-            if status != "active":
-                return _with_warnings(job, now)
-            first = _first_fire(spec, job.timing, now)
-            if first is None and not _waits_for_upstream(spec):
-                return _with_warnings(await self._set_status(tx, job, "completed"), now)
-            return _with_warnings(await self._schedule(tx, job, first), now)
+            on_workers: list[int] = []
+            if dataclasses.replace(old.spec, name=spec.name, priority=spec.priority) != spec:
+                # What or when it runs changed: runs claimed under the old spec are withdrawn.
+                on_workers = await self._withdraw(tx, job, "withdrawn: the job changed")
+            if status == "active":
+                first = _first_fire(spec, job.timing, now)
+                if first is None and not _waits_for_upstream(spec):
+                    job = await self._set_status(tx, job, "completed")
+                else:
+                    job = await self._schedule(tx, job, first)
+        await self._until_withdrawn(on_workers)
+        return _with_warnings(job, now)
 
     async def delete_job(self, user: User, job_id: str, cancel_running: bool = False) -> None:
         """No further fires; runs not started are cancelled, running ones too
@@ -140,19 +149,41 @@ class Jobs(ServiceBase):
             job = await self._lock(tx, user, job_id)
             await self._set_status(tx, job, "deleted")
             await tx.execute("delete_schedule", {"job_id": job.id})
-            cancelled = await tx.fetch_all(
-                "cancel_job_executions", {"job_id": job.id, "running": cancel_running}
-            )
-            for shard in {r["shard_id"] for r in cancelled}:
-                await tx.execute("notify_cancel", {"shard_id": shard})
+            on_workers = await self._withdraw(tx, job, "withdrawn: the job was deleted", cancel_running)
+        await self._until_withdrawn(on_workers)
 
     async def pause_job(self, user: User, job_id: str) -> Job:
+        """No fire starts after this returns: claimed ones are withdrawn."""
         async with self.db.transaction() as tx:
             job = await self._lock(tx, user, job_id)
             if job.status != "active":
                 raise Conflict(f"job is {job.status}, not active", field="status")
             await tx.execute("delete_schedule", {"job_id": job.id})
-            return await self._set_status(tx, job, "paused")
+            on_workers = await self._withdraw(tx, job, "withdrawn: the job was paused")
+            paused = await self._set_status(tx, job, "paused")
+        await self._until_withdrawn(on_workers)
+        return paused
+
+    @staticmethod
+    async def _withdraw(tx: Session, job: Job, why: str, running: bool = False) -> list[int]:
+        """Stop the job's runs that have not started (and running ones, if asked);
+        return those a worker holds, which its scheduler now tells it to drop."""
+        found = await tx.fetch_all("withdraw_job_runs", {"job_id": job.id, "why": why, "running": running})
+        for shard in {r["shard_id"] for r in found if r["worker_id"]}:
+            await tx.execute("notify_cancel", {"shard_id": shard})
+        return [r["id"] for r in found if r["worker_id"] and r["status"] == "scheduled"]
+
+    async def _until_withdrawn(self, ids: list[int]) -> None:
+        """Wait (a little) until the workers holding ``ids`` have dropped them, so
+        that none starts after the change is acknowledged. A run that started
+        meanwhile started before the reply; a worker cut off is fenced by its own
+        rules (its runs die within CRONFLEET_SELF_FENCE_SECONDS)."""
+        deadline = time.monotonic() + WITHDRAW_WAIT
+        while ids and time.monotonic() < deadline:
+            row = await self.db.fetch_one("count_still_scheduled", {"ids": ids})
+            if row is None or row["n"] == 0:
+                return
+            await asyncio.sleep(0.02)
 
     async def resume_job(self, user: User, job_id: str) -> Job:
         """Fires missed while paused run by the job's misfire policy: one late

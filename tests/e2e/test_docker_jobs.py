@@ -4,6 +4,7 @@ container left behind by a worker killed mid-run."""
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import httpx
 import pytest
 import yaml
 
@@ -208,3 +210,62 @@ def test_worker_killed_mid_run_leaves_no_container(bare_cluster: Cluster, tmp_pa
         worker.send_signal(signal.SIGTERM)
         worker.wait(30)
     assert containers_of(worker_id) == []
+
+
+def ticked(c: httpx.Client, job_id: str, times: int) -> bool:
+    return len(executions(c, job_id)) >= times
+
+
+def test_a_paused_or_deleted_job_starts_nothing_after_the_reply(cluster: Cluster) -> None:
+    with cluster.api(cluster.new_user()) as c:
+        paused = c.post("/jobs", json={"name": "p", "command": "true", "schedule": "* * * * * *"}).json()
+        deleted = c.post("/jobs", json={"name": "d", "command": "true", "schedule": "* * * * * *"}).json()
+        for job_id in (paused["id"], deleted["id"]):
+            wait_until(functools.partial(ticked, c, job_id, 2), timeout=30, what="ticking")
+        assert c.post(f"/jobs/{paused['id']}/pause").status_code == 200
+        paused_at = datetime.now(UTC)
+        assert c.delete(f"/jobs/{deleted['id']}").status_code == 204
+        deleted_at = datetime.now(UTC)
+        # Prove time passed with the cluster firing: another job runs 3 times
+        # (started, not just claimed: docker fires are claimed 3 s ahead).
+        witness = c.post("/jobs", json={"name": "w", "command": "true", "schedule": "* * * * * *"}).json()
+        wait_until(
+            lambda: sum(1 for e in executions(c, witness["id"]) if e.get("started_at")) >= 3,
+            timeout=30,
+            what="witness runs",
+        )
+        for job, acknowledged in ((paused, paused_at), (deleted, deleted_at)):
+            late = [
+                e
+                for e in executions(c, job["id"])
+                if e.get("started_at") and t(e["started_at"]) > acknowledged
+            ]
+            assert late == [], f"{job['name']} started after the reply"
+            withdrawn = [e for e in executions(c, job["id"]) if "withdrawn" in (e.get("error") or "")]
+            assert all(e["status"] == "cancelled" for e in withdrawn)
+            pending = [e for e in executions(c, job["id"]) if e["status"] == "scheduled"]
+            assert pending == [], "none left pending"
+        c.delete(f"/jobs/{witness['id']}")
+
+
+def test_a_per_job_job_runs_every_second_in_its_own_container(cluster: Cluster) -> None:
+    with cluster.api(cluster.new_user()) as c:
+        job = c.post(
+            "/jobs",
+            json={"name": "tick", "command": "date +%s", "schedule": "* * * * * *", "container": "per_job"},
+        ).json()
+        runs = wait_until(
+            lambda: (lambda done: done if len(done) >= 5 else None)(
+                [e for e in executions(c, job["id"]) if e["status"] == "succeeded"]
+            ),
+            timeout=30,
+            what="five ticks",
+        )
+        c.delete(f"/jobs/{job['id']}")
+        assert len({e["scheduled_at"] for e in runs}) == len(runs), "each fire once"
+        assert all(t(e["started_at"]) >= t(e["scheduled_at"]) for e in runs), "never early"
+        by_worker: dict[str, set[str]] = {}
+        for e in runs:
+            by_worker.setdefault(e["worker_id"], set()).add(e["container_id"])
+        assert all(len(ids) == 1 for ids in by_worker.values()), "one resident container per job and worker"
+        assert c.get(f"/executions/{runs[-1]['id']}/logs").text.strip().isdigit()

@@ -147,7 +147,8 @@ async def test_an_armed_container_waits_for_release_and_its_run_is_recorded(
 async def test_restarted_worker_reports_or_kills_what_it_left(runtime: DockerRuntime, tmp_path: Path) -> None:
     done = await runtime.arm(spec(tmp_path, "echo finished-while-down", execution_id=901))
     await done.release()
-    await asyncio.to_thread(done.container.wait, timeout=30)
+    container = runtime.client.containers.get(done.container_id)
+    await asyncio.to_thread(container.wait, timeout=30)
     await runtime.arm(spec(tmp_path, "sleep 60", execution_id=902))  # armed, never released
     again = DockerRuntime(runtime.settings, runtime.worker_id)
     found = {r.execution_id: r for r in await again.recover()}
@@ -288,3 +289,64 @@ async def test_a_restarted_worker_leaves_no_pooled_container_behind(
     again = DockerRuntime(pooled_runtime.settings, pooled_runtime.worker_id)
     assert await again.recover() == []  # nothing held a run
     assert labelled(pooled_runtime) == []
+
+
+# ------------------------------------------------- per_job: resident containers
+def per_job(tmp_path: Path, command: str = "", **kw: Any) -> RunSpec:
+    return spec(tmp_path, command, container="per_job", job_id="frequent", **kw)
+
+
+async def test_a_jobs_runs_share_its_container_but_not_their_env_or_folder(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    first = per_job(tmp_path, 'echo one > mine; echo "$ONLY_FIRST"; pwd; exit 3', env={"ONLY_FIRST": "x1"})
+    second = per_job(tmp_path, steps=(("look", 'ls; echo "first=${ONLY_FIRST:-gone}"'),))
+    a = await runtime.arm(first)
+    assert a.cold, "the job had no container yet"
+    await a.release()
+    outcome = await a.wait()
+    assert (outcome.status, outcome.exit_code) == ("failed", 3)
+    out = first.spool_path.read_text().splitlines()
+    assert out[0] == "x1" and out[1].startswith("/work/run-")
+    b = await runtime.arm(second)
+    assert not b.cold, "the job has its container already"
+    await b.release()
+    assert b.container_id == a.container_id, "the same resident container"
+    outcome = await b.wait()
+    assert outcome.status == "succeeded" and [s.name for s in outcome.steps] == ["look"]
+    log = second.spool_path.read_text()
+    assert "==> step look\nfirst=gone\n" in log, "a fresh (empty) folder, none of the first's env"
+
+
+async def test_a_resident_run_times_out_alone_and_the_container_serves_on(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    slow = await runtime.arm(
+        per_job(tmp_path, 'echo half > "$CRONFLEET_CHECKPOINT"; sleep 60', timeout_seconds=1)
+    )
+    await slow.release()
+    outcome = await slow.wait()
+    assert outcome.status == "timed_out" and outcome.checkpoint == b"half\n"
+    nxt = await runtime.arm(per_job(tmp_path, "echo next"))
+    await nxt.release()
+    assert nxt.container_id == slow.container_id
+    assert (await nxt.wait()).status == "succeeded"
+
+
+async def test_a_run_that_leaves_a_process_behind_retires_the_container(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    messy = await runtime.arm(per_job(tmp_path, "sleep 30 & echo left"))
+    await messy.release()
+    outcome = await messy.wait()
+    assert outcome.status == "succeeded" and "replaced" in outcome.error
+
+    async def gone() -> bool:
+        return messy.container_id not in {c.id for c in labelled(runtime)}
+
+    await assert_eventually(gone, timeout=20, what="the dirty container removed")
+    clean = await runtime.arm(per_job(tmp_path, "true"))
+    assert clean.cold
+    await clean.release()
+    assert clean.container_id != messy.container_id
+    await clean.wait()

@@ -139,7 +139,10 @@ async def test_resume_after_a_pause_follows_the_policy(
     await claim_until_dry(db)
     now = datetime.now(UTC) - timedelta(seconds=1)
     late = [e for e in await runs(service, user, job) if e.scheduled_at < now and e.status == "scheduled"]
-    assert len(late) in (late_runs, late_runs + 1) if late_runs > 1 else len(late) == late_runs
+    if late_runs > 1:  # every 10 s for five minutes: 30, give or take one at either end
+        assert late_runs - 1 <= len(late) <= late_runs + 1
+    else:
+        assert len(late) == late_runs
 
 
 async def test_run_once_on_a_schedule_fires_at_the_next_match_then_completes(

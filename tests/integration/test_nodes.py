@@ -11,6 +11,7 @@ import functools
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from gateway.service import JobsService
 from launch.devservices import LocalEtcd
 from scheduler.node import Scheduler
 from tests.helpers import Roles, assert_eventually, job_spec
+from worker.docker_runtime import DockerRuntime
 from worker.node import Worker
 from worker.process_runtime import NoopRuntime, ProcessRuntime
 from worker.runtime import Runtime
@@ -357,3 +359,31 @@ async def test_a_checkpoint_carries_over_to_the_next_attempt(
     logs = [await service.execution_logs(user, str(e.id)) for e in runs]
     assert logs == [b"try 1\n", b"try 2\n", b"try 3\n"]
     assert runs[0].id != runs[2].id and job.id == runs[2].job_id
+
+
+async def test_the_pool_grows_for_what_is_coming_before_it_is_claimed(
+    cluster: Cluster, service: JobsService, user: User, settings: Settings
+) -> None:
+    runtime = DockerRuntime(dataclasses.replace(settings, worker_id="w1", pool_floor=1), "w1")
+    cluster.coordinator()
+    cluster.scheduler("s1")
+    cluster.worker("w1", runtime)
+    await cluster.ready()
+    try:
+        at = (datetime.now(UTC) + timedelta(seconds=9)).isoformat()
+        await service.create_jobs(user, [job_spec(name=f"soon-{i}", run_at=at) for i in range(5)])
+
+        async def warm_enough() -> bool:
+            return runtime.pool.idle(runtime.pool.default) >= 5
+
+        await assert_eventually(warm_enough, timeout=20, what="five warm containers for five runs due soon")
+        assert await executions(service, user) == [], "forecast, not claimed: they are 9 s away"
+
+        async def ran_warm() -> list[Execution] | None:
+            runs = [e for e in await executions(service, user) if e.finished_at]
+            return runs if len(runs) == 5 else None
+
+        runs = await assert_eventually(ran_warm, timeout=30, what="five runs")
+        assert [e.status for e in runs] == ["succeeded"] * 5 and not any(e.cold_start for e in runs)
+    finally:
+        await cluster.roles.stop("w1")

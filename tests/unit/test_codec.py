@@ -38,6 +38,7 @@ FULL = {
         "on": ["failed", "lost"],
         "never_exit_codes": [2],
     },
+    "container": "per_job",
     "misfire_policy": "run_all",
     "delivery": "at_most_once",
     "after": [{"job_id": "7d3c1d8e-1111-4111-8111-111111111111", "on": "failure"}],

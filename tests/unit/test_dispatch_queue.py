@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -87,3 +88,16 @@ def test_a_reconnecting_worker_replaces_its_old_stream() -> None:
     assert streams.get("w") is new and old.outbox.get_nowait() is None  # the old one is closed
     streams.remove(old)  # the old stream's own cleanup must not drop the new one
     assert streams.get("w") is new
+
+
+def test_a_worker_that_cannot_start_its_runs_in_time_gets_no_more() -> None:
+    streams = WorkerStreams(heartbeat_interval=1.0)
+    slow, keeping_up = WorkerStream("slow", credits=50), WorkerStream("ok", credits=50)
+    streams.add(slow)
+    streams.add(keeping_up)
+    now = time.time()
+    slow.unstarted = {i: now - 5 for i in range(4)}  # four runs overdue by 5 s
+    keeping_up.unstarted = {10: now + 2}  # armed ahead of its time: fine
+    assert streams.responsive() == [keeping_up]
+    slow.unstarted.pop(0)  # it started one
+    assert streams.responsive() == [slow, keeping_up]
