@@ -23,7 +23,9 @@ async def read_cluster(client: aetcd.Client, keys: etcd.Keys, db: Database) -> j
         raise Unavailable(f"etcd unavailable: {exc}") from exc
     owners = (shard_map or {}).get("owners", {})
     running = {r["worker_id"]: r["running"] for r in await db.fetch_all("running_by_worker")}
+    members = coordinators | schedulers | workers
     return jobs_pb2.Cluster(
+        metrics={m: info["metrics"] for m, info in members.items() if info.get("metrics")},
         leader=(leader or {}).get("id", ""),
         epoch=epoch,
         coordinators=sorted(coordinators),

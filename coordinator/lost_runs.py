@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import structlog
 
 from coordinator.fencing import fenced_transaction
-from cronfleet import outcomes
+from cronfleet import metrics, outcomes
 from cronfleet.db import Database
 
 log = structlog.get_logger()
@@ -31,5 +31,6 @@ async def declare_lost(
             return 0
         decisions = await outcomes.settle(tx, lost, retry_backoff_seconds, datetime.now(UTC))
     retried = sum(1 for d in decisions if d.retry_at is not None)
+    metrics.RUNS_LOST.inc(len(lost))
     log.warning("runs_lost", count=len(lost), retried=retried, epoch=epoch)
     return len(lost)

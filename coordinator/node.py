@@ -24,7 +24,7 @@ from coordinator.fencing import Fenced
 from coordinator.lost_runs import declare_lost
 from coordinator.partitions import ensure_partitions
 from coordinator.shard_assignment import ShardAssigner
-from cronfleet import etcd, rpc
+from cronfleet import etcd, metrics, rpc
 from cronfleet.config import Settings
 from cronfleet.db import Database
 from cronfleet.errors import CronfleetError
@@ -79,7 +79,7 @@ class Coordinator:
             await server.stop(grace=1)
 
     def _member_info(self) -> dict[str, str]:
-        return {"id": self.id, "address": self.address}
+        return {"id": self.id, "address": self.address, "metrics": self.settings.metrics_addr}
 
     async def _campaign(self, session: etcd.Session) -> None:
         """Try for the leader key every tick; lead while it is ours."""
@@ -99,6 +99,8 @@ class Coordinator:
         also cancelled from outside the moment the etcd session is lost)."""
         log.info("leader_elected", coordinator_id=self.id, epoch=epoch)
         self.epoch = epoch
+        metrics.LEADER.set(1)
+        metrics.EPOCH.set(epoch)
         self.shards.forget_published()
         try:
             async with asyncio.TaskGroup() as leader_work:
@@ -111,6 +113,9 @@ class Coordinator:
             log.warning("leadership_lost", coordinator_id=self.id, epoch=epoch, reason=str(first))
         finally:
             self.epoch = None
+            metrics.LEADER.set(0)
+            metrics.EPOCH.set(0)
+            metrics.MEMBERS.clear()
 
     async def _hold_leadership(self, epoch: int) -> None:
         while True:
@@ -127,6 +132,10 @@ class Coordinator:
             try:
                 schedulers = await etcd.read_members(self.client, self.keys, "schedulers")
                 workers = await etcd.read_members(self.client, self.keys, "workers")
+                metrics.MEMBERS.labels("scheduler").set(len(schedulers))
+                metrics.MEMBERS.labels("worker").set(len(workers))
+                coordinators = await etcd.read_members(self.client, self.keys, "coordinators")
+                metrics.MEMBERS.labels("coordinator").set(len(coordinators))
                 await self.shards.assign(epoch, sorted(schedulers))
                 await declare_lost(self.db, epoch, sorted(workers), self.settings.retry_backoff_seconds)
                 now = datetime.now(UTC)

@@ -10,7 +10,7 @@ import aetcd
 import structlog
 
 from coordinator.fencing import fenced_transaction
-from cronfleet import etcd
+from cronfleet import etcd, metrics
 from cronfleet.db import Database
 from cronfleet.shards import assign_shards, shards_by_owner
 
@@ -43,6 +43,8 @@ class ShardAssigner:
                 )
                 await tx.execute("delete_shard_owners_beyond", {"shards": self.shards})
             moved = sum(1 for s, o in target.items() if current.get(s) != o)
+            # A move takes a shard from one scheduler to another (not a first owner).
+            metrics.SHARD_MOVES.inc(sum(1 for s, o in target.items() if current.get(s) not in (None, o)))
             log.info("shards_assigned", epoch=epoch, schedulers=len(schedulers), moved=moved)
         published = {"epoch": epoch, "owners": shards_by_owner(target)}
         if published != self._published:

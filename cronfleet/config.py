@@ -29,6 +29,10 @@ class Settings:
     etcd_prefix: str = "/cronfleet"
     shards: int = DEFAULT_SHARDS
     state_dir: str = ".cronfleet"
+    # Where this process serves Prometheus metrics (port 0: any free one; the
+    # address is registered with the process's membership). The gateway
+    # serves them on its HTTP address instead (/metrics).
+    metrics_addr: str = "127.0.0.1:0"
 
     # gateway
     http_addr: str = "127.0.0.1:8080"
@@ -78,7 +82,7 @@ class Settings:
     # The warm pool (docker): idle containers of the default profile kept
     # ready for immediate jobs, and the most idle containers of all profiles.
     pool_floor: int = 4
-    pool_max: int = 32
+    pool_max: int = 64
     # How far ahead schedulers forecast runs for the workers' pools.
     pool_horizon_seconds: float = 10.0
     # Per-run resources: the defaults a job gets, and the most it may ask for

@@ -65,9 +65,11 @@ async def _serve(
         [("cronfleet.v1.JobService", lambda s: jobs_pb2_grpc.add_JobServiceServicer_to_server(servicer, s))],
     )
     host, _, port = settings.http_addr.rpartition(":")
+    app = build_http_app(service, cluster, ready)
+    app.state.metrics_addr = settings.http_addr  # the gateway serves /metrics on its API port
     http = uvicorn.Server(
         uvicorn.Config(
-            build_http_app(service, cluster, ready),
+            app,
             host=host,
             port=int(port),
             log_level="warning",

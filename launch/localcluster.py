@@ -60,6 +60,7 @@ class LocalCluster:
         self.postgres: LocalPostgres | None = None
         self.etcd: LocalEtcd | None = None
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.metrics: dict[str, str] = {}  # member -> where it serves /metrics
         self.stopping = False
 
     def run(self) -> int:
@@ -109,8 +110,14 @@ class LocalCluster:
         for role, count in self.counts.items():
             for i in range(count):
                 name = f"{role}-{i + 1}"
-                member_id = {f"CRONFLEET_{role.upper()}_ID": name} if role != "gateway" else {}
-                self._spawn(role, name, child_env | member_id)
+                if role == "gateway":
+                    self.metrics[name] = s.http_addr
+                    self._spawn(role, name, child_env)
+                    continue
+                self.metrics[name] = f"127.0.0.1:{free_port()}"
+                member = {f"CRONFLEET_{role.upper()}_ID": name, "CRONFLEET_METRICS_ADDR": self.metrics[name]}
+                self._spawn(role, name, child_env | member)
+        self._write_scrape_config()
 
     def _spawn(self, role: str, name: str, env: dict[str, str]) -> None:
         with open(self.state / "run" / f"{name}.log", "ab") as out:
@@ -122,6 +129,17 @@ class LocalCluster:
                 start_new_session=True,
             )
         self.procs.append((name, proc))
+
+    def _write_scrape_config(self) -> None:
+        """A Prometheus scrape config for every process here (prometheus.yml)."""
+        lines = ["# Written by `cronfleet up`: prometheus --config.file=this", "scrape_configs:"]
+        for name, addr in self.metrics.items():
+            lines += [
+                f"  - job_name: {name}",
+                "    scrape_interval: 5s",
+                f"    static_configs: [{{targets: ['{addr}'], labels: {{role: {name.rsplit('-', 1)[0]}}}}}]",
+            ]
+        (self.state / "prometheus.yml").write_text("\n".join(lines) + "\n")
 
     def _print_banner(self) -> None:
         s, c = self.settings, self.counts
@@ -135,6 +153,9 @@ class LocalCluster:
         print(f"  Postgres  {s.database_url}")
         print(f"  etcd      {s.etcd_endpoints}")
         print(f"  logs      {self.state / 'run'}/*.log  (run output: {s.logs_path})")
+        print(f"  metrics   {self.state / 'prometheus.yml'} (Prometheus scrape config)")
+        for name, addr in self.metrics.items():
+            print(f"            {name:<14} http://{addr}/metrics")
         print("Ctrl-C stops everything.", flush=True)
 
     def _supervise(self) -> None:

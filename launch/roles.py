@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -10,6 +11,7 @@ import coordinator
 import gateway
 import scheduler
 import worker
+from cronfleet import metrics
 from cronfleet.config import Settings
 from cronfleet.logging import configure_logging
 
@@ -22,7 +24,11 @@ ROLES: dict[str, Callable[[Settings, asyncio.Event], Awaitable[None]]] = {
 
 
 def run_role(role: str, settings: Settings) -> None:
-    """Run ``role`` until SIGTERM or SIGINT, which only ask: the role drains."""
+    """Run ``role`` until SIGTERM or SIGINT, which only ask: the role drains.
+    Every role but the gateway (which has its HTTP port) serves its metrics on
+    ``metrics_addr``, and registers the address it got."""
+    if role != "gateway":
+        settings = dataclasses.replace(settings, metrics_addr=metrics.serve(settings.metrics_addr))
 
     async def main() -> None:
         configure_logging(settings.log_level, settings.log_format)

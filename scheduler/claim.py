@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from cronfleet import schedule
+from cronfleet import metrics, schedule
 from cronfleet.aio import sleep_or, wait_for_event
 from cronfleet.codec import proto, rows
 from cronfleet.config import Settings
@@ -110,6 +111,7 @@ async def claim_due_fires(
 ) -> Claimed:
     """Claim up to ``batch`` fires due by ``horizon`` on this scheduler's shards."""
     now = datetime.now(UTC)
+    started = time.perf_counter()
     async with db.transaction() as tx:
         due = await tx.fetch_all(
             "select_due_fires",
@@ -140,6 +142,10 @@ async def claim_due_fires(
                     "scheduled": [r["next_run_at"] for r in replacing],
                 },
             )
+    metrics.CLAIM_DURATION.observe(time.perf_counter() - started)
+    metrics.CLAIM_BATCH.observe(len(due))
+    for shard, n in collections.Counter(r["shard_id"] for r in due).items():
+        metrics.FIRES_CLAIMED.labels(str(shard)).inc(n)
     jobs = {r["id"]: r for r in due}
     runs = [_queued(row, jobs[row["job_id"]]) for row in inserted if row["status"] == "scheduled"]
     return Claimed(runs, replaced, len(due))
@@ -202,10 +208,16 @@ class ClaimLoop:
             await wait_for_event(self.wake, self.settings.claim_interval)
 
     def queue_bound(self) -> int:
-        """How many claimed runs may wait here for workers: what they have room for,
-        and at least one claim batch."""
+        """How many claimed runs may wait here for workers: what the workers
+        keeping up have room for. A worker falling behind (overdue runs) gets
+        nothing more, and fires it cannot take stay unclaimed in Postgres,
+        where the job's misfire policy bounds how late they run; claimed, they
+        would wait here, late without limit. With no worker connected yet,
+        one claim batch waits here."""
+        if not self.streams.all():
+            return self.settings.claim_batch
         room = sum(max(0, s.credits) for s in self.streams.responsive())
-        return min(MAX_QUEUED, max(self.settings.claim_batch, room))
+        return min(MAX_QUEUED, room)
 
     def lookahead(self) -> timedelta:
         """How far ahead to claim: docker runs need tens of seconds to arm."""
@@ -214,7 +226,8 @@ class ClaimLoop:
         return timedelta(seconds=ahead)
 
     async def claim_once(self) -> int:
-        if not self.ownership.shards or len(self.queue) >= self.queue_bound():
+        bound = self.queue_bound()
+        if not self.ownership.shards or len(self.queue) >= bound:
             # Workers are not keeping up: fires left unclaimed fall behind, and
             # their misfire policy decides when they are claimed, instead of a
             # backlog that grows without end.
@@ -228,7 +241,7 @@ class ClaimLoop:
                 scheduler_id=scheduler_id,
                 epoch=epoch,
                 horizon=horizon,
-                batch=self.settings.claim_batch,
+                batch=min(self.settings.claim_batch, bound - len(self.queue)),
                 misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
                 misfire_catchup=timedelta(seconds=self.settings.misfire_catchup_seconds),
             )
@@ -238,6 +251,8 @@ class ClaimLoop:
                 self.on_replaced.set()
             if not claimed.fires:  # a job that fell behind yields one fire per claim: go until dry
                 break
+            if len(self.queue) >= bound:
+                break  # or until the workers have no room left
         pending = await claim_pending(
             self.db,
             scheduler_id=scheduler_id,

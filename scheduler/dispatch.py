@@ -6,10 +6,11 @@ from __future__ import annotations
 import heapq
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import structlog
 
+from cronfleet import metrics
 from cronfleet.codec import proto
 from cronfleet.db import Database
 from cronfleet.errors import CronfleetError
@@ -61,6 +62,11 @@ class DispatchQueue:
 
     def __len__(self) -> int:
         return len(self._heap)
+
+    def oldest_late(self) -> float:
+        """Seconds past its fire time of the most overdue run here (0: none due)."""
+        now = datetime.now(UTC)
+        return max((max(0.0, (now - r.fire_at).total_seconds()) for r in self._heap), default=0.0)
 
     @property
     def queued_ids(self) -> list[int]:
@@ -153,6 +159,8 @@ class Dispatcher:
             current = self.streams.get(worker_id)
             if current is None:
                 continue  # it left meanwhile: the coordinator declares these runs lost
+            metrics.WORKER_CREDITS.labels(worker_id).set(current.credits)
+            metrics.ASSIGNMENTS_SENT.inc(len(items))
             for i in range(0, len(items), ASSIGNMENTS_PER_MESSAGE):
                 chunk = items[i : i + ASSIGNMENTS_PER_MESSAGE]
                 current.send(

@@ -16,7 +16,7 @@ import asyncio
 import aetcd
 import structlog
 
-from cronfleet import etcd, rpc
+from cronfleet import etcd, metrics, rpc
 from cronfleet.aio import sleep_or
 from cronfleet.config import Settings
 from cronfleet.db import Database
@@ -73,6 +73,11 @@ class Scheduler:
             on_credit=self._credit_returned,
         )
 
+        # Read at scrape time (this process's one scheduler).
+        metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue))
+        metrics.QUEUE_OLDEST.set_function(self.queue.oldest_late)
+        metrics.SHARDS_OWNED.set_function(lambda: len(self.ownership.shards))
+
     def _credit_returned(self) -> None:
         if len(self.queue):
             self.claim_wake.set()
@@ -126,7 +131,7 @@ class Scheduler:
             self.keys,
             "schedulers",
             self.id,
-            lambda: {"id": self.id, "address": self.address},
+            lambda: {"id": self.id, "address": self.address, "metrics": self.settings.metrics_addr},
             ttl=self.settings.member_ttl,
             stop=stop,
             while_registered=follow_shard_map,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import grpc
 import structlog
 
+from cronfleet import metrics
 from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
 
 log = structlog.get_logger()
@@ -21,7 +22,7 @@ SILENT_HEARTBEATS = 3
 # A worker with this many runs not started OVERDUE_AFTER seconds past their
 # fire time gets no new assignment until it catches up.
 MAX_OVERDUE = 4
-OVERDUE_AFTER = 0.5
+OVERDUE_AFTER = 2.5
 
 
 @dataclass
@@ -63,10 +64,13 @@ class WorkerStreams:
         if old is not None:
             old.close()
         self._streams[stream.worker_id] = stream
+        metrics.WORKER_CREDITS.labels(stream.worker_id).set(stream.credits)
 
     def remove(self, stream: WorkerStream) -> None:
         if self._streams.get(stream.worker_id) is stream:
             del self._streams[stream.worker_id]
+            with contextlib.suppress(KeyError):
+                metrics.WORKER_CREDITS.remove(stream.worker_id)
 
     def get(self, worker_id: str) -> WorkerStream | None:
         return self._streams.get(worker_id)
@@ -152,6 +156,7 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
                 self.on_events(stream, events)
             elif kind == "credit":
                 stream.credits += msg.credit.slots
+                metrics.WORKER_CREDITS.labels(stream.worker_id).set(stream.credits)
                 self.on_credit()
             elif kind == "heartbeat":
                 stream.running = msg.heartbeat.running

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from cronfleet import metrics
 from cronfleet.aio import wait_for_event
 from cronfleet.codec import proto
 from cronfleet.errors import CronfleetError
@@ -25,7 +26,15 @@ from cronfleet.logstore import LogStore
 from cronfleet.v1 import dispatch_pb2
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseWindows
-from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, cut_checkpoint
+from worker.runtime import (
+    ArmedRun,
+    ReleaseWithdrawn,
+    RunOutcome,
+    RunRejected,
+    RunSpec,
+    Runtime,
+    cut_checkpoint,
+)
 
 log = structlog.get_logger()
 # A run due sooner than this arms at once; later ones first let any release
@@ -88,6 +97,10 @@ class Runs:
 
     def __len__(self) -> int:
         return len(self.active)
+
+    def count(self, started: bool) -> int:
+        """Runs here that have started (and not ended), or that wait to."""
+        return sum(1 for r in self.active.values() if (r.started_at is not None) == started)
 
     # ------------------------------------------------------------ commands
     def start(self, assignment: dispatch_pb2.Assignment, origin: str) -> None:
@@ -157,6 +170,8 @@ class Runs:
             outcome = RunOutcome("failed", None, f"could not start: {exc}")
         finally:
             self._leave_window(run, released=False)
+        if run.started_at is not None:
+            metrics.RUN_DURATION.observe(time.time() - run.started_at)
         log_url = await self._upload(run, outcome)
         self._report_finished(run, outcome, log_url)
         self._done(run, outcome)
@@ -174,7 +189,11 @@ class Runs:
             self._leave_window(run, released=False)
             await run.armed.kill(run.cancel_reason)
             return await run.armed.wait()
-        await self._release(run, run.armed)
+        try:
+            await self._release(run, run.armed)
+        except ReleaseWithdrawn:
+            self._leave_window(run, released=False)
+            return RunOutcome(run.cancel_reason or "cancelled", None, f"stopped: {run.cancel_reason}")
         return await self._watch(run, run.armed)
 
     async def _arm(self, run: Run) -> ArmedRun | None:
@@ -194,7 +213,12 @@ class Runs:
         await armed.release()
         run.started_at = time.time()
         self._leave_window(run, released=True)
-        # Reporting can wait until the runs released with this one have started.
+        metrics.FIRE_LATENESS.observe(max(0.0, run.started_at - run.fire_at))
+        if run.cold_start:
+            metrics.COLD_STARTS.inc()
+        # Reporting, and waiting on the run (for Docker, closing its attach
+        # stream is engine work), can wait until the runs released with this
+        # one have started.
         await self.windows.quiet()
         started = dispatch_pb2.RunEvent(
             execution_id=run.execution_id,
@@ -255,6 +279,7 @@ class Runs:
         try:
             return await self.logs.put(self._log_key(run.spec), run.spec.spool_path)
         except (CronfleetError, OSError) as exc:
+            metrics.LOG_UPLOAD_FAILURES.inc()
             outcome.error = (outcome.error + "; " if outcome.error else "") + f"log upload failed: {exc}"
             return ""
 
@@ -266,6 +291,7 @@ class Runs:
 
     def _done(self, run: Run, outcome: RunOutcome) -> None:
         self.active.pop(run.execution_id, None)
+        metrics.RUNS_FINISHED.labels(outcome.status).inc()
         shutil.rmtree(run.spec.run_dir, ignore_errors=True)
         self.give_back(run.origin)
         log.info(

@@ -15,7 +15,7 @@ from pathlib import Path
 import aetcd
 import structlog
 
-from cronfleet import etcd
+from cronfleet import etcd, metrics
 from cronfleet.config import Settings
 from cronfleet.logstore import LogStore, S3LogStore, open_log_store
 from cronfleet.v1 import dispatch_pb2
@@ -62,6 +62,12 @@ class Worker:
             give_back=self._give_back,
         )
         self.fence = SelfFence(self.id, self.runs, self.connections.any_live, settings.self_fence_seconds)
+        metrics.CAPACITY.set(settings.capacity)
+        metrics.RUNNING.set_function(lambda: self.runs.count(started=True))
+        metrics.ARMED.set_function(lambda: self.runs.count(started=False))
+        pool = getattr(runtime, "pool", None)
+        if pool is not None:
+            metrics.POOL_IDLE.set_function(pool.idle)
 
     def _on_message(self, address: str, msg: dispatch_pb2.SchedulerMessage) -> None:
         kind = msg.WhichOneof("kind")
@@ -125,7 +131,12 @@ class Worker:
             self.keys,
             "workers",
             self.id,
-            lambda: {"id": self.id, "capacity": self.settings.capacity, "runtime": self.runtime.name},
+            lambda: {
+                "id": self.id,
+                "capacity": self.settings.capacity,
+                "runtime": self.runtime.name,
+                "metrics": self.settings.metrics_addr,
+            },
             ttl=self.settings.member_ttl,
             stop=stop,
             while_registered=follow_schedulers,

@@ -28,6 +28,7 @@ import secrets
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,15 @@ import requests.exceptions
 import structlog
 
 from worker.pool import Profile
-from worker.runtime import RunOutcome, RunSpec, cut_checkpoint, run_payload, script_env, step_results
+from worker.runtime import (
+    ReleaseWithdrawn,
+    RunOutcome,
+    RunSpec,
+    cut_checkpoint,
+    run_payload,
+    script_env,
+    step_results,
+)
 
 if TYPE_CHECKING:
     from worker.docker_runtime import DockerRuntime
@@ -90,6 +99,11 @@ class Resident:
     last_used: float = field(default_factory=time.monotonic)
     inbox: dict[str, asyncio.Queue[str]] = field(default_factory=dict)
     reader: asyncio.Task[None] | None = None
+    # Told when a run's end is read (dirty or not), or the container died:
+    # the container is free for the job's next run from that moment, not
+    # from when the worker gets round to waiting on the run.
+    ended: Callable[[Resident, bool], None] | None = None
+    _dirty: set[str] = field(default_factory=set)
 
     async def read(self) -> None:
         """Demultiplex the attach stream (8-byte frame headers) and route the
@@ -114,12 +128,22 @@ class Resident:
                             nonce, _, rest = line.partition(" ")
                             if nonce in self.inbox:
                                 self.inbox[nonce].put_nowait(rest)
+                                self._heard(nonce, rest)
         except OSError:
             pass
         finally:
             self.dead = True
             for queue in self.inbox.values():
                 queue.put_nowait("died")
+            if self.ended is not None:
+                self.ended(self, True)
+
+    def _heard(self, nonce: str, said: str) -> None:
+        if said == "dirty":
+            self._dirty.add(nonce)
+        elif said.startswith("end ") and self.ended is not None:
+            self.ended(self, nonce in self._dirty)
+            self._dirty.discard(nonce)
 
 
 class ResidentContainers:
@@ -128,6 +152,8 @@ class ResidentContainers:
     def __init__(self, runtime: DockerRuntime) -> None:
         self.runtime = runtime
         self._by_job: dict[str, list[Resident]] = {}
+        self._creating: dict[tuple[str, Profile], asyncio.Task[None]] = {}
+        self._freed: dict[str, asyncio.Event] = {}  # a job's container is free again
 
     def count(self) -> int:
         return sum(len(r) for r in self._by_job.values())
@@ -137,27 +163,50 @@ class ResidentContainers:
         cold start); which container runs it is chosen at release, so a run
         waiting for its time holds none."""
         profile = self.runtime.profile_of(spec)
-        residents = self._by_job.setdefault(spec.job_id, [])
-        cold = not any(not r.dead and r.profile == profile for r in residents)
+        cold = not any(not r.dead and r.profile == profile for r in self._by_job.get(spec.job_id, []))
         if cold:
-            residents.append(await self._start(spec.job_id, profile))
+            await self._new(spec.job_id, profile)
         return ResidentRun(self, spec, profile, cold)
 
-    async def take(self, spec: RunSpec, profile: Profile) -> Resident:
-        """An idle container of the job for a run being released (another one
-        if its runs overlap), marked busy."""
-        residents = self._by_job.setdefault(spec.job_id, [])
-        resident = next((r for r in residents if not r.busy and not r.dead and r.profile == profile), None)
-        if resident is None:
-            resident = await self._start(spec.job_id, profile)
-            residents.append(resident)
-        resident.busy = True
-        return resident
+    async def take(self, spec: RunSpec, profile: Profile, withdrawn: Callable[[], bool]) -> Resident:
+        """The job's container for a run being released, marked busy. One run at
+        a time: a fire due while the previous run is still in the container
+        waits for it (runs late) rather than making another container, which
+        under load made the engine slower and the next run later still."""
+        while True:
+            if withdrawn():
+                raise ReleaseWithdrawn()
+            residents = [r for r in self._by_job.get(spec.job_id, []) if not r.dead and r.profile == profile]
+            idle = next((r for r in residents if not r.busy), None)
+            if idle is not None:
+                idle.busy = True
+                return idle
+            if not residents:
+                await self._new(spec.job_id, profile)
+                continue
+            freed = self._freed.setdefault(spec.job_id, asyncio.Event())
+            freed.clear()  # set by done(), or by a cancel of a run waiting here
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(freed.wait(), 1.0)
 
-    async def _start(self, job_id: str, profile: Profile) -> Resident:
+    async def _new(self, job_id: str, profile: Profile) -> None:
+        """One more container for the job. Runs arming or released together
+        share a creation in flight: without that, a job's fires armed while its
+        first container was being made each made their own, and fifty new
+        every-second jobs asked the engine for three times as many."""
+        key = (job_id, profile)
+        creating = self._creating.get(key)
+        if creating is None:
+            creating = asyncio.create_task(self._start(job_id, profile))
+            self._creating[key] = creating
+            creating.add_done_callback(lambda _: self._creating.pop(key, None))
+        await asyncio.shield(creating)
+
+    async def _start(self, job_id: str, profile: Profile) -> None:
         resident = await self.runtime.call(self._create, job_id, profile)
+        resident.ended = self.done
         resident.reader = asyncio.create_task(resident.read())
-        return resident
+        self._by_job.setdefault(job_id, []).append(resident)
 
     def _create(self, job_id: str, profile: Profile) -> Resident:
         container, sock = self.runtime.create_container(
@@ -167,16 +216,31 @@ class ResidentContainers:
         return Resident(container, sock, job_id, profile)
 
     def done(self, resident: Resident, retire: bool) -> None:
+        """A run in ``resident`` ended (or it died): free it for the job's next
+        run, or remove it if the run left something running."""
+        if resident not in self._by_job.get(resident.job_id, []):
+            return  # removed already
         resident.busy = False
         resident.last_used = time.monotonic()
         self.runtime.claims.forget(resident.container.id)
         if retire or resident.dead:
+            resident.dead = True
             asyncio.get_running_loop().create_task(self._remove(resident))
+        self.wake(resident.job_id)
+
+    def wake(self, job_id: str) -> None:
+        """Runs of the job waiting for its container look again."""
+        freed = self._freed.get(job_id)
+        if freed is not None:
+            freed.set()
 
     async def _remove(self, resident: Resident) -> None:
         residents = self._by_job.get(resident.job_id, [])
         if resident in residents:
             residents.remove(resident)
+        if not residents:
+            self._by_job.pop(resident.job_id, None)
+            self._freed.pop(resident.job_id, None)
         if resident.reader is not None:
             resident.reader.cancel()
         with contextlib.suppress(OSError):
@@ -196,9 +260,8 @@ class ResidentContainers:
                         await self._remove(r)
 
     async def close(self) -> None:
-        for residents in list(self._by_job.values()):
-            for r in list(residents):
-                await self._remove(r)
+        every = [r for residents in self._by_job.values() for r in residents]
+        await asyncio.gather(*(self._remove(r) for r in every), return_exceptions=True)
 
 
 class ResidentRun:
@@ -223,7 +286,7 @@ class ResidentRun:
 
     async def release(self) -> None:
         """Take an idle container of the job and hand it the run and its go together."""
-        resident = await self.owner.take(self.spec, self.profile)
+        resident = await self.owner.take(self.spec, self.profile, lambda: bool(self.killed_for))
         self.resident, self.container_id = resident, str(resident.container.id)
         resident.inbox[self.nonce] = asyncio.Queue()
         self.owner.runtime.claims.record(resident.container.id, self.spec)
@@ -234,10 +297,8 @@ class ResidentRun:
         resident = self.resident
         if resident is None:  # withdrawn before its time: it never ran
             return RunOutcome(self.killed_for or "cancelled", None, f"stopped: {self.killed_for}")
-        retire = False
         try:
             said, code = await self._until_end(resident)
-            retire = "dirty" in said or code is None
             output = b"".join(base64.b64decode(s[4:]) for s in said if s.startswith("out "))
             self.spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
             self.spec.spool_path.write_bytes(output)
@@ -253,8 +314,8 @@ class ResidentRun:
                 outcome.error = "left processes running: its container is replaced"
             return outcome
         finally:
+            # The container was freed (or retired) as the end was read.
             resident.inbox.pop(self.nonce, None)
-            self.owner.done(resident, retire=retire)
 
     async def _until_end(self, resident: Resident) -> tuple[list[str], int | None]:
         """The gate's lines for this run up to its end; the exit code (None if the
@@ -292,6 +353,7 @@ class ResidentRun:
         """SIGTERM the run's process group, the grace, then SIGKILL (through the engine)."""
         self.killed_for = self.killed_for or reason
         if self.resident is None or self.pid is None:
+            self.owner.wake(self.spec.job_id)  # if its release waits for the container
             return  # not released (nothing runs), or not started yet
         await self.read_checkpoint(fresh=True)
         await self._exec(["kill", "-TERM", f"-{self.pid}"])

@@ -145,6 +145,11 @@ class RunRejected(Exception):
     message is the reason reported on the execution."""
 
 
+class ReleaseWithdrawn(Exception):
+    """The run was cancelled while its release waited (a per_job run waiting
+    for its job's container): it never started."""
+
+
 @dataclass
 class RunOutcome:
     status: str  # succeeded | failed | timed_out | cancelled | lost

@@ -298,7 +298,8 @@ RETURNING e.id, e.shard_id
 
 -- upcoming_by_profile --
 -- Jobs of this scheduler's shards due within the horizon, by what their
--- containers need (the warm pool's forecast). HTTP jobs need none.
+-- containers need (the warm pool's forecast). HTTP jobs need none; per_job
+-- jobs run in their own long-lived containers, not the pool's.
 SELECT coalesce(j.spec->>'image', '') AS image,
        coalesce((j.spec->'resources'->>'cpus')::float8, 0) AS cpus,
        coalesce((j.spec->'resources'->>'memory_mb')::int, 0) AS memory_mb,
@@ -309,6 +310,7 @@ JOIN schedule s ON s.shard_id = o.shard_id
 JOIN jobs j ON j.id = s.job_id
 WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
   AND s.next_run_at <= %(horizon)s AND j.spec->'http' IS NULL
+  AND coalesce(j.spec->>'container', 'per_run') <> 'per_job'
 GROUP BY 1, 2, 3, 4
 
 -- select_pending --

@@ -506,15 +506,24 @@ class WorkerInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., capacity: _Optional[int] = ..., running: _Optional[int] = ...) -> None: ...
 
 class Cluster(_message.Message):
-    __slots__ = ("leader", "coordinators", "schedulers", "workers", "epoch")
+    __slots__ = ("leader", "coordinators", "schedulers", "workers", "epoch", "metrics")
+    class MetricsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     LEADER_FIELD_NUMBER: _ClassVar[int]
     COORDINATORS_FIELD_NUMBER: _ClassVar[int]
     SCHEDULERS_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     EPOCH_FIELD_NUMBER: _ClassVar[int]
+    METRICS_FIELD_NUMBER: _ClassVar[int]
     leader: str
     coordinators: _containers.RepeatedScalarFieldContainer[str]
     schedulers: _containers.RepeatedCompositeFieldContainer[SchedulerInfo]
     workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
     epoch: int
-    def __init__(self, leader: _Optional[str] = ..., coordinators: _Optional[_Iterable[str]] = ..., schedulers: _Optional[_Iterable[_Union[SchedulerInfo, _Mapping]]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., epoch: _Optional[int] = ...) -> None: ...
+    metrics: _containers.ScalarMap[str, str]
+    def __init__(self, leader: _Optional[str] = ..., coordinators: _Optional[_Iterable[str]] = ..., schedulers: _Optional[_Iterable[_Union[SchedulerInfo, _Mapping]]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., epoch: _Optional[int] = ..., metrics: _Optional[_Mapping[str, str]] = ...) -> None: ...

@@ -3,7 +3,7 @@ service layer the gRPC API uses (``gateway.service``)."""
 
 from __future__ import annotations
 
-import collections
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cronfleet import metrics
 from cronfleet.errors import CronfleetError
 from gateway.http import auth, cluster, dead_letters, executions, health, jobs, schedules
 from gateway.http.cluster import ClusterSource
@@ -28,7 +29,6 @@ def build_http_app(service: JobsService, cluster_source: ClusterSource, ready: R
     app.state.service = service
     app.state.cluster = cluster_source
     app.state.ready = ready
-    app.state.request_counts = collections.Counter()
     for area in (health, auth, jobs, executions, dead_letters, schedules, cluster):
         app.include_router(area.router)
     _add_error_handlers(app)
@@ -37,7 +37,8 @@ def build_http_app(service: JobsService, cluster_source: ClusterSource, ready: R
     async def request_context(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        """Bind a request id into the log context and count the request by route."""
+        """Bind a request id into the log context; time the request by route."""
+        started = time.perf_counter()
         request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex[:12]
         structlog.contextvars.bind_contextvars(request_id=request_id)
         try:
@@ -46,7 +47,9 @@ def build_http_app(service: JobsService, cluster_source: ClusterSource, ready: R
             structlog.contextvars.clear_contextvars()
         response.headers[REQUEST_ID_HEADER] = request_id
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        app.state.request_counts[(route, response.status_code)] += 1
+        metrics.HTTP_DURATION.labels(route, request.method, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
         return response
 
     return app

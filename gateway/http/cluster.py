@@ -25,10 +25,13 @@ def cluster_to_json(cluster: jobs_pb2.Cluster) -> dict[str, Any]:
             {"id": s["id"], "shards": s["shards"], "address": s["address"]} for s in d["schedulers"]
         ],
         "workers": d["workers"],
+        "metrics": d.get("metrics", {}),
     }
 
 
 @router.get("/cluster")
 async def get_cluster(request: Request, user: Caller) -> dict[str, Any]:
     source: ClusterSource = request.app.state.cluster
-    return cluster_to_json(await source())
+    view = cluster_to_json(await source())
+    view["metrics"]["gateway"] = request.app.state.metrics_addr  # this gateway's own
+    return view

@@ -1,20 +1,17 @@
-"""Liveness, readiness and request counts, for operators and orchestrators."""
+"""Liveness, readiness and metrics, for operators and orchestrators."""
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Awaitable, Callable
 
+import prometheus_client
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 
 from gateway.http.common import error_response
 
 router = APIRouter(tags=["health"])
 ReadyCheck = Callable[[], Awaitable[bool]]
-
-# (route, status) -> requests served; filled by the app's middleware.
-RequestCounts = collections.Counter[tuple[str, int]]
 
 
 @router.get("/healthz")
@@ -31,9 +28,6 @@ async def readyz(request: Request) -> Response:
 
 
 @router.get("/metrics")
-async def metrics(request: Request) -> PlainTextResponse:
-    counts: RequestCounts = request.app.state.request_counts
-    lines = ["# TYPE cronfleet_http_requests_total counter"]
-    for (path, status), n in sorted(counts.items()):
-        lines.append(f'cronfleet_http_requests_total{{path="{path}",status="{status}"}} {n}')
-    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+async def metrics() -> Response:
+    """This process's metrics (cronfleet.metrics), Prometheus text."""
+    return Response(prometheus_client.generate_latest(), media_type=prometheus_client.CONTENT_TYPE_LATEST)

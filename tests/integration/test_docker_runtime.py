@@ -16,7 +16,7 @@ from cronfleet.config import Settings
 from cronfleet.models import Resources, Step
 from tests.helpers import assert_eventually
 from worker.docker_runtime import LABEL, Claim, DockerRuntime
-from worker.runtime import RunOutcome, RunRejected, RunSpec
+from worker.runtime import ReleaseWithdrawn, RunOutcome, RunRejected, RunSpec
 
 pytestmark = pytest.mark.integration
 _ids = itertools.count(1)
@@ -350,3 +350,27 @@ async def test_a_run_that_leaves_a_process_behind_retires_the_container(
     await clean.release()
     assert clean.container_id != messy.container_id
     await clean.wait()
+
+
+async def test_a_per_job_fire_waits_for_its_jobs_container_instead_of_making_another(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    """One container per job: a fire due while the previous run is still in
+    it runs when that run ends (late), and a fire withdrawn meanwhile never runs."""
+    first = await runtime.arm(per_job(tmp_path, "sleep 1; echo first"))
+    await first.release()
+    second = await runtime.arm(per_job(tmp_path, "echo second"))
+    withdrawn = await runtime.arm(per_job(tmp_path, "echo never"))
+    releasing = asyncio.create_task(second.release())
+    await asyncio.sleep(0.2)
+    assert not releasing.done(), "the job's container is busy: the release waits"
+    dropping = asyncio.create_task(withdrawn.release())
+    await asyncio.sleep(0.1)
+    await withdrawn.kill("cancelled")
+    with pytest.raises(ReleaseWithdrawn):
+        await dropping
+    assert (await first.wait()).status == "succeeded"
+    await releasing
+    assert second.container_id == first.container_id
+    assert (await second.wait()).status == "succeeded"
+    assert len(labelled(runtime, job_id="frequent")) == 1, "still one container for the job"

@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from cronfleet.config import Settings
 from cronfleet.v1 import jobs_pb2
+from scheduler.claim import ClaimLoop
 from scheduler.dispatch import DispatchQueue, QueuedRun
 from scheduler.streams import WorkerStream, WorkerStreams
 
@@ -101,3 +104,17 @@ def test_a_worker_that_cannot_start_its_runs_in_time_gets_no_more() -> None:
     assert streams.responsive() == [keeping_up]
     slow.unstarted.pop(0)  # it started one
     assert streams.responsive() == [slow, keeping_up]
+
+
+def test_nothing_more_is_claimed_for_workers_that_are_behind() -> None:
+    """Fires a worker cannot take stay in Postgres, where the misfire policy
+    bounds their lateness, instead of waiting here late without limit."""
+    streams = WorkerStreams(heartbeat_interval=1.0)
+    nobody: Any = None
+    loop = ClaimLoop(Settings(claim_batch=500), nobody, nobody, nobody, nobody, streams, nobody, nobody)
+    assert loop.queue_bound() == 500, "no worker yet: one batch waits here"
+    worker = WorkerStream("w", credits=40)
+    streams.add(worker)
+    assert loop.queue_bound() == 40, "what the worker has room for"
+    worker.unstarted = {i: time.time() - 10 for i in range(4)}
+    assert loop.queue_bound() == 0, "behind: nothing more"

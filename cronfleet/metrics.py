@@ -1,0 +1,90 @@
+"""Every Prometheus metric cronfleet exports, in one place (README, Metrics).
+
+Each process serves its own registry (``prometheus_client``'s default) on
+``CRONFLEET_METRICS_ADDR``; a role only moves the metrics of its own rooms,
+so a worker's page carries worker figures and the process's own
+(``process_*``, ``python_*``). Names carry the ``cronfleet_`` prefix and
+their unit; labels are bounded (shard numbers, statuses, roles, routes).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+# Lateness from half a millisecond (a process run released on time) to a
+# minute (a misfire's grace).
+LATENESS_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+)  # fmt: skip
+DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
+STATEMENT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+BATCH_BUCKETS = (0, 1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+
+# ---------------------------------------------------------------- scheduler
+FIRES_CLAIMED = Counter(
+    "cronfleet_scheduler_fires_claimed_total", "Fires claimed from the schedule table, by shard", ["shard"]
+)
+CLAIM_BATCH = Histogram(
+    "cronfleet_scheduler_claim_batch_fires", "Fires per claim statement", buckets=BATCH_BUCKETS
+)
+CLAIM_DURATION = Histogram(
+    "cronfleet_scheduler_claim_duration_seconds",
+    "Time of one claim transaction (select, advance, insert)",
+    buckets=STATEMENT_BUCKETS,
+)
+QUEUE_DEPTH = Gauge("cronfleet_scheduler_dispatch_queue_runs", "Runs claimed, waiting for a worker")
+QUEUE_OLDEST = Gauge(
+    "cronfleet_scheduler_dispatch_oldest_fire_age_seconds",
+    "How far past its fire time the oldest queued run is (0 when none is due)",
+)
+ASSIGNMENTS_SENT = Counter("cronfleet_scheduler_assignments_sent_total", "Runs handed to workers")
+WORKER_CREDITS = Gauge(
+    "cronfleet_scheduler_worker_credits", "Runs each connected worker has room for", ["worker"]
+)
+SHARDS_OWNED = Gauge("cronfleet_scheduler_shards_owned", "Shards this scheduler owns now")
+
+# ------------------------------------------------------------------- worker
+RUNS_FINISHED = Counter(
+    "cronfleet_worker_runs_total", "Runs ended on this worker, by final status", ["status"]
+)
+FIRE_LATENESS = Histogram(
+    "cronfleet_worker_fire_lateness_seconds",
+    "Real start minus fire time, measured as each run is released",
+    buckets=LATENESS_BUCKETS,
+)
+RUN_DURATION = Histogram(
+    "cronfleet_worker_run_duration_seconds", "Start to end of each run", buckets=DURATION_BUCKETS
+)
+RUNNING = Gauge("cronfleet_worker_running_runs", "Runs started and not ended")
+ARMED = Gauge("cronfleet_worker_armed_runs", "Runs held for a fire time not yet reached")
+CAPACITY = Gauge("cronfleet_worker_capacity_runs", "Runs this worker takes at once (its credit)")
+COLD_STARTS = Counter("cronfleet_worker_cold_starts_total", "Runs that found nothing warm to start in")
+LOG_UPLOAD_FAILURES = Counter(
+    "cronfleet_worker_log_upload_failures_total", "Run logs that could not be stored"
+)
+POOL_IDLE = Gauge("cronfleet_worker_pool_idle_containers", "Warm containers ready for a run (docker)")
+
+# -------------------------------------------------------------- coordinator
+LEADER = Gauge("cronfleet_coordinator_leader", "1 while this coordinator leads, else 0")
+EPOCH = Gauge("cronfleet_coordinator_epoch", "The fencing epoch of this coordinator's term (0: not leading)")
+MEMBERS = Gauge("cronfleet_coordinator_members", "Live members the leader sees, by role", ["role"])
+SHARD_MOVES = Counter("cronfleet_coordinator_shard_moves_total", "Shards given to another scheduler")
+RUNS_LOST = Counter(
+    "cronfleet_coordinator_runs_declared_lost_total", "Runs of vanished workers declared lost"
+)
+
+# ------------------------------------------------------------------ gateway
+HTTP_DURATION = Histogram(
+    "cronfleet_http_request_duration_seconds",
+    "HTTP API requests, by route template, method and status",
+    ["route", "method", "status"],
+    buckets=STATEMENT_BUCKETS + (5, 10),
+)
+
+
+def serve(addr: str) -> str:
+    """Serve this process's metrics on ``addr`` (host:port; port 0 picks one)
+    in a background thread; return the address it listens on."""
+    host, _, port = addr.rpartition(":")
+    server, _ = start_http_server(int(port or 0), addr=host or "127.0.0.1")
+    return f"{host or '127.0.0.1'}:{server.server_address[1]}"
