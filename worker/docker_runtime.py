@@ -92,11 +92,22 @@ class Claims:
         claim = Claim(spec.execution_id, spec.attempt, spec.job_id, spec.owner_id)
         (self.folder / container_id).write_text(json.dumps(dataclasses.asdict(claim)))
 
-    def read(self, container_id: str) -> Claim | None:
+    def read(self, key: str) -> Claim | None:
         try:
-            return Claim(**json.loads((self.folder / container_id).read_text()))
+            return Claim(**json.loads((self.folder / key).read_text()))
         except (FileNotFoundError, ValueError, TypeError):
             return None
+
+    def of(self, container_id: str) -> dict[str, Claim]:
+        """Every claim on a container: its run's (key: the container id), or
+        the runs in a per_job container (key: ``CONTAINER.NONCE``)."""
+        found: dict[str, Claim] = {}
+        for path in self.folder.glob(f"{container_id}*") if self.folder.is_dir() else []:
+            if path.name == container_id or path.name.startswith(f"{container_id}."):
+                claim = self.read(path.name)
+                if claim is not None:
+                    found[path.name] = claim
+        return found
 
     def forget(self, container_id: str) -> None:
         (self.folder / container_id).unlink(missing_ok=True)
@@ -293,18 +304,38 @@ class DockerRuntime:
         found: list[Recovered] = []
         mine = [f"{LABEL}.worker_id={self.worker_id}", f"{LABEL}.cluster={self.settings.etcd_prefix}"]
         for c in self.client.containers.list(all=True, filters={"label": mine}, ignore_removed=True):
-            claim = self.claims.read(c.id)
+            claims = self.claims.of(c.id)
             try:
-                if claim is None:
+                if not claims:
                     c.remove(force=True)  # warm, never handed a run
+                elif c.labels.get(LABEL) == "resident":
+                    found += self._recover_resident(c, list(claims.values()))
                 else:
-                    found.append(self._recover_one(c, claim))
-            except docker.errors.APIError as exc:  # e.g. removed meanwhile: nothing left to do
+                    found.append(self._recover_one(c, claims[c.id]))
+            except (docker.errors.APIError, KeyError) as exc:  # e.g. removed meanwhile
                 log.warning("container_recovery_failed", container=c.id, error=str(exc))
-            self.claims.forget(c.id)
+            for key in claims:
+                self.claims.forget(key)
         if found:
             log.warning("containers_recovered", worker_id=self.worker_id, count=len(found))
         return found
+
+    def _recover_resident(self, c: Any, claims: list[Claim]) -> list[Recovered]:
+        """A per_job container: its runs' results went with the worker that
+        waited on them, so each run in it is lost (and retried by its policy)."""
+        with contextlib.suppress(docker.errors.APIError):
+            c.remove(force=True)
+        spool_dir = Path(self.settings.state_dir).absolute() / "recovered"
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        out = []
+        for claim in claims:
+            spool = spool_dir / f"{c.id}.{claim.execution_id}.log"
+            spool.write_bytes(b"")
+            outcome = RunOutcome("lost", None, "worker restarted while the run was live")
+            out.append(
+                Recovered(claim.execution_id, claim.attempt, claim.job_id, claim.owner_id, outcome, spool)
+            )
+        return out
 
     def _recover_one(self, c: Any, claim: Claim) -> Recovered:
         spool = Path(self.settings.state_dir).absolute() / "recovered" / f"{c.id}.log"

@@ -26,15 +26,7 @@ from cronfleet.logstore import LogStore
 from cronfleet.v1 import dispatch_pb2
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseWindows
-from worker.runtime import (
-    ArmedRun,
-    ReleaseWithdrawn,
-    RunOutcome,
-    RunRejected,
-    RunSpec,
-    Runtime,
-    cut_checkpoint,
-)
+from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, cut_checkpoint
 
 log = structlog.get_logger()
 # A run due sooner than this arms at once; later ones first let any release
@@ -189,11 +181,7 @@ class Runs:
             self._leave_window(run, released=False)
             await run.armed.kill(run.cancel_reason)
             return await run.armed.wait()
-        try:
-            await self._release(run, run.armed)
-        except ReleaseWithdrawn:
-            self._leave_window(run, released=False)
-            return RunOutcome(run.cancel_reason or "cancelled", None, f"stopped: {run.cancel_reason}")
+        await self._release(run, run.armed)
         return await self._watch(run, run.armed)
 
     async def _arm(self, run: Run) -> ArmedRun | None:

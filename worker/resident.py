@@ -7,16 +7,23 @@ timeout, output, exit code, steps and checkpoint.
 What it trades away (README): runs of a job share a container, so one run
 can leave files in /tmp or a process that outlived its group for the next
 (a run that leaves its group running retires the container); the container's
-memory and pids limits are shared by the runs in it over its life; and a run
-sees the job's previous runs' kernel-level side effects (nothing of other
-jobs or users). The container is replaced when it dies or goes idle.
+memory and pids limits are shared by the runs in it; and a run sees the
+job's previous runs' kernel-level side effects (nothing of other jobs or
+users). The container is replaced when it dies or goes idle.
 
-The gate speaks on the container's stderr, one line per fact, each starting
-with the run's nonce (unguessable, so a run cannot forge its end):
-``NONCE pid P``, ``NONCE report LINE`` (the steps script's results),
-``NONCE checkpoint BASE64``, ``NONCE out BASE64`` (the output, once it
-ended), ``NONCE dirty``, ``NONCE end EXIT_CODE``. Nothing but live logs and
-kills goes through the engine while a run lives.
+Prepared ahead, like the pool: arming a run sends ``prep NONCE EXPORTS`` (one
+line of shell, ``runtime.shell_exports``), and
+the gate forks the run's own session (environment sourced, folder made,
+checkpoint seeded) blocked on a FIFO; releasing it sends ``go NONCE``, one
+write that the blocked shell reads before it evals the command, so nothing
+is forked at the fire instant. ``drop NONCE`` ends a prepared run unstarted.
+
+The gate speaks on the container's stderr, one line per fact (each a single
+write under PIPE_BUF, so concurrent runs' lines never interleave), each
+starting with the run's nonce: ``NONCE pid P``, ``NONCE report LINE``,
+``NONCE checkpoint BASE64``, ``NONCE out BASE64`` (the output, once it ended),
+``NONCE dirty``, ``NONCE end EXIT_CODE``. Nothing but live logs and kills
+goes through the engine while a run lives.
 """
 
 from __future__ import annotations
@@ -38,12 +45,11 @@ import structlog
 
 from worker.pool import Profile
 from worker.runtime import (
-    ReleaseWithdrawn,
     RunOutcome,
     RunSpec,
     cut_checkpoint,
-    run_payload,
     script_env,
+    shell_exports,
     step_results,
 )
 
@@ -54,34 +60,54 @@ log = structlog.get_logger()
 IDLE_SECONDS = 60.0  # a resident container with no run this long is removed
 CHECKPOINT_READ_EVERY = 5.0
 
-# One run after another. The run's variables are sourced in a subshell, so
-# nothing of one run's environment reaches the next; the command runs under
-# setsid (its own process group) with stdin closed, stdout and stderr into a
-# file on /tmp, and the steps' report on fd 3.
+# The gate reads commands on stdin. Each run's supervisor is a background
+# subshell (so nothing of one run's environment reaches another); it starts
+# the run under setsid (its own process group, stdin closed, output into a
+# file, the steps' report on fd 3), blocked reading fd 9, the run's FIFO,
+# which the gate opened for it and which stays open in the run, so "go"
+# written by name is kept until read. A run is dirty when a live (not zombie:
+# the gate reaps orphans only between commands) process is left in its group.
 RESIDENT_GATE_SCRIPT = """\
-while :; do
-  read -r _payload || exit 0
-  read -r _go || exit 0
-  (
-    printf %s "$_payload" | base64 -d > /tmp/.cronfleet-run && . /tmp/.cronfleet-run
-    rm -f /tmp/.cronfleet-run
-    _n=$CRONFLEET_NONCE; _f=/tmp/.cronfleet-$_n; _cp=$CRONFLEET_CHECKPOINT
-    printf %s "${CRONFLEET_CHECKPOINT_SEED:-}" | base64 -d > "$_cp" 2>/dev/null || : > "$_cp"
-    unset CRONFLEET_CHECKPOINT_SEED
-    mkdir -p "/work/run-$_n" && cd "/work/run-$_n" || exit 1
-    setsid sh -c 'exec 3>"$1.report"; eval "$CRONFLEET_SCRIPT"' sh "$_f" </dev/null >"$_f.out" 2>&1 &
-    _pid=$!
-    echo "$_n pid $_pid" >&2
-    wait "$_pid"; _rc=$?
-    if [ -s "$_cp" ]; then
-      echo "$_n checkpoint $(head -c 65537 "$_cp" | base64 | tr -d '\\n')" >&2
-    fi
-    [ -f "$_f.report" ] && sed "s/^/$_n report /" "$_f.report" >&2
-    head -c 16777216 "$_f.out" | base64 | sed "s/^/$_n out /" >&2
-    kill -0 "-$_pid" 2>/dev/null && echo "$_n dirty" >&2
-    cd /work && rm -rf "/work/run-$_n" "$_cp" "$_f.report" "$_f.out"
-    echo "$_n end $_rc" >&2
-  )
+_until_go='read -r _g <&9; exec 9<&-; [ "$_g" = go ] || exit 125'
+_then_run='exec 3>"$1.report"; eval "$CRONFLEET_SCRIPT"'
+_say() { while IFS= read -r _l; do echo "$1 $2 $_l" >&2; done; }
+_left() {
+  for _s in /proc/[0-9]*/stat; do
+    read -r _l < "$_s" 2>/dev/null || continue
+    set -- "$1" ${_l##*) }
+    [ "$4" = "$1" ] && [ "$2" != Z ] && return 0
+  done
+  return 1
+}
+_run() {
+  _n=$1; _f=/tmp/.cronfleet-$_n
+  eval "$2"
+  _cp=$CRONFLEET_CHECKPOINT
+  if [ -n "$CRONFLEET_CHECKPOINT_SEED" ]; then
+    printf %s "$CRONFLEET_CHECKPOINT_SEED" | base64 -d > "$_cp" 2>/dev/null || : > "$_cp"
+  else
+    : > "$_cp"
+  fi
+  unset CRONFLEET_CHECKPOINT_SEED
+  mkdir -p "/work/run-$_n" && cd "/work/run-$_n" || { echo "$_n end 1" >&2; exit 1; }
+  setsid sh -c "$_until_go; $_then_run" sh "$_f" </dev/null >"$_f.out" 2>&1 &
+  _pid=$!
+  exec 9<&-
+  echo "$_n pid $_pid" >&2
+  wait "$_pid"; _rc=$?
+  [ -s "$_cp" ] && head -c 65537 "$_cp" | base64 | _say "$_n" checkpoint
+  [ -f "$_f.report" ] && _say "$_n" report < "$_f.report"
+  [ -s "$_f.out" ] && head -c 16777216 "$_f.out" | base64 | _say "$_n" out
+  _left "$_pid" && echo "$_n dirty" >&2
+  cd /work && rm -rf "/work/run-$_n" "$_cp" "$_f.report" "$_f.out" "$_f.go"
+  echo "$_n end $_rc" >&2
+}
+while read -r _cmd _n _data; do
+  case $_cmd in
+    prep) mkfifo "/tmp/.cronfleet-$_n.go" && exec 9<>"/tmp/.cronfleet-$_n.go" && { (_run "$_n" "$_data") & }
+          exec 9<&- ;;
+    go|drop) [ -p "/tmp/.cronfleet-$_n.go" ] && echo "$_cmd" 1<>"/tmp/.cronfleet-$_n.go" ;;
+  esac
 done
 """
 
@@ -94,16 +120,23 @@ class Resident:
     sock: socket.socket
     job_id: str
     profile: Profile
-    busy: bool = False
+    runs: int = 0  # runs prepared or running in it
+    retiring: bool = False  # a run left something behind: no new runs, removed when empty
     dead: bool = False
     last_used: float = field(default_factory=time.monotonic)
     inbox: dict[str, asyncio.Queue[str]] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)  # by nonce, said at preparation
     reader: asyncio.Task[None] | None = None
-    # Told when a run's end is read (dirty or not), or the container died:
-    # the container is free for the job's next run from that moment, not
-    # from when the worker gets round to waiting on the run.
+    # Told when a run's end is read (dirty or not), or the container died.
     ended: Callable[[Resident, bool], None] | None = None
     _dirty: set[str] = field(default_factory=set)
+
+    def send(self, line: str) -> None:
+        self.sock.setblocking(True)  # a line is small; the gate reads at once
+        try:
+            self.sock.sendall(line.encode() + b"\n")
+        finally:
+            self.sock.setblocking(False)
 
     async def read(self) -> None:
         """Demultiplex the attach stream (8-byte frame headers) and route the
@@ -139,9 +172,12 @@ class Resident:
                 self.ended(self, True)
 
     def _heard(self, nonce: str, said: str) -> None:
-        if said == "dirty":
+        if said.startswith("pid "):
+            self.pids[nonce] = int(said[4:])
+        elif said == "dirty":
             self._dirty.add(nonce)
         elif said.startswith("end ") and self.ended is not None:
+            self.pids.pop(nonce, None)
             self.ended(self, nonce in self._dirty)
             self._dirty.discard(nonce)
 
@@ -153,46 +189,31 @@ class ResidentContainers:
         self.runtime = runtime
         self._by_job: dict[str, list[Resident]] = {}
         self._creating: dict[tuple[str, Profile], asyncio.Task[None]] = {}
-        self._freed: dict[str, asyncio.Event] = {}  # a job's container is free again
 
     def count(self) -> int:
         return sum(len(r) for r in self._by_job.values())
 
     async def arm(self, spec: RunSpec) -> ResidentRun:
-        """Make sure the job has a container (creating one is the slow part: a
-        cold start); which container runs it is chosen at release, so a run
-        waiting for its time holds none."""
+        """Prepare the run in the job's container (making one is the slow part:
+        a cold start). Runs of a job may overlap in it, each its own session."""
         profile = self.runtime.profile_of(spec)
-        cold = not any(not r.dead and r.profile == profile for r in self._by_job.get(spec.job_id, []))
-        if cold:
+        resident = self._usable(spec.job_id, profile)
+        cold = resident is None
+        while resident is None:
             await self._new(spec.job_id, profile)
-        return ResidentRun(self, spec, profile, cold)
+            resident = self._usable(spec.job_id, profile)
+        run = ResidentRun(self, spec, profile, cold, resident)
+        run.prepare()
+        return run
 
-    async def take(self, spec: RunSpec, profile: Profile, withdrawn: Callable[[], bool]) -> Resident:
-        """The job's container for a run being released, marked busy. One run at
-        a time: a fire due while the previous run is still in the container
-        waits for it (runs late) rather than making another container, which
-        under load made the engine slower and the next run later still."""
-        while True:
-            if withdrawn():
-                raise ReleaseWithdrawn()
-            residents = [r for r in self._by_job.get(spec.job_id, []) if not r.dead and r.profile == profile]
-            idle = next((r for r in residents if not r.busy), None)
-            if idle is not None:
-                idle.busy = True
-                return idle
-            if not residents:
-                await self._new(spec.job_id, profile)
-                continue
-            freed = self._freed.setdefault(spec.job_id, asyncio.Event())
-            freed.clear()  # set by done(), or by a cancel of a run waiting here
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(freed.wait(), 1.0)
+    def _usable(self, job_id: str, profile: Profile) -> Resident | None:
+        residents = self._by_job.get(job_id, [])
+        return next((r for r in residents if not r.dead and not r.retiring and r.profile == profile), None)
 
     async def _new(self, job_id: str, profile: Profile) -> None:
-        """One more container for the job. Runs arming or released together
-        share a creation in flight: without that, a job's fires armed while its
-        first container was being made each made their own, and fifty new
+        """One more container for the job. Runs arming together share a
+        creation in flight: without that, a job's fires armed while its first
+        container was being made each made their own, and fifty new
         every-second jobs asked the engine for three times as many."""
         key = (job_id, profile)
         creating = self._creating.get(key)
@@ -215,24 +236,16 @@ class ResidentContainers:
         sock.setblocking(False)
         return Resident(container, sock, job_id, profile)
 
-    def done(self, resident: Resident, retire: bool) -> None:
-        """A run in ``resident`` ended (or it died): free it for the job's next
-        run, or remove it if the run left something running."""
+    def done(self, resident: Resident, dirty: bool) -> None:
+        """A run in ``resident`` ended (dirty: it left something running), or
+        the container died: retire it, and remove it once no run is in it."""
         if resident not in self._by_job.get(resident.job_id, []):
             return  # removed already
-        resident.busy = False
+        resident.runs = max(0, resident.runs - 1)
         resident.last_used = time.monotonic()
-        self.runtime.claims.forget(resident.container.id)
-        if retire or resident.dead:
-            resident.dead = True
+        resident.retiring = resident.retiring or dirty
+        if resident.dead or (resident.retiring and resident.runs == 0):
             asyncio.get_running_loop().create_task(self._remove(resident))
-        self.wake(resident.job_id)
-
-    def wake(self, job_id: str) -> None:
-        """Runs of the job waiting for its container look again."""
-        freed = self._freed.get(job_id)
-        if freed is not None:
-            freed.set()
 
     async def _remove(self, resident: Resident) -> None:
         residents = self._by_job.get(resident.job_id, [])
@@ -240,7 +253,6 @@ class ResidentContainers:
             residents.remove(resident)
         if not residents:
             self._by_job.pop(resident.job_id, None)
-            self._freed.pop(resident.job_id, None)
         if resident.reader is not None:
             resident.reader.cancel()
         with contextlib.suppress(OSError):
@@ -256,7 +268,7 @@ class ResidentContainers:
             now = time.monotonic()
             for residents in list(self._by_job.values()):
                 for r in list(residents):
-                    if not r.busy and (r.dead or now - r.last_used > IDLE_SECONDS):
+                    if r.runs == 0 and (r.dead or now - r.last_used > IDLE_SECONDS):
                         await self._remove(r)
 
     async def close(self) -> None:
@@ -265,18 +277,20 @@ class ResidentContainers:
 
 
 class ResidentRun:
-    """One run in its job's resident container (taken at release)."""
+    """One run in its job's resident container, prepared at arming."""
 
-    def __init__(self, owner: ResidentContainers, spec: RunSpec, profile: Profile, cold: bool) -> None:
+    def __init__(
+        self, owner: ResidentContainers, spec: RunSpec, profile: Profile, cold: bool, resident: Resident
+    ) -> None:
         self.owner = owner
         self.spec = spec
         self.profile = profile
+        self.resident = resident
         self.nonce = secrets.token_hex(8)
         self.cold: bool | None = cold
-        self.container_id = ""
-        self.resident: Resident | None = None
+        self.container_id = str(resident.container.id)
         self.killed_for = ""
-        self.pid: int | None = None
+        self.released = False
         self._checkpoint: bytes | None = None
         self._checkpoint_read_at = 0.0
 
@@ -284,19 +298,21 @@ class ResidentRun:
     def _files(self) -> str:
         return f"/tmp/.cronfleet-{self.nonce}"
 
-    async def release(self) -> None:
-        """Take an idle container of the job and hand it the run and its go together."""
-        resident = await self.owner.take(self.spec, self.profile, lambda: bool(self.killed_for))
-        self.resident, self.container_id = resident, str(resident.container.id)
+    def prepare(self) -> None:
+        """Hand the gate the run (environment, script, checkpoint) to prepare."""
+        resident = self.resident
         resident.inbox[self.nonce] = asyncio.Queue()
-        self.owner.runtime.claims.record(resident.container.id, self.spec)
+        resident.runs += 1
+        self.owner.runtime.claims.record(f"{resident.container.id}.{self.nonce}", self.spec)
         env = dict(self.spec.env) | script_env(self.spec, f"{self._files}.checkpoint")
-        resident.sock.sendall(run_payload(env | {"CRONFLEET_NONCE": self.nonce}) + b"go\n")
+        resident.send(f"prep {self.nonce} {shell_exports(env | {'CRONFLEET_NONCE': self.nonce})}")
+
+    async def release(self) -> None:
+        self.resident.send(f"go {self.nonce}")
+        self.released = True
 
     async def wait(self) -> RunOutcome:
         resident = self.resident
-        if resident is None:  # withdrawn before its time: it never ran
-            return RunOutcome(self.killed_for or "cancelled", None, f"stopped: {self.killed_for}")
         try:
             said, code = await self._until_end(resident)
             output = b"".join(base64.b64decode(s[4:]) for s in said if s.startswith("out "))
@@ -306,16 +322,16 @@ class ResidentRun:
             if self.spec.steps:
                 report = "\n".join(s[7:] for s in said if s.startswith("report "))
                 outcome.steps = step_results(report, self.spec.steps)
-            left = next((base64.b64decode(s[11:]) for s in said if s.startswith("checkpoint ")), None)
-            left = left or self._checkpoint
-            if left is not None:
+            left = b"".join(base64.b64decode(s[11:]) for s in said if s.startswith("checkpoint "))
+            left = left or self._checkpoint or b""
+            if left:
                 outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(left)
             if "dirty" in said and not outcome.error:
                 outcome.error = "left processes running: its container is replaced"
             return outcome
         finally:
-            # The container was freed (or retired) as the end was read.
             resident.inbox.pop(self.nonce, None)
+            self.owner.runtime.claims.forget(f"{resident.container.id}.{self.nonce}")
 
     async def _until_end(self, resident: Resident) -> tuple[list[str], int | None]:
         """The gate's lines for this run up to its end; the exit code (None if the
@@ -333,16 +349,16 @@ class ResidentRun:
                 continue
             if line == "died":
                 return said, None
-            if line.startswith("pid "):
-                self.pid = int(line[4:])
-            elif line.startswith("end "):
+            if line.startswith("end "):
                 return said, int(line[4:])
-            else:
+            if not line.startswith("pid "):
                 said.append(line)
 
     def _outcome(self, code: int | None) -> RunOutcome:
         if code is None:
             return RunOutcome("failed", None, "the job's container died")
+        if not self.released:  # dropped before its time: it never ran
+            return RunOutcome(self.killed_for or "cancelled", None, f"stopped: {self.killed_for}")
         if self.killed_for == "timed_out":
             return RunOutcome("timed_out", code, f"exceeded timeout of {self.spec.timeout_seconds}s")
         if self.killed_for:
@@ -350,15 +366,19 @@ class ResidentRun:
         return RunOutcome("succeeded" if code == 0 else "failed", code)
 
     async def kill(self, reason: str) -> None:
-        """SIGTERM the run's process group, the grace, then SIGKILL (through the engine)."""
+        """Not released: dropped (its prepared shell exits). Running: SIGTERM
+        to its process group, the grace, then SIGKILL (through the engine)."""
         self.killed_for = self.killed_for or reason
-        if self.resident is None or self.pid is None:
-            self.owner.wake(self.spec.job_id)  # if its release waits for the container
-            return  # not released (nothing runs), or not started yet
+        if not self.released:
+            with contextlib.suppress(OSError):
+                self.resident.send(f"drop {self.nonce}")
+            return
+        pid = self.resident.pids.get(self.nonce)
+        if pid is None:
+            return  # ended already
         await self.read_checkpoint(fresh=True)
-        await self._exec(["kill", "-TERM", f"-{self.pid}"])
+        await self._exec(["kill", "-TERM", f"-{pid}"])
         grace = self.owner.runtime.settings.kill_grace_seconds
-        pid = self.pid
         asyncio.get_running_loop().call_later(
             grace, lambda: asyncio.ensure_future(self._exec(["kill", "-KILL", f"-{pid}"]))
         )
@@ -371,8 +391,6 @@ class ResidentRun:
             self.spec.spool_path.write_bytes(bytes(result.output or b""))
 
     async def read_checkpoint(self, fresh: bool = False) -> bytes | None:
-        if self.resident is None:
-            return None
         now = time.monotonic()
         if not fresh and now - self._checkpoint_read_at < CHECKPOINT_READ_EVERY:
             return self._checkpoint
@@ -384,8 +402,6 @@ class ResidentRun:
 
     async def _exec(self, command: list[str]) -> Any:
         runtime, resident = self.owner.runtime, self.resident
-        if resident is None:
-            return None
         with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
             return await runtime.call(resident.container.exec_run, command, user=runtime.settings.docker_user)
         return None

@@ -72,6 +72,21 @@ def run_payload(env: dict[str, str]) -> bytes:
     return base64.b64encode("".join(lines).encode()) + b"\n"
 
 
+def shell_exports(env: dict[str, str]) -> str:
+    """``env`` as one line of shell (``export A=$'...' B=$'...'``) that ash
+    evaluates without forking a decoder: quotes, backslashes, control and
+    non-ASCII bytes are escaped, so a value cannot end its quote."""
+    parts = []
+    for name, value in env.items():
+        if not _NAME.match(name):
+            raise ValueError(f"not a variable name: {name!r}")
+        quoted = "".join(
+            f"\\x{b:02x}" if b < 0x20 or b >= 0x7F or b in (0x27, 0x5C) else chr(b) for b in value.encode()
+        )
+        parts.append(f"{name}=$'{quoted}'")
+    return "export " + " ".join(parts) if parts else ":"
+
+
 # Steps run in order in one shell; the first failure stops the run. The log
 # frames each step's output for people (`==> step NAME` ... `==> step NAME
 # exited 0 in 0.01s`); the result goes to fd 3 as data, one line per step:
@@ -143,11 +158,6 @@ class RunSpec:
 class RunRejected(Exception):
     """The run cannot start at all (e.g. ``image_not_found: IMAGE``); the
     message is the reason reported on the execution."""
-
-
-class ReleaseWithdrawn(Exception):
-    """The run was cancelled while its release waited (a per_job run waiting
-    for its job's container): it never started."""
 
 
 @dataclass

@@ -16,7 +16,7 @@ from cronfleet.config import Settings
 from cronfleet.models import Resources, Step
 from tests.helpers import assert_eventually
 from worker.docker_runtime import LABEL, Claim, DockerRuntime
-from worker.runtime import ReleaseWithdrawn, RunOutcome, RunRejected, RunSpec
+from worker.runtime import RunOutcome, RunRejected, RunSpec
 
 pytestmark = pytest.mark.integration
 _ids = itertools.count(1)
@@ -352,25 +352,48 @@ async def test_a_run_that_leaves_a_process_behind_retires_the_container(
     await clean.wait()
 
 
-async def test_a_per_job_fire_waits_for_its_jobs_container_instead_of_making_another(
+async def test_per_job_runs_are_prepared_ahead_and_may_overlap_in_the_jobs_container(
     runtime: DockerRuntime, tmp_path: Path
 ) -> None:
-    """One container per job: a fire due while the previous run is still in
-    it runs when that run ends (late), and a fire withdrawn meanwhile never runs."""
+    """Arming prepares a run in the job's one container; a run still going
+    does not hold up the next; a prepared run that is dropped never runs."""
     first = await runtime.arm(per_job(tmp_path, "sleep 1; echo first"))
-    await first.release()
     second = await runtime.arm(per_job(tmp_path, "echo second"))
-    withdrawn = await runtime.arm(per_job(tmp_path, "echo never"))
-    releasing = asyncio.create_task(second.release())
-    await asyncio.sleep(0.2)
-    assert not releasing.done(), "the job's container is busy: the release waits"
-    dropping = asyncio.create_task(withdrawn.release())
-    await asyncio.sleep(0.1)
-    await withdrawn.kill("cancelled")
-    with pytest.raises(ReleaseWithdrawn):
-        await dropping
+    dropped = await runtime.arm(per_job(tmp_path, "echo never > /tmp/never"))
+    assert not second.cold and second.container_id == first.container_id
+    await first.release()
+    await second.release()
+    done = await second.wait()
+    assert done.status == "succeeded", "the second ran while the first still slept"
+    await dropped.kill("cancelled")
+    assert (await dropped.wait()).status == "cancelled"
     assert (await first.wait()).status == "succeeded"
-    await releasing
-    assert second.container_id == first.container_id
-    assert (await second.wait()).status == "succeeded"
-    assert len(labelled(runtime, job_id="frequent")) == 1, "still one container for the job"
+    look_spec = per_job(tmp_path, "ls /tmp/never 2>&1 || echo absent")
+    look = await runtime.arm(look_spec)
+    await look.release()
+    await look.wait()
+    assert "absent" in look_spec.spool_path.read_text(), "the dropped run never ran"
+    assert len(labelled(runtime, job_id="frequent")) == 1, "one container for the job"
+
+
+async def test_a_restarted_worker_calls_the_runs_in_a_per_job_container_lost(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    running = await runtime.arm(per_job(tmp_path, "sleep 60", execution_id=911))
+    await running.release()
+    await runtime.arm(per_job(tmp_path, "true", execution_id=912))  # prepared, never released
+    again = DockerRuntime(runtime.settings, runtime.worker_id)
+    found = {r.execution_id: r.outcome.status for r in await again.recover()}
+    assert found == {911: "lost", 912: "lost"}
+    assert labelled(runtime) == [], "the job's container is gone with them"
+
+
+async def test_a_per_job_run_gets_its_environment_byte_for_byte(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    tricky = "it's a \\ back'slash\n$(echo no) `echo no` \"quoted\"  spaced  é ✓\ttab"
+    job = per_job(tmp_path, 'printf %s "$TRICKY"', env={"TRICKY": tricky, "EMPTY": ""})
+    armed = await runtime.arm(job)
+    await armed.release()
+    assert (await armed.wait()).status == "succeeded"
+    assert job.spool_path.read_text() == tricky
