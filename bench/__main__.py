@@ -640,6 +640,55 @@ def scenario_claim(services: Services, quick: bool) -> None:
     )
 
 
+def scenario_stats(services: Services, quick: bool) -> None:
+    """GET /stats's one query on a user with a million executions in the last day."""
+    n = 200_000 if quick else 1_000_000
+    url = services.fresh_db()
+    owner = _bench_user(url)
+    insert_due_jobs(url, owner, 1000, datetime.now(UTC) + timedelta(days=2))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """
+            INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, attempt, run_at, status,
+                                    started_at, finished_at, lateness_ms)
+            SELECT j.ids[1 + g %% 1000], %(owner)s, g %% 256, t, 1, t,
+                   (ARRAY['succeeded', 'succeeded', 'succeeded', 'failed', 'timed_out'])[1 + g %% 5],
+                   t + interval '3 ms', t + interval '1 s', 3 + g %% 50
+            FROM (SELECT array_agg(id) AS ids FROM jobs) j,
+                 generate_series(1, %(n)s) g,
+                 LATERAL (SELECT now() - g * (interval '86 ms') AS t) tt
+            """,
+            {"n": n, "owner": owner},
+        )
+        conn.execute("ANALYZE")
+        job = conn.execute("SELECT id FROM jobs LIMIT 1").fetchone()
+    assert job is not None
+
+    async def timed(job_id: uuid.UUID | None) -> float:
+        db = Database(url, max_size=1)
+        await db.open()
+        try:
+            best = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                async with db.transaction() as tx:  # as gateway.service.stats runs it
+                    await tx.execute("stats_work_mem", {})
+                    await tx.fetch_one(
+                        "stats", {"owner_id": owner, "job_id": job_id, "now": datetime.now(UTC)}
+                    )
+                best = min(best, time.perf_counter() - t0)
+            return best
+        finally:
+            await db.close()
+
+    mine, one_job = asyncio.run(timed(None)), asyncio.run(timed(job[0]))
+    print(
+        f"  stats over {n:,} executions in the last day: user-wide {mine * 1000:.0f} ms, "
+        f"one job ({n // 1000:,} runs) {one_job * 1000:.1f} ms   target: fast (one query each)",
+        flush=True,
+    )
+
+
 def _bench_user(url: str) -> str:
     with psycopg.connect(url) as conn:
         uid = uuid.uuid4()
@@ -661,7 +710,7 @@ def main() -> None:
         "--only",
         nargs="*",
         default=[],
-        help="claim process docker throughput-noop throughput-process",
+        help="claim stats process docker throughput-noop throughput-process",
     )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the clusters, Postgres and etcd stop.
@@ -670,9 +719,9 @@ def main() -> None:
 
     wanted = set(args.only) or {
         "claim",
+        "stats",
         "process",
         "docker",
-        "docker-pool",
         "throughput-noop",
         "throughput-process",
     }
@@ -683,6 +732,8 @@ def main() -> None:
     with Services() as services:
         if "claim" in wanted:
             scenario_claim(services, args.quick)
+        if "stats" in wanted:
+            scenario_stats(services, args.quick)
         if "process" in wanted:
             scenario_lateness(services, "process", args.quick)
         if "throughput-noop" in wanted:

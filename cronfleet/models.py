@@ -395,6 +395,24 @@ class DeadLetter:
 
 
 @dataclass(frozen=True)
+class RunsInMinute:
+    minute: datetime
+    runs: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A user's (or one job's) figures (GET /stats, GET /jobs/{id}/stats)."""
+
+    jobs: dict[str, int]  # by status, deleted ones left out ({} for one job)
+    executions: dict[str, dict[str, int]]  # "last_hour" / "last_day" -> status -> count
+    success_rate: dict[str, float | None]  # per window: succeeded / ended (None: none ended)
+    lateness_ms: dict[str, float | None]  # p50, p95, p99, max of runs started in the last day
+    duration_ms: dict[str, float | None]  # the same, of runs ended in the last day
+    runs_per_minute: tuple[RunsInMinute, ...]  # runs started, the last 60 minutes, oldest first
+
+
+@dataclass(frozen=True)
 class User:
     id: uuid.UUID
     name: str

@@ -202,6 +202,56 @@ WHERE owner_id = %(owner_id)s AND key = %(key)s
 -- prune_idempotency_keys --
 DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => %(ttl)s)
 
+-- ===================================================================== stats
+
+-- stats_work_mem --
+SET LOCAL work_mem = '64MB'
+
+-- stats --
+-- One user's figures, or one job's (job_id set), over executions by the time
+-- they were due, in the last day: one pass over them (counts per status and
+-- window as FILTERed counts, the two percentile sorts), plus the last hour's
+-- starts per minute. executions_owner_time_idx / executions_job_time_idx
+-- find the rows; run with a larger work_mem (gateway.service.stats).
+SELECT
+    (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb) FROM (
+        SELECT status, count(*) AS n FROM jobs
+        WHERE owner_id = %(owner_id)s AND %(job_id)s::uuid IS NULL AND status <> 'deleted'
+        GROUP BY status) s) AS jobs,
+    count(*) FILTER (WHERE e.status = 'scheduled' AND e.scheduled_at > %(now)s - interval '1 hour') AS hour_scheduled,
+    count(*) FILTER (WHERE e.status = 'running' AND e.scheduled_at > %(now)s - interval '1 hour') AS hour_running,
+    count(*) FILTER (WHERE e.status = 'succeeded' AND e.scheduled_at > %(now)s - interval '1 hour') AS hour_succeeded,
+    count(*) FILTER (WHERE e.status = 'failed' AND e.scheduled_at > %(now)s - interval '1 hour') AS hour_failed,
+    count(*) FILTER (WHERE e.status = 'timed_out' AND e.scheduled_at > %(now)s - interval '1 hour') AS hour_timed_out,
+    count(*) FILTER (WHERE e.status = 'cancelled' AND e.scheduled_at > %(now)s - interval '1 hour') AS hour_cancelled,
+    count(*) FILTER (WHERE e.status = 'lost' AND e.scheduled_at > %(now)s - interval '1 hour') AS hour_lost,
+    count(*) FILTER (WHERE e.status = 'skipped' AND e.scheduled_at > %(now)s - interval '1 hour') AS hour_skipped,
+    count(*) FILTER (WHERE e.status = 'scheduled') AS day_scheduled,
+    count(*) FILTER (WHERE e.status = 'running') AS day_running,
+    count(*) FILTER (WHERE e.status = 'succeeded') AS day_succeeded,
+    count(*) FILTER (WHERE e.status = 'failed') AS day_failed,
+    count(*) FILTER (WHERE e.status = 'timed_out') AS day_timed_out,
+    count(*) FILTER (WHERE e.status = 'cancelled') AS day_cancelled,
+    count(*) FILTER (WHERE e.status = 'lost') AS day_lost,
+    count(*) FILTER (WHERE e.status = 'skipped') AS day_skipped,
+    percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY e.lateness_ms) AS lateness,
+    max(e.lateness_ms) AS lateness_max,
+    percentile_cont(ARRAY[0.5, 0.95, 0.99])
+        WITHIN GROUP (ORDER BY extract(epoch FROM e.finished_at - e.started_at) * 1000) AS duration,
+    max(extract(epoch FROM e.finished_at - e.started_at) * 1000) AS duration_max,
+    (SELECT coalesce(jsonb_object_agg(m, n), '{}'::jsonb) FROM (
+        SELECT extract(epoch FROM date_trunc('minute', started_at))::bigint AS m, count(*) AS n
+        FROM executions
+        WHERE owner_id = %(owner_id)s
+          AND (%(job_id)s::uuid IS NULL OR job_id = %(job_id)s::uuid)
+          AND scheduled_at > %(now)s - interval '1 day' AND scheduled_at <= %(now)s
+          AND started_at > %(now)s - interval '1 hour'
+        GROUP BY 1) s) AS per_minute
+FROM executions e
+WHERE e.owner_id = %(owner_id)s
+  AND (%(job_id)s::uuid IS NULL OR e.job_id = %(job_id)s::uuid)
+  AND e.scheduled_at > %(now)s - interval '1 day' AND e.scheduled_at <= %(now)s
+
 -- ============================================================== dead letters
 
 -- list_dead_letters --

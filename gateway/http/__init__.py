@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cronfleet import metrics
 from cronfleet.errors import CronfleetError
-from gateway.http import auth, cluster, dead_letters, executions, health, jobs, schedules
+from gateway.http import auth, cluster, dead_letters, executions, health, jobs, schedules, stats
 from gateway.http.cluster import ClusterSource
 from gateway.http.common import error_response
 from gateway.http.health import ReadyCheck
@@ -29,7 +29,7 @@ def build_http_app(service: JobsService, cluster_source: ClusterSource, ready: R
     app.state.service = service
     app.state.cluster = cluster_source
     app.state.ready = ready
-    for area in (health, auth, jobs, executions, dead_letters, schedules, cluster):
+    for area in (health, auth, jobs, executions, dead_letters, schedules, stats, cluster):
         app.include_router(area.router)
     _add_error_handlers(app)
 

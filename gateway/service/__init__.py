@@ -12,10 +12,11 @@ from gateway.service.accounts import Accounts, token_hash
 from gateway.service.dead_letters import DeadLetters
 from gateway.service.executions import Executions
 from gateway.service.schedules import Schedules
+from gateway.service.stats import StatsArea
 
 
-class JobsService(Accounts, DeadLetters, Executions, Schedules):
-    """The whole service layer: accounts, jobs, executions, dead letters, schedules."""
+class JobsService(Accounts, DeadLetters, Executions, Schedules, StatsArea):
+    """The whole service layer: accounts, jobs, executions, dead letters, schedules, stats."""
 
 
 __all__ = ["JobsService", "token_hash"]

@@ -1,0 +1,22 @@
+"""Stats for people: the caller's totals and one job's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from cronfleet.codec import jsonapi
+from gateway.http.common import Caller, Service
+
+router = APIRouter(prefix="/api/v1", tags=["stats"])
+
+
+@router.get("/stats")
+async def my_stats(service: Service, user: Caller) -> dict[str, Any]:
+    return dict(jsonapi.encode(await service.stats(user)))
+
+
+@router.get("/jobs/{job_id}/stats")
+async def job_stats(job_id: str, service: Service, user: Caller) -> dict[str, Any]:
+    return dict(jsonapi.encode(await service.stats(user, job_id)))
