@@ -7,6 +7,8 @@ import dataclasses
 import signal
 from collections.abc import Awaitable, Callable
 
+import structlog
+
 import coordinator
 import gateway
 import scheduler
@@ -32,6 +34,9 @@ def run_role(role: str, settings: Settings) -> None:
 
     async def main() -> None:
         configure_logging(settings.log_level, settings.log_format)
+        # Every line this process logs says which member said it (the tasks
+        # the role starts inherit the context).
+        structlog.contextvars.bind_contextvars(role=role, **_member(role, settings))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -39,3 +44,12 @@ def run_role(role: str, settings: Settings) -> None:
         await ROLES[role](settings, stop)
 
     asyncio.run(main())
+
+
+def _member(role: str, settings: Settings) -> dict[str, str]:
+    member_id = {
+        "coordinator": settings.coordinator_id,
+        "scheduler": settings.scheduler_id,
+        "worker": settings.worker_id,
+    }.get(role, "")
+    return {f"{role}_id": member_id} if member_id else {}

@@ -72,6 +72,7 @@ def _queued(execution: Row, job: Row) -> QueuedRun:
         fire_at=execution["run_at"],
         job=_jobs.get(job)[1],
         checkpoint=bytes(execution.get("checkpoint") or b""),
+        shard_id=execution["shard_id"],
     )
 
 

@@ -39,6 +39,7 @@ class QueuedRun:
     # What to run, as workers get it (encoded once per job version).
     job: jobs_pb2.JobSpec = field(compare=False, repr=False)
     checkpoint: bytes = field(default=b"", compare=False, repr=False)  # the previous attempt's
+    shard_id: int = field(default=0, compare=False)
 
     def assignment(self) -> dispatch_pb2.Assignment:
         return dispatch_pb2.Assignment(
@@ -152,6 +153,15 @@ class Dispatcher:
     def _send(self, assigned: list[tuple[QueuedRun, WorkerStream]]) -> int:
         batches: dict[str, list[dispatch_pb2.Assignment]] = {}
         for run, stream in assigned:
+            log.debug(
+                "run_assigned",
+                execution_id=run.execution_id,
+                job_id=str(run.job_id),
+                attempt=run.attempt,
+                shard_id=run.shard_id,
+                worker_id=stream.worker_id,
+                fire_at=run.fire_at.isoformat(),
+            )
             stream.credits -= 1
             stream.unstarted[run.execution_id] = run.fire_at.timestamp()
             batches.setdefault(stream.worker_id, []).append(run.assignment())

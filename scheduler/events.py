@@ -48,6 +48,14 @@ class EventRecorder:
         self._wake = asyncio.Event()
 
     def add(self, stream: WorkerStream, events: list[dispatch_pb2.RunEvent]) -> None:
+        for e in events:
+            log.debug(
+                "run_event",
+                execution_id=e.execution_id,
+                kind=dispatch_pb2.EventKind.Name(e.kind),
+                status=e.status,
+                worker_id=stream.worker_id,
+            )
         self._pending.extend(Reported(stream, e) for e in events)
         self._wake.set()
 

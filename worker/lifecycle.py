@@ -152,6 +152,10 @@ class Runs:
 
     # ------------------------------------------------------------ the life
     async def _live(self, run: Run) -> None:
+        # Every line logged for this run (in this task) names it.
+        structlog.contextvars.bind_contextvars(
+            execution_id=run.execution_id, job_id=run.spec.job_id, attempt=run.spec.attempt
+        )
         self._enter_window(run)
         try:
             outcome = await self._arm_and_run(run)

@@ -1,8 +1,11 @@
-"""Every role serves its own Prometheus metrics, and they count what happened."""
+"""Every role serves its own Prometheus metrics, and they count what happened;
+one execution can be followed through every process's log."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -25,7 +28,7 @@ def quiet_cluster(
         pg_server,
         etcd_server,
         tmp_path_factory.mktemp("metrics"),
-        {"CRONFLEET_RUNTIME": "process"},
+        {"CRONFLEET_RUNTIME": "process", "CRONFLEET_LOG_LEVEL": "debug"},
         ["--schedulers", "1", "--workers", "1"],
     )
 
@@ -89,3 +92,23 @@ def test_each_role_serves_metrics_that_count_real_fires(quiet_cluster: Cluster) 
         "gateway", "cronfleet_http_request_duration_seconds_count", route="/api/v1/jobs", method="POST"
     )
     assert created == 4
+
+
+def test_one_execution_is_traced_through_every_process_by_its_id(quiet_cluster: Cluster) -> None:
+    with quiet_cluster.api(quiet_cluster.new_user()) as c:
+        job = c.post("/jobs", json={"name": "traced", "command": "true"}).json()
+        run = finished_run(c, job["id"])
+
+    def lines_about(member: str) -> list[dict[str, Any]]:
+        text = (quiet_cluster.state_dir / "run" / f"{member}.log").read_text()
+        found = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        return [e for e in found if e.get("execution_id") == int(run["id"])]
+
+    by_scheduler = {e["event"]: e for e in lines_about("scheduler-1")}
+    assert {"run_assigned", "run_event"} <= set(by_scheduler)
+    assigned = by_scheduler["run_assigned"]
+    assert assigned["job_id"] == job["id"] and assigned["worker_id"] == "worker-1"
+    assert assigned["scheduler_id"] == "scheduler-1" and "shard_id" in assigned
+    by_worker = lines_about("worker-1")
+    assert by_worker and all(e["worker_id"] == "worker-1" and e["job_id"] == job["id"] for e in by_worker)
+    assert by_worker[-1]["event"] == "run_finished" and by_worker[-1]["attempt"] == 1
