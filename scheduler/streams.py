@@ -22,7 +22,7 @@ SILENT_HEARTBEATS = 3
 # A worker with this many runs not started OVERDUE_AFTER seconds past their
 # fire time gets no new assignment until it catches up.
 MAX_OVERDUE = 4
-OVERDUE_AFTER = 2.5
+OVERDUE_AFTER = 1.0  # > worker.lifecycle.REPORT_DEFER_MOST
 
 
 @dataclass

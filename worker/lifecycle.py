@@ -32,6 +32,9 @@ log = structlog.get_logger()
 # A run due sooner than this arms at once; later ones first let any release
 # in progress finish (see worker.pacing).
 ARM_WITHOUT_DEFERRING = 5.0
+# The most a started report waits for the release windows to close; less
+# than the schedulers' OVERDUE_AFTER, so a worker on time never looks behind.
+REPORT_DEFER_MOST = 0.3
 # How long a cancel for a run not (yet) on this worker is kept for it.
 EARLY_CANCEL_KEPT = 60.0
 # How often a live run's checkpoint is looked at when live logs are off.
@@ -49,6 +52,7 @@ class Run:
     cancel_reason: str = ""
     cold_start: bool = False
     started_at: float | None = None
+    unreported_start: dispatch_pb2.RunEvent | None = None  # held briefly (see _release)
     in_window: bool = False  # counted in the release windows until released or dropped
     task: asyncio.Task[None] | None = None
     # Set when the run is cancelled, so an armed run stops waiting for its time.
@@ -82,7 +86,7 @@ class Runs:
         self.live_log_interval = live_log_interval
         self.give_back = give_back  # a slot is free again on this scheduler's stream
         self.active: dict[int, Run] = {}
-        self._kills: set[asyncio.Task[None]] = set()  # held so they are not collected mid-kill
+        self._kills: set[asyncio.Task[None]] = set()  # kills, start reports: held till done
         self._cancelled_early: dict[int, float] = {}  # cancels of runs not (yet) here
         self.arming = ArmingGate(arm_concurrency)
         self.windows = ReleaseWindows(enabled=runtime.paced)
@@ -208,18 +212,31 @@ class Runs:
         metrics.FIRE_LATENESS.observe(max(0.0, run.started_at - run.fire_at))
         if run.cold_start:
             metrics.COLD_STARTS.inc()
-        # Reporting, and waiting on the run (for Docker, closing its attach
-        # stream is engine work), can wait until the runs released with this
-        # one have started.
-        await self.windows.quiet()
-        started = dispatch_pb2.RunEvent(
+        run.unreported_start = dispatch_pb2.RunEvent(
             execution_id=run.execution_id,
             kind=dispatch_pb2.EVENT_KIND_STARTED,
             at=proto.timestamp_at(run.started_at),
             lateness_ms=(run.started_at - run.fire_at) * 1000,
             container_id=armed.container_id,
         )
-        self.outbox.emit(started, prefer=run.origin)
+        # The report keeps out of the release instant, but briefly: schedulers
+        # judge whether a worker keeps up by these (reports held for the full
+        # deferral made a busy worker look behind, and it got nothing more).
+        task = asyncio.create_task(self._report_started_soon(run))
+        self._kills.add(task)
+        task.add_done_callback(self._kills.discard)
+        # Waiting on the run (for Docker, closing its attach stream is engine
+        # work) can wait until the runs released with this one have started.
+        await self.windows.quiet()
+
+    async def _report_started_soon(self, run: Run) -> None:
+        await self.windows.quiet(most=REPORT_DEFER_MOST)
+        self._report_started(run)
+
+    def _report_started(self, run: Run) -> None:
+        if run.unreported_start is not None:
+            self.outbox.emit(run.unreported_start, prefer=run.origin)
+            run.unreported_start = None
 
     async def _watch(self, run: Run, armed: ArmedRun) -> RunOutcome:
         done = asyncio.Event()
@@ -276,6 +293,7 @@ class Runs:
             return ""
 
     def _report_finished(self, run: Run, outcome: RunOutcome, log_url: str) -> None:
+        self._report_started(run)  # ended before its start was reported: in order
         event = finished_event(run.execution_id, outcome, log_url)
         event.cold_start = run.cold_start
         event.container_id = run.armed.container_id if run.armed is not None else ""

@@ -108,13 +108,13 @@ class ReleaseWindows:
             wait = max(wait, self.settle)  # due (or overdue): open until released
         return max(0.0, wait)
 
-    async def quiet(self) -> None:
-        """Return when no window is open, or after ``max_defer`` seconds.
+    async def quiet(self, most: float | None = None) -> None:
+        """Return when no window is open, or after ``most`` (``max_defer``) seconds.
 
         Waiters poll rather than being woken at each release: fifty of them
         woken fifty times would be the very load the window keeps away.
         """
-        give_up = time.monotonic() + self.max_defer
+        give_up = time.monotonic() + (self.max_defer if most is None else most)
         while (wait := self.busy_for(time.time())) > 0:
             left = give_up - time.monotonic()
             if left <= 0:
