@@ -244,12 +244,12 @@ def runs_of(
     logs are read through whichever of ``clients`` owns the job."""
     with psycopg.connect(c["db"]) as conn:
         rows = conn.execute(
-            "SELECT id, job_id, scheduled_at, started_at, status, cold_start FROM executions"
+            "SELECT id, job_id, scheduled_at, started_at, status, cold_start, lateness_ms FROM executions"
             " WHERE job_id = ANY(%s::uuid[]) AND started_at IS NOT NULL AND finished_at IS NOT NULL",
             (job_ids,),
         ).fetchall()
     out = []
-    for ex_id, job_id, scheduled, started, status, cold in rows:
+    for ex_id, job_id, scheduled, started, status, cold, released in rows:
         for client in clients or [c["api"]]:
             answer = client.get(f"/executions/{ex_id}/logs")
             if answer.status_code == 200:
@@ -265,6 +265,7 @@ def runs_of(
                 "status": status,
                 "cold": cold,
                 "late": late,
+                "released": released,
             }
         )
     return out
@@ -472,6 +473,7 @@ def lateness_of_all(
     if len(runs) < len(job_ids) or any(r["late"] is None or r["status"] != "succeeded" for r in runs):
         raise RuntimeError(f"runs failed or missing: {runs}")
     COLD[0] += sum(1 for r in runs if r["cold"])
+    RELEASE.extend(float(r["released"] or 0.0) for r in runs)
     return [r["late"] for r in runs]
 
 
