@@ -4,6 +4,7 @@ control, and the fenced write that makes an assignment stick."""
 from __future__ import annotations
 
 import heapq
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -152,16 +153,18 @@ class Dispatcher:
 
     def _send(self, assigned: list[tuple[QueuedRun, WorkerStream]]) -> int:
         batches: dict[str, list[dispatch_pb2.Assignment]] = {}
+        tracing = log.is_enabled_for(logging.DEBUG)  # per run: only when asked for
         for run, stream in assigned:
-            log.debug(
-                "run_assigned",
-                execution_id=run.execution_id,
-                job_id=str(run.job_id),
-                attempt=run.attempt,
-                shard_id=run.shard_id,
-                worker_id=stream.worker_id,
-                fire_at=run.fire_at.isoformat(),
-            )
+            if tracing:
+                log.debug(
+                    "run_assigned",
+                    execution_id=run.execution_id,
+                    job_id=str(run.job_id),
+                    attempt=run.attempt,
+                    shard_id=run.shard_id,
+                    worker_id=stream.worker_id,
+                    fire_at=run.fire_at.isoformat(),
+                )
             stream.credits -= 1
             stream.unstarted[run.execution_id] = run.fire_at.timestamp()
             batches.setdefault(stream.worker_id, []).append(run.assignment())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,7 +49,7 @@ class EventRecorder:
         self._wake = asyncio.Event()
 
     def add(self, stream: WorkerStream, events: list[dispatch_pb2.RunEvent]) -> None:
-        for e in events:
+        for e in events if log.is_enabled_for(logging.DEBUG) else ():  # per event: only when asked for
             log.debug(
                 "run_event",
                 execution_id=e.execution_id,

@@ -9,7 +9,7 @@ default seccomp profile, a read-only root with small tmpfs mounts for /tmp and
 the working directory, a non-root user, pids/memory/CPU limits, network
 "none" unless the worker's policy names another, no bind mounts, labels with
 the job, execution and attempt. ``recover()`` finds what a previous life of
-this worker left behind.
+this worker left behind (worker.docker_claims).
 """
 
 from __future__ import annotations
@@ -17,14 +17,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import functools
-import json
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +32,14 @@ import structlog
 
 from cronfleet.config import Settings
 from cronfleet.v1 import dispatch_pb2
+from worker.docker_claims import (
+    CHECKPOINT_PATH,
+    LABEL,
+    Claims,
+    Recovered,
+    outcome_for,
+    recover_containers,
+)
 from worker.pool import ContainerPool, Pooled, Profile
 from worker.resident import ResidentContainers
 from worker.runtime import (
@@ -51,66 +56,8 @@ from worker.runtime import (
 )
 
 log = structlog.get_logger()
-LABEL = "cronfleet"
-# $CRONFLEET_CHECKPOINT inside the container (its /tmp is a tmpfs).
-CHECKPOINT_PATH = "/tmp/cronfleet.checkpoint"
 CHECKPOINT_READ_EVERY = 5.0
 T = TypeVar("T")
-
-
-@dataclass
-class Recovered:
-    """A container found at start-up, left by this worker before it restarted."""
-
-    execution_id: int
-    attempt: int
-    job_id: str
-    owner_id: str
-    outcome: RunOutcome
-    spool_path: Path
-
-
-@dataclass(frozen=True)
-class Claim:
-    """Whose run a container holds. Pooled containers are created before any
-    run is known, so this lives beside the worker, not on the container."""
-
-    execution_id: int
-    attempt: int
-    job_id: str
-    owner_id: str
-
-
-class Claims:
-    """One small file per container holding a run, so a restarted worker knows."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def record(self, container_id: str, spec: RunSpec) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        claim = Claim(spec.execution_id, spec.attempt, spec.job_id, spec.owner_id)
-        (self.folder / container_id).write_text(json.dumps(dataclasses.asdict(claim)))
-
-    def read(self, key: str) -> Claim | None:
-        try:
-            return Claim(**json.loads((self.folder / key).read_text()))
-        except (FileNotFoundError, ValueError, TypeError):
-            return None
-
-    def of(self, container_id: str) -> dict[str, Claim]:
-        """Every claim on a container: its run's (key: the container id), or
-        the runs in a per_job container (key: ``CONTAINER.NONCE``)."""
-        found: dict[str, Claim] = {}
-        for path in self.folder.glob(f"{container_id}*") if self.folder.is_dir() else []:
-            if path.name == container_id or path.name.startswith(f"{container_id}."):
-                claim = self.read(path.name)
-                if claim is not None:
-                    found[path.name] = claim
-        return found
-
-    def forget(self, container_id: str) -> None:
-        (self.folder / container_id).unlink(missing_ok=True)
 
 
 def engine_answers() -> bool:
@@ -138,9 +85,7 @@ class DockerRuntime:
         self._waits = ThreadPoolExecutor(settings.capacity + 4, thread_name_prefix="docker-wait")
         self._calls = ThreadPoolExecutor(8, thread_name_prefix="docker-call")
         self.claims = Claims(Path(settings.state_dir).absolute() / "claims" / worker_id)
-        default = Profile(
-            settings.docker_image, settings.default_cpus, settings.default_memory_mb, settings.default_pids
-        )
+        default = self._profile(None, None, None, None)
         self._forecasts: dict[str, dict[Profile, int]] = {}
         self.residents = ResidentContainers(self)
         self.pool = ContainerPool(
@@ -158,12 +103,19 @@ class DockerRuntime:
         return await loop.run_in_executor(self._waits, functools.partial(container.wait, timeout=timeout))
 
     def profile_of(self, spec: RunSpec) -> Profile:
-        s, r = self.settings, spec.resources
+        r = spec.resources
+        return self._profile(spec.image, r.cpus, r.memory_mb, r.pids)
+
+    def _profile(
+        self, image: str | None, cpus: float | None, memory_mb: int | None, pids: int | None
+    ) -> Profile:
+        """A container profile, the worker's defaults where a job set nothing."""
+        s = self.settings
         return Profile(
-            image=spec.image or s.docker_image,
-            cpus=float(r.cpus or s.default_cpus),
-            memory_mb=int(r.memory_mb or s.default_memory_mb),
-            pids=int(r.pids or s.default_pids),
+            image=image or s.docker_image,
+            cpus=float(cpus or s.default_cpus),
+            memory_mb=int(memory_mb or s.default_memory_mb),
+            pids=int(pids or s.default_pids),
         )
 
     def labels(self, profile: Profile) -> dict[str, str]:
@@ -182,17 +134,14 @@ class DockerRuntime:
         await self.pool.close()
         await self.residents.close()
 
+    async def recover(self) -> list[Recovered]:
+        """What a previous life of this worker left (worker.docker_claims)."""
+        return await self.call(recover_containers, self)
+
     def expect(self, source: str, profiles: list[dispatch_pb2.ProfileCount]) -> None:
         """Each scheduler's forecast, summed into the pool's targets."""
-        s = self.settings
         self._forecasts[source] = {
-            Profile(
-                image=p.image or s.docker_image,
-                cpus=float(p.cpus or s.default_cpus),
-                memory_mb=int(p.memory_mb or s.default_memory_mb),
-                pids=int(p.pids or s.default_pids),
-            ): p.count
-            for p in profiles
+            self._profile(p.image, p.cpus, p.memory_mb, p.pids): p.count for p in profiles
         }
         total: collections.Counter[Profile] = collections.Counter()
         for forecast in self._forecasts.values():
@@ -295,91 +244,6 @@ class DockerRuntime:
             raise
         return container, getattr(sock, "_sock", sock)
 
-    async def recover(self) -> list[Recovered]:
-        return await self.call(self._recover)
-
-    def _recover(self) -> list[Recovered]:
-        """What a previous life of this worker left: runs it held are reported
-        (finished) or killed (lost); idle pooled containers are removed."""
-        found: list[Recovered] = []
-        mine = [f"{LABEL}.worker_id={self.worker_id}", f"{LABEL}.cluster={self.settings.etcd_prefix}"]
-        for c in self.client.containers.list(all=True, filters={"label": mine}, ignore_removed=True):
-            claims = self.claims.of(c.id)
-            try:
-                if not claims:
-                    c.remove(force=True)  # warm, never handed a run
-                elif c.labels.get(LABEL) == "resident":
-                    found += self._recover_resident(c, list(claims.values()))
-                else:
-                    found.append(self._recover_one(c, claims[c.id]))
-            except (docker.errors.APIError, KeyError) as exc:  # e.g. removed meanwhile
-                log.warning("container_recovery_failed", container=c.id, error=str(exc))
-            for key in claims:
-                self.claims.forget(key)
-        if found:
-            log.warning("containers_recovered", worker_id=self.worker_id, count=len(found))
-        return found
-
-    def _recover_resident(self, c: Any, claims: list[Claim]) -> list[Recovered]:
-        """A per_job container: its runs' results went with the worker that
-        waited on them, so each run in it is lost (and retried by its policy)."""
-        with contextlib.suppress(docker.errors.APIError):
-            c.remove(force=True)
-        spool_dir = Path(self.settings.state_dir).absolute() / "recovered"
-        spool_dir.mkdir(parents=True, exist_ok=True)
-        out = []
-        for claim in claims:
-            spool = spool_dir / f"{c.id}.{claim.execution_id}.log"
-            spool.write_bytes(b"")
-            outcome = RunOutcome("lost", None, "worker restarted while the run was live")
-            out.append(
-                Recovered(claim.execution_id, claim.attempt, claim.job_id, claim.owner_id, outcome, spool)
-            )
-        return out
-
-    def _recover_one(self, c: Any, claim: Claim) -> Recovered:
-        spool = Path(self.settings.state_dir).absolute() / "recovered" / f"{c.id}.log"
-        spool.parent.mkdir(parents=True, exist_ok=True)
-        checkpoint: bytes | None = None
-        if c.status == "exited":
-            code = int(c.attrs["State"]["ExitCode"])
-            outcome = _outcome_for(code, bool(c.attrs["State"].get("OOMKilled")), "")
-            with contextlib.suppress(docker.errors.APIError):
-                checkpoint = checkpoint_from_report(
-                    c.logs(stdout=False, stderr=True).decode(errors="replace")
-                )
-        else:
-            with contextlib.suppress(docker.errors.APIError):  # its checkpoint, before it goes
-                found = c.exec_run(["cat", CHECKPOINT_PATH], user=self.settings.docker_user)
-                checkpoint = bytes(found.output) if found.exit_code == 0 and found.output else None
-            with contextlib.suppress(docker.errors.APIError):
-                c.kill()
-            outcome = RunOutcome("lost", None, "worker restarted while the run was live")
-        if checkpoint is not None:
-            outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(checkpoint)
-        with contextlib.suppress(docker.errors.APIError):
-            spool.write_bytes(c.logs(stdout=True, stderr=False))
-        with contextlib.suppress(docker.errors.APIError):
-            c.remove(force=True)
-        return Recovered(
-            execution_id=claim.execution_id,
-            attempt=claim.attempt,
-            job_id=claim.job_id,
-            owner_id=claim.owner_id,
-            outcome=outcome,
-            spool_path=spool,
-        )
-
-
-def _outcome_for(code: int, oom: bool, killed_for: str) -> RunOutcome:
-    if oom:
-        return RunOutcome("failed", code, "oom_killed")
-    if killed_for == "timed_out":
-        return RunOutcome("timed_out", code, "timed_out")
-    if killed_for:
-        return RunOutcome(killed_for, code, f"stopped: {killed_for}")
-    return RunOutcome("succeeded" if code == 0 else "failed", code)
-
 
 class _DockerRun:
     def __init__(
@@ -414,7 +278,7 @@ class _DockerRun:
                 result = await self.runtime.wait_for_exit(self.container, 60)
             await self.runtime.call(self.container.reload)
             oom = bool(self.container.attrs["State"].get("OOMKilled"))
-            outcome = _outcome_for(int(result.get("StatusCode", -1)), oom, self.killed_for)
+            outcome = outcome_for(int(result.get("StatusCode", -1)), oom, self.killed_for)
             await self.runtime.call(self._save_logs)
             report = (await self.runtime.call(self.container.logs, stdout=False, stderr=True)).decode(
                 errors="replace"

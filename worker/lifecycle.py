@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -86,7 +87,7 @@ class Runs:
         self.live_log_interval = live_log_interval
         self.give_back = give_back  # a slot is free again on this scheduler's stream
         self.active: dict[int, Run] = {}
-        self._kills: set[asyncio.Task[None]] = set()  # kills, start reports: held till done
+        self._background: set[asyncio.Task[None]] = set()  # kills and start reports
         self._cancelled_early: dict[int, float] = {}  # cancels of runs not (yet) here
         self.arming = ArmingGate(arm_concurrency)
         self.windows = ReleaseWindows(enabled=runtime.paced)
@@ -118,12 +119,15 @@ class Runs:
                 # Not here (yet): a cancel may overtake its assignment on the way.
                 self._cancelled_early[execution_id] = now
                 continue
-            task = asyncio.create_task(self.kill(run, "cancelled"))
-            self._kills.add(task)
-            task.add_done_callback(self._kills.discard)
+            self._in_background(self.kill(run, "cancelled"))
         for execution_id, at in list(self._cancelled_early.items()):
             if now - at > EARLY_CANCEL_KEPT:
                 del self._cancelled_early[execution_id]
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)  # held, so it is not collected before it is done
+        task.add_done_callback(self._background.discard)
 
     async def kill(self, run: Run, reason: str) -> None:
         run.cancel_reason = run.cancel_reason or reason
@@ -222,9 +226,7 @@ class Runs:
         # The report keeps out of the release instant, but briefly: schedulers
         # judge whether a worker keeps up by these (reports held for the full
         # deferral made a busy worker look behind, and it got nothing more).
-        task = asyncio.create_task(self._report_started_soon(run))
-        self._kills.add(task)
-        task.add_done_callback(self._kills.discard)
+        self._in_background(self._report_started_soon(run))
         # Waiting on the run (for Docker, closing its attach stream is engine
         # work) can wait until the runs released with this one have started.
         await self.windows.quiet()

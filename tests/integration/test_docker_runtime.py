@@ -15,7 +15,8 @@ import pytest
 from cronfleet.config import Settings
 from cronfleet.models import Resources, Step
 from tests.helpers import assert_eventually
-from worker.docker_runtime import LABEL, Claim, DockerRuntime
+from worker.docker_claims import LABEL, Claim
+from worker.docker_runtime import DockerRuntime
 from worker.runtime import RunOutcome, RunRejected, RunSpec
 
 pytestmark = pytest.mark.integration
