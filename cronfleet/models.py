@@ -404,11 +404,18 @@ class RunsInMinute:
 class Stats:
     """A user's (or one job's) figures (GET /stats, GET /jobs/{id}/stats)."""
 
+    # API.md's job stats, over executions due in the last day:
+    runs: int
+    succeeded: int
+    failed: int
+    success_rate: float | None  # succeeded / ended (succeeded, failed, timed_out, lost); None: none ended
+    duration_ms: dict[str, float | None]  # p50, p95, p99, max of runs ended
+    lateness_ms: dict[str, float | None]  # the same, of runs started
+    last: tuple[str, ...]  # the statuses of the latest 20 executions due, newest first
+    # And for people watching:
+    success_rate_last_hour: float | None
     jobs: dict[str, int]  # by status, deleted ones left out ({} for one job)
     executions: dict[str, dict[str, int]]  # "last_hour" / "last_day" -> status -> count
-    success_rate: dict[str, float | None]  # per window: succeeded / ended (None: none ended)
-    lateness_ms: dict[str, float | None]  # p50, p95, p99, max of runs started in the last day
-    duration_ms: dict[str, float | None]  # the same, of runs ended in the last day
     runs_per_minute: tuple[RunsInMinute, ...]  # runs started, the last 60 minutes, oldest first
 
 

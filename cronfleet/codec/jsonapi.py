@@ -17,7 +17,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import PUBLIC_EXECUTION_FIELDS, DeadLetter, Execution, Job, JobSpec, User, name_steps
+from cronfleet.models import (
+    PUBLIC_EXECUTION_FIELDS,
+    DeadLetter,
+    Execution,
+    Job,
+    JobSpec,
+    Stats,
+    User,
+    name_steps,
+)
 
 
 # ------------------------------------------------------------------ encode
@@ -81,6 +90,11 @@ def dead_letter_to_json(dead: DeadLetter) -> dict[str, Any]:
     out = dict(encode(dead))
     out["id"], out["execution_id"] = str(dead.id), str(dead.execution_id)
     return out
+
+
+def stats_to_json(stats: Stats) -> dict[str, Any]:
+    """Every key, also when empty (API.md's job stats have a fixed shape)."""
+    return {f.name: encode(getattr(stats, f.name)) for f in dataclasses.fields(stats)}
 
 
 def user_to_json(user: User) -> dict[str, Any]:

@@ -246,7 +246,13 @@ SELECT
           AND (%(job_id)s::uuid IS NULL OR job_id = %(job_id)s::uuid)
           AND scheduled_at > %(now)s - interval '1 day' AND scheduled_at <= %(now)s
           AND started_at > %(now)s - interval '1 hour'
-        GROUP BY 1) s) AS per_minute
+        GROUP BY 1) s) AS per_minute,
+    (SELECT coalesce(jsonb_agg(status ORDER BY scheduled_at DESC), '[]'::jsonb) FROM (
+        SELECT status, scheduled_at FROM executions
+        WHERE owner_id = %(owner_id)s
+          AND (%(job_id)s::uuid IS NULL OR job_id = %(job_id)s::uuid)
+          AND scheduled_at <= %(now)s
+        ORDER BY scheduled_at DESC LIMIT 20) l) AS last
 FROM executions e
 WHERE e.owner_id = %(owner_id)s
   AND (%(job_id)s::uuid IS NULL OR e.job_id = %(job_id)s::uuid)

@@ -14,9 +14,9 @@ router = APIRouter(prefix="/api/v1", tags=["stats"])
 
 @router.get("/stats")
 async def my_stats(service: Service, user: Caller) -> dict[str, Any]:
-    return dict(jsonapi.encode(await service.stats(user)))
+    return jsonapi.stats_to_json(await service.stats(user))
 
 
 @router.get("/jobs/{job_id}/stats")
 async def job_stats(job_id: str, service: Service, user: Caller) -> dict[str, Any]:
-    return dict(jsonapi.encode(await service.stats(user, job_id)))
+    return jsonapi.stats_to_json(await service.stats(user, job_id))

@@ -28,12 +28,18 @@ class StatsArea(Jobs):
             window: {s: row[f"{prefix}_{s}"] for s in EXECUTION_STATUSES if row[f"{prefix}_{s}"]}
             for window, prefix in (("last_hour", "hour"), ("last_day", "day"))
         }
+        day = windows["last_day"]
         return Stats(
+            runs=sum(day.values()),
+            succeeded=day.get("succeeded", 0),
+            failed=day.get("failed", 0),
+            success_rate=_success_rate(day),
+            duration_ms=_spread(row["duration"], row["duration_max"]),
+            lateness_ms=_spread(row["lateness"], row["lateness_max"]),
+            last=tuple(row["last"]),
+            success_rate_last_hour=_success_rate(windows["last_hour"]),
             jobs=dict(row["jobs"]),
             executions=windows,
-            success_rate={name: _success_rate(counts) for name, counts in windows.items()},
-            lateness_ms=_spread(row["lateness"], row["lateness_max"]),
-            duration_ms=_spread(row["duration"], row["duration_max"]),
             runs_per_minute=_per_minute(dict(row["per_minute"]), now),
         )
 

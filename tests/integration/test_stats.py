@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from cronfleet.codec import jsonapi
 from cronfleet.errors import NotFound
 from cronfleet.models import Job, User
 from gateway.service import JobsService
@@ -83,7 +84,20 @@ async def test_a_users_stats_count_their_own_last_hour_and_day(
         "cancelled": 1,
         "skipped": 1,
     }
-    assert s.success_rate == {"last_hour": 0.75, "last_day": round(3 / 7, 4)}
+    assert (s.runs, s.succeeded, s.failed) == (9, 3, 3)
+    assert (s.success_rate, s.success_rate_last_hour) == (round(3 / 7, 4), 0.75)
+    assert s.last == (
+        "failed",
+        "succeeded",
+        "cancelled",
+        "skipped",
+        "succeeded",
+        "succeeded",
+        "failed",
+        "failed",
+        "timed_out",
+        "succeeded",
+    ), "newest first, the not-yet-due one left out"
     late = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0]
     assert s.lateness_ms == {
         "p50": pct(late, 0.5),
@@ -107,8 +121,12 @@ async def test_a_jobs_stats_are_its_own_and_only_its_owner_sees_them(
     s = await service.stats(user, str(jobs["b"].id))
     assert s.jobs == {}
     assert s.executions["last_day"] == {"cancelled": 1, "skipped": 1}
-    assert s.success_rate == {"last_hour": None, "last_day": None}, "nothing ended"
+    assert (s.success_rate, s.success_rate_last_hour) == (None, None), "nothing ended"
     assert s.lateness_ms == {"p50": None, "p95": None, "p99": None, "max": None}
+    assert s.last == ("cancelled", "skipped")
+    shape = jsonapi.stats_to_json(s)  # API.md's job stats, every key even when empty
+    assert {"runs", "succeeded", "failed", "success_rate", "duration_ms", "lateness_ms", "last"} <= set(shape)
+    assert shape["success_rate"] is None and shape["runs"] == 2
     with pytest.raises(NotFound):
         await service.stats(user, str(jobs["theirs"].id))
     with pytest.raises(NotFound):
