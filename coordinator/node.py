@@ -6,8 +6,9 @@ session is lost or the leader key is no longer its own:
 - shard_assignment: shards to live schedulers, under the epoch
 - lost_runs: runs of workers that left, declared lost and retried
 - partitions: day partitions kept ahead
-- retention: expired idempotency keys pruned
-Every leader write is fenced by the epoch (coordinator.fencing).
+- retention: expired idempotency keys and old alerts pruned
+Every leader write is fenced by the epoch (coordinator.fencing). Every
+coordinator, leading or not, also sends alerts (coordinator.alert_delivery).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import aetcd
 import structlog
 
 from coordinator import retention
+from coordinator.alert_delivery import AlertSender
 from coordinator.cluster import CoordinatorServicer
 from coordinator.fencing import Fenced
 from coordinator.lost_runs import declare_lost
@@ -64,19 +66,24 @@ class Coordinator:
         self.address = server.address
         log.info("coordinator_started", coordinator_id=self.id, address=self.address)
         try:
-            await etcd.stay_registered(
-                self.client,
-                self.keys,
-                "coordinators",
-                self.id,
-                self._member_info,
-                ttl=self.settings.member_ttl,
-                stop=stop,
-                while_registered=self._campaign,
-                after_session=self._term_over,
-            )
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(AlertSender(self.db, self.settings).run(stop))
+                await self._stay_registered(stop)
         finally:
             await server.stop(grace=1)
+
+    async def _stay_registered(self, stop: asyncio.Event) -> None:
+        await etcd.stay_registered(
+            self.client,
+            self.keys,
+            "coordinators",
+            self.id,
+            self._member_info,
+            ttl=self.settings.member_ttl,
+            stop=stop,
+            while_registered=self._campaign,
+            after_session=self._term_over,
+        )
 
     def _member_info(self) -> dict[str, str]:
         return {"id": self.id, "address": self.address, "metrics": self.settings.metrics_addr}

@@ -1,4 +1,5 @@
-"""What is kept only for a while: idempotency keys (24 hours)."""
+"""What is kept only for a while: idempotency keys (24 hours), alerts (30
+days, once none of their deliveries is pending)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from cronfleet.db import Database
 
 log = structlog.get_logger()
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
+ALERT_TTL_SECONDS = 30 * 24 * 3600
 
 
 async def prune(db: Database, epoch: int) -> int:
     async with fenced_transaction(db, epoch) as tx:
         pruned = await tx.execute("prune_idempotency_keys", {"ttl": IDEMPOTENCY_KEY_TTL_SECONDS})
-    if pruned:
-        log.info("idempotency_keys_pruned", count=pruned, epoch=epoch)
-    return pruned
+        alerts = await tx.execute("prune_alerts", {"ttl": ALERT_TTL_SECONDS})
+    if pruned or alerts:
+        log.info("retention_pruned", idempotency_keys=pruned, alerts=alerts, epoch=epoch)
+    return pruned + alerts

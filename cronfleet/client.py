@@ -12,6 +12,7 @@ Errors raise :class:`ClientError` with the server's code, message and field.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -154,6 +155,24 @@ def _list_dead_letters(job_id: str, limit: int, page_token: str) -> _Op[Reply]:
     )
 
 
+def _list_alerts(job_id: str, limit: int, page_token: str) -> _Op[Reply]:
+    def read(r: pb.ListAlertsResponse) -> Reply:
+        alerts = [{**_dict(a), "event": json.loads(a.event_json)} for a in r.alerts]
+        for a in alerts:
+            a.pop("event_json", None)
+        return {"alerts": alerts, "next_page_token": r.next_page_token}
+
+    return _Op("ListAlerts", pb.ListAlertsRequest(job_id=job_id, limit=limit, page_token=page_token), read)
+
+
+def _new_webhook_secret() -> _Op[str]:
+    return _Op("NewWebhookSecret", pb.NewWebhookSecretRequest(), lambda r: str(r.secret))
+
+
+def _stats(job_id: str) -> _Op[Reply]:
+    return _Op("GetStats", pb.GetStatsRequest(job_id=job_id), _dict)
+
+
 def _backfill(job_id: str, start: datetime | str, end: datetime | str) -> _Op[Reply]:
     try:
         request = pb.BackfillJobRequest(
@@ -264,6 +283,17 @@ class Client:
         """One run per fire of the job's schedule in [start, end] that has none."""
         return self._run(_backfill(job_id, start, end))
 
+    def list_alerts(self, job_id: str = "", limit: int = 0, page_token: str = "") -> Reply:
+        return self._run(_list_alerts(job_id, limit, page_token))
+
+    def new_webhook_secret(self) -> str:
+        """A new secret for the signatures of this user's alerts (shown only now)."""
+        return self._run(_new_webhook_secret())
+
+    def stats(self, job_id: str = "") -> Reply:
+        """The caller's totals, or one job's stats."""
+        return self._run(_stats(job_id))
+
     def preview_schedule(self, schedule: str, timezone: str = "UTC", count: int = 5) -> Reply:
         return self._run(_preview(schedule, timezone, count))
 
@@ -371,6 +401,15 @@ class AsyncClient:
     async def backfill_job(self, job_id: str, start: datetime | str, end: datetime | str) -> Reply:
         """One run per fire of the job's schedule in [start, end] that has none."""
         return await self._run(_backfill(job_id, start, end))
+
+    async def list_alerts(self, job_id: str = "", limit: int = 0, page_token: str = "") -> Reply:
+        return await self._run(_list_alerts(job_id, limit, page_token))
+
+    async def new_webhook_secret(self) -> str:
+        return await self._run(_new_webhook_secret())
+
+    async def stats(self, job_id: str = "") -> Reply:
+        return await self._run(_stats(job_id))
 
     async def preview_schedule(self, schedule: str, timezone: str = "UTC", count: int = 5) -> Reply:
         return await self._run(_preview(schedule, timezone, count))

@@ -46,6 +46,17 @@ class Settings:
     # etcd lease TTL (s) for every member; a member silent this long is dead.
     member_ttl: int = 3
 
+    # Alerts, sent by every coordinator (coordinator.alert_delivery): each try
+    # of a delivery may take this long; a failed one is tried again after
+    # base, 2x base, 4x base... (at most the max), up to max_attempts tries.
+    # Where webhooks may point is the HTTP jobs' outbound policy (http_*).
+    alert_timeout_seconds: float = 5.0
+    alert_max_attempts: int = 8
+    alert_retry_base_seconds: float = 2.0
+    alert_retry_max_seconds: float = 300.0
+    alert_concurrency: int = 16
+    alert_poll_interval: float = 0.5
+
     # scheduler
     scheduler_id: str = ""
     dispatch_addr: str = "127.0.0.1:0"

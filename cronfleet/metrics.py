@@ -72,6 +72,16 @@ SHARD_MOVES = Counter("cronfleet_coordinator_shard_moves_total", "Shards given t
 RUNS_LOST = Counter(
     "cronfleet_coordinator_runs_declared_lost_total", "Runs of vanished workers declared lost"
 )
+ALERT_DELIVERIES = Counter(
+    "cronfleet_coordinator_alert_deliveries_total",
+    "Tries of alert deliveries by outcome: delivered, retried (later), failed (given up or refused)",
+    ["outcome"],
+)
+ALERT_DELIVERY_DURATION = Histogram(
+    "cronfleet_coordinator_alert_delivery_duration_seconds",
+    "How long one try of an alert delivery took",
+    buckets=STATEMENT_BUCKETS + (5, 10, 30),
+)
 
 # ------------------------------------------------------------------ gateway
 HTTP_DURATION = Histogram(

@@ -44,6 +44,12 @@ UPSTREAM_OUTCOMES = ("success", "failure", "always")
 TRIGGERS = ("schedule", "manual", "retry", "backfill", "replay", "upstream", "misfire")
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 CONTAINER_MODES = ("per_run", "per_job")
+# What a job's ``notify`` targets may be told about (API.md): a failed or
+# timed-out run, a dead letter, the first success after a failure, a fire
+# missed (skipped, or run later than the misfire grace).
+NOTIFY_EVENTS = ("failed", "dead", "timed_out", "recovered", "missed")
+NOTIFY_FORMATS = ("json", "slack")
+MAX_NOTIFY_TARGETS = 10
 MAX_COMMAND_BYTES = 64 * 1024
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -137,6 +143,53 @@ class HttpCall:
             raise InvalidSpec(f"must be at most {MAX_COMMAND_BYTES} bytes", field="http.body")
 
 
+@dataclass(frozen=True, kw_only=True)
+class Notify:
+    """Where alerts of a job go: a webhook that gets JSON (signed with the
+    owner's secret) or a Slack-compatible incoming webhook's message."""
+
+    webhook: str
+    on: tuple[str, ...] = ("failed", "dead", "timed_out", "recovered")
+    format: str = "json"
+
+    def validate(self, where: str) -> None:
+        parsed = urllib.parse.urlsplit(self.webhook)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise InvalidSpec("must be an http:// or https:// URL", field=f"{where}.webhook")
+        if len(self.webhook) > 2048:
+            raise InvalidSpec("must be at most 2048 characters", field=f"{where}.webhook")
+        if not self.on:
+            raise InvalidSpec(f"must name at least one of {', '.join(NOTIFY_EVENTS)}", field=f"{where}.on")
+        for i, event in enumerate(self.on):
+            if event not in NOTIFY_EVENTS:
+                raise InvalidSpec(f"must be one of {', '.join(NOTIFY_EVENTS)}", field=f"{where}.on[{i}]")
+        if self.format not in NOTIFY_FORMATS:
+            raise InvalidSpec(f"must be one of {', '.join(NOTIFY_FORMATS)}", field=f"{where}.format")
+        if self.format == "slack" and not is_slack_webhook(parsed.path):
+            raise InvalidSpec(
+                "format slack needs an incoming-webhook URL (https://hooks.slack.com/services/..., "
+                "or a Slack-compatible .../hooks/... or .../slack path)",
+                field=f"{where}.webhook",
+            )
+
+
+def is_slack_webhook(path: str) -> bool:
+    """The path shapes of Slack's incoming webhooks (/services/T/B/x) and of
+    the services that accept their messages (Mattermost and Rocket.Chat
+    /hooks/..., Discord .../slack)."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) < 2:
+        return False
+    return parts[0] == "services" or "hooks" in parts[:-1] or parts[-1] == "slack"
+
+
+def validate_notify(targets: tuple[Notify, ...], where: str = "notify") -> None:
+    if len(targets) > MAX_NOTIFY_TARGETS:
+        raise InvalidSpec(f"must have at most {MAX_NOTIFY_TARGETS} targets", field=where)
+    for i, target in enumerate(targets):
+        target.validate(f"{where}[{i}]")
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """What a user may set on a job (API.md). Defaults are the server's."""
@@ -166,6 +219,7 @@ class JobSpec:
     misfire_policy: str = "run_once"
     delivery: str = "at_least_once"
     after: tuple[Upstream, ...] = ()
+    notify: tuple[Notify, ...] = ()  # (): the owner's default notify
 
     def with_changes(self, changes: Mapping[str, Any]) -> JobSpec:
         """This spec with the named fields changed (PATCH); None resets a field
@@ -250,6 +304,7 @@ class JobSpec:
                 raise InvalidSpec("is not a job id", field=f"after[{i}].job_id") from exc
             if upstream.on not in UPSTREAM_OUTCOMES:
                 raise InvalidSpec(f"must be one of {', '.join(UPSTREAM_OUTCOMES)}", field=f"after[{i}].on")
+        validate_notify(self.notify)
         if not 0 <= self.max_retries <= 100:
             raise InvalidSpec("must be 0-100", field="max_retries")
         if not 1 <= self.timeout_seconds <= MAX_TIMEOUT_SECONDS:
@@ -420,8 +475,39 @@ class Stats:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """One alert to one target: ``pending`` (tried again at ``next_attempt_at``),
+    ``delivered``, or ``failed`` (attempts spent, or refused)."""
+
+    target: str
+    format: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    last_status_code: int | None = None
+    delivered_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """Something a job's owner asked to be told (a ``NOTIFY_EVENTS`` kind),
+    and how its deliveries went. ``payload`` is the JSON body every target
+    gets (a Slack target gets a message made from it)."""
+
+    id: int
+    job_id: uuid.UUID
+    execution_id: int
+    kind: str
+    created_at: datetime
+    payload: dict[str, Any]
+    deliveries: tuple[Delivery, ...] = ()
+
+
+@dataclass(frozen=True)
 class User:
     id: uuid.UUID
     name: str
     email: str
     created_at: datetime
+    notify: tuple[Notify, ...] = ()  # for the user's jobs that set none

@@ -15,7 +15,9 @@ for runs it declares lost. Both write through the same rules:
   by up to ``jitter`` either way, and carries the attempt's checkpoint;
 - an attempt that fails for good becomes a dead letter (never for a deleted job);
 - a run that succeeds, or fails for good, fires the active jobs whose
-  ``after`` names its job with that outcome (or "always"), trigger "upstream".
+  ``after`` names its job with that outcome (or "always"), trigger "upstream";
+- what the owner asked to hear of (failed, timed out, dead, recovered)
+  becomes an alert to send (cronfleet.alerts).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cronfleet import alerts
 from cronfleet.codec import rows
 from cronfleet.db import Row, Session
 from cronfleet.models import Execution, JobSpec, RetryPolicy
@@ -81,11 +84,14 @@ def _what(e: Execution) -> str:
 
 async def settle(tx: Session, ended: list[Row], default_backoff: float, now: datetime) -> list[Decision]:
     """Retry or dead-letter each attempt of ``ended`` (executions rows) that
-    failed, then fire what runs after the ones that ended for good."""
+    failed, fire what runs after the ones that ended for good, and record
+    the alerts they call for."""
     executions = [rows.execution_from_row(r) for r in ended]
     decisions = await _retry_or_bury(tx, executions, default_backoff, now)
     final_failures = [d.execution for d in decisions if d.retry_at is None]
     await _fire_downstream(tx, [e for e in executions if e.status == "succeeded"], final_failures)
+    dead = {d.execution.id: d.reason for d in decisions if d.retry_at is None}
+    await alerts.record(tx, await alerts.of_outcomes(tx, executions, dead))
     return decisions
 
 

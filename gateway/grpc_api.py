@@ -64,6 +64,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             request.name if request.HasField("name") else None,
             request.email if request.HasField("email") else None,
             request.password if request.HasField("password") else None,
+            proto.notify_from_proto(request.notify.targets) if request.HasField("notify") else None,
         )
         return proto.user_to_proto(updated)
 
@@ -177,6 +178,25 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
         user = await self._user(context)
         await self.svc.delete_dead_letter(user, request.id)
         return pb.DeleteDeadLetterResponse()
+
+    # -------------------------------------------------------------- alerts
+    async def ListAlerts(self, request: pb.ListAlertsRequest, context: Context) -> pb.ListAlertsResponse:
+        user = await self._user(context)
+        found, nxt = await self.svc.list_alerts(
+            user, job_id=request.job_id or None, limit=request.limit, page_token=request.page_token or None
+        )
+        return pb.ListAlertsResponse(alerts=[proto.alert_to_proto(a) for a in found], next_page_token=nxt)
+
+    async def NewWebhookSecret(
+        self, request: pb.NewWebhookSecretRequest, context: Context
+    ) -> pb.WebhookSecret:
+        user = await self._user(context)
+        return pb.WebhookSecret(secret=await self.svc.new_webhook_secret(user))
+
+    # --------------------------------------------------------------- stats
+    async def GetStats(self, request: pb.GetStatsRequest, context: Context) -> pb.Stats:
+        user = await self._user(context)
+        return proto.stats_to_proto(await self.svc.stats(user, request.job_id or None))
 
     # ----------------------------------------------------------- schedules
     async def PreviewSchedule(

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from cronfleet import metrics, schedule
+from cronfleet import alerts, metrics, schedule
 from cronfleet.aio import sleep_or, wait_for_event
 from cronfleet.codec import proto, rows
 from cronfleet.config import Settings
@@ -90,6 +90,26 @@ def decide_fire(row: Row, now: datetime, grace: timedelta, catchup: timedelta) -
     )
 
 
+def _missed(inserted: list[Row], fires: dict[Any, schedule.ClaimedFire]) -> list[alerts.Event]:
+    """The "missed" alert events of a claim: fires recorded skipped (by the
+    misfire policy or a concurrency limit) and fires run late after a misfire;
+    one per job (a run_all catch-up of a day of fires is one alert, not 86,400)."""
+    events = []
+    jobs = set()
+    for row in inserted:
+        fire = fires.get(row["job_id"])
+        if row["job_id"] in jobs:
+            continue
+        if row["status"] == "skipped":
+            detail = fire.note if fire and fire.note else "skipped: the job's concurrency limit was reached"
+            events.append(alerts.Event(row["id"], "missed", detail))
+            jobs.add(row["job_id"])
+        elif fire is not None and fire.misfired:
+            events.append(alerts.Event(row["id"], "missed", "claimed past the misfire grace; run late"))
+            jobs.add(row["job_id"])
+    return events
+
+
 @dataclass(frozen=True)
 class Claimed:
     """What one claim statement took: the runs to dispatch, the older runs of
@@ -133,6 +153,7 @@ async def claim_due_fires(
                 "scheduler_id": scheduler_id,
             },
         )
+        await alerts.record(tx, _missed(inserted, dict(zip((r["id"] for r in due), fires, strict=True))))
         replaced: list[Row] = []
         replacing = [r for r in due if r["concurrency_policy"] == "replace"]
         if replacing:

@@ -4,87 +4,24 @@ the response status, its timing and the first 64 KiB of the body are the
 run's log. A status outside ``expect_status`` (any 2xx when empty) or a
 connection error is a failure the retry policy sees.
 
-Outbound calls go only where the operator allows: by default not to
-loopback, link-local or unspecified addresses, nor to the cluster's own
-hosts (Postgres, etcd, S3, the gateway), so a user cannot aim cronfleet at
-its own insides. ``CRONFLEET_HTTP_ALLOW_INTERNAL`` lifts that (the local
-cluster and tests); ``HTTP_DENY_NETWORKS`` and ``HTTP_ALLOW_NETWORKS`` refine it.
+Outbound calls go only where the operator allows (cronfleet.outbound).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
-import socket
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
 
-from cronfleet.config import Settings
+from cronfleet.outbound import OutboundPolicy, Unreachable
 from cronfleet.v1 import dispatch_pb2
 from worker.runtime import RunOutcome, RunRejected, RunSpec
 
 BODY_LIMIT = 64 * 1024
-INTERNAL_NETWORKS = ("127.0.0.0/8", "::1/128", "169.254.0.0/16", "fe80::/10", "0.0.0.0/8", "::/128")
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-@dataclass(frozen=True)
-class OutboundPolicy:
-    """Where HTTP jobs may call."""
-
-    deny: tuple[Network, ...] = ()
-    allow: tuple[Network, ...] = ()  # when set, only these
-    deny_hosts: frozenset[str] = frozenset()  # the cluster's own host names and addresses
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> OutboundPolicy:
-        deny = [n for n in s.http_deny_networks.split(",") if n.strip()]
-        hosts: set[str] = set()
-        if not s.http_allow_internal:
-            deny += INTERNAL_NETWORKS
-            hosts = _cluster_hosts(s)
-        allow = [n for n in s.http_allow_networks.split(",") if n.strip()]
-        return cls(
-            deny=tuple(ipaddress.ip_network(n.strip(), strict=False) for n in deny),
-            allow=tuple(ipaddress.ip_network(n.strip(), strict=False) for n in allow),
-            deny_hosts=frozenset(hosts),
-        )
-
-    async def check(self, url: str) -> None:
-        """Raise RunRejected unless every address ``url``'s host resolves to is allowed."""
-        host = urllib.parse.urlsplit(url).hostname or ""
-        if host.lower() in self.deny_hosts:
-            raise RunRejected(f"blocked_destination: {host} is one of the cluster's own hosts")
-        for address in await _resolve(host):
-            if address.compressed in self.deny_hosts or any(address in n for n in self.deny):
-                raise RunRejected(f"blocked_destination: {host} ({address}) is not allowed")
-            if self.allow and not any(address in n for n in self.allow):
-                raise RunRejected(f"blocked_destination: {host} ({address}) is outside the allowed networks")
-
-
-def _cluster_hosts(s: Settings) -> set[str]:
-    urls = [s.database_url, s.s3_endpoint_url, s.public_url]
-    urls += [f"//{a}" for a in (s.http_addr, s.grpc_addr, *s.etcd_endpoints.split(","))]
-    hosts = {urllib.parse.urlsplit(u.strip()).hostname or "" for u in urls if u.strip()}
-    return {h.lower() for h in hosts if h and h not in ("0.0.0.0", "::")}
-
-
-async def _resolve(host: str) -> list[Address]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise RunRejected(f"connection failed: cannot resolve {host}: {exc.strerror}") from exc
-    return [ipaddress.ip_address(info[4][0]) for info in infos]
 
 
 class HttpRuntime:
@@ -104,7 +41,10 @@ class HttpRuntime:
 
     async def arm(self, spec: RunSpec) -> HttpRun:
         assert spec.http is not None
-        await self.policy.check(spec.http.url)
+        try:
+            await self.policy.check(spec.http.url)
+        except Unreachable as exc:
+            raise RunRejected(str(exc)) from exc
         return HttpRun(self.client, spec)
 
     async def close(self) -> None:

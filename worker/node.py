@@ -18,10 +18,11 @@ import structlog
 from cronfleet import etcd, metrics
 from cronfleet.config import Settings
 from cronfleet.logstore import LogStore, S3LogStore, open_log_store
+from cronfleet.outbound import OutboundPolicy
 from cronfleet.v1 import dispatch_pb2
 from worker.connection import Connections, Hello, StreamHandlers
 from worker.fencing import SelfFence
-from worker.http_runtime import HttpRuntime, OutboundPolicy
+from worker.http_runtime import HttpRuntime
 from worker.lifecycle import Runs
 from worker.outbox import Outbox
 from worker.runtime import Runtime, open_runtime

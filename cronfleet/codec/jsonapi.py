@@ -19,10 +19,12 @@ from typing import Any
 from cronfleet.errors import InvalidArgument
 from cronfleet.models import (
     PUBLIC_EXECUTION_FIELDS,
+    Alert,
     DeadLetter,
     Execution,
     Job,
     JobSpec,
+    Notify,
     Stats,
     User,
     name_steps,
@@ -98,7 +100,53 @@ def stats_to_json(stats: Stats) -> dict[str, Any]:
 
 
 def user_to_json(user: User) -> dict[str, Any]:
-    return {"id": str(user.id), "name": user.name, "email": user.email, "created_at": iso(user.created_at)}
+    return {
+        "id": str(user.id),
+        "name": user.name,
+        "email": user.email,
+        "created_at": iso(user.created_at),
+        "notify": encode(user.notify),
+    }
+
+
+def alert_to_json(alert: Alert) -> dict[str, Any]:
+    """API.md's alert: {id, job_id, execution_id, kind, created_at, deliveries},
+    plus ``summary`` (one line for people) and ``event`` (the body sent)."""
+    return {
+        "id": str(alert.id),
+        "job_id": str(alert.job_id),
+        "execution_id": str(alert.execution_id),
+        "kind": alert.kind,
+        "created_at": iso(alert.created_at),
+        "summary": alert_summary(alert.payload),
+        "event": alert.payload,
+        "deliveries": [_encode_fields(d, [f.name for f in dataclasses.fields(d)]) for d in alert.deliveries],
+    }
+
+
+_ALERT_WORDS = {
+    "failed": "failed",
+    "timed_out": "timed out",
+    "dead": "failed for good (dead letter)",
+    "recovered": "recovered",
+    "missed": "missed a fire",
+}
+
+
+def alert_summary(payload: Mapping[str, Any]) -> str:
+    """One line about an alert's event, for people (Slack, the dashboard)."""
+    kind = str(payload.get("kind", ""))
+    text = f"Job {payload.get('job_name', payload.get('job_id'))} {_ALERT_WORDS.get(kind, kind)}"
+    facts = [f"attempt {payload['attempt']}"] if payload.get("attempt") else []
+    if payload.get("exit_code") is not None and kind != "recovered":
+        facts.append(f"exit code {payload['exit_code']}")
+    if payload.get("error") and kind not in ("recovered",):
+        facts.append(str(payload["error"]))
+    if payload.get("detail"):
+        facts.append(str(payload["detail"]))
+    if payload.get("scheduled_at"):
+        facts.append(f"due {payload['scheduled_at']}")
+    return text + (f" ({'; '.join(facts)})" if facts else "")
 
 
 # ------------------------------------------------------------------ decode
@@ -108,6 +156,12 @@ def spec_from_json(data: Any) -> JobSpec:
         raise InvalidArgument("a job must be an object")
     spec: JobSpec = _decode_record(JobSpec, data, "")
     return dataclasses.replace(spec, steps=name_steps(spec.steps))
+
+
+def notify_from_json(data: Any, where: str = "notify") -> tuple[Notify, ...]:
+    """Notify targets (a job's, or a user's default) from JSON, typed."""
+    targets: tuple[Notify, ...] = _decode(tuple[Notify, ...], data, where)
+    return targets
 
 
 def changes_from_json(data: Any) -> dict[str, Any]:

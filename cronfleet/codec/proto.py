@@ -8,6 +8,7 @@ for the rest.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Iterable
@@ -17,13 +18,17 @@ from typing import Any
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from cronfleet.codec import jsonapi
 from cronfleet.errors import InvalidArgument
 from cronfleet.models import (
     PUBLIC_EXECUTION_FIELDS,
+    Alert,
     DeadLetter,
     Execution,
     Job,
     JobSpec,
+    Notify,
+    Stats,
     StepResult,
     User,
     name_steps,
@@ -105,7 +110,54 @@ def dead_letter_to_proto(dead: DeadLetter) -> pb.DeadLetter:
 
 
 def user_to_proto(user: User) -> pb.User:
-    return pb.User(id=str(user.id), name=user.name, email=user.email, created_at=timestamp(user.created_at))
+    msg = pb.User(id=str(user.id), name=user.name, email=user.email, created_at=timestamp(user.created_at))
+    msg.notify.extend(typing.cast(pb.Notify, encode_into(pb.Notify(), n)) for n in user.notify)
+    return msg
+
+
+def alert_to_proto(alert: Alert) -> pb.Alert:
+    msg = pb.Alert(
+        id=str(alert.id),
+        job_id=str(alert.job_id),
+        execution_id=str(alert.execution_id),
+        kind=alert.kind,
+        created_at=timestamp(alert.created_at),
+        summary=jsonapi.alert_summary(alert.payload),
+        event_json=json.dumps(alert.payload, sort_keys=True),
+    )
+    for d in alert.deliveries:
+        msg.deliveries.append(typing.cast(pb.Delivery, encode_into(pb.Delivery(), d)))
+    return msg
+
+
+def stats_to_proto(stats: Stats) -> pb.Stats:
+    msg = pb.Stats(
+        runs=stats.runs,
+        succeeded=stats.succeeded,
+        failed=stats.failed,
+        last=list(stats.last),
+        jobs=stats.jobs,
+        duration_ms=_percentiles(stats.duration_ms),
+        lateness_ms=_percentiles(stats.lateness_ms),
+    )
+    if stats.success_rate is not None:
+        msg.success_rate = stats.success_rate
+    if stats.success_rate_last_hour is not None:
+        msg.success_rate_last_hour = stats.success_rate_last_hour
+    for window, counts in stats.executions.items():
+        msg.executions[window].counts.update(counts)
+    msg.runs_per_minute.extend(
+        pb.RunsInMinute(minute=timestamp(m.minute), runs=m.runs) for m in stats.runs_per_minute
+    )
+    return msg
+
+
+def _percentiles(values: dict[str, float | None]) -> pb.Percentiles:
+    return pb.Percentiles(**{k: v for k, v in values.items() if v is not None})
+
+
+def notify_from_proto(targets: Iterable[pb.Notify]) -> tuple[Notify, ...]:
+    return tuple(_decode_record(Notify, t) for t in targets)
 
 
 # ------------------------------------------------------------------ decode

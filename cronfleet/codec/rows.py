@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 
 from cronfleet.codec import jsonapi
 from cronfleet.db import Row
-from cronfleet.models import DeadLetter, Execution, Job, JobSpec, StepResult, User
+from cronfleet.models import Alert, DeadLetter, Delivery, Execution, Job, JobSpec, StepResult, User
 from cronfleet.schedule import Timing
 
 # JobSpec fields kept in their own column of ``jobs``.
@@ -115,4 +115,43 @@ def dead_letter_from_row(row: Row) -> DeadLetter:
 
 
 def user_from_row(row: Row) -> User:
-    return User(id=row["id"], name=row["name"], email=row["email"], created_at=row["created_at"])
+    return User(
+        id=row["id"],
+        name=row["name"],
+        email=row["email"],
+        created_at=row["created_at"],
+        notify=jsonapi.notify_from_json(row.get("default_notify") or []),
+    )
+
+
+def notify_param(user: User | None = None, notify: Any = None) -> Jsonb:
+    """The ``users.default_notify`` value: targets as API JSON."""
+    return Jsonb(jsonapi.encode(notify if notify is not None else user.notify if user else ()))
+
+
+def alert_from_row(row: Row) -> Alert:
+    return Alert(
+        id=row["id"],
+        job_id=row["job_id"],
+        execution_id=row["execution_id"],
+        kind=row["kind"],
+        created_at=row["created_at"],
+        payload=row["payload"],
+        deliveries=tuple(
+            Delivery(
+                target=d["target"],
+                format=d["format"],
+                status=d["status"],
+                attempts=d["attempts"],
+                next_attempt_at=jsonapi.parse_time(d["next_attempt_at"], "next_attempt_at")
+                if d.get("next_attempt_at")
+                else None,
+                last_error=d.get("last_error"),
+                last_status_code=d.get("last_status_code"),
+                delivered_at=jsonapi.parse_time(d["delivered_at"], "delivered_at")
+                if d.get("delivered_at")
+                else None,
+            )
+            for d in row.get("deliveries") or ()
+        ),
+    )

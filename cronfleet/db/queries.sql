@@ -5,7 +5,7 @@
 -- create_user --
 INSERT INTO users (id, name, email, password_hash)
 VALUES (%(id)s, %(name)s, %(email)s, %(password_hash)s)
-RETURNING id, name, email, created_at
+RETURNING id, name, email, created_at, default_notify
 
 -- user_by_email --
 SELECT id, name, email, password_hash, created_at FROM users WHERE email = %(email)s
@@ -15,18 +15,22 @@ UPDATE users SET
     name = coalesce(%(name)s, name),
     email = coalesce(%(email)s, email),
     password_hash = coalesce(%(password_hash)s, password_hash),
+    default_notify = coalesce(%(notify)s, default_notify),
     updated_at = now()
 WHERE id = %(id)s
-RETURNING id, name, email, created_at
+RETURNING id, name, email, created_at, default_notify
 
 -- create_token --
 INSERT INTO api_tokens (token_hash, user_id, expires_at)
 VALUES (%(token_hash)s, %(user_id)s, %(expires_at)s)
 
 -- user_by_token --
-SELECT u.id, u.name, u.email, u.created_at
+SELECT u.id, u.name, u.email, u.created_at, u.default_notify
 FROM api_tokens t JOIN users u ON u.id = t.user_id
 WHERE t.token_hash = %(token_hash)s AND t.revoked_at IS NULL AND t.expires_at > now()
+
+-- set_webhook_secret --
+UPDATE users SET webhook_secret = %(secret)s, updated_at = now() WHERE id = %(id)s
 
 -- revoke_token --
 UPDATE api_tokens SET revoked_at = now()
@@ -274,6 +278,128 @@ RETURNING *
 
 -- notify_cancel --
 SELECT pg_notify('cronfleet_cancel', %(shard_id)s::text)
+
+-- ==================================================================== alerts
+
+-- insert_alerts --
+-- One alert per (execution, kind) for the jobs whose notify (or, when they set
+-- none, their owner's default notify) asks for that kind, and one delivery
+-- per such target. The body is fixed here, so every attempt sends the same
+-- bytes. ON CONFLICT: an event alerts once, however often it is recorded.
+WITH ev AS (
+    SELECT * FROM unnest(%(execution_ids)s::bigint[], %(kinds)s::text[], %(details)s::text[])
+        AS ev(execution_id, kind, detail)
+), wanted AS (
+    SELECT ev.kind, ev.detail, e.id AS execution_id, e.job_id, j.owner_id, j.name AS job_name,
+           e.attempt, e.status, e.trigger, e.scheduled_at, e.started_at, e.finished_at,
+           e.exit_code, e.error, e.lateness_ms, e.worker_id, t.targets
+    FROM ev
+    JOIN executions e ON e.id = ev.execution_id
+    JOIN jobs j ON j.id = e.job_id AND j.status <> 'deleted'
+    JOIN users u ON u.id = j.owner_id
+    CROSS JOIN LATERAL (
+        SELECT jsonb_agg(x) AS targets
+        FROM jsonb_array_elements(coalesce(nullif(j.spec->'notify', '[]'::jsonb), u.default_notify)) x
+        WHERE x->'on' ? ev.kind
+    ) t
+    WHERE t.targets IS NOT NULL
+), made AS (
+    INSERT INTO alerts (owner_id, job_id, execution_id, kind, payload)
+    SELECT w.owner_id, w.job_id, w.execution_id, w.kind, jsonb_strip_nulls(jsonb_build_object(
+        'kind', w.kind, 'detail', w.detail,
+        'job_id', w.job_id, 'job_name', w.job_name,
+        'execution_id', w.execution_id::text, 'attempt', w.attempt, 'status', w.status,
+        'trigger', w.trigger, 'exit_code', w.exit_code, 'error', w.error,
+        'lateness_ms', w.lateness_ms, 'worker_id', w.worker_id,
+        'scheduled_at', to_char(w.scheduled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'started_at', to_char(w.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'finished_at', to_char(w.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')))
+    FROM wanted w
+    ON CONFLICT (execution_id, kind) DO NOTHING
+    RETURNING id, execution_id, kind
+)
+INSERT INTO deliveries (alert_id, target, format)
+SELECT m.id, x->>'webhook', coalesce(x->>'format', 'json')
+FROM made m
+JOIN wanted w ON w.execution_id = m.execution_id AND w.kind = m.kind
+CROSS JOIN LATERAL jsonb_array_elements(w.targets) x
+ON CONFLICT (alert_id, target) DO NOTHING
+RETURNING alert_id
+
+-- recoveries --
+-- Of these succeeded runs, those whose job's previous ended run (by fire
+-- time and attempt) failed or timed out, where someone wants to hear it.
+SELECT e.id
+FROM executions e
+JOIN jobs j ON j.id = e.job_id
+JOIN users u ON u.id = j.owner_id
+CROSS JOIN LATERAL (
+    SELECT p.status FROM executions p
+    WHERE p.job_id = e.job_id AND p.status IN ('succeeded', 'failed', 'timed_out')
+      AND (p.scheduled_at, p.attempt) < (e.scheduled_at, e.attempt)
+    ORDER BY p.scheduled_at DESC, p.attempt DESC
+    LIMIT 1
+) prev
+WHERE e.id = ANY(%(ids)s::bigint[]) AND prev.status IN ('failed', 'timed_out')
+  AND coalesce(nullif(j.spec->'notify', '[]'::jsonb), u.default_notify) @? '$[*].on[*] ? (@ == "recovered")'
+
+-- list_alerts --
+-- A user's alerts (or one job's), newest first, each with its deliveries.
+SELECT a.*, coalesce((
+    SELECT jsonb_agg(jsonb_build_object(
+        'target', d.target, 'format', d.format, 'status', d.status, 'attempts', d.attempts,
+        'next_attempt_at', d.next_attempt_at, 'last_error', d.last_error,
+        'last_status_code', d.last_status_code, 'delivered_at', d.delivered_at) ORDER BY d.id)
+    FROM deliveries d WHERE d.alert_id = a.id), '[]'::jsonb) AS deliveries
+FROM alerts a
+WHERE a.owner_id = %(owner_id)s
+  AND (%(job_id)s::uuid IS NULL OR a.job_id = %(job_id)s::uuid)
+  AND (%(before_id)s::bigint IS NULL OR a.id < %(before_id)s::bigint)
+ORDER BY a.id DESC
+LIMIT %(limit)s
+
+-- take_deliveries --
+-- Due deliveries, held by this sender: next_attempt_at moves past the time a
+-- try may take, so a sender that dies mid-request leaves them to another
+-- after that (the receiver tells a second copy by the alert id).
+UPDATE deliveries d SET attempts = d.attempts + 1,
+    next_attempt_at = now() + make_interval(secs => %(hold_seconds)s)
+FROM (
+    SELECT id FROM deliveries
+    WHERE status = 'pending' AND next_attempt_at <= now()
+    ORDER BY next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) due, alerts a, users u
+WHERE d.id = due.id AND a.id = d.alert_id AND u.id = a.owner_id
+RETURNING d.id, d.target, d.format, d.attempts, a.id AS alert_id, a.kind, a.payload,
+          a.created_at, u.webhook_secret
+
+-- delivery_done --
+-- How a try went: delivered, failed for good, or pending again in retry_in
+-- seconds (by the database's clock, as the hold is). Only the sender of the
+-- latest try may say (a try that outlived its hold lost it to another).
+UPDATE deliveries SET status = %(status)s, last_error = %(error)s,
+    last_status_code = %(status_code)s,
+    delivered_at = CASE WHEN %(status)s = 'delivered' THEN now() END,
+    next_attempt_at = CASE WHEN %(retry_in)s::float8 IS NULL THEN next_attempt_at
+                           ELSE now() + make_interval(secs => %(retry_in)s::float8) END
+WHERE id = %(id)s AND status = 'pending' AND attempts = %(attempts)s
+
+-- give_back_deliveries --
+-- Taken but not tried (their receiver has as many tries in flight as it may):
+-- due again shortly, the take not counted.
+UPDATE deliveries SET attempts = attempts - 1,
+    next_attempt_at = now() + make_interval(secs => %(after_seconds)s)
+WHERE id = ANY(%(ids)s::bigint[]) AND status = 'pending'
+
+-- pending_deliveries --
+SELECT count(*) AS n FROM deliveries WHERE status = 'pending'
+
+-- prune_alerts --
+DELETE FROM alerts a
+WHERE a.created_at < now() - make_interval(secs => %(ttl)s)
+  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.alert_id = a.id AND d.status = 'pending')
 
 -- ================================================================= scheduler
 

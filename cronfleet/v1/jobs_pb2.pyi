@@ -28,7 +28,7 @@ class Resources(_message.Message):
     def __init__(self, cpus: _Optional[float] = ..., memory_mb: _Optional[int] = ..., pids: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "command", "steps", "schedule", "run_at", "timezone", "start_at", "end_at", "image", "env", "max_retries", "timeout_seconds", "priority", "concurrency_policy", "max_concurrency", "resources", "http", "run_once", "retry", "misfire_policy", "delivery", "after", "container")
+    __slots__ = ("name", "command", "steps", "schedule", "run_at", "timezone", "start_at", "end_at", "image", "env", "max_retries", "timeout_seconds", "priority", "concurrency_policy", "max_concurrency", "resources", "http", "run_once", "retry", "misfire_policy", "delivery", "after", "container", "notify")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -59,6 +59,7 @@ class JobSpec(_message.Message):
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_FIELD_NUMBER: _ClassVar[int]
     name: str
     command: str
     steps: _containers.RepeatedCompositeFieldContainer[Step]
@@ -82,7 +83,24 @@ class JobSpec(_message.Message):
     delivery: str
     after: _containers.RepeatedCompositeFieldContainer[Upstream]
     container: str
-    def __init__(self, name: _Optional[str] = ..., command: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., schedule: _Optional[str] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., image: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., priority: _Optional[int] = ..., concurrency_policy: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., http: _Optional[_Union[HttpCall, _Mapping]] = ..., run_once: _Optional[bool] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., misfire_policy: _Optional[str] = ..., delivery: _Optional[str] = ..., after: _Optional[_Iterable[_Union[Upstream, _Mapping]]] = ..., container: _Optional[str] = ...) -> None: ...
+    notify: _containers.RepeatedCompositeFieldContainer[Notify]
+    def __init__(self, name: _Optional[str] = ..., command: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., schedule: _Optional[str] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., image: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., priority: _Optional[int] = ..., concurrency_policy: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., http: _Optional[_Union[HttpCall, _Mapping]] = ..., run_once: _Optional[bool] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., misfire_policy: _Optional[str] = ..., delivery: _Optional[str] = ..., after: _Optional[_Iterable[_Union[Upstream, _Mapping]]] = ..., container: _Optional[str] = ..., notify: _Optional[_Iterable[_Union[Notify, _Mapping]]] = ...) -> None: ...
+
+class Notify(_message.Message):
+    __slots__ = ("webhook", "on", "format")
+    WEBHOOK_FIELD_NUMBER: _ClassVar[int]
+    ON_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    webhook: str
+    on: _containers.RepeatedScalarFieldContainer[str]
+    format: str
+    def __init__(self, webhook: _Optional[str] = ..., on: _Optional[_Iterable[str]] = ..., format: _Optional[str] = ...) -> None: ...
+
+class NotifyList(_message.Message):
+    __slots__ = ("targets",)
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    targets: _containers.RepeatedCompositeFieldContainer[Notify]
+    def __init__(self, targets: _Optional[_Iterable[_Union[Notify, _Mapping]]] = ...) -> None: ...
 
 class RetryPolicy(_message.Message):
     __slots__ = ("backoff_seconds", "multiplier", "max_backoff_seconds", "jitter", "on", "never_exit_codes")
@@ -210,16 +228,18 @@ class ExecutionStep(_message.Message):
     def __init__(self, name: _Optional[str] = ..., exit_code: _Optional[int] = ..., duration_ms: _Optional[float] = ...) -> None: ...
 
 class User(_message.Message):
-    __slots__ = ("id", "name", "email", "created_at")
+    __slots__ = ("id", "name", "email", "created_at", "notify")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     email: str
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    notify: _containers.RepeatedCompositeFieldContainer[Notify]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., email: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., notify: _Optional[_Iterable[_Union[Notify, _Mapping]]] = ...) -> None: ...
 
 class SignupRequest(_message.Message):
     __slots__ = ("name", "email", "password")
@@ -260,14 +280,16 @@ class GetMeRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class UpdateMeRequest(_message.Message):
-    __slots__ = ("name", "email", "password")
+    __slots__ = ("name", "email", "password", "notify")
     NAME_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    NOTIFY_FIELD_NUMBER: _ClassVar[int]
     name: str
     email: str
     password: str
-    def __init__(self, name: _Optional[str] = ..., email: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+    notify: NotifyList
+    def __init__(self, name: _Optional[str] = ..., email: _Optional[str] = ..., password: _Optional[str] = ..., notify: _Optional[_Union[NotifyList, _Mapping]] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
     __slots__ = ("spec",)
@@ -527,3 +549,150 @@ class Cluster(_message.Message):
     epoch: int
     metrics: _containers.ScalarMap[str, str]
     def __init__(self, leader: _Optional[str] = ..., coordinators: _Optional[_Iterable[str]] = ..., schedulers: _Optional[_Iterable[_Union[SchedulerInfo, _Mapping]]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., epoch: _Optional[int] = ..., metrics: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Delivery(_message.Message):
+    __slots__ = ("target", "format", "status", "attempts", "next_attempt_at", "last_error", "last_status_code", "delivered_at")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    format: str
+    status: str
+    attempts: int
+    next_attempt_at: _timestamp_pb2.Timestamp
+    last_error: str
+    last_status_code: int
+    delivered_at: _timestamp_pb2.Timestamp
+    def __init__(self, target: _Optional[str] = ..., format: _Optional[str] = ..., status: _Optional[str] = ..., attempts: _Optional[int] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., last_status_code: _Optional[int] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("id", "job_id", "execution_id", "kind", "created_at", "summary", "event_json", "deliveries")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    EVENT_JSON_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    job_id: str
+    execution_id: str
+    kind: str
+    created_at: _timestamp_pb2.Timestamp
+    summary: str
+    event_json: str
+    deliveries: _containers.RepeatedCompositeFieldContainer[Delivery]
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., execution_id: _Optional[str] = ..., kind: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., summary: _Optional[str] = ..., event_json: _Optional[str] = ..., deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ...) -> None: ...
+
+class ListAlertsRequest(_message.Message):
+    __slots__ = ("job_id", "limit", "page_token")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    limit: int
+    page_token: str
+    def __init__(self, job_id: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAlertsResponse(_message.Message):
+    __slots__ = ("alerts", "next_page_token")
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[Alert]
+    next_page_token: str
+    def __init__(self, alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class NewWebhookSecretRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WebhookSecret(_message.Message):
+    __slots__ = ("secret",)
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    secret: str
+    def __init__(self, secret: _Optional[str] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class Percentiles(_message.Message):
+    __slots__ = ("p50", "p95", "p99", "max")
+    P50_FIELD_NUMBER: _ClassVar[int]
+    P95_FIELD_NUMBER: _ClassVar[int]
+    P99_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    p50: float
+    p95: float
+    p99: float
+    max: float
+    def __init__(self, p50: _Optional[float] = ..., p95: _Optional[float] = ..., p99: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
+
+class StatusCounts(_message.Message):
+    __slots__ = ("counts",)
+    class CountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.ScalarMap[str, int]
+    def __init__(self, counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class RunsInMinute(_message.Message):
+    __slots__ = ("minute", "runs")
+    MINUTE_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    minute: _timestamp_pb2.Timestamp
+    runs: int
+    def __init__(self, minute: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., runs: _Optional[int] = ...) -> None: ...
+
+class Stats(_message.Message):
+    __slots__ = ("runs", "succeeded", "failed", "success_rate", "duration_ms", "lateness_ms", "last", "success_rate_last_hour", "jobs", "executions", "runs_per_minute")
+    class JobsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ExecutionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: StatusCounts
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[StatusCounts, _Mapping]] = ...) -> None: ...
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    SUCCEEDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_RATE_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    LATENESS_MS_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_RATE_LAST_HOUR_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    EXECUTIONS_FIELD_NUMBER: _ClassVar[int]
+    RUNS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    runs: int
+    succeeded: int
+    failed: int
+    success_rate: float
+    duration_ms: Percentiles
+    lateness_ms: Percentiles
+    last: _containers.RepeatedScalarFieldContainer[str]
+    success_rate_last_hour: float
+    jobs: _containers.ScalarMap[str, int]
+    executions: _containers.MessageMap[str, StatusCounts]
+    runs_per_minute: _containers.RepeatedCompositeFieldContainer[RunsInMinute]
+    def __init__(self, runs: _Optional[int] = ..., succeeded: _Optional[int] = ..., failed: _Optional[int] = ..., success_rate: _Optional[float] = ..., duration_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., lateness_ms: _Optional[_Union[Percentiles, _Mapping]] = ..., last: _Optional[_Iterable[str]] = ..., success_rate_last_hour: _Optional[float] = ..., jobs: _Optional[_Mapping[str, int]] = ..., executions: _Optional[_Mapping[str, StatusCounts]] = ..., runs_per_minute: _Optional[_Iterable[_Union[RunsInMinute, _Mapping]]] = ...) -> None: ...

@@ -154,6 +154,21 @@ class JobServiceStub:
                 request_serializer=cronfleet_dot_v1_dot_jobs__pb2.GetClusterRequest.SerializeToString,
                 response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.Cluster.FromString,
                 _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/cronfleet.v1.JobService/ListAlerts',
+                request_serializer=cronfleet_dot_v1_dot_jobs__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.ListAlertsResponse.FromString,
+                _registered_method=True)
+        self.NewWebhookSecret = channel.unary_unary(
+                '/cronfleet.v1.JobService/NewWebhookSecret',
+                request_serializer=cronfleet_dot_v1_dot_jobs__pb2.NewWebhookSecretRequest.SerializeToString,
+                response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.WebhookSecret.FromString,
+                _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/cronfleet.v1.JobService/GetStats',
+                request_serializer=cronfleet_dot_v1_dot_jobs__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.Stats.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -304,6 +319,25 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def NewWebhookSecret(self, request, context):
+        """A new signing secret for the caller's alert deliveries; shown only now.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -426,6 +460,21 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.GetCluster,
                     request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.GetClusterRequest.FromString,
                     response_serializer=cronfleet_dot_v1_dot_jobs__pb2.Cluster.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.ListAlertsRequest.FromString,
+                    response_serializer=cronfleet_dot_v1_dot_jobs__pb2.ListAlertsResponse.SerializeToString,
+            ),
+            'NewWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.NewWebhookSecret,
+                    request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.NewWebhookSecretRequest.FromString,
+                    response_serializer=cronfleet_dot_v1_dot_jobs__pb2.WebhookSecret.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.GetStatsRequest.FromString,
+                    response_serializer=cronfleet_dot_v1_dot_jobs__pb2.Stats.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1076,6 +1125,87 @@ class JobService:
             '/cronfleet.v1.JobService/GetCluster',
             cronfleet_dot_v1_dot_jobs__pb2.GetClusterRequest.SerializeToString,
             cronfleet_dot_v1_dot_jobs__pb2.Cluster.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cronfleet.v1.JobService/ListAlerts',
+            cronfleet_dot_v1_dot_jobs__pb2.ListAlertsRequest.SerializeToString,
+            cronfleet_dot_v1_dot_jobs__pb2.ListAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NewWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cronfleet.v1.JobService/NewWebhookSecret',
+            cronfleet_dot_v1_dot_jobs__pb2.NewWebhookSecretRequest.SerializeToString,
+            cronfleet_dot_v1_dot_jobs__pb2.WebhookSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cronfleet.v1.JobService/GetStats',
+            cronfleet_dot_v1_dot_jobs__pb2.GetStatsRequest.SerializeToString,
+            cronfleet_dot_v1_dot_jobs__pb2.Stats.FromString,
             options,
             channel_credentials,
             insecure,

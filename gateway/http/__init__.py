@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cronfleet import metrics
 from cronfleet.errors import CronfleetError
-from gateway.http import auth, cluster, dead_letters, executions, health, jobs, schedules, stats
+from gateway.http import alerts, auth, cluster, dead_letters, executions, health, jobs, schedules, stats
 from gateway.http.cluster import ClusterSource
 from gateway.http.common import error_response
 from gateway.http.health import ReadyCheck
@@ -29,7 +29,7 @@ def build_http_app(service: JobsService, cluster_source: ClusterSource, ready: R
     app.state.service = service
     app.state.cluster = cluster_source
     app.state.ready = ready
-    for area in (health, auth, jobs, executions, dead_letters, schedules, stats, cluster):
+    for area in (health, auth, jobs, executions, dead_letters, alerts, schedules, stats, cluster):
         app.include_router(area.router)
     _add_error_handlers(app)
 
@@ -56,11 +56,11 @@ def build_http_app(service: JobsService, cluster_source: ClusterSource, ready: R
 
 
 def _add_error_handlers(app: FastAPI) -> None:
-    """Every error is ``{"error": {"code", "message"}}`` with its status (API.md)."""
+    """Every error is ``{"error": {"code", "message", "field"?}}`` with its status (API.md)."""
 
     @app.exception_handler(CronfleetError)
     async def _cronfleet_error(request: Request, exc: CronfleetError) -> JSONResponse:
-        return error_response(exc.http_status, exc.code, str(exc))
+        return error_response(exc.http_status, exc.code, str(exc), exc.field)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -42,6 +42,13 @@ async def me(user: Caller) -> dict[str, Any]:
 
 @router.patch("/me")
 async def update_me(request: Request, service: Service, user: Caller) -> dict[str, Any]:
-    body = await read_object(request, PROFILE_FIELDS)
-    updated = await service.update_me(user, body.get("name"), body.get("email"), body.get("password"))
+    body = await read_object(request, (*PROFILE_FIELDS, "notify"))
+    notify = jsonapi.notify_from_json(body["notify"]) if body.get("notify") is not None else None
+    updated = await service.update_me(user, body.get("name"), body.get("email"), body.get("password"), notify)
     return jsonapi.user_to_json(updated)
+
+
+@router.post("/me/webhook-secret")
+async def new_webhook_secret(service: Service, user: Caller) -> dict[str, Any]:
+    """A new secret for the signatures of the caller's alerts; shown only now."""
+    return {"secret": await service.new_webhook_secret(user), "header": "X-Cronfleet-Signature"}

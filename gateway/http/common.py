@@ -22,8 +22,10 @@ class BodyTooLarge(CronfleetError):
     http_status = 413
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    """API.md's error body; ``field`` names the input that is wrong, when one is."""
+    error = {"code": code, "message": message} | ({"field": field} if field else {})
+    return JSONResponse({"error": error}, status_code=status)
 
 
 def bearer(request: Request) -> str | None:

@@ -12,7 +12,7 @@ import argon2
 
 from cronfleet.codec import rows
 from cronfleet.errors import Conflict, InvalidArgument, Unauthenticated
-from cronfleet.models import User
+from cronfleet.models import Notify, User, validate_notify
 from gateway.service.base import ServiceBase
 
 _hasher = argon2.PasswordHasher()  # argon2id with the library's current defaults
@@ -68,7 +68,18 @@ class Accounts(ServiceBase):
     async def logout(self, token: str) -> None:
         await self.db.execute("revoke_token", {"token_hash": token_hash(token)})
 
-    async def update_me(self, user: User, name: str | None, email: str | None, password: str | None) -> User:
+    async def update_me(
+        self,
+        user: User,
+        name: str | None,
+        email: str | None,
+        password: str | None,
+        notify: tuple[Notify, ...] | None = None,
+    ) -> User:
+        """Change the named profile fields (None: unchanged). ``notify`` is the
+        default for the user's jobs that set none."""
+        if notify is not None:
+            validate_notify(notify)
         if name is not None and not name.strip():
             raise InvalidArgument("must not be empty", field="name")
         if email is not None and "@" not in email:
@@ -83,6 +94,7 @@ class Accounts(ServiceBase):
                     "name": name.strip() if name else None,
                     "email": email.strip().lower() if email else None,
                     "password_hash": _hasher.hash(password) if password else None,
+                    "notify": rows.notify_param(notify=notify) if notify is not None else None,
                 },
             )
         except Conflict as exc:

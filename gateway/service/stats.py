@@ -16,7 +16,7 @@ class StatsArea(Jobs):
     async def stats(self, user: User, job_id: str | None = None) -> Stats:
         """One query (``stats``); a job's figures if ``job_id`` (which must be the user's)."""
         job = await self.get_job(user, job_id) if job_id else None
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = datetime.now(UTC)  # not rounded: a run due this second counts
         async with self.db.transaction() as tx:
             # Two sorts of up to a day of runs: in memory, not spilled to disk.
             await tx.execute("stats_work_mem", {})
@@ -56,6 +56,6 @@ def _spread(percentiles: list[float] | None, most: float | None) -> dict[str, fl
 
 def _per_minute(started: dict[str, int], now: datetime) -> tuple[RunsInMinute, ...]:
     """Sixty minutes, oldest first, the current one last; a minute with no run is 0."""
-    this_minute = now.replace(second=0)
+    this_minute = now.replace(second=0, microsecond=0)
     minutes = [this_minute - timedelta(minutes=i) for i in range(59, -1, -1)]
     return tuple(RunsInMinute(m, int(started.get(str(int(m.timestamp())), 0))) for m in minutes)
