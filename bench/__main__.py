@@ -409,9 +409,19 @@ def scenario_docker_pool(services: Services, quick: bool) -> None:
         runs = [r for r in runs_of(c, steady) if abs((r["scheduled"] - acted).total_seconds()) <= 2]
         report_runs("docker: others' fires around a delete + pause", runs, None, "delayed <= 50 ms")
 
-    # Overload on a worker of its own: more fires than the engine can start.
+
+def scenario_docker_overload(services: Services, quick: bool) -> None:
+    """On a worker of its own: more fires than the engine can start."""
     grace = 5
-    env |= {"CRONFLEET_MISFIRE_GRACE_SECONDS": str(grace), "CRONFLEET_POOL_FLOOR": "4"}
+    minute = 20 if quick else 60
+    env = {
+        "CRONFLEET_RUNTIME": "docker",
+        "CRONFLEET_CAPACITY": "200",
+        "CRONFLEET_POOL_FLOOR": "4",
+        "CRONFLEET_POOL_MAX": str(POOL_MAX),
+        "CRONFLEET_MISFIRE_GRACE_SECONDS": str(grace),
+    }
+    clock = CLOCK_BUSYBOX
     with cluster(services, env) as c:
         api = c["api"]
         ids = every_second(api, 20, "x", clock)
@@ -712,7 +722,7 @@ def main() -> None:
         "--only",
         nargs="*",
         default=[],
-        help="claim stats process docker throughput-noop throughput-process",
+        help="claim stats process docker docker-overload throughput-noop throughput-process",
     )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the clusters, Postgres and etcd stop.
@@ -724,12 +734,13 @@ def main() -> None:
         "stats",
         "process",
         "docker",
+        "docker-overload",
         "throughput-noop",
         "throughput-process",
     }
     if not engine_answers():
         print("  (no Docker engine answers: docker scenarios skipped)")
-        wanted.discard("docker")
+        wanted -= {"docker", "docker-overload"}
     print(f"cronfleet benchmark on {os.cpu_count()} cores; state in {ROOT}", flush=True)
     with Services() as services:
         if "claim" in wanted:
@@ -745,6 +756,8 @@ def main() -> None:
         if "docker" in wanted:
             scenario_lateness(services, "docker", args.quick)
             scenario_docker_pool(services, args.quick)
+        if "docker-overload" in wanted:
+            scenario_docker_overload(services, args.quick)
 
 
 if __name__ == "__main__":

@@ -241,6 +241,22 @@ class ClaimLoop:
         room = sum(max(0, s.credits) for s in self.streams.responsive())
         return min(MAX_QUEUED, room)
 
+    def _batch(self, bound: int, fresh: int | None) -> int:
+        batch = min(self.settings.claim_batch, bound - len(self.queue))
+        if fresh is not None:
+            batch = min(batch, max(1, fresh - self.queue.fresh_container_runs()))
+        return max(1, batch)
+
+    def fresh_room(self) -> int | None:
+        """How many more runs needing a fresh container (docker per_run) the
+        workers keeping up can start on time (their Room, less what they
+        hold); None when a worker has no such limit. Claimed beyond this,
+        such runs would wait here and start late without bound."""
+        rooms = [s.room_left() for s in self.streams.responsive()]
+        if not rooms or any(r is None for r in rooms):
+            return None
+        return sum(r for r in rooms if r is not None)
+
     def lookahead(self) -> timedelta:
         """How far ahead to claim: docker runs need tens of seconds to arm."""
         s = self.settings
@@ -249,7 +265,12 @@ class ClaimLoop:
 
     async def claim_once(self) -> int:
         bound = self.queue_bound()
-        if not self.ownership.shards or len(self.queue) >= bound:
+        fresh = self.fresh_room()
+        if (
+            not self.ownership.shards
+            or len(self.queue) >= bound
+            or (fresh is not None and self.queue.fresh_container_runs() >= fresh)
+        ):
             # Workers are not keeping up: fires left unclaimed fall behind, and
             # their misfire policy decides when they are claimed, instead of a
             # backlog that grows without end.
@@ -263,7 +284,7 @@ class ClaimLoop:
                 scheduler_id=scheduler_id,
                 epoch=epoch,
                 horizon=horizon,
-                batch=min(self.settings.claim_batch, bound - len(self.queue)),
+                batch=self._batch(bound, fresh),
                 misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
                 misfire_catchup=timedelta(seconds=self.settings.misfire_catchup_seconds),
             )
@@ -273,7 +294,7 @@ class ClaimLoop:
                 self.on_replaced.set()
             if not claimed.fires:  # a job that fell behind yields one fire per claim: go until dry
                 break
-            if len(self.queue) >= bound:
+            if len(self.queue) >= bound or (fresh is not None and self.queue.fresh_container_runs() >= fresh):
                 break  # or until the workers have no room left
         pending = await claim_pending(
             self.db,

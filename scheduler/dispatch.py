@@ -42,6 +42,12 @@ class QueuedRun:
     checkpoint: bytes = field(default=b"", compare=False, repr=False)  # the previous attempt's
     shard_id: int = field(default=0, compare=False)
 
+    @property
+    def needs_fresh_container(self) -> bool:
+        """A per_run command (docker: a warm or cold container of its own),
+        not a per_job run or an HTTP call. Counted against a worker's room."""
+        return self.job.container != "per_job" and not self.job.HasField("http")
+
     def assignment(self) -> dispatch_pb2.Assignment:
         return dispatch_pb2.Assignment(
             execution_id=self.execution_id,
@@ -83,17 +89,33 @@ class DispatchQueue:
 
     def plan(self, streams: list[WorkerStream]) -> list[tuple[QueuedRun, WorkerStream]]:
         """Take runs off the queue for ``streams`` by their credit: each run to
-        the stream with the most credit left. Credits themselves are spent by
-        :meth:`Dispatcher.dispatch` once the assignment is recorded."""
+        the stream with the most credit left, a run that needs a fresh
+        container only to a stream with room for one (a run no stream has
+        room for waits, and those behind it go on). Credits and room are
+        spent by :meth:`Dispatcher.dispatch` once the assignment is recorded."""
         credit = {s.worker_id: s.credits for s in streams}
+        room = {s.worker_id: s.room_left() for s in streams}
         plan: list[tuple[QueuedRun, WorkerStream]] = []
-        while self._heap and streams:
-            target = max(streams, key=lambda s: credit[s.worker_id])
-            if credit[target.worker_id] <= 0:
-                break
+        waiting: list[QueuedRun] = []
+        while self._heap and any(c > 0 for c in credit.values()):
+            run = heapq.heappop(self._heap)
+            fits = [s for s in streams if credit[s.worker_id] > 0 and _has_room(room[s.worker_id], run)]
+            if not fits:
+                waiting.append(run)
+                continue
+            target = max(fits, key=lambda s: credit[s.worker_id])
             credit[target.worker_id] -= 1
-            plan.append((heapq.heappop(self._heap), target))
+            left = room[target.worker_id]
+            if run.needs_fresh_container and left is not None:
+                room[target.worker_id] = left - 1
+            plan.append((run, target))
+        for run in waiting:
+            heapq.heappush(self._heap, run)
         return plan
+
+    def fresh_container_runs(self) -> int:
+        """Runs here that need a fresh container (they wait for room)."""
+        return sum(1 for r in self._heap if r.needs_fresh_container)
 
     def put_back(self, runs: list[QueuedRun]) -> None:
         """Runs of a plan that could not be recorded: they wait for the next round."""
@@ -103,6 +125,10 @@ class DispatchQueue:
     def forget(self, runs: list[QueuedRun]) -> None:
         """Runs that left the queue for good (assigned, or fenced away)."""
         self._queued.difference_update(r.execution_id for r in runs)
+
+
+def _has_room(left: int | None, run: QueuedRun) -> bool:
+    return not run.needs_fresh_container or left is None or left > 0
 
 
 class Dispatcher:
@@ -167,6 +193,8 @@ class Dispatcher:
                 )
             stream.credits -= 1
             stream.unstarted[run.execution_id] = run.fire_at.timestamp()
+            if run.needs_fresh_container and stream.room is not None:
+                stream.pooled.add(run.execution_id)
             batches.setdefault(stream.worker_id, []).append(run.assignment())
         for worker_id, items in batches.items():
             current = self.streams.get(worker_id)

@@ -37,12 +37,20 @@ class WorkerStream:
     # Runs handed to it that it has not started yet, with their fire times
     # (wall clock): a worker whose runs are overdue is not keeping up.
     unstarted: dict[int, float] = field(default_factory=dict)
+    # How many runs needing a fresh container it may hold unstarted (its Room
+    # message; None: not limited), and which of ``unstarted`` are such runs.
+    room: int | None = None
+    pooled: set[int] = field(default_factory=set)
     # What to write to the worker; None closes the stream.
     outbox: asyncio.Queue[dispatch_pb2.SchedulerMessage | None] = field(default_factory=asyncio.Queue)
 
     def overdue(self, now: float) -> int:
         """Runs handed to it whose fire time passed OVERDUE_AFTER ago, not started."""
         return sum(1 for fire_at in self.unstarted.values() if fire_at < now - OVERDUE_AFTER)
+
+    def room_left(self) -> int | None:
+        """How many more runs needing a fresh container it can take (None: any)."""
+        return None if self.room is None else max(0, self.room - len(self.pooled))
 
     def send(self, message: dispatch_pb2.SchedulerMessage) -> None:
         self.outbox.put_nowait(message)
@@ -153,6 +161,7 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
                 events = list(msg.events.events)
                 for event in events:  # started, or ended without starting
                     stream.unstarted.pop(event.execution_id, None)
+                    stream.pooled.discard(event.execution_id)
                 self.on_events(stream, events)
             elif kind == "credit":
                 stream.credits += msg.credit.slots
@@ -160,6 +169,9 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
                 self.on_credit()
             elif kind == "heartbeat":
                 stream.running = msg.heartbeat.running
+            elif kind == "room":
+                stream.room = msg.room.runs
+                self.on_credit()  # more room: claim and dispatch again
 
     @staticmethod
     async def _write(stream: WorkerStream, context: grpc.aio.ServicerContext) -> None:

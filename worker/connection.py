@@ -44,6 +44,7 @@ class StreamHandlers:
     on_up: Callable[[str], None]
     on_down: Callable[[str], None]
     running: Callable[[], int]  # for heartbeats
+    room: Callable[[], int | None] = lambda: None  # this stream's share of the worker's room
 
 
 @dataclass
@@ -59,6 +60,7 @@ class SchedulerConnection:
     # message, since one stream carries far more fires packed than one each.
     pending_events: list[dispatch_pb2.RunEvent] = field(default_factory=list)
     pending_credit: int = 0
+    sent_room: int | None = None  # the last Room told this stream
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def send_events(self, events: list[dispatch_pb2.RunEvent]) -> None:
@@ -77,6 +79,7 @@ class SchedulerConnection:
                     call = dispatch_pb2_grpc.DispatchServiceStub(channel).Connect()
                     await call.write(self.hello.message())
                     self.live = True
+                    self.sent_room = None  # a new stream: tell it afresh
                     backoff = 0.1
                     self.handlers.on_up(self.address)
                     await self._serve(call)
@@ -102,6 +105,7 @@ class SchedulerConnection:
                 if not await wait_for_event(self.wake, self.hello.heartbeat_interval):
                     heartbeat = dispatch_pb2.Heartbeat(running=self.handlers.running())
                     await call.write(dispatch_pb2.WorkerMessage(heartbeat=heartbeat))
+                    await self._tell_room(call)
                     continue
                 self.wake.clear()
                 await asyncio.sleep(0.001)  # let the runs finishing now join this message
@@ -115,6 +119,13 @@ class SchedulerConnection:
             await call.write(dispatch_pb2.WorkerMessage(events=batch))
         if credit:
             await call.write(dispatch_pb2.WorkerMessage(credit=dispatch_pb2.Credit(slots=credit)))
+        await self._tell_room(call)
+
+    async def _tell_room(self, call: grpc.aio.StreamStreamCall) -> None:
+        room = self.handlers.room()
+        if room is not None and room != self.sent_room:
+            await call.write(dispatch_pb2.WorkerMessage(room=dispatch_pb2.Room(runs=room)))
+            self.sent_room = room
 
 
 class Connections:

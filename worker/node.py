@@ -48,6 +48,7 @@ class Worker:
                 on_up=lambda _address: self.outbox.stream_up(),
                 on_down=lambda address: self.outbox.stream_down(address),
                 running=lambda: len(self.runs),
+                room=self._room,
             ),
         )
         self.outbox = Outbox(self.connections.pick)
@@ -81,6 +82,17 @@ class Worker:
             self.runs.cancel(list(msg.cancel.execution_ids))
         elif kind == "expect":
             self.runtime.expect(address, list(msg.expect.profiles))
+
+    def _room(self) -> int | None:
+        """This worker's room for runs that each need a fresh container, one
+        scheduler's share: the warm pool, the cold starts made at once, and
+        the runs held not yet started (so that a scheduler counting what it
+        handed over knows what is left). None without a pool: credit alone."""
+        pool = getattr(self.runtime, "pool", None)
+        if pool is None:
+            return None
+        total: int = pool.idle() + self.settings.arm_concurrency + self.runs.count(started=False)
+        return -(-total // max(1, len(self.connections.live())))
 
     def _give_back(self, origin: str) -> None:
         conn = self.connections.get(origin)

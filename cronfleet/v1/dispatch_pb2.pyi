@@ -23,16 +23,24 @@ EVENT_KIND_FINISHED: EventKind
 EVENT_KIND_CHECKPOINT: EventKind
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("hello", "credit", "heartbeat", "events")
+    __slots__ = ("hello", "credit", "heartbeat", "events", "room")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     CREDIT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
+    ROOM_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     credit: Credit
     heartbeat: Heartbeat
     events: EventBatch
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., events: _Optional[_Union[EventBatch, _Mapping]] = ...) -> None: ...
+    room: Room
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., events: _Optional[_Union[EventBatch, _Mapping]] = ..., room: _Optional[_Union[Room, _Mapping]] = ...) -> None: ...
+
+class Room(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: int
+    def __init__(self, runs: _Optional[int] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("worker_id", "capacity", "runtimes")

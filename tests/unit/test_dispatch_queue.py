@@ -118,3 +118,36 @@ def test_nothing_more_is_claimed_for_workers_that_are_behind() -> None:
     assert loop.queue_bound() == 40, "what the worker has room for"
     worker.unstarted = {i: time.time() - 10 for i in range(4)}
     assert loop.queue_bound() == 0, "behind: nothing more"
+
+
+def test_runs_needing_a_fresh_container_go_only_where_there_is_room_for_them() -> None:
+    """A docker worker tells its room (warm containers and the cold starts it
+    makes at once): runs beyond it would wait there for containers, late."""
+    queue = DispatchQueue()
+    per_run = [queued(i, priority=9) for i in range(5)]
+    per_job = queued(10)
+    per_job.job.container = "per_job"
+    http = queued(11)
+    http.job.http.url = "https://example.com/"
+    queue.push([*per_run, per_job, http])
+    docker = WorkerStream("docker", credits=50, room=4)
+    docker.pooled = {100, 101}  # two of its room held already
+    plan = queue.plan([docker])
+    assert [run.execution_id for run, _ in plan] == [0, 1, 10, 11], "room for two; the rest pass by"
+    assert len(queue) == 3 and queue.fresh_container_runs() == 3
+    unlimited = WorkerStream("process", credits=50)  # sends no Room: credit alone
+    assert [run.execution_id for run, _ in queue.plan([docker, unlimited])] == [2, 3, 4]
+
+
+def test_fires_needing_containers_are_not_claimed_beyond_the_workers_room() -> None:
+    streams = WorkerStreams(heartbeat_interval=1.0)
+    nobody: Any = None
+    queue = DispatchQueue()
+    loop = ClaimLoop(Settings(claim_batch=500), nobody, nobody, queue, nobody, streams, nobody, nobody)
+    worker = WorkerStream("w", credits=40, room=6)
+    streams.add(worker)
+    assert loop.fresh_room() == 6
+    worker.pooled = {1, 2}
+    assert loop.fresh_room() == 4
+    streams.add(WorkerStream("p", credits=10))
+    assert loop.fresh_room() is None, "a worker with no such limit takes what the others cannot"
