@@ -26,7 +26,7 @@ from cronfleet.errors import CronfleetError
 from cronfleet.logstore import LogStore
 from cronfleet.v1 import dispatch_pb2
 from worker.outbox import Outbox
-from worker.pacing import ArmingGate, ReleaseWindows
+from worker.pacing import ArmingGate, ReleaseBatches, ReleaseWindows
 from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, cut_checkpoint
 
 log = structlog.get_logger()
@@ -91,6 +91,7 @@ class Runs:
         self._cancelled_early: dict[int, float] = {}  # cancels of runs not (yet) here
         self.arming = ArmingGate(arm_concurrency)
         self.windows = ReleaseWindows(enabled=runtime.paced)
+        self.batches = ReleaseBatches()
 
     def __len__(self) -> int:
         return len(self.active)
@@ -188,12 +189,12 @@ class Runs:
         # keep nothing warm, armed after its time: a cold start.
         armed_late = time.time() > run.fire_at
         run.cold_start = run.armed.cold if run.armed.cold is not None else armed_late
-        await sleep_until(run.fire_at, run.cancelled)
-        if run.cancel_reason:
+        released_at = await self.batches.release_at(run.fire_at, run.armed, run.cancelled)
+        if released_at is None:
             self._leave_window(run, released=False)
             await run.armed.kill(run.cancel_reason)
             return await run.armed.wait()
-        await self._release(run, run.armed)
+        await self._released(run, run.armed, released_at)
         return await self._watch(run, run.armed)
 
     async def _arm(self, run: Run) -> ArmedRun | None:
@@ -209,9 +210,9 @@ class Runs:
         finally:
             self.arming.release()
 
-    async def _release(self, run: Run, armed: ArmedRun) -> None:
-        await armed.release()
-        run.started_at = time.time()
+    async def _released(self, run: Run, armed: ArmedRun, at: float) -> None:
+        """What follows a release: the start recorded and reported."""
+        run.started_at = at
         self._leave_window(run, released=True)
         metrics.FIRE_LATENESS.observe(max(0.0, run.started_at - run.fire_at))
         if run.cold_start:
@@ -333,7 +334,7 @@ def finished_event(execution_id: int, outcome: RunOutcome, log_url: str) -> disp
     event = dispatch_pb2.RunEvent(
         execution_id=execution_id,
         kind=dispatch_pb2.EVENT_KIND_FINISHED,
-        at=proto.timestamp_at(time.time()),
+        at=proto.timestamp_at(outcome.ended_at or time.time()),
         status=outcome.status,
         error=outcome.error,
         log_url=log_url,
@@ -347,17 +348,3 @@ def finished_event(execution_id: int, outcome: RunOutcome, log_url: str) -> disp
     if failed and not event.error:
         event.error = f"step {failed[0].name} exited {failed[0].exit_code}"
     return event
-
-
-async def sleep_until(when: float, interrupt: asyncio.Event) -> None:
-    """Sleep until the wall clock reads ``when`` (never return early), or
-    until ``interrupt`` is set."""
-    while not interrupt.is_set():
-        remaining = when - time.time()
-        if remaining <= 0:
-            return
-        if remaining > 0.002:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(interrupt.wait(), remaining)
-        else:
-            await asyncio.sleep(0)

@@ -1,8 +1,12 @@
 """When the worker asks its runtime for work, so that runs start on time.
 
-Two habits, both about the moments around a fire time:
+Three habits, all about the moments around a fire time:
 
 - ArmingGate: at most a few runs arm at once, the one due soonest first.
+- ReleaseBatches: runs due at the same instant are released in one pass, by
+  one timer, before any of them does its follow-up work (each run waking on
+  its own timer and doing its bookkeeping between releases made the last of
+  fifty released 26 ms late).
 - ReleaseWindows: follow-up work (arming later runs, waiting on, reading and
   removing finished containers) keeps out of the instants at which runs are
   being released. Fifty armed containers released together start within
@@ -15,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import heapq
 import itertools
 import time
+from typing import Protocol
 
 
 class ArmingGate:
@@ -52,6 +58,70 @@ class ArmingGate:
                 turn.set_result(None)
                 return
         self._free += 1
+
+
+class ReleaseBatches:
+    """Releases the runs due at one instant together: one timer per instant;
+    when it fires, every run still waiting is released in one pass (a release
+    is a pipe or socket write in every runtime), then each run's task goes on."""
+
+    def __init__(self) -> None:
+        self._due: dict[float, list[tuple[Releasable, asyncio.Future[float]]]] = {}
+        self._timers: dict[float, asyncio.Task[None]] = {}
+
+    async def release_at(self, when: float, run: Releasable, interrupt: asyncio.Event) -> float | None:
+        """Release ``run`` at ``when`` by the wall clock (never before), with the
+        others due then; the time it was released, or None if ``interrupt``
+        was set first (then it never is)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[float] = loop.create_future()
+        self._due.setdefault(when, []).append((run, done))
+        if when not in self._timers:
+            self._timers[when] = loop.create_task(self._release_all(when))
+        stopper = asyncio.ensure_future(interrupt.wait())
+        try:
+            await asyncio.wait((done, stopper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+        if done.cancel():  # interrupted before the instant: taken out of the batch
+            return None
+        return done.result()
+
+    async def _release_all(self, when: float) -> None:
+        try:
+            await sleep_until(when)
+        finally:
+            self._timers.pop(when, None)
+            batch = self._due.pop(when, [])
+        for run, done in batch:
+            if done.done():
+                continue  # withdrawn
+            try:
+                await run.release()  # never suspends: the batch goes out in one pass
+            except Exception as exc:  # its own failure, reported by its task
+                done.set_exception(exc)
+            else:
+                done.set_result(time.time())
+
+
+class Releasable(Protocol):
+    async def release(self) -> None: ...
+
+
+async def sleep_until(when: float, interrupt: asyncio.Event | None = None) -> None:
+    """Sleep until the wall clock reads ``when`` (never return early), or
+    until ``interrupt`` is set."""
+    while interrupt is None or not interrupt.is_set():
+        remaining = when - time.time()
+        if remaining <= 0:
+            return
+        if remaining <= 0.002:
+            await asyncio.sleep(0)
+        elif interrupt is None:
+            await asyncio.sleep(remaining)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(interrupt.wait(), remaining)
 
 
 class ReleaseWindows:

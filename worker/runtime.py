@@ -168,6 +168,7 @@ class RunOutcome:
     steps: tuple[StepResult, ...] = ()  # each step that ran, for a job with steps
     checkpoint: bytes | None = None  # what the run left in $CRONFLEET_CHECKPOINT
     checkpoint_truncated: bool = False
+    ended_at: float | None = None  # when it ended, if the runtime knows better than "now"
 
 
 def cut_checkpoint(data: bytes) -> tuple[bytes, bool]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from worker.pacing import ArmingGate, ReleaseWindows
+from worker.pacing import ArmingGate, ReleaseBatches, ReleaseWindows
 
 
 def test_no_window_when_nothing_is_due() -> None:
@@ -84,3 +84,37 @@ def test_disabled_windows_never_hold_work() -> None:
     assert w.busy_for(fire_at) == 0.0
     w.released(fire_at)
     assert w.busy_for(fire_at) == 0.0
+
+
+class Recorded:
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+
+    async def release(self) -> None:
+        self.log.append(f"release {self.name}")
+
+
+async def test_runs_due_together_are_released_in_one_pass_never_early() -> None:
+    batches, log = ReleaseBatches(), list[str]()
+    when = time.time() + 0.05
+    never = asyncio.Event()
+
+    async def run(name: str) -> None:
+        at = await batches.release_at(when, Recorded(name, log), never)
+        assert at is not None and at >= when
+        log.append(f"after {name}")
+
+    await asyncio.gather(*(run(n) for n in "abc"))
+    assert log[:3] == ["release a", "release b", "release c"], "all released before any goes on"
+
+
+async def test_a_run_interrupted_before_its_instant_is_never_released() -> None:
+    batches, log = ReleaseBatches(), list[str]()
+    when = time.time() + 0.2
+    stop, never = asyncio.Event(), asyncio.Event()
+    withdrawn = asyncio.ensure_future(batches.release_at(when, Recorded("x", log), stop))
+    kept = asyncio.ensure_future(batches.release_at(when, Recorded("y", log), never))
+    await asyncio.sleep(0.01)
+    stop.set()
+    assert await withdrawn is None
+    assert await kept is not None and log == ["release y"]
