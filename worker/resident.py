@@ -67,10 +67,11 @@ CHECKPOINT_READ_EVERY = 5.0
 # which the gate opened for it and which stays open in the run, so "go"
 # written by name is kept until read. A run is dirty when a live (not zombie:
 # the gate reaps orphans only between commands) process is left in its group.
-# When the run exits the gate says so at once, then waits 0.3 s (a read with
-# a timeout: no process) before its reporting (output, the /proc scan, each a
-# few forks): runs due together end together, and that work at the fire
-# instant made the last of fifty start 30-60 ms later.
+# When the run exits the gate looks for what it left (at once: a pid freed
+# now may be reused later) and says it exited, then waits 0.3 s (a read with
+# a timeout: no process) before reporting its output (a few forks): runs due
+# together end together, and that work at the fire instant made the last of
+# fifty start 30-60 ms later.
 RESIDENT_GATE_SCRIPT = """\
 _until_go='read -r _g <&9; exec 9<&-; [ "$_g" = go ] || exit 125'
 _then_run='exec 3>"$1.report"; eval "$CRONFLEET_SCRIPT"'
@@ -99,12 +100,13 @@ _run() {
   exec 9<&-
   echo "$_n pid $_pid" >&2
   wait "$_pid"; _rc=$?
+  _left "$_pid" && _dirty=1 || _dirty=
   echo "$_n exited $_rc" >&2
   read -t 0.3 _z <>"$_f.go" 2>/dev/null
   [ -s "$_cp" ] && head -c 65537 "$_cp" | base64 | _say "$_n" checkpoint
   [ -f "$_f.report" ] && _say "$_n" report < "$_f.report"
   [ -s "$_f.out" ] && head -c 16777216 "$_f.out" | base64 | _say "$_n" out
-  _left "$_pid" && echo "$_n dirty" >&2
+  [ -n "$_dirty" ] && echo "$_n dirty" >&2
   cd /work && rm -rf "/work/run-$_n" "$_cp" "$_f.report" "$_f.out" "$_f.go"
   echo "$_n end $_rc" >&2
 }

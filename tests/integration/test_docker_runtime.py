@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -364,8 +365,13 @@ async def test_per_job_runs_are_prepared_ahead_and_may_overlap_in_the_jobs_conta
     assert not second.cold and second.container_id == first.container_id
     await first.release()
     await second.release()
+    released = time.time()
     done = await second.wait()
     assert done.status == "succeeded", "the second ran while the first still slept"
+    assert done.ended_at is not None and done.ended_at < time.time() - 0.2, (
+        "its end is when it exited, not when the gate had reported (0.3 s later)"
+    )
+    assert done.ended_at >= released
     await dropped.kill("cancelled")
     assert (await dropped.wait()).status == "cancelled"
     assert (await first.wait()).status == "succeeded"
