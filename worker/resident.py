@@ -67,6 +67,10 @@ CHECKPOINT_READ_EVERY = 5.0
 # which the gate opened for it and which stays open in the run, so "go"
 # written by name is kept until read. A run is dirty when a live (not zombie:
 # the gate reaps orphans only between commands) process is left in its group.
+# Nothing but the gate's lines may reach stderr: the shell's own complaint
+# about a /proc entry gone mid-scan ("can't open ...", written before a
+# trailing 2>/dev/null applies) once split another run's "end" line, and that
+# run waited out its timeout.
 # When the run exits the gate looks for what it left (at once: a pid freed
 # now may be reused later) and says it exited, then waits 0.3 s (a read with
 # a timeout: no process) before reporting its output (a few forks): runs due
@@ -78,7 +82,7 @@ _then_run='exec 3>"$1.report"; eval "$CRONFLEET_SCRIPT"'
 _say() { while IFS= read -r _l; do echo "$1 $2 $_l" >&2; done; }
 _left() {
   for _s in /proc/[0-9]*/stat; do
-    read -r _l < "$_s" 2>/dev/null || continue
+    { read -r _l < "$_s"; } 2>/dev/null || continue
     set -- "$1" ${_l##*) }
     [ "$4" = "$1" ] && [ "$2" != Z ] && return 0
   done
@@ -166,10 +170,7 @@ class Resident:
                         text += payload.decode(errors="replace")
                         *lines, text = text.split("\n")
                         for line in lines:
-                            nonce, _, rest = line.partition(" ")
-                            if nonce in self.inbox:
-                                self.inbox[nonce].put_nowait(rest)
-                                self._heard(nonce, rest)
+                            self.route(line)
         except OSError:
             pass
         finally:
@@ -178,6 +179,19 @@ class Resident:
                 queue.put_nowait("died")
             if self.ended is not None:
                 self.ended(self, True)
+
+    def route(self, line: str) -> None:
+        """A gate line to the run whose nonce starts it. A line with something
+        else in front (another process's stray write) is still routed by the
+        nonce in it, so no run misses its end."""
+        nonce, _, rest = line.partition(" ")
+        if nonce not in self.inbox:
+            found = next((n for n in self.inbox if f"{n} " in line), None)
+            if found is None:
+                return
+            nonce, rest = found, line.split(f"{found} ", 1)[1]
+        self.inbox[nonce].put_nowait(rest)
+        self._heard(nonce, rest)
 
     def _heard(self, nonce: str, said: str) -> None:
         if said.startswith("pid "):
