@@ -28,7 +28,7 @@ from typing import Any
 
 from cronfleet.codec import jsonapi
 from cronfleet.db import Session
-from cronfleet.models import Execution
+from cronfleet.records import Execution
 
 SIGNATURE_HEADER = "X-Cronfleet-Signature"
 

@@ -29,7 +29,8 @@ from datetime import datetime, timedelta
 from cronfleet import alerts
 from cronfleet.codec import rows
 from cronfleet.db import Row, Session
-from cronfleet.models import Execution, JobSpec, RetryPolicy
+from cronfleet.models import JobSpec, RetryPolicy
+from cronfleet.records import Execution
 
 _random = random.Random()
 

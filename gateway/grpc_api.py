@@ -9,7 +9,7 @@ import grpc
 
 from cronfleet.codec import proto
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import User
+from cronfleet.records import User
 from cronfleet.v1 import jobs_pb2 as pb
 from cronfleet.v1 import jobs_pb2_grpc
 from gateway.http.cluster import ClusterSource

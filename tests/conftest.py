@@ -21,7 +21,7 @@ import pytest
 from cronfleet.db import Database
 from cronfleet.db.migrate import migrate
 from cronfleet.logstore import LocalLogStore
-from cronfleet.models import User
+from cronfleet.records import User
 from gateway.service import JobsService
 from launch.devservices import LocalEtcd, LocalPostgres, free_port
 from tests.helpers import new_user

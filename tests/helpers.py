@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cronfleet.codec.jsonapi import spec_from_json
-from cronfleet.models import JobSpec, User
+from cronfleet.models import JobSpec
+from cronfleet.records import User
 
 if TYPE_CHECKING:
     from gateway.service import JobsService

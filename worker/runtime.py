@@ -19,7 +19,8 @@ from typing import Protocol
 
 from cronfleet.codec import proto
 from cronfleet.config import Settings
-from cronfleet.models import HttpCall, Resources, Step, StepResult
+from cronfleet.models import HttpCall, Resources, Step
+from cronfleet.records import StepResult
 from cronfleet.v1 import dispatch_pb2
 
 # The gate: the shell seeds $CRONFLEET_CHECKPOINT with what the previous

@@ -17,18 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import (
-    PUBLIC_EXECUTION_FIELDS,
-    Alert,
-    DeadLetter,
-    Execution,
-    Job,
-    JobSpec,
-    Notify,
-    Stats,
-    User,
-    name_steps,
-)
+from cronfleet.models import Job, JobSpec, Notify, name_steps
+from cronfleet.records import PUBLIC_EXECUTION_FIELDS, Alert, DeadLetter, Execution, Stats, User
 
 
 # ------------------------------------------------------------------ encode
@@ -120,7 +110,7 @@ def alert_to_json(alert: Alert) -> dict[str, Any]:
         "created_at": iso(alert.created_at),
         "summary": alert_summary(alert.payload),
         "event": alert.payload,
-        "deliveries": [_encode_fields(d, [f.name for f in dataclasses.fields(d)]) for d in alert.deliveries],
+        "deliveries": encode(alert.deliveries),
     }
 
 

@@ -20,19 +20,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cronfleet.codec import jsonapi
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import (
-    PUBLIC_EXECUTION_FIELDS,
-    Alert,
-    DeadLetter,
-    Execution,
-    Job,
-    JobSpec,
-    Notify,
-    Stats,
-    StepResult,
-    User,
-    name_steps,
-)
+from cronfleet.models import Job, JobSpec, Notify, name_steps
+from cronfleet.records import PUBLIC_EXECUTION_FIELDS, Alert, DeadLetter, Execution, Stats, StepResult, User
 from cronfleet.v1 import jobs_pb2 as pb
 
 # id and job_id are strings on the wire; the rest share their record's names.

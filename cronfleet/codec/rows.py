@@ -13,7 +13,8 @@ from psycopg.types.json import Jsonb
 
 from cronfleet.codec import jsonapi
 from cronfleet.db import Row
-from cronfleet.models import Alert, DeadLetter, Delivery, Execution, Job, JobSpec, StepResult, User
+from cronfleet.models import Job, JobSpec, Notify
+from cronfleet.records import Alert, DeadLetter, Delivery, Execution, StepResult, User
 from cronfleet.schedule import Timing
 
 # JobSpec fields kept in their own column of ``jobs``.
@@ -124,9 +125,9 @@ def user_from_row(row: Row) -> User:
     )
 
 
-def notify_param(user: User | None = None, notify: Any = None) -> Jsonb:
+def notify_param(notify: tuple[Notify, ...]) -> Jsonb:
     """The ``users.default_notify`` value: targets as API JSON."""
-    return Jsonb(jsonapi.encode(notify if notify is not None else user.notify if user else ()))
+    return Jsonb(jsonapi.encode(notify))
 
 
 def alert_from_row(row: Row) -> Alert:

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
 from cronfleet.errors import CronfleetError, InvalidArgument
-from cronfleet.models import User
+from cronfleet.records import User
 from gateway.service import JobsService
 
 MAX_BODY = 1 << 20

@@ -12,7 +12,8 @@ import argon2
 
 from cronfleet.codec import rows
 from cronfleet.errors import Conflict, InvalidArgument, Unauthenticated
-from cronfleet.models import Notify, User, validate_notify
+from cronfleet.models import Notify, validate_notify
+from cronfleet.records import User
 from gateway.service.base import ServiceBase
 
 _hasher = argon2.PasswordHasher()  # argon2id with the library's current defaults
@@ -94,7 +95,7 @@ class Accounts(ServiceBase):
                     "name": name.strip() if name else None,
                     "email": email.strip().lower() if email else None,
                     "password_hash": _hasher.hash(password) if password else None,
-                    "notify": rows.notify_param(notify=notify) if notify is not None else None,
+                    "notify": rows.notify_param(notify) if notify is not None else None,
                 },
             )
         except Conflict as exc:

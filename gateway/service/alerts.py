@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cronfleet import alerts
 from cronfleet.codec import rows
-from cronfleet.models import Alert, User
+from cronfleet.records import Alert, User
 from gateway.service.base import ServiceBase, decode_page_token, encode_page_token, page_size, parse_uuid
 
 

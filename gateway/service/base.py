@@ -13,7 +13,8 @@ from typing import Any
 from cronfleet.db import Database, Row
 from cronfleet.errors import InvalidArgument, NotFound
 from cronfleet.logstore import LogStore
-from cronfleet.models import Execution, Resources, User
+from cronfleet.models import Resources
+from cronfleet.records import Execution, User
 from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP
 
 MAX_PAGE = 500

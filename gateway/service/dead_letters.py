@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from cronfleet.codec import rows
 from cronfleet.errors import NotFound
-from cronfleet.models import DeadLetter, Execution, User
+from cronfleet.records import DeadLetter, Execution, User
 from gateway.service.base import decode_page_token, encode_page_token, page_size, parse_serial, parse_uuid
 from gateway.service.jobs import Jobs
 

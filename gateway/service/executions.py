@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 
 from cronfleet.codec import rows
 from cronfleet.errors import Conflict, InvalidArgument, NotFound
-from cronfleet.models import EXECUTION_STATUSES, Execution, User
+from cronfleet.models import EXECUTION_STATUSES
+from cronfleet.records import Execution, User
 from gateway.service.base import ServiceBase, decode_page_token, encode_page_token, page_size, parse_serial
 
 FOLLOW_POLL_SECONDS = 0.5

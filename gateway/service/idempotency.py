@@ -14,7 +14,7 @@ from psycopg.types.json import Jsonb
 
 from cronfleet.db import Session
 from cronfleet.errors import Conflict, InvalidArgument
-from cronfleet.models import User
+from cronfleet.records import User
 
 KEY_TTL_SECONDS = 24 * 3600  # pruned by the coordinator (coordinator.retention)
 MAX_KEY_LENGTH = 255

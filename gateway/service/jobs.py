@@ -14,7 +14,8 @@ from cronfleet import preview, schedule
 from cronfleet.codec import jsonapi, rows
 from cronfleet.db import Session
 from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound
-from cronfleet.models import JOB_STATUSES, Execution, Job, JobSpec, User
+from cronfleet.models import JOB_STATUSES, Job, JobSpec
+from cronfleet.records import Execution, User
 from cronfleet.shards import shard_for
 from gateway.service.base import ServiceBase, decode_page_token, encode_page_token, page_size, parse_uuid
 from gateway.service.idempotency import IdempotentRequest, earlier_reply, save_reply

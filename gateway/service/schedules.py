@@ -6,7 +6,7 @@ from datetime import datetime
 
 from cronfleet import cron, preview
 from cronfleet.errors import InvalidArgument, InvalidSpec
-from cronfleet.models import User
+from cronfleet.records import User
 from gateway.service.base import ServiceBase
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cronfleet.models import EXECUTION_STATUSES, RunsInMinute, Stats, User
+from cronfleet.models import EXECUTION_STATUSES
+from cronfleet.records import RunsInMinute, Stats, User
 from gateway.service.jobs import Jobs
 
 # Ended runs that count against the success rate (cancelled and skipped do not).

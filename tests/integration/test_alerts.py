@@ -20,8 +20,9 @@ from cronfleet import alerts
 from cronfleet.codec.jsonapi import notify_from_json
 from cronfleet.config import Settings
 from cronfleet.db import Database
-from cronfleet.models import Alert, Job, User
+from cronfleet.models import Job
 from cronfleet.outbound import OutboundPolicy
+from cronfleet.records import Alert, User
 from gateway.service import JobsService
 from tests.helpers import Roles, assert_eventually, job_spec, new_user
 from tests.integration.test_misfires import SHARDS, claim_until_dry, outage, sql

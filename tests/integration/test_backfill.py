@@ -10,7 +10,7 @@ import pytest
 
 from cronfleet.db import Database
 from cronfleet.errors import InvalidSpec
-from cronfleet.models import User
+from cronfleet.records import User
 from gateway.service import JobsService
 from scheduler.claim import claim_pending
 from tests.helpers import job_spec

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from cronfleet.db import Database
-from cronfleet.models import User
+from cronfleet.records import User
 from gateway.service import JobsService
 from scheduler.claim import claim_due_fires, claim_pending
 from scheduler.dispatch import QueuedRun

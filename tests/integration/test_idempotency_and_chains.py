@@ -12,7 +12,8 @@ from cronfleet.codec import proto
 from cronfleet.codec.jsonapi import changes_from_json
 from cronfleet.db import Database
 from cronfleet.errors import Conflict, InvalidSpec
-from cronfleet.models import Execution, Job, User
+from cronfleet.models import Job
+from cronfleet.records import Execution, User
 from cronfleet.v1 import dispatch_pb2
 from gateway.service import JobsService
 from scheduler.events import EventRecorder

@@ -9,7 +9,8 @@ import psycopg
 import pytest
 
 from cronfleet.db import Database
-from cronfleet.models import Execution, Job, User
+from cronfleet.models import Job
+from cronfleet.records import Execution, User
 from gateway.service import JobsService
 from scheduler.claim import claim_due_fires
 from tests.helpers import job_spec

@@ -21,7 +21,8 @@ from cronfleet import etcd
 from cronfleet.config import Settings
 from cronfleet.db import Database
 from cronfleet.logstore import LocalLogStore
-from cronfleet.models import Execution, Job, User
+from cronfleet.models import Job
+from cronfleet.records import Execution, User
 from gateway.service import JobsService
 from launch.devservices import LocalEtcd
 from scheduler.node import Scheduler

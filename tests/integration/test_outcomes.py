@@ -15,8 +15,9 @@ from coordinator.lost_runs import declare_lost
 from cronfleet.codec import proto
 from cronfleet.db import Database
 from cronfleet.errors import NotFound
-from cronfleet.models import Execution, Job, RetryPolicy, User
+from cronfleet.models import Job, RetryPolicy
 from cronfleet.outcomes import retry_delay
+from cronfleet.records import Execution, User
 from cronfleet.v1 import dispatch_pb2
 from gateway.service import JobsService
 from scheduler.events import EventRecorder

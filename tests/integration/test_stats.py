@@ -11,7 +11,8 @@ import pytest
 
 from cronfleet.codec import jsonapi
 from cronfleet.errors import NotFound
-from cronfleet.models import Job, User
+from cronfleet.models import Job
+from cronfleet.records import User
 from gateway.service import JobsService
 from tests.helpers import job_spec, new_user
 

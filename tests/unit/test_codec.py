@@ -10,7 +10,8 @@ import pytest
 
 from cronfleet.codec import jsonapi, proto, rows
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import Execution, Job, JobSpec, Resources, Step, StepResult
+from cronfleet.models import Job, JobSpec, Resources, Step
+from cronfleet.records import Execution, StepResult
 from cronfleet.v1 import dispatch_pb2, jobs_pb2
 from worker.runtime import RunSpec, step_results
 
