@@ -108,10 +108,10 @@ def _create_job(spec: dict[str, Any], idempotency_key: str | None) -> _Op[Reply]
     return _Op("CreateJob", pb.CreateJobRequest(spec=_spec(spec)), _job, _idempotency(idempotency_key))
 
 
-def _list_jobs(status: str, limit: int, page_token: str) -> _Op[Reply]:
+def _list_jobs(status: str, limit: int, page_token: str, q: str, recent: int) -> _Op[Reply]:
     return _Op(
         "ListJobs",
-        pb.ListJobsRequest(status=status, limit=limit, page_token=page_token),
+        pb.ListJobsRequest(status=status, limit=limit, page_token=page_token, q=q, recent=recent),
         lambda r: {"jobs": [_job(j) for j in r.jobs], "next_page_token": r.next_page_token},
     )
 
@@ -230,8 +230,10 @@ class Client:
         """Create a job; with ``idempotency_key``, a retry of the same call creates nothing new."""
         return self._run(_create_job(spec, idempotency_key))
 
-    def list_jobs(self, status: str = "", limit: int = 0, page_token: str = "") -> Reply:
-        return self._run(_list_jobs(status, limit, page_token))
+    def list_jobs(
+        self, status: str = "", limit: int = 0, page_token: str = "", *, q: str = "", recent: int = 0
+    ) -> Reply:
+        return self._run(_list_jobs(status, limit, page_token, q, recent))
 
     def get_job(self, job_id: str) -> Reply:
         return self._run(_get_job(job_id))
@@ -345,8 +347,10 @@ class AsyncClient:
         """Create a job; with ``idempotency_key``, a retry of the same call creates nothing new."""
         return await self._run(_create_job(spec, idempotency_key))
 
-    async def list_jobs(self, status: str = "", limit: int = 0, page_token: str = "") -> Reply:
-        return await self._run(_list_jobs(status, limit, page_token))
+    async def list_jobs(
+        self, status: str = "", limit: int = 0, page_token: str = "", *, q: str = "", recent: int = 0
+    ) -> Reply:
+        return await self._run(_list_jobs(status, limit, page_token, q, recent))
 
     async def get_job(self, job_id: str) -> Reply:
         return await self._run(_get_job(job_id))

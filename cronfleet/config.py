@@ -38,6 +38,7 @@ class Settings:
     http_addr: str = "127.0.0.1:8080"
     grpc_addr: str = "127.0.0.1:50051"
     public_url: str = ""
+    web_dir: str = ""  # the built dashboard; "" = web/dist of this checkout
     token_ttl_hours: int = 24 * 30
 
     # coordinator

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cronfleet import cron
+from cronfleet import cron, preview
 from cronfleet.errors import InvalidSpec
 from cronfleet.schedule import Timing
 
@@ -340,6 +340,17 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
+class RunBrief:
+    """One of a job's latest runs, as a job list shows it (``recent=N``)."""
+
+    id: uuid.UUID
+    status: str
+    scheduled_at: datetime
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
 class Job:
     """A stored job: the user's spec plus what the server keeps about it."""
 
@@ -355,6 +366,12 @@ class Job:
     paused_at: datetime | None = None
     # Said when the job is created or changed (cronfleet.preview), not kept.
     warnings: tuple[str, ...] = ()
+    # Filled by a job list that asks for them, newest first; not kept.
+    recent_runs: tuple[RunBrief, ...] = ()
+
+    @property
+    def schedule_description(self) -> str:
+        return preview.describe_schedule(self.spec.schedule)
 
     @property
     def timing(self) -> Timing:

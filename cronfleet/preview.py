@@ -10,6 +10,7 @@ returns the warnings too, without refusing the job.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 import cron_descriptor
 
 from cronfleet import cron, schedule
+from cronfleet.errors import InvalidSpec
 from cronfleet.schedule import Timing
 
 MAX_COUNT = 100
@@ -53,6 +55,17 @@ def warnings_for(text: str | None, timezone: str, now: datetime | None = None) -
     return tuple(
         lint(cron.parse(text), Timing(text, timezone, anchor=now), cron.load_timezone(timezone), now)
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def describe_schedule(text: str | None) -> str:
+    """A schedule in plain English ("" for a one-off); cached, since job lists ask per job."""
+    if not text:
+        return ""
+    try:
+        return describe(cron.parse(text))
+    except InvalidSpec:  # stored before a rule tightened: say the text itself
+        return text
 
 
 def describe(parsed: cron.CronSchedule) -> str:

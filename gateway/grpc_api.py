@@ -79,7 +79,12 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     async def ListJobs(self, request: pb.ListJobsRequest, context: Context) -> pb.ListJobsResponse:
         user = await self._user(context)
         jobs, nxt = await self.svc.list_jobs(
-            user, request.status or None, request.limit, request.page_token or None
+            user,
+            request.status or None,
+            request.limit,
+            request.page_token or None,
+            request.q or None,
+            request.recent,
         )
         return pb.ListJobsResponse(jobs=[proto.job_to_proto(j) for j in jobs], next_page_token=nxt)
 

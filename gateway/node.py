@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 import uvicorn
@@ -22,6 +23,10 @@ from gateway.http import build_http_app
 from gateway.service import JobsService
 
 log = structlog.get_logger()
+
+
+def web_dir(settings: Settings) -> Path:
+    return Path(settings.web_dir) if settings.web_dir else Path(__file__).parents[1] / "web" / "dist"
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
@@ -65,7 +70,7 @@ async def _serve(
         [("cronfleet.v1.JobService", lambda s: jobs_pb2_grpc.add_JobServiceServicer_to_server(servicer, s))],
     )
     host, _, port = settings.http_addr.rpartition(":")
-    app = build_http_app(service, cluster, ready)
+    app = build_http_app(service, cluster, ready, web_dir(settings))
     app.state.metrics_addr = settings.http_addr  # the gateway serves /metrics on its API port
     http = uvicorn.Server(
         uvicorn.Config(

@@ -67,7 +67,18 @@ def job_to_json(job: Job) -> dict[str, Any]:
         "owner_id": str(job.owner_id),
         **spec_to_json(job.spec),
         **_encode_fields(
-            job, ("status", "next_run_at", "paused_at", "created_at", "updated_at", "version", "warnings")
+            job,
+            (
+                "status",
+                "next_run_at",
+                "paused_at",
+                "created_at",
+                "updated_at",
+                "version",
+                "warnings",
+                "schedule_description",
+                "recent_runs",
+            ),
         ),
     }
 

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import types
 import typing
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +60,8 @@ def encode_into(message: Message, record: Any, names: Iterable[str] | None = Non
             continue
         if isinstance(value, datetime):
             getattr(message, name).CopyFrom(timestamp(value))
+        elif isinstance(value, uuid.UUID):
+            setattr(message, name, str(value))
         elif isinstance(value, tuple):
             target = getattr(message, name)
             for item in value:
@@ -83,7 +86,19 @@ def spec_to_proto(spec: JobSpec) -> pb.JobSpec:
 def job_to_proto(job: Job) -> pb.Job:
     msg = pb.Job(id=str(job.id), owner_id=str(job.owner_id), status=job.status, version=job.version)
     msg.spec.CopyFrom(spec_to_proto(job.spec))
-    encode_into(msg, job, ("next_run_at", "paused_at", "created_at", "updated_at", "warnings"))
+    encode_into(
+        msg,
+        job,
+        (
+            "next_run_at",
+            "paused_at",
+            "created_at",
+            "updated_at",
+            "warnings",
+            "schedule_description",
+            "recent_runs",
+        ),
+    )
     return msg
 
 

@@ -82,10 +82,21 @@ SELECT j.*, (SELECT min(s.next_run_at) FROM schedule s WHERE s.job_id = j.id) AS
 FROM jobs j
 WHERE j.owner_id = %(owner_id)s
   AND (%(status)s::text IS NULL AND j.status <> 'deleted' OR j.status = %(status)s::text)
+  AND (%(q)s::text IS NULL OR strpos(lower(j.name), lower(%(q)s::text)) > 0)
   AND (%(after_created)s::timestamptz IS NULL
        OR (j.created_at, j.id) > (%(after_created)s::timestamptz, %(after_id)s::uuid))
 ORDER BY j.created_at, j.id
 LIMIT %(limit)s
+
+-- recent_runs_of_jobs --
+-- The latest runs of each listed job, newest first (executions_job_time_idx).
+SELECT r.job_id, r.id, r.status, r.scheduled_at, r.finished_at, r.exit_code
+FROM unnest(%(job_ids)s::uuid[]) AS j(id)
+CROSS JOIN LATERAL (
+    SELECT e.job_id, e.id, e.status, e.scheduled_at, e.finished_at, e.exit_code
+    FROM executions e WHERE e.job_id = j.id
+    ORDER BY e.scheduled_at DESC, e.attempt DESC, e.id DESC LIMIT %(per_job)s
+) r
 
 -- insert_schedule --
 INSERT INTO schedule (job_id, shard_id, next_run_at)

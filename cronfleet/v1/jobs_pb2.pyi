@@ -150,7 +150,7 @@ class HttpCall(_message.Message):
     def __init__(self, url: _Optional[str] = ..., method: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., body: _Optional[str] = ..., timeout_seconds: _Optional[int] = ..., expect_status: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "owner_id", "spec", "status", "next_run_at", "created_at", "updated_at", "version", "paused_at", "warnings")
+    __slots__ = ("id", "owner_id", "spec", "status", "next_run_at", "created_at", "updated_at", "version", "paused_at", "warnings", "schedule_description", "recent_runs")
     ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +161,8 @@ class Job(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     PAUSED_AT_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    RECENT_RUNS_FIELD_NUMBER: _ClassVar[int]
     id: str
     owner_id: str
     spec: JobSpec
@@ -171,7 +173,23 @@ class Job(_message.Message):
     version: int
     paused_at: _timestamp_pb2.Timestamp
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., status: _Optional[str] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    schedule_description: str
+    recent_runs: _containers.RepeatedCompositeFieldContainer[RunBrief]
+    def __init__(self, id: _Optional[str] = ..., owner_id: _Optional[str] = ..., spec: _Optional[_Union[JobSpec, _Mapping]] = ..., status: _Optional[str] = ..., next_run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., paused_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., schedule_description: _Optional[str] = ..., recent_runs: _Optional[_Iterable[_Union[RunBrief, _Mapping]]] = ...) -> None: ...
+
+class RunBrief(_message.Message):
+    __slots__ = ("id", "status", "scheduled_at", "finished_at", "exit_code")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    status: str
+    scheduled_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    exit_code: int
+    def __init__(self, id: _Optional[str] = ..., status: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class Execution(_message.Message):
     __slots__ = ("id", "job_id", "attempt", "status", "scheduled_at", "started_at", "finished_at", "exit_code", "worker_id", "log_url", "error", "lateness_ms", "steps", "cold_start", "trigger", "run_at", "upstream_execution_id", "checkpoint", "checkpoint_truncated", "container_id")
@@ -298,14 +316,18 @@ class CreateJobRequest(_message.Message):
     def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("status", "limit", "page_token")
+    __slots__ = ("status", "limit", "page_token", "q", "recent")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    Q_FIELD_NUMBER: _ClassVar[int]
+    RECENT_FIELD_NUMBER: _ClassVar[int]
     status: str
     limit: int
     page_token: str
-    def __init__(self, status: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    q: str
+    recent: int
+    def __init__(self, status: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., q: _Optional[str] = ..., recent: _Optional[int] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import structlog
 from fastapi import FastAPI, Request, Response
@@ -15,7 +16,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cronfleet import metrics
 from cronfleet.errors import CronfleetError
-from gateway.http import alerts, auth, cluster, dead_letters, executions, health, jobs, schedules, stats
+from gateway.http import (
+    alerts,
+    auth,
+    cluster,
+    dashboard,
+    dead_letters,
+    executions,
+    health,
+    jobs,
+    schedules,
+    stats,
+)
 from gateway.http.cluster import ClusterSource
 from gateway.http.common import error_response
 from gateway.http.health import ReadyCheck
@@ -24,13 +36,17 @@ from gateway.service import JobsService
 REQUEST_ID_HEADER = "X-Request-Id"
 
 
-def build_http_app(service: JobsService, cluster_source: ClusterSource, ready: ReadyCheck) -> FastAPI:
+def build_http_app(
+    service: JobsService, cluster_source: ClusterSource, ready: ReadyCheck, web_dir: Path | None = None
+) -> FastAPI:
     app = FastAPI(title="cronfleet", version="1", openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs")
     app.state.service = service
     app.state.cluster = cluster_source
     app.state.ready = ready
     for area in (health, auth, jobs, executions, dead_letters, alerts, schedules, stats, cluster):
         app.include_router(area.router)
+    if web_dir is not None:
+        dashboard.mount(app, web_dir)  # last: its catch-all must not shadow a route
     _add_error_handlers(app)
 
     @app.middleware("http")

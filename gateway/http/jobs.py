@@ -51,8 +51,10 @@ async def list_jobs(
     status: str | None = None,
     limit: int | None = None,
     page_token: str | None = None,
+    q: str | None = None,
+    recent: int = 0,
 ) -> dict[str, Any]:
-    jobs, nxt = await service.list_jobs(user, status, limit, page_token)
+    jobs, nxt = await service.list_jobs(user, status, limit, page_token, q, recent)
     return {"jobs": [jsonapi.job_to_json(j) for j in jobs], "next_page_token": nxt}
 
 

@@ -14,13 +14,14 @@ from cronfleet import preview, schedule
 from cronfleet.codec import jsonapi, rows
 from cronfleet.db import Session
 from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound
-from cronfleet.models import JOB_STATUSES, Job, JobSpec
+from cronfleet.models import JOB_STATUSES, Job, JobSpec, RunBrief
 from cronfleet.records import Execution, User
 from cronfleet.shards import shard_for
 from gateway.service.base import ServiceBase, decode_page_token, encode_page_token, page_size, parse_uuid
 from gateway.service.idempotency import IdempotentRequest, earlier_reply, save_reply
 
 MAX_BACKFILL = 1000
+MAX_RECENT_RUNS = 50  # latest runs a job list may add per job
 WITHDRAW_WAIT = 5.0  # seconds a pause, edit or delete waits for workers to drop claimed runs
 COUNT_UP_TO = 10 * MAX_BACKFILL  # how far a refused backfill counts its fires
 
@@ -77,10 +78,20 @@ class Jobs(ServiceBase):
         return rows.job_from_row(await self._job_row(user, job_id))
 
     async def list_jobs(
-        self, user: User, status: str | None, limit: int | None, page_token: str | None
+        self,
+        user: User,
+        status: str | None,
+        limit: int | None,
+        page_token: str | None,
+        q: str | None = None,
+        recent: int = 0,
     ) -> tuple[list[Job], str]:
+        """A page of the user's jobs; ``q`` keeps names containing it, ``recent``
+        adds each job's latest runs (for a list's strip of outcomes)."""
         if status and status not in JOB_STATUSES:
             raise InvalidArgument(f"must be one of {', '.join(JOB_STATUSES)}", field="status")
+        if not 0 <= recent <= MAX_RECENT_RUNS:
+            raise InvalidArgument(f"must be 0-{MAX_RECENT_RUNS}", field="recent")
         n = page_size(limit)
         after_created, after_id = decode_page_token(page_token) if page_token else (None, None)
         found = await self.db.fetch_all(
@@ -88,6 +99,7 @@ class Jobs(ServiceBase):
             {
                 "owner_id": user.id,
                 "status": status or None,
+                "q": q or None,
                 "after_created": after_created,
                 "after_id": after_id,
                 "limit": n + 1,
@@ -98,7 +110,20 @@ class Jobs(ServiceBase):
             if len(found) > n
             else ""
         )
-        return [rows.job_from_row(r) for r in found[:n]], nxt
+        jobs = [rows.job_from_row(r) for r in found[:n]]
+        if recent and jobs:
+            jobs = await self._with_recent_runs(jobs, recent)
+        return jobs, nxt
+
+    async def _with_recent_runs(self, jobs: list[Job], per_job: int) -> list[Job]:
+        runs: dict[uuid.UUID, list[RunBrief]] = {}
+        for r in await self.db.fetch_all(
+            "recent_runs_of_jobs", {"job_ids": [j.id for j in jobs], "per_job": per_job}
+        ):
+            runs.setdefault(r["job_id"], []).append(
+                RunBrief(r["id"], r["status"], r["scheduled_at"], r["finished_at"], r["exit_code"])
+            )
+        return [dataclasses.replace(j, recent_runs=tuple(runs.get(j.id, ()))) for j in jobs]
 
     async def replace_job(self, user: User, job_id: str, spec: JobSpec) -> Job:
         spec.validate(self.limits)

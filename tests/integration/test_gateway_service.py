@@ -99,3 +99,26 @@ async def test_list_jobs_pages(service: JobsService) -> None:
     page3, token3 = await service.list_jobs(ann, None, 2, token2)
     names = [r.spec.name for r in page1 + page2 + page3]
     assert sorted(names) == [f"j{i}" for i in range(5)] and token3 == ""
+
+
+async def test_list_jobs_finds_by_name_and_adds_latest_runs(service: JobsService) -> None:
+    ann, bob = await new_user(service, "ann"), await new_user(service, "bob")
+    nightly, hourly = await service.create_jobs(
+        ann, [spec(name="Nightly-Backup", schedule="0 0 2 * * *"), spec(name="hourly", schedule="@hourly")]
+    )
+    await service.create_jobs(bob, [spec(name="backup-of-bob", schedule="@daily")])
+    found, _ = await service.list_jobs(ann, None, None, None, q="BACKUP")
+    assert [j.spec.name for j in found] == ["Nightly-Backup"]
+    assert found[0].schedule_description == "At 02:00"
+    assert found[0].recent_runs == ()  # not asked for
+
+    runs = [await service.run_job(ann, str(nightly.id)) for _ in range(3)]
+    listed, _ = await service.list_jobs(ann, None, None, None, recent=2)
+    latest = {j.spec.name: [r.id for r in j.recent_runs] for j in listed}
+    newest_first = sorted(runs, key=lambda r: (r.scheduled_at, r.id), reverse=True)
+    assert latest["Nightly-Backup"] == [r.id for r in newest_first[:2]]
+    assert latest["hourly"] == []
+    assert {r.status for j in listed for r in j.recent_runs} == {"scheduled"}
+    with pytest.raises(InvalidArgument) as err:
+        await service.list_jobs(ann, None, None, None, recent=51)
+    assert err.value.field == "recent"
