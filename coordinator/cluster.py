@@ -34,7 +34,12 @@ async def read_cluster(client: aetcd.Client, keys: etcd.Keys, db: Database) -> j
             for s, info in sorted(schedulers.items())
         ],
         workers=[
-            jobs_pb2.WorkerInfo(id=w, capacity=info.get("capacity", 0), running=running.get(w, 0))
+            jobs_pb2.WorkerInfo(
+                id=w,
+                capacity=info.get("capacity", 0),
+                running=running.get(w, 0),
+                runtime=info.get("runtime", ""),
+            )
             for w, info in sorted(workers.items())
         ],
     )

@@ -540,14 +540,16 @@ class SchedulerInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., shards: _Optional[_Iterable[int]] = ..., address: _Optional[str] = ...) -> None: ...
 
 class WorkerInfo(_message.Message):
-    __slots__ = ("id", "capacity", "running")
+    __slots__ = ("id", "capacity", "running", "runtime")
     ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     capacity: int
     running: int
-    def __init__(self, id: _Optional[str] = ..., capacity: _Optional[int] = ..., running: _Optional[int] = ...) -> None: ...
+    runtime: str
+    def __init__(self, id: _Optional[str] = ..., capacity: _Optional[int] = ..., running: _Optional[int] = ..., runtime: _Optional[str] = ...) -> None: ...
 
 class Cluster(_message.Message):
     __slots__ = ("leader", "coordinators", "schedulers", "workers", "epoch", "metrics")

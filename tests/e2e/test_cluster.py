@@ -188,6 +188,8 @@ def test_cluster_shows_leader_schedulers_and_workers(cluster: Cluster) -> None:
     assert shards == list(range(256)) and all(len(s["shards"]) == 128 for s in body["schedulers"])
     assert sorted(w["id"] for w in body["workers"]) == ["worker-1", "worker-2"]
     assert all(w["capacity"] > 0 and "running" in w for w in body["workers"])
+    assert {w["runtime"] for w in body["workers"]} <= {"docker", "process"}
+    assert set(body["health"]) == set(body["metrics"]) and set(body["health"].values()) == {"ok"}
 
 
 def test_sdk_sync_and_async(cluster: Cluster) -> None:
