@@ -38,8 +38,8 @@ export function RunsChart({ executions }: { executions: Execution[] }) {
     <div className="chart" role="img" aria-label={`Lateness and duration of the last ${data.length} runs`}>
       <ResponsiveContainer width="100%" height={240}>
         <LineChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 0 }}>
-          <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" />
-          <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} scale="time" tickFormatter={tick} tick={axis} stroke="var(--border)" minTickGap={40} />
+          <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" vertical={false} />
+          <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} tickFormatter={tick} tick={axis} stroke="var(--border)" tickCount={6} minTickGap={30} />
           <YAxis yAxisId="d" tick={axis} stroke="var(--border)" tickFormatter={(v) => formatDuration(v)} width={70} />
           <YAxis yAxisId="l" orientation="right" tick={axis} stroke="var(--border)" tickFormatter={(v) => formatDuration(v)} width={70} />
           <Tooltip
@@ -48,8 +48,8 @@ export function RunsChart({ executions }: { executions: Execution[] }) {
             formatter={(v, name) => [formatDuration(v as number), name]}
           />
           <Legend wrapperStyle={{ fontSize: 12 }} />
-          <Line yAxisId="d" type="monotone" dataKey="duration" name="Duration (left)" stroke="var(--chart-1)" dot={data.length < 60} strokeWidth={1.5} isAnimationActive={false} connectNulls />
-          <Line yAxisId="l" type="monotone" dataKey="lateness" name="Lateness (right)" stroke="var(--chart-2)" dot={data.length < 60} strokeWidth={1.5} isAnimationActive={false} connectNulls />
+          <Line yAxisId="d" type="linear" dataKey="duration" name="Duration (left)" stroke="var(--chart-1)" dot={data.length < 60} strokeWidth={1.5} isAnimationActive={false} connectNulls />
+          <Line yAxisId="l" type="linear" dataKey="lateness" name="Lateness (right)" stroke="var(--chart-2)" dot={data.length < 60} strokeWidth={1.5} isAnimationActive={false} connectNulls />
         </LineChart>
       </ResponsiveContainer>
     </div>

@@ -86,12 +86,19 @@ export function SchedulePreviewView({
             </ul>
           ) : null}
           {preview.next.length ? (
+            <div className="fires-wrap">
             <table className="fires" aria-label="Next fires">
               <thead>
                 <tr>
                   <th scope="col">#</th>
-                  <th scope="col">In {jobZone} (the job's zone)</th>
-                  {sameZone ? null : <th scope="col">In {localZone} (yours)</th>}
+                  <th scope="col">
+                    Job's zone <span className="zone">{jobZone}</span>
+                  </th>
+                  {sameZone ? null : (
+                    <th scope="col">
+                      Your zone <span className="zone">{localZone}</span>
+                    </th>
+                  )}
                   <th scope="col">When</th>
                 </tr>
               </thead>
@@ -99,13 +106,14 @@ export function SchedulePreviewView({
                 {preview.next.map((t, i) => (
                   <tr key={t}>
                     <td className="muted">{i + 1}</td>
-                    <td className="nowrap">{formatDateTime(t, { timeZone: jobZone, withZone: true })}</td>
-                    {sameZone ? null : <td className="nowrap">{formatDateTime(t, { timeZone: localZone, withZone: true })}</td>}
+                    <td>{formatDateTime(t, { timeZone: jobZone, withZone: true })}</td>
+                    {sameZone ? null : <td>{formatDateTime(t, { timeZone: localZone, withZone: true })}</td>}
                     <td className="nowrap muted">{formatRelative(t, now)}</td>
                   </tr>
                 ))}
               </tbody>
             </table>
+            </div>
           ) : (
             <p className="muted small">It never fires again.</p>
           )}

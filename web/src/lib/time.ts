@@ -69,6 +69,7 @@ export function formatDuration(ms: number | string | null | undefined): string {
   if (!Number.isFinite(v)) return "—";
   const a = Math.abs(v);
   const sign = v < 0 ? "-" : "";
+  if (a === 0) return "0 ms";
   if (a < 1) return `${sign}${a.toFixed(2)} ms`;
   if (a < 1000) return `${sign}${Math.round(a)} ms`;
   if (a < 60_000) return `${sign}${(a / 1000).toFixed(a < 10_000 ? 2 : 1)} s`;

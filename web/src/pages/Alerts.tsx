@@ -24,7 +24,7 @@ export function AlertsPage() {
         </Empty>
       ) : (
         <div className="table-wrap">
-          <table aria-label="Alerts">
+          <table aria-label="Alerts" className="cardify">
             <thead>
               <tr>
                 <th>When</th>
@@ -37,21 +37,21 @@ export function AlertsPage() {
             <tbody>
               {alerts.map((a) => (
                 <tr key={a.id}>
-                  <td className="nowrap">
+                  <td data-label="When" className="nowrap">
                     <DateTime value={a.created_at} />
                     <div className="small muted">
                       <Relative value={a.created_at} />
                     </div>
                   </td>
-                  <td>
+                  <td data-label="Kind">
                     <StatusBadge status={a.kind} />
                     {typeof a.summary === "string" ? <div className="small muted wrap">{a.summary}</div> : null}
                   </td>
-                  <td>
+                  <td data-label="Job">
                     <Link to={`/jobs/${a.job_id}`}>{names.get(a.job_id) ?? shortId(a.job_id)}</Link>
                   </td>
-                  <td>{a.execution_id ? <Link to={`/runs/${a.execution_id}`}>#{a.execution_id}</Link> : "—"}</td>
-                  <td>
+                  <td data-label="Run">{a.execution_id ? <Link to={`/runs/${a.execution_id}`}>#{a.execution_id}</Link> : "—"}</td>
+                  <td data-label="Deliveries">
                     {a.deliveries.length === 0 ? (
                       <span className="muted">none</span>
                     ) : (

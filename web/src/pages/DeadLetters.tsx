@@ -68,7 +68,7 @@ export function DeadLettersPage() {
         </Empty>
       ) : (
         <div className="table-wrap">
-          <table aria-label="Dead letters">
+          <table aria-label="Dead letters" className="cardify">
             <thead>
               <tr>
                 <th>When</th>
@@ -84,21 +84,21 @@ export function DeadLettersPage() {
             <tbody>
               {items.map((d) => (
                 <tr key={d.id}>
-                  <td className="nowrap">
+                  <td data-label="When" className="nowrap">
                     <DateTime value={d.created_at} />
                     <div className="small muted">
                       <Relative value={d.created_at} />
                     </div>
                   </td>
-                  <td>
+                  <td data-label="Job">
                     <Link to={`/jobs/${d.job_id}`}>{names.get(d.job_id) ?? shortId(d.job_id)}</Link>
                   </td>
-                  <td>
+                  <td data-label="Run">
                     <Link to={`/runs/${d.execution_id}`}>#{d.execution_id}</Link>
                   </td>
-                  <td className="wrap">{d.reason}</td>
-                  <td className="num">{d.attempts}</td>
-                  <td className="nowrap">
+                  <td data-label="Reason" className="wrap">{d.reason}</td>
+                  <td data-label="Attempts" className="num">{d.attempts}</td>
+                  <td data-label="" className="nowrap">
                     <button type="button" disabled={busy === d.id} onClick={() => replay(d)} aria-label={`Replay run ${d.execution_id}`}>
                       Replay
                     </button>{" "}

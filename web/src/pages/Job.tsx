@@ -180,10 +180,10 @@ export function RunHistory({ executions }: { executions: Execution[] }) {
             <th>Trigger</th>
             <th>Scheduled</th>
             <th>Started</th>
-            <th>Lateness</th>
-            <th>Duration</th>
+            <th className="num">Lateness</th>
+            <th className="num">Duration</th>
             <th>Worker</th>
-            <th>Exit code</th>
+            <th className="num">Exit code</th>
           </tr>
         </thead>
         <tbody>
@@ -230,7 +230,7 @@ export function JobPage() {
   const stats = useQuery({ queryKey: ["job-stats", id], queryFn: () => api.jobStats(id), refetchInterval: 5000 });
   const runs = useInfiniteQuery({
     queryKey: ["job-executions", id],
-    queryFn: ({ pageParam }) => api.jobExecutions(id, { limit: 50, page_token: pageParam || undefined }),
+    queryFn: ({ pageParam }) => api.jobExecutions(id, { limit: 25, page_token: pageParam || undefined }),
     initialPageParam: "",
     getNextPageParam: (last) => last.next_page_token || undefined,
     refetchInterval: POLL,

@@ -220,10 +220,8 @@ export function JobForm({ job, onSaved }: { job?: Job; onSaved?: (job: Job) => v
           <fieldset className="card">
             <legend>Basics</legend>
             <div className="field">
-              <label htmlFor={fid("name")}>
-                Name<span className="req" aria-hidden="true"> *</span>
-              </label>
-              <input {...reg("name")} aria-required="true" autoComplete="off" />
+              <label htmlFor={fid("name")}>Name</label>
+              <input {...reg("name")} aria-required="true" autoComplete="off" placeholder="required, e.g. nightly-report" />
               {err("name")}
             </div>
             <div className="segmented small" role="radiogroup" aria-label="What it runs">

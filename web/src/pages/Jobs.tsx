@@ -34,11 +34,11 @@ function JobRow({ job, selected, onToggle }: { job: Job; selected: boolean; onTo
       <td className="check">
         <input type="checkbox" checked={selected} onChange={onToggle} aria-label={`Select ${job.name}`} />
       </td>
-      <td className="name">
+      <td className="name" data-label="Name">
         <Link to={`/jobs/${job.id}`}>{job.name}</Link>
         {job.image ? <div className="small muted mono">{job.image}</div> : null}
       </td>
-      <td>
+      <td data-label="Schedule">
         {job.schedule ? (
           <>
             <code>{job.schedule}</code>
@@ -49,14 +49,14 @@ function JobRow({ job, selected, onToggle }: { job: Job; selected: boolean; onTo
           <span className="muted">one-off</span>
         )}
       </td>
-      <td className="nowrap">{job.timezone || "UTC"}</td>
-      <td className="nowrap">
+      <td className="nowrap" data-label="Timezone">{job.timezone || "UTC"}</td>
+      <td className="nowrap" data-label="Next fire">
         {job.status === "active" ? <When value={job.next_run_at} /> : <span className="muted">—</span>}
       </td>
-      <td>
+      <td data-label="Status">
         <StatusBadge status={job.status} />
       </td>
-      <td>
+      <td data-label="Last result">
         {running ? <StatusBadge status="running" /> : null}
         {last ? (
           <>
@@ -72,7 +72,7 @@ function JobRow({ job, selected, onToggle }: { job: Job; selected: boolean; onTo
           <span className="muted">—</span>
         )}
       </td>
-      <td>{recent ? <RunsStrip runs={recent} label={`Last runs of ${job.name}`} /> : <span className="muted small">…</span>}</td>
+      <td data-label="Last 20 runs">{recent ? <RunsStrip runs={recent} label={`Last runs of ${job.name}`} /> : <span className="muted small">…</span>}</td>
     </tr>
   );
 }
@@ -237,7 +237,7 @@ export function JobsPage() {
         </Empty>
       ) : (
         <div className="table-wrap">
-          <table className="jobs" aria-label="Jobs">
+          <table className="jobs cardify" aria-label="Jobs">
             <thead>
               <tr>
                 <th className="check">

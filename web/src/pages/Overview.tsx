@@ -87,7 +87,11 @@ export function OverviewPage() {
         <div className={`card stat${failedDay ? " alarm" : ""}`}>
           <div className="label">Failed runs</div>
           <div className="big-num">
-            <Link to="/jobs?result=failed" aria-label={`${failedDay} failed runs in the last day: show the failing jobs`}>
+            <Link
+              to="/jobs?result=failed"
+              className={failedDay ? "tone-text-bad" : undefined}
+              aria-label={`${failedDay} failed runs in the last day: show the failing jobs`}
+            >
               {failedDay}
             </Link>
           </div>

@@ -124,9 +124,7 @@ function StoredLog({ exec }: { exec: Execution }) {
       <button type="button" className="link" onClick={download}>
         Download the stored log
       </button>{" "}
-      <span className="small muted mono break" title="needs your token: opening it directly answers 401">
-        {exec.log_url}
-      </span>
+      <span className="small muted">(as a file: the link itself needs your token)</span>
       <ErrorBox error={err} />
     </span>
   );
@@ -225,6 +223,15 @@ export function RunPage() {
       ) : null}
       <ErrorBox error={cancelError} title="Not cancelled" />
 
+      <section aria-labelledby="console-h">
+        <h2 id="console-h">
+          Console output {out.live ? <span className="live-dot" title="streaming live" /> : null}
+          {out.live ? <span className="small muted"> streaming live</span> : null}
+        </h2>
+        <ErrorBox error={out.error} title="Could not read the output" />
+        <ConsoleOutput text={out.text} live={out.live} ended={!isLive(x.status)} />
+      </section>
+
       <div className="two-col">
         <section className="card" aria-labelledby="run-h">
           <h2 id="run-h">Details</h2>
@@ -247,8 +254,8 @@ export function RunPage() {
                 <thead>
                   <tr>
                     <th>Step</th>
-                    <th>Exit code</th>
-                    <th>Duration</th>
+                    <th className="num">Exit code</th>
+                    <th className="num">Duration</th>
                   </tr>
                 </thead>
                 <tbody>
@@ -275,14 +282,6 @@ export function RunPage() {
         </section>
       </div>
 
-      <section aria-labelledby="console-h">
-        <h2 id="console-h">
-          Console output {out.live ? <span className="live-dot" title="streaming live" /> : null}
-          {out.live ? <span className="small muted"> streaming live</span> : null}
-        </h2>
-        <ErrorBox error={out.error} title="Could not read the output" />
-        <ConsoleOutput text={out.text} live={out.live} ended={!isLive(x.status)} />
-      </section>
 
     </>
   );
