@@ -226,10 +226,10 @@ export function JobForm({ job, onSaved }: { job?: Job; onSaved?: (job: Job) => v
             </div>
             <div className="segmented small" role="radiogroup" aria-label="What it runs">
               <label>
-                <input type="radio" value="command" {...register("kind")} /> Shell command
+                <input type="radio" value="command" {...register("kind")} /> One shell line
               </label>
               <label>
-                <input type="radio" value="steps" {...register("kind")} /> Steps
+                <input type="radio" value="steps" {...register("kind")} /> Several steps
               </label>
             </div>
             {job?.http ? (
@@ -243,12 +243,12 @@ export function JobForm({ job, onSaved }: { job?: Job; onSaved?: (job: Job) => v
                 {steps.fields.map((f, i) => (
                   <div className="list-row" key={f.id}>
                     <div className="field narrow">
-                      <label htmlFor={fid(`steps.${i}.name`)}>Step {i + 1} name</label>
+                      <label htmlFor={fid(`steps.${i}.name`)}>Step {i + 1}</label>
                       <input {...reg(`steps.${i}.name`)} />
                       {err(`steps.${i}.name`)}
                     </div>
                     <div className="field grow">
-                      <label htmlFor={fid(`steps.${i}.run`)}>Step {i + 1} command</label>
+                      <label htmlFor={fid(`steps.${i}.run`)}>Step {i + 1} runs</label>
                       <input className="mono" {...reg(`steps.${i}.run`)} />
                       {err(`steps.${i}.run`)}
                     </div>
@@ -421,12 +421,12 @@ export function JobForm({ job, onSaved }: { job?: Job; onSaved?: (job: Job) => v
               {env.fields.map((f, i) => (
                 <div className="list-row" key={f.id}>
                   <div className="field narrow">
-                    <label htmlFor={fid(`env.${i}.name`)}>Variable {i + 1} name</label>
+                    <label htmlFor={fid(`env.${i}.name`)}>Variable {i + 1}</label>
                     <input className="mono" {...reg(`env.${i}.name`)} autoComplete="off" />
                     {err(`env.${i}.name`)}
                   </div>
                   <div className="field grow">
-                    <label htmlFor={fid(`env.${i}.value`)}>Variable {i + 1} value</label>
+                    <label htmlFor={fid(`env.${i}.value`)}>Value {i + 1}</label>
                     <input className="mono" {...reg(`env.${i}.value`)} autoComplete="off" />
                     {err(`env.${i}.value`)}
                   </div>

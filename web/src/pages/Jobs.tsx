@@ -1,8 +1,8 @@
 import { useEffect, useMemo, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
-import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useInfiniteQuery, useQueries, useQueryClient } from "@tanstack/react-query";
 import * as api from "../api";
-import type { Job, RecentRun } from "../api";
+import type { Job } from "../api";
 import { RunsStrip } from "../components/RunsStrip";
 import { StatusBadge } from "../components/Status";
 import { When } from "../components/Time";
@@ -13,19 +13,8 @@ import { isFailing, lastResult, toRecent } from "../lib/runs";
 const POLL = 2000;
 const PAGE = 100;
 
-/** The strip and last result, from `recent_runs` or (until the server sends it) the job's executions. */
-function useRecentRuns(job: Job): RecentRun[] | undefined {
-  const fallback = useQuery({
-    queryKey: ["job-executions-strip", job.id],
-    queryFn: () => api.jobExecutions(job.id, { limit: 20 }),
-    enabled: job.recent_runs === undefined,
-    refetchInterval: POLL,
-  });
-  return job.recent_runs ?? fallback.data?.executions.map(toRecent);
-}
-
 function JobRow({ job, selected, onToggle }: { job: Job; selected: boolean; onToggle: () => void }) {
-  const recent = useRecentRuns(job);
+  const recent = job.recent_runs;
   const last = lastResult(recent);
   const running = recent?.find((r) => r.status === "running");
   const failing = isFailing({ recent_runs: recent });
@@ -123,7 +112,18 @@ export function JobsPage() {
     refetchInterval: POLL,
   });
 
-  const all = useMemo(() => jobs.data?.pages.flatMap((p) => p.jobs) ?? [], [jobs.data]);
+  const listed = useMemo(() => jobs.data?.pages.flatMap((p) => p.jobs) ?? [], [jobs.data]);
+  // Until the server sends `recent_runs` (GET /jobs?recent=20), read each job's last runs.
+  const lacking = listed.filter((j) => j.recent_runs === undefined);
+  const fallback = useQueries({
+    queries: lacking.map((j) => ({
+      queryKey: ["job-executions-strip", j.id],
+      queryFn: () => api.jobExecutions(j.id, { limit: 20 }),
+      refetchInterval: POLL,
+    })),
+  });
+  const fallbackRuns = new Map(lacking.map((j, i) => [j.id, fallback[i]?.data?.executions.map(toRecent)]));
+  const all: Job[] = listed.map((j) => (j.recent_runs ? j : { ...j, recent_runs: fallbackRuns.get(j.id) }));
   const needle = q.trim().toLowerCase();
   const shown = all.filter(
     (j) =>
@@ -133,6 +133,7 @@ export function JobsPage() {
       (result !== "failed" || isFailing(j)),
   );
   const fallbackNeeded = result === "failed" && all.some((j) => j.recent_runs === undefined);
+
   const selectedJobs = shown.filter((j) => selected.has(j.id));
   const allChecked = shown.length > 0 && selectedJobs.length === shown.length;
 

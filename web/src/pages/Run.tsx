@@ -223,7 +223,7 @@ export function RunPage() {
       ) : null}
       <ErrorBox error={cancelError} title="Not cancelled" />
 
-      <section aria-labelledby="console-h">
+      <section>
         <h2 id="console-h">
           Console output {out.live ? <span className="live-dot" title="streaming live" /> : null}
           {out.live ? <span className="small muted"> streaming live</span> : null}
