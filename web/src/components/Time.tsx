@@ -22,11 +22,11 @@ export function Relative({ value }: { value?: string | null }) {
 }
 
 /** Both: "04:29:20 · in 12 s". */
-export function When({ value, timeZone }: { value?: string | null; timeZone?: string }) {
+export function When({ value, timeZone, withZone }: { value?: string | null; timeZone?: string; withZone?: boolean }) {
   if (!value) return <span className="muted">—</span>;
   return (
     <span className="when">
-      <DateTime value={value} timeZone={timeZone} />
+      <DateTime value={value} timeZone={timeZone} withZone={withZone} />
       <span className="small muted">
         {" "}
         <Relative value={value} />

@@ -69,7 +69,7 @@ function Spec({ job, names }: { job: Job; names: Map<string, string> }) {
     ),
   );
   add("Timezone", job.timezone || "UTC");
-  add("Next fire", <When value={job.next_run_at} timeZone={job.timezone} />, job.status === "active");
+  add("Next fire", <When value={job.next_run_at} timeZone={job.timezone} withZone />, job.status === "active");
   add("Run at", <DateTime value={job.run_at} timeZone={job.timezone} withZone />, !!job.run_at);
   add(
     "Window",
@@ -118,7 +118,7 @@ function Spec({ job, names }: { job: Job; names: Map<string, string> }) {
   add(
     "Retries",
     <>
-      {job.max_retries ?? 0} at most
+      {job.max_retries ? `up to ${job.max_retries}` : "none"}
       {r
         ? [
             r.backoff_seconds !== undefined ? `, backoff ${r.backoff_seconds} s` : "",
