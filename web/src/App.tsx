@@ -1,17 +1,19 @@
-import { useEffect } from "react";
+import { lazy, useEffect } from "react";
 import { Navigate, Route, Routes, useLocation, useNavigate } from "react-router-dom";
 import { useQueryClient } from "@tanstack/react-query";
 import { getToken, onUnauthorized } from "./api";
 import { Layout } from "./components/Layout";
 import { LoginPage, SignupPage } from "./pages/Auth";
-import { OverviewPage } from "./pages/Overview";
 import { JobsPage } from "./pages/Jobs";
 import { JobFormPage } from "./pages/JobForm";
-import { JobPage } from "./pages/Job";
-import { RunPage } from "./pages/Run";
 import { DeadLettersPage } from "./pages/DeadLetters";
 import { AlertsPage } from "./pages/Alerts";
 import { ClusterPage } from "./pages/Cluster";
+
+// The pages with charts (recharts) load when first opened.
+const OverviewPage = lazy(() => import("./pages/Overview").then((m) => ({ default: m.OverviewPage })));
+const JobPage = lazy(() => import("./pages/Job").then((m) => ({ default: m.JobPage })));
+const RunPage = lazy(() => import("./pages/Run").then((m) => ({ default: m.RunPage })));
 
 function RequireAuth({ children }: { children: React.ReactNode }) {
   const location = useLocation();

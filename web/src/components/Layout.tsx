@@ -1,7 +1,8 @@
-import { useEffect, useState } from "react";
+import { Suspense, useEffect, useState } from "react";
 import { NavLink, Outlet, useLocation, useNavigate } from "react-router-dom";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import * as api from "../api";
+import { Loading } from "./Feedback";
 
 const LINKS = [
   { to: "/", label: "Overview", end: true },
@@ -65,7 +66,9 @@ export function Layout() {
         </nav>
       </header>
       <main className="content">
-        <Outlet />
+        <Suspense fallback={<Loading />}>
+          <Outlet />
+        </Suspense>
       </main>
     </div>
   );

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
-import { useInfiniteQuery, useQueries, useQueryClient } from "@tanstack/react-query";
+import { keepPreviousData, useInfiniteQuery, useQueries, useQueryClient } from "@tanstack/react-query";
 import * as api from "../api";
 import type { Job } from "../api";
 import { RunsStrip } from "../components/RunsStrip";
@@ -110,6 +110,8 @@ export function JobsPage() {
     initialPageParam: "",
     getNextPageParam: (last) => last.next_page_token || undefined,
     refetchInterval: POLL,
+    // Keep the rows on screen while a new search or filter loads (no jumping).
+    placeholderData: keepPreviousData,
   });
 
   const listed = useMemo(() => jobs.data?.pages.flatMap((p) => p.jobs) ?? [], [jobs.data]);
