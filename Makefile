@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PACKAGES := cronfleet coordinator scheduler worker gateway launch
 
-.PHONY: run test unit lint proto proto-check bench system-deps deps docker image clean
+.PHONY: run test unit lint proto proto-check bench system-deps deps docker image web web-test browser clean
 
 # System packages from Debian when the machine lacks them: etcd, Postgres,
 # and (unless an engine already answers) Docker plus a static busybox for the
@@ -20,6 +20,7 @@ system-deps:
 	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need="$$need postgresql"; \
 	{ docker info >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1; } || need="$$need docker.io"; \
 	ldd /bin/busybox 2>&1 | grep -q "not a dynamic" || need="$$need busybox-static"; \
+	command -v npm >/dev/null 2>&1 || need="$$need nodejs npm"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing system packages:$$need"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
@@ -46,12 +47,30 @@ docker: system-deps
 image: docker
 	@bash deploy/runner-image.sh
 
+# The dashboard (web/): packages from the committed lock file, built into
+# web/dist, which the gateway serves at /.
+WEB_STAMP := web/node_modules/.installed
+$(WEB_STAMP): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(WEB_STAMP)
+
+web: system-deps $(WEB_STAMP)
+	cd web && npm run --silent build
+
+web-test: $(WEB_STAMP)
+	cd web && npm test --silent
+
+# Debian's Chromium, which the dashboard's end-to-end tests drive (Playwright).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 # make run falls back to the process runtime if Docker cannot start here.
-run: deps
+run: deps web
 	@$(MAKE) --no-print-directory image || echo "no Docker engine: workers use the process runtime"
 	$(VENV)/bin/cronfleet up
 
-test: deps proto-check lint image
+test: deps proto-check lint image web web-test browser
 	$(PY) -m pytest -q tests
 
 unit: $(STAMP)

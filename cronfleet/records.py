@@ -103,6 +103,7 @@ class DeadLetter:
     reason: str
     attempts: int
     created_at: datetime
+    job_name: str = ""  # in lists, so a deleted job's dead letters still say whose they are
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             request.page_token or None,
             request.q or None,
             request.recent,
+            request.result or None,
         )
         return pb.ListJobsResponse(jobs=[proto.job_to_proto(j) for j in jobs], next_page_token=nxt)
 

@@ -148,6 +148,7 @@ class LocalCluster:
             f"{c['worker']} worker(s)",
             flush=True,
         )
+        print(f"  dashboard http://{s.http_addr}/")
         print(f"  HTTP API  http://{s.http_addr}/api/v1   (OpenAPI: /api/v1/openapi.json)")
         print(f"  gRPC API  {s.grpc_addr}")
         print(f"  Postgres  {s.database_url}")

@@ -190,10 +190,11 @@ class Runs:
         armed_late = time.time() > run.fire_at
         run.cold_start = run.armed.cold if run.armed.cold is not None else armed_late
         released_at = await self.batches.release_at(run.fire_at, run.armed, run.cancelled)
-        if released_at is None:
+        if released_at is None:  # withdrawn before its time: it never started
             self._leave_window(run, released=False)
             await run.armed.kill(run.cancel_reason)
-            return await run.armed.wait()
+            await run.armed.wait()  # gone before we say so; its exit code is our kill's
+            return RunOutcome(run.cancel_reason, None, f"stopped before its time: {run.cancel_reason}")
         await self._released(run, run.armed, released_at)
         return await self._watch(run, run.armed)
 

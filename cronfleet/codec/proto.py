@@ -110,7 +110,9 @@ def execution_to_proto(execution: Execution) -> pb.Execution:
 
 def dead_letter_to_proto(dead: DeadLetter) -> pb.DeadLetter:
     msg = pb.DeadLetter(id=str(dead.id), job_id=str(dead.job_id), execution_id=str(dead.execution_id))
-    return typing.cast(pb.DeadLetter, encode_into(msg, dead, ("reason", "attempts", "created_at")))
+    return typing.cast(
+        pb.DeadLetter, encode_into(msg, dead, ("reason", "attempts", "created_at", "job_name"))
+    )
 
 
 def user_to_proto(user: User) -> pb.User:

@@ -112,6 +112,7 @@ def dead_letter_from_row(row: Row) -> DeadLetter:
         reason=row["reason"],
         attempts=row["attempts"],
         created_at=row["created_at"],
+        job_name=row.get("job_name") or "",
     )
 
 

@@ -83,6 +83,10 @@ FROM jobs j
 WHERE j.owner_id = %(owner_id)s
   AND (%(status)s::text IS NULL AND j.status <> 'deleted' OR j.status = %(status)s::text)
   AND (%(q)s::text IS NULL OR strpos(lower(j.name), lower(%(q)s::text)) > 0)
+  AND (%(last_in)s::text[] IS NULL OR (
+        SELECT e.status FROM executions e
+        WHERE e.job_id = j.id AND e.status IN ('succeeded', 'failed', 'timed_out')
+        ORDER BY e.scheduled_at DESC, e.attempt DESC LIMIT 1) = ANY(%(last_in)s::text[]))
   AND (%(after_created)s::timestamptz IS NULL
        OR (j.created_at, j.id) > (%(after_created)s::timestamptz, %(after_id)s::uuid))
 ORDER BY j.created_at, j.id
@@ -253,7 +257,7 @@ SELECT
     max(e.lateness_ms) AS lateness_max,
     percentile_cont(ARRAY[0.5, 0.95, 0.99])
         WITHIN GROUP (ORDER BY extract(epoch FROM e.finished_at - e.started_at) * 1000) AS duration,
-    max(extract(epoch FROM e.finished_at - e.started_at) * 1000) AS duration_max,
+    max(extract(epoch FROM e.finished_at - e.started_at) * 1000)::float8 AS duration_max,
     (SELECT coalesce(jsonb_object_agg(m, n), '{}'::jsonb) FROM (
         SELECT extract(epoch FROM date_trunc('minute', started_at))::bigint AS m, count(*) AS n
         FROM executions
@@ -276,11 +280,11 @@ WHERE e.owner_id = %(owner_id)s
 -- ============================================================== dead letters
 
 -- list_dead_letters --
-SELECT * FROM dead_letters
-WHERE owner_id = %(owner_id)s
-  AND (%(job_id)s::uuid IS NULL OR job_id = %(job_id)s::uuid)
-  AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
-ORDER BY id DESC
+SELECT d.*, j.name AS job_name FROM dead_letters d JOIN jobs j ON j.id = d.job_id
+WHERE d.owner_id = %(owner_id)s
+  AND (%(job_id)s::uuid IS NULL OR d.job_id = %(job_id)s::uuid)
+  AND (%(before_id)s::bigint IS NULL OR d.id < %(before_id)s::bigint)
+ORDER BY d.id DESC
 LIMIT %(limit)s
 
 -- take_dead_letter --

@@ -316,18 +316,20 @@ class CreateJobRequest(_message.Message):
     def __init__(self, spec: _Optional[_Union[JobSpec, _Mapping]] = ...) -> None: ...
 
 class ListJobsRequest(_message.Message):
-    __slots__ = ("status", "limit", "page_token", "q", "recent")
+    __slots__ = ("status", "limit", "page_token", "q", "recent", "result")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     Q_FIELD_NUMBER: _ClassVar[int]
     RECENT_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
     status: str
     limit: int
     page_token: str
     q: str
     recent: int
-    def __init__(self, status: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., q: _Optional[str] = ..., recent: _Optional[int] = ...) -> None: ...
+    result: str
+    def __init__(self, status: _Optional[str] = ..., limit: _Optional[int] = ..., page_token: _Optional[str] = ..., q: _Optional[str] = ..., recent: _Optional[int] = ..., result: _Optional[str] = ...) -> None: ...
 
 class ListJobsResponse(_message.Message):
     __slots__ = ("jobs", "next_page_token")
@@ -454,20 +456,22 @@ class CancelExecutionRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class DeadLetter(_message.Message):
-    __slots__ = ("id", "job_id", "execution_id", "reason", "attempts", "created_at")
+    __slots__ = ("id", "job_id", "execution_id", "reason", "attempts", "created_at", "job_name")
     ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
     id: str
     job_id: str
     execution_id: str
     reason: str
     attempts: int
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., execution_id: _Optional[str] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    job_name: str
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., execution_id: _Optional[str] = ..., reason: _Optional[str] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job_name: _Optional[str] = ...) -> None: ...
 
 class ListDeadLettersRequest(_message.Message):
     __slots__ = ("job_id", "limit", "page_token")

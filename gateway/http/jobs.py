@@ -53,8 +53,9 @@ async def list_jobs(
     page_token: str | None = None,
     q: str | None = None,
     recent: int = 0,
+    result: str | None = None,
 ) -> dict[str, Any]:
-    jobs, nxt = await service.list_jobs(user, status, limit, page_token, q, recent)
+    jobs, nxt = await service.list_jobs(user, status, limit, page_token, q, recent, result)
     return {"jobs": [jsonapi.job_to_json(j) for j in jobs], "next_page_token": nxt}
 
 

@@ -22,6 +22,8 @@ from gateway.service.idempotency import IdempotentRequest, earlier_reply, save_r
 
 MAX_BACKFILL = 1000
 MAX_RECENT_RUNS = 50  # latest runs a job list may add per job
+# A job list's ?result=: which end statuses of the latest ended run match.
+LAST_RESULTS = {"succeeded": ("succeeded",), "failed": ("failed", "timed_out")}
 WITHDRAW_WAIT = 5.0  # seconds a pause, edit or delete waits for workers to drop claimed runs
 COUNT_UP_TO = 10 * MAX_BACKFILL  # how far a refused backfill counts its fires
 
@@ -85,11 +87,15 @@ class Jobs(ServiceBase):
         page_token: str | None,
         q: str | None = None,
         recent: int = 0,
+        result: str | None = None,
     ) -> tuple[list[Job], str]:
-        """A page of the user's jobs; ``q`` keeps names containing it, ``recent``
-        adds each job's latest runs (for a list's strip of outcomes)."""
+        """A page of the user's jobs; ``q`` keeps names containing it, ``result``
+        those whose latest ended run succeeded or failed (timed out counts as
+        failed), ``recent`` adds each job's latest runs (a list's strip of outcomes)."""
         if status and status not in JOB_STATUSES:
             raise InvalidArgument(f"must be one of {', '.join(JOB_STATUSES)}", field="status")
+        if result and result not in LAST_RESULTS:
+            raise InvalidArgument(f"must be one of {', '.join(LAST_RESULTS)}", field="result")
         if not 0 <= recent <= MAX_RECENT_RUNS:
             raise InvalidArgument(f"must be 0-{MAX_RECENT_RUNS}", field="recent")
         n = page_size(limit)
@@ -100,6 +106,7 @@ class Jobs(ServiceBase):
                 "owner_id": user.id,
                 "status": status or None,
                 "q": q or None,
+                "last_in": list(LAST_RESULTS[result]) if result else None,
                 "after_created": after_created,
                 "after_id": after_id,
                 "limit": n + 1,

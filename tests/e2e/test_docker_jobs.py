@@ -172,6 +172,11 @@ def test_worker_killed_mid_run_leaves_no_container(bare_cluster: Cluster, tmp_pa
                 what="run started",
             )
             assert running["container_id"] in ids(containers_of(worker_id))
+            wait_until(  # reported while it runs (every few seconds), before the kill
+                lambda: next(e for e in executions(c, job["id"]) if e["attempt"] == 1).get("checkpoint"),
+                timeout=30,
+                what="checkpoint reported",
+            )
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
             before = ids(containers_of(worker_id))  # the run's, and the idle pool's

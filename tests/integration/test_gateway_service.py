@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from cronfleet.codec.jsonapi import changes_from_json
@@ -101,7 +102,7 @@ async def test_list_jobs_pages(service: JobsService) -> None:
     assert sorted(names) == [f"j{i}" for i in range(5)] and token3 == ""
 
 
-async def test_list_jobs_finds_by_name_and_adds_latest_runs(service: JobsService) -> None:
+async def test_list_jobs_finds_by_name_and_adds_latest_runs(service: JobsService, database_url: str) -> None:
     ann, bob = await new_user(service, "ann"), await new_user(service, "bob")
     nightly, hourly = await service.create_jobs(
         ann, [spec(name="Nightly-Backup", schedule="0 0 2 * * *"), spec(name="hourly", schedule="@hourly")]
@@ -119,6 +120,24 @@ async def test_list_jobs_finds_by_name_and_adds_latest_runs(service: JobsService
     assert latest["Nightly-Backup"] == [r.id for r in newest_first[:2]]
     assert latest["hourly"] == []
     assert {r.status for j in listed for r in j.recent_runs} == {"scheduled"}
+
+    # ?result=: by the latest run that ended (a run still to come does not count).
+    hourly_run = await service.run_job(ann, str(hourly.id))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for run, status in [
+            (newest_first[2], "succeeded"),
+            (newest_first[1], "timed_out"),
+            (hourly_run, "succeeded"),
+        ]:
+            conn.execute("UPDATE executions SET status = %s WHERE id = %s", (status, run.id))
+    failing, _ = await service.list_jobs(ann, None, None, None, result="failed")
+    passing, _ = await service.list_jobs(ann, None, None, None, result="succeeded")
+    assert [j.spec.name for j in failing] == ["Nightly-Backup"] and [j.spec.name for j in passing] == [
+        "hourly"
+    ]
+    with pytest.raises(InvalidArgument) as err:
+        await service.list_jobs(ann, None, None, None, result="lost")
+    assert err.value.field == "result"
     with pytest.raises(InvalidArgument) as err:
         await service.list_jobs(ann, None, None, None, recent=51)
     assert err.value.field == "recent"

@@ -88,6 +88,7 @@ async def test_failures_retry_by_the_policy_then_land_in_dead_letters(
     assert len(await attempts(service, user, job)) == 4, "three retries, then no more"
     (dead,), _ = await service.list_dead_letters(user)
     assert dead.attempts == 4 and dead.job_id == job.id and "exit code 1" in dead.reason
+    assert dead.job_name == job.spec.name, "named, even once the job is deleted"
 
 
 @pytest.mark.parametrize(
