@@ -1,21 +1,13 @@
 import { useQuery } from "@tanstack/react-query";
 import * as api from "../api";
-import type { ClusterMember, MemberHealth } from "../api";
+import type { ClusterMember } from "../api";
 import { Empty, ErrorBox, Loading } from "../components/Feedback";
 
-function healthText(h: MemberHealth | undefined): string | null {
-  if (h === undefined || h === null) return null;
-  if (typeof h === "string") return h;
-  if (typeof h.status === "string") return h.status;
-  if (typeof h.healthy === "boolean") return h.healthy ? "healthy" : "unhealthy";
-  return null;
-}
-
-function Health({ h }: { h: MemberHealth | undefined }) {
-  const t = healthText(h);
-  if (!t) return <span className="muted">—</span>;
-  const good = /^(ok|healthy|up|serving|ready|alive)$/i.test(t);
-  return <span className={`badge tone-${good ? "ok" : "bad"}`}>{t}</span>;
+/** A member's health as the gateway probed it: "ok" in green, anything else (the reason) in red. */
+export function Health({ h }: { h: string | undefined }) {
+  if (!h) return <span className="muted">unknown</span>;
+  if (h === "ok") return <span className="badge tone-ok">ok</span>;
+  return <span className="health-bad tone-text-bad">{h}</span>;
 }
 
 /** [0,2,4,5,6,7] -> "0, 2, 4–7" */
@@ -35,12 +27,6 @@ const asMember = (c: string | ClusterMember): ClusterMember => (typeof c === "st
 
 export function ClusterPage() {
   const q = useQuery({ queryKey: ["cluster"], queryFn: api.getCluster, refetchInterval: 2000 });
-  const healthz = useQuery({
-    queryKey: ["healthz"],
-    queryFn: async () => (await fetch("/healthz")).ok,
-    refetchInterval: 5000,
-    retry: false,
-  });
   if (q.isPending) return <Loading what="Loading the cluster" />;
   if (q.error)
     return (
@@ -52,7 +38,8 @@ export function ClusterPage() {
   const c = q.data;
   const metrics = c.metrics ?? {};
   const coordinators = c.coordinators.map(asMember);
-  const anyHealth = [...coordinators, ...c.schedulers, ...c.workers].some((m) => healthText(m.health));
+  const health = c.health ?? {};
+  const down = Object.entries(health).filter(([, h]) => h !== "ok").map(([m]) => m);
   const totalShards = c.schedulers.reduce((n, s) => n + s.shards.length, 0);
   const cap = c.workers.reduce((n, w) => n + (w.capacity ?? 0), 0);
   const run = c.workers.reduce((n, w) => n + (w.running ?? 0), 0);
@@ -80,12 +67,24 @@ export function ClusterPage() {
         <div className="card stat">
           <div className="label">Gateway</div>
           <div className="big-num">
-            {healthz.data === undefined ? "…" : healthz.data ? <span className="tone-text-ok">healthy</span> : <span className="tone-text-bad">unhealthy</span>}
+            {health.gateway === undefined ? (
+              <span className="muted">unknown</span>
+            ) : health.gateway === "ok" ? (
+              <span className="tone-text-ok">ok</span>
+            ) : (
+              <span className="tone-text-bad">down</span>
+            )}
           </div>
-          <div className="small muted">/healthz</div>
+          <div className="small muted wrap">
+            {health.gateway && health.gateway !== "ok" ? health.gateway : metrics.gateway ? `metrics ${metrics.gateway}` : null}
+          </div>
         </div>
       </div>
-      {!anyHealth ? <p className="small muted">The cluster reply carries no per-member health; members listed here are the ones registered as alive.</p> : null}
+      {down.length ? (
+        <p className="error-box" role="status">
+          Not answering: {down.join(", ")}.
+        </p>
+      ) : null}
 
       <section aria-labelledby="coord-h">
         <h2 id="coord-h">Coordinators</h2>
@@ -98,7 +97,7 @@ export function ClusterPage() {
                 <tr>
                   <th>Id</th>
                   <th>Role</th>
-                  {anyHealth ? <th>Health</th> : null}
+                  <th>Health</th>
                   <th>Metrics</th>
                 </tr>
               </thead>
@@ -107,11 +106,9 @@ export function ClusterPage() {
                   <tr key={m.id}>
                     <td className="mono">{m.id}</td>
                     <td>{m.id === c.leader ? <span className="badge tone-live">leader</span> : "standby"}</td>
-                    {anyHealth ? (
-                      <td>
-                        <Health h={m.health} />
+                    <td>
+                        <Health h={health[m.id]} />
                       </td>
-                    ) : null}
                     <td className="mono small">{metrics[m.id] ?? "—"}</td>
                   </tr>
                 ))}
@@ -133,7 +130,7 @@ export function ClusterPage() {
                   <th>Id</th>
                   <th>Shards</th>
                   <th>Address</th>
-                  {anyHealth ? <th>Health</th> : null}
+                  <th>Health</th>
                   <th>Metrics</th>
                 </tr>
               </thead>
@@ -150,11 +147,9 @@ export function ClusterPage() {
                       </details>
                     </td>
                     <td className="mono small">{s.address ?? "—"}</td>
-                    {anyHealth ? (
-                      <td>
-                        <Health h={s.health} />
+                    <td>
+                        <Health h={health[s.id]} />
                       </td>
-                    ) : null}
                     <td className="mono small">{metrics[s.id] ?? "—"}</td>
                   </tr>
                 ))}
@@ -176,7 +171,7 @@ export function ClusterPage() {
                   <th>Id</th>
                   <th>Running / capacity</th>
                   <th>Runtime</th>
-                  {anyHealth ? <th>Health</th> : null}
+                  <th>Health</th>
                   <th>Metrics</th>
                 </tr>
               </thead>
@@ -195,11 +190,9 @@ export function ClusterPage() {
                         </div>
                       </td>
                       <td>{typeof w.runtime === "string" ? w.runtime : <span className="muted">—</span>}</td>
-                      {anyHealth ? (
-                        <td>
-                          <Health h={w.health} />
+                      <td>
+                          <Health h={health[w.id]} />
                         </td>
-                      ) : null}
                       <td className="mono small">{metrics[w.id] ?? "—"}</td>
                     </tr>
                   );
