@@ -6,12 +6,12 @@ import type { DeadLetter } from "../api";
 import { DateTime, Relative } from "../components/Time";
 import { Confirm } from "../components/Confirm";
 import { Empty, ErrorBox, Loading } from "../components/Feedback";
-import { shortId, useJobNames } from "../lib/useJobNames";
+import { shortId } from "../lib/useJobNames";
+import { zoneLabel } from "../lib/time";
 
 /** Runs whose retries are spent: replay them (a new attempt chain) or discard them. */
 export function DeadLettersPage() {
   const qc = useQueryClient();
-  const names = useJobNames();
   const [note, setNote] = useState<React.ReactNode>(null);
   const [error, setError] = useState<unknown>(null);
   const [discarding, setDiscarding] = useState<DeadLetter | null>(null);
@@ -26,7 +26,7 @@ export function DeadLettersPage() {
       const e = await api.replayDeadLetter(d.id);
       setNote(
         <>
-          Replayed {names.get(d.job_id) ?? "the job"} as <Link to={`/runs/${e.id}`}>run #{e.id}</Link>.
+          Replayed {d.job_name || "the job"} as <Link to={`/runs/${e.id}`}>run #{e.id}</Link>.
         </>,
       );
     } catch (err) {
@@ -53,6 +53,7 @@ export function DeadLettersPage() {
   }
 
   const items = q.data?.dead_letters ?? [];
+  const zone = zoneLabel();
   return (
     <>
       <h1>Dead letters</h1>
@@ -71,7 +72,7 @@ export function DeadLettersPage() {
           <table aria-label="Dead letters" className="cardify">
             <thead>
               <tr>
-                <th>When</th>
+                <th>When ({zone})</th>
                 <th>Job</th>
                 <th>Run</th>
                 <th>Reason</th>
@@ -84,14 +85,14 @@ export function DeadLettersPage() {
             <tbody>
               {items.map((d) => (
                 <tr key={d.id}>
-                  <td data-label="When" className="nowrap">
-                    <DateTime value={d.created_at} />
+                  <td data-label={`When (${zone})`} className="nowrap">
+                    <DateTime value={d.created_at} withZone={false} withDate="auto" />
                     <div className="small muted">
                       <Relative value={d.created_at} />
                     </div>
                   </td>
                   <td data-label="Job">
-                    <Link to={`/jobs/${d.job_id}`}>{names.get(d.job_id) ?? shortId(d.job_id)}</Link>
+                    <Link to={`/jobs/${d.job_id}`}>{d.job_name || shortId(d.job_id)}</Link>
                   </td>
                   <td data-label="Run">
                     <Link to={`/runs/${d.execution_id}`}>#{d.execution_id}</Link>
@@ -114,7 +115,7 @@ export function DeadLettersPage() {
       )}
       {discarding ? (
         <Confirm
-          title={`Discard the dead letter of run #${discarding.execution_id}?`}
+          title={`Discard the dead letter of ${discarding.job_name || "the job"}'s run #${discarding.execution_id}?`}
           confirmLabel="Discard"
           busy={busy === discarding.id}
           onCancel={() => setDiscarding(null)}
