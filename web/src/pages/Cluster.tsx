@@ -49,7 +49,9 @@ export function ClusterPage() {
       <div className="cards">
         <div className="card stat">
           <div className="label">Leader</div>
-          <div className="big-num">{c.leader ?? <span className="tone-text-bad">none</span>}</div>
+          <div className="big-num ident" title={c.leader ?? undefined}>
+            {c.leader ?? <span className="tone-text-bad">none</span>}
+          </div>
           {c.epoch !== undefined ? <div className="small muted">epoch {c.epoch}</div> : null}
         </div>
         <div className="card stat">
@@ -92,7 +94,7 @@ export function ClusterPage() {
           <Empty>No coordinator is registered.</Empty>
         ) : (
           <div className="table-wrap">
-            <table aria-label="Coordinators">
+            <table aria-label="Coordinators" className="cardify">
               <thead>
                 <tr>
                   <th>Id</th>
@@ -104,12 +106,12 @@ export function ClusterPage() {
               <tbody>
                 {coordinators.map((m) => (
                   <tr key={m.id}>
-                    <td className="mono">{m.id}</td>
-                    <td>{m.id === c.leader ? <span className="badge tone-live">leader</span> : "standby"}</td>
-                    <td>
+                    <td className="mono name">{m.id}</td>
+                    <td data-label="Role">{m.id === c.leader ? <span className="badge tone-live">leader</span> : "standby"}</td>
+                    <td data-label="Health">
                         <Health h={health[m.id]} />
                       </td>
-                    <td className="mono small">{metrics[m.id] ?? "—"}</td>
+                    <td data-label="Metrics" className="mono small">{metrics[m.id] ?? "—"}</td>
                   </tr>
                 ))}
               </tbody>
@@ -124,7 +126,7 @@ export function ClusterPage() {
           <Empty>No scheduler is registered: nothing fires.</Empty>
         ) : (
           <div className="table-wrap">
-            <table aria-label="Schedulers">
+            <table aria-label="Schedulers" className="cardify">
               <thead>
                 <tr>
                   <th>Id</th>
@@ -137,8 +139,8 @@ export function ClusterPage() {
               <tbody>
                 {c.schedulers.map((s) => (
                   <tr key={s.id}>
-                    <td className="mono">{s.id}</td>
-                    <td>
+                    <td className="mono name">{s.id}</td>
+                    <td data-label="Shards">
                       <details>
                         <summary>
                           {s.shards.length} shard{s.shards.length === 1 ? "" : "s"}
@@ -146,11 +148,11 @@ export function ClusterPage() {
                         <span className="small muted mono wrap">{ranges(s.shards)}</span>
                       </details>
                     </td>
-                    <td className="mono small">{s.address ?? "—"}</td>
-                    <td>
+                    <td data-label="Address" className="mono small">{s.address ?? "—"}</td>
+                    <td data-label="Health">
                         <Health h={health[s.id]} />
                       </td>
-                    <td className="mono small">{metrics[s.id] ?? "—"}</td>
+                    <td data-label="Metrics" className="mono small">{metrics[s.id] ?? "—"}</td>
                   </tr>
                 ))}
               </tbody>
@@ -165,7 +167,7 @@ export function ClusterPage() {
           <Empty>No worker is registered: runs wait.</Empty>
         ) : (
           <div className="table-wrap">
-            <table aria-label="Workers">
+            <table aria-label="Workers" className="cardify">
               <thead>
                 <tr>
                   <th>Id</th>
@@ -180,8 +182,8 @@ export function ClusterPage() {
                   const share = w.capacity ? Math.min(1, w.running / w.capacity) : 0;
                   return (
                     <tr key={w.id}>
-                      <td className="mono">{w.id}</td>
-                      <td>
+                      <td className="mono name">{w.id}</td>
+                      <td data-label="Running">
                         <div className="meter-row">
                           <meter min={0} max={w.capacity || 1} value={w.running} aria-label={`${w.id} load`} className={share > 0.9 ? "hot" : ""} />
                           <span className="num">
@@ -189,11 +191,11 @@ export function ClusterPage() {
                           </span>
                         </div>
                       </td>
-                      <td>{typeof w.runtime === "string" ? w.runtime : <span className="muted">—</span>}</td>
-                      <td>
+                      <td data-label="Runtime">{typeof w.runtime === "string" ? w.runtime : <span className="muted">—</span>}</td>
+                      <td data-label="Health">
                           <Health h={health[w.id]} />
                         </td>
-                      <td className="mono small">{metrics[w.id] ?? "—"}</td>
+                      <td data-label="Metrics" className="mono small">{metrics[w.id] ?? "—"}</td>
                     </tr>
                   );
                 })}
