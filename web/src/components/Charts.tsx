@@ -67,6 +67,7 @@ export function RunsPerMinuteChart({ data }: { data: { minute: string; runs: num
   const rows = data.map((d) => ({ t: new Date(d.minute).getTime(), runs: d.runs }));
   const total = rows.reduce((s, r) => s + r.runs, 0);
   return (
+    <>
     <div className="chart" role="img" aria-label={`Runs per minute over the last hour: ${total} runs in all`}>
       <ResponsiveContainer width="100%" height={200}>
         <BarChart data={rows} margin={{ top: 8, right: 8, bottom: 0, left: 0 }}>
@@ -78,5 +79,7 @@ export function RunsPerMinuteChart({ data }: { data: { minute: string; runs: num
         </BarChart>
       </ResponsiveContainer>
     </div>
+    <p className="small muted chart-note">Minutes in your zone, {zoneLabel()}.</p>
+    </>
   );
 }

@@ -23,6 +23,7 @@ function Pcts({ p }: { p: api.Percentiles }) {
       <span>p50 {formatDuration(p.p50)}</span>
       <span>p95 {formatDuration(p.p95)}</span>
       <span>p99 {formatDuration(p.p99)}</span>
+      {typeof p.max === "number" ? <span>max {formatDuration(p.max)}</span> : null}
     </span>
   );
 }
