@@ -5,14 +5,12 @@ import { StatusBadge, statusText } from "../components/Status";
 import { DateTime, Relative } from "../components/Time";
 import { Empty, ErrorBox, Loading } from "../components/Feedback";
 import { shortId, useJobNames } from "../lib/useJobNames";
-import { zoneLabel } from "../lib/time";
 
 /** The alerts sent for the caller's jobs and how each delivery went. */
 export function AlertsPage() {
   const names = useJobNames();
   const q = useQuery({ queryKey: ["alerts"], queryFn: () => api.listAlerts({ limit: 100 }), refetchInterval: 2000 });
   const alerts = q.data?.alerts ?? [];
-  const zone = zoneLabel();
   return (
     <>
       <h1>Alerts</h1>
@@ -29,7 +27,7 @@ export function AlertsPage() {
           <table aria-label="Alerts" className="cardify">
             <thead>
               <tr>
-                <th>When ({zone})</th>
+                <th>When</th>
                 <th>Kind</th>
                 <th>Job</th>
                 <th>Run</th>
@@ -39,8 +37,8 @@ export function AlertsPage() {
             <tbody>
               {alerts.map((a) => (
                 <tr key={a.id}>
-                  <td data-label={`When (${zone})`} className="nowrap">
-                    <DateTime value={a.created_at} withZone={false} withDate="auto" />
+                  <td data-label="When" className="nowrap">
+                    <DateTime value={a.created_at} withDate="auto" />
                     <div className="small muted">
                       <Relative value={a.created_at} />
                     </div>

@@ -7,7 +7,6 @@ import { DateTime, Relative } from "../components/Time";
 import { Confirm } from "../components/Confirm";
 import { Empty, ErrorBox, Loading } from "../components/Feedback";
 import { shortId } from "../lib/useJobNames";
-import { zoneLabel } from "../lib/time";
 
 /** Runs whose retries are spent: replay them (a new attempt chain) or discard them. */
 export function DeadLettersPage() {
@@ -53,7 +52,6 @@ export function DeadLettersPage() {
   }
 
   const items = q.data?.dead_letters ?? [];
-  const zone = zoneLabel();
   return (
     <>
       <h1>Dead letters</h1>
@@ -72,7 +70,7 @@ export function DeadLettersPage() {
           <table aria-label="Dead letters" className="cardify">
             <thead>
               <tr>
-                <th>When ({zone})</th>
+                <th>When</th>
                 <th>Job</th>
                 <th>Run</th>
                 <th>Reason</th>
@@ -85,8 +83,8 @@ export function DeadLettersPage() {
             <tbody>
               {items.map((d) => (
                 <tr key={d.id}>
-                  <td data-label={`When (${zone})`} className="nowrap">
-                    <DateTime value={d.created_at} withZone={false} withDate="auto" />
+                  <td data-label="When" className="nowrap">
+                    <DateTime value={d.created_at} withDate="auto" />
                     <div className="small muted">
                       <Relative value={d.created_at} />
                     </div>
