@@ -83,9 +83,10 @@ export interface JobSpec {
 }
 
 export interface RecentRun {
-  id: string;
+  id: string | number;
   status: ExecutionStatus;
   scheduled_at?: string;
+  finished_at?: string | null;
   exit_code?: number | null;
 }
 
@@ -139,7 +140,7 @@ export interface Percentiles {
   p50?: number | null;
   p95?: number | null;
   p99?: number | null;
-  max?: number | string | null;
+  max?: number | null;
 }
 
 export interface JobStats {
@@ -172,6 +173,8 @@ export interface Preview {
 export interface DeadLetter {
   id: string;
   job_id: string;
+  /** The job's name (also for a job deleted since). */
+  job_name?: string;
   execution_id: string;
   reason: string;
   attempts: number;
@@ -200,12 +203,9 @@ export interface Alert {
   deliveries: Delivery[];
 }
 
-export type MemberHealth = string | { status?: string; healthy?: boolean; [k: string]: unknown };
-
 export interface ClusterMember {
   id: string;
   address?: string;
-  health?: MemberHealth;
   [k: string]: unknown;
 }
 export interface ClusterScheduler extends ClusterMember {
@@ -222,7 +222,10 @@ export interface Cluster {
   coordinators: (string | ClusterMember)[];
   schedulers: ClusterScheduler[];
   workers: ClusterWorker[];
+  /** member id -> host:port of its metrics server ("gateway" for the gateway). */
   metrics?: Record<string, string>;
+  /** member id -> "ok" | "not answering: ..." (probed by the gateway), for every member in `metrics`. */
+  health?: Record<string, string>;
   [k: string]: unknown;
 }
 
@@ -372,7 +375,10 @@ export const me = () => json<User>("/me");
 
 export interface ListJobsParams {
   status?: string;
+  /** Names containing it (any case). */
   q?: string;
+  /** Jobs whose latest ended run failed (or timed out) / succeeded. */
+  result?: "failed" | "succeeded" | "";
   limit?: number;
   page_token?: string;
   recent?: number;

@@ -11,7 +11,8 @@ import {
   YAxis,
 } from "recharts";
 import type { Execution } from "../api";
-import { between, formatDateTime, formatDuration } from "../lib/time";
+import { between, formatDateTime, formatDuration, zoneLabel } from "../lib/time";
+import { durationAxis, timeAxis } from "../lib/ticks";
 
 const axis = { stroke: "var(--muted)", fontSize: 12 };
 const tooltipStyle = {
@@ -19,12 +20,13 @@ const tooltipStyle = {
   labelStyle: { color: "var(--text)" },
 };
 
-/** Lateness and duration of each run, over time (oldest left). */
+/** Lateness and duration of each run, by when it started (oldest left). */
 export function RunsChart({ executions }: { executions: Execution[] }) {
   const data = executions
-    .filter((e) => e.scheduled_at)
+    .filter((e) => e.started_at || e.scheduled_at)
     .map((e) => ({
-      t: new Date(e.scheduled_at!).getTime(),
+      // When it ran: a retry keeps its first attempt's scheduled time.
+      t: new Date((e.started_at ?? e.scheduled_at)!).getTime(),
       id: e.id,
       lateness: e.lateness_ms ?? null,
       duration: between(e.started_at, e.finished_at),
@@ -32,19 +34,21 @@ export function RunsChart({ executions }: { executions: Execution[] }) {
     .sort((a, b) => a.t - b.t);
   if (data.length < 2)
     return <p className="muted small">The chart appears after a couple of runs.</p>;
-  const span = data[data.length - 1].t - data[0].t;
-  const tick = (t: number) => formatDateTime(t, { withDate: span > 86_400_000 ? undefined : false });
+  const x = timeAxis(data[0].t, data[data.length - 1].t);
+  const yd = durationAxis(data.map((d) => d.duration));
+  const yl = durationAxis(data.map((d) => d.lateness));
   return (
+    <>
     <div className="chart" role="img" aria-label={`Lateness and duration of the last ${data.length} runs`}>
       <ResponsiveContainer width="100%" height={240}>
         <LineChart data={data} margin={{ top: 8, right: 8, bottom: 0, left: 0 }}>
           <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" vertical={false} />
-          <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} tickFormatter={tick} tick={axis} stroke="var(--border)" tickCount={6} minTickGap={30} />
-          <YAxis yAxisId="d" tick={axis} stroke="var(--border)" tickFormatter={(v) => formatDuration(v)} width={70} />
-          <YAxis yAxisId="l" orientation="right" tick={axis} stroke="var(--border)" tickFormatter={(v) => formatDuration(v)} width={70} />
+          <XAxis dataKey="t" type="number" domain={x.domain} ticks={x.ticks} tickFormatter={x.format} tick={axis} stroke="var(--border)" minTickGap={20} />
+          <YAxis yAxisId="d" tick={axis} stroke="var(--border)" domain={yd.domain} ticks={yd.ticks} tickFormatter={yd.format} width={70} interval={0} />
+          <YAxis yAxisId="l" orientation="right" tick={axis} stroke="var(--border)" domain={yl.domain} ticks={yl.ticks} tickFormatter={yl.format} width={70} interval={0} />
           <Tooltip
             {...tooltipStyle}
-            labelFormatter={(t) => formatDateTime(t as number)}
+            labelFormatter={(t) => `Started ${formatDateTime(t as number, { withZone: true })}`}
             formatter={(v, name) => [formatDuration(v as number), name]}
           />
           <Legend wrapperStyle={{ fontSize: 12 }} />
@@ -53,6 +57,8 @@ export function RunsChart({ executions }: { executions: Execution[] }) {
         </LineChart>
       </ResponsiveContainer>
     </div>
+    <p className="small muted chart-note">Times in your zone, {zoneLabel()}.</p>
+    </>
   );
 }
 
@@ -61,16 +67,19 @@ export function RunsPerMinuteChart({ data }: { data: { minute: string; runs: num
   const rows = data.map((d) => ({ t: new Date(d.minute).getTime(), runs: d.runs }));
   const total = rows.reduce((s, r) => s + r.runs, 0);
   return (
+    <>
     <div className="chart" role="img" aria-label={`Runs per minute over the last hour: ${total} runs in all`}>
       <ResponsiveContainer width="100%" height={200}>
         <BarChart data={rows} margin={{ top: 8, right: 8, bottom: 0, left: 0 }}>
           <CartesianGrid stroke="var(--grid)" strokeDasharray="3 3" vertical={false} />
-          <XAxis dataKey="t" tickFormatter={(t) => formatDateTime(t, { withDate: false }).slice(0, 5)} tick={axis} stroke="var(--border)" minTickGap={30} />
+          <XAxis dataKey="t" tickFormatter={(t) => formatDateTime(t, { withDate: false, withSeconds: false })} tick={axis} stroke="var(--border)" minTickGap={30} />
           <YAxis allowDecimals={false} tick={axis} stroke="var(--border)" width={40} />
-          <Tooltip {...tooltipStyle} cursor={{ fill: "var(--hover)" }} labelFormatter={(t) => formatDateTime(t as number)} formatter={(v) => [v as number, "runs"]} />
+          <Tooltip {...tooltipStyle} cursor={{ fill: "var(--hover)" }} labelFormatter={(t) => formatDateTime(t as number, { withDate: false, withSeconds: false, withZone: true })} formatter={(v) => [v as number, "runs"]} />
           <Bar dataKey="runs" fill="var(--chart-1)" isAnimationActive={false} />
         </BarChart>
       </ResponsiveContainer>
     </div>
+    <p className="small muted chart-note">Minutes in your zone, {zoneLabel()}.</p>
+    </>
   );
 }

@@ -16,7 +16,7 @@ export function RunsStrip({ runs, max = 20, label }: { runs: RecentRun[]; max?: 
       {shown.map((r) => {
         const what = `Run ${r.id}: ${statusText(r.status)}${
           r.exit_code !== undefined && r.exit_code !== null ? ` (exit ${r.exit_code})` : ""
-        }${r.scheduled_at ? `, ${formatDateTime(r.scheduled_at)}` : ""}`;
+        }${r.scheduled_at ? `, ${formatDateTime(r.scheduled_at, { withZone: true })}` : ""}`;
         return (
           <li key={r.id}>
             <Link

@@ -1,11 +1,21 @@
 import { formatDateTime, formatRelative, useNow } from "../lib/time";
 
-/** A time as the reader's clock shows it, the UTC instant in the tooltip. */
-export function DateTime({ value, timeZone, withZone }: { value?: string | null; timeZone?: string; withZone?: boolean }) {
+interface TimeProps {
+  value?: string | null;
+  /** The zone to show it in (default: the browser's). */
+  timeZone?: string;
+  /** Name the zone after the time ("06:01:32 GMT+1"); on unless a table header names it once. */
+  withZone?: boolean;
+  /** "auto": drop the date for today and the year for this year (tables). */
+  withDate?: boolean | "auto";
+}
+
+/** A time in a zone, labelled with it; the UTC instant in the tooltip. */
+export function DateTime({ value, timeZone, withZone = true, withDate }: TimeProps) {
   if (!value) return <span className="muted">—</span>;
   return (
-    <time dateTime={value} title={`${value} (UTC)`}>
-      {formatDateTime(value, { timeZone, withZone })}
+    <time dateTime={value} title={`${formatDateTime(value, { timeZone, withZone: true })} · ${value}`}>
+      {formatDateTime(value, { timeZone, withZone, withDate })}
     </time>
   );
 }
@@ -21,15 +31,15 @@ export function Relative({ value }: { value?: string | null }) {
   );
 }
 
-/** Both: "04:29:20 · in 12 s". */
-export function When({ value, timeZone, withZone }: { value?: string | null; timeZone?: string; withZone?: boolean }) {
-  if (!value) return <span className="muted">—</span>;
+/** Both: "04:29:20 GMT+1 · in 12 s". */
+export function When(props: TimeProps) {
+  if (!props.value) return <span className="muted">—</span>;
   return (
     <span className="when">
-      <DateTime value={value} timeZone={timeZone} withZone={withZone} />
+      <DateTime {...props} />
       <span className="small muted">
         {" "}
-        <Relative value={value} />
+        <Relative value={props.value} />
       </span>
     </span>
   );

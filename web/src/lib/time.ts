@@ -14,29 +14,59 @@ function toDate(t: string | number | Date): Date {
   return t instanceof Date ? t : new Date(t);
 }
 
-/** "2 Dec 2026, 04:29:20" in `timeZone` (default: the browser's). */
+/**
+ * "2 Dec 2026, 04:29:20" in `timeZone` (default: the browser's); with
+ * `withZone`, the zone's short name after it ("04:29:20 GMT+1"). `withDate`:
+ * false drops the date; "auto" drops it for today and the year for this year
+ * (in that zone), for tables; "short" keeps the day and month, not the year.
+ * `withSeconds: false` stops at minutes.
+ */
 export function formatDateTime(
   t: string | number | Date | null | undefined,
-  opts: { timeZone?: string; locale?: string; withZone?: boolean; withDate?: boolean } = {},
+  opts: { timeZone?: string; locale?: string; withZone?: boolean; withDate?: boolean | "auto" | "short"; withSeconds?: boolean; now?: number } = {},
 ): string {
   if (t === null || t === undefined || t === "") return "—";
   const d = toDate(t);
   if (Number.isNaN(d.getTime())) return String(t);
+  let showDate = opts.withDate !== false;
+  let showYear = showDate && opts.withDate !== "short";
+  if (opts.withDate === "auto") {
+    try {
+      const a = partsIn(d, opts.timeZone ?? browserTimeZone());
+      const b = partsIn(new Date(opts.now ?? Date.now()), opts.timeZone ?? browserTimeZone());
+      showYear = a.y !== b.y;
+      showDate = showYear || a.mo !== b.mo || a.d !== b.d;
+    } catch {
+      /* an unknown zone: the full date */
+    }
+  }
   try {
     return new Intl.DateTimeFormat(opts.locale, {
       timeZone: opts.timeZone,
-      year: opts.withDate === false ? undefined : "numeric",
-      month: opts.withDate === false ? undefined : "short",
-      day: opts.withDate === false ? undefined : "numeric",
-      weekday: undefined,
+      year: showYear ? "numeric" : undefined,
+      month: showDate ? "short" : undefined,
+      day: showDate ? "numeric" : undefined,
       hour: "2-digit",
       minute: "2-digit",
-      second: "2-digit",
+      second: opts.withSeconds === false ? undefined : "2-digit",
       hourCycle: "h23",
       timeZoneName: opts.withZone ? "short" : undefined,
     }).format(d);
   } catch {
     return d.toISOString();
+  }
+}
+
+/**
+ * The short name of a zone at a moment, as times are labelled: "GMT+1",
+ * "GMT+9", "UTC" (the browser's zone when `timeZone` is not given).
+ */
+export function zoneLabel(timeZone?: string, at: string | number | Date = Date.now(), locale?: string): string {
+  try {
+    const parts = new Intl.DateTimeFormat(locale, { timeZone, timeZoneName: "short" }).formatToParts(toDate(at));
+    return parts.find((p) => p.type === "timeZoneName")?.value ?? timeZone ?? browserTimeZone();
+  } catch {
+    return timeZone ?? "UTC";
   }
 }
 
@@ -126,7 +156,8 @@ function partsIn(d: Date, timeZone: string) {
   return { y: get("year"), mo: get("month"), d: get("day"), h: get("hour") % 24, mi: get("minute"), s: get("second") };
 }
 
-function offsetMs(d: Date, timeZone: string): number {
+/** How far `timeZone`'s wall clock is ahead of UTC at `d`, in ms. */
+export function offsetMs(d: Date, timeZone: string): number {
   const p = partsIn(d, timeZone);
   const asUtc = Date.UTC(p.y, p.mo - 1, p.d, p.h, p.mi, p.s);
   return asUtc - Math.floor(d.getTime() / 1000) * 1000;

@@ -38,7 +38,7 @@ export function AlertsPage() {
               {alerts.map((a) => (
                 <tr key={a.id}>
                   <td data-label="When" className="nowrap">
-                    <DateTime value={a.created_at} />
+                    <DateTime value={a.created_at} withDate="auto" />
                     <div className="small muted">
                       <Relative value={a.created_at} />
                     </div>

@@ -1,21 +1,13 @@
 import { useQuery } from "@tanstack/react-query";
 import * as api from "../api";
-import type { ClusterMember, MemberHealth } from "../api";
+import type { ClusterMember } from "../api";
 import { Empty, ErrorBox, Loading } from "../components/Feedback";
 
-function healthText(h: MemberHealth | undefined): string | null {
-  if (h === undefined || h === null) return null;
-  if (typeof h === "string") return h;
-  if (typeof h.status === "string") return h.status;
-  if (typeof h.healthy === "boolean") return h.healthy ? "healthy" : "unhealthy";
-  return null;
-}
-
-function Health({ h }: { h: MemberHealth | undefined }) {
-  const t = healthText(h);
-  if (!t) return <span className="muted">—</span>;
-  const good = /^(ok|healthy|up|serving|ready|alive)$/i.test(t);
-  return <span className={`badge tone-${good ? "ok" : "bad"}`}>{t}</span>;
+/** A member's health as the gateway probed it: "ok" in green, anything else (the reason) in red. */
+export function Health({ h }: { h: string | undefined }) {
+  if (!h) return <span className="muted">unknown</span>;
+  if (h === "ok") return <span className="badge tone-ok">ok</span>;
+  return <span className="health-bad tone-text-bad">{h}</span>;
 }
 
 /** [0,2,4,5,6,7] -> "0, 2, 4–7" */
@@ -35,12 +27,6 @@ const asMember = (c: string | ClusterMember): ClusterMember => (typeof c === "st
 
 export function ClusterPage() {
   const q = useQuery({ queryKey: ["cluster"], queryFn: api.getCluster, refetchInterval: 2000 });
-  const healthz = useQuery({
-    queryKey: ["healthz"],
-    queryFn: async () => (await fetch("/healthz")).ok,
-    refetchInterval: 5000,
-    retry: false,
-  });
   if (q.isPending) return <Loading what="Loading the cluster" />;
   if (q.error)
     return (
@@ -52,7 +38,8 @@ export function ClusterPage() {
   const c = q.data;
   const metrics = c.metrics ?? {};
   const coordinators = c.coordinators.map(asMember);
-  const anyHealth = [...coordinators, ...c.schedulers, ...c.workers].some((m) => healthText(m.health));
+  const health = c.health ?? {};
+  const down = Object.entries(health).filter(([, h]) => h !== "ok").map(([m]) => m);
   const totalShards = c.schedulers.reduce((n, s) => n + s.shards.length, 0);
   const cap = c.workers.reduce((n, w) => n + (w.capacity ?? 0), 0);
   const run = c.workers.reduce((n, w) => n + (w.running ?? 0), 0);
@@ -62,7 +49,9 @@ export function ClusterPage() {
       <div className="cards">
         <div className="card stat">
           <div className="label">Leader</div>
-          <div className="big-num">{c.leader ?? <span className="tone-text-bad">none</span>}</div>
+          <div className="big-num ident" title={c.leader ?? undefined}>
+            {c.leader ?? <span className="tone-text-bad">none</span>}
+          </div>
           {c.epoch !== undefined ? <div className="small muted">epoch {c.epoch}</div> : null}
         </div>
         <div className="card stat">
@@ -80,12 +69,24 @@ export function ClusterPage() {
         <div className="card stat">
           <div className="label">Gateway</div>
           <div className="big-num">
-            {healthz.data === undefined ? "…" : healthz.data ? <span className="tone-text-ok">healthy</span> : <span className="tone-text-bad">unhealthy</span>}
+            {health.gateway === undefined ? (
+              <span className="muted">unknown</span>
+            ) : health.gateway === "ok" ? (
+              <span className="tone-text-ok">ok</span>
+            ) : (
+              <span className="tone-text-bad">down</span>
+            )}
           </div>
-          <div className="small muted">/healthz</div>
+          <div className="small muted wrap">
+            {health.gateway && health.gateway !== "ok" ? health.gateway : metrics.gateway ? `metrics ${metrics.gateway}` : null}
+          </div>
         </div>
       </div>
-      {!anyHealth ? <p className="small muted">The cluster reply carries no per-member health; members listed here are the ones registered as alive.</p> : null}
+      {down.length ? (
+        <p className="error-box" role="status">
+          Not answering: {down.join(", ")}.
+        </p>
+      ) : null}
 
       <section aria-labelledby="coord-h">
         <h2 id="coord-h">Coordinators</h2>
@@ -93,26 +94,24 @@ export function ClusterPage() {
           <Empty>No coordinator is registered.</Empty>
         ) : (
           <div className="table-wrap">
-            <table aria-label="Coordinators">
+            <table aria-label="Coordinators" className="cardify">
               <thead>
                 <tr>
                   <th>Id</th>
                   <th>Role</th>
-                  {anyHealth ? <th>Health</th> : null}
+                  <th>Health</th>
                   <th>Metrics</th>
                 </tr>
               </thead>
               <tbody>
                 {coordinators.map((m) => (
                   <tr key={m.id}>
-                    <td className="mono">{m.id}</td>
-                    <td>{m.id === c.leader ? <span className="badge tone-live">leader</span> : "standby"}</td>
-                    {anyHealth ? (
-                      <td>
-                        <Health h={m.health} />
+                    <td className="mono name">{m.id}</td>
+                    <td data-label="Role">{m.id === c.leader ? <span className="badge tone-live">leader</span> : "standby"}</td>
+                    <td data-label="Health">
+                        <Health h={health[m.id]} />
                       </td>
-                    ) : null}
-                    <td className="mono small">{metrics[m.id] ?? "—"}</td>
+                    <td data-label="Metrics" className="mono small">{metrics[m.id] ?? "—"}</td>
                   </tr>
                 ))}
               </tbody>
@@ -127,21 +126,21 @@ export function ClusterPage() {
           <Empty>No scheduler is registered: nothing fires.</Empty>
         ) : (
           <div className="table-wrap">
-            <table aria-label="Schedulers">
+            <table aria-label="Schedulers" className="cardify">
               <thead>
                 <tr>
                   <th>Id</th>
                   <th>Shards</th>
                   <th>Address</th>
-                  {anyHealth ? <th>Health</th> : null}
+                  <th>Health</th>
                   <th>Metrics</th>
                 </tr>
               </thead>
               <tbody>
                 {c.schedulers.map((s) => (
                   <tr key={s.id}>
-                    <td className="mono">{s.id}</td>
-                    <td>
+                    <td className="mono name">{s.id}</td>
+                    <td data-label="Shards">
                       <details>
                         <summary>
                           {s.shards.length} shard{s.shards.length === 1 ? "" : "s"}
@@ -149,13 +148,11 @@ export function ClusterPage() {
                         <span className="small muted mono wrap">{ranges(s.shards)}</span>
                       </details>
                     </td>
-                    <td className="mono small">{s.address ?? "—"}</td>
-                    {anyHealth ? (
-                      <td>
-                        <Health h={s.health} />
+                    <td data-label="Address" className="mono small">{s.address ?? "—"}</td>
+                    <td data-label="Health">
+                        <Health h={health[s.id]} />
                       </td>
-                    ) : null}
-                    <td className="mono small">{metrics[s.id] ?? "—"}</td>
+                    <td data-label="Metrics" className="mono small">{metrics[s.id] ?? "—"}</td>
                   </tr>
                 ))}
               </tbody>
@@ -170,13 +167,13 @@ export function ClusterPage() {
           <Empty>No worker is registered: runs wait.</Empty>
         ) : (
           <div className="table-wrap">
-            <table aria-label="Workers">
+            <table aria-label="Workers" className="cardify">
               <thead>
                 <tr>
                   <th>Id</th>
                   <th>Running / capacity</th>
                   <th>Runtime</th>
-                  {anyHealth ? <th>Health</th> : null}
+                  <th>Health</th>
                   <th>Metrics</th>
                 </tr>
               </thead>
@@ -185,8 +182,8 @@ export function ClusterPage() {
                   const share = w.capacity ? Math.min(1, w.running / w.capacity) : 0;
                   return (
                     <tr key={w.id}>
-                      <td className="mono">{w.id}</td>
-                      <td>
+                      <td className="mono name">{w.id}</td>
+                      <td data-label="Running">
                         <div className="meter-row">
                           <meter min={0} max={w.capacity || 1} value={w.running} aria-label={`${w.id} load`} className={share > 0.9 ? "hot" : ""} />
                           <span className="num">
@@ -194,13 +191,11 @@ export function ClusterPage() {
                           </span>
                         </div>
                       </td>
-                      <td>{typeof w.runtime === "string" ? w.runtime : <span className="muted">—</span>}</td>
-                      {anyHealth ? (
-                        <td>
-                          <Health h={w.health} />
+                      <td data-label="Runtime">{typeof w.runtime === "string" ? w.runtime : <span className="muted">—</span>}</td>
+                      <td data-label="Health">
+                          <Health h={health[w.id]} />
                         </td>
-                      ) : null}
-                      <td className="mono small">{metrics[w.id] ?? "—"}</td>
+                      <td data-label="Metrics" className="mono small">{metrics[w.id] ?? "—"}</td>
                     </tr>
                   );
                 })}

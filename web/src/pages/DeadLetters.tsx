@@ -6,12 +6,11 @@ import type { DeadLetter } from "../api";
 import { DateTime, Relative } from "../components/Time";
 import { Confirm } from "../components/Confirm";
 import { Empty, ErrorBox, Loading } from "../components/Feedback";
-import { shortId, useJobNames } from "../lib/useJobNames";
+import { shortId } from "../lib/useJobNames";
 
 /** Runs whose retries are spent: replay them (a new attempt chain) or discard them. */
 export function DeadLettersPage() {
   const qc = useQueryClient();
-  const names = useJobNames();
   const [note, setNote] = useState<React.ReactNode>(null);
   const [error, setError] = useState<unknown>(null);
   const [discarding, setDiscarding] = useState<DeadLetter | null>(null);
@@ -26,7 +25,7 @@ export function DeadLettersPage() {
       const e = await api.replayDeadLetter(d.id);
       setNote(
         <>
-          Replayed {names.get(d.job_id) ?? "the job"} as <Link to={`/runs/${e.id}`}>run #{e.id}</Link>.
+          Replayed {d.job_name || "the job"} as <Link to={`/runs/${e.id}`}>run #{e.id}</Link>.
         </>,
       );
     } catch (err) {
@@ -85,13 +84,13 @@ export function DeadLettersPage() {
               {items.map((d) => (
                 <tr key={d.id}>
                   <td data-label="When" className="nowrap">
-                    <DateTime value={d.created_at} />
+                    <DateTime value={d.created_at} withDate="auto" />
                     <div className="small muted">
                       <Relative value={d.created_at} />
                     </div>
                   </td>
                   <td data-label="Job">
-                    <Link to={`/jobs/${d.job_id}`}>{names.get(d.job_id) ?? shortId(d.job_id)}</Link>
+                    <Link to={`/jobs/${d.job_id}`}>{d.job_name || shortId(d.job_id)}</Link>
                   </td>
                   <td data-label="Run">
                     <Link to={`/runs/${d.execution_id}`}>#{d.execution_id}</Link>
@@ -114,7 +113,7 @@ export function DeadLettersPage() {
       )}
       {discarding ? (
         <Confirm
-          title={`Discard the dead letter of run #${discarding.execution_id}?`}
+          title={`Discard the dead letter of ${discarding.job_name || "the job"}'s run #${discarding.execution_id}?`}
           confirmLabel="Discard"
           busy={busy === discarding.id}
           onCancel={() => setDiscarding(null)}

@@ -8,7 +8,7 @@ import { DateTime, When } from "../components/Time";
 import { Confirm } from "../components/Confirm";
 import { Empty, ErrorBox, Loading } from "../components/Feedback";
 import { RunsChart } from "../components/Charts";
-import { between, formatDuration, useNow } from "../lib/time";
+import { between, browserTimeZone, formatDuration, offsetMs, useNow, zoneLabel } from "../lib/time";
 import { isLive } from "../lib/runs";
 
 const POLL = 2000;
@@ -23,6 +23,7 @@ function Pcts({ p }: { p: api.Percentiles }) {
       <span>p50 {formatDuration(p.p50)}</span>
       <span>p95 {formatDuration(p.p95)}</span>
       <span>p99 {formatDuration(p.p99)}</span>
+      {typeof p.max === "number" ? <span>max {formatDuration(p.max)}</span> : null}
     </span>
   );
 }
@@ -32,6 +33,16 @@ export function RunDuration({ e }: { e: Execution }) {
   const now = useNow();
   if (e.status === "running" && e.started_at) return <>{formatDuration(now - new Date(e.started_at).getTime())}…</>;
   return <>{formatDuration(between(e.started_at, e.finished_at))}</>;
+}
+
+/** Whether the job's zone and the browser's show different wall times at `at`. */
+function offsetDiffers(timeZone: string | undefined, at: string): boolean {
+  try {
+    const d = new Date(at);
+    return offsetMs(d, timeZone || "UTC") !== offsetMs(d, browserTimeZone());
+  } catch {
+    return false;
+  }
 }
 
 function Spec({ job, names }: { job: Job; names: Map<string, string> }) {
@@ -69,13 +80,24 @@ function Spec({ job, names }: { job: Job; names: Map<string, string> }) {
     ),
   );
   add("Timezone", job.timezone || "UTC");
-  add("Next fire", <When value={job.next_run_at} timeZone={job.timezone} withZone />, job.status === "active");
-  add("Run at", <DateTime value={job.run_at} timeZone={job.timezone} withZone />, !!job.run_at);
+  add(
+    "Next fire",
+    <>
+      <When value={job.next_run_at} timeZone={job.timezone} />
+      {job.next_run_at && offsetDiffers(job.timezone, job.next_run_at) ? (
+        <div className="small muted">
+          <DateTime value={job.next_run_at} /> your time
+        </div>
+      ) : null}
+    </>,
+    job.status === "active",
+  );
+  add("Run at", <DateTime value={job.run_at} timeZone={job.timezone} />, !!job.run_at);
   add(
     "Window",
     <>
-      {job.start_at ? <DateTime value={job.start_at} timeZone={job.timezone} withZone /> : "…"} to{" "}
-      {job.end_at ? <DateTime value={job.end_at} timeZone={job.timezone} withZone /> : "…"}
+      {job.start_at ? <DateTime value={job.start_at} timeZone={job.timezone} /> : "…"} to{" "}
+      {job.end_at ? <DateTime value={job.end_at} timeZone={job.timezone} /> : "…"}
     </>,
     !!(job.start_at || job.end_at),
   );
@@ -169,6 +191,7 @@ function Spec({ job, names }: { job: Job; names: Map<string, string> }) {
 }
 
 export function RunHistory({ executions }: { executions: Execution[] }) {
+  const zone = zoneLabel();
   return (
     <div className="table-wrap">
       <table aria-label="Run history" className="runs">
@@ -178,8 +201,8 @@ export function RunHistory({ executions }: { executions: Execution[] }) {
             <th>Status</th>
             <th>Attempt</th>
             <th>Trigger</th>
-            <th>Scheduled</th>
-            <th>Started</th>
+            <th>Scheduled ({zone})</th>
+            <th>Started ({zone})</th>
             <th className="num">Lateness</th>
             <th className="num">Duration</th>
             <th>Worker</th>
@@ -198,10 +221,10 @@ export function RunHistory({ executions }: { executions: Execution[] }) {
               <td>{e.attempt}</td>
               <td>{e.trigger ?? "—"}</td>
               <td className="nowrap">
-                <DateTime value={e.scheduled_at} />
+                <DateTime value={e.scheduled_at} withZone={false} withDate="auto" />
               </td>
               <td className="nowrap">
-                <DateTime value={e.started_at} />
+                <DateTime value={e.started_at} withZone={false} withDate="auto" />
               </td>
               <td className="num">{formatDuration(e.lateness_ms)}</td>
               <td className="num">
@@ -227,13 +250,20 @@ export function JobPage() {
   const [busy, setBusy] = useState(false);
 
   const job = useQuery({ queryKey: ["job", id], queryFn: () => api.getJob(id), refetchInterval: POLL });
-  const stats = useQuery({ queryKey: ["job-stats", id], queryFn: () => api.jobStats(id), refetchInterval: 5000 });
   const runs = useInfiniteQuery({
     queryKey: ["job-executions", id],
     queryFn: ({ pageParam }) => api.jobExecutions(id, { limit: 25, page_token: pageParam || undefined }),
     initialPageParam: "",
     getNextPageParam: (last) => last.next_page_token || undefined,
     refetchInterval: POLL,
+  });
+  // As often as the history while runs come (the job fires, or one runs now), so the two agree.
+  const busyJob =
+    job.data?.status === "active" || !!runs.data?.pages[0]?.executions.some((e) => isLive(e.status));
+  const stats = useQuery({
+    queryKey: ["job-stats", id],
+    queryFn: () => api.jobStats(id),
+    refetchInterval: busyJob ? POLL : 10_000,
   });
   const jobs = useQuery({ queryKey: ["jobs", "all-names"], queryFn: () => api.listJobs({ limit: 500 }), staleTime: 10_000 });
   const names = new Map((jobs.data?.jobs ?? []).map((j) => [j.id, j.name]));
@@ -248,6 +278,7 @@ export function JobPage() {
       await Promise.all([
         qc.invalidateQueries({ queryKey: ["job", id] }),
         qc.invalidateQueries({ queryKey: ["job-executions", id] }),
+        qc.invalidateQueries({ queryKey: ["job-stats", id] }),
         qc.invalidateQueries({ queryKey: ["jobs"] }),
       ]);
     } catch (e) {

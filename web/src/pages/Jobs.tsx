@@ -1,14 +1,14 @@
 import { useEffect, useMemo, useState } from "react";
 import { Link, useSearchParams } from "react-router-dom";
-import { keepPreviousData, useInfiniteQuery, useQueries, useQueryClient } from "@tanstack/react-query";
+import { keepPreviousData, useInfiniteQuery, useQueryClient } from "@tanstack/react-query";
 import * as api from "../api";
 import type { Job } from "../api";
 import { RunsStrip } from "../components/RunsStrip";
 import { StatusBadge } from "../components/Status";
-import { When } from "../components/Time";
+import { Relative, When } from "../components/Time";
 import { Confirm } from "../components/Confirm";
 import { Empty, ErrorBox, Loading } from "../components/Feedback";
-import { isFailing, lastResult, toRecent } from "../lib/runs";
+import { isFailing, lastResult } from "../lib/runs";
 
 const POLL = 2000;
 const PAGE = 100;
@@ -40,7 +40,7 @@ function JobRow({ job, selected, onToggle }: { job: Job; selected: boolean; onTo
       </td>
       <td className="nowrap" data-label="Timezone">{job.timezone || "UTC"}</td>
       <td className="nowrap" data-label="Next fire">
-        {job.status === "active" ? <When value={job.next_run_at} /> : <span className="muted">—</span>}
+        {job.status === "active" ? <When value={job.next_run_at} withDate="auto" /> : <span className="muted">—</span>}
       </td>
       <td data-label="Status">
         <StatusBadge status={job.status} />
@@ -56,12 +56,20 @@ function JobRow({ job, selected, onToggle }: { job: Job; selected: boolean; onTo
             {last.exit_code !== undefined && last.exit_code !== null && last.exit_code !== 0 ? (
               <span className="small muted"> exit {last.exit_code}</span>
             ) : null}
+            {last.finished_at ? (
+              <div className="small muted">
+                <Relative value={last.finished_at} />
+              </div>
+            ) : null}
           </>
         ) : running ? null : (
           <span className="muted">—</span>
         )}
       </td>
-      <td data-label="Last 20 runs">{recent ? <RunsStrip runs={recent} label={`Last runs of ${job.name}`} /> : <span className="muted small">…</span>}</td>
+      <td data-label="Last 20 runs">
+        {/* The server leaves recent_runs out when a job has none. */}
+        <RunsStrip runs={recent ?? []} label={`Last runs of ${job.name}`} />
+      </td>
     </tr>
   );
 }
@@ -77,7 +85,8 @@ const ACTIONS: Record<Action, { fn: (id: string) => Promise<unknown>; done: stri
 export function JobsPage() {
   const [params, setParams] = useSearchParams();
   const status = params.get("status") ?? "";
-  const result = params.get("result") ?? "";
+  const rawResult = params.get("result") ?? "";
+  const result = rawResult === "failed" || rawResult === "succeeded" ? rawResult : "";
   const q = params.get("q") ?? "";
   const [search, setSearch] = useState(q);
   const [selected, setSelected] = useState<Set<string>>(new Set());
@@ -105,8 +114,9 @@ export function JobsPage() {
   }
 
   const jobs = useInfiniteQuery({
-    queryKey: ["jobs", { status, q }],
-    queryFn: ({ pageParam }) => api.listJobs({ status, q, recent: 20, limit: PAGE, page_token: pageParam || undefined }),
+    queryKey: ["jobs", { status, q, result }],
+    queryFn: ({ pageParam }) =>
+      api.listJobs({ status, q: q.trim(), result, recent: 20, limit: PAGE, page_token: pageParam || undefined }),
     initialPageParam: "",
     getNextPageParam: (last) => last.next_page_token || undefined,
     refetchInterval: POLL,
@@ -114,27 +124,9 @@ export function JobsPage() {
     placeholderData: keepPreviousData,
   });
 
-  const listed = useMemo(() => jobs.data?.pages.flatMap((p) => p.jobs) ?? [], [jobs.data]);
-  // Until the server sends `recent_runs` (GET /jobs?recent=20), read each job's last runs.
-  const lacking = listed.filter((j) => j.recent_runs === undefined);
-  const fallback = useQueries({
-    queries: lacking.map((j) => ({
-      queryKey: ["job-executions-strip", j.id],
-      queryFn: () => api.jobExecutions(j.id, { limit: 20 }),
-      refetchInterval: POLL,
-    })),
-  });
-  const fallbackRuns = new Map(lacking.map((j, i) => [j.id, fallback[i]?.data?.executions.map(toRecent)]));
-  const all: Job[] = listed.map((j) => (j.recent_runs ? j : { ...j, recent_runs: fallbackRuns.get(j.id) }));
-  const needle = q.trim().toLowerCase();
-  const shown = all.filter(
-    (j) =>
-      (!needle || j.name.toLowerCase().includes(needle)) &&
-      (!status || j.status === status) &&
-      // result=failed: jobs whose newest ended run failed (or timed out, or was lost).
-      (result !== "failed" || isFailing(j)),
-  );
-  const fallbackNeeded = result === "failed" && all.some((j) => j.recent_runs === undefined);
+  // The server filters (q, status, result) and sends each job's last 20 runs.
+  const shown = useMemo(() => jobs.data?.pages.flatMap((p) => p.jobs) ?? [], [jobs.data]);
+  const filtered = !!(q || status || result);
 
   const selectedJobs = shown.filter((j) => selected.has(j.id));
   const allChecked = shown.length > 0 && selectedJobs.length === shown.length;
@@ -197,6 +189,7 @@ export function JobsPage() {
           <select id="jobs-result" value={result} onChange={(e) => update({ result: e.target.value })}>
             <option value="">any</option>
             <option value="failed">failed</option>
+            <option value="succeeded">succeeded</option>
           </select>
         </div>
       </div>
@@ -227,7 +220,7 @@ export function JobsPage() {
         <Loading what="Loading jobs" />
       ) : shown.length === 0 ? (
         <Empty>
-          {all.length === 0 && !q && !status ? (
+          {!filtered ? (
             <>
               <p>No jobs yet.</p>
               <Link to="/jobs/new" className="button primary">
@@ -235,7 +228,7 @@ export function JobsPage() {
               </Link>
             </>
           ) : (
-            <p>No job matches these filters{fallbackNeeded ? " (still loading their runs)" : ""}.</p>
+            <p>No job matches these filters.</p>
           )}
         </Empty>
       ) : (

@@ -108,6 +108,7 @@ export function OverviewPage() {
           </div>
           <div className="small muted">
             duration p50 {formatDuration(s.duration_ms?.p50)} · p95 {formatDuration(s.duration_ms?.p95)}
+            {typeof s.duration_ms?.max === "number" ? <> · max {formatDuration(s.duration_ms.max)}</> : null}
           </div>
         </div>
       </div>

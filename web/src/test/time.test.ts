@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatDuration, formatRelative, utcToWallTime, wallTimeToUtc } from "../lib/time";
+import { formatDateTime, formatDuration, formatRelative, utcToWallTime, wallTimeToUtc, zoneLabel } from "../lib/time";
 
 const NOW = Date.parse("2030-01-01T12:00:00Z");
 const at = (ms: number) => new Date(NOW + ms).toISOString();
@@ -47,5 +47,29 @@ describe("wall times in a named zone", () => {
   it("writes a UTC time back as the zone's wall time", () => {
     expect(utcToWallTime("2030-07-15T13:00:00Z", "America/New_York")).toBe("2030-07-15T09:00:00");
     expect(utcToWallTime(null, "UTC")).toBe("");
+  });
+});
+
+describe("zone labels", () => {
+  it("names a zone briefly, as the times show it", () => {
+    const winter = "2030-01-15T12:00:00Z";
+    expect(zoneLabel("UTC", winter, "en-US")).toBe("UTC");
+    expect(zoneLabel("Europe/Paris", winter, "en-US")).toBe("GMT+1");
+    expect(zoneLabel("Europe/Paris", "2030-07-15T12:00:00Z", "en-US")).toBe("GMT+2");
+    expect(zoneLabel("Asia/Tokyo", winter, "en-US")).toBe("GMT+9");
+  });
+
+  it("writes a time with its zone, and in tables drops today's date and this year", () => {
+    const t = "2030-01-15T05:01:32Z";
+    expect(formatDateTime(t, { timeZone: "Europe/Paris", withZone: true, locale: "en-US" })).toBe("Jan 15, 2030, 06:01:32 GMT+1");
+    const now = Date.parse("2030-01-15T20:00:00Z");
+    expect(formatDateTime(t, { timeZone: "Europe/Paris", withDate: "auto", now, locale: "en-US" })).toBe("06:01:32");
+    expect(formatDateTime(t, { timeZone: "Europe/Paris", withDate: "auto", now: now + 86_400_000, locale: "en-US" })).toBe("Jan 15, 06:01:32");
+    expect(formatDateTime(t, { timeZone: "Europe/Paris", withDate: "auto", now: now + 365 * 86_400_000, locale: "en-US" })).toBe("Jan 15, 2030, 06:01:32");
+    // "today" is the zone's: 23:30 UTC on the 14th is already the 15th in Tokyo.
+    const tokyoAfternoon = Date.parse("2030-01-15T05:00:00Z");
+    expect(formatDateTime("2030-01-14T23:30:00Z", { timeZone: "Asia/Tokyo", withDate: "auto", now: tokyoAfternoon, locale: "en-US" })).toBe("08:30:00");
+    expect(formatDateTime("2030-01-14T23:30:00Z", { timeZone: "UTC", withDate: "auto", now: tokyoAfternoon, locale: "en-US" })).toBe("Jan 14, 23:30:00");
+    expect(formatDateTime(t, { timeZone: "UTC", withDate: false, withSeconds: false, locale: "en-US" })).toBe("05:01");
   });
 });
