@@ -85,7 +85,7 @@ WHERE j.owner_id = %(owner_id)s
   AND (%(q)s::text IS NULL OR strpos(lower(j.name), lower(%(q)s::text)) > 0)
   AND (%(last_in)s::text[] IS NULL OR (
         SELECT e.status FROM executions e
-        WHERE e.job_id = j.id AND e.status IN ('succeeded', 'failed', 'timed_out')
+        WHERE e.job_id = j.id AND e.status IN ('succeeded', 'failed', 'timed_out', 'lost')
         ORDER BY e.scheduled_at DESC, e.attempt DESC LIMIT 1) = ANY(%(last_in)s::text[]))
   AND (%(after_created)s::timestamptz IS NULL
        OR (j.created_at, j.id) > (%(after_created)s::timestamptz, %(after_id)s::uuid))

@@ -23,7 +23,7 @@ from gateway.service.idempotency import IdempotentRequest, earlier_reply, save_r
 MAX_BACKFILL = 1000
 MAX_RECENT_RUNS = 50  # latest runs a job list may add per job
 # A job list's ?result=: which end statuses of the latest ended run match.
-LAST_RESULTS = {"succeeded": ("succeeded",), "failed": ("failed", "timed_out")}
+LAST_RESULTS = {"succeeded": ("succeeded",), "failed": ("failed", "timed_out", "lost")}
 WITHDRAW_WAIT = 5.0  # seconds a pause, edit or delete waits for workers to drop claimed runs
 COUNT_UP_TO = 10 * MAX_BACKFILL  # how far a refused backfill counts its fires
 
@@ -90,7 +90,7 @@ class Jobs(ServiceBase):
         result: str | None = None,
     ) -> tuple[list[Job], str]:
         """A page of the user's jobs; ``q`` keeps names containing it, ``result``
-        those whose latest ended run succeeded or failed (timed out counts as
+        those whose latest ended run succeeded or failed (timed out and lost count as
         failed), ``recent`` adds each job's latest runs (a list's strip of outcomes)."""
         if status and status not in JOB_STATUSES:
             raise InvalidArgument(f"must be one of {', '.join(JOB_STATUSES)}", field="status")

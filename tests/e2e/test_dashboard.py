@@ -205,6 +205,7 @@ def test_the_servers_errors_stand_next_to_the_field_they_name(web_cluster: Clust
     schedule_field = page.locator(".field").filter(has=page.get_by_label("Schedule", exact=True))
     expect(schedule_field.get_by_role("alert")).to_contain_text("61")  # the preview's 422, under Schedule
     page.get_by_label("Schedule", exact=True).fill("")
+    expect(schedule_field.get_by_role("alert")).to_have_count(0)  # gone with the text
     priority = page.get_by_label(re.compile("^Priority"))
     priority.fill("12")
     page.get_by_role("button", name="Create").click()
