@@ -74,7 +74,7 @@ class Plan:
         return any(c.action != "unchanged" for c in self.changes)
 
     def summary(self, done: bool = False) -> str:
-        """"1 to create, 2 unchanged" (or, ``done``, "1 created, 2 unchanged")."""
+        """Counts as "1 to create, 2 unchanged" (or, ``done``, "1 created, 2 unchanged")."""
         words = {"create": "created", "update": "updated", "delete": "deleted"}
         counts = []
         for action in ("create", "update", "unchanged", "delete"):

@@ -31,7 +31,7 @@ def up(
 def migrate() -> None:
     """Apply the database migrations (CRONFLEET_DATABASE_URL).
 
-    Example: CRONFLEET_DATABASE_URL=postgresql://... cronfleet migrate
+    Example: cronfleet migrate   # the database CRONFLEET_DATABASE_URL names
     """
     from cronfleet.db.migrate import migrate as apply_migrations
 
