@@ -123,7 +123,7 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 def relative(when: datetime, now: datetime) -> str:
-    """ "in 12 s", "3 min ago", "now": the largest whole unit, for a glance."""
+    """How far ``when`` is from ``now`` ("in 12 s", "3 min ago", "now"): the largest whole unit."""
     seconds = (when - now).total_seconds()
     if abs(seconds) < 1:
         return "now"
