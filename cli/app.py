@@ -13,7 +13,7 @@ import typer
 
 from cli import account, cluster, dead_letters, executions, files, jobs, server
 from cli.config import ConfigError
-from cli.session import Failure, Session, client_error_line, exit_code_of, session
+from cli.session import Failure, Session, client_error_line, exit_code_of
 from cronfleet.client import ClientError
 from cronfleet.errors import CronfleetError
 
@@ -88,13 +88,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         result: Any = command.main(args, prog_name="cronfleet", standalone_mode=False)
     except ClientError as exc:
-        _fail(client_error_line(exc, _address(command, args)), exit_code_of(exc))
+        _fail(client_error_line(exc, _address(args)), exit_code_of(exc))
     except Failure as exc:
         _fail(str(exc), exc.exit_code)
     except (CronfleetError, ConfigError) as exc:
         _fail(str(exc), 2)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except BrokenPipeError:  # `cronfleet jobs list | head`: the reader left, no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except typer.Abort:
         _fail("aborted", 1)
     except Exception as exc:
@@ -113,17 +116,14 @@ def _is_usage_error(exc: Exception) -> bool:
     return hasattr(exc, "format_message") and hasattr(exc, "exit_code")
 
 
-def _address(command: Any, args: list[str]) -> str:
-    try:
-        flag = args[args.index("--addr") + 1] if "--addr" in args else None
-    except IndexError:
-        flag = None
+def _address(args: list[str]) -> str:
+    """The address a failed call went to, for its error line."""
+    i = args.index("--addr") if "--addr" in args else -1
+    flag = args[i + 1] if 0 <= i < len(args) - 1 else None
+    flag = next((a.split("=", 1)[1] for a in args if a.startswith("--addr=")), flag)
     return Session(flag, os.environ).address().addr
 
 
 def _fail(message: str, code: int) -> None:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(code)
-
-
-__all__ = ["app", "main", "session"]

@@ -5,7 +5,8 @@ The address: ``--addr``, else ``CRONFLEET_GRPC_ADDR``, else ``addr`` in the
 config file, else the address the saved login was made against, else
 ``127.0.0.1:50051``. The config file is ``config.yaml`` in the config folder
 (``$XDG_CONFIG_HOME/cronfleet``, by default ``~/.config/cronfleet``), or the
-file ``CRONFLEET_CONFIG`` names. The token: ``CRONFLEET_TOKEN``, else the
+file ``CRONFLEET_CLI_CONFIG`` names
+(``CRONFLEET_CONFIG`` is the servers' TOML). The token: ``CRONFLEET_TOKEN``, else the
 credentials file (``credentials.json`` in the same folder, or
 ``CRONFLEET_CREDENTIALS``), written readable by its owner only.
 """
@@ -45,8 +46,8 @@ def config_dir(env: Mapping[str, str]) -> Path:
 
 def config_path(env: Mapping[str, str]) -> Path:
     return (
-        Path(env["CRONFLEET_CONFIG"]).expanduser()
-        if env.get("CRONFLEET_CONFIG")
+        Path(env["CRONFLEET_CLI_CONFIG"]).expanduser()
+        if env.get("CRONFLEET_CLI_CONFIG")
         else config_dir(env) / "config.yaml"
     )
 

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.console import RenderableType
@@ -32,11 +32,12 @@ FollowOption = Annotated[
 ]
 
 
-def follow_to_stdout(c: Client, execution_id: str) -> None:
-    """Copy the run's output to stdout as it is written, until the run ends."""
+def follow_to_stdout(c: Client, execution_id: str, to: TextIO | None = None) -> None:
+    """Copy the run's output to stdout (or ``to``) as it is written, until the run ends."""
+    out = to or sys.stdout
     for text in c.follow_logs(execution_id):
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        out.write(text)
+        out.flush()
 
 
 def watch(

@@ -146,7 +146,8 @@ def run(
         return
     err = console(stderr=True)
     err.print(f"[dim]fired {found['name']}: execution {execution['id']}; waiting for it[/]")
-    follow_to_stdout(c, execution["id"])
+    # With -o json|yaml, stdout holds the execution alone; the output goes to stderr.
+    follow_to_stdout(c, execution["id"], None if output is Format.table else sys.stderr)
     ended = c.get_execution(execution["id"])
     if output is not Format.table:
         emit(ended, output, lambda out: None)

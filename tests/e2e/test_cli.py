@@ -5,6 +5,7 @@ where the gateway address comes from."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -22,6 +23,8 @@ import httpx
 import pytest
 import yaml
 
+from cronfleet import AsyncClient, Client
+from cronfleet.client import ClientError
 from launch.devservices import LocalEtcd, LocalPostgres, free_port
 from tests.e2e.conftest import Cluster, start_cluster
 from tests.e2e.test_cluster import executions, finished_run
@@ -323,3 +326,26 @@ def test_login_keeps_the_token_private_and_the_address_comes_flag_env_file(
     )
     config.write_text(f"addr: {cli_cluster.grpc}\n")
     assert f"(from {config})" in cli.out("whoami"), "the file when nothing else says"
+
+
+def test_the_sdk_follows_logs_and_finds_jobs_by_name(cli_cluster: Cluster) -> None:
+    token = cli_cluster.new_user()
+    with cli_cluster.api(token) as api:
+        job = api.post("/jobs", json={"name": "said", "command": "printf 'h\\xc3\\xa9llo\\n'"}).json()
+        run = finished_run(api, job["id"])
+
+    async def follow() -> None:
+        async with AsyncClient(cli_cluster.grpc, token=token) as client:
+            assert "".join([t async for t in client.follow_logs(run["id"])]) == "héllo\n"
+            assert (await client.find_job("said"))["id"] == job["id"]
+            with pytest.raises(ClientError) as err:
+                _ = [t async for t in client.follow_logs("999999999")]
+            assert err.value.code == "not_found"
+
+    asyncio.run(follow())
+    with Client(cli_cluster.grpc, token=token) as sdk:
+        assert "".join(sdk.follow_logs(run["id"])) == "héllo\n"
+        assert sdk.find_job(job["id"])["name"] == "said"
+        with pytest.raises(ClientError) as err:
+            list(sdk.follow_logs("999999999"))
+        assert err.value.code == "not_found"
