@@ -331,7 +331,7 @@ def test_login_keeps_the_token_private_and_the_address_comes_flag_env_file(
 def test_the_sdk_follows_logs_and_finds_jobs_by_name(cli_cluster: Cluster) -> None:
     token = cli_cluster.new_user()
     with cli_cluster.api(token) as api:
-        job = api.post("/jobs", json={"name": "said", "command": "printf 'h\\xc3\\xa9llo\\n'"}).json()
+        job = api.post("/jobs", json={"name": "said", "command": "printf 'h\\303\\251llo\\n'"}).json()
         run = finished_run(api, job["id"])
 
     async def follow() -> None:
