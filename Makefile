@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-PACKAGES := cronfleet coordinator scheduler worker gateway launch
+PACKAGES := cronfleet coordinator scheduler worker gateway launch cli
 
 .PHONY: run test unit lint proto proto-check bench system-deps deps docker image web web-test browser clean
 

@@ -12,8 +12,10 @@ Errors raise :class:`ClientError` with the server's code, message and field.
 
 from __future__ import annotations
 
+import codecs
 import json
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -30,6 +32,7 @@ from cronfleet.v1 import jobs_pb2_grpc
 
 DEFAULT_ADDR = "127.0.0.1:50051"
 TIMEOUT = 30.0
+PAGE = 500  # the most a list call returns at once
 T = TypeVar("T")
 Reply = dict[str, Any]
 
@@ -54,8 +57,23 @@ def _dict(msg: Message) -> Reply:
 
 
 def _job(msg: pb.Job) -> Reply:
-    d = _dict(msg)
-    return {**d.pop("spec", {}), **d}
+    """API.md's job, the same JSON the HTTP API sends."""
+    return jsonapi.job_to_json(proto.job_from_proto(msg))
+
+
+def _execution(msg: pb.Execution) -> Reply:
+    """API.md's execution, the same JSON the HTTP API sends."""
+    return jsonapi.execution_to_json(proto.execution_from_proto(msg))
+
+
+def _dead_letter(msg: pb.DeadLetter) -> Reply:
+    return {**_dict(msg), "created_at": jsonapi.iso(proto.to_datetime(msg.created_at))}
+
+
+def _cluster(msg: pb.Cluster) -> Reply:
+    """GET /cluster's shape (less ``health``, which the HTTP gateway probes)."""
+    d: Reply = MessageToDict(msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    return d | {"epoch": int(d.get("epoch", 0))}
 
 
 def _spec(fields: dict[str, Any]) -> pb.JobSpec:
@@ -142,7 +160,7 @@ def _list_executions(job_id: str, status: str, worker_id: str, limit: int, page_
     return _Op(
         "ListExecutions",
         request,
-        lambda r: {"executions": [_dict(e) for e in r.executions], "next_page_token": r.next_page_token},
+        lambda r: {"executions": [_execution(e) for e in r.executions], "next_page_token": r.next_page_token},
     )
 
 
@@ -151,7 +169,10 @@ def _list_dead_letters(job_id: str, limit: int, page_token: str) -> _Op[Reply]:
     return _Op(
         "ListDeadLetters",
         request,
-        lambda r: {"dead_letters": [_dict(d) for d in r.dead_letters], "next_page_token": r.next_page_token},
+        lambda r: {
+            "dead_letters": [_dead_letter(d) for d in r.dead_letters],
+            "next_page_token": r.next_page_token,
+        },
     )
 
 
@@ -182,12 +203,47 @@ def _backfill(job_id: str, start: datetime | str, end: datetime | str) -> _Op[Re
         )
     except CronfleetError as exc:
         raise ClientError(exc.code, exc.message, exc.field or "") from None
-    return _Op("BackfillJob", request, lambda r: {"executions": [_dict(e) for e in r.executions]})
+    return _Op("BackfillJob", request, lambda r: {"executions": [_execution(e) for e in r.executions]})
 
 
 def _preview(schedule: str, timezone: str, count: int) -> _Op[Reply]:
     request = pb.PreviewScheduleRequest(schedule=schedule, timezone=timezone, count=count)
-    return _Op("PreviewSchedule", request, _dict)
+    return _Op("PreviewSchedule", request, _preview_reply)
+
+
+def _preview_reply(r: pb.SchedulePreview) -> Reply:
+    return {
+        "next": [jsonapi.iso(proto.to_datetime(t)) for t in r.next],
+        "description": r.description,
+        "warnings": list(r.warnings),
+    }
+
+
+def is_job_id(name_or_id: str) -> bool:
+    """A job id (a UUID) rather than a name."""
+    try:
+        uuid.UUID(name_or_id)
+    except ValueError:
+        return False
+    return True
+
+
+def the_job_named(name: str, jobs: Iterable[Reply]) -> Reply:
+    """The one job of ``jobs`` named exactly ``name``, or a ClientError
+    (not_found, or invalid_argument listing the ids when several share it)."""
+    found = [j for j in jobs if j["name"] == name]
+    if not found:
+        raise ClientError("not_found", f"no job named {name!r}", "job")
+    if len(found) > 1:
+        ids = ", ".join(j["id"] for j in found)
+        raise ClientError(
+            "invalid_argument", f"{len(found)} jobs are named {name!r} ({ids}); give an id", "job"
+        )
+    return found[0]
+
+
+def _follow_request(execution_id: str) -> pb.GetExecutionLogsRequest:
+    return pb.GetExecutionLogsRequest(id=str(execution_id))
 
 
 def _logs(execution_id: str) -> _Op[str]:
@@ -203,10 +259,14 @@ class Client:
         self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
         self.token = token
 
+    def _metadata(self, extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+        return ((("authorization", f"Bearer {self.token}"),) if self.token else ()) + extra
+
     def _run(self, op: _Op[T]) -> T:
-        meta = ((("authorization", f"Bearer {self.token}"),) if self.token else ()) + op.metadata
         try:
-            reply = getattr(self._stub, op.rpc)(op.request, metadata=meta, timeout=TIMEOUT)
+            reply = getattr(self._stub, op.rpc)(
+                op.request, metadata=self._metadata(op.metadata), timeout=TIMEOUT
+            )
         except grpc.RpcError as exc:
             raise _error(exc) from None
         return op.read(reply)
@@ -238,6 +298,24 @@ class Client:
     def get_job(self, job_id: str) -> Reply:
         return self._run(_get_job(job_id))
 
+    def all_jobs(self, status: str = "", *, q: str = "", recent: int = 0) -> list[Reply]:
+        """Every job of the caller (deleted ones only with ``status="deleted"``), all pages."""
+        jobs: list[Reply] = []
+        token = ""
+        while True:
+            page = self.list_jobs(status, PAGE, token, q=q, recent=recent)
+            jobs.extend(page["jobs"])
+            token = page["next_page_token"]
+            if not token:
+                return jobs
+
+    def find_job(self, name_or_id: str) -> Reply:
+        """A job by id, or by its exact name among the caller's jobs that are
+        not deleted; ClientError when none or several have that name."""
+        if is_job_id(name_or_id):
+            return self.get_job(name_or_id)
+        return the_job_named(name_or_id, self.all_jobs(q=name_or_id))
+
     def replace_job(self, job_id: str, **spec: Any) -> Reply:
         return self._run(_replace_job(job_id, spec))
 
@@ -249,7 +327,9 @@ class Client:
         self._run(_Op("DeleteJob", request, lambda _r: None))
 
     def run_job(self, job_id: str, *, idempotency_key: str | None = None) -> Reply:
-        return self._run(_Op("RunJob", pb.RunJobRequest(id=job_id), _dict, _idempotency(idempotency_key)))
+        return self._run(
+            _Op("RunJob", pb.RunJobRequest(id=job_id), _execution, _idempotency(idempotency_key))
+        )
 
     def pause_job(self, job_id: str) -> Reply:
         return self._run(_job_command("PauseJob", pb.PauseJobRequest(id=job_id)))
@@ -263,19 +343,36 @@ class Client:
         return self._run(_list_executions(job_id, status, worker_id, limit, page_token))
 
     def get_execution(self, execution_id: str) -> Reply:
-        return self._run(_Op("GetExecution", pb.GetExecutionRequest(id=str(execution_id)), _dict))
+        return self._run(_Op("GetExecution", pb.GetExecutionRequest(id=str(execution_id)), _execution))
 
     def logs(self, execution_id: str) -> str:
         return self._run(_logs(execution_id))
 
+    def follow_logs(self, execution_id: str) -> Iterator[str]:
+        """The run's output as it is written, from the start, until the run is over."""
+        call = self._stub.FollowExecutionLogs(_follow_request(execution_id), metadata=self._metadata())
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        try:
+            for chunk in call:
+                if part := text.decode(chunk.data):
+                    yield part
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        finally:
+            call.cancel()  # a reader that stops early ends the stream
+        if tail := text.decode(b"", final=True):
+            yield tail
+
     def cancel_execution(self, execution_id: str) -> Reply:
-        return self._run(_Op("CancelExecution", pb.CancelExecutionRequest(id=str(execution_id)), _dict))
+        return self._run(_Op("CancelExecution", pb.CancelExecutionRequest(id=str(execution_id)), _execution))
 
     def list_dead_letters(self, job_id: str = "", limit: int = 0, page_token: str = "") -> Reply:
         return self._run(_list_dead_letters(job_id, limit, page_token))
 
     def replay_dead_letter(self, dead_letter_id: str) -> Reply:
-        return self._run(_Op("ReplayDeadLetter", pb.ReplayDeadLetterRequest(id=str(dead_letter_id)), _dict))
+        return self._run(
+            _Op("ReplayDeadLetter", pb.ReplayDeadLetterRequest(id=str(dead_letter_id)), _execution)
+        )
 
     def delete_dead_letter(self, dead_letter_id: str) -> None:
         request = pb.DeleteDeadLetterRequest(id=str(dead_letter_id))
@@ -300,7 +397,7 @@ class Client:
         return self._run(_preview(schedule, timezone, count))
 
     def cluster(self) -> Reply:
-        return self._run(_Op("GetCluster", pb.GetClusterRequest(), _dict))
+        return self._run(_Op("GetCluster", pb.GetClusterRequest(), _cluster))
 
     def close(self) -> None:
         self._channel.close()
@@ -320,10 +417,14 @@ class AsyncClient:
         self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
         self.token = token
 
+    def _metadata(self, extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
+        return ((("authorization", f"Bearer {self.token}"),) if self.token else ()) + extra
+
     async def _run(self, op: _Op[T]) -> T:
-        meta = ((("authorization", f"Bearer {self.token}"),) if self.token else ()) + op.metadata
         try:
-            reply = await getattr(self._stub, op.rpc)(op.request, metadata=meta, timeout=TIMEOUT)
+            reply = await getattr(self._stub, op.rpc)(
+                op.request, metadata=self._metadata(op.metadata), timeout=TIMEOUT
+            )
         except grpc.aio.AioRpcError as exc:
             raise _error(exc) from None
         return op.read(reply)
@@ -355,6 +456,24 @@ class AsyncClient:
     async def get_job(self, job_id: str) -> Reply:
         return await self._run(_get_job(job_id))
 
+    async def all_jobs(self, status: str = "", *, q: str = "", recent: int = 0) -> list[Reply]:
+        """Every job of the caller (deleted ones only with ``status="deleted"``), all pages."""
+        jobs: list[Reply] = []
+        token = ""
+        while True:
+            page = await self.list_jobs(status, PAGE, token, q=q, recent=recent)
+            jobs.extend(page["jobs"])
+            token = page["next_page_token"]
+            if not token:
+                return jobs
+
+    async def find_job(self, name_or_id: str) -> Reply:
+        """A job by id, or by its exact name among the caller's jobs that are
+        not deleted; ClientError when none or several have that name."""
+        if is_job_id(name_or_id):
+            return await self.get_job(name_or_id)
+        return the_job_named(name_or_id, await self.all_jobs(q=name_or_id))
+
     async def replace_job(self, job_id: str, **spec: Any) -> Reply:
         return await self._run(_replace_job(job_id, spec))
 
@@ -367,7 +486,7 @@ class AsyncClient:
 
     async def run_job(self, job_id: str, *, idempotency_key: str | None = None) -> Reply:
         return await self._run(
-            _Op("RunJob", pb.RunJobRequest(id=job_id), _dict, _idempotency(idempotency_key))
+            _Op("RunJob", pb.RunJobRequest(id=job_id), _execution, _idempotency(idempotency_key))
         )
 
     async def pause_job(self, job_id: str) -> Reply:
@@ -382,21 +501,36 @@ class AsyncClient:
         return await self._run(_list_executions(job_id, status, worker_id, limit, page_token))
 
     async def get_execution(self, execution_id: str) -> Reply:
-        return await self._run(_Op("GetExecution", pb.GetExecutionRequest(id=str(execution_id)), _dict))
+        return await self._run(_Op("GetExecution", pb.GetExecutionRequest(id=str(execution_id)), _execution))
 
     async def logs(self, execution_id: str) -> str:
         return await self._run(_logs(execution_id))
 
+    async def follow_logs(self, execution_id: str) -> AsyncIterator[str]:
+        """The run's output as it is written, from the start, until the run is over."""
+        call = self._stub.FollowExecutionLogs(_follow_request(execution_id), metadata=self._metadata())
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        try:
+            async for chunk in call:
+                if part := text.decode(chunk.data):
+                    yield part
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc) from None
+        finally:
+            call.cancel()
+        if tail := text.decode(b"", final=True):
+            yield tail
+
     async def cancel_execution(self, execution_id: str) -> Reply:
         request = pb.CancelExecutionRequest(id=str(execution_id))
-        return await self._run(_Op("CancelExecution", request, _dict))
+        return await self._run(_Op("CancelExecution", request, _execution))
 
     async def list_dead_letters(self, job_id: str = "", limit: int = 0, page_token: str = "") -> Reply:
         return await self._run(_list_dead_letters(job_id, limit, page_token))
 
     async def replay_dead_letter(self, dead_letter_id: str) -> Reply:
         request = pb.ReplayDeadLetterRequest(id=str(dead_letter_id))
-        return await self._run(_Op("ReplayDeadLetter", request, _dict))
+        return await self._run(_Op("ReplayDeadLetter", request, _execution))
 
     async def delete_dead_letter(self, dead_letter_id: str) -> None:
         request = pb.DeleteDeadLetterRequest(id=str(dead_letter_id))
@@ -419,7 +553,7 @@ class AsyncClient:
         return await self._run(_preview(schedule, timezone, count))
 
     async def cluster(self) -> Reply:
-        return await self._run(_Op("GetCluster", pb.GetClusterRequest(), _dict))
+        return await self._run(_Op("GetCluster", pb.GetClusterRequest(), _cluster))
 
     async def close(self) -> None:
         await self._channel.close()

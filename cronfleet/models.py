@@ -343,7 +343,7 @@ class JobSpec:
 class RunBrief:
     """One of a job's latest runs, as a job list shows it (``recent=N``)."""
 
-    id: uuid.UUID
+    id: int  # the execution's
     status: str
     scheduled_at: datetime
     finished_at: datetime | None = None

@@ -10,7 +10,7 @@ binds a request id into the log context; servicers just raise.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,10 +46,12 @@ def status_code(exc: CronfleetError) -> grpc.StatusCode:
 
 
 class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no types
-    """Maps CronfleetError to a status code and binds a request id, for unary RPCs.
+    """Maps CronfleetError to a status code and binds a request id, for unary
+    RPCs and server streams (a reply streamed to one request).
 
-    Streams pass through untouched: they live as long as a worker does and
-    handle their own errors, and wrapping them would cost on every message.
+    Bidirectional streams pass through untouched: they live as long as a
+    worker does and handle their own errors, and wrapping them would cost on
+    every message.
     """
 
     async def intercept_service(
@@ -58,30 +60,60 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grp
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
+        if handler is None:
             return handler
-        method = handler_call_details.method
+        method = handler_call_details.method.rsplit("/", 1)[-1]
         metadata = dict(handler_call_details.invocation_metadata or ())
-        inner = handler.unary_unary
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                _guarded(handler.unary_unary, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _guarded_stream(handler.unary_stream, method, metadata),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
 
-        async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            request_id = str(metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex[:12])
-            structlog.contextvars.bind_contextvars(request_id=request_id, rpc=method.rsplit("/", 1)[-1])
-            try:
-                return await inner(request, context)
-            except CronfleetError as exc:
-                context.set_trailing_metadata(
-                    ((ERROR_CODE_KEY, exc.code), (ERROR_FIELD_KEY, exc.field or ""))
-                )
-                await context.abort(status_code(exc), str(exc))
-            finally:
-                structlog.contextvars.clear_contextvars()
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+def _bind_request(method: str, metadata: dict[str, Any]) -> None:
+    request_id = str(metadata.get(REQUEST_ID_KEY) or uuid.uuid4().hex[:12])
+    structlog.contextvars.bind_contextvars(request_id=request_id, rpc=method)
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: CronfleetError) -> None:
+    context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code), (ERROR_FIELD_KEY, exc.field or "")))
+    await context.abort(status_code(exc), str(exc))
+
+
+def _guarded(inner: Any, method: str, metadata: dict[str, Any]) -> Any:
+    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        _bind_request(method, metadata)
+        try:
+            return await inner(request, context)
+        except CronfleetError as exc:
+            await _abort(context, exc)
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    return guarded
+
+
+def _guarded_stream(inner: Any, method: str, metadata: dict[str, Any]) -> Any:
+    async def guarded(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        _bind_request(method, metadata)
+        try:
+            async for reply in inner(request, context):
+                yield reply
+        except CronfleetError as exc:
+            await _abort(context, exc)
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    return guarded
 
 
 @dataclass

@@ -3,6 +3,7 @@ layer, the proto codec. Errors become status codes in ``cronfleet.rpc``."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import TypeAlias
 
 import grpc
@@ -157,6 +158,13 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     ) -> pb.ExecutionLogs:
         user = await self._user(context)
         return pb.ExecutionLogs(data=await self.svc.execution_logs(user, request.id))
+
+    async def FollowExecutionLogs(
+        self, request: pb.GetExecutionLogsRequest, context: Context
+    ) -> AsyncIterator[pb.ExecutionLogs]:
+        user = await self._user(context)
+        async for chunk in self.svc.follow_logs(user, request.id):
+            yield pb.ExecutionLogs(data=chunk)
 
     async def CancelExecution(self, request: pb.CancelExecutionRequest, context: Context) -> pb.Execution:
         user = await self._user(context)

@@ -1,5 +1,5 @@
 """``python -m launch ...`` is the ``cronfleet`` command."""
 
-from launch.cli import main
+from cli.app import main
 
 main()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import Job, JobSpec, Notify, name_steps
+from cronfleet.models import Job, JobSpec, Notify, RunBrief, name_steps
 from cronfleet.records import PUBLIC_EXECUTION_FIELDS, Alert, DeadLetter, Execution, Stats, User
 
 
@@ -77,10 +77,14 @@ def job_to_json(job: Job) -> dict[str, Any]:
                 "version",
                 "warnings",
                 "schedule_description",
-                "recent_runs",
             ),
         ),
+        **({"recent_runs": [run_brief_to_json(r) for r in job.recent_runs]} if job.recent_runs else {}),
     }
+
+
+def run_brief_to_json(run: RunBrief) -> dict[str, Any]:
+    return {**encode(run), "id": str(run.id)}  # ids are strings, as an execution's
 
 
 def execution_to_json(execution: Execution) -> dict[str, Any]:

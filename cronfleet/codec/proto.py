@@ -16,15 +16,17 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from cronfleet.codec import jsonapi
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import Job, JobSpec, Notify, name_steps
+from cronfleet.models import Job, JobSpec, Notify, RunBrief, name_steps
 from cronfleet.records import PUBLIC_EXECUTION_FIELDS, Alert, DeadLetter, Execution, Stats, StepResult, User
 from cronfleet.v1 import jobs_pb2 as pb
 
+_STRING = FieldDescriptor.TYPE_STRING
 # id and job_id are strings on the wire; the rest share their record's names.
 _EXECUTION_FIELDS = tuple(f for f in PUBLIC_EXECUTION_FIELDS if f not in ("id", "job_id"))
 
@@ -60,7 +62,7 @@ def encode_into(message: Message, record: Any, names: Iterable[str] | None = Non
             continue
         if isinstance(value, datetime):
             getattr(message, name).CopyFrom(timestamp(value))
-        elif isinstance(value, uuid.UUID):
+        elif isinstance(value, uuid.UUID) or _is_id(message, name, value):
             setattr(message, name, str(value))
         elif isinstance(value, tuple):
             target = getattr(message, name)
@@ -77,6 +79,11 @@ def encode_into(message: Message, record: Any, names: Iterable[str] | None = Non
         else:
             setattr(message, name, value)
     return message
+
+
+def _is_id(message: Message, name: str, value: Any) -> bool:
+    """A serial id (an execution's) bound for a string field: ids are strings on the wire."""
+    return isinstance(value, int) and message.DESCRIPTOR.fields_by_name[name].type == _STRING
 
 
 def spec_to_proto(spec: JobSpec) -> pb.JobSpec:
@@ -172,6 +179,51 @@ def spec_from_proto(message: pb.JobSpec) -> JobSpec:
     return dataclasses.replace(spec, steps=name_steps(spec.steps))
 
 
+def job_from_proto(message: pb.Job) -> Job:
+    """A job as a client reads it. The shard stays on the server (0 here)."""
+    return Job(
+        id=uuid.UUID(message.id),
+        owner_id=uuid.UUID(message.owner_id),
+        spec=spec_from_proto(message.spec),
+        status=message.status,
+        shard_id=0,
+        version=message.version,
+        created_at=to_datetime(message.created_at),
+        updated_at=to_datetime(message.updated_at),
+        next_run_at=_time(message, "next_run_at"),
+        paused_at=_time(message, "paused_at"),
+        warnings=tuple(message.warnings),
+        recent_runs=tuple(
+            RunBrief(
+                id=int(r.id),
+                status=r.status,
+                scheduled_at=to_datetime(r.scheduled_at),
+                finished_at=_time(r, "finished_at"),
+                exit_code=r.exit_code if r.HasField("exit_code") else None,
+            )
+            for r in message.recent_runs
+        ),
+    )
+
+
+def execution_from_proto(message: pb.Execution) -> Execution:
+    """An execution as a client reads it. Its owner and shard stay on the
+    server (nil and 0 here); every public field is read back."""
+    fields = {f.name: f for f in _plan(Execution, type(message), _EXECUTION_FIELDS)}
+    values = {name: _decode_field(message, field) for name, field in fields.items()}
+    return Execution(
+        id=int(message.id),
+        job_id=uuid.UUID(message.job_id),
+        owner_id=uuid.UUID(int=0),
+        shard_id=0,
+        **{k: v for k, v in values.items() if v is not None},
+    )
+
+
+def _time(message: Message, name: str) -> datetime | None:
+    return to_datetime(getattr(message, name)) if message.HasField(name) else None
+
+
 def changes_from_proto(message: pb.JobSpec, update_mask: Iterable[str]) -> dict[str, Any]:
     """The fields an UpdateJob names, as {field: typed value}; an unset one is
     None, which resets it to its default."""
@@ -191,7 +243,7 @@ def step_results_from_proto(steps: Iterable[pb.ExecutionStep]) -> tuple[StepResu
 
 
 _HINTS: dict[Any, dict[str, Any]] = {}
-_PLANS: dict[tuple[Any, Any], tuple[_Field, ...]] = {}
+_PLANS: dict[tuple[Any, Any, tuple[str, ...] | None], tuple[_Field, ...]] = {}
 
 
 def _hints(cls: Any) -> dict[str, Any]:
@@ -211,17 +263,20 @@ class _Field:
     required: bool
 
 
-def _plan(cls: Any, message_type: Any) -> tuple[_Field, ...]:
-    """Worked out once per (record type, message type)."""
-    if (cls, message_type) not in _PLANS:
-        _PLANS[cls, message_type] = _make_plan(cls, message_type)
-    return _PLANS[cls, message_type]
+def _plan(cls: Any, message_type: Any, names: tuple[str, ...] | None = None) -> tuple[_Field, ...]:
+    """Worked out once per (record type, message type, fields): all of the
+    record's fields, or just ``names``."""
+    if (cls, message_type, names) not in _PLANS:
+        _PLANS[cls, message_type, names] = _make_plan(cls, message_type, names)
+    return _PLANS[cls, message_type, names]
 
 
-def _make_plan(cls: Any, message_type: Any) -> tuple[_Field, ...]:
+def _make_plan(cls: Any, message_type: Any, names: tuple[str, ...] | None) -> tuple[_Field, ...]:
     hints = _hints(cls)
     plan = []
     for f in dataclasses.fields(cls):
+        if names is not None and f.name not in names:
+            continue
         hint = hints[f.name]
         if typing.get_origin(hint) in (types.UnionType, typing.Union):
             hint = next(a for a in typing.get_args(hint) if a is not type(None))

@@ -124,6 +124,11 @@ class JobServiceStub:
                 request_serializer=cronfleet_dot_v1_dot_jobs__pb2.GetExecutionLogsRequest.SerializeToString,
                 response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.ExecutionLogs.FromString,
                 _registered_method=True)
+        self.FollowExecutionLogs = channel.unary_stream(
+                '/cronfleet.v1.JobService/FollowExecutionLogs',
+                request_serializer=cronfleet_dot_v1_dot_jobs__pb2.GetExecutionLogsRequest.SerializeToString,
+                response_deserializer=cronfleet_dot_v1_dot_jobs__pb2.ExecutionLogs.FromString,
+                _registered_method=True)
         self.CancelExecution = channel.unary_unary(
                 '/cronfleet.v1.JobService/CancelExecution',
                 request_serializer=cronfleet_dot_v1_dot_jobs__pb2.CancelExecutionRequest.SerializeToString,
@@ -282,6 +287,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FollowExecutionLogs(self, request, context):
+        """The output as it grows, one chunk per message, until the run is over
+        (HTTP's GET /executions/{id}/logs?follow=true).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CancelExecution(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -428,6 +441,11 @@ def add_JobServiceServicer_to_server(servicer, server):
             ),
             'GetExecutionLogs': grpc.unary_unary_rpc_method_handler(
                     servicer.GetExecutionLogs,
+                    request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.GetExecutionLogsRequest.FromString,
+                    response_serializer=cronfleet_dot_v1_dot_jobs__pb2.ExecutionLogs.SerializeToString,
+            ),
+            'FollowExecutionLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.FollowExecutionLogs,
                     request_deserializer=cronfleet_dot_v1_dot_jobs__pb2.GetExecutionLogsRequest.FromString,
                     response_serializer=cronfleet_dot_v1_dot_jobs__pb2.ExecutionLogs.SerializeToString,
             ),
@@ -961,6 +979,33 @@ class JobService:
             request,
             target,
             '/cronfleet.v1.JobService/GetExecutionLogs',
+            cronfleet_dot_v1_dot_jobs__pb2.GetExecutionLogsRequest.SerializeToString,
+            cronfleet_dot_v1_dot_jobs__pb2.ExecutionLogs.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FollowExecutionLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cronfleet.v1.JobService/FollowExecutionLogs',
             cronfleet_dot_v1_dot_jobs__pb2.GetExecutionLogsRequest.SerializeToString,
             cronfleet_dot_v1_dot_jobs__pb2.ExecutionLogs.FromString,
             options,

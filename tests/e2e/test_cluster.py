@@ -237,16 +237,16 @@ def test_cli_tour(cluster: Cluster, tmp_path: Path) -> None:
 
     cli("signup", "--name", "Cli", "--email", "cli@example.com", "--password", "password123")
     cli("login", "--email", "cli@example.com", "--password", "password123")
-    job = json.loads(cli("jobs", "create", "--name", "cli", "--command", "echo from-cli"))
-    assert any(j["id"] == job["id"] for j in json.loads(cli("jobs", "list")))
+    job = json.loads(cli("jobs", "create", "--name", "cli", "--command", "echo from-cli", "-o", "json"))
+    assert any(j["id"] == job["id"] for j in json.loads(cli("jobs", "list", "-o", "json")))
 
     def run_done() -> dict[str, Any] | None:
-        runs = json.loads(cli("executions", "list", "--job", job["id"]))
+        runs = json.loads(cli("executions", "list", "--job", job["id"], "-o", "json"))
         return next((r for r in runs if r.get("finished_at")), None)
 
     run = wait_until(run_done, what="cli run")
     assert cli("executions", "logs", run["id"]) == "from-cli\n"
-    assert json.loads(cli("cluster"))["leader"] == "coordinator-1"
+    assert json.loads(cli("cluster", "-o", "json"))["leader"] == "coordinator-1"
     cli("jobs", "delete", job["id"])
 
 

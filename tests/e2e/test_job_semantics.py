@@ -176,7 +176,11 @@ def test_the_sdk_and_the_cli_reach_the_new_routes(cluster: Cluster, tmp_path: Pa
 
     def cli(*args: str) -> Any:
         r = subprocess.run(
-            [sys.executable, "-m", "launch", *args], env=env, capture_output=True, text=True, timeout=30
+            [sys.executable, "-m", "launch", *args, "-o", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)

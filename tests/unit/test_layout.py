@@ -38,3 +38,9 @@ def test_a_role_imports_no_other_role(role: str) -> None:
     others = {*ROLES, "launch"} - {role}
     for module, tops in imported_packages(role).items():
         assert not tops & others, f"{module} imports {sorted(tops & others)}"
+
+
+def test_the_cli_reaches_a_cluster_only_through_the_sdk() -> None:
+    """`cli` imports no role; `up` and the role commands go through `launch`."""
+    for module, tops in imported_packages("cli").items():
+        assert not tops & set(ROLES), f"{module} imports {sorted(tops & set(ROLES))}"
