@@ -4,8 +4,9 @@ watch loop behind ``--watch``."""
 
 from __future__ import annotations
 
+import signal
 import sys
-import time
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TextIO
@@ -44,25 +45,31 @@ def watch(
     fetch: Callable[[], Any], draw: Callable[[Any], RenderableType], interval: float = WATCH_INTERVAL
 ) -> None:
     """Draw ``fetch()`` again every ``interval`` until Ctrl-C: in place on a
-    terminal (Rich Live); piped, a new table each time the data changes."""
+    terminal (Rich Live); piped, a new table each time the data changes.
+
+    Ctrl-C only sets a flag: a KeyboardInterrupt raised inside a gRPC call in
+    flight can leave the channel unable to close (grpc/grpc#19973), and the
+    process then hangs on its way out. The loop ends after that call instead."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     out = console()
     try:
         if out.is_terminal:
             with Live(draw(fetch()), console=out, auto_refresh=False) as live:
-                while True:
-                    time.sleep(interval)
+                while not stop.wait(interval):
                     live.update(draw(fetch()), refresh=True)
+            return
         last = None
-        while True:
+        while not stop.is_set():
             data = fetch()
             if data != last:
                 out.print(draw(data))
                 out.print()
                 sys.stdout.flush()
                 last = data
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        return
+            stop.wait(interval)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @app.command("list", epilog="Example: cronfleet executions list --job nightly --status failed")

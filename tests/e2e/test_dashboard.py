@@ -172,6 +172,16 @@ def test_a_person_creates_watches_pauses_and_reads_a_job(web_cluster: Cluster, b
     expect(failed).to_have_count(1)
     expect(failed.get_by_role("cell", name="3", exact=True)).to_be_visible()
 
+    # A run's output streams in while it runs; the page turns green when it ends.
+    create_job(page, "slow", "echo first-line; sleep 4; echo second-line")
+    page.get_by_role("table", name="Run history").locator("tbody tr").first.get_by_role("link").first.click()
+    output, heading = page.get_by_label("Console output"), page.get_by_role("heading", level=1)
+    expect(output).to_contain_text("first-line")
+    expect(heading).to_contain_text("running")
+    expect(output).not_to_contain_text("second-line")
+    expect(output).to_contain_text("second-line")
+    expect(heading).to_contain_text("succeeded")
+
     go(page, "Jobs")
     expect(page.get_by_text("tick", exact=True).first).to_be_visible()
     expect(page.get_by_text("fails", exact=True).first).to_be_visible()
