@@ -164,7 +164,9 @@ async def test_a_fire_skipped_by_the_concurrency_limit_is_missed(
             job_spec(
                 # Daily: the claim's next fire is never due within the test (with */10 it
                 # was, one run in ten, when the two claims straddled a 10 s boundary).
-                schedule="@daily", concurrency_policy="forbid", notify=notify(receiver, on=["missed"])
+                schedule="@daily",
+                concurrency_policy="forbid",
+                notify=notify(receiver, on=["missed"]),
             )
         ],
     )
