@@ -75,7 +75,10 @@ CHECKPOINT_READ_EVERY = 5.0
 # now may be reused later) and says it exited, then waits 0.3 s (a read with
 # a timeout: no process) before reporting its output (a few forks): runs due
 # together end together, and that work at the fire instant made the last of
-# fifty start 30-60 ms later.
+# fifty start 30-60 ms later. What it found is looked for again after the
+# wait: when a timeout's TERM reaches the group, the shell can be reaped
+# before its child has died of the same signal, and a loaded machine showed
+# that child as "left running" (the container was replaced for nothing).
 RESIDENT_GATE_SCRIPT = """\
 _until_go='read -r _g <&9; exec 9<&-; [ "$_g" = go ] || exit 125'
 _then_run='exec 3>"$1.report"; eval "$CRONFLEET_SCRIPT"'
@@ -107,6 +110,7 @@ _run() {
   _left "$_pid" && _dirty=1 || _dirty=
   echo "$_n exited $_rc" >&2
   read -t 0.3 _z <>"$_f.go" 2>/dev/null
+  [ -n "$_dirty" ] && { _left "$_pid" || _dirty=; }
   [ -s "$_cp" ] && head -c 65537 "$_cp" | base64 | _say "$_n" checkpoint
   [ -f "$_f.report" ] && _say "$_n" report < "$_f.report"
   [ -s "$_f.out" ] && head -c 16777216 "$_f.out" | base64 | _say "$_n" out
