@@ -56,6 +56,13 @@ def _dict(msg: Message) -> Reply:
     return dict(MessageToDict(msg, preserving_proto_field_name=True))
 
 
+Metadata = tuple[tuple[str, str], ...]
+
+
+def _with_token(token: str | None, extra: Metadata) -> Metadata:
+    return ((("authorization", f"Bearer {token}"),) if token else ()) + extra
+
+
 def _job(msg: pb.Job) -> Reply:
     """API.md's job, the same JSON the HTTP API sends."""
     return jsonapi.job_to_json(proto.job_from_proto(msg))
@@ -68,12 +75,6 @@ def _execution(msg: pb.Execution) -> Reply:
 
 def _dead_letter(msg: pb.DeadLetter) -> Reply:
     return {**_dict(msg), "created_at": jsonapi.iso(proto.to_datetime(msg.created_at))}
-
-
-def _cluster(msg: pb.Cluster) -> Reply:
-    """GET /cluster's shape (less ``health``, which the HTTP gateway probes)."""
-    d: Reply = MessageToDict(msg, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-    return d | {"epoch": int(d.get("epoch", 0))}
 
 
 def _spec(fields: dict[str, Any]) -> pb.JobSpec:
@@ -259,8 +260,8 @@ class Client:
         self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
         self.token = token
 
-    def _metadata(self, extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
-        return ((("authorization", f"Bearer {self.token}"),) if self.token else ()) + extra
+    def _metadata(self, extra: Metadata = ()) -> Metadata:
+        return _with_token(self.token, extra)
 
     def _run(self, op: _Op[T]) -> T:
         try:
@@ -397,7 +398,7 @@ class Client:
         return self._run(_preview(schedule, timezone, count))
 
     def cluster(self) -> Reply:
-        return self._run(_Op("GetCluster", pb.GetClusterRequest(), _cluster))
+        return self._run(_Op("GetCluster", pb.GetClusterRequest(), proto.cluster_to_json))
 
     def close(self) -> None:
         self._channel.close()
@@ -417,8 +418,8 @@ class AsyncClient:
         self._stub = jobs_pb2_grpc.JobServiceStub(self._channel)
         self.token = token
 
-    def _metadata(self, extra: tuple[tuple[str, str], ...] = ()) -> tuple[tuple[str, str], ...]:
-        return ((("authorization", f"Bearer {self.token}"),) if self.token else ()) + extra
+    def _metadata(self, extra: Metadata = ()) -> Metadata:
+        return _with_token(self.token, extra)
 
     async def _run(self, op: _Op[T]) -> T:
         try:
@@ -553,7 +554,7 @@ class AsyncClient:
         return await self._run(_preview(schedule, timezone, count))
 
     async def cluster(self) -> Reply:
-        return await self._run(_Op("GetCluster", pb.GetClusterRequest(), _cluster))
+        return await self._run(_Op("GetCluster", pb.GetClusterRequest(), proto.cluster_to_json))
 
     async def close(self) -> None:
         await self._channel.close()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -330,3 +331,18 @@ def _decode_field(message: Message, field: _Field) -> Any:
     if not field.has_presence and not value:
         return None  # proto3 zero: unset
     return value
+
+
+def cluster_to_json(cluster: pb.Cluster) -> dict[str, Any]:
+    """GET /cluster's body (the gateway adds ``health``); the SDK returns the same."""
+    d = MessageToDict(cluster, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    return {
+        "leader": d["leader"],
+        "epoch": int(d.get("epoch", 0)),
+        "coordinators": d["coordinators"],
+        "schedulers": [
+            {"id": s["id"], "shards": s["shards"], "address": s["address"]} for s in d["schedulers"]
+        ],
+        "workers": d["workers"],
+        "metrics": d.get("metrics", {}),
+    }
