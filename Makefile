@@ -9,11 +9,11 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PACKAGES := cronfleet coordinator scheduler worker gateway launch cli
 
-.PHONY: run test unit lint proto proto-check bench system-deps deps docker image web web-test browser clean
+.PHONY: run test unit lint proto proto-check bench chaos system-deps deps docker image web web-test browser clean
 
 # System packages from Debian when the machine lacks them: etcd, Postgres,
-# and (unless an engine already answers) Docker plus a static busybox for the
-# runner image.
+# (unless an engine already answers) Docker plus a static busybox for the
+# runner image, Node for the dashboard, iptables for the chaos suite.
 system-deps:
 	@need=""; \
 	command -v etcd >/dev/null 2>&1 || need="$$need etcd-server"; \
@@ -21,6 +21,7 @@ system-deps:
 	{ docker info >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1; } || need="$$need docker.io"; \
 	ldd /bin/busybox 2>&1 | grep -q "not a dynamic" || need="$$need busybox-static"; \
 	command -v npm >/dev/null 2>&1 || need="$$need nodejs npm"; \
+	command -v iptables >/dev/null 2>&1 || need="$$need iptables"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing system packages:$$need"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
@@ -96,6 +97,11 @@ proto-check: $(STAMP)
 
 bench: deps
 	$(PY) -m bench
+
+# The long chaos run (tests/chaos; a short one is part of make test): faults
+# one at a time for several minutes, the witness compared with the schedules.
+chaos: deps
+	$(PY) -m tests.chaos
 
 clean:
 	rm -rf .cronfleet

@@ -387,6 +387,9 @@ def scenario_docker_pool(services: Services, quick: bool) -> None:
         )
         print(f"    engine held at most {peak[0]} containers (pool max {POOL_MAX} + runs in flight)")
 
+        # From a settled engine: the pool refilling after the scenario above
+        # (up to the floor, ~6 containers/s) is not this scenario's load.
+        wait_pool(c, POOL_FLOOR)
         ids = every_second(api, 50, "j", clock, container="per_job")
         begin, end = settle_window(c, ids, minute)
         runs = in_window(runs_of(c, ids), begin, end)

@@ -18,6 +18,7 @@ def up(
     schedulers: Annotated[int, typer.Option(help="how many schedulers")] = 2,
     workers: Annotated[int, typer.Option(help="how many workers")] = 2,
     coordinators: Annotated[int, typer.Option(help="how many coordinators")] = 1,
+    etcd_members: Annotated[int, typer.Option(help="etcd members to start (3: a quorum)")] = 1,
 ) -> None:
     """Start a local cluster in the foreground (Ctrl-C stops it): Postgres, etcd and every role.
 
@@ -25,7 +26,9 @@ def up(
     """
     from launch.localcluster import run_local_cluster
 
-    raise typer.Exit(run_local_cluster(Settings.from_env(), coordinators, schedulers, workers))
+    raise typer.Exit(
+        run_local_cluster(Settings.from_env(), coordinators, schedulers, workers, etcd_members=etcd_members)
+    )
 
 
 def migrate() -> None:

@@ -1,9 +1,12 @@
 """Runs held by workers that are no longer members are lost: marked so, and
-retried or dead-lettered by the job's policy (cronfleet.outcomes), in one
+run again elsewhere (cronfleet.outcomes: at least once, up to the
+cluster's lost_reruns, none of the job's retries used), in one
 fenced transaction."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import structlog
@@ -18,8 +21,32 @@ log = structlog.get_logger()
 LOST_GRACE_SECONDS = 5.0
 
 
+class LostSince:
+    """Workers whose lease ended less than ``margin`` seconds ago still count
+    as live: a frozen worker's runs are killed by its watchdog first (within
+    the lease plus this margin; worker.watchdog), so a run is never live
+    twice. A new leader gives every worker the margin from its election."""
+
+    def __init__(self, margin: float) -> None:
+        self.margin = margin
+        self.elected = time.monotonic()
+        self.last_seen: dict[str, float] = {}
+
+    def live(self, members: Iterable[str]) -> list[str] | None:
+        """The workers to count as live now; None while nobody may be declared lost."""
+        now = time.monotonic()
+        for worker in members:
+            self.last_seen[worker] = now
+        if now - self.elected < self.margin:
+            return None
+        for worker, seen in list(self.last_seen.items()):
+            if now - seen >= self.margin:
+                del self.last_seen[worker]
+        return sorted(self.last_seen)
+
+
 async def declare_lost(
-    db: Database, epoch: int, live_workers: list[str], retry_backoff_seconds: float
+    db: Database, epoch: int, live_workers: list[str], retry_backoff_seconds: float, lost_reruns: int = 3
 ) -> int:
     """Mark the runs of workers not in ``live_workers`` lost and schedule
     their retries; return how many were lost."""
@@ -29,7 +56,7 @@ async def declare_lost(
         )
         if not lost:
             return 0
-        decisions = await outcomes.settle(tx, lost, retry_backoff_seconds, datetime.now(UTC))
+        decisions = await outcomes.settle(tx, lost, retry_backoff_seconds, datetime.now(UTC), lost_reruns)
     retried = sum(1 for d in decisions if d.retry_at is not None)
     metrics.RUNS_LOST.inc(len(lost))
     log.warning("runs_lost", count=len(lost), retried=retried, epoch=epoch)

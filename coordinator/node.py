@@ -23,7 +23,7 @@ from coordinator import retention
 from coordinator.alert_delivery import AlertSender
 from coordinator.cluster import CoordinatorServicer
 from coordinator.fencing import Fenced
-from coordinator.lost_runs import declare_lost
+from coordinator.lost_runs import LostSince, declare_lost
 from coordinator.partitions import ensure_partitions
 from coordinator.shard_assignment import ShardAssigner
 from cronfleet import etcd, metrics, rpc
@@ -135,6 +135,7 @@ class Coordinator:
         """Shards and lost runs every tick; partitions and retention every ten
         minutes. Postgres away: stay leader (etcd still says so) and try again."""
         next_housekeeping = datetime.min.replace(tzinfo=UTC)
+        lost_since = LostSince(self.settings.lost_margin)
         while True:
             try:
                 schedulers = await etcd.read_members(self.client, self.keys, "schedulers")
@@ -144,7 +145,15 @@ class Coordinator:
                 coordinators = await etcd.read_members(self.client, self.keys, "coordinators")
                 metrics.MEMBERS.labels("coordinator").set(len(coordinators))
                 await self.shards.assign(epoch, sorted(schedulers))
-                await declare_lost(self.db, epoch, sorted(workers), self.settings.retry_backoff_seconds)
+                live_workers = lost_since.live(workers)
+                if live_workers is not None:
+                    await declare_lost(
+                        self.db,
+                        epoch,
+                        live_workers,
+                        self.settings.retry_backoff_seconds,
+                        self.settings.lost_reruns,
+                    )
                 now = datetime.now(UTC)
                 if now >= next_housekeeping:
                     await ensure_partitions(self.db, epoch, now)

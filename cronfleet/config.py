@@ -70,6 +70,9 @@ class Settings:
     lookahead_docker: float = 3.0
     event_flush_interval: float = 0.02
     retry_backoff_seconds: float = 2.0
+    # A fire whose run is lost with its worker runs again elsewhere at most
+    # this many times (it uses none of the job's own retries).
+    lost_reruns: int = 3
     # A fire claimed later than this after its time has misfired, and the
     # job's misfire_policy decides; a later fire (a failover) just runs late.
     misfire_grace_seconds: float = 60.0
@@ -114,6 +117,12 @@ class Settings:
     http_allow_networks: str = ""
     # A worker cut off from every scheduler this long kills its runs.
     self_fence_seconds: float = 10.0
+    # Process runtime: a worker silent this long (frozen) or dead has its runs
+    # killed by its watchdog; below the time the coordinator waits before it
+    # declares them lost (member_ttl + lost_margin). 0: no watchdog.
+    watchdog_seconds: float = 2.0
+    # How long after a worker's lease ended the leader declares its runs lost.
+    lost_margin: float = 2.0
 
     # logs
     log_store: str = "local"  # "local" | "s3"

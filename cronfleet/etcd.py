@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,10 +29,31 @@ CALL_TIMEOUT = 3
 
 
 def connect(endpoints: str) -> aetcd.Client:
-    """A client for the first of the comma-separated ``host:port`` endpoints."""
-    first = endpoints.split(",")[0].strip().removeprefix("http://")
-    host, _, port = first.rpartition(":")
-    return aetcd.Client(host=host or "127.0.0.1", port=int(port), timeout=CALL_TIMEOUT)
+    """A client for the comma-separated ``host:port`` endpoints: one gRPC
+    channel over all of them (``ipv4:a,b,c``, round robin), so that when a
+    member dies calls go to the others at once (pick-first waited out a
+    call's timeout first); the cluster's state, leases included, lives on."""
+    addresses = [_ipv4(e.strip().split("://")[-1]) for e in endpoints.split(",")]
+    target = "ipv4:" + ",".join(addresses)
+    host, _, port = target.rpartition(":")  # aetcd joins them back as host:port
+    return aetcd.Client(host=host, port=int(port), timeout=CALL_TIMEOUT, options=CHANNEL_OPTIONS)
+
+
+# Round robin over the members; a member that comes back is tried again
+# within a second (gRPC's reconnect backoff grows to 2 min by default).
+CHANNEL_OPTIONS = {
+    "grpc.initial_reconnect_backoff_ms": 100,
+    "grpc.min_reconnect_backoff_ms": 100,
+    "grpc.max_reconnect_backoff_ms": 1000,
+    "grpc.lb_policy_name": "round_robin",
+}
+
+
+def _ipv4(endpoint: str) -> str:
+    """``host:port`` with the host resolved (the ipv4: target takes addresses)."""
+    host, _, port = endpoint.rpartition(":")
+    address = socket.getaddrinfo(host or "127.0.0.1", int(port), socket.AF_INET, socket.SOCK_STREAM)[0][4][0]
+    return f"{address}:{port}"
 
 
 @contextlib.asynccontextmanager

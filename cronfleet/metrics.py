@@ -27,6 +27,10 @@ FIRES_CLAIMED = Counter(
 CLAIM_BATCH = Histogram(
     "cronfleet_scheduler_claim_batch_fires", "Fires per claim statement", buckets=BATCH_BUCKETS
 )
+CLAIMS_FENCED = Counter(
+    "cronfleet_scheduler_claims_fenced_total",
+    "Claims Postgres refused: our shards had gone to another scheduler at a newer epoch",
+)
 CLAIM_DURATION = Histogram(
     "cronfleet_scheduler_claim_duration_seconds",
     "Time of one claim transaction (select, advance, insert)",

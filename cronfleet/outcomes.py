@@ -8,9 +8,12 @@ for runs it declares lost. Both write through the same rules:
 - an attempt is retried when its failure class (``failed``, ``timed_out``,
   ``lost``, ``oom_killed``) is in the policy's ``on``, its exit code is not in
   ``never_exit_codes``, and the budget allows: ``attempt <= max_retries``;
-- delivery ``at_least_once`` (the default) runs a lost attempt again even
-  with no retries configured (once); ``at_most_once`` never runs a lost one
-  again, since it may have run;
+- a lost attempt (its worker died, froze or was cut off) is the machine's
+  failure, not the job's: with delivery ``at_least_once`` (the default) it
+  runs again at once, whatever the retry policy, up to the cluster's
+  ``lost_reruns`` times per fire, and does not use up the job's retries
+  (``max_retries`` counts the other failures); ``at_most_once`` never runs a
+  lost one again, since it may have run;
 - the next attempt waits ``backoff * multiplier^(attempt-1)``, capped, moved
   by up to ``jitter`` either way, and carries the attempt's checkpoint;
 - an attempt that fails for good becomes a dead letter (never for a deleted job);
@@ -25,6 +28,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cronfleet import alerts
 from cronfleet.codec import rows
@@ -33,6 +37,7 @@ from cronfleet.models import JobSpec, RetryPolicy
 from cronfleet.records import Execution
 
 _random = random.Random()
+LOST_RERUNS = 3  # the default of CRONFLEET_LOST_RERUNS
 
 
 @dataclass(frozen=True)
@@ -51,27 +56,37 @@ def retry_delay(policy: RetryPolicy, attempt: int, rand: random.Random = _random
     return max(0.0, base + rand.uniform(-spread, spread))
 
 
-def decide(execution: Execution, spec: JobSpec, default_backoff: float, now: datetime) -> Decision | None:
-    """What follows ``execution``; None when it did not fail."""
+def decide(
+    execution: Execution,
+    spec: JobSpec,
+    default_backoff: float,
+    now: datetime,
+    lost_so_far: int = 0,
+    lost_reruns: int = LOST_RERUNS,
+) -> Decision | None:
+    """What follows ``execution``; None when it did not fail. ``lost_so_far``
+    counts the fire's attempts that were lost, this one included."""
     klass = execution.failure_class
     if klass is None:
         return None
-    policy = spec.retry or RetryPolicy(backoff_seconds=default_backoff)
-    budget = spec.max_retries
     if klass == "lost":
         if spec.delivery == "at_most_once":
             return Decision(execution, reason="lost; delivery at_most_once: not run again")
-        budget = max(budget, 1)  # at least once: a run lost with its worker runs again
+        if lost_so_far > lost_reruns:
+            return Decision(execution, reason=f"lost {lost_so_far} times (the cluster re-runs {lost_reruns})")
+        return Decision(execution, retry_at=now)  # elsewhere, at once: a machine died, not the job
+    policy = spec.retry or RetryPolicy(backoff_seconds=default_backoff)
     if klass not in policy.on:
         return Decision(execution, reason=f"{_what(execution)}; the retry policy does not retry {klass}")
     if execution.exit_code is not None and execution.exit_code in policy.never_exit_codes:
         return Decision(
             execution, reason=f"{_what(execution)}; never retried for exit code {execution.exit_code}"
         )
-    if execution.attempt > budget:
-        tried = "no retries" if budget == 0 else f"retries spent ({execution.attempt} attempts)"
+    tries = execution.attempt - lost_so_far  # lost attempts use none of the budget
+    if tries > spec.max_retries:
+        tried = "no retries" if spec.max_retries == 0 else f"retries spent ({tries} attempts)"
         return Decision(execution, reason=f"{_what(execution)}; {tried}")
-    delay = retry_delay(policy, execution.attempt)
+    delay = retry_delay(policy, tries)
     return Decision(execution, retry_at=now + timedelta(seconds=delay))
 
 
@@ -83,12 +98,14 @@ def _what(e: Execution) -> str:
     return e.status
 
 
-async def settle(tx: Session, ended: list[Row], default_backoff: float, now: datetime) -> list[Decision]:
+async def settle(
+    tx: Session, ended: list[Row], default_backoff: float, now: datetime, lost_reruns: int = LOST_RERUNS
+) -> list[Decision]:
     """Retry or dead-letter each attempt of ``ended`` (executions rows) that
     failed, fire what runs after the ones that ended for good, and record
     the alerts they call for."""
     executions = [rows.execution_from_row(r) for r in ended]
-    decisions = await _retry_or_bury(tx, executions, default_backoff, now)
+    decisions = await _retry_or_bury(tx, executions, default_backoff, now, lost_reruns)
     final_failures = [d.execution for d in decisions if d.retry_at is None]
     await _fire_downstream(tx, [e for e in executions if e.status == "succeeded"], final_failures)
     dead = {d.execution.id: d.reason for d in decisions if d.retry_at is None}
@@ -114,18 +131,20 @@ async def _fire_downstream(tx: Session, succeeded: list[Execution], failed: list
 
 
 async def _retry_or_bury(
-    tx: Session, executions: list[Execution], default_backoff: float, now: datetime
+    tx: Session, executions: list[Execution], default_backoff: float, now: datetime, lost_reruns: int
 ) -> list[Decision]:
     failed = [e for e in executions if e.failure_class is not None]
     if not failed:
         return []
     jobs = {j["id"]: j for j in await tx.fetch_all("jobs_by_id", {"ids": list({e.job_id for e in failed})})}
+    lost = await _lost_attempts(tx, failed)
     decisions = []
     for e in failed:
         job = jobs.get(e.job_id)
         if job is None or job["status"] == "deleted":
             continue  # nothing follows a deleted job's runs
-        decision = decide(e, rows.spec_from_row(job), default_backoff, now)
+        lost_so_far = lost.get((e.job_id, e.scheduled_at), 0)
+        decision = decide(e, rows.spec_from_row(job), default_backoff, now, lost_so_far, lost_reruns)
         if decision is not None:
             decisions.append(decision)
     retries = [d for d in decisions if d.retry_at is not None]
@@ -143,3 +162,15 @@ async def _retry_or_bury(
             {"ids": [d.execution.id for d in dead], "reasons": [d.reason for d in dead]},
         )
     return decisions
+
+
+async def _lost_attempts(tx: Session, failed: list[Execution]) -> dict[tuple[Any, datetime], int]:
+    """How many attempts of each fire were lost, the ones ending now included."""
+    fires = {(e.job_id, e.scheduled_at) for e in failed if e.attempt > 1 or e.status == "lost"}
+    if not fires:
+        return {}
+    found = await tx.fetch_all(
+        "lost_attempts_of_fires",
+        {"job_ids": [j for j, _ in fires], "scheduled": [at for _, at in fires]},
+    )
+    return {(r["job_id"], r["scheduled_at"]): r["lost"] for r in found}

@@ -40,7 +40,10 @@ class Timing:
 def first_fire(timing: Timing, now: datetime) -> datetime | None:
     """When the job first fires, or None if its window is already over."""
     if timing.schedule is None:
-        return max(timing.run_at, now) if timing.run_at else now
+        # A run_at already past (a slow request, an outage) is still the fire:
+        # it runs at once, late, and says so; past the misfire grace the
+        # job's misfire policy decides, as for any fire missed.
+        return timing.run_at or now
     return next_fire(timing, after=now - _TICK, anchor=timing.anchor or now)
 
 

@@ -131,31 +131,44 @@ class LocalPostgres:
 
 
 class LocalEtcd:
-    """A single-member etcd on loopback."""
+    """One etcd member on loopback: alone, or one of a :class:`LocalEtcdCluster`."""
 
-    def __init__(self, data_dir: Path, client_port: int, peer_port: int) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        client_port: int,
+        peer_port: int,
+        *,
+        name: str = "cronfleet",
+        initial_cluster: str = "",
+    ) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.client_port = client_port
         self.peer_port = peer_port
+        self.name = name
+        self.initial_cluster = initial_cluster or f"{name}={self.peer_url}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.client_port}"
 
-    def start(self) -> str:
+    @property
+    def peer_url(self) -> str:
+        return f"http://127.0.0.1:{self.peer_port}"
+
+    def start(self, wait: bool = True) -> str:
         binary = shutil.which("etcd") or "/usr/bin/etcd"
         if not os.path.exists(binary):
             raise RuntimeError("etcd not found: install Debian's etcd-server package (make deps)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         client = f"http://127.0.0.1:{self.client_port}"
-        peer = f"http://127.0.0.1:{self.peer_port}"
         log = open(self.data_dir / "etcd.log", "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
             [
                 binary,
                 "--name",
-                "cronfleet",
+                self.name,
                 "--data-dir",
                 str(self.data_dir / "data"),
                 "--listen-client-urls",
@@ -163,11 +176,11 @@ class LocalEtcd:
                 "--advertise-client-urls",
                 client,
                 "--listen-peer-urls",
-                peer,
+                self.peer_url,
                 "--initial-advertise-peer-urls",
-                peer,
+                self.peer_url,
                 "--initial-cluster",
-                f"cronfleet={peer}",
+                self.initial_cluster,
                 "--logger",
                 "zap",
                 "--log-outputs",
@@ -178,10 +191,11 @@ class LocalEtcd:
             start_new_session=True,
         )
         log.close()
-        wait_for(self._healthy, 20, "etcd")
+        if wait:
+            wait_for(self.healthy, 20, "etcd")
         return self.endpoint
 
-    def _healthy(self) -> bool:
+    def healthy(self) -> bool:
         if self.proc and self.proc.poll() is not None:
             raise RuntimeError(f"etcd exited with {self.proc.returncode}; see {self.data_dir}/etcd.log")
         try:
@@ -193,6 +207,12 @@ class LocalEtcd:
         except OSError:
             return False
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (its data stays; start() brings it back)."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
@@ -201,3 +221,33 @@ class LocalEtcd:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class LocalEtcdCluster:
+    """``size`` etcd members on loopback forming one cluster (a quorum
+    survives one member's death when there are three)."""
+
+    def __init__(self, data_dir: Path, size: int, first_client_port: int | None = None) -> None:
+        ports = [(free_port(), free_port()) for _ in range(size)]
+        if first_client_port is not None:
+            ports[0] = (first_client_port, ports[0][1])
+        names = [f"etcd-{i + 1}" for i in range(size)]
+        initial = ",".join(f"{n}=http://127.0.0.1:{peer}" for n, (_, peer) in zip(names, ports, strict=True))
+        self.members = [
+            LocalEtcd(Path(data_dir) / n, client, peer, name=n, initial_cluster=initial)
+            for n, (client, peer) in zip(names, ports, strict=True)
+        ]
+
+    @property
+    def endpoints(self) -> str:
+        return ",".join(m.endpoint for m in self.members)
+
+    def start(self) -> str:
+        for member in self.members:  # each waits for the others to form a quorum
+            member.start(wait=False)
+        wait_for(lambda: all(m.healthy() for m in self.members), 30, "etcd cluster")
+        return self.endpoints
+
+    def stop(self) -> None:
+        for member in self.members:
+            member.stop()

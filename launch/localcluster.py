@@ -1,8 +1,11 @@
 """``cronfleet up``: a whole cluster on this machine, each role its own process.
 
-Postgres and etcd are started here too unless CRONFLEET_DATABASE_URL /
-CRONFLEET_ETCD_ENDPOINTS point elsewhere. State lives under the state dir
-(``./.cronfleet``). Ctrl-C stops every process cleanly.
+Postgres and etcd (one member, or a cluster of several) are started here too
+unless CRONFLEET_DATABASE_URL / CRONFLEET_ETCD_ENDPOINTS point elsewhere.
+State lives under the state dir (``./.cronfleet``); each process's log and
+pid are in ``run/``. A role that dies is started again (with backoff, and
+said on stderr), as Compose or Kubernetes would. Ctrl-C stops every process
+cleanly.
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ from pathlib import Path
 
 from cronfleet.config import Settings
 from cronfleet.db.migrate import migrate
-from launch.devservices import LocalEtcd, LocalPostgres, free_port, port_is_free, wait_for
+from launch.devservices import LocalEtcd, LocalEtcdCluster, LocalPostgres, free_port, port_is_free, wait_for
 
 GRACE_SECONDS = 10
+# A role that dies is restarted after this, doubled for each death within
+# STABLE_SECONDS of its start (a role that cannot start does not spin).
+RESTART_BACKOFF = (0.2, 10.0)
+STABLE_SECONDS = 30.0
 
 
 def _port(preferred: int) -> int:
@@ -45,21 +52,40 @@ def run_local_cluster(
     schedulers: int,
     workers: int,
     environ: dict[str, str] | None = None,
+    etcd_members: int = 1,
 ) -> int:
     """Run until Ctrl-C (SIGINT) or SIGTERM; every process is stopped after."""
     counts = {"coordinator": coordinators, "scheduler": schedulers, "worker": workers, "gateway": 1}
-    return LocalCluster(settings, counts, dict(os.environ if environ is None else environ)).run()
+    env = dict(os.environ if environ is None else environ)
+    return LocalCluster(settings, counts, env, etcd_members).run()
+
+
+@dataclasses.dataclass
+class Member:
+    """One role process, started again when it dies."""
+
+    name: str
+    role: str
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    backoff: float = RESTART_BACKOFF[0]
+    restart_at: float | None = None  # when a dead one is started again
+    restarts: int = 0
 
 
 class LocalCluster:
-    def __init__(self, settings: Settings, counts: dict[str, int], env: dict[str, str]) -> None:
+    def __init__(
+        self, settings: Settings, counts: dict[str, int], env: dict[str, str], etcd_members: int = 1
+    ) -> None:
         self.settings = settings
         self.counts = counts
         self.env = env
+        self.etcd_members = etcd_members
         self.state = Path(settings.state_dir).absolute()
         self.postgres: LocalPostgres | None = None
-        self.etcd: LocalEtcd | None = None
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.etcd: LocalEtcd | LocalEtcdCluster | None = None
+        self.members: list[Member] = []
         self.metrics: dict[str, str] = {}  # member -> where it serves /metrics
         self.stopping = False
 
@@ -89,7 +115,10 @@ class LocalCluster:
             url = self.postgres.create_database("cronfleet")
             self.settings = dataclasses.replace(self.settings, database_url=url)
         if "CRONFLEET_ETCD_ENDPOINTS" not in self.env:
-            self.etcd = LocalEtcd(self.state / "etcd", _port(2379), free_port())
+            if self.etcd_members > 1:
+                self.etcd = LocalEtcdCluster(self.state / "etcd-cluster", self.etcd_members, _port(2379))
+            else:
+                self.etcd = LocalEtcd(self.state / "etcd", _port(2379), free_port())
             self.settings = dataclasses.replace(self.settings, etcd_endpoints=self.etcd.start())
         migrate(self.settings.database_url)
 
@@ -112,23 +141,29 @@ class LocalCluster:
                 name = f"{role}-{i + 1}"
                 if role == "gateway":
                     self.metrics[name] = s.http_addr
-                    self._spawn(role, name, child_env)
-                    continue
-                self.metrics[name] = f"127.0.0.1:{free_port()}"
-                member = {f"CRONFLEET_{role.upper()}_ID": name, "CRONFLEET_METRICS_ADDR": self.metrics[name]}
-                self._spawn(role, name, child_env | member)
+                    member = Member(name, role, child_env)
+                else:
+                    self.metrics[name] = f"127.0.0.1:{free_port()}"
+                    ids = {f"CRONFLEET_{role.upper()}_ID": name, "CRONFLEET_METRICS_ADDR": self.metrics[name]}
+                    member = Member(name, role, child_env | ids)
+                self.members.append(member)
+                self._spawn(member)
         self._write_scrape_config()
 
-    def _spawn(self, role: str, name: str, env: dict[str, str]) -> None:
-        with open(self.state / "run" / f"{name}.log", "ab") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "launch", role],
-                env=env,
+    def _spawn(self, member: Member) -> None:
+        run = self.state / "run"
+        with open(run / f"{member.name}.log", "ab") as out:
+            member.proc = subprocess.Popen(
+                [sys.executable, "-m", "launch", member.role],
+                env=member.env,
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
             )
-        self.procs.append((name, proc))
+        member.started_at = time.monotonic()
+        pid_file = run / f"{member.name}.pid"
+        pid_file.with_suffix(".pid.new").write_text(f"{member.proc.pid}\n")
+        pid_file.with_suffix(".pid.new").rename(pid_file)  # a reader never sees it half written
 
     def _write_scrape_config(self) -> None:
         """A Prometheus scrape config for every process here (prometheus.yml)."""
@@ -160,27 +195,34 @@ class LocalCluster:
         print("Ctrl-C stops everything.", flush=True)
 
     def _supervise(self) -> None:
-        """Say so when a process exits on its own; the rest go on."""
+        """Start again a role that died, after a backoff that grows while it
+        keeps dying soon after its start; say so either way."""
         while not self.stopping:
-            for name, proc in self.procs:
-                if proc.poll() is not None:
-                    log = self.state / "run" / f"{name}.log"
-                    print(
-                        f"warning: {name} exited with {proc.returncode}; see {log}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    self.procs.remove((name, proc))
-                    break
-            time.sleep(0.2)
+            now = time.monotonic()
+            for m in self.members:
+                if m.restart_at is not None:
+                    if now >= m.restart_at:
+                        m.restart_at = None
+                        m.restarts += 1
+                        self._spawn(m)
+                        _say(f"{m.name} started again (restart {m.restarts})")
+                elif m.proc is not None and m.proc.poll() is not None:
+                    if now - m.started_at >= STABLE_SECONDS:
+                        m.backoff = RESTART_BACKOFF[0]  # it had been up a while: a fresh failure
+                    delay, m.backoff = m.backoff, min(m.backoff * 2, RESTART_BACKOFF[1])
+                    m.restart_at = now + delay
+                    log = self.state / "run" / f"{m.name}.log"
+                    _say(f"{m.name} exited with {m.proc.returncode} (see {log}); restarting in {delay:.1f} s")
+            time.sleep(0.1)
 
     def _stop(self) -> None:
         """SIGTERM every role (they drain), SIGKILL what outlives the grace, then the services."""
-        for _, proc in self.procs:
+        procs = [m.proc for m in self.members if m.proc is not None]
+        for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + GRACE_SECONDS
-        for _, proc in self.procs:
+        for proc in procs:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -191,3 +233,7 @@ class LocalCluster:
         if self.postgres:
             self.postgres.stop()
         print("cronfleet stopped.", flush=True)
+
+
+def _say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)

@@ -1,5 +1,6 @@
 """Cancellations: runs a user cancelled (or a "replace" job superseded) that
-a worker holds are told to that worker."""
+a worker holds are told to that worker, and so are withdrawals (a paused,
+edited or deleted job's runs, dropped there only if not yet started)."""
 
 from __future__ import annotations
 
@@ -44,10 +45,11 @@ class CancelForwarder:
         except CronfleetError as exc:
             log.warning("cancel_scan_failed", error=str(exc))
             return
-        by_worker: dict[str, list[int]] = {}
+        by_worker: dict[str, dispatch_pb2.CancelRuns] = {}
         for r in requests:
-            by_worker.setdefault(r["worker_id"], []).append(r["id"])
-        for worker_id, ids in by_worker.items():
+            message = by_worker.setdefault(r["worker_id"], dispatch_pb2.CancelRuns())
+            (message.withdrawn_ids if r["withdrawn"] else message.execution_ids).append(r["id"])
+        for worker_id, message in by_worker.items():
             stream = self.streams.get(worker_id)
             if stream is not None:
-                stream.send(dispatch_pb2.SchedulerMessage(cancel=dispatch_pb2.CancelRuns(execution_ids=ids)))
+                stream.send(dispatch_pb2.SchedulerMessage(cancel=message))

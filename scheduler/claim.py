@@ -217,6 +217,7 @@ class ClaimLoop:
         self.streams = streams
         self.wake = wake
         self.on_replaced = on_replaced  # set when "replace" jobs have older runs to stop
+        self._fence_checked = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -229,16 +230,38 @@ class ClaimLoop:
             await self.dispatcher.dispatch()
             await wait_for_event(self.wake, self.settings.claim_interval)
 
+    async def _check_fence(self, scheduler_id: str, epoch: int, believed: frozenset[int]) -> None:
+        """A claim that took nothing may have been refused: Postgres gives our
+        shards to another scheduler at a newer epoch while we were frozen
+        (SIGSTOP, a long pause), before our etcd session tells us. Looked at
+        once a second at most: counted, logged, and the shards no longer ours
+        are dropped here until etcd says otherwise."""
+        now = time.monotonic()
+        if now - self._fence_checked < 1.0 or not believed:
+            return
+        self._fence_checked = now
+        rows = await self.db.fetch_all("shards_owned_at", {"scheduler_id": scheduler_id, "epoch": epoch})
+        still = frozenset(r["shard_id"] for r in rows)
+        if not believed <= still:
+            metrics.CLAIMS_FENCED.inc()
+            log.warning("claim_fenced", scheduler_id=scheduler_id, epoch=epoch, shards=len(believed - still))
+            if epoch == self.ownership.epoch:
+                self.ownership.keep_only(still)
+
     def queue_bound(self) -> int:
         """How many claimed runs may wait here for workers: what the workers
         keeping up have room for. A worker falling behind (overdue runs) gets
         nothing more, and fires it cannot take stay unclaimed in Postgres,
         where the job's misfire policy bounds how late they run; claimed, they
-        would wait here, late without limit. With no worker connected yet,
-        one claim batch waits here."""
-        if not self.streams.all():
+        would wait here, late without limit. With no worker connected yet (or
+        none heard from lately), one claim batch waits here."""
+        responsive = self.streams.responsive()
+        if not self.streams.heard_lately():
+            # None connected yet, or none heard from lately: all silent at once
+            # is most likely our own pause (its messages wait unread), and a
+            # claim then also meets the fence if our shards went elsewhere.
             return self.settings.claim_batch
-        room = sum(max(0, s.credits) for s in self.streams.responsive())
+        room = sum(max(0, s.credits) for s in responsive)
         return min(MAX_QUEUED, room)
 
     def _batch(self, bound: int, fresh: int | None) -> int:
@@ -277,6 +300,7 @@ class ClaimLoop:
             return 0
         horizon = datetime.now(UTC) + self.lookahead()
         scheduler_id, epoch = self.ownership.scheduler_id, self.ownership.epoch
+        believed = self.ownership.shards  # what this claim is for, whatever etcd says meanwhile
         total = 0
         while True:
             claimed = await claim_due_fires(
@@ -305,6 +329,8 @@ class ClaimLoop:
             queued=self.queue.queued_ids,
         )
         self.queue.push(pending)
+        if not total and not pending:
+            await self._check_fence(scheduler_id, epoch, believed)
         if total or pending:
             log.debug(
                 "fires_claimed", scheduler_id=self.ownership.scheduler_id, fires=total, pending=len(pending)

@@ -3,6 +3,7 @@ control, and the fenced write that makes an assignment stick."""
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 import uuid
@@ -147,9 +148,14 @@ class Dispatcher:
         self.ownership = ownership
         self.queue = queue
         self.streams = streams
+        self.lock = asyncio.Lock()  # a worker's hello waits for assignments in flight (scheduler.rejoin)
 
     async def dispatch(self) -> int:
         """Assign what credit allows; return how many runs went out."""
+        async with self.lock:
+            return await self._dispatch()
+
+    async def _dispatch(self) -> int:
         sent = 0
         while plan := self.queue.plan(self.streams.responsive()):
             try:

@@ -41,10 +41,13 @@ class EventRecorder:
     workers also resend what stays unacknowledged, and every write is
     idempotent by execution id."""
 
-    def __init__(self, db: Database, flush_interval: float, retry_backoff_seconds: float) -> None:
+    def __init__(
+        self, db: Database, flush_interval: float, retry_backoff_seconds: float, lost_reruns: int = 3
+    ) -> None:
         self.db = db
         self.flush_interval = flush_interval
         self.retry_backoff_seconds = retry_backoff_seconds
+        self.lost_reruns = lost_reruns
         self._pending: list[Reported] = []
         self._wake = asyncio.Event()
 
@@ -103,7 +106,7 @@ class EventRecorder:
             await tx.execute("record_checkpoints", _checkpoint_params(list(checkpoints.values())))
         if finished:
             ended = await tx.fetch_all("record_finished", _finished_params(finished, started))
-            await outcomes.settle(tx, ended, self.retry_backoff_seconds, datetime.now(UTC))
+            await outcomes.settle(tx, ended, self.retry_backoff_seconds, datetime.now(UTC), self.lost_reruns)
 
     @staticmethod
     def _acknowledge(batch: list[Reported]) -> None:

@@ -28,6 +28,7 @@ from scheduler.dispatch import Dispatcher, DispatchQueue
 from scheduler.events import EventRecorder
 from scheduler.forecast import Forecaster
 from scheduler.ownership import ShardOwnership
+from scheduler.rejoin import Rejoins
 from scheduler.streams import DispatchServicer, WorkerStreams
 
 log = structlog.get_logger()
@@ -63,14 +64,20 @@ class Scheduler:
             self.cancel_wake,
         )
         self.cancels = CancelForwarder(db, self.ownership, self.streams, self.cancel_wake)
-        self.events = EventRecorder(db, settings.event_flush_interval, settings.retry_backoff_seconds)
+        self.events = EventRecorder(
+            db, settings.event_flush_interval, settings.retry_backoff_seconds, settings.lost_reruns
+        )
         self.forecast = Forecaster(db, self.ownership, self.streams, settings.pool_horizon_seconds)
+        self.rejoins = Rejoins(
+            db, self.ownership, self.dispatcher.lock, settings.retry_backoff_seconds, settings.lost_reruns
+        )
         self.servicer = DispatchServicer(
             self.id,
             self.streams,
             on_events=self.events.add,
             on_connect=self.claim_wake.set,
             on_credit=self._credit_returned,
+            on_hello=self.rejoins.hello,
         )
 
         # Read at scrape time (this process's one scheduler).

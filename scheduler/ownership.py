@@ -33,6 +33,12 @@ class ShardOwnership:
             self.shards, self.epoch = mine, epoch
             self._on_change()
 
+    def keep_only(self, shards: frozenset[int]) -> None:
+        """Postgres says only ``shards`` are still ours at this epoch."""
+        if shards != self.shards:
+            self.shards = shards & self.shards
+            self._on_change()
+
     def clear(self) -> None:
         self.apply({})
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -86,6 +87,11 @@ class WorkerStreams:
     def all(self) -> list[WorkerStream]:
         return list(self._streams.values())
 
+    def heard_lately(self) -> bool:
+        """Any stream heard from within the silence limit."""
+        now = time.monotonic()
+        return any(now - s.last_heard <= self.silence_limit for s in self._streams.values())
+
     def responsive(self, now: float | None = None) -> list[WorkerStream]:
         """Streams that can take runs: heard from lately (a frozen or cut-off
         worker keeps its TCP stream open) and keeping up (a worker with runs
@@ -114,8 +120,10 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         on_events: Callable[[WorkerStream, list[dispatch_pb2.RunEvent]], None],
         on_connect: Callable[[], None],
         on_credit: Callable[[], None],
+        on_hello: Callable[[dispatch_pb2.Hello, Callable[[], None]], Awaitable[None]] | None = None,
     ) -> None:
         self.scheduler_id = scheduler_id
+        self.on_hello = on_hello
         self.streams = streams
         self.on_events = on_events
         self.on_connect = on_connect
@@ -132,7 +140,10 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
             return
         hello = first.hello
         stream = WorkerStream(hello.worker_id, credits=hello.capacity, runtimes=tuple(hello.runtimes))
-        self.streams.add(stream)
+        if self.on_hello is not None:  # what it no longer holds is lost, then it takes assignments
+            await self.on_hello(hello, functools.partial(self.streams.add, stream))
+        else:
+            self.streams.add(stream)
         log.info(
             "worker_connected",
             scheduler_id=self.scheduler_id,

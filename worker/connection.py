@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import grpc
@@ -27,11 +27,15 @@ class Hello:
     capacity: int
     runtime: str
     heartbeat_interval: float
+    holding: Callable[[], Iterable[int]] = lambda: ()  # runs live here or with reports unacknowledged
 
     def message(self) -> dispatch_pb2.WorkerMessage:
         return dispatch_pb2.WorkerMessage(
             hello=dispatch_pb2.Hello(
-                worker_id=self.worker_id, capacity=self.capacity, runtimes=[self.runtime]
+                worker_id=self.worker_id,
+                capacity=self.capacity,
+                runtimes=[self.runtime],
+                holding=sorted(self.holding()),
             )
         )
 

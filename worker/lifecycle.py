@@ -125,6 +125,21 @@ class Runs:
             if now - at > EARLY_CANCEL_KEPT:
                 del self._cancelled_early[execution_id]
 
+    def withdraw(self, execution_ids: list[int]) -> None:
+        """Drop runs whose job was paused, edited or deleted, unless started:
+        one released before the withdrawal arrived started before the change
+        was acknowledged (the API waits for this), and goes on."""
+        now = time.monotonic()
+        for execution_id in execution_ids:
+            run = self.active.get(execution_id)
+            if run is None:
+                self._cancelled_early[execution_id] = now
+            elif run.started_at is None:
+                # Not killed here: if its release is under way it goes on;
+                # if not, its wait for the instant ends and it is dropped.
+                run.cancel_reason = run.cancel_reason or "cancelled"
+                run.cancelled.set()
+
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._background.add(task)  # held, so it is not collected before it is done

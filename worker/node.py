@@ -40,7 +40,13 @@ class Worker:
         self.runtime = runtime
         self.client = client
         self.keys = etcd.Keys(settings.etcd_prefix)
-        hello = Hello(self.id, settings.capacity, runtime.name, settings.heartbeat_interval)
+        hello = Hello(
+            self.id,
+            settings.capacity,
+            runtime.name,
+            settings.heartbeat_interval,
+            holding=lambda: set(self.runs.active) | self.outbox.execution_ids(),
+        )
         self.connections = Connections(
             hello,
             StreamHandlers(
@@ -80,6 +86,7 @@ class Worker:
             self.outbox.acknowledged(list(msg.ack.seqs))
         elif kind == "cancel":
             self.runs.cancel(list(msg.cancel.execution_ids))
+            self.runs.withdraw(list(msg.cancel.withdrawn_ids))
         elif kind == "expect":
             self.runtime.expect(address, list(msg.expect.profiles))
 

@@ -43,6 +43,10 @@ class Outbox:
         self._unacked[event.seq] = (event, "")
         self._send([event.seq], prefer)
 
+    def execution_ids(self) -> set[int]:
+        """The runs whose reports are not acknowledged yet."""
+        return {event.execution_id for event, _ in self._unacked.values()}
+
     def acknowledged(self, seqs: list[int]) -> None:
         for seq in seqs:
             self._unacked.pop(seq, None)

@@ -73,6 +73,8 @@ class ReleaseBatches:
         """Release ``run`` at ``when`` by the wall clock (never before), with the
         others due then; the time it was released, or None if ``interrupt``
         was set first (then it never is)."""
+        if interrupt.is_set():
+            return None
         loop = asyncio.get_running_loop()
         done: asyncio.Future[float] = loop.create_future()
         self._due.setdefault(when, []).append((run, done))

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cronfleet.aio import sleep_or
 from cronfleet.v1 import dispatch_pb2
 from worker.runtime import (
     GATE_SCRIPT,
@@ -23,6 +24,7 @@ from worker.runtime import (
     script_env,
     step_results,
 )
+from worker.watchdog import BEAT, Watchdog
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
 CHECKPOINT_FILE = "checkpoint"
@@ -38,6 +40,7 @@ class _ProcessRun:
     cold: bool | None = None
     container_id: str = ""
     released: bool = False
+    watchdog: Watchdog | None = None
     _done: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def release(self) -> None:
@@ -52,7 +55,12 @@ class _ProcessRun:
         except TimeoutError:
             await self.kill("timed_out")
             rc = await self.proc.wait()
-        outcome = self._outcome(rc)
+        fenced = self.watchdog.ended(self.proc.pid) if self.watchdog else None
+        outcome = (
+            RunOutcome("lost", None, f"killed by the worker's watchdog: {fenced}")
+            if fenced
+            else self._outcome(rc)
+        )
         if self.spec.steps and self.report_path.exists():
             outcome.steps = step_results(self.report_path.read_text(errors="replace"), self.spec.steps)
         left = await self.read_checkpoint()
@@ -103,18 +111,27 @@ class ProcessRuntime:
     name = "process"
     paced = False
 
-    def __init__(self, grace_seconds: float = 5.0) -> None:
+    def __init__(
+        self, grace_seconds: float = 5.0, watchdog_seconds: float = 0.0, fence_dir: str = ""
+    ) -> None:
+        """``watchdog_seconds`` > 0: a watchdog kills the runs when this worker
+        is silent that long or dies (worker.watchdog); ``fence_dir`` holds its marks."""
         self.grace_seconds = grace_seconds
+        self.watchdog = Watchdog(watchdog_seconds, fence_dir) if watchdog_seconds > 0 else None
         _watch_children_with_pidfds()
 
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
-        return None  # a process is spawned when armed: nothing to keep
+        """Nothing to keep warm (a process is spawned when armed); the watchdog's beat."""
+        while self.watchdog is not None and not stop.is_set():
+            self.watchdog.beat()
+            await sleep_or(stop, BEAT)
 
     def expect(self, source: str, profiles: list[dispatch_pb2.ProfileCount]) -> None:
         return None
 
     async def close(self) -> None:
-        return None
+        if self.watchdog is not None:
+            self.watchdog.stop()
 
     async def arm(self, spec: RunSpec) -> ArmedRun:
         env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
@@ -138,7 +155,9 @@ class ProcessRuntime:
                 cwd=str(spec.spool_path.parent),
                 start_new_session=True,
             )
-        return _ProcessRun(proc, spec, self.grace_seconds, report_path)
+        if self.watchdog is not None:
+            self.watchdog.started(proc.pid)  # its own session: the group is its pid
+        return _ProcessRun(proc, spec, self.grace_seconds, report_path, watchdog=self.watchdog)
 
 
 # setpriv (util-linux) sets the parent-death signal and execs the gate, so a

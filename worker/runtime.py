@@ -14,6 +14,7 @@ import base64
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -130,6 +131,7 @@ class RunSpec:
     http: HttpCall | None = None  # an HTTP job: the worker calls this instead of running a command
     checkpoint: bytes = b""  # what the previous attempt left, to start from
     container: str = "per_run"  # docker: a fresh container, or the job's long-lived one
+    scheduled_at: str = ""  # the fire this run is for (RFC 3339, UTC); retries keep it
 
     @classmethod
     def from_assignment(cls, assignment: dispatch_pb2.Assignment, spool_root: Path) -> RunSpec:
@@ -149,6 +151,7 @@ class RunSpec:
             http=job.http,
             checkpoint=assignment.checkpoint,
             container=job.container,
+            scheduled_at=_rfc3339(proto.to_datetime(assignment.scheduled_at)),
         )
 
     @property
@@ -199,12 +202,18 @@ def step_results(report: str, steps: tuple[Step, ...]) -> tuple[StepResult, ...]
     return tuple(results)
 
 
+def _rfc3339(at: datetime) -> str:
+    text = at.astimezone(UTC).isoformat(timespec="milliseconds" if at.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
 def script_env(spec: RunSpec, checkpoint_path: str) -> dict[str, str]:
     """The variables that carry the command (or steps) and the checkpoint into the gate."""
     env = {
         "CRONFLEET_JOB_ID": spec.job_id,
         "CRONFLEET_EXECUTION_ID": str(spec.execution_id),
         "CRONFLEET_ATTEMPT": str(spec.attempt),
+        "CRONFLEET_SCHEDULED_AT": spec.scheduled_at,
         "CRONFLEET_CHECKPOINT": checkpoint_path,
         "CRONFLEET_CHECKPOINT_SEED": base64.b64encode(spec.checkpoint).decode(),
     }
@@ -269,7 +278,8 @@ def open_runtime(settings: Settings) -> Runtime:
     if name == "process":
         from worker.process_runtime import ProcessRuntime
 
-        return ProcessRuntime(settings.kill_grace_seconds)
+        fence_dir = Path(settings.state_dir).absolute() / "spool" / settings.worker_id / "fenced"
+        return ProcessRuntime(settings.kill_grace_seconds, settings.watchdog_seconds, str(fence_dir))
     if name == "noop":
         from worker.process_runtime import NoopRuntime
 

@@ -177,6 +177,7 @@ LIMIT %(limit)s
 -- shard's scheduler tells the worker to stop it.
 UPDATE executions SET
     cancel_requested = true,
+    withdrawn = false,
     status = CASE WHEN worker_id IS NULL THEN 'cancelled' ELSE status END,
     finished_at = CASE WHEN worker_id IS NULL THEN now() ELSE finished_at END
 WHERE id = %(id)s AND owner_id = %(owner_id)s AND status IN ('scheduled', 'running')
@@ -184,10 +185,12 @@ RETURNING *
 
 -- withdraw_job_runs --
 -- A paused, edited or deleted job's runs that have not started never will:
--- cancelled here, or (on a worker) flagged for its scheduler to stop. Running
--- ones are stopped too when asked (delete with cancel_running).
+-- cancelled here, or (on a worker) flagged for its scheduler to withdraw (a
+-- run that started meanwhile goes on). Running ones are stopped too when
+-- asked (delete with cancel_running).
 UPDATE executions SET
     cancel_requested = true,
+    withdrawn = NOT %(running)s,
     status = CASE WHEN worker_id IS NULL THEN 'cancelled' ELSE status END,
     finished_at = CASE WHEN worker_id IS NULL THEN now() ELSE finished_at END,
     error = CASE WHEN worker_id IS NULL THEN %(why)s ELSE error END
@@ -539,6 +542,10 @@ LIMIT %(batch)s
 -- jobs_by_id --
 SELECT * FROM jobs WHERE id = ANY(%(ids)s::uuid[])
 
+-- shards_owned_at --
+-- Which shards Postgres says this scheduler owns at this epoch (the fence).
+SELECT shard_id FROM shard_owners WHERE scheduler_id = %(scheduler_id)s AND epoch = %(epoch)s
+
 -- mark_assigned --
 -- Fenced: only attempts of shards this scheduler still owns at this epoch.
 UPDATE executions e SET worker_id = a.worker_id, assigned_at = now(),
@@ -601,6 +608,14 @@ JOIN executions e ON e.id = r.id
 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING
 RETURNING id, shard_id
 
+-- lost_attempts_of_fires --
+-- Lost attempts use none of a job's retries (cronfleet.outcomes).
+SELECT e.job_id, e.scheduled_at, count(*) AS lost
+FROM unnest(%(job_ids)s::uuid[], %(scheduled)s::timestamptz[]) AS f(job_id, scheduled_at)
+JOIN executions e ON e.job_id = f.job_id AND e.scheduled_at = f.scheduled_at
+WHERE e.status = 'lost'
+GROUP BY e.job_id, e.scheduled_at
+
 -- insert_dead_letters --
 INSERT INTO dead_letters (owner_id, job_id, execution_id, scheduled_at, reason, attempts)
 SELECT e.owner_id, e.job_id, e.id, e.scheduled_at, d.reason, e.attempt
@@ -609,11 +624,24 @@ JOIN executions e ON e.id = d.id
 ON CONFLICT (execution_id) DO NOTHING
 RETURNING id
 
+-- lose_unheld_runs --
+-- A worker said on (re)connecting which runs it holds: those of this
+-- scheduler's shards assigned to it before then and not among them are lost
+-- (its old process had them, or they were in flight on a stream that broke).
+UPDATE executions e SET status = 'lost', finished_at = now(),
+    error = 'worker ' || e.worker_id || ' came back without it (restarted, or its stream broke)'
+FROM shard_owners o
+WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s AND e.shard_id = o.shard_id
+  AND e.worker_id = %(worker_id)s AND e.status IN ('scheduled', 'running')
+  AND NOT (e.id = ANY(%(holding)s::bigint[]))
+RETURNING e.*
+
 -- select_cancel_requests --
-SELECT e.id, e.worker_id FROM shard_owners o
+SELECT e.id, e.worker_id, e.withdrawn FROM shard_owners o
 JOIN executions e ON e.shard_id = o.shard_id
 WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
   AND e.cancel_requested AND e.status IN ('scheduled', 'running') AND e.worker_id IS NOT NULL
+  AND (NOT e.withdrawn OR e.status = 'scheduled')  -- a withdrawn run that started goes on
 
 -- =============================================================== coordinator
 

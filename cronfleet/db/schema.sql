@@ -98,6 +98,8 @@ CREATE TABLE executions (
     checkpoint_truncated boolean NOT NULL DEFAULT false,
     -- The container it ran in (docker runtime).
     container_id text,
+    -- Withdrawn (job paused, edited, deleted): dropped only if not started.
+    withdrawn boolean NOT NULL DEFAULT false,
     PRIMARY KEY (id, scheduled_at),
     UNIQUE (job_id, scheduled_at, attempt)
 ) PARTITION BY RANGE (scheduled_at);

@@ -43,14 +43,16 @@ class Room(_message.Message):
     def __init__(self, runs: _Optional[int] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("worker_id", "capacity", "runtimes")
+    __slots__ = ("worker_id", "capacity", "runtimes", "holding")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     RUNTIMES_FIELD_NUMBER: _ClassVar[int]
+    HOLDING_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     capacity: int
     runtimes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, worker_id: _Optional[str] = ..., capacity: _Optional[int] = ..., runtimes: _Optional[_Iterable[str]] = ...) -> None: ...
+    holding: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, worker_id: _Optional[str] = ..., capacity: _Optional[int] = ..., runtimes: _Optional[_Iterable[str]] = ..., holding: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Credit(_message.Message):
     __slots__ = ("slots",)
@@ -167,7 +169,9 @@ class Ack(_message.Message):
     def __init__(self, seqs: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CancelRuns(_message.Message):
-    __slots__ = ("execution_ids",)
+    __slots__ = ("execution_ids", "withdrawn_ids")
     EXECUTION_IDS_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWN_IDS_FIELD_NUMBER: _ClassVar[int]
     execution_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, execution_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    withdrawn_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, execution_ids: _Optional[_Iterable[int]] = ..., withdrawn_ids: _Optional[_Iterable[int]] = ...) -> None: ...

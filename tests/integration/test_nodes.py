@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 
 from coordinator.node import Coordinator
@@ -23,6 +24,7 @@ from cronfleet.db import Database
 from cronfleet.logstore import LocalLogStore
 from cronfleet.models import Job
 from cronfleet.records import Execution, User
+from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
 from gateway.service import JobsService
 from launch.devservices import LocalEtcd
 from scheduler.node import Scheduler
@@ -388,3 +390,41 @@ async def test_the_pool_grows_for_what_is_coming_before_it_is_claimed(
         assert [e.status for e in runs] == ["succeeded"] * 5 and not any(e.cold_start for e in runs)
     finally:
         await cluster.roles.stop("w1")
+
+
+async def test_a_worker_back_without_its_runs_has_them_run_again(
+    cluster: Cluster, settings: Settings, db: Database, roles: Roles, service: JobsService, user: User
+) -> None:
+    """A worker restarted under the same id keeps its member key alive, so
+    the leader never sees it gone: its hello says which runs it holds, and
+    the scheduler declares the others lost (and they run again)."""
+    cluster.coordinator()
+    scheduler = Scheduler(dataclasses.replace(settings, scheduler_id="s1"), db, cluster.client)
+    roles.start("s1", scheduler.run)
+
+    async def owned() -> bool:
+        return len(await db.fetch_all("shard_owners")) == SHARDS and bool(scheduler.address)
+
+    await assert_eventually(owned, timeout=20, what="shards owned")
+    hello = dispatch_pb2.Hello(worker_id="w9", capacity=4, runtimes=["process"])
+    async with grpc.aio.insecure_channel(scheduler.address) as channel:
+        call = dispatch_pb2_grpc.DispatchServiceStub(channel).Connect()
+        await call.write(dispatch_pb2.WorkerMessage(hello=hello))
+        (job,) = await service.create_jobs(user, [job_spec(name="held")])
+        while (message := await asyncio.wait_for(call.read(), 10)).WhichOneof("kind") != "assignments":
+            pass
+        (given,) = message.assignments.assignments
+        call.cancel()  # the process dies with the run
+    async with grpc.aio.insecure_channel(scheduler.address) as channel:
+        call = dispatch_pb2_grpc.DispatchServiceStub(channel).Connect()
+        await call.write(dispatch_pb2.WorkerMessage(hello=hello))  # holding nothing
+
+        async def run_again() -> list[Execution]:
+            found, _ = await service.list_executions(user, job_id=str(job.id))
+            return found if len(found) == 2 else []
+
+        again, first = await assert_eventually(run_again, timeout=10, what="a second attempt")
+        assert first.id == given.execution_id and first.status == "lost"
+        assert "came back without it" in (first.error or "")
+        assert (again.attempt, again.trigger) == (2, "retry")
+        call.cancel()

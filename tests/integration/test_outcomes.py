@@ -16,7 +16,7 @@ from cronfleet.codec import proto
 from cronfleet.db import Database
 from cronfleet.errors import NotFound
 from cronfleet.models import Job, RetryPolicy
-from cronfleet.outcomes import retry_delay
+from cronfleet.outcomes import LOST_RERUNS, retry_delay
 from cronfleet.records import Execution, User
 from cronfleet.v1 import dispatch_pb2
 from gateway.service import JobsService
@@ -145,17 +145,35 @@ async def lose(db: Database, execution: Execution) -> int:
     return await declare_lost(db, 1, live_workers=[], retry_backoff_seconds=0.0)
 
 
-async def test_a_lost_run_runs_again_at_least_once_by_default(
+async def test_a_lost_run_runs_again_up_to_the_cluster_bound(
     db: Database, service: JobsService, user: User
 ) -> None:
     (job,) = await service.create_jobs(user, [job_spec()])  # no retries configured
-    await lose(db, await service.run_job(user, str(job.id)))
-    first, again = await attempts(service, user, job)
-    assert (first.status, again.attempt, again.trigger) == ("lost", 2, "retry")
-    await lose(db, again)
-    assert len(await attempts(service, user, job)) == 2, "once, not forever"
+    run = await service.run_job(user, str(job.id))
+    for attempt in range(2, 2 + LOST_RERUNS):
+        await lose(db, run)
+        *_, run = await attempts(service, user, job)
+        assert (run.attempt, run.trigger, run.status) == (attempt, "retry", "scheduled")
+        assert run.run_at - run.scheduled_at < timedelta(minutes=1), "at once, not after a backoff"
+    await lose(db, run)
+    assert len(await attempts(service, user, job)) == 1 + LOST_RERUNS, "a bounded number, not forever"
     (dead,), _ = await service.list_dead_letters(user)
-    assert dead.attempts == 2 and "lost" in dead.reason
+    assert dead.attempts == 1 + LOST_RERUNS and f"lost {1 + LOST_RERUNS} times" in dead.reason
+
+
+async def test_lost_attempts_use_none_of_the_jobs_retries(
+    db: Database, service: JobsService, user: User
+) -> None:
+    (job,) = await service.create_jobs(user, [job_spec(max_retries=1)])
+    await lose(db, await service.run_job(user, str(job.id)))
+    _, second = await attempts(service, user, job)
+    await finish(db, second)  # fails: its one retry is still there
+    *_, third = await attempts(service, user, job)
+    assert (third.attempt, third.status) == (3, "scheduled")
+    await finish(db, third)  # fails again: now the budget is spent
+    assert len(await attempts(service, user, job)) == 3
+    (dead,), _ = await service.list_dead_letters(user)
+    assert "retries spent (2 attempts)" in dead.reason
 
 
 async def test_at_most_once_never_runs_a_lost_run_again(

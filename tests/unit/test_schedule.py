@@ -39,6 +39,12 @@ def test_a_one_off_fires_once() -> None:
     assert schedule.next_fire(Timing(run_at=later), later) is None
 
 
+def test_a_one_off_whose_time_passed_before_it_was_stored_keeps_its_time() -> None:
+    """It runs at once, late, as the fire it was asked for (not as a new one now)."""
+    passed = NOW - timedelta(seconds=3)
+    assert schedule.first_fire(Timing(run_at=passed), NOW) == passed
+
+
 def test_a_fire_late_within_the_grace_just_runs_late() -> None:
     every_second = Timing("* * * * * *")
     late = NOW.replace(microsecond=0) - timedelta(seconds=5)

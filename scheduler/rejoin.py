@@ -1,0 +1,71 @@
+"""A worker (re)connecting says which runs it holds; the runs this
+scheduler's shards gave it before and that it does not hold are lost, and
+run again (cronfleet.outcomes). Without this, a worker restarted under the
+same id would keep its member key alive, the leader would never see it
+gone, and its old process's runs would stay "running" for ever."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from cronfleet import metrics, outcomes
+from cronfleet.db import Database
+from cronfleet.errors import CronfleetError
+from cronfleet.v1 import dispatch_pb2
+from scheduler.ownership import ShardOwnership
+
+log = structlog.get_logger()
+
+
+class Rejoins:
+    def __init__(
+        self,
+        db: Database,
+        ownership: ShardOwnership,
+        assigning: asyncio.Lock,
+        retry_backoff_seconds: float,
+        lost_reruns: int,
+    ) -> None:
+        self.db = db
+        self.ownership = ownership
+        # Held by the dispatcher while it records and sends assignments: with
+        # it, every assignment is either before the look (and on the old
+        # stream, which is dead) or after it (on the new one, and newer than
+        # the cut-off).
+        self.assigning = assigning
+        self.retry_backoff_seconds = retry_backoff_seconds
+        self.lost_reruns = lost_reruns
+
+    async def hello(self, hello: dispatch_pb2.Hello, register: Callable[[], None]) -> None:
+        """Look, then ``register`` the worker's new stream (which then takes
+        assignments), both under the dispatcher's lock."""
+        async with self.assigning:
+            if self.ownership.shards:
+                try:
+                    await self._lose_unheld(hello)
+                except CronfleetError as exc:
+                    log.warning("rejoin_check_failed", worker_id=hello.worker_id, error=str(exc))
+            register()
+
+    async def _lose_unheld(self, hello: dispatch_pb2.Hello) -> None:
+        async with self.db.transaction() as tx:
+            lost = await tx.fetch_all(
+                "lose_unheld_runs",
+                {
+                    "scheduler_id": self.ownership.scheduler_id,
+                    "epoch": self.ownership.epoch,
+                    "worker_id": hello.worker_id,
+                    "holding": list(hello.holding),
+                },
+            )
+            if lost:
+                await outcomes.settle(
+                    tx, lost, self.retry_backoff_seconds, datetime.now(UTC), self.lost_reruns
+                )
+        if lost:
+            metrics.RUNS_LOST.inc(len(lost))
+            log.warning("runs_lost_on_rejoin", worker_id=hello.worker_id, count=len(lost))

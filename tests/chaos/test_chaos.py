@@ -1,0 +1,32 @@
+"""The short chaos run inside `make test` (`make chaos` runs a longer one):
+every kind of fault once, and the promises hold: no fire lost, none doubled,
+none early, no attempt live twice, no overlap of a "forbid" job, no
+acknowledged create missing; and the fence was exercised."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.harness import Plan, report_file, run_chaos
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(os.geteuid() != 0, reason="cutting a worker off needs iptables and cgroups (root)"),
+]
+
+
+def test_the_promises_hold_under_faults(tmp_path: Path) -> None:
+    plan = Plan(seed=7, faults=7)
+    with report_file(tmp_path / "chaos-report.txt") as say:
+        report = run_chaos(tmp_path / "chaos", plan, say)
+        say(report.text())
+    assert report.expected > 1000, "the load ran"
+    assert report.broken == {}, report.text()
+    assert report.claims_fenced > 0, (
+        "a stopped scheduler's stale claims were refused (the fence was exercised)"
+    )
+    assert report.reruns > 0, "runs lost with a worker ran again"
+    assert len(report.faults) == 7

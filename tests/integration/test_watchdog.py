@@ -1,0 +1,103 @@
+"""The process runtime's watchdog (worker.watchdog) on real processes: a
+worker that falls silent, or dies, has its runs' whole process groups killed
+(so a run re-run elsewhere is never live twice), and a killed run ends lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from tests.helpers import assert_eventually
+from worker.process_runtime import ProcessRuntime
+from worker.runtime import RunSpec
+from worker.watchdog import Watchdog
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def dead(pid: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return not alive(pid)
+
+    return check
+
+
+def group_with_grandchild(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A shell in its own session whose child outlives it: what a run is."""
+    pid_file = tmp_path / "child.pid"
+    proc = subprocess.Popen(
+        ["/bin/sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], start_new_session=True
+    )
+    deadline = time.monotonic() + 5
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return proc, int(pid_file.read_text())
+
+
+async def test_a_silent_worker_has_its_runs_killed_and_marked(tmp_path: Path) -> None:
+    dog = Watchdog(0.5, str(tmp_path / "fenced"))
+    try:
+        proc, child = group_with_grandchild(tmp_path)
+        dog.started(proc.pid)
+        beating_until = time.monotonic() + 1.5
+        while time.monotonic() < beating_until:  # beats keep it alive past the limit
+            dog.beat()
+            await asyncio.sleep(0.1)
+        assert alive(child)
+        await assert_eventually(dead(child), timeout=5, what="the run's group killed")
+        proc.wait(5)
+        why = dog.ended(proc.pid)
+        assert why is not None and "did not answer" in why
+        assert dog.proc.poll() is None, "it keeps watching: a frozen worker may wake up"
+    finally:
+        dog.stop()
+
+
+async def test_a_dead_worker_has_its_runs_killed(tmp_path: Path) -> None:
+    # The worker is a child process here, so that it can die by SIGKILL.
+    fence_dir = tmp_path / "fenced"
+    script = (
+        "import sys, time; from worker.watchdog import Watchdog; "
+        f"d = Watchdog(30, {str(fence_dir)!r}); d.started(int(sys.argv[1])); "
+        "print(d.proc.pid, flush=True); time.sleep(60)"
+    )
+    proc, child = group_with_grandchild(tmp_path)
+    worker = subprocess.Popen(  # noqa: ASYNC220 - a worker process to SIGKILL, started once
+        [sys.executable, "-c", script, str(proc.pid)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    assert worker.stdout is not None
+    dog_pid = int(worker.stdout.readline())
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    await assert_eventually(dead(child), timeout=5, what="the run's group killed")
+    await assert_eventually(dead(dog_pid), timeout=5, what="the watchdog gone after")
+    assert (fence_dir / str(proc.pid)).read_text() == "the worker died"
+    proc.wait(5)
+
+
+async def test_a_run_the_watchdog_killed_ends_lost(tmp_path: Path) -> None:
+    runtime = ProcessRuntime(0.5, watchdog_seconds=0.5, fence_dir=str(tmp_path / "fenced"))
+    spec = RunSpec(
+        execution_id=1, job_id="job", attempt=1, spool_path=tmp_path / "run" / "out.log", command="sleep 60"
+    )
+    armed = await runtime.arm(spec)
+    await armed.release()
+    outcome = await asyncio.wait_for(armed.wait(), 10)  # nobody beats: the limit passes
+    assert outcome.status == "lost" and "watchdog" in (outcome.error or "")
+    await runtime.close()

@@ -1,0 +1,122 @@
+"""A worker's runs withdrawn (job paused, edited, deleted) against cancelled
+by a user: a withdrawal drops a run not yet started, and leaves one that
+started alone (it started before the change was acknowledged); a cancel
+stops it either way. Real processes (the process runtime), a real outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from cronfleet.codec import proto
+from cronfleet.logstore import LocalLogStore
+from cronfleet.models import JobSpec
+from cronfleet.v1 import dispatch_pb2
+from worker.lifecycle import Runs
+from worker.outbox import Outbox
+from worker.process_runtime import ProcessRuntime
+
+
+class Recorder:
+    address = "scheduler"
+
+    def __init__(self) -> None:
+        self.events: list[dispatch_pb2.RunEvent] = []
+
+    def send_events(self, events: list[dispatch_pb2.RunEvent]) -> None:
+        self.events.extend(events)
+
+    def kinds(self, execution_id: int) -> list[int]:
+        return [e.kind for e in self.events if e.execution_id == execution_id]
+
+    def finished(self, execution_id: int) -> dispatch_pb2.RunEvent | None:
+        return next(
+            (
+                e
+                for e in self.events
+                if e.execution_id == execution_id and e.kind == dispatch_pb2.EVENT_KIND_FINISHED
+            ),
+            None,
+        )
+
+
+def make_runs(tmp_path: Path, sink: Recorder) -> Runs:
+    return Runs(
+        ProcessRuntime(0.5),
+        LocalLogStore(tmp_path / "logs", "http://logs"),
+        Outbox(lambda _: sink),
+        http=ProcessRuntime(0.5),
+        spool_root=tmp_path / "spool",
+        arm_concurrency=4,
+        live_log_interval=0,
+        give_back=lambda _: None,
+    )
+
+
+def assign(runs: Runs, execution_id: int, command: str, fire_at: float) -> None:
+    assignment = dispatch_pb2.Assignment(
+        execution_id=execution_id,
+        job_id="job",
+        attempt=1,
+        owner_id="owner",
+        fire_at=proto.timestamp_at(fire_at),
+        job=proto.spec_to_proto(JobSpec(name="j", command=command)),
+    )
+    runs.start(assignment, origin="scheduler")
+
+
+async def until(condition: object, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_withdrawn_run_not_yet_started_never_starts(tmp_path: Path) -> None:
+    sink = Recorder()
+    runs = make_runs(tmp_path, sink)
+    marker = tmp_path / "ran"
+    assign(runs, 1, f"touch {marker}", time.time() + 1.0)
+    await until(lambda: runs.active[1].armed is not None)
+    runs.withdraw([1])
+    await until(lambda: sink.finished(1) is not None)
+    finished = sink.finished(1)
+    assert finished is not None and finished.status == "cancelled"
+    assert dispatch_pb2.EVENT_KIND_STARTED not in sink.kinds(1)
+    assert not marker.exists()
+
+
+async def test_a_withdrawn_run_that_started_goes_on(tmp_path: Path) -> None:
+    sink = Recorder()
+    runs = make_runs(tmp_path, sink)
+    release = tmp_path / "go"
+    assign(runs, 2, f"while [ ! -e {release} ]; do sleep 0.02; done; echo done", time.time())
+    await until(lambda: runs.active[2].started_at is not None)
+    runs.withdraw([2])
+    release.touch()
+    await until(lambda: sink.finished(2) is not None)
+    finished = sink.finished(2)
+    assert finished is not None and (finished.status, finished.exit_code) == ("succeeded", 0)
+    assert dispatch_pb2.EVENT_KIND_STARTED in sink.kinds(2)
+
+
+async def test_a_cancel_stops_a_started_run(tmp_path: Path) -> None:
+    sink = Recorder()
+    runs = make_runs(tmp_path, sink)
+    assign(runs, 3, "sleep 30", time.time())
+    await until(lambda: runs.active[3].started_at is not None)
+    runs.cancel([3])
+    await until(lambda: sink.finished(3) is not None)
+    finished = sink.finished(3)
+    assert finished is not None and finished.status == "cancelled"
+
+
+async def test_a_withdrawal_that_overtakes_its_assignment_keeps_it_from_starting(tmp_path: Path) -> None:
+    sink = Recorder()
+    runs = make_runs(tmp_path, sink)
+    marker = tmp_path / "ran"
+    runs.withdraw([4])
+    assign(runs, 4, f"touch {marker}", time.time())
+    await until(lambda: sink.finished(4) is not None)
+    assert not marker.exists()
