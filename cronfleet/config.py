@@ -73,6 +73,9 @@ class Settings:
     # A fire whose run is lost with its worker runs again elsewhere at most
     # this many times (it uses none of the job's own retries).
     lost_reruns: int = 3
+    # Concurrent runs (waiting on a worker or running) per user: a scheduled
+    # fire past it is recorded skipped, "quota reached". 0: no quota.
+    quota_concurrent_runs: int = 0
     # A fire claimed later than this after its time has misfired, and the
     # job's misfire_policy decides; a later fire (a failover) just runs late.
     misfire_grace_seconds: float = 60.0

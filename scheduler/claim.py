@@ -32,6 +32,7 @@ from scheduler.ownership import ShardOwnership
 from scheduler.streams import WorkerStreams
 
 log = structlog.get_logger()
+UNLIMITED = 2147483647  # the claim statement's "no limit"
 # More queued than this and the claim waits for workers to catch up.
 MAX_QUEUED = 50_000
 
@@ -129,8 +130,12 @@ async def claim_due_fires(
     batch: int,
     misfire_grace: timedelta = DEFAULT_MISFIRE_GRACE,
     misfire_catchup: timedelta = DEFAULT_MISFIRE_CATCHUP,
+    user_quota: int = 0,
 ) -> Claimed:
-    """Claim up to ``batch`` fires due by ``horizon`` on this scheduler's shards."""
+    """Claim up to ``batch`` fires due by ``horizon`` on this scheduler's shards.
+    ``user_quota`` > 0: a fire that would take its owner past that many
+    concurrent runs is recorded skipped (it does not wait, so it holds up
+    nobody else's)."""
     now = datetime.now(UTC)
     started = time.perf_counter()
     async with db.transaction() as tx:
@@ -151,6 +156,7 @@ async def claim_due_fires(
                 "triggers": ["misfire" if f.misfired else "schedule" for f in fires],
                 "notes": [f.note or None for f in fires],
                 "scheduler_id": scheduler_id,
+                "user_quota": user_quota if user_quota > 0 else UNLIMITED,
             },
         )
         await alerts.record(tx, _missed(inserted, dict(zip((r["id"] for r in due), fires, strict=True))))
@@ -311,6 +317,7 @@ class ClaimLoop:
                 batch=self._batch(bound, fresh),
                 misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
                 misfire_catchup=timedelta(seconds=self.settings.misfire_catchup_seconds),
+                user_quota=self.settings.quota_concurrent_runs,
             )
             self.queue.push(claimed.runs)
             total += len(claimed.runs)

@@ -463,24 +463,38 @@ WITH fired AS (
 )
 INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, attempt, run_at, status,
                         trigger, priority, scheduler_id, finished_at, error)
-SELECT f.job_id, j.owner_id, j.shard_id, f.scheduled_at, 1, f.scheduled_at,
-       CASE WHEN NOT f.run OR live.n >= lim.n THEN 'skipped' ELSE 'scheduled' END,
-       f.trigger, j.priority, %(scheduler_id)s,
-       CASE WHEN NOT f.run OR live.n >= lim.n THEN now() END,
-       CASE WHEN NOT f.run THEN f.note
-            WHEN live.n >= lim.n THEN 'concurrency limit reached (' || lim.n || ' running)' END
-FROM fired f
-JOIN jobs j ON j.id = f.job_id
-CROSS JOIN LATERAL (
-    SELECT CASE WHEN j.concurrency_policy = 'forbid' THEN 1
-                WHEN j.concurrency_policy = 'allow' THEN coalesce(j.max_concurrency, 2147483647)
-                ELSE 2147483647 END AS n
-) lim
-CROSS JOIN LATERAL (
-    SELECT count(*) AS n FROM executions e
-    WHERE e.job_id = f.job_id AND e.status IN ('scheduled', 'running')
-      AND lim.n < 2147483647
-) live
+SELECT c.job_id, c.owner_id, c.shard_id, c.scheduled_at, 1, c.scheduled_at,
+       CASE WHEN c.why IS NULL THEN 'scheduled' ELSE 'skipped' END,
+       c.trigger, c.priority, %(scheduler_id)s,
+       CASE WHEN c.why IS NOT NULL THEN now() END,
+       c.why
+FROM (
+    SELECT f.job_id, j.owner_id, j.shard_id, f.scheduled_at, f.trigger, j.priority,
+           CASE WHEN NOT f.run THEN f.note
+                WHEN live.n >= lim.n THEN 'concurrency limit reached (' || lim.n || ' running)'
+                -- The owner's quota of concurrent runs: what runs now, plus
+                -- this batch's earlier fires of theirs (CRONFLEET_QUOTA_CONCURRENT_RUNS).
+                WHEN owned.n + count(*) FILTER (WHERE f.run) OVER (
+                         PARTITION BY j.owner_id ORDER BY f.scheduled_at, f.job_id) > %(user_quota)s
+                     THEN 'quota reached: ' || %(user_quota)s || ' concurrent runs per user' END AS why
+    FROM fired f
+    JOIN jobs j ON j.id = f.job_id
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN j.concurrency_policy = 'forbid' THEN 1
+                    WHEN j.concurrency_policy = 'allow' THEN coalesce(j.max_concurrency, 2147483647)
+                    ELSE 2147483647 END AS n
+    ) lim
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n FROM executions e
+        WHERE e.job_id = f.job_id AND e.status IN ('scheduled', 'running')
+          AND lim.n < 2147483647
+    ) live
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS n FROM executions e
+        WHERE e.owner_id = j.owner_id AND e.status IN ('scheduled', 'running')
+          AND %(user_quota)s < 2147483647
+    ) owned
+) c
 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING
 RETURNING id, job_id, shard_id, scheduled_at, attempt, run_at, status, priority
 

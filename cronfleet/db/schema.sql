@@ -114,6 +114,9 @@ CREATE INDEX executions_pending_idx ON executions (shard_id, run_at)
     WHERE status = 'scheduled' AND worker_id IS NULL;
 CREATE INDEX executions_live_idx ON executions (worker_id)
     WHERE status IN ('scheduled', 'running');
+-- A user's live runs (the claim's concurrent-runs quota).
+CREATE INDEX executions_owner_live_idx ON executions (owner_id)
+    WHERE status IN ('scheduled', 'running');
 CREATE TABLE executions_default PARTITION OF executions DEFAULT;
 
 -- Runs whose retries are spent (or that may not be retried): kept until a

@@ -13,7 +13,7 @@ from cronfleet.records import User
 from gateway.service import JobsService
 from scheduler.claim import claim_due_fires, claim_pending
 from scheduler.dispatch import QueuedRun
-from tests.helpers import job_spec
+from tests.helpers import job_spec, new_user
 
 pytestmark = pytest.mark.integration
 SHARDS = 8
@@ -109,6 +109,31 @@ async def test_forbid_skips_a_fire_while_one_runs(db: Database, service: JobsSer
     assert second == []
     rows, _ = await service.list_executions(user, job_id=str(job.id))
     assert sorted(r.status for r in rows) == ["scheduled", "skipped"]
+
+
+async def test_a_user_at_the_concurrent_runs_quota_gets_skips_and_holds_up_nobody(
+    db: Database, service: JobsService, user: User
+) -> None:
+    await own_shards(db, "s1", 1)
+    other = await new_user(service, "other")
+    mine = await service.create_jobs(user, [spec(name=f"m{i}") for i in range(5)])
+    theirs = await service.create_jobs(other, [spec(name=f"t{i}") for i in range(2)])
+    claimed = (
+        await claim_due_fires(
+            db,
+            scheduler_id="s1",
+            epoch=1,
+            horizon=datetime.now(UTC) + timedelta(seconds=1),
+            batch=50,
+            user_quota=3,
+        )
+    ).runs
+    assert len([r for r in claimed if r.owner_id == user.id]) == 3, "three run; the batch counts its own"
+    assert {r.job_id for r in claimed if r.owner_id == other.id} == {j.id for j in theirs}
+    rows, _ = await service.list_executions(user)
+    skipped = [r for r in rows if r.status == "skipped"]
+    assert len(skipped) == 2 and all("quota reached: 3 concurrent runs" in (r.error or "") for r in skipped)
+    assert {r.job_id for r in rows} == {j.id for j in mine}, "every fire recorded"
 
 
 async def test_manual_runs_and_retries_are_pending_work(
