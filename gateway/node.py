@@ -37,7 +37,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         etcd.connected(settings.etcd_endpoints) as client,
     ):
         logs = open_log_store(settings)
-        cluster = ClusterView(client, etcd.Keys(settings.etcd_prefix))
+        tls = rpc.InternalTls.from_settings(settings)
+        cluster = ClusterView(client, etcd.Keys(settings.etcd_prefix), tls)
         service = JobsService(
             db,
             logs,
@@ -68,6 +69,9 @@ async def _serve(
     grpc_server = await rpc.serve(
         settings.grpc_addr,
         [("cronfleet.v1.JobService", lambda s: jobs_pb2_grpc.add_JobServiceServicer_to_server(servicer, s))],
+        # The public API: bearer tokens, not certificates; TLS for it belongs to
+        # the proxy or load balancer in front (README: Security).
+        tls=None,
     )
     host, _, port = settings.http_addr.rpartition(":")
     app = build_http_app(service, cluster, ready, web_dir(settings))

@@ -3,6 +3,10 @@
 Postgres and etcd are started here too unless CRONFLEET_DATABASE_URL /
 CRONFLEET_ETCD_ENDPOINTS point elsewhere. State lives under the state dir
 (``./.cronfleet``). Ctrl-C stops every process cleanly.
+
+Security material is made once and kept there, reused while valid: a local
+CA and one certificate per role for internal mutual TLS (``tls/``; not with
+CRONFLEET_INTERNAL_TLS=off, nor when CRONFLEET_TLS_* name files already).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from cronfleet import tls
 from cronfleet.config import Settings
 from cronfleet.db.migrate import migrate
 from launch.devservices import LocalEtcd, LocalPostgres, free_port, port_is_free, wait_for
@@ -61,6 +66,7 @@ class LocalCluster:
         self.etcd: LocalEtcd | None = None
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.metrics: dict[str, str] = {}  # member -> where it serves /metrics
+        self.security: list[str] = []  # what the banner says about TLS
         self.stopping = False
 
     def run(self) -> int:
@@ -93,30 +99,52 @@ class LocalCluster:
             self.settings = dataclasses.replace(self.settings, etcd_endpoints=self.etcd.start())
         migrate(self.settings.database_url)
 
+    def _security(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+        """What every role gets, and what each role gets (its TLS files), made
+        or reused under the state dir."""
+        s = self.settings
+        shared: dict[str, str] = {}
+        per_role: dict[str, dict[str, str]] = {}
+        if not s.internal_tls:
+            self.security.append("internal  gRPC in plaintext (CRONFLEET_INTERNAL_TLS=off)")
+        elif s.tls_ca and s.tls_cert and s.tls_key:
+            self.security.append(f"internal  gRPC over mutual TLS, CA {s.tls_ca}")
+        else:
+            files = tls.ensure_local_pki(self.state / "tls")
+            per_role = {role: f.env() for role, f in files.items()}
+            self.security.append(f"internal  gRPC over mutual TLS, CA {files['gateway'].ca}")
+        return shared, per_role
+
     def _start_roles(self) -> None:
         s = self.settings
-        child_env = self.env | {
-            "CRONFLEET_DATABASE_URL": s.database_url,
-            "CRONFLEET_ETCD_ENDPOINTS": s.etcd_endpoints,
-            "CRONFLEET_STATE_DIR": str(self.state),
-            "CRONFLEET_LOG_DIR": str(s.logs_path.absolute()),
-            "CRONFLEET_HTTP_ADDR": s.http_addr,
-            "CRONFLEET_GRPC_ADDR": s.grpc_addr,
-            "CRONFLEET_PUBLIC_URL": s.public_url or f"http://{s.http_addr}",
-            "CRONFLEET_LOG_FORMAT": "json",
-            # Everything here is on loopback: let HTTP jobs call it.
-            "CRONFLEET_HTTP_ALLOW_INTERNAL": self.env.get("CRONFLEET_HTTP_ALLOW_INTERNAL", "true"),
-        }
+        shared, per_role = self._security()
+        child_env = (
+            shared
+            | self.env
+            | {
+                "CRONFLEET_DATABASE_URL": s.database_url,
+                "CRONFLEET_ETCD_ENDPOINTS": s.etcd_endpoints,
+                "CRONFLEET_STATE_DIR": str(self.state),
+                "CRONFLEET_LOG_DIR": str(s.logs_path.absolute()),
+                "CRONFLEET_HTTP_ADDR": s.http_addr,
+                "CRONFLEET_GRPC_ADDR": s.grpc_addr,
+                "CRONFLEET_PUBLIC_URL": s.public_url or f"http://{s.http_addr}",
+                "CRONFLEET_LOG_FORMAT": "json",
+                # Everything here is on loopback: let HTTP jobs call it.
+                "CRONFLEET_HTTP_ALLOW_INTERNAL": self.env.get("CRONFLEET_HTTP_ALLOW_INTERNAL", "true"),
+            }
+        )
         for role, count in self.counts.items():
             for i in range(count):
                 name = f"{role}-{i + 1}"
+                role_env = child_env | per_role.get(role, {})
                 if role == "gateway":
                     self.metrics[name] = s.http_addr
-                    self._spawn(role, name, child_env)
+                    self._spawn(role, name, role_env)
                     continue
                 self.metrics[name] = f"127.0.0.1:{free_port()}"
                 member = {f"CRONFLEET_{role.upper()}_ID": name, "CRONFLEET_METRICS_ADDR": self.metrics[name]}
-                self._spawn(role, name, child_env | member)
+                self._spawn(role, name, role_env | member)
         self._write_scrape_config()
 
     def _spawn(self, role: str, name: str, env: dict[str, str]) -> None:
@@ -154,6 +182,8 @@ class LocalCluster:
         print(f"  Postgres  {s.database_url}")
         print(f"  etcd      {s.etcd_endpoints}")
         print(f"  logs      {self.state / 'run'}/*.log  (run output: {s.logs_path})")
+        for line in self.security:
+            print(f"  {line}")
         print(f"  metrics   {self.state / 'prometheus.yml'} (Prometheus scrape config)")
         for name, addr in self.metrics.items():
             print(f"            {name:<14} http://{addr}/metrics")

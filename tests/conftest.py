@@ -22,6 +22,7 @@ from cronfleet.db import Database
 from cronfleet.db.migrate import migrate
 from cronfleet.logstore import LocalLogStore
 from cronfleet.records import User
+from cronfleet.tls import TlsFiles, ensure_local_pki
 from gateway.service import JobsService
 from launch.devservices import LocalEtcd, LocalPostgres, free_port
 from tests.helpers import new_user
@@ -83,6 +84,13 @@ def s3_server() -> Iterator[str]:
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def pki(service_root: Path) -> dict[str, TlsFiles]:
+    """A CA and one certificate per role, as `cronfleet up` makes them: roles
+    run in-process talk mutual TLS too (tests.helpers.as_role)."""
+    return ensure_local_pki(service_root / "tls")
 
 
 # ------------------------------------------------------------- API layer

@@ -23,10 +23,11 @@ from cronfleet.db import Database
 from cronfleet.logstore import LocalLogStore
 from cronfleet.models import Job
 from cronfleet.records import Execution, User
+from cronfleet.tls import TlsFiles
 from gateway.service import JobsService
 from launch.devservices import LocalEtcd
 from scheduler.node import Scheduler
-from tests.helpers import Roles, assert_eventually, job_spec
+from tests.helpers import Roles, as_role, assert_eventually, job_spec
 from worker.docker_runtime import DockerRuntime
 from worker.node import Worker
 from worker.process_runtime import NoopRuntime, ProcessRuntime
@@ -74,22 +75,29 @@ async def roles() -> AsyncIterator[Roles]:
 class Cluster:
     """Start roles in-process against one database and etcd prefix."""
 
-    def __init__(self, settings: Settings, db: Database, roles: Roles) -> None:
+    def __init__(self, settings: Settings, db: Database, roles: Roles, pki: dict[str, TlsFiles]) -> None:
         self.settings = settings
+        self.pki = pki
         self.db = db
         self.roles = roles
         self.client = etcd.connect(settings.etcd_endpoints)
         self.workers: dict[str, Worker] = {}
 
     def coordinator(self) -> None:
-        self.roles.start("coordinator", Coordinator(self.settings, self.db, self.client).run)
+        settings = as_role(self.settings, self.pki, "coordinator")
+        self.roles.start("coordinator", Coordinator(settings, self.db, self.client).run)
 
     def scheduler(self, scheduler_id: str) -> None:
-        settings = dataclasses.replace(self.settings, scheduler_id=scheduler_id)
+        settings = as_role(self.settings, self.pki, "scheduler")
+        settings = dataclasses.replace(settings, scheduler_id=scheduler_id)
         self.roles.start(scheduler_id, Scheduler(settings, self.db, self.client).run)
 
     def worker(self, worker_id: str, runtime: Runtime, **changes: object) -> Worker:
-        settings = dataclasses.replace(self.settings, worker_id=worker_id, **changes)  # type: ignore[arg-type]
+        settings = dataclasses.replace(
+            as_role(self.settings, self.pki, "worker"),
+            worker_id=worker_id,
+            **changes,  # type: ignore[arg-type]
+        )
         worker = Worker(settings, runtime, LocalLogStore(settings.logs_path, "http://gw"), self.client)
         self.workers[worker_id] = worker
         self.roles.start(worker_id, worker.run)
@@ -107,8 +115,8 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(settings: Settings, db: Database, roles: Roles) -> Cluster:
-    return Cluster(settings, db, roles)
+def cluster(settings: Settings, db: Database, roles: Roles, pki: dict[str, TlsFiles]) -> Cluster:
+    return Cluster(settings, db, roles, pki)
 
 
 async def executions(service: JobsService, user: User) -> list[Execution]:
