@@ -59,6 +59,16 @@ def certs(
         print(f"{role}: " + " ".join(f"{k}={v}" for k, v in files.env().items()))
 
 
+def secret_key() -> None:
+    """Print a new key for sealing secret env values (give it to gateways and schedulers).
+
+    Example: cronfleet secret-key > secret.key; export CRONFLEET_SECRET_KEY_FILE=$PWD/secret.key
+    """
+    from cronfleet.sealing import SecretKey
+
+    print(SecretKey.generate().encoded())
+
+
 def role_command(role: str) -> Callable[[], None]:
     def run_role() -> None:
         from launch.roles import run_role as run

@@ -139,6 +139,12 @@ class Settings:
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""
+    # Job env values marked secret are sealed with this key (AES-256-GCM)
+    # before they are stored; the gateway seals, the scheduler opens them for
+    # the worker. 32 bytes in URL-safe base64 (`cronfleet up` makes one), or
+    # a file holding that. Without one the gateway refuses secret values.
+    secret_key: str = field(default="", repr=False)
+    secret_key_file: str = ""
 
     extra: Mapping[str, str] = field(default_factory=dict)
 

@@ -16,6 +16,7 @@ from cronfleet.db import Database
 from cronfleet.errors import CronfleetError
 from cronfleet.logstore import open_log_store
 from cronfleet.models import Resources
+from cronfleet.sealing import SecretKey
 from cronfleet.v1 import jobs_pb2_grpc
 from gateway.cluster_view import ClusterView
 from gateway.grpc_api import JobServicer
@@ -47,6 +48,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             limits=Resources(
                 cpus=settings.max_cpus, memory_mb=settings.max_memory_mb, pids=settings.max_pids
             ),
+            secret_key=SecretKey.from_settings(settings),
         )
         try:
             await _serve(settings, db, service, cluster, stop)

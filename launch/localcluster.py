@@ -6,7 +6,8 @@ CRONFLEET_ETCD_ENDPOINTS point elsewhere. State lives under the state dir
 
 Security material is made once and kept there, reused while valid: a local
 CA and one certificate per role for internal mutual TLS (``tls/``; not with
-CRONFLEET_INTERNAL_TLS=off, nor when CRONFLEET_TLS_* name files already).
+CRONFLEET_INTERNAL_TLS=off, nor when CRONFLEET_TLS_* name files already), and
+the key secret env values are sealed with (``secret.key``; unless one is set).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from cronfleet import tls
+from cronfleet import sealing, tls
 from cronfleet.config import Settings
 from cronfleet.db.migrate import migrate
 from launch.devservices import LocalEtcd, LocalPostgres, free_port, port_is_free, wait_for
@@ -66,7 +67,7 @@ class LocalCluster:
         self.etcd: LocalEtcd | None = None
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.metrics: dict[str, str] = {}  # member -> where it serves /metrics
-        self.security: list[str] = []  # what the banner says about TLS
+        self.security: list[str] = []  # what the banner says about TLS and the secret key
         self.stopping = False
 
     def run(self) -> int:
@@ -100,10 +101,14 @@ class LocalCluster:
         migrate(self.settings.database_url)
 
     def _security(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
-        """What every role gets, and what each role gets (its TLS files), made
-        or reused under the state dir."""
+        """What every role gets (the secret key's file) and what each role gets
+        (its TLS files), made or reused under the state dir."""
         s = self.settings
-        shared: dict[str, str] = {}
+        shared = {}
+        if not s.secret_key and not s.secret_key_file:
+            shared["CRONFLEET_SECRET_KEY_FILE"] = str(sealing.ensure_key_file(self.state / "secret.key"))
+        key = shared.get("CRONFLEET_SECRET_KEY_FILE") or s.secret_key_file or "CRONFLEET_SECRET_KEY"
+        self.security = [f"secrets   env values marked secret sealed with {key}"]
         per_role: dict[str, dict[str, str]] = {}
         if not s.internal_tls:
             self.security.append("internal  gRPC in plaintext (CRONFLEET_INTERNAL_TLS=off)")
