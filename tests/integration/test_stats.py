@@ -16,14 +16,22 @@ from cronfleet.records import User
 from gateway.service import JobsService
 from tests.helpers import job_spec, new_user
 
-NOW = datetime.now(UTC)
+
+@pytest.fixture
+def now() -> datetime:
+    """The present the runs are placed around, taken when the test runs (a
+    module-level one went stale when a loaded suite reached this module more
+    than ten minutes after collecting it, and the not-yet-due run was due)."""
+    return datetime.now(UTC)
 
 
-def add_runs(url: str, job: Job, runs: list[tuple[timedelta, str, float | None, float | None]]) -> None:
+def add_runs(
+    url: str, job: Job, runs: list[tuple[timedelta, str, float | None, float | None]], now: datetime
+) -> None:
     """Executions of ``job`` due ``ago``, with a status, lateness (ms) and duration (s)."""
     with psycopg.connect(url) as conn:
         for i, (ago, status, late, duration) in enumerate(runs):
-            due = NOW - ago
+            due = now - ago
             started = due + timedelta(milliseconds=late) if late is not None else None
             ended = started + timedelta(seconds=duration) if started and duration is not None else None
             conn.execute(
@@ -43,7 +51,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 @pytest.fixture
-async def jobs(service: JobsService, user: User, database_url: str) -> dict[str, Job]:
+async def jobs(service: JobsService, user: User, database_url: str, now: datetime) -> dict[str, Job]:
     far = {"schedule": "0 0 0 1 1 ? 2099"}  # never due in the test: no fire of its own
     a, b, paused = await service.create_jobs(user, [job_spec(name=n, **far) for n in ("a", "b", "paused")])
     await service.pause_job(user, str(paused.id))
@@ -62,18 +70,19 @@ async def jobs(service: JobsService, user: User, database_url: str) -> dict[str,
             (2 * 1440 * minutes, "succeeded", 1.0, 1.0),  # two days ago: outside
             (-10 * minutes, "scheduled", None, None),  # not due yet: outside
         ],
+        now,
     )
     add_runs(
-        database_url, b, [(15 * minutes, "cancelled", None, None), (16 * minutes, "skipped", None, None)]
+        database_url, b, [(15 * minutes, "cancelled", None, None), (16 * minutes, "skipped", None, None)], now
     )
     other = await new_user(service, "bob")
     (theirs,) = await service.create_jobs(other, [job_spec(name="theirs", **far)])
-    add_runs(database_url, theirs, [(5 * minutes, "succeeded", 1.0, 1.0)])
+    add_runs(database_url, theirs, [(5 * minutes, "succeeded", 1.0, 1.0)], now)
     return {"a": a, "b": b, "theirs": theirs}
 
 
 async def test_a_users_stats_count_their_own_last_hour_and_day(
-    service: JobsService, user: User, jobs: dict[str, Job]
+    service: JobsService, user: User, jobs: dict[str, Job], now: datetime
 ) -> None:
     s = await service.stats(user)
     assert s.jobs == {"active": 2, "paused": 1}
@@ -111,8 +120,8 @@ async def test_a_users_stats_count_their_own_last_hour_and_day(
     assert s.duration_ms["max"] == pytest.approx(7000.0) and isinstance(s.duration_ms["max"], float)
     assert len(s.runs_per_minute) == 60
     assert sum(m.runs for m in s.runs_per_minute) == 4, "started in the last hour"
-    assert s.runs_per_minute[-1].minute == NOW.replace(second=0, microsecond=0) or (
-        s.runs_per_minute[-1].minute > NOW.replace(second=0, microsecond=0)  # the minute turned meanwhile
+    assert s.runs_per_minute[-1].minute == now.replace(second=0, microsecond=0) or (
+        s.runs_per_minute[-1].minute > now.replace(second=0, microsecond=0)  # the minute turned meanwhile
     )
 
 
