@@ -77,6 +77,8 @@ def logs(
 
 app.command(rich_help_panel="Run cronfleet")(server.up)
 app.command(rich_help_panel="Run cronfleet")(server.migrate)
+app.command(rich_help_panel="Run cronfleet")(server.certs)
+app.command("secret-key", rich_help_panel="Run cronfleet")(server.secret_key)
 for role in server.ROLE_NAMES:
     app.command(role, rich_help_panel="Run cronfleet")(server.role_command(role))
 

@@ -4,6 +4,7 @@ runs, pause, resume, delete, backfill. A job is named by name or id."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +26,13 @@ app = typer.Typer(
 JobArg = Annotated[str, typer.Argument(metavar="NAME|ID", help="the job's name or id")]
 
 
-def _job_from_flags(values: dict[str, Any], steps: list[str] | None, env: list[str] | None) -> dict[str, Any]:
+def _job_from_flags(
+    values: dict[str, Any],
+    steps: list[str] | None,
+    env: list[str] | None,
+    secrets: list[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     spec = {k: v for k, v in values.items() if v is not None}
     if steps:
         bad = [s for s in steps if "=" not in s]
@@ -37,6 +44,13 @@ def _job_from_flags(values: dict[str, Any], steps: list[str] | None, env: list[s
         if bad:
             raise BadInput(f"env: {bad[0]!r} must be NAME=VALUE")
         spec["env"] = dict(e.split("=", 1) for e in env)
+    for entry in secrets or ():
+        name, given, value = entry.partition("=")
+        if not given:  # NAME: the value of $NAME here, kept out of shell history
+            if environ is None or name not in environ:
+                raise BadInput(f"secret: {name!r}: give NAME=VALUE, or set ${name} for NAME alone")
+            value = environ[name]
+        spec.setdefault("env", {})[name] = {"value": value, "secret": True}
     return spec
 
 
@@ -65,6 +79,14 @@ def create(
     priority: Annotated[int | None, typer.Option(help="0-9, higher first")] = None,
     concurrency_policy: Annotated[str | None, typer.Option(help="allow | forbid | replace")] = None,
     env: Annotated[list[str] | None, typer.Option(metavar="NAME=VALUE", help="repeatable")] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="NAME[=VALUE]",
+            help="a secret env value: sealed at rest, *** in every reply; NAME alone takes $NAME "
+            "from here (repeatable)",
+        ),
+    ] = None,
     file: Annotated[
         str | None, typer.Option(help="a job as JSON or YAML (- for stdin) instead of flags")
     ] = None,
@@ -85,7 +107,7 @@ def create(
         "priority": priority,
         "concurrency_policy": concurrency_policy,
     }
-    spec = _read_job_file(file) if file else _job_from_flags(flags, step, env)
+    spec = _read_job_file(file) if file else _job_from_flags(flags, step, env, secret, session(ctx).env)
     job = session(ctx).client.create_job(idempotency_key=idempotency_key, **spec)
 
     def show(out: Any) -> None:

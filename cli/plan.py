@@ -20,11 +20,11 @@ from typing import Any
 from cli.session import BadInput
 from cronfleet.codec.jsonapi import spec_from_json, spec_to_json
 from cronfleet.errors import CronfleetError
-from cronfleet.models import JobSpec
+from cronfleet.models import MASK, JobSpec
 
 Reply = dict[str, Any]
 SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec))
-MASKED = "***"  # how the API shows a secret env value
+SECRET_SHOWN = {"value": MASK, "secret": True}  # how the API shows a secret env value
 _PLACEHOLDERS = uuid.UUID("6f1c0a53-2a3c-4b8e-9d61-0c5be1f0a7d2")
 
 
@@ -141,10 +141,11 @@ def make_plan(
         if not existing:
             changes.append(Change("create", f.name, spec=desired))
             continue
-        job = existing[0]
-        fields = diff_specs(current_spec(job), desired, update_secrets, f.source)
+        before = current_spec(existing[0])
+        desired = keep_secrets(before, desired, update_secrets)
+        fields = diff_specs(before, desired)
         action = "update" if fields else "unchanged"
-        changes.append(Change(action, f.name, job["id"], fields, desired))
+        changes.append(Change(action, f.name, existing[0]["id"], fields, desired))
     if prune:
         named = {f.name for f in files}
         for name in sorted(by_name.keys() - named):
@@ -217,13 +218,14 @@ def resolve_after(f: FileJob, ids: dict[str, str], by_name: dict[str, list[Reply
 
 
 def normalise(body: Reply, source: str) -> Reply:
-    """A job's spec as the server would store it, checked as it would check it."""
+    """A job's spec as the server would store it, checked as it would check
+    it; secret values as the file gives them (they are what gets sent)."""
     try:
         spec = spec_from_json(body)
         spec.validate()
     except CronfleetError as exc:
         raise BadInput(f"{source}: {exc}") from None
-    return spec_to_json(spec)
+    return spec_to_json(spec, reveal_secrets=True)
 
 
 def current_spec(job: Reply) -> Reply:
@@ -231,29 +233,37 @@ def current_spec(job: Reply) -> Reply:
     return spec_to_json(spec_from_json({k: job[k] for k in SPEC_FIELDS if k in job}))
 
 
-def diff_specs(before: Reply, after: Reply, update_secrets: bool, source: str) -> tuple[FieldChange, ...]:
-    """The top-level fields that differ. A secret the server shows as ***
-    counts as changed only with ``update_secrets`` (a file cannot know it)."""
-    compared = dict(after)
-    masked = [k for k, v in (before.get("env") or {}).items() if v == MASKED]
-    if masked and "env" in after:
-        env = dict(after["env"])
-        if not update_secrets:
-            env.update({k: MASKED for k in masked if k in env})
-        compared["env"] = env
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("secret") is True
+
+
+def keep_secrets(before: Reply, after: Reply, update_secrets: bool) -> Reply:
+    """``after`` as it is written over ``before``: for each name the server
+    holds a secret under, the file's value (whatever form it takes) is sent
+    only with ``update_secrets`` (a file cannot know the secret, and applying
+    twice must not write), and then as a secret still; else "***", which
+    keeps the value stored."""
+    held = {k for k, v in (before.get("env") or {}).items() if _is_secret(v)}
+    if not held or "env" not in after:
+        return after
+    env = {}
+    for name, value in after["env"].items():
+        if name not in held:
+            env[name] = value
+        elif update_secrets:
+            env[name] = {"value": value["value"] if isinstance(value, dict) else value, "secret": True}
+        else:
+            env[name] = SECRET_SHOWN
+    return after | {"env": env}
+
+
+def diff_specs(before: Reply, after: Reply) -> tuple[FieldChange, ...]:
+    """The top-level fields that differ; a secret value is never shown."""
     shown = dict(after)
-    if masked and "env" in after:  # never print a secret, old or new
-        shown["env"] = {k: MASKED if k in masked else v for k, v in after["env"].items()}
-    changed = tuple(
+    if "env" in after:
+        shown["env"] = {k: SECRET_SHOWN if _is_secret(v) else v for k, v in after["env"].items()}
+    return tuple(
         FieldChange(name, before.get(name), shown.get(name))
         for name in SPEC_FIELDS
-        if before.get(name) != compared.get(name)
+        if before.get(name) != after.get(name)
     )
-    if any(c.field == "env" for c in changed):
-        for key in masked:
-            if (after.get("env") or {}).get(key) == MASKED:
-                raise BadInput(
-                    f"{source}: env.{key}: the file has {MASKED} (a secret as exported); "
-                    "give its value to change env"
-                )
-    return changed

@@ -5,6 +5,7 @@ composition root; imported only when one of them runs."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,6 +41,35 @@ def migrate() -> None:
 
     applied = apply_migrations(Settings.from_env().database_url)
     print(f"applied: {', '.join(applied) or 'nothing (up to date)'}")
+
+
+def certs(
+    directory: Annotated[Path, typer.Option("--dir", help="where to keep them")] = Path(".cronfleet/tls"),
+    host: Annotated[
+        list[str] | None, typer.Option("--host", help="a name or address members dial (repeatable)")
+    ] = None,
+) -> None:
+    """Make a CA and a certificate per role for internal mutual TLS (kept while valid).
+
+    Every certificate names localhost, 127.0.0.1 and ::1, and each --host.
+    Give each process its role's three files (the variables printed).
+
+    Example: cronfleet certs --dir ./tls --host scheduler-1 --host coordinator-1
+    """
+    from cronfleet.tls import ensure_local_pki
+
+    for role, files in ensure_local_pki(directory, host or ()).items():
+        print(f"{role}: " + " ".join(f"{k}={v}" for k, v in files.env().items()))
+
+
+def secret_key() -> None:
+    """Print a new key for sealing secret env values (give it to gateways and schedulers).
+
+    Example: cronfleet secret-key > secret.key; export CRONFLEET_SECRET_KEY_FILE=$PWD/secret.key
+    """
+    from cronfleet.sealing import SecretKey
+
+    print(SecretKey.generate().encoded())
 
 
 def role_command(role: str) -> Callable[[], None]:

@@ -92,6 +92,11 @@ def _what(job: Reply) -> str:
     return f"{http.get('method', 'GET')} {http.get('url', '')}"
 
 
+def _env_value(value: Any) -> str:
+    """A secret as the API shows it ({"value": "***", "secret": true}) reads ***."""
+    return str(value.get("value")) if isinstance(value, dict) else str(value)
+
+
 def job_summary(job: Reply, runs: list[Reply], now: datetime) -> RenderableType:
     """``jobs get``: the job in a few lines, then its last runs."""
     title = Text.assemble((job["name"], "bold"), "  ", status(job.get("status")), (f"  {job['id']}", "dim"))
@@ -102,7 +107,7 @@ def job_summary(job: Reply, runs: list[Reply], now: datetime) -> RenderableType:
         ("next run", when(job.get("next_run_at"), now) if job.get("status") == "active" else None),
         ("runs", _what(job)),
         ("image", job.get("image")),
-        ("env", ", ".join(f"{k}={v}" for k, v in (job.get("env") or {}).items())),
+        ("env", ", ".join(f"{k}={_env_value(v)}" for k, v in (job.get("env") or {}).items())),
         (
             "policy",
             f"retries {job.get('max_retries', 0)}, timeout {job.get('timeout_seconds')} s, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import aetcd
 import grpc
 
-from cronfleet import etcd
+from cronfleet import etcd, rpc
 from cronfleet.db import Database
 from cronfleet.errors import Unavailable
 from cronfleet.v1 import coordinator_pb2_grpc, jobs_pb2
@@ -54,4 +54,5 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServiceServicer):
     async def GetCluster(
         self, request: jobs_pb2.GetClusterRequest, context: grpc.aio.ServicerContext
     ) -> jobs_pb2.Cluster:
+        await rpc.admit_peer(context, "gateway")
         return await read_cluster(self.client, self.keys, self.db)

@@ -49,6 +49,7 @@ class Coordinator:
         self.client = client
         self.keys = etcd.Keys(settings.etcd_prefix)
         self.address = ""
+        self.tls = rpc.InternalTls.from_settings(settings)
         self.epoch: int | None = None  # set while this coordinator leads
         self.shards = ShardAssigner(db, client, self.keys, settings.shards)
 
@@ -62,6 +63,7 @@ class Coordinator:
                     lambda s: coordinator_pb2_grpc.add_CoordinatorServiceServicer_to_server(servicer, s),
                 )
             ],
+            tls=self.tls,
         )
         self.address = server.address
         log.info("coordinator_started", coordinator_id=self.id, address=self.address)

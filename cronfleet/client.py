@@ -79,7 +79,8 @@ def _dead_letter(msg: pb.DeadLetter) -> Reply:
 
 def _spec(fields: dict[str, Any]) -> pb.JobSpec:
     """Keyword arguments as a JobSpec message, typed (and named when wrong) by
-    the same codec the HTTP API uses."""
+    the same codec the HTTP API uses. Secret env values go as given (the
+    server seals them); "***" for one keeps the value stored."""
     if "steps" in fields:  # (name, run) pairs are fine too
         fields = fields | {
             "steps": [
@@ -88,7 +89,7 @@ def _spec(fields: dict[str, Any]) -> pb.JobSpec:
             ]
         }
     try:
-        return proto.spec_to_proto(jsonapi.spec_from_json(fields))
+        return proto.spec_to_proto(jsonapi.spec_from_json(fields), reveal_secrets=True)
     except CronfleetError as exc:
         raise ClientError(exc.code, exc.message, exc.field or "") from None
 

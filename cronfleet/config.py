@@ -141,6 +141,23 @@ class Settings:
     log_level: str = "info"
     log_format: str = "auto"  # "auto" | "json" | "console"
 
+    # security
+    # Internal gRPC (worker -> scheduler, gateway -> coordinator) is mutual
+    # TLS: each process presents tls_cert (tls_key) and accepts only peers
+    # whose certificate tls_ca signed (PEM files; `cronfleet up` makes them,
+    # `cronfleet certs` for other deployments). Plaintext only when
+    # internal_tls is false ("off"). The public API is not affected.
+    internal_tls: bool = True
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Job env values marked secret are sealed with this key (AES-256-GCM)
+    # before they are stored; the gateway seals, the scheduler opens them for
+    # the worker. 32 bytes in URL-safe base64 (`cronfleet up` makes one), or
+    # a file holding that. Without one the gateway refuses secret values.
+    secret_key: str = field(default="", repr=False)
+    secret_key_file: str = ""
+
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -177,14 +194,22 @@ def _all_tables(data: Mapping[str, Any]) -> bool:
     return bool(data) and all(isinstance(v, dict) for v in data.values())
 
 
+def _flag(name: str, value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"setting {name}: {value!r} is not one of on/off, true/false, yes/no, 1/0")
+
+
 def _coerce(cls: type[Settings], name: str, value: Any) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if name not in fields:
         raise ValueError(f"unknown setting {name!r}")
     default = fields[name].default
+    if isinstance(default, bool):
+        return value if isinstance(value, bool) else _flag(name, str(value))
     try:
-        if isinstance(default, bool):
-            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
         if isinstance(default, int):
             return int(value)
         if isinstance(default, float):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import aetcd
 import grpc
 
-from cronfleet import etcd
+from cronfleet import etcd, rpc
 from cronfleet.errors import Unavailable
 from cronfleet.v1 import coordinator_pb2_grpc, jobs_pb2
 
@@ -13,9 +13,10 @@ from cronfleet.v1 import coordinator_pb2_grpc, jobs_pb2
 class ClusterView:
     """Asks the elected coordinator for the cluster state, one channel per leader."""
 
-    def __init__(self, client: aetcd.Client, keys: etcd.Keys) -> None:
+    def __init__(self, client: aetcd.Client, keys: etcd.Keys, tls: rpc.InternalTls | None) -> None:
         self.client = client
         self.keys = keys
+        self.tls = tls
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def __call__(self) -> jobs_pb2.Cluster:
@@ -27,7 +28,7 @@ class ClusterView:
             raise Unavailable("no coordinator is leader right now")
         address = leader["address"]
         if address not in self._channels:
-            self._channels[address] = grpc.aio.insecure_channel(address)
+            self._channels[address] = rpc.internal_channel(address, self.tls)
         stub = coordinator_pb2_grpc.CoordinatorServiceStub(self._channels[address])
         try:
             cluster: jobs_pb2.Cluster = await stub.GetCluster(jobs_pb2.GetClusterRequest(), timeout=3)

@@ -16,6 +16,7 @@ from cronfleet.db import Database
 from cronfleet.errors import CronfleetError
 from cronfleet.logstore import open_log_store
 from cronfleet.models import Resources
+from cronfleet.sealing import SecretKey
 from cronfleet.v1 import jobs_pb2_grpc
 from gateway.cluster_view import ClusterView
 from gateway.grpc_api import JobServicer
@@ -37,7 +38,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         etcd.connected(settings.etcd_endpoints) as client,
     ):
         logs = open_log_store(settings)
-        cluster = ClusterView(client, etcd.Keys(settings.etcd_prefix))
+        tls = rpc.InternalTls.from_settings(settings)
+        cluster = ClusterView(client, etcd.Keys(settings.etcd_prefix), tls)
         service = JobsService(
             db,
             logs,
@@ -46,6 +48,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             limits=Resources(
                 cpus=settings.max_cpus, memory_mb=settings.max_memory_mb, pids=settings.max_pids
             ),
+            secret_key=SecretKey.from_settings(settings),
         )
         try:
             await _serve(settings, db, service, cluster, stop)
@@ -68,6 +71,9 @@ async def _serve(
     grpc_server = await rpc.serve(
         settings.grpc_addr,
         [("cronfleet.v1.JobService", lambda s: jobs_pb2_grpc.add_JobServiceServicer_to_server(servicer, s))],
+        # The public API: bearer tokens, not certificates; TLS for it belongs to
+        # the proxy or load balancer in front (README: Security).
+        tls=None,
     )
     host, _, port = settings.http_addr.rpartition(":")
     app = build_http_app(service, cluster, ready, web_dir(settings))

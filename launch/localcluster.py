@@ -6,6 +6,11 @@ State lives under the state dir (``./.cronfleet``); each process's log and
 pid are in ``run/``. A role that dies is started again (with backoff, and
 said on stderr), as Compose or Kubernetes would. Ctrl-C stops every process
 cleanly.
+
+Security material is made once and kept there, reused while valid: a local
+CA and one certificate per role for internal mutual TLS (``tls/``; not with
+CRONFLEET_INTERNAL_TLS=off, nor when CRONFLEET_TLS_* name files already), and
+the key secret env values are sealed with (``secret.key``; unless one is set).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from cronfleet import sealing, tls
 from cronfleet.config import Settings
 from cronfleet.db.migrate import migrate
 from launch.devservices import LocalEtcd, LocalEtcdCluster, LocalPostgres, free_port, port_is_free, wait_for
@@ -87,6 +93,7 @@ class LocalCluster:
         self.etcd: LocalEtcd | LocalEtcdCluster | None = None
         self.members: list[Member] = []
         self.metrics: dict[str, str] = {}  # member -> where it serves /metrics
+        self.security: list[str] = []  # what the banner says about TLS and the secret key
         self.stopping = False
 
     def run(self) -> int:
@@ -122,30 +129,56 @@ class LocalCluster:
             self.settings = dataclasses.replace(self.settings, etcd_endpoints=self.etcd.start())
         migrate(self.settings.database_url)
 
+    def _security(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+        """What every role gets (the secret key's file) and what each role gets
+        (its TLS files), made or reused under the state dir."""
+        s = self.settings
+        shared = {}
+        if not s.secret_key and not s.secret_key_file:
+            shared["CRONFLEET_SECRET_KEY_FILE"] = str(sealing.ensure_key_file(self.state / "secret.key"))
+        key = shared.get("CRONFLEET_SECRET_KEY_FILE") or s.secret_key_file or "CRONFLEET_SECRET_KEY"
+        self.security = [f"secrets   env values marked secret sealed with {key}"]
+        per_role: dict[str, dict[str, str]] = {}
+        if not s.internal_tls:
+            self.security.append("internal  gRPC in plaintext (CRONFLEET_INTERNAL_TLS=off)")
+        elif s.tls_ca and s.tls_cert and s.tls_key:
+            self.security.append(f"internal  gRPC over mutual TLS, CA {s.tls_ca}")
+        else:
+            files = tls.ensure_local_pki(self.state / "tls")
+            per_role = {role: f.env() for role, f in files.items()}
+            self.security.append(f"internal  gRPC over mutual TLS, CA {files['gateway'].ca}")
+        return shared, per_role
+
     def _start_roles(self) -> None:
         s = self.settings
-        child_env = self.env | {
-            "CRONFLEET_DATABASE_URL": s.database_url,
-            "CRONFLEET_ETCD_ENDPOINTS": s.etcd_endpoints,
-            "CRONFLEET_STATE_DIR": str(self.state),
-            "CRONFLEET_LOG_DIR": str(s.logs_path.absolute()),
-            "CRONFLEET_HTTP_ADDR": s.http_addr,
-            "CRONFLEET_GRPC_ADDR": s.grpc_addr,
-            "CRONFLEET_PUBLIC_URL": s.public_url or f"http://{s.http_addr}",
-            "CRONFLEET_LOG_FORMAT": "json",
-            # Everything here is on loopback: let HTTP jobs call it.
-            "CRONFLEET_HTTP_ALLOW_INTERNAL": self.env.get("CRONFLEET_HTTP_ALLOW_INTERNAL", "true"),
-        }
+        shared, per_role = self._security()
+        child_env = (
+            shared
+            | self.env
+            | {
+                "CRONFLEET_DATABASE_URL": s.database_url,
+                "CRONFLEET_ETCD_ENDPOINTS": s.etcd_endpoints,
+                "CRONFLEET_STATE_DIR": str(self.state),
+                "CRONFLEET_LOG_DIR": str(s.logs_path.absolute()),
+                "CRONFLEET_HTTP_ADDR": s.http_addr,
+                "CRONFLEET_GRPC_ADDR": s.grpc_addr,
+                "CRONFLEET_PUBLIC_URL": s.public_url or f"http://{s.http_addr}",
+                "CRONFLEET_LOG_FORMAT": "json",
+                # Everything here is on loopback: let HTTP jobs call it.
+                "CRONFLEET_HTTP_ALLOW_INTERNAL": self.env.get("CRONFLEET_HTTP_ALLOW_INTERNAL", "true"),
+            }
+        )
         for role, count in self.counts.items():
             for i in range(count):
                 name = f"{role}-{i + 1}"
+                role_env = child_env | per_role.get(role, {})
                 if role == "gateway":
                     self.metrics[name] = s.http_addr
-                    member = Member(name, role, child_env)
+                    member = Member(name, role, role_env)
                 else:
                     self.metrics[name] = f"127.0.0.1:{free_port()}"
                     ids = {f"CRONFLEET_{role.upper()}_ID": name, "CRONFLEET_METRICS_ADDR": self.metrics[name]}
-                    member = Member(name, role, child_env | ids)
+                    member = Member(name, role, role_env | ids)
                 self.members.append(member)
                 self._spawn(member)
         self._write_scrape_config()
@@ -189,6 +222,8 @@ class LocalCluster:
         print(f"  Postgres  {s.database_url}")
         print(f"  etcd      {s.etcd_endpoints}")
         print(f"  logs      {self.state / 'run'}/*.log  (run output: {s.logs_path})")
+        for line in self.security:
+            print(f"  {line}")
         print(f"  metrics   {self.state / 'prometheus.yml'} (Prometheus scrape config)")
         for name, addr in self.metrics.items():
             print(f"            {name:<14} http://{addr}/metrics")

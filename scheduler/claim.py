@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
-from cronfleet import alerts, metrics, schedule
+from cronfleet import alerts, metrics, schedule, sealing
 from cronfleet.aio import sleep_or, wait_for_event
 from cronfleet.codec import proto, rows
 from cronfleet.config import Settings
@@ -26,6 +27,7 @@ from cronfleet.db import Database, Row
 from cronfleet.errors import CronfleetError
 from cronfleet.models import JobSpec
 from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP, DEFAULT_MISFIRE_GRACE
+from cronfleet.sealing import SecretKey
 from cronfleet.v1 import jobs_pb2
 from scheduler.dispatch import Dispatcher, DispatchQueue, QueuedRun
 from scheduler.ownership import ShardOwnership
@@ -37,32 +39,50 @@ UNLIMITED = 2147483647  # the claim statement's "no limit"
 MAX_QUEUED = 50_000
 
 
+@dataclass(frozen=True)
+class PreparedJob:
+    """One version of a job: its spec as stored (secrets sealed), the message
+    workers get (secrets opened: it travels over mutual TLS only), and why
+    its runs cannot be handed over, if they cannot."""
+
+    spec: JobSpec
+    message: jobs_pb2.JobSpec
+    refused: str = ""
+
+
 class JobCache:
-    """Each job's spec, decoded, and as the message workers get: once per job
-    version, not once per fire."""
+    """Each job version prepared once, not once per fire."""
 
-    def __init__(self, size: int = 10_000) -> None:
+    def __init__(self, secret_key: SecretKey | None = None, size: int = 10_000) -> None:
+        self.secret_key = secret_key
         self.size = size
-        self._cache: collections.OrderedDict[tuple[Any, int], tuple[JobSpec, jobs_pb2.JobSpec]] = (
-            collections.OrderedDict()
-        )
+        self._cache: collections.OrderedDict[tuple[Any, int], PreparedJob] = collections.OrderedDict()
 
-    def get(self, job: Row) -> tuple[JobSpec, jobs_pb2.JobSpec]:
+    def get(self, job: Row) -> PreparedJob:
         """``job`` is a ``jobs`` row (every column)."""
         key = (job["id"], job["version"])
         found = self._cache.get(key)
         if found is None:
-            spec = rows.spec_from_row(job)
-            found = self._cache[key] = (spec, proto.spec_to_proto(spec))
+            found = self._cache[key] = self._prepare(job["id"], rows.spec_from_row(job))
             if len(self._cache) > self.size:
                 self._cache.popitem(last=False)
         return found
 
+    def _prepare(self, job_id: uuid.UUID, spec: JobSpec) -> PreparedJob:
+        try:
+            opened = sealing.open_env(spec, self.secret_key, job_id)
+        except sealing.SealingError as exc:
+            # Its runs fail with this (the worker runs nothing): say so here too.
+            log.error("secret_not_opened", job_id=str(job_id), error=str(exc))
+            return PreparedJob(spec, proto.spec_to_proto(spec), f"secret_unavailable: {exc}")
+        return PreparedJob(spec, proto.spec_to_proto(opened, reveal_secrets=True))
 
-_jobs = JobCache()
+
+_jobs = JobCache()  # for callers that give none (tests, the bench): no secret key
 
 
-def _queued(execution: Row, job: Row) -> QueuedRun:
+def _queued(execution: Row, job: Row, jobs: JobCache) -> QueuedRun:
+    prepared = jobs.get(job)
     return QueuedRun(
         sort_key=(-execution["priority"], execution["run_at"], execution["id"]),
         execution_id=execution["id"],
@@ -71,15 +91,18 @@ def _queued(execution: Row, job: Row) -> QueuedRun:
         scheduled_at=execution["scheduled_at"],
         attempt=execution["attempt"],
         fire_at=execution["run_at"],
-        job=_jobs.get(job)[1],
+        job=prepared.message,
         checkpoint=bytes(execution.get("checkpoint") or b""),
         shard_id=execution["shard_id"],
+        refused=prepared.refused,
     )
 
 
-def decide_fire(row: Row, now: datetime, grace: timedelta, catchup: timedelta) -> schedule.ClaimedFire:
+def decide_fire(
+    row: Row, now: datetime, grace: timedelta, catchup: timedelta, jobs: JobCache = _jobs
+) -> schedule.ClaimedFire:
     """What the claim does with a due row of select_due_fires (see schedule.claim_fire)."""
-    spec, _ = _jobs.get(row)
+    spec = jobs.get(row).spec
     return schedule.claim_fire(
         rows.timing_from_row(row),
         row["next_run_at"],
@@ -131,6 +154,7 @@ async def claim_due_fires(
     misfire_grace: timedelta = DEFAULT_MISFIRE_GRACE,
     misfire_catchup: timedelta = DEFAULT_MISFIRE_CATCHUP,
     user_quota: int = 0,
+    jobs: JobCache = _jobs,
 ) -> Claimed:
     """Claim up to ``batch`` fires due by ``horizon`` on this scheduler's shards.
     ``user_quota`` > 0: a fire that would take its owner past that many
@@ -145,7 +169,7 @@ async def claim_due_fires(
         )
         if not due:
             return Claimed([], [], 0)
-        fires = [decide_fire(r, now, misfire_grace, misfire_catchup) for r in due]
+        fires = [decide_fire(r, now, misfire_grace, misfire_catchup, jobs) for r in due]
         inserted = await tx.fetch_all(
             "record_fires",
             {
@@ -174,8 +198,8 @@ async def claim_due_fires(
     metrics.CLAIM_BATCH.observe(len(due))
     for shard, n in collections.Counter(r["shard_id"] for r in due).items():
         metrics.FIRES_CLAIMED.labels(str(shard)).inc(n)
-    jobs = {r["id"]: r for r in due}
-    runs = [_queued(row, jobs[row["job_id"]]) for row in inserted if row["status"] == "scheduled"]
+    by_id = {r["id"]: r for r in due}
+    runs = [_queued(row, by_id[row["job_id"]], jobs) for row in inserted if row["status"] == "scheduled"]
     return Claimed(runs, replaced, len(due))
 
 
@@ -187,6 +211,7 @@ async def claim_pending(
     horizon: datetime,
     batch: int,
     queued: list[int],
+    jobs: JobCache = _jobs,
 ) -> list[QueuedRun]:
     """Attempts already recorded but on no worker: retries, manual runs, orphans."""
     pending = await db.fetch_all(
@@ -196,8 +221,8 @@ async def claim_pending(
     if not pending:
         return []
     ids = list({r["job_id"] for r in pending})
-    jobs = {j["id"]: j for j in await db.fetch_all("jobs_by_id", {"ids": ids})}
-    return [_queued(r, jobs[r["job_id"]]) for r in pending if r["job_id"] in jobs]
+    found = {j["id"]: j for j in await db.fetch_all("jobs_by_id", {"ids": ids})}
+    return [_queued(r, found[r["job_id"]], jobs) for r in pending if r["job_id"] in found]
 
 
 class ClaimLoop:
@@ -224,6 +249,7 @@ class ClaimLoop:
         self.wake = wake
         self.on_replaced = on_replaced  # set when "replace" jobs have older runs to stop
         self._fence_checked = 0.0
+        self.jobs = JobCache(SecretKey.from_settings(settings))
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -318,6 +344,7 @@ class ClaimLoop:
                 misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
                 misfire_catchup=timedelta(seconds=self.settings.misfire_catchup_seconds),
                 user_quota=self.settings.quota_concurrent_runs,
+                jobs=self.jobs,
             )
             self.queue.push(claimed.runs)
             total += len(claimed.runs)
@@ -334,6 +361,7 @@ class ClaimLoop:
             horizon=horizon,
             batch=self.settings.claim_batch,
             queued=self.queue.queued_ids,
+            jobs=self.jobs,
         )
         self.queue.push(pending)
         if not total and not pending:

@@ -42,6 +42,7 @@ class QueuedRun:
     job: jobs_pb2.JobSpec = field(compare=False, repr=False)
     checkpoint: bytes = field(default=b"", compare=False, repr=False)  # the previous attempt's
     shard_id: int = field(default=0, compare=False)
+    refused: str = field(default="", compare=False)  # why the worker must run nothing (a secret not opened)
 
     @property
     def needs_fresh_container(self) -> bool:
@@ -59,6 +60,7 @@ class QueuedRun:
             fire_at=proto.timestamp(self.fire_at),
             job=self.job,
             checkpoint=self.checkpoint,
+            refused=self.refused,
         )
 
 

@@ -45,6 +45,7 @@ class Scheduler:
         self.client = client
         self.keys = etcd.Keys(settings.etcd_prefix)
         self.address = ""
+        self.tls = rpc.InternalTls.from_settings(settings)
         self.streams = WorkerStreams(settings.heartbeat_interval)
         self.queue = DispatchQueue()
         # Claim when shards change, a fire is NOTIFYed or a worker has room;
@@ -98,6 +99,7 @@ class Scheduler:
                     lambda s: dispatch_pb2_grpc.add_DispatchServiceServicer_to_server(self.servicer, s),
                 )
             ],
+            tls=self.tls,
             options=[("grpc.max_receive_message_length", 16 << 20)],
         )
         self.address = server.address

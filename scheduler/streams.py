@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import grpc
 import structlog
 
-from cronfleet import metrics
+from cronfleet import metrics, rpc
 from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
 
 log = structlog.get_logger()
@@ -134,6 +134,7 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
         request_iterator: AsyncIterator[dispatch_pb2.WorkerMessage],
         context: grpc.aio.ServicerContext,
     ) -> None:
+        await rpc.admit_peer(context, "worker")  # assignments carry secret env values
         first = await context.read()
         if first is grpc.aio.EOF or first.WhichOneof("kind") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "first message must be hello")

@@ -22,6 +22,8 @@ from cronfleet.db import Database
 from cronfleet.db.migrate import migrate
 from cronfleet.logstore import LocalLogStore
 from cronfleet.records import User
+from cronfleet.sealing import SecretKey
+from cronfleet.tls import TlsFiles, ensure_local_pki
 from gateway.service import JobsService
 from launch.devservices import LocalEtcd, LocalPostgres, free_port
 from tests.helpers import new_user
@@ -85,6 +87,18 @@ def s3_server() -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def pki(service_root: Path) -> dict[str, TlsFiles]:
+    """A CA and one certificate per role, as `cronfleet up` makes them: roles
+    run in-process talk mutual TLS too (tests.helpers.as_role)."""
+    return ensure_local_pki(service_root / "tls")
+
+
+@pytest.fixture(scope="session")
+def secret_key() -> SecretKey:
+    return SecretKey.generate()
+
+
 # ------------------------------------------------------------- API layer
 @pytest.fixture
 def shards() -> int:
@@ -93,10 +107,10 @@ def shards() -> int:
 
 
 @pytest.fixture
-def service(db: Database, tmp_path: Path, shards: int) -> JobsService:
+def service(db: Database, tmp_path: Path, shards: int, secret_key: SecretKey) -> JobsService:
     """The API's service layer (what HTTP and gRPC call) on a fresh database."""
     logs = LocalLogStore(tmp_path / "logs", "http://gw")
-    return JobsService(db, logs, shards=shards, token_ttl=timedelta(hours=1))
+    return JobsService(db, logs, shards=shards, token_ttl=timedelta(hours=1), secret_key=secret_key)
 
 
 @pytest.fixture

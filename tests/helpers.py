@@ -4,13 +4,16 @@ or a job."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cronfleet.codec.jsonapi import spec_from_json
+from cronfleet.config import Settings
 from cronfleet.models import JobSpec
 from cronfleet.records import User
+from cronfleet.tls import TlsFiles
 
 if TYPE_CHECKING:
     from gateway.service import JobsService
@@ -61,6 +64,14 @@ async def new_user(service: JobsService, name: str) -> User:
     await service.signup(name, f"{name}@example.com", "password123")
     token, _ = await service.login(f"{name}@example.com", "password123")
     return await service.authenticate(token)
+
+
+def as_role(settings: Settings, pki: Mapping[str, TlsFiles], role: str) -> Settings:
+    """``settings`` for a ``role`` run in-process: its internal TLS files."""
+    files = pki[role]
+    return dataclasses.replace(
+        settings, internal_tls=True, tls_ca=str(files.ca), tls_cert=str(files.cert), tls_key=str(files.key)
+    )
 
 
 def job_spec(**fields: object) -> JobSpec:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import grpc
 import structlog
 
+from cronfleet import rpc
 from cronfleet.aio import sleep_or, wait_for_event
 from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
 
@@ -58,6 +59,7 @@ class SchedulerConnection:
     address: str
     hello: Hello
     handlers: StreamHandlers
+    tls: rpc.InternalTls | None  # None: plaintext (internal TLS off, by setting)
     live: bool = False
     task: asyncio.Task[None] | None = None
     # What to send next, coalesced: many events and credits share one
@@ -79,7 +81,7 @@ class SchedulerConnection:
         backoff = 0.1
         while not stop.is_set():
             try:
-                async with grpc.aio.insecure_channel(self.address) as channel:
+                async with rpc.internal_channel(self.address, self.tls) as channel:
                     call = dispatch_pb2_grpc.DispatchServiceStub(channel).Connect()
                     await call.write(self.hello.message())
                     self.live = True
@@ -88,7 +90,12 @@ class SchedulerConnection:
                     self.handlers.on_up(self.address)
                     await self._serve(call)
             except grpc.aio.AioRpcError as exc:
-                log.debug("scheduler_stream_closed", address=self.address, code=str(exc.code()))
+                # A refused certificate is a misconfiguration: say so loudly.
+                details = exc.details() or ""
+                refused = exc.code() == grpc.StatusCode.PERMISSION_DENIED or "andshake" in details
+                (log.warning if refused else log.debug)(
+                    "scheduler_stream_closed", address=self.address, code=str(exc.code()), details=details
+                )
             finally:
                 self.live = False
                 self.handlers.on_down(self.address)
@@ -135,15 +142,16 @@ class SchedulerConnection:
 class Connections:
     """One connection per live scheduler, following the membership."""
 
-    def __init__(self, hello: Hello, handlers: StreamHandlers) -> None:
+    def __init__(self, hello: Hello, handlers: StreamHandlers, tls: rpc.InternalTls | None) -> None:
         self.hello = hello
         self.handlers = handlers
+        self.tls = tls
         self._by_address: dict[str, SchedulerConnection] = {}
 
     def sync(self, addresses: set[str], stop: asyncio.Event) -> None:
         """Dial schedulers that joined; hang up on those that left."""
         for address in addresses - set(self._by_address):
-            conn = SchedulerConnection(address, self.hello, self.handlers)
+            conn = SchedulerConnection(address, self.hello, self.handlers, self.tls)
             conn.task = asyncio.create_task(conn.run(stop), name=f"conn-{address}")
             self._by_address[address] = conn
         for address in set(self._by_address) - addresses:

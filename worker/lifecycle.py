@@ -197,6 +197,8 @@ class Runs:
         self._done(run, outcome)
 
     async def _arm_and_run(self, run: Run) -> RunOutcome:
+        if run.spec.refused:
+            raise RunRejected(run.spec.refused)
         run.armed = await self._arm(run)
         if run.armed is None:
             return RunOutcome(run.cancel_reason, None, f"stopped: {run.cancel_reason}")

@@ -15,7 +15,7 @@ from pathlib import Path
 import aetcd
 import structlog
 
-from cronfleet import etcd, metrics
+from cronfleet import etcd, metrics, rpc
 from cronfleet.config import Settings
 from cronfleet.logstore import LogStore, S3LogStore, open_log_store
 from cronfleet.outbound import OutboundPolicy
@@ -56,6 +56,7 @@ class Worker:
                 running=lambda: len(self.runs),
                 room=self._room,
             ),
+            rpc.InternalTls.from_settings(settings),
         )
         self.outbox = Outbox(self.connections.pick)
         self.http = HttpRuntime(OutboundPolicy.from_settings(settings))

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from cronfleet.codec import proto
 from cronfleet.config import Settings
-from cronfleet.models import HttpCall, Resources, Step
+from cronfleet.models import HttpCall, Resources, Step, reveal_env
 from cronfleet.records import StepResult
 from cronfleet.v1 import dispatch_pb2
 
@@ -123,7 +123,8 @@ class RunSpec:
     spool_path: Path  # where the output goes; its folder is the run's own
     command: str = ""
     steps: tuple[Step, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
+    # Secret values among them in the clear: never printed (repr) nor logged.
+    env: dict[str, str] = field(default_factory=dict, repr=False)
     timeout_seconds: int = 3600
     owner_id: str = ""
     image: str = ""  # "": the worker's default image
@@ -132,10 +133,17 @@ class RunSpec:
     checkpoint: bytes = b""  # what the previous attempt left, to start from
     container: str = "per_run"  # docker: a fresh container, or the job's long-lived one
     scheduled_at: str = ""  # the fire this run is for (RFC 3339, UTC); retries keep it
+    refused: str = ""  # the scheduler could not prepare it: run nothing, fail with this
 
     @classmethod
     def from_assignment(cls, assignment: dispatch_pb2.Assignment, spool_root: Path) -> RunSpec:
         job = proto.spec_from_proto(assignment.job)
+        refused, env = assignment.refused, {}
+        if not refused:
+            try:
+                env = reveal_env(job.env)
+            except ValueError as exc:  # a secret sent without its value
+                refused = f"secret_unavailable: {exc}"
         return cls(
             execution_id=assignment.execution_id,
             job_id=assignment.job_id,
@@ -143,7 +151,7 @@ class RunSpec:
             spool_path=spool_root / f"{assignment.execution_id}-{assignment.attempt}" / "output.log",
             command=job.command or "",
             steps=job.steps,
-            env=job.env,
+            env=env,
             timeout_seconds=job.timeout_seconds,
             owner_id=assignment.owner_id,
             image=job.image or "",
@@ -152,6 +160,7 @@ class RunSpec:
             checkpoint=assignment.checkpoint,
             container=job.container,
             scheduled_at=_rfc3339(proto.to_datetime(assignment.scheduled_at)),
+            refused=refused,
         )
 
     @property

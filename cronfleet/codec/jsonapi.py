@@ -2,7 +2,9 @@
 
 Decoding follows the record's type hints and names the field that is wrong
 (``steps[1].run``, ``resources.gpus``); encoding leaves out what is unset.
-The ``jobs.spec`` column stores this same JSON.
+The ``jobs.spec`` column stores this same JSON, but for secret env values
+(``codec.rows``). A secret env value is always encoded ``{"value": "***",
+"secret": true}``, whatever it holds.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import Job, JobSpec, Notify, RunBrief, name_steps
+from cronfleet.models import MASK, Job, JobSpec, Notify, RunBrief, Secret, name_steps
 from cronfleet.records import PUBLIC_EXECUTION_FIELDS, Alert, DeadLetter, Execution, Stats, User
 
 
@@ -35,6 +37,8 @@ def encode(value: Any) -> Any:
         return str(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
+    if isinstance(value, Secret):
+        return {"value": MASK, "secret": True}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _encode_fields(value, [f.name for f in dataclasses.fields(value)])
     if isinstance(value, tuple | list):
@@ -57,8 +61,18 @@ def _encode_fields(record: Any, names: list[str] | tuple[str, ...]) -> dict[str,
     return out
 
 
-def spec_to_json(spec: JobSpec) -> dict[str, Any]:
-    return dict(encode(spec))
+def spec_to_json(spec: JobSpec, reveal_secrets: bool = False) -> dict[str, Any]:
+    """A job's spec as API JSON. Secret env values are "***" unless
+    ``reveal_secrets`` and the value is at hand (a client writing a job)."""
+    out = dict(encode(spec))
+    if reveal_secrets and spec.env:
+        out["env"] = {
+            name: {"value": v.value, "secret": True}
+            if isinstance(v, Secret) and v.value is not None
+            else encode(v)
+            for name, v in spec.env.items()
+        }
+    return out
 
 
 def job_to_json(job: Job) -> dict[str, Any]:
@@ -244,13 +258,30 @@ def _decode(hint: Any, value: Any, where: str) -> Any:
     if origin is dict:
         if not isinstance(value, Mapping):
             raise InvalidArgument("must be an object of strings", field=where)
-        for k, v in value.items():
-            if not isinstance(v, str | int | float) or isinstance(v, bool):
-                raise InvalidArgument("values must be strings", field=f"{where}.{k}")
-        return {str(k): str(v) for k, v in value.items()}
+        secrets = Secret in typing.get_args(args[1])  # env: a value may be {value, secret}
+        return {str(k): _decode_value(v, f"{where}.{k}", secrets) for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         return _decode_record(hint, value, where)  # type: ignore[arg-type]
     return _decode_scalar(hint, value, where)
+
+
+def _decode_value(value: Any, where: str, secrets: bool) -> str | Secret:
+    """A map's value: a string (numbers become strings), or with ``secrets``
+    also ``{"value": v, "secret": bool}``; a secret sent as "***" means the
+    value stored (an update)."""
+    if secrets and isinstance(value, Mapping):
+        unknown = set(value) - {"value", "secret"}
+        if unknown:
+            raise InvalidArgument("unknown field", field=f"{where}.{sorted(unknown)[0]}")
+        text = _decode_value(value.get("value"), f"{where}.value", secrets=False)
+        secret = _decode_scalar(bool, value.get("secret", False), f"{where}.secret")
+        if not secret:
+            return text
+        return Secret() if text == MASK else Secret(value=str(text))
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        what = 'a string or {"value": string, "secret": true}' if secrets else "a string"
+        raise InvalidArgument(f"must be {what}", field=where)
+    return str(value)
 
 
 def _decode_scalar(hint: Any, value: Any, where: str) -> Any:

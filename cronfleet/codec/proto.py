@@ -3,6 +3,11 @@
 A record and its message share field names. Unset is the message's own
 notion: ``HasField`` for messages and ``optional`` scalars, the zero value
 for the rest.
+
+A job's secret env values travel as ``env`` plus the names in
+``secret_env``: "***" in replies, and in the clear only where
+:func:`spec_to_proto` is told to reveal them (a client's request, and a
+run the scheduler hands a worker over mutual TLS).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from cronfleet.codec import jsonapi
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import Job, JobSpec, Notify, RunBrief, name_steps
+from cronfleet.models import MASK, EnvValue, Job, JobSpec, Notify, RunBrief, Secret, name_steps
 from cronfleet.records import PUBLIC_EXECUTION_FIELDS, Alert, DeadLetter, Execution, Stats, StepResult, User
 from cronfleet.v1 import jobs_pb2 as pb
 
@@ -87,8 +92,20 @@ def _is_id(message: Message, name: str, value: Any) -> bool:
     return isinstance(value, int) and message.DESCRIPTOR.fields_by_name[name].type == _STRING
 
 
-def spec_to_proto(spec: JobSpec) -> pb.JobSpec:
-    return typing.cast(pb.JobSpec, encode_into(pb.JobSpec(), spec))
+_SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec) if f.name != "env")
+
+
+def spec_to_proto(spec: JobSpec, reveal_secrets: bool = False) -> pb.JobSpec:
+    """The message for ``spec``; secret env values are "***" unless
+    ``reveal_secrets`` and the value is at hand (opened, or a client's own)."""
+    msg = typing.cast(pb.JobSpec, encode_into(pb.JobSpec(), spec, _SPEC_FIELDS))
+    for name, value in spec.env.items():
+        if isinstance(value, Secret):
+            msg.secret_env.append(name)
+            msg.env[name] = value.value if reveal_secrets and value.value is not None else MASK
+        else:
+            msg.env[name] = value
+    return msg
 
 
 def job_to_proto(job: Job) -> pb.Job:
@@ -177,7 +194,19 @@ def notify_from_proto(targets: Iterable[pb.Notify]) -> tuple[Notify, ...]:
 # ------------------------------------------------------------------ decode
 def spec_from_proto(message: pb.JobSpec) -> JobSpec:
     spec: JobSpec = _decode_record(JobSpec, message)
-    return dataclasses.replace(spec, steps=name_steps(spec.steps))
+    return dataclasses.replace(spec, steps=name_steps(spec.steps), env=_env(message))
+
+
+def _env(message: pb.JobSpec) -> dict[str, EnvValue]:
+    """``env``, with the values ``secret_env`` names as secrets ("***": the value stored)."""
+    secret = set(message.secret_env)
+    unknown = secret - set(message.env)
+    if unknown:
+        raise InvalidArgument("names no variable in env", field=f"secret_env.{sorted(unknown)[0]}")
+    return {
+        name: (Secret() if value == MASK else Secret(value=value)) if name in secret else value
+        for name, value in message.env.items()
+    }
 
 
 def job_from_proto(message: pb.Job) -> Job:
@@ -234,6 +263,8 @@ def changes_from_proto(message: pb.JobSpec, update_mask: Iterable[str]) -> dict[
         if name not in fields:
             raise InvalidArgument("unknown field", field=f"update_mask.{name}")
         changes[name] = _decode_field(message, fields[name])
+    if changes.get("env"):
+        changes["env"] = _env(message)
     if changes.get("steps"):
         changes["steps"] = name_steps(changes["steps"])
     return changes

@@ -3,17 +3,21 @@
 A job's spec is split between columns (what SQL reads: schedule, priority,
 concurrency, retries...) and the ``spec`` JSONB column, which holds the rest
 in API JSON. A new field that SQL does not read needs nothing here.
+
+Secret env values are stored sealed, ``{"secret": true, "sealed": "v1..."}``
+(cronfleet.sealing); a row is never written with a value unsealed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from cronfleet.codec import jsonapi
 from cronfleet.db import Row
-from cronfleet.models import Job, JobSpec, Notify
+from cronfleet.models import EnvValue, Job, JobSpec, Notify, Secret
 from cronfleet.records import Alert, DeadLetter, Delivery, Execution, StepResult, User
 from cronfleet.schedule import Timing
 
@@ -36,12 +40,36 @@ JOB_COLUMNS = (
 def job_params(spec: JobSpec) -> dict[str, Any]:
     """The columns insert_job and update_job write for ``spec``."""
     payload = {k: v for k, v in jsonapi.spec_to_json(spec).items() if k not in JOB_COLUMNS}
+    if spec.env:
+        payload["env"] = env_param(spec.env)
     params = {name: getattr(spec, name) for name in JOB_COLUMNS}
     return params | {"name": spec.name.strip(), "spec": Jsonb(payload)}
 
 
+def env_param(env: dict[str, EnvValue]) -> dict[str, Any]:
+    """A spec's env as stored: secrets sealed. Refuses one that is not."""
+    stored: dict[str, Any] = {}
+    for name, value in env.items():
+        if isinstance(value, Secret):
+            if value.sealed is None:
+                raise ValueError(f"env {name}: a secret must be sealed before it is stored")
+            stored[name] = {"secret": True, "sealed": value.sealed}
+        else:
+            stored[name] = value
+    return stored
+
+
 def spec_from_row(row: Row) -> JobSpec:
-    return jsonapi.spec_from_json({**row["spec"], **{name: row[name] for name in JOB_COLUMNS}})
+    """The stored spec; its secrets stay sealed (``Secret(sealed=...)``)."""
+    document = dict(row["spec"])
+    env = document.pop("env", None) or {}
+    spec = jsonapi.spec_from_json({**document, **{name: row[name] for name in JOB_COLUMNS}})
+    if not env:
+        return spec
+    return dataclasses.replace(
+        spec,
+        env={name: Secret(sealed=v["sealed"]) if isinstance(v, dict) else str(v) for name, v in env.items()},
+    )
 
 
 def job_from_row(row: Row) -> Job:

@@ -137,7 +137,7 @@ class ProfileCount(_message.Message):
     def __init__(self, image: _Optional[str] = ..., cpus: _Optional[float] = ..., memory_mb: _Optional[int] = ..., pids: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("execution_id", "job_id", "owner_id", "scheduled_at", "attempt", "fire_at", "job", "checkpoint")
+    __slots__ = ("execution_id", "job_id", "owner_id", "scheduled_at", "attempt", "fire_at", "job", "checkpoint", "refused")
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -146,6 +146,7 @@ class Assignment(_message.Message):
     FIRE_AT_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     execution_id: int
     job_id: str
     owner_id: str
@@ -154,7 +155,8 @@ class Assignment(_message.Message):
     fire_at: _timestamp_pb2.Timestamp
     job: _jobs_pb2.JobSpec
     checkpoint: bytes
-    def __init__(self, execution_id: _Optional[int] = ..., job_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ..., checkpoint: _Optional[bytes] = ...) -> None: ...
+    refused: str
+    def __init__(self, execution_id: _Optional[int] = ..., job_id: _Optional[str] = ..., owner_id: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt: _Optional[int] = ..., fire_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., job: _Optional[_Union[_jobs_pb2.JobSpec, _Mapping]] = ..., checkpoint: _Optional[bytes] = ..., refused: _Optional[str] = ...) -> None: ...
 
 class AssignmentBatch(_message.Message):
     __slots__ = ("assignments",)

@@ -28,7 +28,7 @@ class Resources(_message.Message):
     def __init__(self, cpus: _Optional[float] = ..., memory_mb: _Optional[int] = ..., pids: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "command", "steps", "schedule", "run_at", "timezone", "start_at", "end_at", "image", "env", "max_retries", "timeout_seconds", "priority", "concurrency_policy", "max_concurrency", "resources", "http", "run_once", "retry", "misfire_policy", "delivery", "after", "container", "notify")
+    __slots__ = ("name", "command", "steps", "schedule", "run_at", "timezone", "start_at", "end_at", "image", "env", "max_retries", "timeout_seconds", "priority", "concurrency_policy", "max_concurrency", "resources", "http", "run_once", "retry", "misfire_policy", "delivery", "after", "container", "notify", "secret_env")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -60,6 +60,7 @@ class JobSpec(_message.Message):
     AFTER_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     NOTIFY_FIELD_NUMBER: _ClassVar[int]
+    SECRET_ENV_FIELD_NUMBER: _ClassVar[int]
     name: str
     command: str
     steps: _containers.RepeatedCompositeFieldContainer[Step]
@@ -84,7 +85,8 @@ class JobSpec(_message.Message):
     after: _containers.RepeatedCompositeFieldContainer[Upstream]
     container: str
     notify: _containers.RepeatedCompositeFieldContainer[Notify]
-    def __init__(self, name: _Optional[str] = ..., command: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., schedule: _Optional[str] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., image: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., priority: _Optional[int] = ..., concurrency_policy: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., http: _Optional[_Union[HttpCall, _Mapping]] = ..., run_once: _Optional[bool] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., misfire_policy: _Optional[str] = ..., delivery: _Optional[str] = ..., after: _Optional[_Iterable[_Union[Upstream, _Mapping]]] = ..., container: _Optional[str] = ..., notify: _Optional[_Iterable[_Union[Notify, _Mapping]]] = ...) -> None: ...
+    secret_env: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., command: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ..., schedule: _Optional[str] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., image: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., max_retries: _Optional[int] = ..., timeout_seconds: _Optional[int] = ..., priority: _Optional[int] = ..., concurrency_policy: _Optional[str] = ..., max_concurrency: _Optional[int] = ..., resources: _Optional[_Union[Resources, _Mapping]] = ..., http: _Optional[_Union[HttpCall, _Mapping]] = ..., run_once: _Optional[bool] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., misfire_policy: _Optional[str] = ..., delivery: _Optional[str] = ..., after: _Optional[_Iterable[_Union[Upstream, _Mapping]]] = ..., container: _Optional[str] = ..., notify: _Optional[_Iterable[_Union[Notify, _Mapping]]] = ..., secret_env: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Notify(_message.Message):
     __slots__ = ("webhook", "on", "format")

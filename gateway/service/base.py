@@ -16,6 +16,7 @@ from cronfleet.logstore import LogStore
 from cronfleet.models import Resources
 from cronfleet.records import Execution, User
 from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP
+from cronfleet.sealing import SecretKey
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
@@ -31,6 +32,7 @@ class ServiceBase:
         token_ttl: timedelta,
         limits: Resources | None = None,
         misfire_catchup: timedelta = DEFAULT_MISFIRE_CATCHUP,
+        secret_key: SecretKey | None = None,
     ) -> None:
         self.db = db
         self.logs = logs
@@ -38,6 +40,7 @@ class ServiceBase:
         self.token_ttl = token_ttl
         self.limits = limits  # the most a run may ask for (the workers' maximums)
         self.misfire_catchup = misfire_catchup  # how far back resume runs missed fires (run_all)
+        self.secret_key = secret_key  # seals secret env values; None: they are refused
 
     async def _job_row(self, user: User, job_id: str) -> Row:
         """The caller's job (deleted ones too); NotFound for anyone else's."""

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from cronfleet import preview, schedule
+from cronfleet import preview, schedule, sealing
 from cronfleet.codec import jsonapi, rows
 from cronfleet.db import Session
 from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound
@@ -43,9 +43,7 @@ class Jobs(ServiceBase):
                 raise
         key = None
         if idempotency_key is not None:
-            key = IdempotentRequest.of(
-                idempotency_key, "create_jobs", [jsonapi.spec_to_json(s) for s in specs]
-            )
+            key = IdempotentRequest.of(idempotency_key, "create_jobs", [self._fingerprint(s) for s in specs])
         now = datetime.now(UTC)
         async with self.db.transaction() as tx:
             if key is not None and (earlier := await earlier_reply(tx, user, key)) is not None:
@@ -58,8 +56,16 @@ class Jobs(ServiceBase):
                 await save_reply(tx, user, key, 201, {"jobs": [str(j.id) for j in created]})
         return [_with_warnings(j, now) for j in created]
 
+    def _fingerprint(self, spec: JobSpec) -> dict[str, Any]:
+        """A job as its idempotency key's request hash sees it (secrets by a keyed digest)."""
+        body = jsonapi.spec_to_json(spec)
+        if spec.env:
+            body["env"] = sealing.fingerprint_env(spec, self.secret_key)
+        return body
+
     async def _insert(self, tx: Session, user: User, spec: JobSpec, now: datetime) -> Job:
         job_id = uuid.uuid4()
+        spec = sealing.seal_env(spec, self.secret_key, job_id)
         first = _first_fire(spec, spec.timing(anchor=now), now)
         row = await tx.fetch_one(
             "insert_job",
@@ -151,7 +157,7 @@ class Jobs(ServiceBase):
         now = datetime.now(UTC)
         async with self.db.transaction() as tx:
             old = await self._lock(tx, user, job_id)
-            spec = build(old.spec)
+            spec = sealing.seal_env(build(old.spec), self.secret_key, old.id, stored=old.spec)
             await self._check_upstreams(tx, user, [spec], changing=old)
             # A new schedule or run_at revives a finished job.
             status = "active" if old.status == "completed" else old.status

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cronfleet.tls import TlsFiles
 from launch.devservices import LocalEtcd, LocalPostgres, free_port
 from tests.conftest import TEMPLATE_DB
 from tests.helpers import wait_until
@@ -31,6 +32,13 @@ class Cluster:
     def api(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=f"{self.http}/api/v1", headers=headers, timeout=10)
+
+    def role_env(self, role: str) -> dict[str, str]:
+        """What `cronfleet up` gives its processes of ``role`` beyond ``env``
+        (its internal TLS files, the secret key's file), for one a test starts."""
+        tls = self.state_dir / "tls"
+        files = TlsFiles(tls / "ca.pem", tls / f"{role}.pem", tls / f"{role}.key")
+        return files.env() | {"CRONFLEET_SECRET_KEY_FILE": str(self.state_dir / "secret.key")}
 
     def new_user(self) -> str:
         """Sign up a fresh user; return a bearer token."""

@@ -136,11 +136,15 @@ def bare_cluster(
 
 
 def start_worker(cluster: Cluster, worker_id: str, log: Path) -> subprocess.Popen[bytes]:
-    env = cluster.env | {
-        "CRONFLEET_WORKER_ID": worker_id,
-        "CRONFLEET_RUNTIME": "docker",
-        "CRONFLEET_LOG_DIR": str(cluster.state_dir / "logs"),
-    }
+    env = (
+        cluster.env
+        | cluster.role_env("worker")
+        | {
+            "CRONFLEET_WORKER_ID": worker_id,
+            "CRONFLEET_RUNTIME": "docker",
+            "CRONFLEET_LOG_DIR": str(cluster.state_dir / "logs"),
+        }
+    )
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "launch", "worker"], env=env, stdout=out, stderr=out)
 

@@ -13,16 +13,19 @@ from coordinator.node import Coordinator
 from cronfleet import etcd
 from cronfleet.config import Settings
 from cronfleet.db import Database
+from cronfleet.tls import TlsFiles
 from launch.devservices import LocalEtcd
-from tests.helpers import Roles, assert_eventually
+from tests.helpers import Roles, as_role, assert_eventually
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def settings(etcd_server: LocalEtcd, etcd_prefix: str, database_url: str) -> Settings:
+def settings(
+    etcd_server: LocalEtcd, etcd_prefix: str, database_url: str, pki: dict[str, TlsFiles]
+) -> Settings:
     return dataclasses.replace(
-        Settings(),
+        as_role(Settings(), pki, "coordinator"),
         etcd_endpoints=etcd_server.endpoint,
         etcd_prefix=etcd_prefix,
         database_url=database_url,

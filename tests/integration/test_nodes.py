@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import grpc
 import pytest
 
 from coordinator.node import Coordinator
@@ -24,11 +23,13 @@ from cronfleet.db import Database
 from cronfleet.logstore import LocalLogStore
 from cronfleet.models import Job
 from cronfleet.records import Execution, User
+from cronfleet.rpc import InternalTls, internal_channel
+from cronfleet.tls import TlsFiles
 from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
 from gateway.service import JobsService
 from launch.devservices import LocalEtcd
 from scheduler.node import Scheduler
-from tests.helpers import Roles, assert_eventually, job_spec
+from tests.helpers import Roles, as_role, assert_eventually, job_spec
 from worker.docker_runtime import DockerRuntime
 from worker.node import Worker
 from worker.process_runtime import NoopRuntime, ProcessRuntime
@@ -76,22 +77,29 @@ async def roles() -> AsyncIterator[Roles]:
 class Cluster:
     """Start roles in-process against one database and etcd prefix."""
 
-    def __init__(self, settings: Settings, db: Database, roles: Roles) -> None:
+    def __init__(self, settings: Settings, db: Database, roles: Roles, pki: dict[str, TlsFiles]) -> None:
         self.settings = settings
+        self.pki = pki
         self.db = db
         self.roles = roles
         self.client = etcd.connect(settings.etcd_endpoints)
         self.workers: dict[str, Worker] = {}
 
     def coordinator(self) -> None:
-        self.roles.start("coordinator", Coordinator(self.settings, self.db, self.client).run)
+        settings = as_role(self.settings, self.pki, "coordinator")
+        self.roles.start("coordinator", Coordinator(settings, self.db, self.client).run)
 
     def scheduler(self, scheduler_id: str) -> None:
-        settings = dataclasses.replace(self.settings, scheduler_id=scheduler_id)
+        settings = as_role(self.settings, self.pki, "scheduler")
+        settings = dataclasses.replace(settings, scheduler_id=scheduler_id)
         self.roles.start(scheduler_id, Scheduler(settings, self.db, self.client).run)
 
     def worker(self, worker_id: str, runtime: Runtime, **changes: object) -> Worker:
-        settings = dataclasses.replace(self.settings, worker_id=worker_id, **changes)  # type: ignore[arg-type]
+        settings = dataclasses.replace(
+            as_role(self.settings, self.pki, "worker"),
+            worker_id=worker_id,
+            **changes,  # type: ignore[arg-type]
+        )
         worker = Worker(settings, runtime, LocalLogStore(settings.logs_path, "http://gw"), self.client)
         self.workers[worker_id] = worker
         self.roles.start(worker_id, worker.run)
@@ -109,8 +117,8 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(settings: Settings, db: Database, roles: Roles) -> Cluster:
-    return Cluster(settings, db, roles)
+def cluster(settings: Settings, db: Database, roles: Roles, pki: dict[str, TlsFiles]) -> Cluster:
+    return Cluster(settings, db, roles, pki)
 
 
 async def executions(service: JobsService, user: User) -> list[Execution]:
@@ -399,15 +407,17 @@ async def test_a_worker_back_without_its_runs_has_them_run_again(
     the leader never sees it gone: its hello says which runs it holds, and
     the scheduler declares the others lost (and they run again)."""
     cluster.coordinator()
-    scheduler = Scheduler(dataclasses.replace(settings, scheduler_id="s1"), db, cluster.client)
+    scheduler_settings = dataclasses.replace(as_role(settings, cluster.pki, "scheduler"), scheduler_id="s1")
+    scheduler = Scheduler(scheduler_settings, db, cluster.client)
     roles.start("s1", scheduler.run)
+    worker_tls = InternalTls.from_settings(as_role(settings, cluster.pki, "worker"))
 
     async def owned() -> bool:
         return len(await db.fetch_all("shard_owners")) == SHARDS and bool(scheduler.address)
 
     await assert_eventually(owned, timeout=20, what="shards owned")
     hello = dispatch_pb2.Hello(worker_id="w9", capacity=4, runtimes=["process"])
-    async with grpc.aio.insecure_channel(scheduler.address) as channel:
+    async with internal_channel(scheduler.address, worker_tls) as channel:
         call = dispatch_pb2_grpc.DispatchServiceStub(channel).Connect()
         await call.write(dispatch_pb2.WorkerMessage(hello=hello))
         (job,) = await service.create_jobs(user, [job_spec(name="held")])
@@ -415,7 +425,7 @@ async def test_a_worker_back_without_its_runs_has_them_run_again(
             pass
         (given,) = message.assignments.assignments
         call.cancel()  # the process dies with the run
-    async with grpc.aio.insecure_channel(scheduler.address) as channel:
+    async with internal_channel(scheduler.address, worker_tls) as channel:
         call = dispatch_pb2_grpc.DispatchServiceStub(channel).Connect()
         await call.write(dispatch_pb2.WorkerMessage(hello=hello))  # holding nothing
 

@@ -103,18 +103,42 @@ def test_an_upstream_named_or_given_by_id_is_the_same_upstream() -> None:
     assert actions(plan) == {"down": "unchanged"}
 
 
+STARS = {"value": "***", "secret": True}
+
+
+def secret(value: str) -> dict[str, Any]:
+    return {"value": value, "secret": True}
+
+
 def test_a_secret_shown_as_stars_is_kept_unless_asked() -> None:
-    current = [server_job(name="a", command="true", env={"TOKEN": "***", "MODE": "x"})]
+    current = [server_job(name="a", command="true", env={"TOKEN": secret("s3cret"), "MODE": "x"})]
+    assert current[0]["env"] == {"TOKEN": STARS, "MODE": "x"}
+    for token in (secret("s3cret"), "s3cret", STARS):  # as written, as a plain value, as exported
+        same = files({"name": "a", "command": "true", "env": {"TOKEN": token, "MODE": "x"}})
+        assert actions(make_plan(same, current)) == {"a": "unchanged"}
     same = files({"name": "a", "command": "true", "env": {"TOKEN": "s3cret", "MODE": "x"}})
-    assert actions(make_plan(same, current)) == {"a": "unchanged"}
-    assert actions(make_plan(same, current, update_secrets=True)) == {"a": "update"}
-    changed = make_plan(
-        files({"name": "a", "command": "true", "env": {"TOKEN": "s3cret", "MODE": "y"}}), current
-    )
-    (field,) = changed.changes[0].fields
-    assert field.after == {"TOKEN": "***", "MODE": "y"}, "a secret is never printed"
-    with pytest.raises(BadInput, match=r"env.TOKEN: the file has \*\*\*"):
-        make_plan(files({"name": "a", "command": "true", "env": {"TOKEN": "***", "MODE": "y"}}), current)
+    (update,) = make_plan(same, current, update_secrets=True).changes
+    assert update.action == "update" and update.spec is not None
+    assert update.spec["env"]["TOKEN"] == secret("s3cret"), "a secret stays secret"
+    assert update.fields[0].after == {"TOKEN": STARS, "MODE": "x"}, "a secret is never printed"
+    for token in (secret("s3cret"), STARS):
+        changed = make_plan(
+            files({"name": "a", "command": "true", "env": {"TOKEN": token, "MODE": "y"}}), current
+        )
+        (change,) = changed.changes
+        assert change.fields[0].after == {"TOKEN": STARS, "MODE": "y"}, "a secret is never printed"
+        assert change.spec is not None and change.spec["env"]["TOKEN"] == STARS, "*** keeps the value stored"
+
+
+def test_a_new_secret_is_sent_and_never_printed() -> None:
+    current = [server_job(name="a", command="true")]
+    (change,) = make_plan(
+        files({"name": "a", "command": "true", "env": {"TOKEN": secret("s3cret")}}), current
+    ).changes
+    assert change.spec is not None and change.spec["env"] == {"TOKEN": secret("s3cret")}
+    assert change.fields[0].after == {"TOKEN": STARS}
+    (create,) = make_plan(files({"name": "b", "command": "true", "env": {"TOKEN": secret("x")}}), []).changes
+    assert create.spec is not None and create.spec["env"] == {"TOKEN": secret("x")}
 
 
 @pytest.mark.parametrize(

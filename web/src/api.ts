@@ -55,6 +55,13 @@ export interface HttpCall {
 }
 
 /** The fields a user may set on a job. */
+/** A secret env value: sealed at rest; every reply shows `{value: "***", secret: true}`,
+ * and sending that back unchanged keeps the value stored. */
+export interface SecretValue {
+  value: string;
+  secret: boolean;
+}
+
 export interface JobSpec {
   name: string;
   command?: string;
@@ -68,7 +75,7 @@ export interface JobSpec {
   end_at?: string;
   image?: string;
   container?: "per_run" | "per_job";
-  env?: Record<string, string>;
+  env?: Record<string, string | SecretValue>;
   max_retries?: number;
   timeout_seconds?: number;
   priority?: number;

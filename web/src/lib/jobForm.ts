@@ -24,7 +24,7 @@ export interface FormValues {
   concurrency_policy: "" | "allow" | "forbid" | "replace";
   max_concurrency: string;
   resources: { cpus: string; memory_mb: string; pids: string };
-  env: { name: string; value: string }[];
+  env: { name: string; value: string; secret?: boolean }[];
   max_retries: string;
   retry: {
     backoff_seconds: string;
@@ -100,7 +100,11 @@ export function jobToForm(job: Job): FormValues {
       memory_mb: str(job.resources?.memory_mb),
       pids: str(job.resources?.pids),
     },
-    env: Object.entries(job.env ?? {}).map(([name, value]) => ({ name, value: String(value) })),
+    env: Object.entries(job.env ?? {}).map(([name, value]) =>
+      typeof value === "object" && value !== null
+        ? { name, value: String(value.value), secret: !!value.secret } // a secret's value reads "***"
+        : { name, value: String(value), secret: false },
+    ),
     max_retries: str(job.max_retries),
     retry: {
       backoff_seconds: str(job.retry?.backoff_seconds),
@@ -169,7 +173,8 @@ export function formToSpec(v: FormValues, keep: Partial<JobSpec> = {}): JobSpec 
   });
   if (resources) spec.resources = resources;
   const env = v.env.filter((e) => e.name.trim() || e.value);
-  if (env.length) spec.env = Object.fromEntries(env.map((e) => [e.name.trim(), e.value]));
+  // A secret left at "***" keeps the value the server has stored.
+  if (env.length) spec.env = Object.fromEntries(env.map((e) => [e.name.trim(), e.secret ? { value: e.value, secret: true } : e.value]));
   set("max_retries", num(v.max_retries));
   const codes = v.retry.never_exit_codes
     .split(/[\s,]+/)
@@ -199,7 +204,7 @@ export const ERROR_SLOTS = [
   "schedule", "timezone", "run_at", "start_at", "end_at", "run_once", "misfire_policy", "delivery",
   "timeout_seconds", "priority", "concurrency_policy", "max_concurrency",
   "resources", "resources.cpus", "resources.memory_mb", "resources.pids",
-  "env", "env.*.name", "env.*.value",
+  "env", "env.*.name", "env.*.value", "env.*.secret",
   "max_retries", "retry", "retry.backoff_seconds", "retry.max_backoff_seconds", "retry.multiplier",
   "retry.jitter", "retry.on", "retry.never_exit_codes",
   "notify", "notify.*.webhook", "notify.*.on", "notify.*.format",

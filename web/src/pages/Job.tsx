@@ -130,7 +130,7 @@ function Spec({ job, names }: { job: Job; names: Map<string, string> }) {
     <ul className="plain-list mono">
       {Object.entries(job.env ?? {}).map(([k, v]) => (
         <li key={k}>
-          {k}={String(v)}
+          {k}={typeof v === "object" && v !== null ? `${v.value} (secret)` : String(v)}
         </li>
       ))}
     </ul>,

@@ -427,15 +427,27 @@ export function JobForm({ job, onSaved }: { job?: Job; onSaved?: (job: Job) => v
                   </div>
                   <div className="field grow">
                     <label htmlFor={fid(`env.${i}.value`)}>Value {i + 1}</label>
-                    <input className="mono" {...reg(`env.${i}.value`)} autoComplete="off" />
+                    <input
+                      className="mono"
+                      type={watch(`env.${i}.secret`) ? "password" : "text"}
+                      {...reg(`env.${i}.value`)}
+                      autoComplete="off"
+                    />
                     {err(`env.${i}.value`)}
+                  </div>
+                  <div className="field check-field">
+                    <input type="checkbox" {...reg(`env.${i}.secret`)} />
+                    <label htmlFor={fid(`env.${i}.secret`)}>Secret {i + 1}</label>
                   </div>
                   <button type="button" className="icon" aria-label={`Remove variable ${i + 1}`} onClick={() => env.remove(i)}>
                     ✕
                   </button>
                 </div>
               ))}
-              <button type="button" onClick={() => env.append({ name: "", value: "" })}>
+              {env.fields.some((_, i) => watch(`env.${i}.secret`)) ? (
+                <p className="muted small">A secret is sealed at rest and shown as *** everywhere; leave *** to keep it.</p>
+              ) : null}
+              <button type="button" onClick={() => env.append({ name: "", value: "", secret: false })}>
                 Add variable
               </button>
             </div>

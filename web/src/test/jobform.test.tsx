@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { JobForm } from "../pages/JobForm";
-import { emptyForm, formToSpec, resolveErrorField } from "../lib/jobForm";
+import { emptyForm, formToSpec, jobToForm, resolveErrorField } from "../lib/jobForm";
+import type { Job } from "../api";
 import { json, mockFetch, renderWithApp } from "./helpers";
 
 describe("API error next to the field it names", () => {
@@ -78,5 +79,47 @@ describe("formToSpec", () => {
       retry: { never_exit_codes: [2, 64] },
       notify: [{ webhook: "https://h", on: ["failed"], format: "slack" }],
     });
+  });
+});
+
+describe("secret env values", () => {
+  const job = {
+    id: "j1",
+    owner_id: "u1",
+    status: "active",
+    name: "deploy",
+    command: "./deploy.sh",
+    timezone: "UTC",
+    env: { MODE: "prod", TOKEN: { value: "***", secret: true } },
+    created_at: "2025-06-01T00:00:00Z",
+    updated_at: "2025-06-01T00:00:00Z",
+  } as unknown as Job;
+
+  it("round-trips a secret as *** (the server keeps it) and a plain value as itself", () => {
+    const form = jobToForm(job);
+    expect(form.env).toEqual([
+      { name: "MODE", value: "prod", secret: false },
+      { name: "TOKEN", value: "***", secret: true },
+    ]);
+    expect(formToSpec(form).env).toEqual({ MODE: "prod", TOKEN: { value: "***", secret: true } });
+  });
+
+  it("sends a new secret marked secret, from a masked input", async () => {
+    const fetch = mockFetch({
+      "GET /api/v1/jobs": () => json({ jobs: [], next_page_token: "" }),
+      "POST /api/v1/jobs": () => json({ ...job, env: { TOKEN: { value: "***", secret: true } } }, 201),
+    });
+    renderWithApp(<JobForm />);
+    await userEvent.type(screen.getByLabelText("Name"), "deploy");
+    await userEvent.type(screen.getByLabelText("Command"), "./deploy.sh");
+    await userEvent.click(screen.getByRole("button", { name: "Add variable" }));
+    await userEvent.type(screen.getByLabelText("Variable 1"), "TOKEN");
+    await userEvent.click(screen.getByLabelText("Secret 1"));
+    expect(screen.getByLabelText("Value 1")).toHaveAttribute("type", "password");
+    await userEvent.type(screen.getByLabelText("Value 1"), "s3cret");
+    await userEvent.click(screen.getByRole("button", { name: "Create" }));
+    await waitFor(() => expect(fetch.mock.calls.some(([, init]) => init?.method === "POST")).toBe(true));
+    const post = fetch.mock.calls.find(([, init]) => init?.method === "POST")!;
+    expect(JSON.parse(String(post[1]!.body)).env).toEqual({ TOKEN: { value: "s3cret", secret: true } });
   });
 });
