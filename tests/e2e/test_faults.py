@@ -54,6 +54,13 @@ def role_pid(cluster: Cluster, role_id: str) -> int:
     raise LookupError(role_id)
 
 
+def pid_of(cluster: Cluster, role_id: str) -> int | None:
+    try:
+        return role_pid(cluster, role_id)
+    except LookupError:
+        return None
+
+
 def fires(cluster: Cluster, job_ids: list[str]) -> dict[str, list[tuple[datetime, int, str]]]:
     with psycopg.connect(cluster.database_url) as conn:
         rows = conn.execute(
@@ -89,18 +96,20 @@ def test_kill_scheduler_then_leader(ha_cluster: Cluster) -> None:
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
     wait_until(lambda: datetime.now(UTC) > start + timedelta(seconds=2), timeout=10)
 
-    os.kill(role_pid(ha_cluster, "scheduler-1"), signal.SIGKILL)
+    killed = role_pid(ha_cluster, "scheduler-1")
+    os.kill(killed, signal.SIGKILL)
     killed_at = datetime.now(UTC)
-    wait_until(
-        lambda: (
-            [s["id"] for s in c.get("/cluster").json()["schedulers"]] == ["scheduler-2"]
-            and len(c.get("/cluster").json()["schedulers"][0]["shards"]) == 256
-        ),
-        timeout=15,
-        what="scheduler-2 owns every shard",
-    )
-    taken_over = datetime.now(UTC)
-    assert taken_over - killed_at < timedelta(seconds=6)
+
+    def restarted_and_every_shard_owned() -> bool:
+        schedulers = c.get("/cluster").json()["schedulers"]
+        owned = sum(len(s["shards"]) for s in schedulers)
+        return pid_of(ha_cluster, "scheduler-1") not in (None, killed) and owned == 256
+
+    # cronfleet up starts it again (the same id, so its lease's key may never
+    # lapse and its shards stay with the id); meanwhile every shard is owned.
+    wait_until(restarted_and_every_shard_owned, timeout=15, what="scheduler-1 back, every shard owned")
+    assert datetime.now(UTC) - killed_at < timedelta(seconds=10)
+    assert "scheduler-1 started again" in (ha_cluster.state_dir / "up.log").read_text()
 
     leader = c.get("/cluster").json()["leader"]
     os.kill(role_pid(ha_cluster, leader), signal.SIGKILL)
@@ -129,7 +138,7 @@ def test_kill_scheduler_then_leader(ha_cluster: Cluster) -> None:
 
 def test_a_run_lost_with_its_killed_worker_resumes_from_its_checkpoint(ha_cluster: Cluster) -> None:
     """kill -9 of the worker (process runtime): its run dies with it; the
-    checkpoint it reported while alive starts the retry on another worker."""
+    checkpoint it reported while alive starts the next attempt."""
     with ha_cluster.api(ha_cluster.new_user()) as c:
         resumable = (
             'echo "from=$(cat "$CRONFLEET_CHECKPOINT")"; echo saved > "$CRONFLEET_CHECKPOINT"; sleep 120'
@@ -149,8 +158,8 @@ def test_a_run_lost_with_its_killed_worker_resumes_from_its_checkpoint(ha_cluste
             again = next((e for e in runs if e["attempt"] == 2 and e["status"] == "running"), None)
             return again if again and c.get(f"/executions/{again['id']}/logs").text else None
 
-        again = wait_until(retried, timeout=45, what="retried on the other worker")
-        assert again["worker_id"] != run["worker_id"]
+        # On the other worker, or on the killed one started again by cronfleet up.
+        again = wait_until(retried, timeout=45, what="retried")
         assert c.get(f"/executions/{again['id']}/logs").text.startswith("from=saved")
         lost = c.get(f"/executions/{run['id']}").json()
         assert lost["status"] == "lost" and base64.b64decode(lost["checkpoint"]) == b"saved\n"
