@@ -20,7 +20,9 @@ from cronfleet.v1 import jobs_pb2_grpc
 from gateway.cluster_view import ClusterView
 from gateway.grpc_api import JobServicer
 from gateway.http import build_http_app
+from gateway.http.common import MAX_BODY
 from gateway.service import JobsService
+from gateway.service.limits import AuthLimits, Quotas
 
 log = structlog.get_logger()
 
@@ -46,6 +48,13 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             limits=Resources(
                 cpus=settings.max_cpus, memory_mb=settings.max_memory_mb, pids=settings.max_pids
             ),
+            auth_limits=AuthLimits(
+                account_failures=settings.auth_account_failures,
+                account_window_seconds=settings.auth_account_window_seconds,
+                address_requests=settings.auth_address_requests,
+                address_window_seconds=settings.auth_address_window_seconds,
+            ),
+            quotas=Quotas(jobs=settings.quota_jobs, runs_per_minute=settings.quota_runs_per_minute),
         )
         try:
             await _serve(settings, db, service, cluster, stop)
@@ -68,6 +77,8 @@ async def _serve(
     grpc_server = await rpc.serve(
         settings.grpc_addr,
         [("cronfleet.v1.JobService", lambda s: jobs_pb2_grpc.add_JobServiceServicer_to_server(servicer, s))],
+        # As the HTTP API's bodies: a larger request is RESOURCE_EXHAUSTED before it is parsed.
+        options=[("grpc.max_receive_message_length", MAX_BODY)],
     )
     host, _, port = settings.http_addr.rpartition(":")
     app = build_http_app(service, cluster, ready, web_dir(settings))
@@ -80,6 +91,8 @@ async def _serve(
             log_level="warning",
             access_log=False,
             lifespan="off",
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
     )
     # uvicorn captures SIGINT/SIGTERM while it serves and re-raises them when
