@@ -79,7 +79,11 @@ MAX_MULTIPLIER = 100.0
 MAX_CPUS = 1024.0
 MAX_MEMORY_MB = 1 << 20
 MAX_PIDS = 1 << 20
-LATEST_YEAR = 9000  # far enough for any job, near enough that fires after it are still dates
+# Times a job (or a preview, or a backfill) may name: far enough for any
+# job, and far enough from datetime's own ends that the fires after and the
+# minutes before them are still dates.
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 9000
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
 
 
@@ -102,6 +106,12 @@ def check_text(
         raise error(f"must be at most {most:,} {what}", field=field)
     if not storable(value):
         raise error("must be text without NUL characters", field=field)
+
+
+def check_moment(moment: datetime | None, field: str) -> None:
+    """A time from the years cronfleet computes fires in, or InvalidSpec naming ``field``."""
+    if moment is not None and not EARLIEST_YEAR <= moment.year < LATEST_YEAR:
+        raise InvalidSpec(f"must be in the years {EARLIEST_YEAR}-{LATEST_YEAR - 1}", field=field)
 
 
 def _check_number(value: float, field: str, low: float, high: float) -> None:
@@ -391,9 +401,7 @@ class JobSpec:
         elif self.start_at is not None or self.end_at is not None:
             raise InvalidSpec("only applies to a job with a schedule", field="start_at")
         for name in ("run_at", "start_at", "end_at"):
-            moment = getattr(self, name)
-            if moment is not None and moment.year >= LATEST_YEAR:
-                raise InvalidSpec(f"must be before the year {LATEST_YEAR}", field=name)
+            check_moment(getattr(self, name), name)
         if self.start_at and self.end_at and self.end_at <= self.start_at:
             raise InvalidSpec("must be after start_at", field="end_at")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Request, Response
 
 from cronfleet.codec import jsonapi
-from cronfleet.errors import InvalidArgument
+from cronfleet.errors import InvalidArgument, InvalidSpec
 from cronfleet.models import JobSpec
 from gateway.http import schemas as S
 from gateway.http.common import Caller, Service, read_body, read_object
@@ -15,6 +15,7 @@ from gateway.http.openapi import doc
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 # A client that retries with the same key gets the first reply, and nothing twice.
+MAX_JOBS_PER_FILE = 100
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
@@ -22,6 +23,8 @@ def specs_from_yaml(doc: Any) -> list[JobSpec]:
     """The CI form: ``jobs:`` a list of jobs, each named in errors as ``jobs[i]``."""
     if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list) or not doc["jobs"]:
         raise InvalidArgument("a YAML body needs a non-empty 'jobs:' list", field="jobs")
+    if len(doc["jobs"]) > MAX_JOBS_PER_FILE:
+        raise InvalidSpec(f"must have at most {MAX_JOBS_PER_FILE} jobs", field="jobs")
     specs = []
     for i, item in enumerate(doc["jobs"]):
         if not isinstance(item, dict):

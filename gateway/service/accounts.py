@@ -14,7 +14,7 @@ import argon2
 
 from cronfleet.codec import rows
 from cronfleet.errors import Conflict, InvalidArgument, Unauthenticated
-from cronfleet.models import Notify, check_text, validate_notify
+from cronfleet.models import Notify, check_text, storable, validate_notify
 from cronfleet.records import User
 from gateway.service.base import ServiceBase
 from gateway.service.limits import account_key, address_key, give_token, take_token
@@ -91,10 +91,12 @@ class Accounts(ServiceBase):
         email = (email or "").strip().lower()[: MAX_EMAIL + 1]
         account = account_key(email)
         await take_token(self.db, self.auth_limits.account, account)
-        row = await self.db.fetch_one("user_by_email", {"email": email}) if "\0" not in email else None
         password = (password or "")[: MAX_PASSWORD + 1]
+        # Text Postgres or argon2 cannot take (NUL, a lone surrogate) matches no account.
+        usable = storable(email) and storable(password)
+        row = await self.db.fetch_one("user_by_email", {"email": email}) if usable else None
         if row is None:
-            await _verify(_dummy_hash(), password)
+            await _verify(_dummy_hash(), password if usable else "")
             raise Unauthenticated(LOGIN_REFUSED)
         if not await _verify(row["password_hash"], password):
             raise Unauthenticated(LOGIN_REFUSED)

@@ -14,7 +14,7 @@ from cronfleet import preview, schedule
 from cronfleet.codec import jsonapi, rows
 from cronfleet.db import Session
 from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound
-from cronfleet.models import JOB_STATUSES, Job, JobSpec, RunBrief
+from cronfleet.models import JOB_STATUSES, Job, JobSpec, RunBrief, check_moment
 from cronfleet.records import Execution, User
 from cronfleet.shards import shard_for
 from gateway.service import limits
@@ -347,6 +347,7 @@ class Jobs(ServiceBase):
         [start, end] and that has none yet, due now; the job's concurrency
         policy paces them."""
         now = datetime.now(UTC)
+        check_moment(start, "from")
         if end <= start:
             raise InvalidSpec("must be after from", field="to")
         if end > now:

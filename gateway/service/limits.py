@@ -83,7 +83,7 @@ def account_key(email: str) -> str:
     """The bucket of one account, by the email asked for, whether or not an
     account has it (so throttling says nothing about which emails exist). Only
     a hash is kept: the table is not a list of the addresses people tried."""
-    return "account:" + hashlib.sha256(email.encode()).hexdigest()[:32]
+    return "account:" + hashlib.sha256(email.encode(errors="surrogatepass")).hexdigest()[:32]
 
 
 def address_key(address: str) -> str:

@@ -142,6 +142,8 @@ async def test_every_body_is_bounded(base: str) -> None:
 
         reply = await c.post("/jobs", content=chunked(), headers={"Content-Type": "application/json"})
         assert reply.status_code == 413 and error(reply)["code"] == "too_large"
+        many = {"jobs": [{"name": f"j{i}", "command": "true"} for i in range(101)]}
+        assert error(await c.post("/jobs", json=many))["field"] == "jobs"
         just_under = json.dumps({"name": "x", "command": "true", "env": {"A": "b" * 1000}})
         assert (await c.post("/jobs", content=just_under)).status_code == 201
 
@@ -203,6 +205,8 @@ async def test_a_content_length_lie_cannot_pass_the_bound(base: str) -> None:
         ({"after": [{"job_id": "00000000-0000-0000-0000-000000000000"}] * 51}, "after", 422),
         ({"run_at": "9999-12-31T23:00:00-05:00"}, "run_at", 400),
         ({"run_at": "9500-01-01T00:00:00Z"}, "run_at", 422),
+        ({"start_at": "0001-01-01T00:00:00Z", "schedule": "* * * * *"}, "start_at", 422),
+        ({"schedule": "@every 99999999999999999999s"}, "schedule", 422),
     ],
 )
 async def test_every_job_field_is_bounded(base: str, job: dict[str, object], field: str, status: int) -> None:
@@ -228,11 +232,23 @@ async def test_malformed_bodies_and_ids_are_4xx(base: str) -> None:
         for bad in ("\u00b2", "99999999999999999999999", "-1", "1e3"):
             assert (await c.get(f"/executions/{bad}")).status_code == 404
             assert (await c.post(f"/dead-letters/{bad}/replay")).status_code == 404
+        for after in ("9999-12-31T23:59:59Z", "0001-01-01T00:00:01Z"):
+            preview = await c.post("/schedules/preview", json={"schedule": "* * * * * *", "after": after})
+            assert (preview.status_code, error(preview)["field"]) == (422, "after")
+        job = (await c.post("/jobs", json={"name": "b", "command": "true", "schedule": "0 0 1 1 *"})).json()
+        early = {"from": "0001-01-01T00:00:00Z", "to": "2020-01-01T00:00:00Z"}
+        backfill = await c.post(f"/jobs/{job['id']}/backfill", json=early)
+        assert (backfill.status_code, error(backfill)["field"]) == (422, "from")
         assert (await c.get("/jobs", params={"page_token": "bm90IG91cnM="})).status_code == 400
         assert (await c.get("/jobs", params={"page_token": "W1siMjAyMCIsICJ4Il1d"})).status_code == 400
         assert (await c.get("/executions", params={"page_token": "WzFlOTld"})).status_code == 400
         assert (await c.get("/jobs", params={"q": "\u0000"})).status_code == 422
         assert (await c.get("/executions", params={"worker_id": "w" * 201})).status_code == 422
+        for login in (
+            '{"email": "a\\ud800@b.c", "password": "p"}',
+            '{"email": "a@b.c", "password": "\\ud800"}',
+        ):
+            assert (await c.post("/auth/login", content=login)).status_code == 401
         signup = await c.post("/auth/signup", json={"name": 5, "email": "x@y.z", "password": "password123"})
         assert (signup.status_code, error(signup)["field"]) == (400, "name")
         patch = await c.patch("/me", json={"name": "n" * 201})
