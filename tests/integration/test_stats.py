@@ -19,6 +19,14 @@ from tests.helpers import job_spec, new_user
 NOW = datetime.now(UTC)
 
 
+@pytest.fixture(autouse=True)
+def _now_is_when_the_test_starts() -> None:
+    """The runs are placed around the start of each test, not of the module's
+    import: a long suite passed the not-yet-due run's ten minutes before."""
+    global NOW
+    NOW = datetime.now(UTC)
+
+
 def add_runs(url: str, job: Job, runs: list[tuple[timedelta, str, float | None, float | None]]) -> None:
     """Executions of ``job`` due ``ago``, with a status, lateness (ms) and duration (s)."""
     with psycopg.connect(url) as conn:
