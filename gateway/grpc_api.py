@@ -79,6 +79,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             request.email if request.HasField("email") else None,
             request.password if request.HasField("password") else None,
             proto.notify_from_proto(request.notify.targets) if request.HasField("notify") else None,
+            peer_address(context),
         )
         return proto.user_to_proto(updated)
 

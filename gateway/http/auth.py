@@ -55,7 +55,7 @@ async def update_me(request: Request, service: Service, user: Caller) -> dict[st
     name, email, password = (
         _text(body, key) if body.get(key) is not None else None for key in PROFILE_FIELDS
     )
-    updated = await service.update_me(user, name, email, password, notify)
+    updated = await service.update_me(user, name, email, password, notify, client_address(request))
     return jsonapi.user_to_json(updated)
 
 

@@ -16,7 +16,10 @@ from gateway.http.openapi import doc
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 # A client that retries with the same key gets the first reply, and nothing twice.
 MAX_JOBS_PER_FILE = 100
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$"),
+]
 
 
 def specs_from_yaml(doc: Any) -> list[JobSpec]:

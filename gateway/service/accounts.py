@@ -131,9 +131,11 @@ class Accounts(ServiceBase):
         email: str | None,
         password: str | None,
         notify: tuple[Notify, ...] | None = None,
+        address: str | None = None,
     ) -> User:
         """Change the named profile fields (None: unchanged). ``notify`` is the
-        default for the user's jobs that set none."""
+        default for the user's jobs that set none. A change of email is
+        throttled as a signup is (it too tells whether an email is taken)."""
         if notify is not None:
             validate_notify(notify)
         if name is not None and not name.strip():
@@ -144,13 +146,18 @@ class Accounts(ServiceBase):
             _check_email(email.strip().lower())
         if password is not None:
             _check_password(password)
+        new_email = email.strip().lower() if email else None
+        account = account_key(new_email) if new_email and new_email != user.email else None
+        if account is not None:
+            await self._throttle_address(address)
+            await take_token(self.db, self.auth_limits.account, account)
         try:
             row = await self.db.fetch_one(
                 "update_user",
                 {
                     "id": user.id,
                     "name": name.strip() if name else None,
-                    "email": email.strip().lower() if email else None,
+                    "email": new_email,
                     "password_hash": await _hash(password) if password else None,
                     "notify": rows.notify_param(notify) if notify is not None else None,
                 },
@@ -158,6 +165,8 @@ class Accounts(ServiceBase):
         except Conflict as exc:
             raise Conflict("an account with this email exists", field="email") from exc
         assert row is not None
+        if account is not None:
+            await give_token(self.db, self.auth_limits.account, account)
         return rows.user_from_row(row)
 
 

@@ -139,6 +139,22 @@ async def test_signup_of_a_taken_email_is_409_and_counts_as_a_failure(db: Databa
         await svc.signup("Eve", "ann@example.com", "password456")
 
 
+async def test_a_change_of_email_is_throttled_like_a_signup(db: Database, tmp_path: Path) -> None:
+    """PATCH /me with an email that is taken says so (409): an account could
+    otherwise test emails at full speed."""
+    svc = gateway(db, tmp_path, account_failures=2, address_requests=100)
+    await svc.signup("Ann", "ann@example.com", "password123")
+    await svc.signup("Eve", "eve@example.com", "password123")
+    eve = await svc.authenticate((await svc.login("eve@example.com", "password123"))[0])
+    for _ in range(2):
+        with pytest.raises(Conflict):
+            await svc.update_me(eve, None, "ann@example.com", None, address="10.9.9.9")
+    with pytest.raises(Throttled) as err:
+        await svc.update_me(eve, None, "ann@example.com", None, address="10.9.9.9")
+    assert err.value.field == "login_failures_per_account"
+    await svc.update_me(eve, "Eve B.", "eve@example.com", None)  # her own email: no attempt
+
+
 async def test_refilled_buckets_are_pruned(db: Database, database_url: str, tmp_path: Path) -> None:
     svc = gateway(db, tmp_path, account_failures=5, address_requests=5)
     with pytest.raises(Unauthenticated):
