@@ -11,6 +11,7 @@ proto, and a column only if SQL reads it.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import re
 import urllib.parse
@@ -202,7 +203,7 @@ class HttpCall:
             host = parsed.hostname
         except ValueError as exc:  # a malformed IPv6 host, a bad port
             raise InvalidSpec("must be an http:// or https:// URL", field="http.url") from exc
-        if parsed.scheme not in ("http", "https") or not host:
+        if parsed.scheme not in ("http", "https") or not host or not _resolvable(host):
             raise InvalidSpec("must be an http:// or https:// URL", field="http.url")
         if len(self.headers) > MAX_HEADERS:
             raise InvalidSpec(f"must have at most {MAX_HEADERS} headers", field="http.headers")
@@ -246,7 +247,7 @@ class Notify:
             host = parsed.hostname
         except ValueError as exc:
             raise InvalidSpec("must be an http:// or https:// URL", field=f"{where}.webhook") from exc
-        if parsed.scheme not in ("http", "https") or not host:
+        if parsed.scheme not in ("http", "https") or not host or not _resolvable(host):
             raise InvalidSpec("must be an http:// or https:// URL", field=f"{where}.webhook")
         if len(self.on) > MAX_LIST:
             raise InvalidSpec(f"must have at most {MAX_LIST} entries", field=f"{where}.on")
@@ -263,6 +264,21 @@ class Notify:
                 "or a Slack-compatible .../hooks/... or .../slack path)",
                 field=f"{where}.webhook",
             )
+
+
+def _resolvable(host: str) -> bool:
+    """A host name DNS can be asked about (IDNA: labels of 1-63 characters),
+    or an IP address; the worker resolves it when the call is armed."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def _check_script(text: str, field: str) -> None:

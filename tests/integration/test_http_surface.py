@@ -198,6 +198,8 @@ async def test_a_content_length_lie_cannot_pass_the_bound(base: str) -> None:
             422,
         ),
         ({"http": {"url": "https://[::1"}, "command": None}, "http.url", 422),
+        ({"http": {"url": f"https://{'a' * 64}.com"}, "command": None}, "http.url", 422),
+        ({"notify": [{"webhook": "https://a..b/x"}]}, "notify[0].webhook", 422),
         ({"max_concurrency": 10**30}, "max_concurrency", 422),
         ({"resources": {"cpus": 1e308}}, "resources.cpus", 422),
         ({"retry": {"backoff_seconds": 1e300, "max_backoff_seconds": 1e301}}, "retry.backoff_seconds", 422),
