@@ -1,5 +1,6 @@
 """What is kept only for a while: idempotency keys (24 hours), alerts (30
-days, once none of their deliveries is pending)."""
+days, once none of their deliveries is pending), login throttles (until
+their bucket has refilled)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ async def prune(db: Database, epoch: int) -> int:
     async with fenced_transaction(db, epoch) as tx:
         pruned = await tx.execute("prune_idempotency_keys", {"ttl": IDEMPOTENCY_KEY_TTL_SECONDS})
         alerts = await tx.execute("prune_alerts", {"ttl": ALERT_TTL_SECONDS})
-    if pruned or alerts:
-        log.info("retention_pruned", idempotency_keys=pruned, alerts=alerts, epoch=epoch)
-    return pruned + alerts
+        throttles = await tx.execute("prune_throttles", {})
+    if pruned or alerts or throttles:
+        log.info("retention_pruned", idempotency_keys=pruned, alerts=alerts, throttles=throttles, epoch=epoch)
+    return pruned + alerts + throttles

@@ -26,7 +26,7 @@ from google.protobuf.message import Message
 
 from cronfleet.codec import jsonapi, proto
 from cronfleet.errors import CronfleetError
-from cronfleet.rpc import ERROR_CODE_KEY, ERROR_FIELD_KEY
+from cronfleet.rpc import ERROR_CODE_KEY, ERROR_FIELD_KEY, RETRY_AFTER_KEY
 from cronfleet.v1 import jobs_pb2 as pb
 from cronfleet.v1 import jobs_pb2_grpc
 
@@ -38,18 +38,29 @@ Reply = dict[str, Any]
 
 
 class ClientError(Exception):
-    def __init__(self, code: str, message: str, field: str = "") -> None:
+    """The server refused: ``code`` is API.md's error code, ``field`` the input
+    (or limit, or quota) it names, ``retry_after`` the seconds to wait when the
+    refusal is for now (``throttled``, a rate ``quota_exceeded``)."""
+
+    def __init__(self, code: str, message: str, field: str = "", retry_after: int | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.field = field
+        self.retry_after = retry_after
 
 
 def _error(exc: grpc.aio.AioRpcError | grpc.RpcError) -> ClientError:
     call: Any = exc  # both kinds carry the call's status and trailers
     trailing = dict(call.trailing_metadata() or ())
     code = trailing.get(ERROR_CODE_KEY) or call.code().name.lower()
-    return ClientError(str(code), call.details() or "", str(trailing.get(ERROR_FIELD_KEY, "")))
+    retry_after = str(trailing.get(RETRY_AFTER_KEY, ""))
+    return ClientError(
+        str(code),
+        call.details() or "",
+        str(trailing.get(ERROR_FIELD_KEY, "")),
+        int(retry_after) if retry_after.isdigit() else None,
+    )
 
 
 def _dict(msg: Message) -> Reply:

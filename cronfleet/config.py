@@ -40,6 +40,24 @@ class Settings:
     public_url: str = ""
     web_dir: str = ""  # the built dashboard; "" = web/dist of this checkout
     token_ttl_hours: int = 24 * 30
+    # Who may tell the HTTP gateway the client's address (X-Forwarded-For,
+    # X-Forwarded-Proto): comma-separated addresses or networks of trusted
+    # proxies, "*" for any; the per-address limits below count that address.
+    forwarded_allow_ips: str = "127.0.0.1"
+    # Login and signup throttling (counted in Postgres, so shared by every
+    # gateway replica): failed logins (and signups) per account, and auth
+    # requests per client address, each per window of seconds (token buckets
+    # that refill evenly over the window).
+    auth_account_failures: int = 10
+    auth_account_window_seconds: float = 900.0
+    auth_address_requests: int = 30
+    auth_address_window_seconds: float = 60.0
+    # Per-user quotas: live jobs (active or paused), and runs per minute (the
+    # planned fire rate of a user's active jobs at create, change and resume;
+    # manual runs, run-now jobs, replays and backfills against the runs due
+    # in the last minute). 0: no quota.
+    quota_jobs: int = 10_000
+    quota_runs_per_minute: int = 12_000
 
     # coordinator
     coordinator_id: str = ""

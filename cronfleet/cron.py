@@ -424,15 +424,20 @@ class _FieldParser:
         return DayOfWeek(frozenset(days), frozenset(nth), frozenset(last), False)
 
 
+MAX_EVERY_DAYS = 3650  # ten years; past that, a date-time is no longer sure to hold the next fire
+
+
 def _parse_every(spec: str, field: str) -> timedelta:
     m = _EVERY.match(spec.lower())
     if not spec or not m or not any(m.groups()):
         raise InvalidSpec(f"@every needs a duration like 90s, 5m or 1h30m, got {spec!r}", field=field)
     d, h, mi, s = (int(g or 0) for g in m.groups())
-    every = timedelta(days=d, hours=h, minutes=mi, seconds=s)
-    if every < timedelta(seconds=1):
+    seconds = ((d * 24 + h) * 60 + mi) * 60 + s
+    if seconds < 1:
         raise InvalidSpec("@every must be at least 1s", field=field)
-    return every
+    if seconds > MAX_EVERY_DAYS * 86400:
+        raise InvalidSpec(f"@every must be at most {MAX_EVERY_DAYS} days", field=field)
+    return timedelta(seconds=seconds)
 
 
 def _next_every(every: timedelta, after: datetime, anchor: datetime) -> datetime:

@@ -51,3 +51,42 @@ class Unavailable(CronfleetError):
 
     code = "unavailable"
     http_status = 503
+
+
+class QuotaExceeded(CronfleetError):
+    """A per-user quota of something kept (jobs, a planned fire rate) would be
+    passed; ``field`` names the quota."""
+
+    code = "quota_exceeded"
+    http_status = 422
+
+
+class RetryLater(CronfleetError):
+    """Refused for now: the caller may try again after ``retry_after`` seconds
+    (HTTP ``Retry-After``; gRPC trailing metadata ``retry-after``)."""
+
+    http_status = 429
+
+    def __init__(self, message: str, *, field: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(message, field=field)
+        self.retry_after = max(1, retry_after)
+
+
+class RateQuotaExceeded(RetryLater):
+    """A per-user rate quota (runs per minute) is spent for now."""
+
+    code = "quota_exceeded"
+
+
+class Throttled(RetryLater):
+    """Too many attempts (logins, signups) from one account or address."""
+
+    code = "throttled"
+
+
+class TooLong(CronfleetError):
+    """A string (or list) past its bound, outside a job's spec (whose bounds
+    are InvalidSpec): a profile field, a query parameter."""
+
+    code = "too_long"
+    http_status = 422

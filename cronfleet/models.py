@@ -11,6 +11,8 @@ proto, and a column only if SQL reads it.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import re
 import urllib.parse
 import uuid
@@ -20,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from cronfleet import cron, preview
-from cronfleet.errors import InvalidSpec
+from cronfleet.errors import CronfleetError, InvalidSpec
 from cronfleet.schedule import Timing
 
 JOB_STATUSES = ("active", "paused", "completed", "deleted")
@@ -96,6 +98,69 @@ def secret_names(env: Mapping[str, EnvValue]) -> list[str]:
     return [name for name, value in env.items() if isinstance(value, Secret)]
 
 
+# Bounds of every string and list a job holds (characters, or entries), so
+# that no field can make a job, a reply or a worker's message unbounded.
+MAX_NAME = 200
+MAX_SCHEDULE = 1024
+MAX_TIMEZONE = 64
+MAX_IMAGE = 512
+MAX_STEPS = 100
+MAX_ENV_VARS = 200
+MAX_ENV_NAME = 256
+MAX_ENV_VALUE = 32 * 1024
+MAX_URL = 2048
+MAX_HEADERS = 50
+MAX_HEADER_NAME = 256
+MAX_HEADER_VALUE = 8 * 1024
+MAX_LIST = 50  # expect_status, after, retry.on
+MAX_EXIT_CODES = 256
+MAX_CONCURRENCY = 10_000
+MAX_BACKOFF_SECONDS = 7 * 24 * 3600.0
+MAX_MULTIPLIER = 100.0
+# Without the workers' maximums (a test's service), what a run may still not ask.
+MAX_CPUS = 1024.0
+MAX_MEMORY_MB = 1 << 20
+MAX_PIDS = 1 << 20
+# Times a job (or a preview, or a backfill) may name: far enough for any
+# job, and far enough from datetime's own ends that the fires after and the
+# minutes before them are still dates.
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 9000
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 token
+
+
+def storable(text: str) -> bool:
+    """Text Postgres and UTF-8 can hold: no NUL, no unpaired surrogate."""
+    if "\0" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_text(
+    value: str, field: str, most: int, error: type[CronfleetError] = InvalidSpec, *, what: str = "characters"
+) -> None:
+    """At most ``most`` characters of storable text, or ``error`` naming ``field``."""
+    if len(value) > most:
+        raise error(f"must be at most {most:,} {what}", field=field)
+    if not storable(value):
+        raise error("must be text without NUL characters", field=field)
+
+
+def check_moment(moment: datetime | None, field: str) -> None:
+    """A time from the years cronfleet computes fires in, or InvalidSpec naming ``field``."""
+    if moment is not None and not EARLIEST_YEAR <= moment.year < LATEST_YEAR:
+        raise InvalidSpec(f"must be in the years {EARLIEST_YEAR}-{LATEST_YEAR - 1}", field=field)
+
+
+def _check_number(value: float, field: str, low: float, high: float) -> None:
+    if not (math.isfinite(value) and low <= value <= high):
+        raise InvalidSpec(f"must be {low:g}-{high:g}", field=field)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Step:
     """One step of a multi-step job; steps run in order in one container.
@@ -134,14 +199,17 @@ class RetryPolicy:
     never_exit_codes: tuple[int, ...] = ()
 
     def validate(self) -> None:
-        if self.backoff_seconds < 0:
-            raise InvalidSpec("must not be negative", field="retry.backoff_seconds")
-        if self.multiplier < 1:
-            raise InvalidSpec("must be at least 1", field="retry.multiplier")
+        _check_number(self.backoff_seconds, "retry.backoff_seconds", 0, MAX_BACKOFF_SECONDS)
+        _check_number(self.multiplier, "retry.multiplier", 1, MAX_MULTIPLIER)
+        _check_number(self.max_backoff_seconds, "retry.max_backoff_seconds", 0, MAX_BACKOFF_SECONDS)
         if self.max_backoff_seconds < self.backoff_seconds:
             raise InvalidSpec("must be at least backoff_seconds", field="retry.max_backoff_seconds")
-        if not 0 <= self.jitter <= 1:
+        if not (math.isfinite(self.jitter) and 0 <= self.jitter <= 1):
             raise InvalidSpec("must be 0-1 (a fraction of the delay)", field="retry.jitter")
+        if len(self.on) > MAX_LIST:
+            raise InvalidSpec(f"must have at most {MAX_LIST} entries", field="retry.on")
+        if len(self.never_exit_codes) > MAX_EXIT_CODES:
+            raise InvalidSpec(f"must have at most {MAX_EXIT_CODES} entries", field="retry.never_exit_codes")
         for i, klass in enumerate(self.on):
             if klass not in FAILURE_CLASSES:
                 raise InvalidSpec(f"must be one of {', '.join(FAILURE_CLASSES)}", field=f"retry.on[{i}]")
@@ -170,9 +238,27 @@ class HttpCall:
     expect_status: tuple[int, ...] = ()  # (): any 2xx
 
     def validate(self) -> None:
-        parsed = urllib.parse.urlsplit(self.url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        check_text(self.url, "http.url", MAX_URL)
+        try:
+            parsed = urllib.parse.urlsplit(self.url)
+            host = parsed.hostname
+        except ValueError as exc:  # a malformed IPv6 host, a bad port
+            raise InvalidSpec("must be an http:// or https:// URL", field="http.url") from exc
+        if parsed.scheme not in ("http", "https") or not host or not _resolvable(host):
             raise InvalidSpec("must be an http:// or https:// URL", field="http.url")
+        if len(self.headers) > MAX_HEADERS:
+            raise InvalidSpec(f"must have at most {MAX_HEADERS} headers", field="http.headers")
+        for name, value in self.headers.items():
+            if not _HEADER_NAME.match(name) or len(name) > MAX_HEADER_NAME:
+                raise InvalidSpec(
+                    f"{name[:50]!r} is not a header name (at most {MAX_HEADER_NAME} token characters)",
+                    field="http.headers",
+                )
+            check_text(value, f"http.headers.{name}", MAX_HEADER_VALUE)
+            if "\r" in value or "\n" in value:
+                raise InvalidSpec("must be one line", field=f"http.headers.{name}")
+        if len(self.expect_status) > MAX_LIST:
+            raise InvalidSpec(f"must have at most {MAX_LIST} entries", field="http.expect_status")
         if self.method.upper() not in HTTP_METHODS:
             raise InvalidSpec(f"must be one of {', '.join(HTTP_METHODS)}", field="http.method")
         if self.timeout_seconds is not None and not 1 <= self.timeout_seconds <= MAX_TIMEOUT_SECONDS:
@@ -180,8 +266,10 @@ class HttpCall:
         for i, status in enumerate(self.expect_status):
             if not 100 <= status <= 599:
                 raise InvalidSpec("must be an HTTP status 100-599", field=f"http.expect_status[{i}]")
-        if self.body is not None and len(self.body.encode()) > MAX_COMMAND_BYTES:
-            raise InvalidSpec(f"must be at most {MAX_COMMAND_BYTES} bytes", field="http.body")
+        if self.body is not None:
+            check_text(self.body, "http.body", MAX_COMMAND_BYTES)
+            if len(self.body.encode()) > MAX_COMMAND_BYTES:
+                raise InvalidSpec(f"must be at most {MAX_COMMAND_BYTES} bytes", field="http.body")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,11 +282,16 @@ class Notify:
     format: str = "json"
 
     def validate(self, where: str) -> None:
-        parsed = urllib.parse.urlsplit(self.webhook)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        check_text(self.webhook, f"{where}.webhook", MAX_URL)
+        try:
+            parsed = urllib.parse.urlsplit(self.webhook)
+            host = parsed.hostname
+        except ValueError as exc:
+            raise InvalidSpec("must be an http:// or https:// URL", field=f"{where}.webhook") from exc
+        if parsed.scheme not in ("http", "https") or not host or not _resolvable(host):
             raise InvalidSpec("must be an http:// or https:// URL", field=f"{where}.webhook")
-        if len(self.webhook) > 2048:
-            raise InvalidSpec("must be at most 2048 characters", field=f"{where}.webhook")
+        if len(self.on) > MAX_LIST:
+            raise InvalidSpec(f"must have at most {MAX_LIST} entries", field=f"{where}.on")
         if not self.on:
             raise InvalidSpec(f"must name at least one of {', '.join(NOTIFY_EVENTS)}", field=f"{where}.on")
         for i, event in enumerate(self.on):
@@ -212,6 +305,27 @@ class Notify:
                 "or a Slack-compatible .../hooks/... or .../slack path)",
                 field=f"{where}.webhook",
             )
+
+
+def _resolvable(host: str) -> bool:
+    """A host name DNS can be asked about (IDNA: labels of 1-63 characters),
+    or an IP address; the worker resolves it when the call is armed."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
+
+
+def _check_script(text: str, field: str) -> None:
+    check_text(text, field, MAX_COMMAND_BYTES)
+    if len(text.encode()) > MAX_COMMAND_BYTES:
+        raise InvalidSpec(f"must be at most {MAX_COMMAND_BYTES} bytes", field=field)
 
 
 def is_slack_webhook(path: str) -> bool:
@@ -288,8 +402,9 @@ class JobSpec:
     def _validate_what(self) -> None:
         if not self.name or not self.name.strip():
             raise InvalidSpec("is required", field="name")
-        if len(self.name) > 200:
-            raise InvalidSpec("must be at most 200 characters", field="name")
+        check_text(self.name, "name", MAX_NAME)
+        if self.image is not None:
+            check_text(self.image, "image", MAX_IMAGE)
         given = [
             name for name, v in (("command", self.command), ("steps", self.steps), ("http", self.http)) if v
         ]
@@ -306,29 +421,49 @@ class JobSpec:
         if self.command is not None:
             if not self.command.strip():
                 raise InvalidSpec("must not be empty", field="command")
-            if len(self.command.encode()) > MAX_COMMAND_BYTES:
-                raise InvalidSpec(f"must be at most {MAX_COMMAND_BYTES} bytes", field="command")
+            _check_script(self.command, "command")
+        if len(self.steps) > MAX_STEPS:
+            raise InvalidSpec(f"must have at most {MAX_STEPS} steps", field="steps")
         seen: set[str] = set()
         for i, step in enumerate(self.steps):
             if not step.name.strip():
                 raise InvalidSpec("is required", field=f"steps[{i}].name")
+            check_text(step.name, f"steps[{i}].name", MAX_NAME)
             if step.name in seen:
                 raise InvalidSpec(f"duplicate step name {step.name!r}", field=f"steps[{i}].name")
             seen.add(step.name)
             if not step.run.strip():
                 raise InvalidSpec("must not be empty", field=f"steps[{i}].run")
-        for name in self.env:
-            if not _ENV_NAME.match(name):
-                raise InvalidSpec(f"{name!r} is not a valid variable name", field="env")
+            _check_script(step.run, f"steps[{i}].run")
+        self._validate_env()
+
+    def _validate_env(self) -> None:
+        if len(self.env) > MAX_ENV_VARS:
+            raise InvalidSpec(f"must have at most {MAX_ENV_VARS} variables", field="env")
+        for name, value in self.env.items():
+            if not _ENV_NAME.match(name) or len(name) > MAX_ENV_NAME:
+                raise InvalidSpec(
+                    f"{name[:50]!r} is not a valid variable name (at most {MAX_ENV_NAME} characters)",
+                    field="env",
+                )
+            if isinstance(value, Secret):
+                if value.value is not None:  # a plaintext being set (a sealed one was checked then)
+                    check_text(value.value, f"env.{name}", MAX_ENV_VALUE)
+            else:
+                check_text(value, f"env.{name}", MAX_ENV_VALUE)
 
     def _validate_when(self) -> None:
+        check_text(self.timezone, "timezone", MAX_TIMEZONE)
         cron.load_timezone(self.timezone)
         if self.schedule is not None:
+            check_text(self.schedule, "schedule", MAX_SCHEDULE)
             cron.parse(self.schedule)
             if self.run_at is not None:
                 raise InvalidSpec("is for one-off jobs; a scheduled job uses start_at", field="run_at")
         elif self.start_at is not None or self.end_at is not None:
             raise InvalidSpec("only applies to a job with a schedule", field="start_at")
+        for name in ("run_at", "start_at", "end_at"):
+            check_moment(getattr(self, name), name)
         if self.start_at and self.end_at and self.end_at <= self.start_at:
             raise InvalidSpec("must be after start_at", field="end_at")
 
@@ -339,10 +474,12 @@ class JobSpec:
             raise InvalidSpec(f"must be one of {', '.join(MISFIRE_POLICIES)}", field="misfire_policy")
         if self.delivery not in DELIVERY_GUARANTEES:
             raise InvalidSpec(f"must be one of {', '.join(DELIVERY_GUARANTEES)}", field="delivery")
+        if len(self.after) > MAX_LIST:
+            raise InvalidSpec(f"must have at most {MAX_LIST} upstreams", field="after")
         for i, upstream in enumerate(self.after):
             try:
                 uuid.UUID(upstream.job_id)
-            except ValueError as exc:
+            except (ValueError, TypeError) as exc:
                 raise InvalidSpec("is not a job id", field=f"after[{i}].job_id") from exc
             if upstream.on not in UPSTREAM_OUTCOMES:
                 raise InvalidSpec(f"must be one of {', '.join(UPSTREAM_OUTCOMES)}", field=f"after[{i}].on")
@@ -356,19 +493,19 @@ class JobSpec:
         if self.concurrency_policy not in CONCURRENCY_POLICIES:
             raise InvalidSpec(f"must be one of {', '.join(CONCURRENCY_POLICIES)}", field="concurrency_policy")
         if self.max_concurrency is not None:
-            if self.max_concurrency < 1:
-                raise InvalidSpec("must be at least 1", field="max_concurrency")
+            if not 1 <= self.max_concurrency <= MAX_CONCURRENCY:
+                raise InvalidSpec(f"must be 1-{MAX_CONCURRENCY}", field="max_concurrency")
             if self.concurrency_policy != "allow":
                 raise InvalidSpec('only applies with concurrency_policy "allow"', field="max_concurrency")
 
     def _validate_resources(self, limits: Resources | None) -> None:
         r = self.resources
-        if r.cpus is not None and r.cpus <= 0:
-            raise InvalidSpec("must be positive", field="resources.cpus")
-        if r.memory_mb is not None and r.memory_mb < 4:
-            raise InvalidSpec("must be at least 4", field="resources.memory_mb")
-        if r.pids is not None and r.pids < 1:
-            raise InvalidSpec("must be at least 1", field="resources.pids")
+        if r.cpus is not None and not (math.isfinite(r.cpus) and 0 < r.cpus <= MAX_CPUS):
+            raise InvalidSpec(f"must be positive, at most {MAX_CPUS:g}", field="resources.cpus")
+        if r.memory_mb is not None and not 4 <= r.memory_mb <= MAX_MEMORY_MB:
+            raise InvalidSpec(f"must be 4-{MAX_MEMORY_MB}", field="resources.memory_mb")
+        if r.pids is not None and not 1 <= r.pids <= MAX_PIDS:
+            raise InvalidSpec(f"must be 1-{MAX_PIDS}", field="resources.pids")
         if limits is None:
             return
         for name in ("cpus", "memory_mb", "pids"):

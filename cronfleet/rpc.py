@@ -27,19 +27,36 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from cronfleet import tls as certificates
 from cronfleet.config import Settings
-from cronfleet.errors import Conflict, CronfleetError, InvalidArgument, NotFound, Unauthenticated, Unavailable
+from cronfleet.errors import (
+    Conflict,
+    CronfleetError,
+    InvalidArgument,
+    InvalidSpec,
+    NotFound,
+    QuotaExceeded,
+    RetryLater,
+    TooLong,
+    Unauthenticated,
+    Unavailable,
+)
 
 log = structlog.get_logger()
 ERROR_CODE_KEY = "cronfleet-error-code"
 ERROR_FIELD_KEY = "cronfleet-error-field"
 REQUEST_ID_KEY = "x-request-id"
 
+RETRY_AFTER_KEY = "retry-after"  # seconds, on RESOURCE_EXHAUSTED for a rate (HTTP's Retry-After)
+
 STATUS_CODES: dict[type[CronfleetError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidSpec: grpc.StatusCode.INVALID_ARGUMENT,
+    TooLong: grpc.StatusCode.INVALID_ARGUMENT,
     Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     NotFound: grpc.StatusCode.NOT_FOUND,
     Conflict: grpc.StatusCode.FAILED_PRECONDITION,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
+    QuotaExceeded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    RetryLater: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 # A service name, and how to add its servicer to a server
@@ -94,7 +111,10 @@ def _bind_request(method: str, metadata: dict[str, Any]) -> None:
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: CronfleetError) -> None:
-    context.set_trailing_metadata(((ERROR_CODE_KEY, exc.code), (ERROR_FIELD_KEY, exc.field or "")))
+    trailers: tuple[tuple[str, str], ...] = ((ERROR_CODE_KEY, exc.code), (ERROR_FIELD_KEY, exc.field or ""))
+    if isinstance(exc, RetryLater):
+        trailers += ((RETRY_AFTER_KEY, str(exc.retry_after)),)
+    context.set_trailing_metadata(trailers)
     await context.abort(status_code(exc), str(exc))
 
 

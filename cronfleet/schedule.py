@@ -137,6 +137,19 @@ def fires_between(timing: Timing, start: datetime, end: datetime, limit: int) ->
     return fires
 
 
+def fires_in_a_minute(timing: Timing, now: datetime) -> int:
+    """How many times a recurring job fires in the minute that starts at its
+    next fire (not the next minute from now, so a schedule that fires only in
+    office hours counts its rate then); 0 for a one-off or a job whose window
+    is over. The runs-per-minute quota sums it over a user's jobs."""
+    if timing.schedule is None:
+        return 0
+    first = first_fire(timing, now)
+    if first is None:
+        return 0
+    return len(fires_between(timing, first, first + timedelta(minutes=1) - _TICK, 60 * 60))
+
+
 def upcoming(timing: Timing, after: datetime, count: int) -> list[datetime]:
     """The next ``count`` fires after ``after`` (fewer if the window ends)."""
     if timing.schedule is None:

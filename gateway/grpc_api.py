@@ -34,6 +34,18 @@ def idempotency_key(context: Context) -> str | None:
     return None
 
 
+def peer_address(context: Context) -> str | None:
+    """The client's address from gRPC's peer ("ipv4:1.2.3.4:5", "ipv6:[::1]:5"),
+    for the per-address limits; None for a Unix socket."""
+    peer = context.peer() or ""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]")
+    return None
+
+
 class JobServicer(jobs_pb2_grpc.JobServiceServicer):
     def __init__(self, service: JobsService, cluster: ClusterSource) -> None:
         self.svc = service
@@ -44,10 +56,11 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
 
     # ---------------------------------------------------------------- auth
     async def Signup(self, request: pb.SignupRequest, context: Context) -> pb.User:
-        return proto.user_to_proto(await self.svc.signup(request.name, request.email, request.password))
+        user = await self.svc.signup(request.name, request.email, request.password, peer_address(context))
+        return proto.user_to_proto(user)
 
     async def Login(self, request: pb.LoginRequest, context: Context) -> pb.LoginResponse:
-        token, expires = await self.svc.login(request.email, request.password)
+        token, expires = await self.svc.login(request.email, request.password, peer_address(context))
         return pb.LoginResponse(token=token, expires_at=proto.timestamp(expires))
 
     async def Logout(self, request: pb.LogoutRequest, context: Context) -> pb.LogoutResponse:
@@ -66,6 +79,7 @@ class JobServicer(jobs_pb2_grpc.JobServiceServicer):
             request.email if request.HasField("email") else None,
             request.password if request.HasField("password") else None,
             proto.notify_from_proto(request.notify.targets) if request.HasField("notify") else None,
+            peer_address(context),
         )
         return proto.user_to_proto(updated)
 

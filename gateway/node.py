@@ -21,7 +21,9 @@ from cronfleet.v1 import jobs_pb2_grpc
 from gateway.cluster_view import ClusterView
 from gateway.grpc_api import JobServicer
 from gateway.http import build_http_app
+from gateway.http.common import MAX_BODY
 from gateway.service import JobsService
+from gateway.service.limits import AuthLimits, Quotas
 
 log = structlog.get_logger()
 
@@ -49,6 +51,13 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 cpus=settings.max_cpus, memory_mb=settings.max_memory_mb, pids=settings.max_pids
             ),
             secret_key=SecretKey.from_settings(settings),
+            auth_limits=AuthLimits(
+                account_failures=settings.auth_account_failures,
+                account_window_seconds=settings.auth_account_window_seconds,
+                address_requests=settings.auth_address_requests,
+                address_window_seconds=settings.auth_address_window_seconds,
+            ),
+            quotas=Quotas(jobs=settings.quota_jobs, runs_per_minute=settings.quota_runs_per_minute),
         )
         try:
             await _serve(settings, db, service, cluster, stop)
@@ -74,6 +83,8 @@ async def _serve(
         # The public API: bearer tokens, not certificates; TLS for it belongs to
         # the proxy or load balancer in front (README: Security).
         tls=None,
+        # As the HTTP API's bodies: a larger request is RESOURCE_EXHAUSTED before it is parsed.
+        options=[("grpc.max_receive_message_length", MAX_BODY)],
     )
     host, _, port = settings.http_addr.rpartition(":")
     app = build_http_app(service, cluster, ready, web_dir(settings))
@@ -86,6 +97,8 @@ async def _serve(
             log_level="warning",
             access_log=False,
             lifespan="off",
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
     )
     # uvicorn captures SIGINT/SIGTERM while it serves and re-raises them when

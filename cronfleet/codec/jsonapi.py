@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import math
 import types
 import typing
 import uuid
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cronfleet.errors import InvalidArgument
-from cronfleet.models import MASK, Job, JobSpec, Notify, RunBrief, Secret, name_steps
+from cronfleet.models import MASK, Job, JobSpec, Notify, RunBrief, Secret, name_steps, storable
 from cronfleet.records import PUBLIC_EXECUTION_FIELDS, Alert, DeadLetter, Execution, Stats, User
 
 
@@ -169,6 +170,12 @@ def alert_summary(payload: Mapping[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------ decode
+# The most entries any list or object of a job may have as decoded (the spec's
+# own bounds, smaller, are checked by JobSpec.validate): a YAML body's aliases
+# could otherwise make a small document decode for a long time.
+MAX_ENTRIES = 1000
+
+
 def spec_from_json(data: Any) -> JobSpec:
     """A job from user JSON/YAML, naming unknown or mistyped fields."""
     if not isinstance(data, dict):
@@ -210,7 +217,10 @@ def parse_time(value: Any, field_name: str) -> datetime:
         raise InvalidArgument("must be an RFC 3339 time", field=field_name)
     if dt.tzinfo is None:
         raise InvalidArgument("must include a UTC offset (e.g. Z)", field=field_name)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00-05:00
+        raise InvalidArgument("must be an RFC 3339 time", field=field_name) from exc
 
 
 _HINTS: dict[Any, dict[str, Any]] = {}
@@ -254,11 +264,17 @@ def _decode(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise InvalidArgument("must be a list", field=where)
+        if len(value) > MAX_ENTRIES:
+            raise InvalidArgument(f"must have at most {MAX_ENTRIES} entries", field=where)
         return tuple(_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, Mapping):
             raise InvalidArgument("must be an object of strings", field=where)
+        if len(value) > MAX_ENTRIES:
+            raise InvalidArgument(f"must have at most {MAX_ENTRIES} entries", field=where)
         secrets = Secret in typing.get_args(args[1])  # env: a value may be {value, secret}
+        for k in value:
+            _storable(str(k), where)
         return {str(k): _decode_value(v, f"{where}.{k}", secrets) for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         return _decode_record(hint, value, where)  # type: ignore[arg-type]
@@ -281,6 +297,7 @@ def _decode_value(value: Any, where: str, secrets: bool) -> str | Secret:
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         what = 'a string or {"value": string, "secret": true}' if secrets else "a string"
         raise InvalidArgument(f"must be {what}", field=where)
+    _storable(str(value), where)
     return str(value)
 
 
@@ -292,12 +309,20 @@ def _decode_scalar(hint: Any, value: Any, where: str) -> Any:
     if isinstance(value, bool):  # JSON true is not a number
         raise InvalidArgument(f"must be {_WHAT.get(hint, 'a value')}", field=where)
     if hint is str and isinstance(value, str):
-        return value
+        return _storable(value, where)
     if hint is int and isinstance(value, int):
         return value
     if hint is float and isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise InvalidArgument("must be a finite number", field=where)
         return float(value)
     raise InvalidArgument(f"must be {_WHAT.get(hint, 'a value')}", field=where)
+
+
+def _storable(text: str, where: str) -> str:
+    if not storable(text):
+        raise InvalidArgument("must be text without NUL characters or unpaired surrogates", field=where)
+    return text
 
 
 _WHAT = {str: "a string", int: "an integer", float: "a number"}

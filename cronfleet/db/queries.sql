@@ -32,6 +32,11 @@ WHERE t.token_hash = %(token_hash)s AND t.revoked_at IS NULL AND t.expires_at > 
 -- set_webhook_secret --
 UPDATE users SET webhook_secret = %(secret)s, updated_at = now() WHERE id = %(id)s
 
+-- lock_user --
+-- Serialises one user's writes that a quota bounds (tokens and jobs only
+-- take KEY SHARE locks on the row, which this does not block).
+SELECT id FROM users WHERE id = %(id)s FOR NO KEY UPDATE
+
 -- revoke_token --
 UPDATE api_tokens SET revoked_at = now()
 WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
@@ -42,11 +47,11 @@ WHERE token_hash = %(token_hash)s AND revoked_at IS NULL
 INSERT INTO jobs (
     id, owner_id, name, spec, schedule, timezone, run_at, start_at, end_at,
     max_retries, timeout_seconds, priority, concurrency_policy, max_concurrency,
-    shard_id, status)
+    shard_id, status, fires_per_minute)
 VALUES (
     %(id)s, %(owner_id)s, %(name)s, %(spec)s, %(schedule)s, %(timezone)s, %(run_at)s,
     %(start_at)s, %(end_at)s, %(max_retries)s, %(timeout_seconds)s, %(priority)s,
-    %(concurrency_policy)s, %(max_concurrency)s, %(shard_id)s, %(status)s)
+    %(concurrency_policy)s, %(max_concurrency)s, %(shard_id)s, %(status)s, %(fires_per_minute)s)
 RETURNING *, NULL::timestamptz AS next_run_at
 
 -- update_job --
@@ -56,7 +61,7 @@ UPDATE jobs SET
     max_retries = %(max_retries)s, timeout_seconds = %(timeout_seconds)s,
     priority = %(priority)s, concurrency_policy = %(concurrency_policy)s,
     max_concurrency = %(max_concurrency)s, status = %(status)s,
-    version = version + 1, updated_at = now()
+    fires_per_minute = %(fires_per_minute)s, version = version + 1, updated_at = now()
 WHERE id = %(id)s AND owner_id = %(owner_id)s AND status <> 'deleted'
 RETURNING *, NULL::timestamptz AS next_run_at
 
@@ -143,6 +148,31 @@ RETURNING id, shard_id
 
 -- notify_due --
 SELECT pg_notify('cronfleet_due', %(shard_id)s::text)
+
+-- owner_usage --
+-- What a user's quotas count: live jobs (active or paused), and the planned
+-- fires per minute of the active ones, leaving out ``except_ids`` (a job
+-- being changed).
+SELECT count(*) AS live_jobs,
+       coalesce(sum(coalesce(fires_per_minute, 1)) FILTER (WHERE status = 'active'), 0)
+           AS fires_per_minute
+FROM jobs
+WHERE owner_id = %(owner_id)s AND status IN ('active', 'paused')
+  AND id <> ALL(%(except_ids)s::uuid[])
+
+-- owner_recent_runs --
+-- The times of a user's runs due from ``since`` to ``until`` (executions),
+-- and of the one-off fires not yet claimed up to ``until``, oldest first,
+-- skipping the ``skip`` oldest: the runs-per-minute quota counts them.
+WITH runs AS (
+    SELECT scheduled_at AS at FROM executions
+    WHERE owner_id = %(owner_id)s AND scheduled_at > %(since)s AND scheduled_at <= %(until)s
+    UNION ALL
+    SELECT s.next_run_at FROM schedule s JOIN jobs j ON j.id = s.job_id
+    WHERE j.owner_id = %(owner_id)s AND j.schedule IS NULL AND s.next_run_at <= %(until)s
+)
+SELECT (SELECT count(*) FROM runs) AS n,
+       (SELECT at FROM runs ORDER BY at OFFSET %(skip)s LIMIT 1) AS at
 
 -- ================================================================ executions
 
@@ -703,3 +733,35 @@ SELECT cronfleet_ensure_day_partition(%(table)s, %(day)s) AS created
 
 -- ping --
 SELECT 1 AS ok
+
+-- ================================================================= throttles
+
+-- take_token --
+-- One token from the bucket ``key`` (refilled evenly at ``per_second`` up to
+-- ``capacity``) if it holds one; nothing back when it is empty.
+INSERT INTO throttles AS t (key, tokens, capacity, per_second, updated_at)
+VALUES (%(key)s, %(capacity)s - 1, %(capacity)s, %(per_second)s, now())
+ON CONFLICT (key) DO UPDATE SET
+    tokens = least(excluded.capacity,
+                   t.tokens + extract(epoch FROM now() - t.updated_at) * excluded.per_second) - 1,
+    capacity = excluded.capacity, per_second = excluded.per_second, updated_at = now()
+WHERE least(excluded.capacity,
+            t.tokens + extract(epoch FROM now() - t.updated_at) * excluded.per_second) >= 1
+RETURNING tokens
+
+-- throttle_wait --
+-- Seconds until the bucket ``key`` holds a token again.
+SELECT greatest(0, (1 - least(capacity, tokens + extract(epoch FROM now() - updated_at) * per_second))
+                   / per_second) AS seconds
+FROM throttles WHERE key = %(key)s
+
+-- give_token --
+-- A token back (the attempt it paid for succeeded).
+UPDATE throttles SET
+    tokens = least(capacity, tokens + extract(epoch FROM now() - updated_at) * per_second + 1),
+    updated_at = now()
+WHERE key = %(key)s
+
+-- prune_throttles --
+-- Buckets that have refilled are the same as none.
+DELETE FROM throttles WHERE tokens + extract(epoch FROM now() - updated_at) * per_second >= capacity

@@ -47,7 +47,10 @@ CREATE TABLE jobs (
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     -- Set when paused: resume runs what was missed since, by the misfire policy.
-    paused_at timestamptz
+    paused_at timestamptz,
+    -- Fires in the minute from the job's next fire (0 for a one-off); NULL for
+    -- jobs made before this column, counted as 1 until they are changed.
+    fires_per_minute integer
 );
 CREATE INDEX jobs_owner_idx ON jobs (owner_id, created_at, id);
 
@@ -226,3 +229,13 @@ BEGIN
     RETURN true;
 END;
 $$;
+
+-- Token buckets for login and signup throttling (gateway.service.limits),
+-- shared by every gateway. Unlogged: a crash only forgets recent attempts.
+CREATE UNLOGGED TABLE throttles (
+    key text PRIMARY KEY,
+    tokens double precision NOT NULL,
+    capacity double precision NOT NULL,
+    per_second double precision NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cronfleet import metrics
-from cronfleet.errors import CronfleetError
+from cronfleet.errors import CronfleetError, RetryLater
 from gateway.http import (
     alerts,
     auth,
@@ -25,11 +25,12 @@ from gateway.http import (
     executions,
     health,
     jobs,
+    openapi,
     schedules,
     stats,
 )
 from gateway.http.cluster import ClusterSource
-from gateway.http.common import error_response
+from gateway.http.common import BodyLimit, error_response
 from gateway.http.health import ReadyCheck
 from gateway.service import JobsService
 
@@ -39,7 +40,13 @@ REQUEST_ID_HEADER = "X-Request-Id"
 def build_http_app(
     service: JobsService, cluster_source: ClusterSource, ready: ReadyCheck, web_dir: Path | None = None
 ) -> FastAPI:
-    app = FastAPI(title="cronfleet", version="1", openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs")
+    app = FastAPI(
+        title="cronfleet",
+        version="1",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        separate_input_output_schemas=False,
+    )
     app.state.service = service
     app.state.cluster = cluster_source
     app.state.ready = ready
@@ -48,6 +55,8 @@ def build_http_app(
     if web_dir is not None:
         dashboard.mount(app, web_dir)  # last: its catch-all must not shadow a route
     _add_error_handlers(app)
+    app.add_middleware(BodyLimit)
+    openapi.install(app)
 
     @app.middleware("http")
     async def request_context(
@@ -76,7 +85,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(CronfleetError)
     async def _cronfleet_error(request: Request, exc: CronfleetError) -> JSONResponse:
-        return error_response(exc.http_status, exc.code, str(exc), exc.field)
+        retry_after = exc.retry_after if isinstance(exc, RetryLater) else None
+        return error_response(exc.http_status, exc.code, str(exc), exc.field, retry_after)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

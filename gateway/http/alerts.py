@@ -7,12 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from cronfleet.codec import jsonapi
+from gateway.http import schemas as S
 from gateway.http.common import Caller, Service
+from gateway.http.openapi import doc
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 
-@router.get("")
+@router.get("", **doc(200, S.AlertPage, errors=(400, 404)))
 async def list_alerts(
     service: Service,
     user: Caller,

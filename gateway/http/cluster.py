@@ -11,14 +11,16 @@ from fastapi import APIRouter, Request
 
 from cronfleet.codec import proto
 from cronfleet.v1 import jobs_pb2
+from gateway.http import schemas as S
 from gateway.http.common import Caller
+from gateway.http.openapi import doc
 
 router = APIRouter(prefix="/api/v1", tags=["cluster"])
 PROBE_TIMEOUT = 1.0  # seconds
 ClusterSource = Callable[[], Awaitable[jobs_pb2.Cluster]]
 
 
-@router.get("/cluster")
+@router.get("/cluster", **doc(200, S.ClusterReply, errors=()))
 async def get_cluster(request: Request, user: Caller) -> dict[str, Any]:
     source: ClusterSource = request.app.state.cluster
     view = proto.cluster_to_json(await source())

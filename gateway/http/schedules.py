@@ -9,12 +9,14 @@ from fastapi import APIRouter, Request
 from cronfleet import cron
 from cronfleet.codec import jsonapi
 from cronfleet.errors import InvalidArgument, InvalidSpec
+from gateway.http import schemas as S
 from gateway.http.common import Caller, Service, read_object
+from gateway.http.openapi import doc
 
 router = APIRouter(prefix="/api/v1/schedules", tags=["schedules"])
 
 
-@router.post("/preview")
+@router.post("/preview", **doc(200, S.PreviewReply, body=S.PreviewBody, errors=(400, 422)))
 async def preview_schedule(request: Request, service: Service, user: Caller) -> dict[str, Any]:
     body = await read_object(request, ("schedule", "timezone", "after", "count"))
     timezone = body.get("timezone") or "UTC"

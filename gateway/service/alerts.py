@@ -6,7 +6,7 @@ from __future__ import annotations
 from cronfleet import alerts
 from cronfleet.codec import rows
 from cronfleet.records import Alert, User
-from gateway.service.base import ServiceBase, decode_page_token, encode_page_token, page_size, parse_uuid
+from gateway.service.base import ServiceBase, encode_page_token, page_after_id, page_size, parse_uuid
 
 
 class Alerts(ServiceBase):
@@ -19,7 +19,7 @@ class Alerts(ServiceBase):
         page_token: str | None = None,
     ) -> tuple[list[Alert], str]:
         n = page_size(limit)
-        before = decode_page_token(page_token)[0] if page_token else None
+        before = page_after_id(page_token) if page_token else None
         found = await self.db.fetch_all(
             "list_alerts",
             {

@@ -6,20 +6,26 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
 
 from cronfleet.db import Database, Row
-from cronfleet.errors import InvalidArgument, NotFound
+from cronfleet.errors import InvalidArgument, NotFound, TooLong
 from cronfleet.logstore import LogStore
-from cronfleet.models import Resources
+from cronfleet.models import Resources, check_text
 from cronfleet.records import Execution, User
 from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP
 from cronfleet.sealing import SecretKey
+from gateway.service.limits import AuthLimits, Quotas
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
+MAX_PAGE_TOKEN = 1024
+MAX_QUERY_TEXT = 200
+MAX_SERIAL = (1 << 63) - 1  # bigint
+_SERIAL = re.compile(r"[0-9]{1,19}")
 
 
 class ServiceBase:
@@ -33,6 +39,8 @@ class ServiceBase:
         limits: Resources | None = None,
         misfire_catchup: timedelta = DEFAULT_MISFIRE_CATCHUP,
         secret_key: SecretKey | None = None,
+        auth_limits: AuthLimits = AuthLimits(),
+        quotas: Quotas = Quotas(),
     ) -> None:
         self.db = db
         self.logs = logs
@@ -41,6 +49,8 @@ class ServiceBase:
         self.limits = limits  # the most a run may ask for (the workers' maximums)
         self.misfire_catchup = misfire_catchup  # how far back resume runs missed fires (run_all)
         self.secret_key = secret_key  # seals secret env values; None: they are refused
+        self.auth_limits = auth_limits  # login and signup throttles
+        self.quotas = quotas  # per-user quotas
 
     async def _job_row(self, user: User, job_id: str) -> Row:
         """The caller's job (deleted ones too); NotFound for anyone else's."""
@@ -64,19 +74,42 @@ def encode_page_token(*parts: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(parts, default=str).encode()).decode()
 
 
-def decode_page_token(token: str) -> list[Any]:
+def decode_page_token(token: str, shape: tuple[type, ...]) -> list[Any]:
+    """A token :func:`encode_page_token` made: its parts, of the types in ``shape``."""
     try:
-        return list(json.loads(base64.urlsafe_b64decode(token.encode())))
-    except (ValueError, TypeError) as exc:
+        if len(token) > MAX_PAGE_TOKEN:
+            raise ValueError("too long")
+        parts = list(json.loads(base64.urlsafe_b64decode(token.encode())))
+        if len(parts) != len(shape) or not all(isinstance(p, t) for p, t in zip(parts, shape, strict=True)):
+            raise ValueError("not ours")
+        return parts
+    except (ValueError, TypeError, UnicodeError) as exc:
         raise InvalidArgument("is not a token this server issued", field="page_token") from exc
 
 
+def page_after_id(token: str) -> int:
+    """The serial id a list by id (newest first) goes on below."""
+    (before,) = decode_page_token(token, (int,))
+    if not 0 <= before <= MAX_SERIAL:
+        raise InvalidArgument("is not a token this server issued", field="page_token")
+    return int(before)
+
+
 def page_size(limit: int | None) -> int:
+    """A list's page: 100 by default, at most MAX_PAGE (a larger limit is
+    clamped to it; the next page's token says there is more)."""
     if limit is None or limit == 0:
         return DEFAULT_PAGE
-    if not 1 <= limit <= MAX_PAGE:
+    if limit < 0:
         raise InvalidArgument(f"must be 1-{MAX_PAGE}", field="limit")
-    return limit
+    return min(limit, MAX_PAGE)
+
+
+def query_text(value: str | None, field: str, most: int = MAX_QUERY_TEXT) -> str | None:
+    """A free-text query parameter (a name filter, a worker id), bounded."""
+    if value:
+        check_text(value, field, most, TooLong)
+    return value or None
 
 
 def parse_uuid(value: str, what: str) -> uuid.UUID:
@@ -84,10 +117,12 @@ def parse_uuid(value: str, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except (ValueError, AttributeError, TypeError) as exc:
-        raise NotFound(f"no such {what} {value!r}") from exc
+        raise NotFound(f"no such {what} {str(value)[:100]!r}") from exc
 
 
 def parse_serial(value: str, what: str) -> int:
-    if not str(value).isdigit():
-        raise NotFound(f"no such {what} {value!r}")
-    return int(value)
+    """A serial id (executions, dead letters); one that cannot exist is not found."""
+    text = str(value)
+    if not _SERIAL.fullmatch(text) or int(text) > MAX_SERIAL:
+        raise NotFound(f"no such {what} {text[:100]!r}")
+    return int(text)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from cronfleet.codec import rows
 from cronfleet.errors import NotFound
 from cronfleet.records import DeadLetter, Execution, User
-from gateway.service.base import decode_page_token, encode_page_token, page_size, parse_serial, parse_uuid
+from gateway.service import limits
+from gateway.service.base import encode_page_token, page_after_id, page_size, parse_serial, parse_uuid
 from gateway.service.jobs import Jobs
 
 
@@ -21,7 +22,7 @@ class DeadLetters(Jobs):
         page_token: str | None = None,
     ) -> tuple[list[DeadLetter], str]:
         n = page_size(limit)
-        before = decode_page_token(page_token)[0] if page_token else None
+        before = page_after_id(page_token) if page_token else None
         found = await self.db.fetch_all(
             "list_dead_letters",
             {
@@ -38,13 +39,16 @@ class DeadLetters(Jobs):
         """A fresh attempt chain of the job, now (trigger "replay"); the dead
         letter is taken in the same transaction."""
         async with self.db.transaction() as tx:
+            await tx.execute("lock_user", {"id": user.id})
             row = await tx.fetch_one(
                 "take_dead_letter", {"id": parse_serial(dead_letter_id, "dead letter"), "owner_id": user.id}
             )
             if row is None:
                 raise NotFound(f"no such dead letter {dead_letter_id}")
             job = await self._lock(tx, user, str(row["job_id"]))
-            (execution,) = await self._trigger(tx, job, "replay", [_now()])
+            now = _now()
+            await limits.check_runs(tx, user, self.quotas, adding=1, now=now)
+            (execution,) = await self._trigger(tx, job, "replay", [now])
             return await self._with_link(execution)
 
     async def delete_dead_letter(self, user: User, dead_letter_id: str) -> None:

@@ -9,7 +9,14 @@ from cronfleet.codec import rows
 from cronfleet.errors import Conflict, InvalidArgument, NotFound
 from cronfleet.models import EXECUTION_STATUSES
 from cronfleet.records import Execution, User
-from gateway.service.base import ServiceBase, decode_page_token, encode_page_token, page_size, parse_serial
+from gateway.service.base import (
+    ServiceBase,
+    encode_page_token,
+    page_after_id,
+    page_size,
+    parse_serial,
+    query_text,
+)
 
 FOLLOW_POLL_SECONDS = 0.5
 
@@ -27,10 +34,11 @@ class Executions(ServiceBase):
     ) -> tuple[list[Execution], str]:
         if status and status not in EXECUTION_STATUSES:
             raise InvalidArgument(f"must be one of {', '.join(EXECUTION_STATUSES)}", field="status")
+        worker_id = query_text(worker_id, "worker_id")
         if job_id:
             await self._job_row(user, job_id)  # 404 for a job that is not theirs
         n = page_size(limit)
-        before = decode_page_token(page_token)[0] if page_token else None
+        before = page_after_id(page_token) if page_token else None
         found = await self.db.fetch_all(
             "list_executions",
             {

@@ -14,10 +14,18 @@ from cronfleet import preview, schedule, sealing
 from cronfleet.codec import jsonapi, rows
 from cronfleet.db import Session
 from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound
-from cronfleet.models import JOB_STATUSES, Job, JobSpec, RunBrief
+from cronfleet.models import JOB_STATUSES, Job, JobSpec, RunBrief, check_moment
 from cronfleet.records import Execution, User
 from cronfleet.shards import shard_for
-from gateway.service.base import ServiceBase, decode_page_token, encode_page_token, page_size, parse_uuid
+from gateway.service import limits
+from gateway.service.base import (
+    ServiceBase,
+    decode_page_token,
+    encode_page_token,
+    page_size,
+    parse_uuid,
+    query_text,
+)
 from gateway.service.idempotency import IdempotentRequest, earlier_reply, save_reply
 
 MAX_BACKFILL = 1000
@@ -46,11 +54,13 @@ class Jobs(ServiceBase):
             key = IdempotentRequest.of(idempotency_key, "create_jobs", [self._fingerprint(s) for s in specs])
         now = datetime.now(UTC)
         async with self.db.transaction() as tx:
+            await tx.execute("lock_user", {"id": user.id})  # the user's row, then any other: no deadlock
             if key is not None and (earlier := await earlier_reply(tx, user, key)) is not None:
                 return [
                     rows.job_from_row(r) for r in await tx.fetch_all("jobs_by_id", {"ids": earlier["jobs"]})
                 ]
             await self._check_upstreams(tx, user, specs)
+            await self._check_quotas(tx, user, specs, now)
             created = [await self._insert(tx, user, spec, now) for spec in specs]
             if key is not None:
                 await save_reply(tx, user, key, 201, {"jobs": [str(j.id) for j in created]})
@@ -63,10 +73,30 @@ class Jobs(ServiceBase):
             body["env"] = sealing.fingerprint_env(spec, self.secret_key)
         return body
 
+    async def _check_quotas(self, tx: Session, user: User, specs: list[JobSpec], now: datetime) -> None:
+        """New jobs within the user's quotas: live jobs and planned fires per
+        minute (422), and one-offs due within the minute as runs (429)."""
+        timings = [spec.timing(anchor=now) for spec in specs]
+        await limits.check_jobs(
+            tx,
+            user,
+            self.quotas,
+            new_live=len(specs),
+            new_fires_per_minute=sum(schedule.fires_in_a_minute(t, now) for t in timings),
+        )
+        soon = now + limits.MINUTE
+        one_offs = sum(
+            1
+            for spec, t in zip(specs, timings, strict=True)
+            if spec.schedule is None and not _waits_for_upstream(spec) and (spec.run_at or now) <= soon
+        )
+        await limits.check_runs(tx, user, self.quotas, adding=one_offs, now=now)
+
     async def _insert(self, tx: Session, user: User, spec: JobSpec, now: datetime) -> Job:
         job_id = uuid.uuid4()
         spec = sealing.seal_env(spec, self.secret_key, job_id)
-        first = _first_fire(spec, spec.timing(anchor=now), now)
+        timing = spec.timing(anchor=now)
+        first = _first_fire(spec, timing, now)
         row = await tx.fetch_one(
             "insert_job",
             rows.job_params(spec)
@@ -75,6 +105,7 @@ class Jobs(ServiceBase):
                 "owner_id": user.id,
                 "shard_id": shard_for(job_id, self.shards),
                 "status": "active" if first or _waits_for_upstream(spec) else "completed",
+                "fires_per_minute": schedule.fires_in_a_minute(timing, now),
             },
         )
         assert row is not None
@@ -104,8 +135,9 @@ class Jobs(ServiceBase):
             raise InvalidArgument(f"must be one of {', '.join(LAST_RESULTS)}", field="result")
         if not 0 <= recent <= MAX_RECENT_RUNS:
             raise InvalidArgument(f"must be 0-{MAX_RECENT_RUNS}", field="recent")
+        q = query_text(q, "q")
         n = page_size(limit)
-        after_created, after_id = decode_page_token(page_token) if page_token else (None, None)
+        after_created, after_id = _job_page(page_token) if page_token else (None, None)
         found = await self.db.fetch_all(
             "list_jobs",
             {
@@ -156,13 +188,30 @@ class Jobs(ServiceBase):
         """Change a job's spec and recompute its next fire, atomically."""
         now = datetime.now(UTC)
         async with self.db.transaction() as tx:
+            await tx.execute("lock_user", {"id": user.id})
             old = await self._lock(tx, user, job_id)
             spec = sealing.seal_env(build(old.spec), self.secret_key, old.id, stored=old.spec)
             await self._check_upstreams(tx, user, [spec], changing=old)
             # A new schedule or run_at revives a finished job.
             status = "active" if old.status == "completed" else old.status
+            timing = spec.timing(anchor=old.created_at)
+            rate = schedule.fires_in_a_minute(timing, now)
+            if status == "active":
+                revived = old.status == "completed" and (
+                    _first_fire(spec, timing, now) is not None or _waits_for_upstream(spec)
+                )
+                await limits.check_jobs(
+                    tx,
+                    user,
+                    self.quotas,
+                    new_live=int(revived),
+                    new_fires_per_minute=rate,
+                    except_ids=(old.id,),
+                )
             row = await tx.fetch_one(
-                "update_job", rows.job_params(spec) | {"id": old.id, "owner_id": user.id, "status": status}
+                "update_job",
+                rows.job_params(spec)
+                | {"id": old.id, "owner_id": user.id, "status": status, "fires_per_minute": rate},
             )
             assert row is not None
             job = rows.job_from_row(row)
@@ -227,11 +276,21 @@ class Jobs(ServiceBase):
     async def resume_job(self, user: User, job_id: str) -> Job:
         """Fires missed while paused run by the job's misfire policy: one late
         run (run_once), each of them (run_all), or none (skip)."""
+        now = datetime.now(UTC)
         async with self.db.transaction() as tx:
+            await tx.execute("lock_user", {"id": user.id})
             job = await self._lock(tx, user, job_id)
             if job.status != "paused":
                 raise Conflict(f"job is {job.status}, not paused", field="status")
-            first = self._resume_at(job, datetime.now(UTC))
+            await limits.check_jobs(
+                tx,
+                user,
+                self.quotas,
+                new_live=0,
+                new_fires_per_minute=schedule.fires_in_a_minute(job.timing, now),
+                except_ids=(job.id,),
+            )
+            first = self._resume_at(job, now)
             waiting = _waits_for_upstream(job.spec)
             job = await self._set_status(tx, job, "active" if first or waiting else "completed")
             return await self._schedule(tx, job, first)
@@ -253,12 +312,15 @@ class Jobs(ServiceBase):
             IdempotentRequest.of(idempotency_key, "run_job", job_id) if idempotency_key is not None else None
         )
         async with self.db.transaction() as tx:
+            await tx.execute("lock_user", {"id": user.id})
             job = await self._lock(tx, user, job_id)
             if key is not None and (earlier := await earlier_reply(tx, user, key)) is not None:
                 row = await tx.fetch_one("get_execution", {"id": earlier["execution"], "owner_id": user.id})
                 assert row is not None
                 return await self._with_link(rows.execution_from_row(row))
-            (execution,) = await self._trigger(tx, job, "manual", [datetime.now(UTC)])
+            now = datetime.now(UTC)
+            await limits.check_runs(tx, user, self.quotas, adding=1, now=now)
+            (execution,) = await self._trigger(tx, job, "manual", [now])
             if key is not None:
                 await save_reply(tx, user, key, 202, {"execution": execution.id})
             return await self._with_link(execution)
@@ -291,11 +353,13 @@ class Jobs(ServiceBase):
         [start, end] and that has none yet, due now; the job's concurrency
         policy paces them."""
         now = datetime.now(UTC)
+        check_moment(start, "from")
         if end <= start:
             raise InvalidSpec("must be after from", field="to")
         if end > now:
             raise InvalidSpec("must not be in the future", field="to")
         async with self.db.transaction() as tx:
+            await tx.execute("lock_user", {"id": user.id})
             job = await self._lock(tx, user, job_id)
             if job.spec.schedule is None:
                 raise InvalidSpec("only a job with a schedule can be backfilled", field="schedule")
@@ -307,6 +371,7 @@ class Jobs(ServiceBase):
                 )
             if not fires:
                 return []
+            await limits.check_runs(tx, user, self.quotas, adding=len(fires), now=now)
             created = await self._trigger(tx, job, "backfill", fires)
             return [await self._with_link(e) for e in created]
 
@@ -381,6 +446,15 @@ class Jobs(ServiceBase):
         )
         await tx.execute("notify_due", {"shard_id": job.shard_id})
         return dataclasses.replace(job, next_run_at=first)
+
+
+def _job_page(token: str) -> tuple[datetime, uuid.UUID]:
+    """Where a job list goes on: after (created_at, id)."""
+    created, job_id = decode_page_token(token, (str, str))
+    try:
+        return datetime.fromisoformat(created), uuid.UUID(job_id)
+    except ValueError as exc:
+        raise InvalidArgument("is not a token this server issued", field="page_token") from exc
 
 
 def _waits_for_upstream(spec: JobSpec) -> bool:

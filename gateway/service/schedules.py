@@ -6,6 +6,7 @@ from datetime import datetime
 
 from cronfleet import cron, preview
 from cronfleet.errors import InvalidArgument, InvalidSpec
+from cronfleet.models import MAX_SCHEDULE, MAX_TIMEZONE, check_moment, check_text
 from cronfleet.records import User
 from gateway.service.base import ServiceBase
 
@@ -18,5 +19,8 @@ class Schedules(ServiceBase):
             raise InvalidSpec("is required", field="schedule")
         if not 1 <= count <= preview.MAX_COUNT:
             raise InvalidArgument(f"must be 1-{preview.MAX_COUNT}", field="count")
+        check_text(text, "schedule", MAX_SCHEDULE)
+        check_text(timezone, "timezone", MAX_TIMEZONE)
+        check_moment(after, "after")
         cron.load_timezone(timezone)
         return preview.preview(text, timezone, after, count)

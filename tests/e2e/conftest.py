@@ -75,6 +75,8 @@ def start_cluster(
             "CRONFLEET_GRPC_ADDR": grpc_addr,
             "CRONFLEET_STATE_DIR": str(tmp),
             "CRONFLEET_MEMBER_TTL": "2",
+            # The tests sign up and log in many users from this one address.
+            "CRONFLEET_AUTH_ADDRESS_REQUESTS": "100000",
         }
         | extra_env
     )
