@@ -111,15 +111,19 @@ def test_kill_scheduler_then_leader(ha_cluster: Cluster) -> None:
     assert datetime.now(UTC) - killed_at < timedelta(seconds=10)
     assert "scheduler-1 started again" in (ha_cluster.state_dir / "up.log").read_text()
 
-    leader = c.get("/cluster").json()["leader"]
-    os.kill(role_pid(ha_cluster, leader), signal.SIGKILL)
-    wait_until(
-        lambda: (
-            c.get("/cluster").status_code == 200 and c.get("/cluster").json()["leader"] not in ("", leader)
-        ),
-        timeout=15,
-        what="a new leader",
-    )
+    before = c.get("/cluster").json()
+    os.kill(role_pid(ha_cluster, before["leader"]), signal.SIGKILL)
+
+    def new_term() -> bool:
+        reply = c.get("/cluster")
+        # The other coordinator, or the killed one started again: a newer epoch either way.
+        return (
+            reply.status_code == 200
+            and bool(reply.json()["leader"])
+            and reply.json()["epoch"] > before["epoch"]
+        )
+
+    wait_until(new_term, timeout=20, what="a leader of a newer term")
 
     end = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     wait_until(
