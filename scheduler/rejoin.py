@@ -1,6 +1,6 @@
 """A worker (re)connecting says which runs it holds; the runs this
-scheduler's shards gave it before and that it does not hold are lost, and
-run again (cronfleet.outcomes). Without this, a worker restarted under the
+scheduler gave it before and that it does not hold are lost, and run again
+(cronfleet.outcomes). Without this, a worker restarted under the
 same id would keep its member key alive, the leader would never see it
 gone, and its old process's runs would stay "running" for ever."""
 
@@ -33,9 +33,9 @@ class Rejoins:
         self.db = db
         self.ownership = ownership
         # Held by the dispatcher while it records and sends assignments: with
-        # it, every assignment is either before the look (and on the old
-        # stream, which is dead) or after it (on the new one, and newer than
-        # the cut-off).
+        # it, every one of ours is either before the look (and on the old
+        # stream, which is dead) or after it (on the new one). Other
+        # schedulers' runs are theirs to judge, when the worker says hello there.
         self.assigning = assigning
         self.retry_backoff_seconds = retry_backoff_seconds
         self.lost_reruns = lost_reruns
@@ -44,11 +44,10 @@ class Rejoins:
         """Look, then ``register`` the worker's new stream (which then takes
         assignments), both under the dispatcher's lock."""
         async with self.assigning:
-            if self.ownership.shards:
-                try:
-                    await self._lose_unheld(hello)
-                except CronfleetError as exc:
-                    log.warning("rejoin_check_failed", worker_id=hello.worker_id, error=str(exc))
+            try:
+                await self._lose_unheld(hello)
+            except CronfleetError as exc:
+                log.warning("rejoin_check_failed", worker_id=hello.worker_id, error=str(exc))
             register()
 
     async def _lose_unheld(self, hello: dispatch_pb2.Hello) -> None:
@@ -57,7 +56,6 @@ class Rejoins:
                 "lose_unheld_runs",
                 {
                     "scheduler_id": self.ownership.scheduler_id,
-                    "epoch": self.ownership.epoch,
                     "worker_id": hello.worker_id,
                     "holding": list(hello.holding),
                 },

@@ -96,9 +96,19 @@ class Roles:
         stop.set()
         await asyncio.wait_for(task, timeout)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 30.0) -> None:
+        """Stop every role; one that has not drained within ``timeout`` is a
+        failure that names it and shows where it waits (then it is cancelled)."""
         for stop, _ in self._running.values():
             stop.set()
         tasks = [task for _, task in self._running.values()]
         self._running.clear()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(tasks, timeout=timeout) if tasks else (set(), set())
+        if stuck:
+            where = {
+                t.get_name(): [f"{f.f_code.co_filename}:{f.f_lineno}" for f in t.get_stack()] for t in stuck
+            }
+            for t in stuck:
+                t.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+            raise AssertionError(f"roles did not stop within {timeout:.0f} s: {where}")

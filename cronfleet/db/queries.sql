@@ -669,13 +669,14 @@ ON CONFLICT (execution_id) DO NOTHING
 RETURNING id
 
 -- lose_unheld_runs --
--- A worker said on (re)connecting which runs it holds: those of this
--- scheduler's shards assigned to it before then and not among them are lost
--- (its old process had them, or they were in flight on a stream that broke).
+-- A worker said on (re)connecting which runs it holds: those this scheduler
+-- (under its id: a previous process of it too) gave it and that are not
+-- among them are lost (its old process had them, or they were in flight on
+-- a stream that broke). Only our own: another scheduler's assignment may be
+-- on its way to the worker on another stream.
 UPDATE executions e SET status = 'lost', finished_at = now(),
     error = 'worker ' || e.worker_id || ' came back without it (restarted, or its stream broke)'
-FROM shard_owners o
-WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s AND e.shard_id = o.shard_id
+WHERE e.scheduler_id = %(scheduler_id)s
   AND e.worker_id = %(worker_id)s AND e.status IN ('scheduled', 'running')
   AND NOT (e.id = ANY(%(holding)s::bigint[]))
 RETURNING e.*

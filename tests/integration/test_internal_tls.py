@@ -91,7 +91,10 @@ async def open_stream(address: str, creds: grpc.ChannelCredentials | None, worke
             )
             await asyncio.wait_for(call.read(), REFUSED)
         except grpc.aio.AioRpcError as exc:
-            return exc.code()
+            # The call's own end, not the error our write or read raced into
+            # (a write racing the server's abort once ended INTERNAL here).
+            final = await asyncio.wait_for(call.code(), REFUSED)
+            return final if final != grpc.StatusCode.INTERNAL else exc.code()
         except (TimeoutError, grpc.aio.UsageError):
             return grpc.StatusCode.OK
         finally:
