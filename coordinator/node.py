@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 import aetcd
 import structlog
 
-from coordinator import retention
+from coordinator import log_quota, retention
 from coordinator.alert_delivery import AlertSender
 from coordinator.cluster import CoordinatorServicer
 from coordinator.fencing import Fenced
@@ -30,6 +30,7 @@ from cronfleet import etcd, metrics, rpc
 from cronfleet.config import Settings
 from cronfleet.db import Database
 from cronfleet.errors import CronfleetError
+from cronfleet.logstore import LogStore, open_log_store
 from cronfleet.v1 import coordinator_pb2_grpc
 
 log = structlog.get_logger()
@@ -42,8 +43,11 @@ class LeadershipLost(Exception):
 
 
 class Coordinator:
-    def __init__(self, settings: Settings, db: Database, client: aetcd.Client) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, client: aetcd.Client, logs: LogStore | None = None
+    ) -> None:
         self.settings = settings
+        self.logs = logs  # None: the log-bytes-kept quota is not enforced here
         self.id = settings.coordinator_id
         self.db = db
         self.client = client
@@ -135,8 +139,9 @@ class Coordinator:
 
     async def _keep_cluster(self, epoch: int) -> None:
         """Shards and lost runs every tick; partitions and retention every ten
-        minutes. Postgres away: stay leader (etcd still says so) and try again."""
-        next_housekeeping = datetime.min.replace(tzinfo=UTC)
+        minutes; the log quota every log_quota_interval. Postgres away: stay
+        leader (etcd still says so) and try again."""
+        next_housekeeping = next_log_quota = datetime.min.replace(tzinfo=UTC)
         lost_since = LostSince(self.settings.lost_margin)
         while True:
             try:
@@ -161,6 +166,9 @@ class Coordinator:
                     await ensure_partitions(self.db, epoch, now)
                     await retention.prune(self.db, epoch)
                     next_housekeeping = now + HOUSEKEEPING_EVERY
+                if self.logs is not None and now >= next_log_quota:
+                    await log_quota.enforce(self.db, self.logs, epoch, self.settings.quota_log_bytes_kept)
+                    next_log_quota = now + timedelta(seconds=self.settings.log_quota_interval)
             except Fenced:
                 raise
             except CronfleetError as exc:
@@ -175,4 +183,8 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         Database.connected(settings.database_url) as db,
         etcd.connected(settings.etcd_endpoints) as client,
     ):
-        await Coordinator(settings, db, client).run(stop)
+        logs = open_log_store(settings)
+        try:
+            await Coordinator(settings, db, client, logs).run(stop)
+        finally:
+            await logs.close()

@@ -64,6 +64,11 @@ class Settings:
     coordinator_addr: str = "127.0.0.1:0"
     # etcd lease TTL (s) for every member; a member silent this long is dead.
     member_ttl: int = 3
+    # Per-user quota of stored log bytes: past it, the leader removes the
+    # user's oldest logs (rows say when) until the rest fit. Checked every
+    # log_quota_interval seconds. 0: no quota.
+    quota_log_bytes_kept: int = 10 * 1024**3
+    log_quota_interval: float = 60.0
 
     # Alerts, sent by every coordinator (coordinator.alert_delivery): each try
     # of a delivery may take this long; a failed one is tried again after

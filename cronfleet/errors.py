@@ -41,6 +41,14 @@ class NotFound(CronfleetError):
     http_status = 404
 
 
+class LogRemoved(NotFound):
+    """The run's log was stored and has been removed (the log-bytes-kept
+    quota): HTTP 410, gRPC NOT_FOUND."""
+
+    code = "log_removed"
+    http_status = 410
+
+
 class Conflict(CronfleetError):
     code = "conflict"
     http_status = 409

@@ -24,6 +24,7 @@ class LogStore(Protocol):
     async def put(self, key: str, path: Path) -> str: ...
     async def read(self, key: str) -> bytes: ...
     async def link(self, key: str, execution_id: Any) -> str: ...
+    async def delete(self, keys: list[str]) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -59,6 +60,13 @@ class LocalLogStore:
 
     async def link(self, key: str, execution_id: Any) -> str:
         return f"{self.public_url}/api/v1/executions/{execution_id}/logs"
+
+    async def delete(self, keys: list[str]) -> None:
+        def unlink_all() -> None:
+            for key in keys:
+                (self.root / key).unlink(missing_ok=True)
+
+        await asyncio.to_thread(unlink_all)
 
     async def close(self) -> None:
         return None
@@ -122,6 +130,23 @@ class S3LogStore:
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.expiry
             )
         )
+
+    async def delete(self, keys: list[str]) -> None:
+        """Delete objects, a thousand per request (S3's bound); one gone
+        already is not an error."""
+        s3 = await self._s3()
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start : start + 1000]]
+            try:
+                reply = await s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            except Exception as exc:  # botocore raises many types; all mean "not deleted"
+                raise Unavailable(f"log delete in s3://{self.bucket} failed: {exc}") from exc
+            if reply.get("Errors"):
+                first = reply["Errors"][0]
+                raise Unavailable(
+                    f"log delete in s3://{self.bucket} failed for {len(reply['Errors'])} objects, "
+                    f"first {first.get('Key')}: {first.get('Message')}"
+                )
 
     async def ensure_bucket(self) -> None:
         s3 = await self._s3()

@@ -72,6 +72,10 @@ POOL_IDLE = Gauge("cronfleet_worker_pool_idle_containers", "Warm containers read
 LEADER = Gauge("cronfleet_coordinator_leader", "1 while this coordinator leads, else 0")
 EPOCH = Gauge("cronfleet_coordinator_epoch", "The fencing epoch of this coordinator's term (0: not leading)")
 MEMBERS = Gauge("cronfleet_coordinator_members", "Live members the leader sees, by role", ["role"])
+LOGS_REMOVED = Counter(
+    "cronfleet_coordinator_logs_removed_total",
+    "Run logs removed: their owner passed the log-bytes-kept quota",
+)
 SHARD_MOVES = Counter("cronfleet_coordinator_shard_moves_total", "Shards given to another scheduler")
 RUNS_LOST = Counter(
     "cronfleet_coordinator_runs_declared_lost_total", "Runs of vanished workers declared lost"

@@ -55,6 +55,8 @@ class Execution:
     checkpoint: bytes | None = None  # what the run left in $CRONFLEET_CHECKPOINT
     checkpoint_truncated: bool = False
     container_id: str | None = None  # the container it ran in (docker runtime)
+    log_bytes: int | None = None  # the stored log's size
+    log_removed_at: datetime | None = None  # removed: past the owner's log-bytes-kept quota
 
     @property
     def finished(self) -> bool:
@@ -90,6 +92,8 @@ PUBLIC_EXECUTION_FIELDS = (
     "checkpoint",
     "checkpoint_truncated",
     "container_id",
+    "log_bytes",
+    "log_removed_at",
 )
 
 

@@ -140,6 +140,7 @@ def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> 
         "exit_codes": [r.event.exit_code if r.event.HasField("exit_code") else None for r in finished],
         "errors": [r.event.error for r in finished],
         "log_urls": [r.event.log_url for r in finished],
+        "log_bytes": [r.event.log_bytes or None for r in finished],
         "workers": [r.stream.worker_id for r in finished],
         "started": [proto.to_datetime(s.at) if s else None for s in starts],
         "lateness": [s.lateness_ms if s else None for s in starts],

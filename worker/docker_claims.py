@@ -21,6 +21,7 @@ import docker.errors
 import structlog
 
 from worker.runtime import RunOutcome, RunSpec, checkpoint_from_report, cut_checkpoint
+from worker.watchdog import container_run, take_mark
 
 if TYPE_CHECKING:
     from worker.docker_runtime import DockerRuntime
@@ -138,7 +139,10 @@ def _recover_one(runtime: DockerRuntime, c: Any, claim: Claim) -> Recovered:
     spool = Path(runtime.settings.state_dir).absolute() / "recovered" / f"{c.id}.log"
     spool.parent.mkdir(parents=True, exist_ok=True)
     checkpoint: bytes | None = None
-    if c.status == "exited":
+    fenced = take_mark(runtime.fence_dir, container_run(c.id))
+    if fenced:  # the previous life's watchdog killed it when that worker died
+        outcome = RunOutcome("lost", None, f"killed by the worker's watchdog: {fenced}")
+    elif c.status == "exited":
         code = int(c.attrs["State"]["ExitCode"])
         outcome = outcome_for(code, bool(c.attrs["State"].get("OOMKilled")), "")
         with contextlib.suppress(docker.errors.APIError):

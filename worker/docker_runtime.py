@@ -30,6 +30,7 @@ import docker.errors
 import requests.exceptions
 import structlog
 
+from cronfleet.aio import sleep_or
 from cronfleet.config import Settings
 from cronfleet.v1 import dispatch_pb2
 from worker.docker_claims import (
@@ -54,6 +55,7 @@ from worker.runtime import (
     script_env,
     step_results,
 )
+from worker.watchdog import BEAT, Watchdog
 
 log = structlog.get_logger()
 CHECKPOINT_READ_EVERY = 5.0
@@ -90,6 +92,12 @@ class DockerRuntime:
         self.residents = ResidentContainers(self)
         self.pool = ContainerPool(
             self._create_pooled, self._remove, default, settings.pool_floor, settings.pool_max
+        )
+        # Kills the containers holding runs when this worker dies or freezes
+        # (worker.watchdog): they would go on while the runs are run again.
+        self.fence_dir = str(Path(settings.state_dir).absolute() / "spool" / worker_id / "fenced")
+        self.watchdog = (
+            Watchdog(settings.watchdog_seconds, self.fence_dir) if settings.watchdog_seconds > 0 else None
         )
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -128,11 +136,27 @@ class DockerRuntime:
         }
 
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
-        await asyncio.gather(self.pool.run(stop, quiet), self.residents.run(stop))
+        await asyncio.gather(self.pool.run(stop, quiet), self.residents.run(stop), self._beat(stop))
+
+    async def _beat(self, stop: asyncio.Event) -> None:
+        while self.watchdog is not None and not stop.is_set():
+            self.watchdog.beat()
+            await sleep_or(stop, BEAT)
 
     async def close(self) -> None:
         await self.pool.close()
         await self.residents.close()
+        if self.watchdog is not None:
+            self.watchdog.stop()
+
+    def watch(self, container_id: str, nonce: str = "") -> None:
+        """The container holds a run now: the watchdog kills it if we die."""
+        if self.watchdog is not None:
+            self.watchdog.watch_container(container_id, nonce)
+
+    def unwatch(self, container_id: str, nonce: str = "") -> str | None:
+        """The run is over; why the watchdog killed it, if it did."""
+        return self.watchdog.unwatch_container(container_id, nonce) if self.watchdog else None
 
     async def recover(self) -> list[Recovered]:
         """What a previous life of this worker left (worker.docker_claims)."""
@@ -161,6 +185,7 @@ class DockerRuntime:
             pooled = await self.call(self._create, profile)
         try:
             self.claims.record(pooled.container.id, spec)
+            self.watch(pooled.container.id)
             pooled.sock.sendall(run_payload(dict(spec.env) | script_env(spec, CHECKPOINT_PATH)))
         except OSError:
             # A pooled container that died while idle: drop it, start this run cold.
@@ -170,6 +195,7 @@ class DockerRuntime:
             pooled = await self.call(self._create, profile)
             cold = True
             self.claims.record(pooled.container.id, spec)
+            self.watch(pooled.container.id)
             pooled.sock.sendall(run_payload(dict(spec.env) | script_env(spec, CHECKPOINT_PATH)))
         return _DockerRun(self, pooled.container, pooled.sock, spec, cold=cold)
 
@@ -180,6 +206,7 @@ class DockerRuntime:
         with contextlib.suppress(OSError):
             pooled.sock.close()
         self.claims.forget(pooled.container.id)
+        self.unwatch(pooled.container.id)
         with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
             await self.call(pooled.container.remove, force=True)
 
@@ -278,7 +305,12 @@ class _DockerRun:
                 result = await self.runtime.wait_for_exit(self.container, 60)
             await self.runtime.call(self.container.reload)
             oom = bool(self.container.attrs["State"].get("OOMKilled"))
-            outcome = outcome_for(int(result.get("StatusCode", -1)), oom, self.killed_for)
+            fenced = self.runtime.unwatch(self.container_id)
+            outcome = (
+                RunOutcome("lost", None, f"killed by the worker's watchdog: {fenced}")
+                if fenced
+                else outcome_for(int(result.get("StatusCode", -1)), oom, self.killed_for)
+            )
             await self.runtime.call(self._save_logs)
             report = (await self.runtime.call(self.container.logs, stdout=False, stderr=True)).decode(
                 errors="replace"
@@ -325,6 +357,7 @@ class _DockerRun:
         with contextlib.suppress(docker.errors.APIError):
             self.container.remove(force=True)
         self.runtime.claims.forget(self.container.id)
+        self.runtime.unwatch(self.container_id)
 
     async def kill(self, reason: str) -> None:
         """SIGTERM, the grace period, then SIGKILL (docker stop). A run never

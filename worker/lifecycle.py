@@ -167,11 +167,12 @@ class Runs:
         if recover is None:
             return
         for r in await recover():
-            log_url = ""
+            log_url, log_bytes = "", 0
             with contextlib.suppress(CronfleetError, OSError):
                 key = self.logs.key_for(r.owner_id, r.job_id, r.execution_id, r.attempt)
+                log_bytes = r.spool_path.stat().st_size
                 log_url = await self.logs.put(key, r.spool_path)
-            self.outbox.emit(finished_event(r.execution_id, r.outcome, log_url), prefer="")
+            self.outbox.emit(finished_event(r.execution_id, r.outcome, log_url, log_bytes), prefer="")
             r.spool_path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------ the life
@@ -192,8 +193,8 @@ class Runs:
             self._leave_window(run, released=False)
         if run.started_at is not None:
             metrics.RUN_DURATION.observe(time.time() - run.started_at)
-        log_url = await self._upload(run, outcome)
-        self._report_finished(run, outcome, log_url)
+        log_url, log_bytes = await self._upload(run, outcome)
+        self._report_finished(run, outcome, log_url, log_bytes)
         self._done(run, outcome)
 
     async def _arm_and_run(self, run: Run) -> RunOutcome:
@@ -302,20 +303,22 @@ class Runs:
         )
         self.outbox.emit(event, prefer=run.origin)
 
-    async def _upload(self, run: Run, outcome: RunOutcome) -> str:
-        """Store the output; its location, or "" (and a note on the outcome)."""
+    async def _upload(self, run: Run, outcome: RunOutcome) -> tuple[str, int]:
+        """Store the output; its location and size, or ("", 0) (and a note on
+        the outcome)."""
         if not run.spec.spool_path.exists():
-            return ""
+            return "", 0
         try:
-            return await self.logs.put(self._log_key(run.spec), run.spec.spool_path)
+            size = run.spec.spool_path.stat().st_size
+            return await self.logs.put(self._log_key(run.spec), run.spec.spool_path), size
         except (CronfleetError, OSError) as exc:
             metrics.LOG_UPLOAD_FAILURES.inc()
             outcome.error = (outcome.error + "; " if outcome.error else "") + f"log upload failed: {exc}"
-            return ""
+            return "", 0
 
-    def _report_finished(self, run: Run, outcome: RunOutcome, log_url: str) -> None:
+    def _report_finished(self, run: Run, outcome: RunOutcome, log_url: str, log_bytes: int) -> None:
         self._report_started(run)  # ended before its start was reported: in order
-        event = finished_event(run.execution_id, outcome, log_url)
+        event = finished_event(run.execution_id, outcome, log_url, log_bytes)
         event.cold_start = run.cold_start
         event.container_id = run.armed.container_id if run.armed is not None else ""
         self.outbox.emit(event, prefer=run.origin)
@@ -348,7 +351,9 @@ class Runs:
             run.in_window = False
 
 
-def finished_event(execution_id: int, outcome: RunOutcome, log_url: str) -> dispatch_pb2.RunEvent:
+def finished_event(
+    execution_id: int, outcome: RunOutcome, log_url: str, log_bytes: int = 0
+) -> dispatch_pb2.RunEvent:
     event = dispatch_pb2.RunEvent(
         execution_id=execution_id,
         kind=dispatch_pb2.EVENT_KIND_FINISHED,
@@ -356,6 +361,7 @@ def finished_event(execution_id: int, outcome: RunOutcome, log_url: str) -> disp
         status=outcome.status,
         error=outcome.error,
         log_url=log_url,
+        log_bytes=log_bytes if log_url else 0,
     )
     if outcome.exit_code is not None:
         event.exit_code = outcome.exit_code

@@ -331,6 +331,7 @@ class ResidentRun:
         resident.inbox[self.nonce] = asyncio.Queue()
         resident.runs += 1
         self.owner.runtime.claims.record(f"{resident.container.id}.{self.nonce}", self.spec)
+        self.owner.runtime.watch(self.container_id, self.nonce)
         env = dict(self.spec.env) | script_env(self.spec, f"{self._files}.checkpoint")
         resident.send(f"prep {self.nonce} {shell_exports(env | {'CRONFLEET_NONCE': self.nonce})}")
 
@@ -342,10 +343,15 @@ class ResidentRun:
         resident = self.resident
         try:
             said, code = await self._until_end(resident)
+            fenced = self.owner.runtime.unwatch(self.container_id, self.nonce)
             output = b"".join(base64.b64decode(s[4:]) for s in said if s.startswith("out "))
             self.spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
             self.spec.spool_path.write_bytes(output)
-            outcome = self._outcome(code)
+            outcome = (
+                RunOutcome("lost", None, f"killed by the worker's watchdog: {fenced}")
+                if fenced
+                else self._outcome(code)
+            )
             outcome.ended_at = self.exited_at
             if self.spec.steps:
                 report = "\n".join(s[7:] for s in said if s.startswith("report "))
@@ -360,6 +366,7 @@ class ResidentRun:
         finally:
             resident.inbox.pop(self.nonce, None)
             self.owner.runtime.claims.forget(f"{resident.container.id}.{self.nonce}")
+            self.owner.runtime.unwatch(self.container_id, self.nonce)
 
     async def _until_end(self, resident: Resident) -> tuple[list[str], int | None]:
         """The gate's lines for this run up to its end; the exit code (None if the

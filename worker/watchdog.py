@@ -1,5 +1,5 @@
-"""The process runtime's watchdog: kills the worker's runs when the worker
-dies or stops answering, so that a run is never live twice.
+"""The worker's watchdog: kills the worker's runs when the worker dies or
+stops answering, so that a run is never live twice.
 
 A run's process group outlives its worker (a SIGKILLed worker takes only its
 direct children with it, by the parent-death signal) and goes on while the
@@ -13,16 +13,25 @@ and keeps watching (a frozen worker may wake up; its killed runs then end
 as ``lost``, from the mark). The limit is below the time the coordinator
 waits before it declares a silent worker's runs lost (see coordinator.node).
 
-Lines on the pipe: ``+PGID``, ``-PGID``, ``.`` (a beat), ``stop`` (a clean
-shutdown: the worker has dealt with its runs itself).
+The Docker runtime's runs live in containers, which outlive their worker
+the same way: it tells the watchdog each run's container (``c<id>``, or
+``c<id>.<nonce>`` for a run in a per_job container), and the watchdog kills
+those through the engine's API (``POST /containers/<id>/kill`` on its Unix
+socket, ``$DOCKER_HOST`` or the default one: stdlib HTTP, no SDK).
+
+Lines on the pipe: ``+RUN``, ``-RUN`` (RUN: a process group id, or a
+container as above), ``.`` (a beat), ``stop`` (a clean shutdown: the worker
+has dealt with its runs itself).
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,18 +39,62 @@ import time
 BEAT = 0.5
 
 
-def fence(groups: set[int], fence_dir: str, why: str) -> None:
-    for pgid in sorted(groups):
-        with open(os.path.join(fence_dir, str(pgid)), "w") as mark:
+class _EngineConnection(http.client.HTTPConnection):
+    """HTTP to the Docker engine over its Unix socket."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=5)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(5)
+        self.sock.connect(self.path)
+
+
+def engine_socket() -> str:
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    return host.removeprefix("unix://") if host.startswith("unix://") else ""
+
+
+def kill_container(container_id: str) -> str:
+    """SIGKILL a container through the engine; what went wrong, or ""."""
+    path = engine_socket()
+    if not path:
+        return "DOCKER_HOST is not a Unix socket"
+    conn = _EngineConnection(path)
+    try:
+        conn.request("POST", f"/containers/{container_id}/kill?signal=KILL")
+        status = conn.getresponse().status
+    except OSError as exc:
+        return str(exc)
+    finally:
+        conn.close()
+    # 409: not running (ended, or never released); 404: removed meanwhile.
+    return "" if status in (204, 404, 409) else f"engine answered {status}"
+
+
+def kill(run: str) -> str:
+    if run.startswith("c"):
+        return kill_container(run[1:].split(".")[0])
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(int(run), signal.SIGKILL)
+    return ""
+
+
+def fence(runs: set[str], fence_dir: str, why: str) -> None:
+    for run in sorted(runs):
+        with open(os.path.join(fence_dir, run), "w") as mark:
             mark.write(why)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        print(f"{time.strftime('%H:%M:%S')} watchdog: killed run group {pgid} ({why})", file=sys.stderr)
-    groups.clear()
+        failed = kill(run)
+        what = f"container {run[1:]}" if run.startswith("c") else f"run group {run}"
+        said = f"could not kill {what}: {failed}" if failed else f"killed {what}"
+        print(f"{time.strftime('%H:%M:%S')} watchdog: {said} ({why})", file=sys.stderr)
+    runs.clear()
 
 
 def watch(limit: float, fence_dir: str, fd: int = 0) -> None:
-    groups: set[int] = set()
+    groups: set[str] = set()
     pending = b""
     while True:
         ready, _, _ = select.select([fd], [], [], limit)
@@ -55,9 +108,9 @@ def watch(limit: float, fence_dir: str, fd: int = 0) -> None:
         *lines, pending = (pending + chunk).split(b"\n")
         for line in lines:
             if line.startswith(b"+"):
-                groups.add(int(line[1:]))
+                groups.add(line[1:].decode())
             elif line.startswith(b"-"):
-                groups.discard(int(line[1:]))
+                groups.discard(line[1:].decode())
             elif line == b"stop":
                 return
 
@@ -86,15 +139,19 @@ class Watchdog:
 
     def ended(self, pgid: int) -> str | None:
         """Forget the group; why the watchdog killed it, if it did."""
-        self._say(b"-%d" % pgid)
-        mark = os.path.join(self.fence_dir, str(pgid))
-        try:
-            with open(mark) as f:
-                why = f.read()
-            os.unlink(mark)
-            return why
-        except FileNotFoundError:
-            return None
+        return self._forget(str(pgid))
+
+    def watch_container(self, container_id: str, nonce: str = "") -> None:
+        """A run in a container (a per_job one: with the run's nonce)."""
+        self._say(b"+" + container_run(container_id, nonce).encode())
+
+    def unwatch_container(self, container_id: str, nonce: str = "") -> str | None:
+        """Forget the container's run; why the watchdog killed it, if it did."""
+        return self._forget(container_run(container_id, nonce))
+
+    def _forget(self, run: str) -> str | None:
+        self._say(b"-" + run.encode())
+        return take_mark(self.fence_dir, run)
 
     def beat(self) -> None:
         self._say(b".")
@@ -104,6 +161,24 @@ class Watchdog:
         os.close(self._fd)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(2)
+
+
+def container_run(container_id: str, nonce: str = "") -> str:
+    """How the pipe and the marks name a run in a container."""
+    return f"c{container_id}.{nonce}" if nonce else f"c{container_id}"
+
+
+def take_mark(fence_dir: str, run: str) -> str | None:
+    """Why a watchdog (this worker's, or a previous life's) killed the run, if
+    it did; the mark is consumed."""
+    mark = os.path.join(fence_dir, run)
+    try:
+        with open(mark) as f:
+            why = f.read()
+        os.unlink(mark)
+        return why
+    except FileNotFoundError:
+        return None
 
 
 if __name__ == "__main__":

@@ -124,6 +124,8 @@ def execution_from_row(row: Row) -> Execution:
         checkpoint=row.get("checkpoint"),
         checkpoint_truncated=bool(row.get("checkpoint_truncated")),
         container_id=row.get("container_id"),
+        log_bytes=row.get("log_bytes"),
+        log_removed_at=row.get("log_removed_at"),
     )
 
 

@@ -615,6 +615,7 @@ WHERE e.id = v.id AND e.status = 'scheduled'
 UPDATE executions e SET
     status = v.status, finished_at = v.at, exit_code = v.exit_code,
     error = nullif(v.error, ''), log_url = nullif(v.log_url, ''),
+    log_bytes = CASE WHEN v.log_url = '' THEN NULL ELSE v.log_bytes END,
     worker_id = v.worker_id,
     started_at = coalesce(e.started_at, v.started_at),
     lateness_ms = coalesce(e.lateness_ms, v.lateness_ms),
@@ -627,9 +628,9 @@ FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(ats)s::timestamptz[],
             %(exit_codes)s::int[], %(errors)s::text[], %(log_urls)s::text[],
             %(workers)s::text[], %(started)s::timestamptz[], %(lateness)s::float8[],
             %(steps)s::jsonb[], %(cold)s::bool[], %(checkpoints)s::bytea[],
-            %(truncated)s::bool[], %(containers)s::text[])
+            %(truncated)s::bool[], %(containers)s::text[], %(log_bytes)s::bigint[])
     AS v(id, status, at, exit_code, error, log_url, worker_id, started_at, lateness_ms, steps,
-         cold_start, checkpoint, checkpoint_truncated, container_id)
+         cold_start, checkpoint, checkpoint_truncated, container_id, log_bytes)
 WHERE e.id = v.id AND e.status IN ('scheduled', 'running')
 RETURNING e.*
 
@@ -766,3 +767,26 @@ WHERE key = %(key)s
 -- prune_throttles --
 -- Buckets that have refilled are the same as none.
 DELETE FROM throttles WHERE tokens + extract(epoch FROM now() - updated_at) * per_second >= capacity
+
+-- owners_over_log_quota --
+-- Users whose stored logs (not yet removed) pass the log-bytes-kept quota.
+SELECT owner_id, sum(log_bytes)::bigint AS kept
+FROM executions
+WHERE log_bytes > 0 AND log_removed_at IS NULL
+GROUP BY owner_id
+HAVING sum(log_bytes) > %(quota)s
+
+-- remove_oldest_logs --
+-- One user's logs past the quota, newest kept first: each log whose bytes,
+-- with every newer one's, pass it is marked removed (its object is deleted
+-- after the commit). Returned: what names each object.
+WITH ranked AS (
+    SELECT id, scheduled_at,
+           sum(log_bytes) OVER (ORDER BY finished_at DESC, id DESC) AS with_newer
+    FROM executions
+    WHERE owner_id = %(owner_id)s AND log_bytes > 0 AND log_removed_at IS NULL
+)
+UPDATE executions e SET log_removed_at = now()
+FROM ranked r
+WHERE e.id = r.id AND e.scheduled_at = r.scheduled_at AND r.with_newer > %(quota)s
+RETURNING e.id, e.job_id, e.owner_id, e.attempt, e.log_bytes

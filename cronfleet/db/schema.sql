@@ -103,6 +103,10 @@ CREATE TABLE executions (
     container_id text,
     -- Withdrawn (job paused, edited, deleted): dropped only if not started.
     withdrawn boolean NOT NULL DEFAULT false,
+    -- The stored log's size; when it was removed, the owner's logs past the
+    -- log-bytes-kept quota (oldest first).
+    log_bytes bigint,
+    log_removed_at timestamptz,
     PRIMARY KEY (id, scheduled_at),
     UNIQUE (job_id, scheduled_at, attempt)
 ) PARTITION BY RANGE (scheduled_at);

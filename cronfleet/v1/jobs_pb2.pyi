@@ -194,7 +194,7 @@ class RunBrief(_message.Message):
     def __init__(self, id: _Optional[str] = ..., status: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class Execution(_message.Message):
-    __slots__ = ("id", "job_id", "attempt", "status", "scheduled_at", "started_at", "finished_at", "exit_code", "worker_id", "log_url", "error", "lateness_ms", "steps", "cold_start", "trigger", "run_at", "upstream_execution_id", "checkpoint", "checkpoint_truncated", "container_id")
+    __slots__ = ("id", "job_id", "attempt", "status", "scheduled_at", "started_at", "finished_at", "exit_code", "worker_id", "log_url", "error", "lateness_ms", "steps", "cold_start", "trigger", "run_at", "upstream_execution_id", "checkpoint", "checkpoint_truncated", "container_id", "log_bytes", "log_removed_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
@@ -215,6 +215,8 @@ class Execution(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    LOG_BYTES_FIELD_NUMBER: _ClassVar[int]
+    LOG_REMOVED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     job_id: str
     attempt: int
@@ -235,7 +237,9 @@ class Execution(_message.Message):
     checkpoint: bytes
     checkpoint_truncated: bool
     container_id: str
-    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., worker_id: _Optional[str] = ..., log_url: _Optional[str] = ..., error: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ..., trigger: _Optional[str] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., upstream_execution_id: _Optional[int] = ..., checkpoint: _Optional[bytes] = ..., checkpoint_truncated: _Optional[bool] = ..., container_id: _Optional[str] = ...) -> None: ...
+    log_bytes: int
+    log_removed_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., worker_id: _Optional[str] = ..., log_url: _Optional[str] = ..., error: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ..., trigger: _Optional[str] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., upstream_execution_id: _Optional[int] = ..., checkpoint: _Optional[bytes] = ..., checkpoint_truncated: _Optional[bool] = ..., container_id: _Optional[str] = ..., log_bytes: _Optional[int] = ..., log_removed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExecutionStep(_message.Message):
     __slots__ = ("name", "exit_code", "duration_ms")

@@ -37,7 +37,7 @@ async def get_execution(execution_id: str, service: Service, user: Caller) -> di
     return jsonapi.execution_to_json(await service.get_execution(user, execution_id))
 
 
-@router.get("/{execution_id}/logs", **doc(200, text=True, errors=(400, 404)))
+@router.get("/{execution_id}/logs", **doc(200, text=True, errors=(400, 404, 410)))
 async def execution_logs(execution_id: str, service: Service, user: Caller, follow: bool = False) -> Response:
     if not follow:
         data = await service.execution_logs(user, execution_id)

@@ -34,6 +34,7 @@ ERRORS = {
     401: "no bearer token, or one that is invalid, expired or revoked",
     404: "no such thing of yours",
     409: "conflicts with the current state",
+    410: "removed: a run log past its owner's log-bytes-kept quota",
     413: "the body is over 1 MiB",
     422: "invalid: a field out of its bounds, a spec that cannot run, a quota passed",
     429: "throttled, or a rate quota spent: try again after Retry-After seconds",

@@ -292,6 +292,8 @@ class ExecutionReply(BaseModel):
     checkpoint: str | None = Field(None, description="base64")
     checkpoint_truncated: bool | None = None
     container_id: str | None = None
+    log_bytes: int | None = Field(None, description="the stored log's size")
+    log_removed_at: str | None = _time()
 
 
 class ExecutionsReply(BaseModel):

@@ -61,8 +61,8 @@ class ServiceBase:
 
     async def _with_link(self, execution: Execution) -> Execution:
         """The execution as users see it: log_url is a link they can open."""
-        if not execution.log_url:
-            return execution
+        if not execution.log_url or execution.log_removed_at is not None:
+            return dataclasses.replace(execution, log_url=None)
         link = await self.logs.link(self._log_key(execution), execution.id)
         return dataclasses.replace(execution, log_url=link)
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from cronfleet.codec import rows
-from cronfleet.errors import Conflict, InvalidArgument, NotFound
+from cronfleet.errors import Conflict, InvalidArgument, LogRemoved, NotFound
 from cronfleet.models import EXECUTION_STATUSES
 from cronfleet.records import Execution, User
 from gateway.service.base import (
@@ -84,6 +84,13 @@ class Executions(ServiceBase):
             execution = await self._execution(user, execution_id)
 
     async def _output(self, execution: Execution) -> bytes:
+        if execution.log_removed_at is not None:
+            raise LogRemoved(
+                f"the log of execution {execution.id} ({execution.log_bytes} bytes) was removed at "
+                f"{execution.log_removed_at.isoformat()}: its owner's stored logs passed the "
+                "log-bytes-kept quota, and the oldest are removed first",
+                field="log_bytes_kept",
+            )
         try:
             return await self.logs.read(self._log_key(execution))
         except NotFound:

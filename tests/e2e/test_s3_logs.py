@@ -1,17 +1,26 @@
-"""A cluster that keeps run output in S3: the user gets a presigned link."""
+"""A cluster that keeps run output in S3: the user gets a presigned link;
+past the log-bytes-kept quota the oldest logs are removed from the bucket."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
+from cronfleet.config import Settings
+from cronfleet.errors import NotFound
+from cronfleet.logstore import S3LogStore
 from launch.devservices import LocalEtcd, LocalPostgres
 from tests.e2e.conftest import Cluster, start_cluster
-from tests.e2e.test_cluster import assert_logs_follow_live, finished_run
+from tests.e2e.test_cluster import assert_logs_follow_live, executions, finished_run
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.e2e
+LOG_QUOTA = 5000
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +35,10 @@ def s3_cluster(
         "CRONFLEET_S3_SECRET_ACCESS_KEY": "test",
         # This cluster also covers the process runtime (machines without Docker).
         "CRONFLEET_RUNTIME": "process",
+        # Small, and checked often: the quota test below fills it in seconds
+        # (each other test's user stays far under it).
+        "CRONFLEET_QUOTA_LOG_BYTES_KEPT": str(LOG_QUOTA),
+        "CRONFLEET_LOG_QUOTA_INTERVAL": "0.5",
     }
     yield from start_cluster(
         pg_server, etcd_server, tmp_path_factory.mktemp("s3"), env, ["--schedulers", "1", "--workers", "1"]
@@ -55,3 +68,72 @@ def test_process_runtime_runs_steps_and_reports_exit_codes(s3_cluster: Cluster) 
 
 def test_logs_follow_a_live_process_run_through_s3(s3_cluster: Cluster) -> None:
     assert_logs_follow_live(s3_cluster)
+
+
+def test_logs_past_the_quota_are_removed_oldest_first(s3_cluster: Cluster, s3_server: str) -> None:
+    """2,000 bytes a second against a 5,000-byte quota: the leader removes the
+    oldest logs from the bucket, the newest two stay readable, and a removed
+    one answers 410 naming the quota."""
+    with s3_cluster.api(s3_cluster.new_user()) as c:
+        owner = c.get("/me").json()["id"]
+        spec = {"name": "chatty", "command": "head -c 2000 /dev/zero | tr '\\0' x", "schedule": "* * * * * *"}
+        job = c.post("/jobs", json=spec).json()
+
+        def some_removed() -> list[dict[str, Any]] | None:
+            done = [e for e in executions(c, job["id"]) if e.get("finished_at")]
+            removed = [e for e in done if e.get("log_removed_at")]
+            return done if len(done) >= 5 and len(removed) >= 2 else None
+
+        wait_until(some_removed, timeout=30, what="five runs of 2,000 bytes, two logs removed")
+        assert c.post(f"/jobs/{job['id']}/pause").status_code == 200
+
+        def settled() -> list[dict[str, Any]] | None:
+            runs = [e for e in executions(c, job["id"]) if e["status"] != "cancelled"]
+            kept = sum(e["log_bytes"] or 0 for e in runs if not e.get("log_removed_at"))
+            return runs if all(e.get("finished_at") for e in runs) and kept <= LOG_QUOTA else None
+
+        runs = wait_until(
+            settled, timeout=15, what="the paused job's runs ended and its logs within the quota"
+        )
+        assert all(e["status"] == "succeeded" and e["log_bytes"] == 2000 for e in runs), runs
+        kept = [e for e in runs if not e.get("log_removed_at")]
+        removed = [e for e in runs if e.get("log_removed_at")]
+        assert sum(e["log_bytes"] for e in kept) <= LOG_QUOTA
+        # Oldest first: every removed run finished before every kept one.
+        assert max(e["finished_at"] for e in removed) <= min(e["finished_at"] for e in kept)
+        assert all(e.get("log_url") is None for e in removed) and all(e.get("log_url") for e in kept)
+
+        gone = c.get(f"/executions/{removed[0]['id']}/logs")
+        assert gone.status_code == 410, gone.text
+        assert (gone.json()["error"]["code"], gone.json()["error"]["field"]) == (
+            "log_removed",
+            "log_bytes_kept",
+        )
+        assert "log-bytes-kept quota" in gone.json()["error"]["message"]
+        assert c.get(f"/executions/{kept[0]['id']}/logs").text == "x" * 2000
+
+        # And the objects are gone from the bucket, not just hidden.
+        store = S3LogStore(
+            dataclasses.replace(
+                Settings(),
+                s3_endpoint_url=s3_server,
+                s3_bucket="e2e-logs",
+                s3_access_key_id="test",
+                s3_secret_access_key="test",
+            )
+        )
+
+        async def read(e: dict[str, Any]) -> bytes | None:
+            try:
+                return await store.read(store.key_for(owner, job["id"], e["id"], e["attempt"]))
+            except NotFound:
+                return None
+
+        async def read_all() -> list[bytes | None]:
+            try:
+                return [await read(e) for e in removed + kept[:1]]
+            finally:
+                await store.close()
+
+        *removed_objects, kept_object = asyncio.run(read_all())
+        assert removed_objects == [None] * len(removed) and kept_object == b"x" * 2000

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -26,7 +29,11 @@ _ids = itertools.count(1)
 
 @pytest.fixture
 async def runtime(tmp_path: Path) -> AsyncIterator[DockerRuntime]:
-    settings = dataclasses.replace(Settings(), state_dir=str(tmp_path), kill_grace_seconds=1)
+    # No watchdog here: these tests run no keep_warm to beat it (its own
+    # tests below turn it on).
+    settings = dataclasses.replace(
+        Settings(), state_dir=str(tmp_path), kill_grace_seconds=1, watchdog_seconds=0
+    )
     rt = DockerRuntime(settings, f"test-{uuid.uuid4().hex[:8]}")
     yield rt
     for c in labelled(rt):
@@ -404,3 +411,84 @@ async def test_a_per_job_run_gets_its_environment_byte_for_byte(
     await armed.release()
     assert (await armed.wait()).status == "succeeded"
     assert job.spool_path.read_text() == tricky
+
+
+# ------------------------------------------------------------ the watchdog
+def watched(runtime: DockerRuntime, limit: float) -> DockerRuntime:
+    """A runtime of the same worker whose watchdog kills after ``limit`` s of silence."""
+    return DockerRuntime(dataclasses.replace(runtime.settings, watchdog_seconds=limit), runtime.worker_id)
+
+
+async def test_a_silent_worker_has_its_containers_killed_and_the_runs_end_lost(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    """A frozen worker (nobody beats the watchdog here) has its runs'
+    containers killed through the engine, a per_run one and a run in a
+    per_job container alike, and each run ends lost, not failed."""
+    rt = watched(runtime, 1.0)
+    try:
+        per_run = await rt.arm(spec(tmp_path, "sleep 60"))
+        resident = await rt.arm(per_job(tmp_path, "sleep 60"))
+        for armed in (per_run, resident):
+            await armed.release()
+        outcomes = await asyncio.wait_for(asyncio.gather(per_run.wait(), resident.wait()), 30)
+        for outcome in outcomes:
+            assert outcome.status == "lost", outcome
+            assert "watchdog" in (outcome.error or "") and "did not answer" in (outcome.error or "")
+    finally:
+        await rt.close()
+
+
+async def test_a_beating_worker_keeps_its_runs(runtime: DockerRuntime, tmp_path: Path) -> None:
+    rt = watched(runtime, 1.0)
+    stop = asyncio.Event()
+    beating = asyncio.create_task(rt._beat(stop))
+    try:
+        outcome, out = await run(rt, spec(tmp_path, "sleep 2.5; echo survived"))
+        assert (outcome.status, out) == ("succeeded", "survived\n")
+    finally:
+        stop.set()
+        await beating
+        await rt.close()
+
+
+async def test_a_dead_worker_has_its_containers_killed_and_reported_lost_on_restart(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    """The worker is a child process here, so that it can die by SIGKILL: its
+    watchdog kills the container it held, and the restarted worker reports
+    the run lost (from the watchdog's mark), not failed with exit 137."""
+    script = (
+        "import asyncio, dataclasses, sys; from pathlib import Path\n"
+        "from cronfleet.config import Settings\n"
+        "from worker.docker_runtime import DockerRuntime\n"
+        "from worker.runtime import RunSpec\n"
+        "async def main():\n"
+        f"    s = dataclasses.replace(Settings(), state_dir={str(tmp_path)!r}, watchdog_seconds=30)\n"
+        f"    rt = DockerRuntime(s, {runtime.worker_id!r})\n"
+        f"    spool = Path({str(tmp_path)!r}) / 'child' / 'out.log'\n"
+        "    armed = await rt.arm(RunSpec(execution_id=77, job_id='job', attempt=1, spool_path=spool,"
+        " command='sleep 60', timeout_seconds=60))\n"
+        "    await armed.release()\n"
+        "    print(armed.container_id, flush=True)\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    worker = subprocess.Popen(  # noqa: ASYNC220 - a worker process to SIGKILL, started once
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2]
+    )
+    assert worker.stdout is not None
+    container_id = (await asyncio.to_thread(worker.stdout.readline)).decode().strip()
+    container = runtime.client.containers.get(container_id)
+    assert container.status == "running"
+    worker.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(worker.wait)
+
+    async def killed() -> bool:
+        container.reload()
+        return bool(container.status == "exited")
+
+    await assert_eventually(killed, timeout=10, what="the dead worker's container killed")
+    again = DockerRuntime(runtime.settings, runtime.worker_id)  # the same state dir and id
+    found = {r.execution_id: r for r in await again.recover()}
+    assert found[77].outcome.status == "lost" and "the worker died" in (found[77].outcome.error or "")

@@ -140,6 +140,8 @@ export interface Execution {
   cold_start?: boolean | null;
   steps?: StepResult[] | null;
   checkpoint?: string | null;
+  log_bytes?: number | null;
+  log_removed_at?: string | null;
   [k: string]: unknown;
 }
 

@@ -89,6 +89,13 @@ function ConsoleOutput({ text, live, ended }: { text: string; live: boolean; end
 /** The stored log: a gateway logs route needs the bearer header, so it is fetched and saved as a file. */
 function StoredLog({ exec }: { exec: Execution }) {
   const [err, setErr] = useState<unknown>(null);
+  if (exec.log_removed_at)
+    return (
+      <span>
+        Removed <DateTime value={exec.log_removed_at} />{" "}
+        <span className="small muted">(your stored logs passed the log quota; the oldest are removed first)</span>
+      </span>
+    );
   if (!exec.log_url) return <span className="muted">—</span>;
   let viaGateway = false;
   try {
@@ -130,9 +137,17 @@ function StoredLog({ exec }: { exec: Execution }) {
   );
 }
 
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+}
+
 const KNOWN = new Set([
   "id", "job_id", "attempt", "status", "trigger", "scheduled_at", "run_at", "started_at", "finished_at",
   "exit_code", "worker_id", "log_url", "error", "lateness_ms", "cold_start", "steps", "checkpoint",
+  "log_bytes", "log_removed_at",
 ]);
 
 export function RunPage() {
@@ -195,6 +210,7 @@ export function RunPage() {
     ["Cold start", x.cold_start === undefined || x.cold_start === null ? "—" : x.cold_start ? "yes" : "no"],
     ["Checkpoint", x.checkpoint ? <code className="break">{String(x.checkpoint)}</code> : "—"],
     ["Stored log", <StoredLog exec={x} />],
+    ["Log size", x.log_bytes === undefined || x.log_bytes === null ? "—" : formatBytes(x.log_bytes)],
     ...extra.map(([k, v]) => [k.replace(/_/g, " "), typeof v === "object" ? <code>{JSON.stringify(v)}</code> : String(v)] as [string, React.ReactNode]),
   ];
 
