@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PACKAGES := cronfleet coordinator scheduler worker gateway launch cli
 
-.PHONY: run test unit lint proto proto-check bench chaos system-deps deps docker image web web-test browser clean
+.PHONY: run test unit lint proto proto-check bench chaos system-deps go-deps deps docker image web web-test browser clean
 
 # System packages from Debian when the machine lacks them: etcd, Postgres,
 # (unless an engine already answers) Docker plus a static busybox for the
@@ -22,6 +22,18 @@ system-deps:
 	ldd /bin/busybox 2>&1 | grep -q "not a dynamic" || need="$$need busybox-static"; \
 	command -v npm >/dev/null 2>&1 || need="$$need nodejs npm"; \
 	command -v iptables >/dev/null 2>&1 || need="$$need iptables"; \
+	if [ -n "$$need" ]; then \
+	  echo "installing system packages:$$need"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	fi
+
+# Go stubs and the Go example client (gen/go, examples/go): protoc with
+# Debian's Go plugins, Go 1.19 and the Go gRPC and protobuf libraries that
+# Debian packages under /usr/share/gocode (no Go module proxy is reachable,
+# so the client builds in GOPATH mode against them).
+GO_DEBS := protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-go golang-google-grpc-dev golang-google-protobuf-dev
+go-deps:
+	@need=""; for p in $(GO_DEBS); do dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; done; \
 	if [ -n "$$need" ]; then \
 	  echo "installing system packages:$$need"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
@@ -71,7 +83,7 @@ run: deps web
 	@$(MAKE) --no-print-directory image || echo "no Docker engine: workers use the process runtime"
 	$(VENV)/bin/cronfleet up
 
-test: deps proto-check lint image web web-test browser
+test: deps go-deps proto-check lint image web web-test browser
 	$(PY) -m pytest -q tests
 
 unit: $(STAMP)
@@ -85,15 +97,25 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy $(PACKAGES) tests bench
 
 # Generated stubs are committed; proto-check fails when they are stale.
-proto: $(STAMP)
-	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/cronfleet/v1/*.proto
+# Python lands in cronfleet/v1, Go in gen/go/cronfleet/v1.
+PROTOS := proto/cronfleet/v1/*.proto
+GO_PROTOC := protoc -Iproto --go_opt=paths=source_relative --go-grpc_opt=paths=source_relative
+proto: $(STAMP) go-deps
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	@mkdir -p gen/go
+	$(GO_PROTOC) --go_out=gen/go --go-grpc_out=gen/go $(PROTOS)
 
-proto-check: $(STAMP)
+proto-check: $(STAMP) go-deps
 	@tmp=$$(mktemp -d); \
-	$(PY) -m grpc_tools.protoc -Iproto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp proto/cronfleet/v1/*.proto; \
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS); \
 	for f in $$tmp/cronfleet/v1/*.py $$tmp/cronfleet/v1/*.pyi; do \
 	  cmp -s $$f cronfleet/v1/$$(basename $$f) || { echo "stale generated stub: cronfleet/v1/$$(basename $$f) (run make proto)"; rm -rf $$tmp; exit 1; }; \
-	done; rm -rf $$tmp
+	done; \
+	mkdir -p $$tmp/go; $(GO_PROTOC) --go_out=$$tmp/go --go-grpc_out=$$tmp/go $(PROTOS); \
+	diff -rq $$tmp/go/cronfleet/v1 gen/go/cronfleet/v1 >/dev/null || { \
+	  diff -rq $$tmp/go/cronfleet/v1 gen/go/cronfleet/v1 | sed 's|'$$tmp/go'|(regenerated) gen/go|'; \
+	  echo "stale generated Go stubs in gen/go/cronfleet/v1 (run make proto)"; rm -rf $$tmp; exit 1; }; \
+	rm -rf $$tmp
 
 bench: deps
 	$(PY) -m bench
