@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PACKAGES := cronfleet coordinator scheduler worker gateway launch cli
 
-.PHONY: run test unit lint proto proto-check bench chaos system-deps go-deps deps docker image web web-test browser clean
+.PHONY: run test unit lint proto proto-check bench chaos system-deps go-deps go-example deps docker image web web-test browser clean
 
 # System packages from Debian when the machine lacks them: etcd, Postgres,
 # (unless an engine already answers) Docker plus a static busybox for the
@@ -30,14 +30,20 @@ system-deps:
 # Go stubs and the Go example client (gen/go, examples/go): protoc with
 # Debian's Go plugins, Go 1.19 and the Go gRPC and protobuf libraries that
 # Debian packages under /usr/share/gocode (no Go module proxy is reachable,
-# so the client builds in GOPATH mode against them).
-GO_DEBS := protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-go golang-google-grpc-dev golang-google-protobuf-dev
+# so the client builds in GOPATH mode against them). Debian's gRPC accepts
+# either github.com/golang/protobuf 1.3 or 1.5 and apt picks 1.3, whose codec
+# cannot decode the stubs' (APIv2) messages: ask for 1.5 by name.
+GO_DEBS := protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
 go-deps:
 	@need=""; for p in $(GO_DEBS); do dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; done; \
 	if [ -n "$$need" ]; then \
 	  echo "installing system packages:$$need"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
 	fi
+
+# The Go example client (examples/go/quickstart) into .cronfleet/bin.
+go-example: go-deps
+	@bash examples/go/build.sh
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
