@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import pkgutil
 import re
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
+ROLES = ("launch", "coordinator", "scheduler", "worker", "gateway")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SERVER_ONLY = (
     *("psycopg", "aetcd", "fastapi", "uvicorn", "aioboto3"),
@@ -74,20 +76,25 @@ def closure(requirements: list[Requirement]) -> set[str]:
     return {k.split("[")[0] for k in seen}
 
 
+def server_requirements() -> list[Requirement]:
+    return [Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["server"]]
+
+
 @functools.cache
-def allowed_modules() -> list[str]:
-    dists = closure(base_requirements())
+def allowed_modules(server: bool) -> list[str]:
+    dists = closure(base_requirements() + (server_requirements() if server else []))
     tops = {
         module
         for module, owners in metadata.packages_distributions().items()
         if any(canonicalize_name(d) in dists for d in owners)
     }
-    return sorted(tops | {"cronfleet", "cli"})
+    return sorted(tops | {"cronfleet", "cli"} | (set(ROLES) if server else set()))
 
 
-def run_as_sdk_install(code: str) -> subprocess.CompletedProcess[str]:
+def run_as_sdk_install(code: str, server: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` as if only `pip install cronfleet` (or `cronfleet[server]`) had run."""
     return subprocess.run(
-        [sys.executable, "-c", BLOCKER + code, json.dumps(allowed_modules())],
+        [sys.executable, "-c", BLOCKER + code, json.dumps(allowed_modules(server))],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -127,6 +134,18 @@ def test_the_server_commands_say_what_to_install() -> None:
 def test_the_server_side_modules_do_not_import_on_the_sdk_alone() -> None:
     ran = run_as_sdk_install("import cronfleet.rpc\n")
     assert ran.returncode == 1 and "not an SDK dependency" in ran.stderr, ran.stderr
+
+
+def test_the_server_extra_has_what_every_role_imports() -> None:
+    modules = [
+        m.name
+        for package in ("cronfleet", "cli", *ROLES)
+        for m in pkgutil.walk_packages([str(ROOT / package)], prefix=f"{package}.")
+        if not m.name.endswith("__main__")  # runs the command
+    ]
+    code = f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
+    ran = run_as_sdk_install(code, server=True)
+    assert ran.returncode == 0, ran.stderr
 
 
 def test_the_server_libraries_are_the_server_extra() -> None:
