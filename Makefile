@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PACKAGES := cronfleet coordinator scheduler worker gateway launch cli
 
-.PHONY: run test unit lint proto proto-check bench chaos system-deps go-deps go-example deps docker image web web-test browser clean
+.PHONY: run test unit lint proto proto-check bench chaos system-deps go-deps go-example k8s-deps deps docker image web web-test browser clean
 
 # System packages from Debian when the machine lacks them: etcd, Postgres,
 # (unless an engine already answers) Docker plus a static busybox for the
@@ -40,6 +40,12 @@ go-deps:
 	  echo "installing system packages:$$need"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
 	fi
+
+# kubectl renders deploy/k8s offline (`kubectl kustomize`, no cluster) for
+# the manifests' test; Debian's kubernetes-client when none is there.
+k8s-deps:
+	@command -v kubectl >/dev/null 2>&1 || { echo "installing system packages: kubernetes-client"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null; }
 
 # The Go example client (examples/go/quickstart) into .cronfleet/bin.
 go-example: go-deps
@@ -89,7 +95,7 @@ run: deps web
 	@$(MAKE) --no-print-directory image || echo "no Docker engine: workers use the process runtime"
 	$(VENV)/bin/cronfleet up
 
-test: deps go-deps proto-check lint image web web-test browser
+test: deps go-deps k8s-deps proto-check lint image web web-test browser
 	$(PY) -m pytest -q tests
 
 unit: $(STAMP)
