@@ -98,7 +98,7 @@ run: deps web
 test: deps go-deps k8s-deps proto-check lint image web web-test browser
 	$(PY) -m pytest -q tests
 
-unit: $(STAMP)
+unit: $(STAMP) go-deps k8s-deps
 	$(PY) -m pytest -q tests/unit
 
 # ruff (lint + format) and mypy --strict (pyproject.toml) on everything but
