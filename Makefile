@@ -32,8 +32,9 @@ system-deps:
 # Debian packages under /usr/share/gocode (no Go module proxy is reachable,
 # so the client builds in GOPATH mode against them). Debian's gRPC accepts
 # either github.com/golang/protobuf 1.3 or 1.5 and apt picks 1.3, whose codec
-# cannot decode the stubs' (APIv2) messages: ask for 1.5 by name.
-GO_DEBS := protobuf-compiler protoc-gen-go protoc-gen-go-grpc golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
+# cannot decode the stubs' (APIv2) messages: ask for 1.5 by name. protoc
+# reads google/protobuf/timestamp.proto from libprotobuf-dev (only a Recommends).
+GO_DEBS := protobuf-compiler libprotobuf-dev protoc-gen-go protoc-gen-go-grpc golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
 go-deps:
 	@need=""; for p in $(GO_DEBS); do dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; done; \
 	if [ -n "$$need" ]; then \
