@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PACKAGES := cronfleet coordinator scheduler worker gateway launch cli
 
-.PHONY: run test unit lint proto proto-check bench chaos system-deps deps docker image web web-test browser clean
+.PHONY: run test unit lint proto proto-check bench chaos system-deps go-deps go-example k8s-deps deps docker image web web-test browser clean
 
 # System packages from Debian when the machine lacks them: etcd, Postgres,
 # (unless an engine already answers) Docker plus a static busybox for the
@@ -26,6 +26,31 @@ system-deps:
 	  echo "installing system packages:$$need"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
 	fi
+
+# Go stubs and the Go example client (gen/go, examples/go): protoc with
+# Debian's Go plugins, Go 1.19 and the Go gRPC and protobuf libraries that
+# Debian packages under /usr/share/gocode (no Go module proxy is reachable,
+# so the client builds in GOPATH mode against them). Debian's gRPC accepts
+# either github.com/golang/protobuf 1.3 or 1.5 and apt picks 1.3, whose codec
+# cannot decode the stubs' (APIv2) messages: ask for 1.5 by name. protoc
+# reads google/protobuf/timestamp.proto from libprotobuf-dev (only a Recommends).
+GO_DEBS := protobuf-compiler libprotobuf-dev protoc-gen-go protoc-gen-go-grpc golang-go golang-google-grpc-dev golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev
+go-deps:
+	@need=""; for p in $(GO_DEBS); do dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; done; \
+	if [ -n "$$need" ]; then \
+	  echo "installing system packages:$$need"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
+	fi
+
+# kubectl renders deploy/k8s offline (`kubectl kustomize`, no cluster) for
+# the manifests' test; Debian's kubernetes-client when none is there.
+k8s-deps:
+	@command -v kubectl >/dev/null 2>&1 || { echo "installing system packages: kubernetes-client"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null; }
+
+# The Go example client (examples/go/quickstart) into .cronfleet/bin.
+go-example: go-deps
+	@bash examples/go/build.sh
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -71,10 +96,10 @@ run: deps web
 	@$(MAKE) --no-print-directory image || echo "no Docker engine: workers use the process runtime"
 	$(VENV)/bin/cronfleet up
 
-test: deps proto-check lint image web web-test browser
+test: deps go-deps k8s-deps proto-check lint image web web-test browser
 	$(PY) -m pytest -q tests
 
-unit: $(STAMP)
+unit: $(STAMP) go-deps k8s-deps
 	$(PY) -m pytest -q tests/unit
 
 # ruff (lint + format) and mypy --strict (pyproject.toml) on everything but
@@ -85,15 +110,25 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy $(PACKAGES) tests bench
 
 # Generated stubs are committed; proto-check fails when they are stale.
-proto: $(STAMP)
-	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. proto/cronfleet/v1/*.proto
+# Python lands in cronfleet/v1, Go in gen/go/cronfleet/v1.
+PROTOS := proto/cronfleet/v1/*.proto
+GO_PROTOC := protoc -Iproto --go_opt=paths=source_relative --go-grpc_opt=paths=source_relative
+proto: $(STAMP) go-deps
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	@mkdir -p gen/go
+	$(GO_PROTOC) --go_out=gen/go --go-grpc_out=gen/go $(PROTOS)
 
-proto-check: $(STAMP)
+proto-check: $(STAMP) go-deps
 	@tmp=$$(mktemp -d); \
-	$(PY) -m grpc_tools.protoc -Iproto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp proto/cronfleet/v1/*.proto; \
+	$(PY) -m grpc_tools.protoc -Iproto --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTOS); \
 	for f in $$tmp/cronfleet/v1/*.py $$tmp/cronfleet/v1/*.pyi; do \
 	  cmp -s $$f cronfleet/v1/$$(basename $$f) || { echo "stale generated stub: cronfleet/v1/$$(basename $$f) (run make proto)"; rm -rf $$tmp; exit 1; }; \
-	done; rm -rf $$tmp
+	done; \
+	mkdir -p $$tmp/go; $(GO_PROTOC) --go_out=$$tmp/go --go-grpc_out=$$tmp/go $(PROTOS); \
+	diff -rq $$tmp/go/cronfleet/v1 gen/go/cronfleet/v1 >/dev/null || { \
+	  diff -rq $$tmp/go/cronfleet/v1 gen/go/cronfleet/v1 | sed 's|'$$tmp/go'|(regenerated) gen/go|'; \
+	  echo "stale generated Go stubs in gen/go/cronfleet/v1 (run make proto)"; rm -rf $$tmp; exit 1; }; \
+	rm -rf $$tmp
 
 bench: deps
 	$(PY) -m bench

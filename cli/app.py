@@ -17,6 +17,9 @@ from cli.session import Failure, Session, client_error_line, exit_code_of
 from cronfleet.client import ClientError
 from cronfleet.errors import CronfleetError
 
+OWN_PACKAGES = frozenset({"cronfleet", "cli", "launch", "coordinator", "scheduler", "worker", "gateway"})
+SERVER_INSTALL = "pip install 'cronfleet[server]'"
+
 HELP = """A distributed cron: jobs, their runs, and the cluster that fires them.
 
 Talks gRPC to the gateway at --addr, else $CRONFLEET_GRPC_ADDR, else the
@@ -102,6 +105,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except typer.Abort:
         _fail("aborted", 1)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] in OWN_PACKAGES:
+            raise
+        # `pip install cronfleet` is the SDK; up, migrate and the roles need more.
+        _fail(f"this command needs the server's libraries ({exc.name} is missing): {SERVER_INSTALL}", 2)
     except Exception as exc:
         if not _is_usage_error(exc):
             raise

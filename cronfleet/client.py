@@ -25,8 +25,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from cronfleet.codec import jsonapi, proto
-from cronfleet.errors import CronfleetError
-from cronfleet.rpc import ERROR_CODE_KEY, ERROR_FIELD_KEY, RETRY_AFTER_KEY
+from cronfleet.errors import ERROR_CODE_KEY, ERROR_FIELD_KEY, RETRY_AFTER_KEY, CronfleetError
 from cronfleet.v1 import jobs_pb2 as pb
 from cronfleet.v1 import jobs_pb2_grpc
 

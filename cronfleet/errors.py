@@ -3,6 +3,13 @@ or out of these, so a handler never sees a psycopg or grpc exception."""
 
 from __future__ import annotations
 
+# How an error travels over gRPC beside its status: trailing metadata with its
+# code and field (and, for a refusal for now, the seconds to wait). Here, not
+# in cronfleet.rpc, so the SDK reads them without the server's modules.
+ERROR_CODE_KEY = "cronfleet-error-code"
+ERROR_FIELD_KEY = "cronfleet-error-field"
+RETRY_AFTER_KEY = "retry-after"  # seconds, on RESOURCE_EXHAUSTED for a rate (HTTP's Retry-After)
+
 
 class CronfleetError(Exception):
     """Base error. ``code`` is the stable machine-readable name."""

@@ -1,7 +1,7 @@
 """Every Prometheus metric cronfleet exports, in one place (README, Metrics).
 
 Each process serves its own registry (``prometheus_client``'s default) on
-``CRONFLEET_METRICS_ADDR``; a role only moves the metrics of its own rooms,
+``CRONFLEET_METRICS_ADDR`` (:mod:`cronfleet.probes`); a role only moves the metrics of its own rooms,
 so a worker's page carries worker figures and the process's own
 (``process_*``, ``python_*``). Names carry the ``cronfleet_`` prefix and
 their unit; labels are bounded (shard numbers, statuses, roles, routes).
@@ -9,7 +9,7 @@ their unit; labels are bounded (shard numbers, statuses, roles, routes).
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 # Lateness from half a millisecond (a process run released on time) to a
 # minute (a misfire's grace).
@@ -98,11 +98,3 @@ HTTP_DURATION = Histogram(
     ["route", "method", "status"],
     buckets=STATEMENT_BUCKETS + (5, 10),
 )
-
-
-def serve(addr: str) -> str:
-    """Serve this process's metrics on ``addr`` (host:port; port 0 picks one)
-    in a background thread; return the address it listens on."""
-    host, _, port = addr.rpartition(":")
-    server, _ = start_http_server(int(port or 0), addr=host or "127.0.0.1")
-    return f"{host or '127.0.0.1'}:{server.server_address[1]}"

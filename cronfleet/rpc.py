@@ -28,6 +28,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from cronfleet import tls as certificates
 from cronfleet.config import Settings
 from cronfleet.errors import (
+    ERROR_CODE_KEY,
+    ERROR_FIELD_KEY,
+    RETRY_AFTER_KEY,
     Conflict,
     CronfleetError,
     InvalidArgument,
@@ -41,11 +44,7 @@ from cronfleet.errors import (
 )
 
 log = structlog.get_logger()
-ERROR_CODE_KEY = "cronfleet-error-code"
-ERROR_FIELD_KEY = "cronfleet-error-field"
 REQUEST_ID_KEY = "x-request-id"
-
-RETRY_AFTER_KEY = "retry-after"  # seconds, on RESOURCE_EXHAUSTED for a rate (HTTP's Retry-After)
 
 STATUS_CODES: dict[type[CronfleetError], grpc.StatusCode] = {
     InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,

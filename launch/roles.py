@@ -13,7 +13,7 @@ import coordinator
 import gateway
 import scheduler
 import worker
-from cronfleet import metrics
+from cronfleet import probes
 from cronfleet.config import Settings
 from cronfleet.logging import configure_logging
 
@@ -27,10 +27,11 @@ ROLES: dict[str, Callable[[Settings, asyncio.Event], Awaitable[None]]] = {
 
 def run_role(role: str, settings: Settings) -> None:
     """Run ``role`` until SIGTERM or SIGINT, which only ask: the role drains.
-    Every role but the gateway (which has its HTTP port) serves its metrics on
-    ``metrics_addr``, and registers the address it got."""
+    Every role but the gateway (which has its HTTP port) serves its metrics,
+    /healthz and /readyz on ``metrics_addr``, and registers the address it got."""
+    health = probes.Probes()
     if role != "gateway":
-        settings = dataclasses.replace(settings, metrics_addr=metrics.serve(settings.metrics_addr))
+        settings = dataclasses.replace(settings, metrics_addr=probes.serve(settings.metrics_addr, health))
 
     async def main() -> None:
         configure_logging(settings.log_level, settings.log_format)
@@ -39,11 +40,27 @@ def run_role(role: str, settings: Settings) -> None:
         structlog.contextvars.bind_contextvars(role=role, **_member(role, settings))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def ask_to_stop() -> None:
+            health.stop()
+            stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await ROLES[role](settings, stop)
+            loop.add_signal_handler(sig, ask_to_stop)
+        beating = asyncio.create_task(_beat(health))
+        try:
+            await ROLES[role](settings, stop)
+        finally:
+            beating.cancel()
 
     asyncio.run(main())
+
+
+async def _beat(health: probes.Probes) -> None:
+    """Tell /healthz the loop turns; a loop blocked for long stops this."""
+    while True:
+        health.beat()
+        await asyncio.sleep(1)
 
 
 def _member(role: str, settings: Settings) -> dict[str, str]:

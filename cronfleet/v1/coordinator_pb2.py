@@ -25,13 +25,14 @@ _sym_db = _symbol_database.Default()
 from cronfleet.v1 import jobs_pb2 as cronfleet_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63ronfleet/v1/coordinator.proto\x12\x0c\x63ronfleet.v1\x1a\x17\x63ronfleet/v1/jobs.proto2Z\n\x12\x43oordinatorService\x12\x44\n\nGetCluster\x12\x1f.cronfleet.v1.GetClusterRequest\x1a\x15.cronfleet.v1.Clusterb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63ronfleet/v1/coordinator.proto\x12\x0c\x63ronfleet.v1\x1a\x17\x63ronfleet/v1/jobs.proto2Z\n\x12\x43oordinatorService\x12\x44\n\nGetCluster\x12\x1f.cronfleet.v1.GetClusterRequest\x1a\x15.cronfleet.v1.ClusterB+Z)cronfleet/gen/go/cronfleet/v1;cronfleetv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cronfleet.v1.coordinator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-  DESCRIPTOR._loaded_options = None
+  _globals['DESCRIPTOR']._loaded_options = None
+  _globals['DESCRIPTOR']._serialized_options = b'Z)cronfleet/gen/go/cronfleet/v1;cronfleetv1'
   _globals['_COORDINATORSERVICE']._serialized_start=73
   _globals['_COORDINATORSERVICE']._serialized_end=163
 # @@protoc_insertion_point(module_scope)

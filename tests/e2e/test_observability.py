@@ -94,6 +94,17 @@ def test_each_role_serves_metrics_that_count_real_fires(quiet_cluster: Cluster) 
     assert created == 4
 
 
+def test_each_role_answers_the_probes_kubernetes_asks(quiet_cluster: Cluster) -> None:
+    """deploy/k8s probes /healthz and /readyz: the gateway on its API port,
+    every other role on its metrics port."""
+    with quiet_cluster.api(quiet_cluster.new_user()) as c:
+        where = c.get("/cluster").json()["metrics"]
+    for member, addr in where.items():
+        for path in ("/healthz", "/readyz"):
+            reply = httpx.get(f"http://{addr}{path}", timeout=5)
+            assert reply.status_code == 200, f"{member} {path}: {reply.status_code} {reply.text}"
+
+
 def test_one_execution_is_traced_through_every_process_by_its_id(quiet_cluster: Cluster) -> None:
     with quiet_cluster.api(quiet_cluster.new_user()) as c:
         job = c.post("/jobs", json={"name": "traced", "command": "true"}).json()

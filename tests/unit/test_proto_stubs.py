@@ -32,3 +32,28 @@ def test_generated_stubs_are_fresh(tmp_path: Path) -> None:
         assert committed.exists() and committed.read_bytes() == fresh.read_bytes(), (
             f"cronfleet/v1/{fresh.name} is stale: run `make proto`"
         )
+
+
+def test_generated_go_stubs_are_fresh(tmp_path: Path) -> None:
+    """gen/go/cronfleet/v1 is what Debian's protoc-gen-go and protoc-gen-go-grpc
+    make of the protos now (`make go-deps` installs them)."""
+    protos = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "proto/cronfleet/v1").glob("*.proto"))
+    subprocess.run(
+        [
+            "protoc",
+            "-Iproto",
+            "--go_opt=paths=source_relative",
+            "--go-grpc_opt=paths=source_relative",
+            f"--go_out={tmp_path}",
+            f"--go-grpc_out={tmp_path}",
+            *protos,
+        ],
+        cwd=ROOT,
+        check=True,
+    )
+    fresh = {p.name: p.read_bytes() for p in (tmp_path / "cronfleet/v1").iterdir()}
+    committed = {p.name: p.read_bytes() for p in (ROOT / "gen/go/cronfleet/v1").iterdir()}
+    assert fresh, "protoc made no Go files"
+    assert sorted(committed) == sorted(fresh), "gen/go/cronfleet/v1: stale or missing files (make proto)"
+    for name, text in fresh.items():
+        assert committed[name] == text, f"gen/go/cronfleet/v1/{name} is stale: run `make proto`"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Build the Go example client with Debian's Go toolchain and the Go gRPC and
+# protobuf libraries Debian packages under /usr/share/gocode (make go-deps).
+# No Go module proxy is reachable here, so it builds in GOPATH mode: a
+# throwaway GOPATH whose src/cronfleet is this repository (the stubs' import
+# path is cronfleet/gen/go/cronfleet/v1), then Debian's tree.
+#
+#   examples/go/build.sh [OUTPUT]     (default: .cronfleet/bin/quickstart)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=${1:-$root/.cronfleet/bin/quickstart}
+mkdir -p "$(dirname "$out")"
+gopath=$(mktemp -d)
+trap 'rm -rf "$gopath"' EXIT
+mkdir -p "$gopath/src"
+ln -s "$root" "$gopath/src/cronfleet"
+cd "$gopath/src/cronfleet"
+GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOFLAGS= GOPROXY=off \
+  GOCACHE="${GOCACHE:-$root/.cronfleet/go-build}" \
+  go build -o "$out" cronfleet/examples/go/quickstart
+echo "$out"
