@@ -6,11 +6,13 @@ when running as root it runs as the ``postgres`` user, which refuses root.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import http.client
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -126,8 +128,19 @@ class LocalPostgres:
         return self.url_for(name)
 
     def stop(self) -> None:
-        if (self.data_dir / "postmaster.pid").exists():
-            self._run(_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop")
+        """A fast shutdown; if that fails (a loaded machine, a server the chaos
+        suite killed and restarted), an immediate one, then SIGKILL."""
+        pid_file = self.data_dir / "postmaster.pid"
+        for mode in ("fast", "immediate"):
+            if not pid_file.exists():
+                return
+            try:
+                self._run(_pg_bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-t", "30", "-w", "stop")
+                return
+            except subprocess.CalledProcessError:
+                continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
 
 
 class LocalEtcd:
