@@ -87,6 +87,31 @@ def encode_into(message: Message, record: Any, names: Iterable[str] | None = Non
     return message
 
 
+def encode_planned(message: Message, record: Any, plan: tuple[_Field, ...]) -> Message:
+    """encode_into along a plan worked out once per type (``_plan``): the
+    per-fire path (a job version prepared for its runs, once per version; a
+    bench of distinct jobs prepares one per fire) skips the type tests."""
+    for f in plan:
+        value = getattr(record, f.name)
+        if value is None:
+            continue
+        if f.kind == "scalar":
+            setattr(message, f.name, str(value) if f.string and not isinstance(value, str) else value)
+        elif f.kind == "time":
+            getattr(message, f.name).CopyFrom(timestamp(value))
+        elif f.kind == "scalars":
+            getattr(message, f.name).extend(value)
+        elif f.kind == "map":
+            getattr(message, f.name).update(value)
+        elif f.kind == "records":
+            target = getattr(message, f.name)
+            for item in value:
+                encode_into(target.add(), item)
+        elif any(getattr(value, g.name) is not None for g in dataclasses.fields(value)):
+            encode_into(getattr(message, f.name), value)
+    return message
+
+
 def _is_id(message: Message, name: str, value: Any) -> bool:
     """A serial id (an execution's) bound for a string field: ids are strings on the wire."""
     return isinstance(value, int) and message.DESCRIPTOR.fields_by_name[name].type == _STRING
@@ -98,7 +123,9 @@ _SPEC_FIELDS = tuple(f.name for f in dataclasses.fields(JobSpec) if f.name != "e
 def spec_to_proto(spec: JobSpec, reveal_secrets: bool = False) -> pb.JobSpec:
     """The message for ``spec``; secret env values are "***" unless
     ``reveal_secrets`` and the value is at hand (opened, or a client's own)."""
-    msg = typing.cast(pb.JobSpec, encode_into(pb.JobSpec(), spec, _SPEC_FIELDS))
+    msg = typing.cast(
+        pb.JobSpec, encode_planned(pb.JobSpec(), spec, _plan(JobSpec, pb.JobSpec, _SPEC_FIELDS))
+    )
     for name, value in spec.env.items():
         if isinstance(value, Secret):
             msg.secret_env.append(name)
@@ -293,6 +320,7 @@ class _Field:
     record: type | None  # the nested record type, for "records" and "record"
     has_presence: bool
     required: bool
+    string: bool = False  # a string on the wire (ids and uuids are sent as strings)
 
 
 def _plan(cls: Any, message_type: Any, names: tuple[str, ...] | None = None) -> tuple[_Field, ...]:
@@ -327,8 +355,8 @@ def _make_plan(cls: Any, message_type: Any, names: tuple[str, ...] | None) -> tu
         else:
             kind, record = "scalar", None
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        has_presence = message_type.DESCRIPTOR.fields_by_name[f.name].has_presence
-        plan.append(_Field(f.name, kind, record, has_presence, required))
+        wire = message_type.DESCRIPTOR.fields_by_name[f.name]
+        plan.append(_Field(f.name, kind, record, wire.has_presence, required, wire.type == _STRING))
     return tuple(plan)
 
 

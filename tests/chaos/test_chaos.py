@@ -18,9 +18,13 @@ pytestmark = [
 ]
 
 
+# Kept after the run (a test artifact; .cronfleet/ is ignored by git).
+REPORT = Path(__file__).parents[2] / ".cronfleet" / "chaos" / "test-report.txt"
+
+
 def test_the_promises_hold_under_faults(tmp_path: Path) -> None:
     plan = Plan(seed=7, faults=7)
-    with report_file(tmp_path / "chaos-report.txt") as say:
+    with report_file(REPORT) as say:
         report = run_chaos(tmp_path / "chaos", plan, say)
         say(report.text())
     assert report.expected > 1000, "the load ran"
