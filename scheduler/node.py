@@ -20,7 +20,7 @@ from cronfleet import etcd, metrics, rpc
 from cronfleet.aio import sleep_or
 from cronfleet.config import Settings
 from cronfleet.db import Database
-from cronfleet.errors import CronfleetError
+from cronfleet.errors import CronfleetError, Unavailable
 from cronfleet.v1 import dispatch_pb2_grpc
 from scheduler.cancels import CancelForwarder
 from scheduler.claim import ClaimLoop
@@ -70,7 +70,12 @@ class Scheduler:
         )
         self.forecast = Forecaster(db, self.ownership, self.streams, settings.pool_horizon_seconds)
         self.rejoins = Rejoins(
-            db, self.ownership, self.dispatcher.lock, settings.retry_backoff_seconds, settings.lost_reruns
+            db,
+            self.ownership,
+            self.dispatcher.lock,
+            settings.retry_backoff_seconds,
+            settings.lost_reruns,
+            self._live_schedulers,
         )
         self.servicer = DispatchServicer(
             self.id,
@@ -85,6 +90,13 @@ class Scheduler:
         metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue))
         metrics.QUEUE_OLDEST.set_function(self.queue.oldest_late)
         metrics.SHARDS_OWNED.set_function(lambda: len(self.ownership.shards))
+
+    async def _live_schedulers(self) -> list[str]:
+        try:
+            # Asked under the dispatcher's lock (a worker's hello): not for long.
+            return sorted(await asyncio.wait_for(etcd.read_members(self.client, self.keys, "schedulers"), 2))
+        except Exception as exc:  # aetcd and grpc raise many types; all mean "etcd did not answer"
+            raise Unavailable(f"etcd: {exc}") from exc
 
     def _credit_returned(self) -> None:
         if len(self.queue):

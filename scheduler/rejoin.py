@@ -2,12 +2,18 @@
 scheduler gave it before and that it does not hold are lost, and run again
 (cronfleet.outcomes). Without this, a worker restarted under the
 same id would keep its member key alive, the leader would never see it
-gone, and its old process's runs would stay "running" for ever."""
+gone, and its old process's runs would stay "running" for ever.
+
+The runs given by a scheduler that is no longer a member are judged too (by
+every scheduler the worker says hello to; the first write wins): nobody
+else would, and a scheduler that is gone has no assignment on its way. One
+that comes back judges its own at the worker's hello to it, under its
+dispatcher's lock, before it can send anything on the new stream."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import structlog
@@ -29,8 +35,10 @@ class Rejoins:
         assigning: asyncio.Lock,
         retry_backoff_seconds: float,
         lost_reruns: int,
+        live_schedulers: Callable[[], Awaitable[list[str]]],
     ) -> None:
         self.db = db
+        self.live_schedulers = live_schedulers  # the scheduler members etcd has now
         self.ownership = ownership
         # Held by the dispatcher while it records and sends assignments: with
         # it, every one of ours is either before the look (and on the old
@@ -51,6 +59,11 @@ class Rejoins:
             register()
 
     async def _lose_unheld(self, hello: dispatch_pb2.Hello) -> None:
+        try:
+            live: list[str] | None = await self.live_schedulers()
+        except CronfleetError as exc:  # etcd away: judge our own only
+            log.warning("rejoin_members_unknown", error=str(exc))
+            live = None
         async with self.db.transaction() as tx:
             lost = await tx.fetch_all(
                 "lose_unheld_runs",
@@ -58,6 +71,7 @@ class Rejoins:
                     "scheduler_id": self.ownership.scheduler_id,
                     "worker_id": hello.worker_id,
                     "holding": list(hello.holding),
+                    "live": live,
                 },
             )
             if lost:

@@ -673,11 +673,14 @@ RETURNING id
 -- A worker said on (re)connecting which runs it holds: those this scheduler
 -- (under its id: a previous process of it too) gave it and that are not
 -- among them are lost (its old process had them, or they were in flight on
--- a stream that broke). Only our own: another scheduler's assignment may be
--- on its way to the worker on another stream.
+-- a stream that broke). Our own, and those of schedulers that are no longer
+-- members (%(live)s; NULL when etcd could not say): a live scheduler's
+-- assignment may be on its way to the worker on another stream, a gone
+-- one's cannot.
 UPDATE executions e SET status = 'lost', finished_at = now(),
     error = 'worker ' || e.worker_id || ' came back without it (restarted, or its stream broke)'
-WHERE e.scheduler_id = %(scheduler_id)s
+WHERE (e.scheduler_id = %(scheduler_id)s
+       OR (%(live)s::text[] IS NOT NULL AND NOT (coalesce(e.scheduler_id, '') = ANY(%(live)s::text[]))))
   AND e.worker_id = %(worker_id)s AND e.status IN ('scheduled', 'running')
   AND NOT (e.id = ANY(%(holding)s::bigint[]))
 RETURNING e.*

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from coordinator.node import Coordinator
@@ -437,4 +438,54 @@ async def test_a_worker_back_without_its_runs_has_them_run_again(
         assert first.id == given.execution_id and first.status == "lost"
         assert "came back without it" in (first.error or "")
         assert (again.attempt, again.trigger) == (2, "retry")
+        call.cancel()
+
+
+async def test_a_gone_schedulers_runs_are_judged_by_another(
+    cluster: Cluster, settings: Settings, db: Database, roles: Roles, service: JobsService, user: User
+) -> None:
+    """A run given by a scheduler that is no longer a member, to a worker
+    that came back under the same id without it, is declared lost by the
+    scheduler the worker says hello to (nobody else would); one given by a
+    live scheduler is left to that one."""
+    cluster.coordinator()
+    scheduler_settings = dataclasses.replace(as_role(settings, cluster.pki, "scheduler"), scheduler_id="s1")
+    scheduler = Scheduler(scheduler_settings, db, cluster.client)
+    roles.start("s1", scheduler.run)
+    worker_tls = InternalTls.from_settings(as_role(settings, cluster.pki, "worker"))
+
+    async def owned() -> bool:
+        return len(await db.fetch_all("shard_owners")) == SHARDS and bool(scheduler.address)
+
+    await assert_eventually(owned, timeout=20, what="shards owned")
+    hello = dispatch_pb2.Hello(worker_id="w9", capacity=4, runtimes=["process"])
+    given: list[dispatch_pb2.Assignment] = []
+    async with internal_channel(scheduler.address, worker_tls) as channel:
+        call = dispatch_pb2_grpc.DispatchServiceStub(channel).Connect()
+        await call.write(dispatch_pb2.WorkerMessage(hello=hello))
+        jobs = await service.create_jobs(user, [job_spec(name="gone"), job_spec(name="live")])
+        while len(given) < 2:
+            message = await asyncio.wait_for(call.read(), 10)
+            if message.WhichOneof("kind") == "assignments":
+                given += list(message.assignments.assignments)
+        call.cancel()  # the process dies with both runs
+    by_job = {a.job_id: a.execution_id for a in given}
+    gone, live = by_job[str(jobs[0].id)], by_job[str(jobs[1].id)]
+    # As if other schedulers had given them: s-gone is no member, s-live is one.
+    await cluster.client.put(etcd.Keys(settings.etcd_prefix).member("schedulers", "s-live"), b"{}")
+    async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
+        for execution_id, by in ((gone, "s-gone"), (live, "s-live")):
+            await conn.execute("UPDATE executions SET scheduler_id = %s WHERE id = %s", (by, execution_id))
+    async with internal_channel(scheduler.address, worker_tls) as channel:
+        call = dispatch_pb2_grpc.DispatchServiceStub(channel).Connect()
+        await call.write(dispatch_pb2.WorkerMessage(hello=hello))  # holding nothing
+
+        async def judged() -> dict[int, Execution]:
+            found, _ = await service.list_executions(user)
+            runs = {e.id: e for e in found}
+            return runs if runs.get(gone) and runs[gone].status == "lost" else {}
+
+        runs = await assert_eventually(judged, timeout=10, what="the gone scheduler's run declared lost")
+        assert "came back without it" in (runs[gone].error or "")
+        assert runs[live].status in ("scheduled", "running"), "a live scheduler's run is its own to judge"
         call.cancel()
