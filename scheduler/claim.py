@@ -350,6 +350,10 @@ class ClaimLoop:
             total += len(claimed.runs)
             if claimed.replaced:
                 self.on_replaced.set()
+            # Each batch goes out before the next is claimed: workers start on
+            # it while this claims the next (claiming all first held the first
+            # fire of a large second until the last was claimed).
+            await self.dispatcher.dispatch()
             if not claimed.fires:  # a job that fell behind yields one fire per claim: go until dry
                 break
             if len(self.queue) >= bound or (fresh is not None and self.queue.fresh_container_runs() >= fresh):

@@ -98,7 +98,8 @@ ORDER BY j.created_at, j.id
 LIMIT %(limit)s
 
 -- recent_runs_of_jobs --
--- The latest runs of each listed job, newest first (executions_job_time_idx).
+-- The latest runs of each listed job, newest first (the unique index on
+-- (job_id, scheduled_at, attempt)).
 SELECT r.job_id, r.id, r.status, r.scheduled_at, r.finished_at, r.exit_code
 FROM unnest(%(job_ids)s::uuid[]) AS j(id)
 CROSS JOIN LATERAL (
@@ -263,7 +264,7 @@ SET LOCAL work_mem = '64MB'
 -- One user's figures, or one job's (job_id set), over executions by the time
 -- they were due, in the last day: one pass over them (counts per status and
 -- window as FILTERed counts, the two percentile sorts), plus the last hour's
--- starts per minute. executions_owner_time_idx / executions_job_time_idx
+-- starts per minute. executions_owner_time_idx / the unique (job_id, scheduled_at, attempt) index
 -- find the rows; run with a larger work_mem (gateway.service.stats).
 SELECT
     (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb) FROM (

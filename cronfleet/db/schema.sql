@@ -113,9 +113,8 @@ CREATE TABLE executions (
 CREATE INDEX executions_id_idx ON executions (id);
 CREATE INDEX executions_job_idx ON executions (job_id, id);
 CREATE INDEX executions_owner_idx ON executions (owner_id, id);
--- The stats routes: a user's or a job's executions of the last day.
+-- The stats routes: a user's executions of the last day (a job's: the unique index).
 CREATE INDEX executions_owner_time_idx ON executions (owner_id, scheduled_at);
-CREATE INDEX executions_job_time_idx ON executions (job_id, scheduled_at);
 -- Attempts no worker holds yet: retries, manual runs, a dead scheduler's queue.
 CREATE INDEX executions_pending_idx ON executions (shard_id, run_at)
     WHERE status = 'scheduled' AND worker_id IS NULL;
