@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Protocol
 
 from cronfleet.codec import proto
 from cronfleet.config import Settings
-from cronfleet.models import HttpCall, Resources, Step, reveal_env
+from cronfleet.models import HttpCall, JobSpec, Resources, Step, reveal_env
 from cronfleet.records import StepResult
 from cronfleet.v1 import dispatch_pb2
 
@@ -137,7 +138,7 @@ class RunSpec:
 
     @classmethod
     def from_assignment(cls, assignment: dispatch_pb2.Assignment, spool_root: Path) -> RunSpec:
-        job = proto.spec_from_proto(assignment.job)
+        job = _job_of(assignment)
         refused, env = assignment.refused, {}
         if not refused:
             try:
@@ -166,6 +167,23 @@ class RunSpec:
     @property
     def run_dir(self) -> Path:
         return self.spool_path.parent
+
+
+_JOBS: collections.OrderedDict[bytes, JobSpec] = collections.OrderedDict()
+JOBS_KEPT = 4096
+
+
+def _job_of(assignment: dispatch_pb2.Assignment) -> JobSpec:
+    """The assignment's job, decoded once per distinct message: the runs of
+    one job version carry the same bytes, and decoding the message field by
+    field cost more than the rest of a noop run (a frozen record, shared)."""
+    key = assignment.job.SerializeToString(deterministic=True)
+    job = _JOBS.get(key)
+    if job is None:
+        job = _JOBS[key] = proto.spec_from_proto(assignment.job)
+        if len(_JOBS) > JOBS_KEPT:
+            _JOBS.popitem(last=False)
+    return job
 
 
 class RunRejected(Exception):
