@@ -763,11 +763,18 @@ def main() -> None:
         "sustained-process",
     )
     parser.add_argument("--rounds", type=int, default=2, help="with --peers: rounds, A B A B")
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        metavar="SAME,NOOP,PROCESS",
+        help="with --peers: jobs due in the same second, no-op runs, process runs "
+        "(default 1000,50000,3000; --quick 200,10000,1000)",
+    )
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the clusters, Postgres and etcd stop.
     signal.signal(signal.SIGTERM, _interrupt)
     if args.peers is not None:
-        run_peer_bench(args.peers, args.only, args.quick, args.rounds)
+        run_peer_bench(args.peers, args.only, args.quick, args.rounds, args.sizes)
         return
     from worker.docker_runtime import engine_answers
 
@@ -804,14 +811,18 @@ def main() -> None:
         print(f"  wrote {path}", flush=True)
 
 
-def run_peer_bench(peers: list[str], only: list[str], quick: bool, rounds: int) -> None:
+def run_peer_bench(
+    peers: list[str], only: list[str], quick: bool, rounds: int, sizes_arg: str | None
+) -> None:
     """cronfleet (this bench's scenarios, a fresh cluster each) beside its peers, same run."""
-    from bench.peers.driver import FULL, QUICK, CronfleetSystem, make_peers, run_peers
+    from bench.peers.driver import FULL, QUICK, CronfleetSystem, Sizes, make_peers, run_peers
     from bench.peers.figures import WORKLOADS
     from bench.record import meta
 
     workloads = [w for w in WORKLOADS if not only or w.replace("_", "-") in only]
     sizes = QUICK if quick else FULL
+    if sizes_arg:
+        sizes = Sizes(*(int(v) for v in sizes_arg.split(",")))
     print(f"cronfleet and its peers on {os.cpu_count()} cores, {rounds} rounds; state in {ROOT}", flush=True)
     with Services() as services:
         cronfleet = CronfleetSystem(

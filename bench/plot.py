@@ -59,9 +59,29 @@ def _lateness_boxes(ax: Axes, names: Sequence[str], values: Sequence[Sequence[fl
     ax.margins(x=0.1)  # room for the p99 label of the slowest
 
 
-def _bars(ax: Axes, names: Sequence[str], rates: Sequence[float], title: str) -> None:
-    bars = ax.bar(list(names), list(rates), color=[_colour(n) for n in names])
-    ax.bar_label(bars, labels=[f"{r:,.0f}" for r in rates], fontsize=8, padding=2)
+def _bars(
+    ax: Axes, names: Sequence[str], rates: Sequence[float], spans: Sequence[tuple[float, ...]], title: str
+) -> None:
+    """Bars at the median of the rounds, a line from the lowest round to the highest."""
+    low = [r - min(s or (r,)) for r, s in zip(rates, spans, strict=True)]
+    high = [max(s or (r,)) - r for r, s in zip(rates, spans, strict=True)]
+    bars = ax.bar(
+        list(names),
+        list(rates),
+        color=[_colour(n) for n in names],
+        yerr=[low, high],
+        capsize=4,
+        ecolor="#444",
+    )
+    for bar, r, up in zip(bars, rates, high, strict=True):  # the figure above its range line
+        ax.annotate(
+            f"{r:,.0f}",
+            (bar.get_x() + bar.get_width() / 2, r + up),
+            xytext=(0, 4),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
     ax.set_ylabel("runs per second")
     ax.set_title(title, fontsize=10)
     ax.margins(y=0.15)
@@ -105,8 +125,9 @@ def plot_peers(measurements: Sequence[Measurement], path: Path, subtitle: str) -
                 fig.add_subplot(grid[1, col]),
                 [s.system for s in rows],
                 [s.rate or 0.0 for s in rows],
+                [s.rates for s in rows],
                 WORKLOAD_TITLES[workload].format(n=f"{rows[0].size:,}").replace("`", "")
-                + " (median of rounds)",
+                + " (median, range of rounds)",
             )
     fig.suptitle(f"cronfleet and its peers, same machine, same run\n{subtitle}", fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)

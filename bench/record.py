@@ -15,11 +15,10 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 def meta() -> dict[str, Any]:
     """When and where: the figures mean little without the machine they came from."""
-    load = os.getloadavg()
     return {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
-        "load_average_1m_at_end": round(load[0], 2),
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 

@@ -4,7 +4,8 @@ Its documentation's advice for throughput is the executor: the default
 ThreadPoolExecutor for work that waits (a child process, I/O), a process pool
 only for CPU-bound Python. Every run here waits on a child process or does
 nothing, so a thread pool of 20 (the size its configuration example uses;
-10 and 50 measured no better here). ``misfire_grace_time=None`` runs a late
+in a quick try here, 10 was no better and 50 worse: more threads contend for
+the GIL while forking). ``misfire_grace_time=None`` runs a late
 job however late, as cronfleet does (the default, 1 s, would drop late runs
 and flatter the tail); ``coalesce`` does not matter for one-off jobs.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -42,8 +43,8 @@ class CronfleetSystem:
     name = "cronfleet"
     config = (
         "cronfleet local cluster (`python -m launch up`, Postgres + etcd): same second: 1 scheduler, "
-        "1 worker, process runtime, jobs created through the HTTP API; sustained: 2 schedulers, claim "
-        "batch 2,000, noop runtime on 2 workers / process runtime on 1 worker (capacity 256), fires "
+        "1 worker, process runtime, the jobs stored 3 s ahead in one statement; sustained: 2 schedulers, "
+        "claim batch 2,000, noop runtime on 2 workers / process runtime on 1 worker (capacity 256), fires "
         "inserted due in Postgres; figures from each run's execution rows and output"
     )
 
@@ -145,13 +146,18 @@ def run_peers(
     if results_dir is not None:
         from bench.plot import plot_peers
 
+        end = {"load_average_1m_at_end": round(os.getloadavg()[0], 2)}
         doc = results_document(
-            measurements, {**(meta or {}), "rounds": rounds, "failures": failures}, configs
+            measurements, {**(meta or {}), **end, "rounds": rounds, "failures": failures}, configs
         )
         write_json(results_dir / "peers.json", doc)
         plural = "s" if rounds != 1 else ""
-        at, cores = doc["meta"].get("at", ""), doc["meta"].get("cores", "?")
-        subtitle = f"{at}, {cores} cores (shared), {rounds} round{plural}"
+        m = doc["meta"]
+        subtitle = (
+            f"{m.get('at', '')}, {m.get('cores', '?')} cores shared with other work (load average "
+            f"{m.get('load_average_1m', '?')} at the start, {m['load_average_1m_at_end']} at the end), "
+            f"{rounds} round{plural}"
+        )
         plot_peers(measurements, results_dir / "peers.png", subtitle)
         print(f"\n  figures: {results_dir / 'peers.json'}, plot: {results_dir / 'peers.png'}")
     return measurements
