@@ -53,7 +53,7 @@ def _lateness_boxes(ax: Axes, names: Sequence[str], values: Sequence[Sequence[fl
             fontsize=8,
         )
     ax.set_yticks(positions, list(names))
-    ax.set_xlabel("lateness (ms): the command's own clock at its start minus its scheduled second")
+    ax.set_xlabel("lateness (ms): the command's own clock at its start minus its scheduled time")
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     ax.margins(x=0.1)  # room for the p99 label of the slowest
@@ -154,8 +154,6 @@ def plot_bench(doc: dict[str, Any], path: Path) -> None:
         values = [[max(v, 0.01) for v in lateness[n]["values_ms"]] for n in names]  # log scale: no zero
         _lateness_boxes(ax, names, values, "lateness per scenario (boxes p25-p75, whiskers p1-p99)")
         ax.set_xscale("log")
-        for label in ax.get_yticklabels():
-            label.set_color(_colour(CRONFLEET))
         i += 1
     if rates:
         names = list(rates)
@@ -166,7 +164,11 @@ def plot_bench(doc: dict[str, Any], path: Path) -> None:
         ax.set_title("throughput", fontsize=10)
         ax.margins(x=0.15)
     meta = doc.get("meta", {})
-    fig.suptitle(f"cronfleet bench, {meta.get('at', '')} on {meta.get('cores', '?')} cores", fontsize=11)
+    fig.suptitle(
+        f"cronfleet bench, {meta.get('at', '')} on {meta.get('cores', '?')} cores "
+        f"(load average {meta.get('load_average_1m', '?')} at the end)",
+        fontsize=11,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
