@@ -12,6 +12,7 @@ and flatter the tail); ``coalesce`` does not matter for one-off jobs.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +43,7 @@ class APSchedulerPeer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        pass
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def _witness(self) -> Path:
         self._seq += 1

@@ -22,6 +22,7 @@ settings of ``_celery_app``, and ``--without-gossip --without-mingle
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,6 +67,7 @@ class CeleryPeer:
     def __exit__(self, *exc: object) -> None:
         self.client.close()
         self.redis.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def _witness(self) -> Path:
         self._seq += 1

@@ -64,8 +64,12 @@ class PgqueuerPeer:
             self._own = LocalPostgres(self.dir / "pg", free_port())
             self._own.start()
             self._new_database = self._own.create_database
-        self.url = self._new_database(f"peer_pgqueuer_{uuid.uuid4().hex[:8]}")
-        asyncio.run(self._install())
+        try:
+            self.url = self._new_database(f"peer_pgqueuer_{uuid.uuid4().hex[:8]}")
+            asyncio.run(self._install())
+        except BaseException:
+            self.__exit__()  # no stray Postgres when the set-up fails
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
