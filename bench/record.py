@@ -46,9 +46,21 @@ class Figures:
         """``STEM.json`` and ``STEM.png`` (the latest run; git keeps the history)."""
         if not self.lateness_ms and not self.rates:
             return []
-        from bench.plot import plot_bench
-
         doc = self.document()
         write_json(directory / f"{stem}.json", doc)
+        if not plotting_available():
+            return [directory / f"{stem}.json"]
+        from bench.plot import plot_bench
+
         plot_bench(doc, directory / f"{stem}.png")
         return [directory / f"{stem}.json", directory / f"{stem}.png"]
+
+
+def plotting_available() -> bool:
+    """matplotlib is in the bench extra (`make bench` installs it); without it, JSON only."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        print("  (no matplotlib: no plot; `make bench` installs it)", flush=True)
+        return False
+    return True

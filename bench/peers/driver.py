@@ -70,20 +70,29 @@ class CronfleetSystem:
         return self._throughput("process", count)
 
 
-def make_peers(names: Sequence[str], new_database: Callable[[str], str] | None) -> list[Peer]:
-    from bench.peers.apscheduler_peer import APSchedulerPeer
-    from bench.peers.celery_peer import CeleryPeer
-    from bench.peers.pgqueuer_peer import PgqueuerPeer
+PEERS = ("apscheduler", "celery", "pgqueuer")
 
-    made: dict[str, Callable[[], Peer]] = {
-        "apscheduler": APSchedulerPeer,
-        "celery": CeleryPeer,
-        "pgqueuer": lambda: PgqueuerPeer(new_database),
-    }
-    unknown = set(names) - set(made)
+
+def make_peers(names: Sequence[str], new_database: Callable[[str], str] | None) -> list[Peer]:
+    """The named peers (all when none is named); each one's library is imported only when it runs."""
+    unknown = set(names) - set(PEERS)
     if unknown:
-        raise SystemExit(f"unknown peers {sorted(unknown)}; known: {sorted(made)}")
-    return [made[n]() for n in names or list(made)]
+        raise SystemExit(f"unknown peers {sorted(unknown)}; known: {list(PEERS)}")
+    made: list[Peer] = []
+    for name in names or PEERS:
+        if name == "apscheduler":
+            from bench.peers.apscheduler_peer import APSchedulerPeer
+
+            made.append(APSchedulerPeer())
+        elif name == "celery":
+            from bench.peers.celery_peer import CeleryPeer
+
+            made.append(CeleryPeer())
+        else:
+            from bench.peers.pgqueuer_peer import PgqueuerPeer
+
+            made.append(PgqueuerPeer(new_database))
+    return made
 
 
 def measure(system: Peer, workload: Workload, size: int, round_: int) -> Measurement:
@@ -144,7 +153,7 @@ def run_peers(
     for failure in failures:
         print(f"  FAILED {failure}")
     if results_dir is not None:
-        from bench.plot import plot_peers
+        from bench.record import plotting_available
 
         end = {"load_average_1m_at_end": round(os.getloadavg()[0], 2)}
         doc = results_document(
@@ -158,6 +167,10 @@ def run_peers(
             f"{m.get('load_average_1m', '?')} at the start, {m['load_average_1m_at_end']} at the end), "
             f"{rounds} round{plural}"
         )
-        plot_peers(measurements, results_dir / "peers.png", subtitle)
-        print(f"\n  figures: {results_dir / 'peers.json'}, plot: {results_dir / 'peers.png'}")
+        print(f"\n  figures: {results_dir / 'peers.json'}", flush=True)
+        if plotting_available():
+            from bench.plot import plot_peers
+
+            plot_peers(measurements, results_dir / "peers.png", subtitle)
+            print(f"  plot: {results_dir / 'peers.png'}")
     return measurements
