@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PACKAGES := cronfleet coordinator scheduler worker gateway launch cli
 
-.PHONY: run test unit lint proto proto-check bench chaos system-deps go-deps go-example k8s-deps deps docker image web web-test browser clean
+.PHONY: run test unit lint proto proto-check bench bench-deps chaos system-deps go-deps go-example k8s-deps deps docker image web web-test browser clean
 
 # System packages from Debian when the machine lacks them: etcd, Postgres,
 # (unless an engine already answers) Docker plus a static busybox for the
@@ -130,8 +130,20 @@ proto-check: $(STAMP) go-deps
 	  echo "stale generated Go stubs in gen/go/cronfleet/v1 (run make proto)"; rm -rf $$tmp; exit 1; }; \
 	rm -rf $$tmp
 
-bench: deps
-	$(PY) -m bench
+# The bench's own packages (plots, the peers of bench/peers) and Debian's
+# redis-server (the Celery peer's broker). ARGS passes options: make bench
+# ARGS=--quick, make bench ARGS="--peers --quick" (the peer comparison).
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): pyproject.toml $(STAMP)
+	@$(PIP) install -q -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench-deps: deps $(BENCH_STAMP)
+	@command -v redis-server >/dev/null 2>&1 || { echo "installing redis-server"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+bench: bench-deps
+	$(PY) -m bench $(ARGS)
 
 # The long chaos run (tests/chaos; a short one is part of make test): faults
 # one at a time for several minutes, the witness compared with the schedules.
