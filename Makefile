@@ -13,7 +13,8 @@ PACKAGES := cronfleet coordinator scheduler worker gateway launch cli
 
 # System packages from Debian when the machine lacks them: etcd, Postgres,
 # (unless an engine already answers) Docker plus a static busybox for the
-# runner image, Node for the dashboard, iptables for the chaos suite.
+# runner image, Node for the dashboard, iptables for the chaos suite, a
+# Docker registry and htpasswd for the image-pull tests (a registry on loopback).
 system-deps:
 	@need=""; \
 	command -v etcd >/dev/null 2>&1 || need="$$need etcd-server"; \
@@ -22,6 +23,8 @@ system-deps:
 	ldd /bin/busybox 2>&1 | grep -q "not a dynamic" || need="$$need busybox-static"; \
 	command -v npm >/dev/null 2>&1 || need="$$need nodejs npm"; \
 	command -v iptables >/dev/null 2>&1 || need="$$need iptables"; \
+	command -v docker-registry >/dev/null 2>&1 || need="$$need docker-registry"; \
+	command -v htpasswd >/dev/null 2>&1 || need="$$need apache2-utils"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing system packages:$$need"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \

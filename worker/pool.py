@@ -56,8 +56,12 @@ class ContainerPool:
         default: Profile,
         floor: int,
         most: int,
+        ready: Callable[[Profile], bool] = lambda profile: True,
     ) -> None:
         self._create = create
+        # Whether a profile's containers can be made now (its image is here;
+        # a missing one is being pulled meanwhile, and poke() says when).
+        self._ready = ready
         self._remove = remove
         self.default = default
         self.floor = floor  # idle containers of the default profile, always
@@ -84,6 +88,10 @@ class ContainerPool:
         self._expected = dict(runs)
         self._wake.set()
 
+    def poke(self) -> None:
+        """Look at the targets again (an image the pool waited for has landed)."""
+        self._wake.set()
+
     def target(self, profile: Profile) -> int:
         wanted = self._expected.get(profile, 0)
         return max(wanted, self.floor) if profile == self.default else wanted
@@ -94,7 +102,9 @@ class ContainerPool:
             return None
         profiles = {self.default, *self._expected}
         short = [
-            (self.target(p) - self.idle(p), p.label, p) for p in profiles if self.idle(p) < self.target(p)
+            (self.target(p) - self.idle(p), p.label, p)
+            for p in profiles
+            if self.idle(p) < self.target(p) and self._ready(p)
         ]
         return max(short)[2] if short else None
 
