@@ -98,7 +98,7 @@ class DockerRuntime:
             settings.pool_max,
             ready=lambda profile: self.images.ready(profile.image),
         )
-        self.images.pulled = lambda image: self.pool.poke()
+        self.images.arrived = lambda image: self.pool.poke()
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a short engine call off the event loop."""

@@ -89,7 +89,8 @@ class ImagePulls:
         self._here: dict[str, str] = {}  # image reference -> image id, known to be here
         self._pulls: dict[str, asyncio.Task[str]] = {}
         self._failed: dict[str, tuple[float, str]] = {}  # image -> (when, the error)
-        self.pulled: Callable[[str], None] = lambda image: None  # told when a pull lands
+        # Told when an image is found here or pulled (the warm pool waits for it).
+        self.arrived: Callable[[str], None] = lambda image: None
 
     def image_id(self, image: str) -> str | None:
         """The id of ``image`` as last found or pulled here."""
@@ -166,6 +167,7 @@ class ImagePulls:
         except (docker.errors.APIError, requests.exceptions.RequestException):
             return False  # the pull will say what is wrong
         self._here[image] = str(found.id)
+        self.arrived(image)
         return True
 
     async def _pull(self, image: str) -> str:
@@ -184,7 +186,7 @@ class ImagePulls:
             self._here[image] = image_id
             self._failed.pop(image, None)
             log.info("image_pulled", image=image, seconds=round(time.monotonic() - started, 3))
-            self.pulled(image)
+            self.arrived(image)
             return image_id
         self._failed[image] = (time.monotonic(), error)
         log.warning("image_pull_failed", image=image, registry=registry, error=error)

@@ -13,13 +13,14 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import docker
 import pytest
 
 from cronfleet.config import Settings
+from tests.helpers import assert_eventually
 from tests.registry import LocalRegistry, present, remove_local
 from worker.docker_claims import LABEL
 from worker.docker_runtime import DockerRuntime
@@ -38,19 +39,16 @@ def engine() -> Iterator[docker.DockerClient]:
 
 
 @pytest.fixture
-async def make_runtime(tmp_path: Path, engine: docker.DockerClient) -> AsyncIterator[object]:
+async def make_runtime(
+    tmp_path: Path, engine: docker.DockerClient
+) -> AsyncIterator[Callable[..., DockerRuntime]]:
     """DockerRuntimes with settings changed as a test asks; their containers
     and the images the tests pulled are removed afterwards."""
     made: list[DockerRuntime] = []
 
     def make(**changes: object) -> DockerRuntime:
-        settings = dataclasses.replace(
-            Settings(),
-            state_dir=str(tmp_path),
-            kill_grace_seconds=1,
-            pool_floor=0,
-            **changes,  # type: ignore[arg-type]
-        )
+        fields = {"state_dir": str(tmp_path), "kill_grace_seconds": 1, "pool_floor": 0} | changes
+        settings = dataclasses.replace(Settings(), **fields)  # type: ignore[arg-type]
         rt = DockerRuntime(settings, f"test-{uuid.uuid4().hex[:8]}")
         made.append(rt)
         return rt
@@ -100,11 +98,14 @@ def test_the_registry_an_image_names() -> None:
 
 
 async def test_an_image_the_worker_lacks_is_pulled_and_the_run_succeeds(
-    make_runtime: object, registry: LocalRegistry, engine: docker.DockerClient, tmp_path: Path
+    make_runtime: Callable[..., DockerRuntime],
+    registry: LocalRegistry,
+    engine: docker.DockerClient,
+    tmp_path: Path,
 ) -> None:
     image = registry.push_runner(engine)
     assert not present(engine, image)
-    rt = make_runtime()  # type: ignore[operator]
+    rt = make_runtime()
     pulled, outcome, out = await run(rt, spec(tmp_path, image))
     assert pulled and (outcome.status, out) == ("succeeded", "pulled\n"), outcome
     assert present(engine, image)
@@ -114,10 +115,10 @@ async def test_an_image_the_worker_lacks_is_pulled_and_the_run_succeeds(
 
 
 async def test_a_missing_image_fails_naming_it_and_the_registry_answer(
-    make_runtime: object, registry: LocalRegistry, tmp_path: Path
+    make_runtime: Callable[..., DockerRuntime], registry: LocalRegistry, tmp_path: Path
 ) -> None:
     image = f"{registry.address}/cronfleet-test/absent:{uuid.uuid4().hex[:8]}"
-    rt = make_runtime()  # type: ignore[operator]
+    rt = make_runtime()
     with pytest.raises(RunRejected) as failed:
         await rt.prepare(spec(tmp_path, image))
     assert str(failed.value).startswith(f"image_pull_failed: {image}: ")
@@ -125,10 +126,13 @@ async def test_a_missing_image_fails_naming_it_and_the_registry_answer(
 
 
 async def test_policy_never_fails_without_pulling(
-    make_runtime: object, registry: LocalRegistry, engine: docker.DockerClient, tmp_path: Path
+    make_runtime: Callable[..., DockerRuntime],
+    registry: LocalRegistry,
+    engine: docker.DockerClient,
+    tmp_path: Path,
 ) -> None:
     image = registry.push_runner(engine)
-    rt = make_runtime(image_pull_policy="never")  # type: ignore[operator]
+    rt = make_runtime(image_pull_policy="never")
     s = spec(tmp_path, image)
     assert await rt.prepare(s) is False
     with pytest.raises(RunRejected, match=f"image_not_found: {image}"):
@@ -137,25 +141,31 @@ async def test_policy_never_fails_without_pulling(
 
 
 async def test_policy_always_asks_the_registry_before_every_run(
-    make_runtime: object, registry: LocalRegistry, engine: docker.DockerClient, tmp_path: Path
+    make_runtime: Callable[..., DockerRuntime],
+    registry: LocalRegistry,
+    engine: docker.DockerClient,
+    tmp_path: Path,
 ) -> None:
     image = registry.push_runner(engine)
-    rt = make_runtime(image_pull_policy="always")  # type: ignore[operator]
+    rt = make_runtime(image_pull_policy="always")
     for _ in range(2):
         pulled, outcome, _ = await run(rt, spec(tmp_path, image))
         assert pulled and outcome.status == "succeeded"
 
 
 async def test_a_private_registry_takes_the_worker_credentials(
-    make_runtime: object, private_registry: LocalRegistry, engine: docker.DockerClient, tmp_path: Path
+    make_runtime: Callable[..., DockerRuntime],
+    private_registry: LocalRegistry,
+    engine: docker.DockerClient,
+    tmp_path: Path,
 ) -> None:
     image = private_registry.push_runner(engine)
-    anonymous = make_runtime()  # type: ignore[operator]
+    anonymous = make_runtime()
     with pytest.raises(RunRejected, match=f"image_pull_failed: {image}: .*no basic auth credentials"):
         await anonymous.prepare(spec(tmp_path, image))
 
     pairs = f"{private_registry.address}={private_registry.user}:{private_registry.password}"
-    rt = make_runtime(registry_auth=pairs)  # type: ignore[operator]
+    rt = make_runtime(registry_auth=pairs)
     pulled, outcome, _ = await run(rt, spec(tmp_path, image))
     assert pulled and outcome.status == "succeeded"
     remove_local(engine, image)
@@ -164,7 +174,7 @@ async def test_a_private_registry_takes_the_worker_credentials(
     token = base64.b64encode(f"{private_registry.user}:{private_registry.password}".encode()).decode()
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"auths": {private_registry.address: {"auth": token}}}))
-    from_file = make_runtime(registry_auth_file=str(config))  # type: ignore[operator]
+    from_file = make_runtime(registry_auth_file=str(config))
     pulled, outcome, _ = await run(from_file, spec(tmp_path, image))
     assert pulled and outcome.status == "succeeded"
 
@@ -180,9 +190,9 @@ def silent_registry() -> Iterator[str]:
 
 
 async def test_a_pull_under_way_holds_up_no_other_run_and_is_shared(
-    make_runtime: object, silent_registry: str, tmp_path: Path
+    make_runtime: Callable[..., DockerRuntime], silent_registry: str, tmp_path: Path
 ) -> None:
-    rt = make_runtime(image_pull_timeout_seconds=4)  # type: ignore[operator]
+    rt = make_runtime(image_pull_timeout_seconds=4)
     image = f"{silent_registry}/cronfleet-test/slow:1"
     started = time.monotonic()
     waiting = [asyncio.ensure_future(rt.prepare(spec(tmp_path, image))) for _ in range(3)]
@@ -198,3 +208,26 @@ async def test_a_pull_under_way_holds_up_no_other_run_and_is_shared(
     assert all(isinstance(r, RunRejected) for r in results), results
     assert {str(r) for r in results} == {f"image_pull_failed: {image}: no answer within 4s"}
     assert 3.9 < time.monotonic() - started < 15
+
+
+async def test_the_warm_pool_fills_once_its_image_is_pulled(
+    make_runtime: Callable[..., DockerRuntime], registry: LocalRegistry, engine: docker.DockerClient
+) -> None:
+    image = registry.push_runner(engine)
+    rt = make_runtime(docker_image=image, pool_floor=2)
+    stop = asyncio.Event()
+
+    async def quiet() -> None:
+        return None
+
+    warming = asyncio.ensure_future(rt.keep_warm(stop, quiet))
+    try:
+
+        async def warm() -> bool:
+            return rt.pool.idle(rt.pool.default) == 2
+
+        await assert_eventually(warm, timeout=30, what="two warm containers of the pulled image")
+        assert present(engine, image)
+    finally:
+        stop.set()
+        await warming
