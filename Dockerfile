@@ -38,15 +38,20 @@ EXPOSE 2379 2380
 ENTRYPOINT ["/usr/bin/etcd"]
 
 FROM ${BASE} AS cronfleet
-# The wheels of cronfleet and its dependencies (`make images` makes them on
-# the host with pip wheel): installed without reaching any index.
+# Wheels made on the host (`make images`: pip wheel), installed without
+# reaching any index: first the dependencies (build/wheelhouse, a layer that
+# stays cached while they do not change), then cronfleet's own (build/dist).
 COPY build/wheelhouse/ /tmp/wheelhouse/
 RUN python3 -m venv /opt/cronfleet \
- && /opt/cronfleet/bin/pip install -q --no-index --no-cache-dir --find-links /tmp/wheelhouse 'cronfleet[server]' \
+ && /opt/cronfleet/bin/pip install -q --no-index --no-cache-dir /tmp/wheelhouse/*.whl \
  && rm -rf /tmp/wheelhouse \
  && useradd --system --uid 10001 --home-dir /var/lib/cronfleet --create-home cronfleet \
  && mkdir -p /var/lib/cronfleet/tls /var/lib/cronfleet/logs /var/lib/cronfleet/state \
  && chown -R cronfleet:cronfleet /var/lib/cronfleet
+COPY build/dist/ /tmp/dist/
+RUN /opt/cronfleet/bin/pip install -q --no-index --no-cache-dir --no-deps /tmp/dist/*.whl \
+ && /opt/cronfleet/bin/pip check \
+ && rm -rf /tmp/dist
 # The dashboard, built on the host (make web), served by the gateway.
 COPY web/dist/ /opt/cronfleet/web/
 ENV PATH=/opt/cronfleet/bin:$PATH \

@@ -70,11 +70,12 @@ compose-deps: docker
 
 images: image image-deps web $(STAMP)
 	@bash deploy/base-image.sh $(BASE_IMAGE)
-	@rm -rf $(WHEELHOUSE)
+	@rm -rf $(WHEELHOUSE) build/dist
 	$(PIP) wheel -q --wheel-dir $(WHEELHOUSE) '.[server]'
+	@mkdir -p build/dist && mv $(WHEELHOUSE)/cronfleet-*.whl build/dist/
 	@for target in postgres etcd cronfleet; do \
 	  echo "building cronfleet/$$target:$(TAG)"; \
-	  docker build -q --build-arg BASE=$(BASE_IMAGE) --target $$target -t cronfleet/$$target:$(TAG) . >/dev/null || exit 1; \
+	  docker build -q --force-rm --build-arg BASE=$(BASE_IMAGE) --target $$target -t cronfleet/$$target:$(TAG) . >/dev/null || exit 1; \
 	done
 
 # Opt-in (slow; not part of make test): the Compose stack from fresh images,

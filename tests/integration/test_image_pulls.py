@@ -231,3 +231,9 @@ async def test_the_warm_pool_fills_once_its_image_is_pulled(
     finally:
         stop.set()
         await warming
+
+
+def test_an_unknown_policy_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    settings = dataclasses.replace(Settings(), state_dir=str(tmp_path), image_pull_policy="sometimes")
+    with pytest.raises(ValueError, match="image_pull_policy: 'sometimes' is not one of if_not_present"):
+        DockerRuntime(settings, "test-policy")
