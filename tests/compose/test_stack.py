@@ -85,14 +85,16 @@ def stack() -> Iterator[Stack]:
         s.figures["down -v (s)"] = time.monotonic() - down
         # Run containers of this stack that outlived their worker (none, when
         # the workers stopped cleanly): only this stack's, by its label.
-        left = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=cronfleet.cluster=/{project}"],
+        listed = subprocess.run(
+            ["docker", "ps", "-a", "--filter", f"label=cronfleet.cluster=/{project}"]
+            + ["--format", '{{.ID}} {{.Label "cronfleet"}}'],
             capture_output=True,
             text=True,
-        ).stdout.split()
+        ).stdout.split("\n")
+        left = dict(line.split(" ", 1) for line in listed if line.strip())
         if left:
             subprocess.run(["docker", "rm", "-f", *left], capture_output=True)
-        s.figures["run containers left after down"] = len(left)
+        s.figures["run containers left after down (by kind)"] = sorted(left.values())
         print("\ncompose-test figures:")
         for name, value in s.figures.items():
             print(f"  {name}: {value:.2f}" if isinstance(value, float) else f"  {name}: {value}")
