@@ -89,6 +89,7 @@ class DockerRuntime:
         default = self._profile(None, None, None, None)
         self._forecasts: dict[str, dict[Profile, int]] = {}
         self.images = ImagePulls(self.client, settings)
+        self._removals: set[asyncio.Task[None]] = set()
         self.residents = ResidentContainers(self)
         self.pool = ContainerPool(
             self._create_pooled,
@@ -193,7 +194,9 @@ class DockerRuntime:
         profile = self.profile_of(spec)
         pooled = self.pool.take(profile)
         if pooled is not None and not self.fresh(profile, pooled.container.attrs.get("Image", "")):
-            asyncio.get_running_loop().create_task(self._remove(pooled))  # of an older image
+            removal = asyncio.get_running_loop().create_task(self._remove(pooled))  # of an older image
+            self._removals.add(removal)  # held until done (a bare task may be collected)
+            removal.add_done_callback(self._removals.discard)
             pooled = None
         cold = pooled is None
         if pooled is None:

@@ -31,6 +31,7 @@ import docker.utils
 import requests.exceptions
 import structlog
 
+from cronfleet import metrics
 from cronfleet.config import Settings
 from worker.runtime import RunRejected
 
@@ -185,9 +186,13 @@ class ImagePulls:
         else:
             self._here[image] = image_id
             self._failed.pop(image, None)
+            metrics.IMAGE_PULLS.labels("pulled").inc()
+            metrics.IMAGE_PULL_DURATION.observe(time.monotonic() - started)
             log.info("image_pulled", image=image, seconds=round(time.monotonic() - started, 3))
             self.arrived(image)
             return image_id
+        metrics.IMAGE_PULLS.labels("failed").inc()
+        metrics.IMAGE_PULL_DURATION.observe(time.monotonic() - started)
         self._failed[image] = (time.monotonic(), error)
         log.warning("image_pull_failed", image=image, registry=registry, error=error)
         raise RunRejected(f"image_pull_failed: {image}: {error}")
