@@ -166,7 +166,9 @@ class ImagePulls:
         except docker.errors.ImageNotFound:
             return False
         except (docker.errors.APIError, requests.exceptions.RequestException):
-            return False  # the pull will say what is wrong
+            # Not known either way: no pull now (the registry may not be the
+            # trouble); if the image is missing, the create finds it and pulls.
+            return True
         self._here[image] = str(found.id)
         self.arrived(image)
         return True
