@@ -159,7 +159,7 @@ class ImagePulls:
         return error
 
     async def _look(self, image: str) -> bool:
-        """Whether the engine has ``image`` (remembered if so)."""
+        """False only when the engine says it has no ``image`` (found: remembered)."""
         loop = asyncio.get_running_loop()
         try:
             found = await loop.run_in_executor(self._threads, self.client.images.get, image)
