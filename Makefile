@@ -1,4 +1,4 @@
-# The one entry point: make run | test | lint | proto | bench | image.
+# The one entry point: make run | test | lint | proto | bench | image | images | compose-test.
 # make test runs lint first: a change that breaks types or style does not land.
 # Every target installs what it needs, so a fresh Debian 12 machine works.
 SHELL := /bin/bash
@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 PACKAGES := cronfleet coordinator scheduler worker gateway launch cli
 
-.PHONY: run test unit lint proto proto-check bench bench-deps chaos system-deps go-deps go-example k8s-deps deps docker image web web-test browser clean
+.PHONY: run test unit lint proto proto-check bench bench-deps chaos system-deps go-deps go-example k8s-deps deps docker image images image-deps compose-deps compose-test web web-test browser clean
 
 # System packages from Debian when the machine lacks them: etcd, Postgres,
 # (unless an engine already answers) Docker plus a static busybox for the
-# runner image, Node for the dashboard, iptables for the chaos suite.
+# runner image, Node for the dashboard, iptables for the chaos suite, a
+# Docker registry and htpasswd for the image-pull tests (a registry on loopback).
 system-deps:
 	@need=""; \
 	command -v etcd >/dev/null 2>&1 || need="$$need etcd-server"; \
@@ -22,6 +23,8 @@ system-deps:
 	ldd /bin/busybox 2>&1 | grep -q "not a dynamic" || need="$$need busybox-static"; \
 	command -v npm >/dev/null 2>&1 || need="$$need nodejs npm"; \
 	command -v iptables >/dev/null 2>&1 || need="$$need iptables"; \
+	command -v docker-registry >/dev/null 2>&1 || need="$$need docker-registry"; \
+	command -v htpasswd >/dev/null 2>&1 || need="$$need apache2-utils"; \
 	if [ -n "$$need" ]; then \
 	  echo "installing system packages:$$need"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null; \
@@ -72,6 +75,38 @@ docker: system-deps
 # The default runner image, made without a registry (deploy/runner-image.sh).
 image: docker
 	@bash deploy/runner-image.sh
+
+# cronfleet's own images (Dockerfile), built without a registry: the base
+# from Debian packages (deploy/base-image.sh: debootstrap, docker import),
+# the Python dependencies as wheels made here and installed in the build
+# with --no-index, the dashboard built here. TAG names the images' tag.
+TAG ?= latest
+BASE_IMAGE ?= cronfleet/debian:bookworm
+WHEELHOUSE := build/wheelhouse
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+image-deps: docker
+	@command -v debootstrap >/dev/null 2>&1 || { echo "installing system packages: debootstrap"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+
+compose-deps: docker
+	@$(COMPOSE) version >/dev/null 2>&1 || { echo "installing system packages: docker-compose"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null; }
+
+images: image image-deps web $(STAMP)
+	@bash deploy/base-image.sh $(BASE_IMAGE)
+	@rm -rf $(WHEELHOUSE) build/dist
+	$(PIP) wheel -q --wheel-dir $(WHEELHOUSE) '.[server]'
+	@mkdir -p build/dist && mv $(WHEELHOUSE)/cronfleet-*.whl build/dist/
+	@for target in postgres etcd cronfleet; do \
+	  echo "building cronfleet/$$target:$(TAG)"; \
+	  docker build -q --force-rm --build-arg BASE=$(BASE_IMAGE) --target $$target -t cronfleet/$$target:$(TAG) . >/dev/null || exit 1; \
+	done
+
+# Opt-in (slow; not part of make test): the Compose stack from fresh images,
+# a job through the gateway, a scheduler container killed (tests/compose).
+compose-test: images compose-deps
+	CRONFLEET_COMPOSE_TEST=1 COMPOSE="$(COMPOSE)" CRONFLEET_TAG=$(TAG) $(PY) -m pytest -q -s -p no:cacheprovider tests/compose
 
 # The dashboard (web/): packages from the committed lock file, built into
 # web/dist, which the gateway serves at /.

@@ -119,6 +119,19 @@ class Settings:
     docker_network: str = "none"
     docker_runtime_name: str = ""  # e.g. "runsc" for gVisor
     docker_tmpfs_mb: int = 64
+    # A run's image the engine lacks (worker.images): "if_not_present" pulls
+    # it from the registry the image names, "always" asks the registry before
+    # every run (a newer image replaces warm containers of the older one),
+    # "never" fails the run (image_not_found). A pull taking longer than the
+    # timeout fails the runs waiting on it.
+    image_pull_policy: str = "if_not_present"
+    image_pull_timeout_seconds: float = 300.0
+    # Registry credentials for pulls: comma-separated REGISTRY=USER:PASSWORD
+    # (REGISTRY as the image names it: "registry.example.com:5000",
+    # "docker.io"), and/or a Docker config.json ("auths"; the worker's own
+    # ~/.docker/config.json when neither is set).
+    registry_auth: str = field(default="", repr=False)
+    registry_auth_file: str = ""
     arm_concurrency: int = 4
     # The warm pool (docker): idle containers of the default profile kept
     # ready for immediate jobs, and the most idle containers of all profiles.

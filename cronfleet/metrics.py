@@ -63,6 +63,14 @@ RUNNING = Gauge("cronfleet_worker_running_runs", "Runs started and not ended")
 ARMED = Gauge("cronfleet_worker_armed_runs", "Runs held for a fire time not yet reached")
 CAPACITY = Gauge("cronfleet_worker_capacity_runs", "Runs this worker takes at once (its credit)")
 COLD_STARTS = Counter("cronfleet_worker_cold_starts_total", "Runs that found nothing warm to start in")
+IMAGE_PULLS = Counter(
+    "cronfleet_worker_image_pulls_total", "Image pulls by this worker, by result (pulled, failed)", ["result"]
+)
+IMAGE_PULL_DURATION = Histogram(
+    "cronfleet_worker_image_pull_duration_seconds",
+    "Time of each image pull, failed or not",
+    buckets=DURATION_BUCKETS,
+)
 LOG_UPLOAD_FAILURES = Counter(
     "cronfleet_worker_log_upload_failures_total", "Run logs that could not be stored"
 )

@@ -2,8 +2,9 @@
 
 Real services for integration and end-to-end tests, started once per run on
 free loopback ports: Postgres (a migrated template database, copied per
-test), etcd, and an S3 API server (moto). On top of them: the API's service
-layer, a signed-up user, and settings for roles run in-process.
+test), etcd, an S3 API server (moto), Docker registries (image pulls). On
+top of them: the API's service layer, a signed-up user, and settings for
+roles run in-process.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from cronfleet.tls import TlsFiles, ensure_local_pki
 from gateway.service import JobsService
 from launch.devservices import LocalEtcd, LocalPostgres, free_port
 from tests.helpers import new_user
+from tests.registry import LocalRegistry
 
 TEMPLATE_DB = "cronfleet_template"
 _db_counter = itertools.count(1)
@@ -84,6 +86,24 @@ def s3_server() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(service_root: Path) -> Iterator[LocalRegistry]:
+    """A Docker registry on loopback (Debian's docker-registry), open to all."""
+    server = LocalRegistry(service_root / "registry")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def private_registry(service_root: Path) -> Iterator[LocalRegistry]:
+    """A Docker registry on loopback behind htpasswd basic auth."""
+    server = LocalRegistry(service_root / "private-registry", "puller", "s3cret:with-colon")
+    server.start()
+    yield server
     server.stop()
 
 

@@ -41,6 +41,7 @@ from worker.docker_claims import (
     outcome_for,
     recover_containers,
 )
+from worker.images import ImagePulls
 from worker.pool import ContainerPool, Pooled, Profile
 from worker.resident import ResidentContainers
 from worker.runtime import (
@@ -89,9 +90,16 @@ class DockerRuntime:
         self.claims = Claims(Path(settings.state_dir).absolute() / "claims" / worker_id)
         default = self._profile(None, None, None, None)
         self._forecasts: dict[str, dict[Profile, int]] = {}
+        self.images = ImagePulls(self.client, settings)
+        self._removals: set[asyncio.Task[None]] = set()
         self.residents = ResidentContainers(self)
         self.pool = ContainerPool(
-            self._create_pooled, self._remove, default, settings.pool_floor, settings.pool_max
+            self._create_pooled,
+            self._remove,
+            default,
+            settings.pool_floor,
+            settings.pool_max,
+            ready=lambda profile: self.images.ready(profile.image),
         )
         # Kills the containers holding runs when this worker dies or freezes
         # (worker.watchdog): they would go on while the runs are run again.
@@ -99,6 +107,7 @@ class DockerRuntime:
         self.watchdog = (
             Watchdog(settings.watchdog_seconds, self.fence_dir) if settings.watchdog_seconds > 0 else None
         )
+        self.images.arrived = lambda image: self.pool.poke()
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a short engine call off the event loop."""
@@ -146,6 +155,7 @@ class DockerRuntime:
     async def close(self) -> None:
         await self.pool.close()
         await self.residents.close()
+        self.images.close()
         if self.watchdog is not None:
             self.watchdog.stop()
 
@@ -157,6 +167,33 @@ class DockerRuntime:
     def unwatch(self, container_id: str, nonce: str = "") -> str | None:
         """The run is over; why the watchdog killed it, if it did."""
         return self.watchdog.unwatch_container(container_id, nonce) if self.watchdog else None
+
+    async def prepare(self, spec: RunSpec) -> bool:
+        """The run's image, pulled by the worker's policy if the engine lacks
+        it (worker.images); True if the run waited for a pull. Raises
+        RunRejected (``image_pull_failed: ...``)."""
+        return await self.images.ensure(self.profile_of(spec).image)
+
+    async def make(self, create: Callable[..., T], profile: Profile, *args: Any) -> T:
+        """``create(profile, *args)`` in a thread; if the engine has lost the
+        image since it was last seen (removed behind the worker's back), it
+        is pulled (policy permitting) and the create tried once more."""
+        try:
+            return await self.call(create, profile, *args)
+        except _ImageMissing:
+            self.images.forget(profile.image)
+            if self.images.policy == "never":
+                raise
+        await self.images.pull(profile.image)
+        return await self.call(create, profile, *args)
+
+    def fresh(self, profile: Profile, image_id: str) -> bool:
+        """False when the policy is ``always`` and a newer image of the
+        profile's name was pulled since a container was made from ``image_id``."""
+        if self.images.policy != "always":
+            return True
+        latest = self.images.image_id(profile.image)
+        return latest is None or latest == image_id
 
     async def recover(self) -> list[Recovered]:
         """What a previous life of this worker left (worker.docker_claims)."""
@@ -180,9 +217,14 @@ class DockerRuntime:
             return await self.residents.arm(spec)
         profile = self.profile_of(spec)
         pooled = self.pool.take(profile)
+        if pooled is not None and not self.fresh(profile, pooled.container.attrs.get("Image", "")):
+            removal = asyncio.get_running_loop().create_task(self._remove(pooled))  # of an older image
+            self._removals.add(removal)  # held until done (a bare task may be collected)
+            removal.add_done_callback(self._removals.discard)
+            pooled = None
         cold = pooled is None
         if pooled is None:
-            pooled = await self.call(self._create, profile)
+            pooled = await self.make(self._create, profile)
         try:
             self.claims.record(pooled.container.id, spec)
             self.watch(pooled.container.id)
@@ -192,7 +234,7 @@ class DockerRuntime:
             await self._remove(pooled)
             if cold:
                 raise
-            pooled = await self.call(self._create, profile)
+            pooled = await self.make(self._create, profile)
             cold = True
             self.claims.record(pooled.container.id, spec)
             self.watch(pooled.container.id)
@@ -200,7 +242,11 @@ class DockerRuntime:
         return _DockerRun(self, pooled.container, pooled.sock, spec, cold=cold)
 
     async def _create_pooled(self, profile: Profile) -> Pooled:
-        return await self.call(self._create, profile)
+        try:
+            return await self.call(self._create, profile)
+        except _ImageMissing:
+            self.images.forget(profile.image)  # the pool waits for it again (images.ready)
+            raise
 
     async def _remove(self, pooled: Pooled) -> None:
         with contextlib.suppress(OSError):
@@ -258,7 +304,7 @@ class DockerRuntime:
                 **kwargs,
             )
         except docker.errors.ImageNotFound as exc:
-            raise RunRejected(f"image_not_found: {profile.image}") from exc
+            raise _ImageMissing(f"image_not_found: {profile.image}") from exc
         except docker.errors.APIError as exc:
             raise RunRejected(f"container_create_failed: {exc.explanation or exc}") from exc
         params = {"stdin": 1, "stream": 1} | ({"stderr": 1} if read_stderr else {})
@@ -270,6 +316,10 @@ class DockerRuntime:
                 container.remove(force=True)
             raise
         return container, getattr(sock, "_sock", sock)
+
+
+class _ImageMissing(RunRejected):
+    """The engine has no such image (``image_not_found: IMAGE``)."""
 
 
 class _DockerRun:

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from cronfleet import metrics
-from cronfleet.aio import wait_for_event
+from cronfleet.aio import until, wait_for_event
 from cronfleet.codec import proto
 from cronfleet.errors import CronfleetError
 from cronfleet.logstore import LogStore
@@ -206,7 +206,7 @@ class Runs:
         # From nothing (no warm container of its profile), or, for runtimes that
         # keep nothing warm, armed after its time: a cold start.
         armed_late = time.time() > run.fire_at
-        run.cold_start = run.armed.cold if run.armed.cold is not None else armed_late
+        run.cold_start = run.cold_start or (run.armed.cold if run.armed.cold is not None else armed_late)
         released_at = await self.batches.release_at(run.fire_at, run.armed, run.cancelled)
         if released_at is None:  # withdrawn before its time: it never started
             self._leave_window(run, released=False)
@@ -220,11 +220,17 @@ class Runs:
         """Prepare the run, the one due soonest first; None if cancelled meanwhile."""
         if run.fire_at - time.time() > ARM_WITHOUT_DEFERRING:
             await self.windows.quiet()
+        runtime = self.http if run.spec.http is not None else self.runtime
+        # The run's image, pulled if the engine lacks it: outside the arming
+        # slots, so a pull of minutes holds up no other run's arming.
+        prepare = getattr(runtime, "prepare", None)
+        if prepare is not None and not run.cancel_reason:
+            pulled = await until(prepare(run.spec), run.cancelled)
+            run.cold_start = bool(pulled)  # it waited for a pull: a cold start, whatever it finds
         await self.arming.acquire(run.fire_at)
         try:
             if run.cancel_reason:
                 return None  # cancelled while queued: never armed
-            runtime = self.http if run.spec.http is not None else self.runtime
             return await runtime.arm(run.spec)
         finally:
             self.arming.release()

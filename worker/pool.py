@@ -56,8 +56,12 @@ class ContainerPool:
         default: Profile,
         floor: int,
         most: int,
+        ready: Callable[[Profile], bool] = lambda profile: True,
     ) -> None:
         self._create = create
+        # Whether a profile's containers can be made now (its image is here;
+        # a missing one is being pulled meanwhile, and poke() says when).
+        self._ready = ready
         self._remove = remove
         self.default = default
         self.floor = floor  # idle containers of the default profile, always
@@ -65,6 +69,9 @@ class ContainerPool:
         self._idle: dict[Profile, collections.deque[Pooled]] = collections.defaultdict(collections.deque)
         self._expected: dict[Profile, int] = {}
         self._creating: collections.Counter[Profile] = collections.Counter()
+        # Creations under way: a stop that cancels the refill mid-create must
+        # not leave the container it was making behind (close() removes it).
+        self._inflight: set[asyncio.Future[Pooled]] = set()
         self._wake = asyncio.Event()
 
     def idle(self, profile: Profile | None = None) -> int:
@@ -84,6 +91,10 @@ class ContainerPool:
         self._expected = dict(runs)
         self._wake.set()
 
+    def poke(self) -> None:
+        """Look at the targets again (an image the pool waited for has landed)."""
+        self._wake.set()
+
     def target(self, profile: Profile) -> int:
         wanted = self._expected.get(profile, 0)
         return max(wanted, self.floor) if profile == self.default else wanted
@@ -94,7 +105,9 @@ class ContainerPool:
             return None
         profiles = {self.default, *self._expected}
         short = [
-            (self.target(p) - self.idle(p), p.label, p) for p in profiles if self.idle(p) < self.target(p)
+            (self.target(p) - self.idle(p), p.label, p)
+            for p in profiles
+            if self.idle(p) < self.target(p) and self._ready(p)
         ]
         return max(short)[2] if short else None
 
@@ -109,8 +122,11 @@ class ContainerPool:
                 continue
             await quiet()
             self._creating[profile] += 1
+            creating = asyncio.ensure_future(self._create(profile))
+            self._inflight.add(creating)
+            creating.add_done_callback(self._inflight.discard)
             try:
-                self._idle[profile].append(await self._create(profile))
+                self._idle[profile].append(await asyncio.shield(creating))
             except Exception as exc:  # an image not there, an engine away: say so, try later
                 log.warning("pool_refill_failed", profile=profile.label, error=str(exc))
                 self._expected.pop(profile, None)  # not again until asked again
@@ -119,7 +135,9 @@ class ContainerPool:
                 self._creating[profile] -= 1
 
     async def close(self) -> None:
-        """Remove every idle container (the worker is stopping)."""
+        """Remove every idle container, and those being made (the worker is stopping)."""
+        made = await asyncio.gather(*self._inflight, return_exceptions=True)
         idle = [p for q in self._idle.values() for p in q]
+        idle += [p for p in made if isinstance(p, Pooled) and p not in idle]
         self._idle.clear()
         await asyncio.gather(*(self._remove(p) for p in idle), return_exceptions=True)

@@ -234,6 +234,9 @@ class ResidentContainers:
 
     def _usable(self, job_id: str, profile: Profile) -> Resident | None:
         residents = self._by_job.get(job_id, [])
+        for r in residents:
+            if r.profile == profile and not self.runtime.fresh(profile, r.container.attrs.get("Image", "")):
+                r.retiring = True  # a newer image was pulled (policy always): removed once empty
         return next((r for r in residents if not r.dead and not r.retiring and r.profile == profile), None)
 
     async def _new(self, job_id: str, profile: Profile) -> None:
@@ -250,12 +253,12 @@ class ResidentContainers:
         await asyncio.shield(creating)
 
     async def _start(self, job_id: str, profile: Profile) -> None:
-        resident = await self.runtime.call(self._create, job_id, profile)
+        resident = await self.runtime.make(self._create, profile, job_id)
         resident.ended = self.done
         resident.reader = asyncio.create_task(resident.read())
         self._by_job.setdefault(job_id, []).append(resident)
 
-    def _create(self, job_id: str, profile: Profile) -> Resident:
+    def _create(self, profile: Profile, job_id: str) -> Resident:
         container, sock = self.runtime.create_container(
             profile, RESIDENT_GATE_SCRIPT, kind="resident", job_id=job_id, read_stderr=True
         )
@@ -294,7 +297,7 @@ class ResidentContainers:
             now = time.monotonic()
             for residents in list(self._by_job.values()):
                 for r in list(residents):
-                    if r.runs == 0 and (r.dead or now - r.last_used > IDLE_SECONDS):
+                    if r.runs == 0 and (r.dead or r.retiring or now - r.last_used > IDLE_SECONDS):
                         await self._remove(r)
 
     async def close(self) -> None:

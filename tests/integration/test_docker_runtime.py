@@ -116,8 +116,13 @@ async def test_timeout_stops_the_container(runtime: DockerRuntime, tmp_path: Pat
 
 
 async def test_missing_image_fails_fast(runtime: DockerRuntime, tmp_path: Path) -> None:
-    with pytest.raises(RunRejected, match="image_not_found: cronfleet/no-such-image:1"):
+    # Pulled from Docker Hub by the default policy (unreachable here: the
+    # engine's answer is named); never pulled with policy "never".
+    with pytest.raises(RunRejected, match="image_pull_failed: cronfleet/no-such-image:1: "):
         await asyncio.wait_for(runtime.arm(spec(tmp_path, "true", image="cronfleet/no-such-image:1")), 30)
+    never = DockerRuntime(dataclasses.replace(runtime.settings, image_pull_policy="never"), runtime.worker_id)
+    with pytest.raises(RunRejected, match="image_not_found: cronfleet/no-such-image:1"):
+        await asyncio.wait_for(never.arm(spec(tmp_path, "true", image="cronfleet/no-such-image:1")), 30)
 
 
 async def test_steps_run_in_order_and_stop_at_the_first_failure(

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import docker
 import psycopg
 import pytest
 
@@ -31,6 +32,7 @@ from gateway.service import JobsService
 from launch.devservices import LocalEtcd
 from scheduler.node import Scheduler
 from tests.helpers import Roles, as_role, assert_eventually, job_spec
+from tests.registry import LocalRegistry, remove_local
 from worker.docker_runtime import DockerRuntime
 from worker.node import Worker
 from worker.process_runtime import NoopRuntime, ProcessRuntime
@@ -399,6 +401,43 @@ async def test_the_pool_grows_for_what_is_coming_before_it_is_claimed(
         assert [e.status for e in runs] == ["succeeded"] * 5 and not any(e.cold_start for e in runs)
     finally:
         await cluster.roles.stop("w1")
+
+
+async def test_a_job_naming_an_image_the_worker_lacks_runs_once_pulled(
+    cluster: Cluster, service: JobsService, user: User, settings: Settings, registry: LocalRegistry
+) -> None:
+    """Through scheduler and worker: the image is pulled (the run is late for
+    it, and says cold_start); a pull that fails ends the run failed, naming
+    the image and the registry's answer."""
+    engine = docker.from_env()
+    image = registry.push_runner(engine)
+    absent = f"{registry.address}/cronfleet-test/absent:{uuid.uuid4().hex[:8]}"
+    runtime = DockerRuntime(dataclasses.replace(settings, worker_id="w1", pool_floor=0), "w1")
+    cluster.coordinator()
+    cluster.scheduler("s1")
+    cluster.worker("w1", runtime)
+    await cluster.ready()
+    try:
+        specs = [
+            job_spec(name="pulled", image=image, command="echo hi"),
+            job_spec(name="absent", image=absent),
+        ]
+        pulled, missing = await service.create_jobs(user, specs)
+
+        async def both_ended() -> dict[uuid.UUID, Execution] | None:
+            ended = {e.job_id: e for e in await executions(service, user) if e.finished_at}
+            return ended if len(ended) == 2 else None
+
+        ended = await assert_eventually(both_ended, timeout=60, what="both runs ended")
+        ran, failed = ended[pulled.id], ended[missing.id]
+        assert (ran.status, ran.cold_start) == ("succeeded", True), ran
+        assert failed.status == "failed" and failed.error is not None
+        assert failed.error.startswith(f"image_pull_failed: {absent}: "), failed.error
+        assert "manifest unknown" in failed.error
+    finally:
+        await cluster.roles.stop("w1")
+        remove_local(engine, image)
+        engine.close()
 
 
 async def test_a_worker_back_without_its_runs_has_them_run_again(

@@ -1,0 +1,68 @@
+"""The warm pool's bookkeeping, with fake containers (no engine)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.helpers import assert_eventually
+from worker.pool import ContainerPool, Pooled, Profile
+
+DEFAULT = Profile("runner", 1.0, 256, 128)
+OTHER = Profile("registry.example.com/app:1", 1.0, 256, 128)
+
+
+class FakeEngine:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.made: list[Pooled] = []
+        self.removed: list[Pooled] = []
+
+    async def create(self, profile: Profile) -> Pooled:
+        await asyncio.sleep(self.delay)
+        pooled = Pooled(container=f"c{len(self.made)}", sock=None, profile=profile)  # type: ignore[arg-type]
+        self.made.append(pooled)
+        return pooled
+
+    async def remove(self, pooled: Pooled) -> None:
+        self.removed.append(pooled)
+
+
+async def quiet() -> None:
+    """No fire instant to keep out of."""
+
+
+async def test_a_profile_whose_image_is_not_here_waits_until_it_is() -> None:
+    engine, here = FakeEngine(), {"runner"}
+    pool = ContainerPool(engine.create, engine.remove, DEFAULT, 1, 8, ready=lambda p: p.image in here)
+    pool.expect({OTHER: 2})
+    stop = asyncio.Event()
+    refill = asyncio.ensure_future(pool.run(stop, quiet))
+    try:
+
+        async def default_warm() -> bool:
+            return pool.idle(DEFAULT) == 1
+
+        await assert_eventually(default_warm, timeout=5, what="the default profile warm")
+        await asyncio.sleep(0.1)
+        assert pool.idle(OTHER) == 0, "its image is not here: nothing made"
+        here.add(OTHER.image)  # pulled
+        pool.poke()
+
+        async def other_warm() -> bool:
+            return pool.idle(OTHER) == 2
+
+        await assert_eventually(other_warm, timeout=5, what="the pulled profile warm")
+    finally:
+        stop.set()
+        await refill
+
+
+async def test_a_container_being_made_when_the_worker_stops_is_removed_at_close() -> None:
+    engine = FakeEngine(delay=0.2)
+    pool = ContainerPool(engine.create, engine.remove, DEFAULT, 1, 8)
+    refill = asyncio.ensure_future(pool.run(asyncio.Event(), quiet))
+    await asyncio.sleep(0.05)  # mid-create
+    refill.cancel()
+    await asyncio.gather(refill, return_exceptions=True)
+    await pool.close()
+    assert len(engine.made) == 1 and engine.removed == engine.made
