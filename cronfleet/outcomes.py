@@ -74,7 +74,10 @@ def decide(
             return Decision(execution, reason="lost; delivery at_most_once: not run again")
         if lost_so_far > lost_reruns:
             return Decision(execution, reason=f"lost {lost_so_far} times (the cluster re-runs {lost_reruns})")
-        return Decision(execution, retry_at=now)  # elsewhere, at once: a machine died, not the job
+        # Elsewhere, at once (a machine died, not the job), but never before
+        # its time: a run armed ahead (claimed seconds early) and lost with its
+        # worker had not started yet.
+        return Decision(execution, retry_at=max(now, execution.run_at))
     policy = spec.retry or RetryPolicy(backoff_seconds=default_backoff)
     if klass not in policy.on:
         return Decision(execution, reason=f"{_what(execution)}; the retry policy does not retry {klass}")

@@ -161,6 +161,27 @@ async def test_a_lost_run_runs_again_up_to_the_cluster_bound(
     assert dead.attempts == 1 + LOST_RERUNS and f"lost {1 + LOST_RERUNS} times" in dead.reason
 
 
+async def test_a_run_lost_before_its_time_runs_again_at_its_time_not_before(
+    db: Database, service: JobsService, user: User
+) -> None:
+    """Fires are claimed and armed seconds ahead: a worker that dies holding
+    one loses a run that had not started, and its re-run keeps its time (the
+    chaos suite found such re-runs started up to 0.6 s early)."""
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=5)
+    (job,) = await service.create_jobs(user, [job_spec(run_at=due.isoformat())])
+    async with await psycopg.AsyncConnection.connect(db.url, autocommit=True) as conn:
+        await conn.execute(  # as the claim records it, ahead of its time
+            "INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, run_at, status)"
+            " VALUES (%s, %s, %s, %s, %s, 'scheduled')",
+            (job.id, job.owner_id, job.shard_id, due, due),
+        )
+    (armed,) = await attempts(service, user, job)
+    await lose(db, armed)
+    first, again = await attempts(service, user, job)
+    assert first.status == "lost" and (again.attempt, again.status) == (2, "scheduled")
+    assert again.run_at == due, "at its time, not at once"
+
+
 async def test_lost_attempts_use_none_of_the_jobs_retries(
     db: Database, service: JobsService, user: User
 ) -> None:
