@@ -55,10 +55,14 @@ k8s-deps:
 go-example: go-deps
 	@bash examples/go/build.sh
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package to the versions the suite last passed
+# with: a fresh resolve of the dev extras backtracked into a Python 2 only
+# release (functools32, through moto's aws-sam-translator) and failed.
+# Regenerate: .venv/bin/pip freeze --exclude-editable > constraints.txt
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PIP) install -q --upgrade pip >/dev/null
-	@$(PIP) install -q -e '.[dev]'
+	@$(PIP) install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 deps: system-deps $(STAMP)
@@ -96,7 +100,7 @@ compose-deps: docker
 images: image image-deps web $(STAMP)
 	@bash deploy/base-image.sh $(BASE_IMAGE)
 	@rm -rf $(WHEELHOUSE) build/dist
-	$(PIP) wheel -q --wheel-dir $(WHEELHOUSE) '.[server]'
+	$(PIP) wheel -q -c constraints.txt --wheel-dir $(WHEELHOUSE) '.[server]'
 	@mkdir -p build/dist && mv $(WHEELHOUSE)/cronfleet-*.whl build/dist/
 	@for target in postgres etcd cronfleet; do \
 	  echo "building cronfleet/$$target:$(TAG)"; \
@@ -169,8 +173,8 @@ proto-check: $(STAMP) go-deps
 # redis-server (the Celery peer's broker). ARGS passes options: make bench
 # ARGS=--quick, make bench ARGS="--peers --quick" (the peer comparison).
 BENCH_STAMP := $(VENV)/.bench-installed
-$(BENCH_STAMP): pyproject.toml $(STAMP)
-	@$(PIP) install -q -e '.[dev,bench]'
+$(BENCH_STAMP): pyproject.toml constraints.txt $(STAMP)
+	@$(PIP) install -q -c constraints.txt -e '.[dev,bench]'
 	@touch $(BENCH_STAMP)
 
 bench-deps: deps $(BENCH_STAMP)
