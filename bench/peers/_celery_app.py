@@ -30,16 +30,16 @@ app.conf.update(
 )
 
 
-@app.task(name="bench.clock")  # type: ignore[untyped-decorator]
+@app.task(name="bench.clock")
 def clock(path: str, scheduled: float) -> None:
     witness.run_clock(path, scheduled)
 
 
-@app.task(name="bench.noop")  # type: ignore[untyped-decorator]
+@app.task(name="bench.noop")
 def noop(path: str) -> None:
     witness.run_noop(path)
 
 
-@app.task(name="bench.true")  # type: ignore[untyped-decorator]
+@app.task(name="bench.true")
 def true(path: str) -> None:
     witness.run_true(path)
