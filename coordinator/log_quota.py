@@ -12,8 +12,6 @@ there.
 
 from __future__ import annotations
 
-import contextlib
-
 import structlog
 
 from coordinator.fencing import fenced_transaction
@@ -35,11 +33,12 @@ async def enforce(db: Database, logs: LogStore, epoch: int, quota: int) -> int:
         async with fenced_transaction(db, epoch) as tx:
             rows = await tx.fetch_all("remove_oldest_logs", {"owner_id": owner["owner_id"], "quota": quota})
         keys = [logs.key_for(r["owner_id"], r["job_id"], r["id"], r["attempt"]) for r in rows]
-        with contextlib.suppress(CronfleetError, OSError):  # left behind: said below
+        try:
             await logs.delete(keys)
-            keys = []
-        if keys:
-            log.warning("log_objects_not_deleted", owner_id=str(owner["owner_id"]), count=len(keys))
+        except (CronfleetError, OSError) as exc:  # left behind, unreachable: said
+            log.warning(
+                "log_objects_not_deleted", owner_id=str(owner["owner_id"]), count=len(keys), error=str(exc)
+            )
         freed = sum(r["log_bytes"] for r in rows)
         metrics.LOGS_REMOVED.inc(len(rows))
         log.info(

@@ -74,6 +74,19 @@ def as_role(settings: Settings, pki: Mapping[str, TlsFiles], role: str) -> Setti
     )
 
 
+def s3_settings(endpoint: str, bucket: str) -> Settings:
+    """Settings of a log store on the tests' S3 API server (moto)."""
+    return dataclasses.replace(
+        Settings(),
+        log_store="s3",
+        s3_endpoint_url=endpoint,
+        s3_bucket=bucket,
+        s3_access_key_id="test",
+        s3_secret_access_key="test",
+        log_url_expiry_seconds=60,
+    )
+
+
 def job_spec(**fields: object) -> JobSpec:
     """A valid job (``true``, run once now) with ``fields`` changed."""
     return spec_from_json({"name": "j", "command": "true", **fields})

@@ -4,20 +4,18 @@ past the log-bytes-kept quota the oldest logs are removed from the bucket."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from cronfleet.config import Settings
 from cronfleet.errors import NotFound
 from cronfleet.logstore import S3LogStore
 from launch.devservices import LocalEtcd, LocalPostgres
 from tests.e2e.conftest import Cluster, start_cluster
 from tests.e2e.test_cluster import assert_logs_follow_live, executions, finished_run
-from tests.helpers import wait_until
+from tests.helpers import s3_settings, wait_until
 
 pytestmark = pytest.mark.e2e
 LOG_QUOTA = 5000
@@ -113,15 +111,7 @@ def test_logs_past_the_quota_are_removed_oldest_first(s3_cluster: Cluster, s3_se
         assert c.get(f"/executions/{kept[0]['id']}/logs").text == "x" * 2000
 
         # And the objects are gone from the bucket, not just hidden.
-        store = S3LogStore(
-            dataclasses.replace(
-                Settings(),
-                s3_endpoint_url=s3_server,
-                s3_bucket="e2e-logs",
-                s3_access_key_id="test",
-                s3_secret_access_key="test",
-            )
-        )
+        store = S3LogStore(s3_settings(s3_server, "e2e-logs"))
 
         async def read(e: dict[str, Any]) -> bytes | None:
             try:

@@ -4,7 +4,6 @@ newest kept; another user is untouched; a deposed leader removes nothing."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,14 +13,13 @@ import pytest
 
 from coordinator import log_quota
 from coordinator.fencing import Fenced
-from cronfleet.config import Settings
 from cronfleet.db import Database
 from cronfleet.errors import LogRemoved, NotFound
 from cronfleet.logstore import S3LogStore
 from cronfleet.models import Job
 from cronfleet.records import Execution, User
 from gateway.service import JobsService
-from tests.helpers import job_spec, new_user
+from tests.helpers import job_spec, new_user, s3_settings
 
 pytestmark = pytest.mark.integration
 EPOCH = 7
@@ -29,15 +27,7 @@ EPOCH = 7
 
 @pytest.fixture
 async def store(s3_server: str) -> AsyncIterator[S3LogStore]:
-    settings = dataclasses.replace(
-        Settings(),
-        log_store="s3",
-        s3_endpoint_url=s3_server,
-        s3_bucket="quota-logs",
-        s3_access_key_id="test",
-        s3_secret_access_key="test",
-    )
-    logs = S3LogStore(settings)
+    logs = S3LogStore(s3_settings(s3_server, "quota-logs"))
     await logs.ensure_bucket()
     yield logs
     await logs.close()

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cronfleet.config import Settings
 from cronfleet.errors import NotFound
 from cronfleet.logstore import LocalLogStore, S3LogStore
+from tests.helpers import s3_settings
 
 pytestmark = pytest.mark.integration
-
-
-def s3_settings(endpoint: str, bucket: str) -> Settings:
-    return dataclasses.replace(
-        Settings(),
-        log_store="s3",
-        s3_endpoint_url=endpoint,
-        s3_bucket=bucket,
-        s3_access_key_id="test",
-        s3_secret_access_key="test",
-        log_url_expiry_seconds=60,
-    )
 
 
 async def test_s3_store_uploads_reads_and_presigns(s3_server: str, tmp_path: Path) -> None:
