@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from bench import pgstats
 from bench.record import RESULTS_DIR, Figures
 from cronfleet.db import Database
 from cronfleet.db.migrate import migrate
@@ -71,8 +72,12 @@ def report(name: str, values: list[float], target: str) -> None:
 
 
 class Services:
-    def __init__(self) -> None:
-        self.pg = LocalPostgres(ROOT / "pg", free_port())
+    def __init__(self, pg_statements: bool = False) -> None:
+        """``pg_statements``: load pg_stat_statements and print each throughput run's top statements."""
+        self.pg_statements = pg_statements
+        self.pg = LocalPostgres(
+            ROOT / "pg", free_port(), options=pgstats.SERVER_OPTIONS if pg_statements else ""
+        )
         self.etcd = LocalEtcd(ROOT / "etcd", free_port(), free_port())
 
     def __enter__(self) -> Services:
@@ -87,6 +92,8 @@ class Services:
     def fresh_db(self) -> str:
         url = self.pg.create_database(f"bench_{uuid.uuid4().hex[:8]}")
         migrate(url)
+        if self.pg_statements:
+            pgstats.enable(url)
         return url
 
 
@@ -594,6 +601,8 @@ def scenario_throughput(services: Services, runtime: str, n: int) -> float:
         owner = c["api"].get("/me").json()["id"]
         # Already due: claim, assign, run and report go as fast as they can.
         at = datetime.now(UTC) - timedelta(seconds=1)
+        if services.pg_statements:
+            pgstats.reset(c["db"])
         insert_due_jobs(c["db"], owner, n, at)
         with psycopg.connect(c["db"]) as conn:
             deadline = time.time() + 300
@@ -624,6 +633,8 @@ def scenario_throughput(services: Services, runtime: str, n: int) -> float:
             f"= {n / span:,.0f} fires/s   target: {target}",
             flush=True,
         )
+        if services.pg_statements:
+            pgstats.print_top(c["db"], n)
         rate = float(n / span)
         FIGURES.throughput(f"{runtime} runtime, {n:,} fires", rate)
         return rate
@@ -762,6 +773,11 @@ def main() -> None:
         "apscheduler celery pgqueuer); --only then picks workloads: same-second sustained-noop "
         "sustained-process",
     )
+    parser.add_argument(
+        "--pg-statements",
+        action="store_true",
+        help="load pg_stat_statements and print the top statements of each throughput run",
+    )
     parser.add_argument("--rounds", type=int, default=2, help="with --peers: rounds, A B A B")
     parser.add_argument(
         "--sizes",
@@ -791,7 +807,7 @@ def main() -> None:
         print("  (no Docker engine answers: docker scenarios skipped)")
         wanted -= {"docker", "docker-overload"}
     print(f"cronfleet benchmark on {os.cpu_count()} cores; state in {ROOT}", flush=True)
-    with Services() as services:
+    with Services(args.pg_statements) as services:
         if "claim" in wanted:
             scenario_claim(services, args.quick)
         if "stats" in wanted:

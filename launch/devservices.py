@@ -56,10 +56,12 @@ def _pg_bin(name: str) -> str:
 class LocalPostgres:
     """A throwaway or persistent Postgres cluster in ``data_dir``."""
 
-    def __init__(self, data_dir: Path, port: int, *, durable: bool = True) -> None:
+    def __init__(self, data_dir: Path, port: int, *, durable: bool = True, options: str = "") -> None:
+        """``options``: more server settings, as ``-c name=value ...``."""
         self.data_dir = Path(data_dir).absolute()
         self.port = port
         self.durable = durable
+        self.options = options
         self._as_postgres = os.geteuid() == 0
 
     @property
@@ -104,6 +106,8 @@ class LocalPostgres:
         )
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        if self.options:
+            opts += f" {self.options}"
         self._run(
             _pg_bin("pg_ctl"),
             "-D",

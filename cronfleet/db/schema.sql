@@ -110,7 +110,6 @@ CREATE TABLE executions (
     PRIMARY KEY (id, scheduled_at),
     UNIQUE (job_id, scheduled_at, attempt)
 ) PARTITION BY RANGE (scheduled_at);
-CREATE INDEX executions_id_idx ON executions (id);
 CREATE INDEX executions_job_idx ON executions (job_id, id);
 CREATE INDEX executions_owner_idx ON executions (owner_id, id);
 -- The stats routes: a user's executions of the last day (a job's: the unique index).
@@ -123,6 +122,9 @@ CREATE INDEX executions_live_idx ON executions (worker_id)
 -- A user's live runs (the claim's concurrent-runs quota).
 CREATE INDEX executions_owner_live_idx ON executions (owner_id)
     WHERE status IN ('scheduled', 'running');
+-- Runs someone asked to stop (the scheduler forwards those on its shards).
+CREATE INDEX executions_cancel_idx ON executions (shard_id)
+    WHERE cancel_requested AND status IN ('scheduled', 'running');
 CREATE TABLE executions_default PARTITION OF executions DEFAULT;
 
 -- Runs whose retries are spent (or that may not be retried): kept until a
