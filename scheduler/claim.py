@@ -13,7 +13,8 @@ import asyncio
 import collections
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ from cronfleet.models import JobSpec
 from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP, DEFAULT_MISFIRE_GRACE
 from cronfleet.sealing import SecretKey
 from cronfleet.v1 import jobs_pb2
-from scheduler.dispatch import Dispatcher, DispatchQueue, QueuedRun
+from scheduler.dispatch import Candidate, Dispatcher, DispatchQueue, QueuedRun, needs_fresh_container
 from scheduler.ownership import ShardOwnership
 from scheduler.streams import WorkerStreams
 
@@ -136,12 +137,23 @@ def _missed(inserted: list[Row], fires: dict[Any, schedule.ClaimedFire]) -> list
 
 @dataclass(frozen=True)
 class Claimed:
-    """What one claim statement took: the runs to dispatch, the older runs of
-    "replace" jobs to stop, and how many due fires it handled (skipped ones too)."""
+    """What one claim statement took: the runs to dispatch, those it recorded
+    assigned already (with their worker), the older runs of "replace" jobs to
+    stop, and how many due fires it handled (skipped ones too)."""
 
     runs: list[QueuedRun]
     replaced: list[Row]
     fires: int
+    assigned: list[tuple[QueuedRun, str]] = field(default_factory=list)
+
+
+ChooseWorkers = Callable[[list[Candidate | None]], list[str]]
+
+
+def _candidate(row: Row, fire: schedule.ClaimedFire, jobs: JobCache) -> Candidate | None:
+    if not fire.run:
+        return None
+    return Candidate(row["priority"], row["next_run_at"], needs_fresh_container(jobs.get(row).message))
 
 
 async def claim_due_fires(
@@ -155,11 +167,13 @@ async def claim_due_fires(
     misfire_catchup: timedelta = DEFAULT_MISFIRE_CATCHUP,
     user_quota: int = 0,
     jobs: JobCache = _jobs,
+    choose_workers: ChooseWorkers | None = None,
 ) -> Claimed:
     """Claim up to ``batch`` fires due by ``horizon`` on this scheduler's shards.
     ``user_quota`` > 0: a fire that would take its owner past that many
     concurrent runs is recorded skipped (it does not wait, so it holds up
-    nobody else's)."""
+    nobody else's). ``choose_workers``: the fires it gives a worker are
+    recorded assigned to it (``Claimed.assigned``), the rest are ``runs``."""
     now = datetime.now(UTC)
     started = time.perf_counter()
     async with db.transaction() as tx:
@@ -170,6 +184,11 @@ async def claim_due_fires(
         if not due:
             return Claimed([], [], 0)
         fires = [decide_fire(r, now, misfire_grace, misfire_catchup, jobs) for r in due]
+        workers = (
+            choose_workers([_candidate(r, f, jobs) for r, f in zip(due, fires, strict=True)])
+            if choose_workers is not None
+            else [""] * len(due)
+        )
         inserted = await tx.fetch_all(
             "record_fires",
             {
@@ -179,6 +198,7 @@ async def claim_due_fires(
                 "runs": [f.run for f in fires],
                 "triggers": ["misfire" if f.misfired else "schedule" for f in fires],
                 "notes": [f.note or None for f in fires],
+                "workers": workers,
                 "scheduler_id": scheduler_id,
                 "user_quota": user_quota if user_quota > 0 else UNLIMITED,
             },
@@ -199,8 +219,15 @@ async def claim_due_fires(
     for shard, n in collections.Counter(r["shard_id"] for r in due).items():
         metrics.FIRES_CLAIMED.labels(str(shard)).inc(n)
     by_id = {r["id"]: r for r in due}
-    runs = [_queued(row, by_id[row["job_id"]], jobs) for row in inserted if row["status"] == "scheduled"]
-    return Claimed(runs, replaced, len(due))
+    runs, assigned = [], []
+    for row in inserted:
+        if row["status"] == "scheduled":
+            run = _queued(row, by_id[row["job_id"]], jobs)
+            if row["worker_id"]:
+                assigned.append((run, row["worker_id"]))
+            else:
+                runs.append(run)
+    return Claimed(runs, replaced, len(due), assigned)
 
 
 async def claim_pending(
@@ -319,8 +346,7 @@ class ClaimLoop:
         return timedelta(seconds=ahead)
 
     async def claim_once(self) -> int:
-        bound = self.queue_bound()
-        fresh = self.fresh_room()
+        bound, fresh = self.queue_bound(), self.fresh_room()
         if (
             not self.ownership.shards
             or len(self.queue) >= bound
@@ -335,19 +361,25 @@ class ClaimLoop:
         believed = self.ownership.shards  # what this claim is for, whatever etcd says meanwhile
         total = 0
         while True:
-            claimed = await claim_due_fires(
-                self.db,
-                scheduler_id=scheduler_id,
-                epoch=epoch,
-                horizon=horizon,
-                batch=self._batch(bound, fresh),
-                misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
-                misfire_catchup=timedelta(seconds=self.settings.misfire_catchup_seconds),
-                user_quota=self.settings.quota_concurrent_runs,
-                jobs=self.jobs,
-            )
+            # Workers are chosen in the claim and the runs sent before another
+            # assignment can interleave (the dispatcher's lock, as a worker's
+            # hello expects: scheduler.rejoin).
+            async with self.dispatcher.lock:
+                claimed = await claim_due_fires(
+                    self.db,
+                    scheduler_id=scheduler_id,
+                    epoch=epoch,
+                    horizon=horizon,
+                    batch=self._batch(bound, fresh),
+                    misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
+                    misfire_catchup=timedelta(seconds=self.settings.misfire_catchup_seconds),
+                    user_quota=self.settings.quota_concurrent_runs,
+                    jobs=self.jobs,
+                    choose_workers=self.dispatcher.choose_workers,
+                )
+                self.dispatcher.send_assigned(claimed.assigned)
             self.queue.push(claimed.runs)
-            total += len(claimed.runs)
+            total += len(claimed.runs) + len(claimed.assigned)
             if claimed.replaced:
                 self.on_replaced.set()
             # Each batch goes out before the next is claimed: workers start on
@@ -356,6 +388,8 @@ class ClaimLoop:
             await self.dispatcher.dispatch()
             if not claimed.fires:  # a job that fell behind yields one fire per claim: go until dry
                 break
+            # What the workers have room for now (the runs just sent spent some).
+            bound, fresh = self.queue_bound(), self.fresh_room()
             if len(self.queue) >= bound or (fresh is not None and self.queue.fresh_container_runs() >= fresh):
                 break  # or until the workers have no room left
         pending = await claim_pending(

@@ -26,6 +26,21 @@ log = structlog.get_logger()
 ASSIGNMENTS_PER_MESSAGE = 64
 
 
+def needs_fresh_container(job: jobs_pb2.JobSpec) -> bool:
+    """A per_run command (docker: a warm or cold container of its own), not a
+    per_job run or an HTTP call. Counted against a worker's room."""
+    return job.container != "per_job" and not job.HasField("http")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A fire being claimed, as far as choosing its worker goes."""
+
+    priority: int
+    fire_at: datetime
+    needs_fresh_container: bool
+
+
 @dataclass(order=True)
 class QueuedRun:
     """An attempt claimed by this scheduler and not yet on a worker.
@@ -46,9 +61,7 @@ class QueuedRun:
 
     @property
     def needs_fresh_container(self) -> bool:
-        """A per_run command (docker: a warm or cold container of its own),
-        not a per_job run or an HTTP call. Counted against a worker's room."""
-        return self.job.container != "per_job" and not self.job.HasField("http")
+        return needs_fresh_container(self.job)
 
     def assignment(self) -> dispatch_pb2.Assignment:
         return dispatch_pb2.Assignment(
@@ -96,21 +109,15 @@ class DispatchQueue:
         container only to a stream with room for one (a run no stream has
         room for waits, and those behind it go on). Credits and room are
         spent by :meth:`Dispatcher.dispatch` once the assignment is recorded."""
-        credit = {s.worker_id: s.credits for s in streams}
-        room = {s.worker_id: s.room_left() for s in streams}
+        picker = _Picker(streams)
         plan: list[tuple[QueuedRun, WorkerStream]] = []
         waiting: list[QueuedRun] = []
-        while self._heap and any(c > 0 for c in credit.values()):
+        while self._heap and picker.any_credit():
             run = heapq.heappop(self._heap)
-            fits = [s for s in streams if credit[s.worker_id] > 0 and _has_room(room[s.worker_id], run)]
-            if not fits:
+            target = picker.pick(run.needs_fresh_container)
+            if target is None:
                 waiting.append(run)
                 continue
-            target = max(fits, key=lambda s: credit[s.worker_id])
-            credit[target.worker_id] -= 1
-            left = room[target.worker_id]
-            if run.needs_fresh_container and left is not None:
-                room[target.worker_id] = left - 1
             plan.append((run, target))
         for run in waiting:
             heapq.heappush(self._heap, run)
@@ -130,8 +137,33 @@ class DispatchQueue:
         self._queued.difference_update(r.execution_id for r in runs)
 
 
-def _has_room(left: int | None, run: QueuedRun) -> bool:
-    return not run.needs_fresh_container or left is None or left > 0
+class _Picker:
+    """Spends workers' credit (and room, for runs needing a fresh container)
+    while a plan is made: each run to the stream with the most credit left
+    that can take it."""
+
+    def __init__(self, streams: list[WorkerStream]) -> None:
+        self.streams = streams
+        self.credit = {s.worker_id: s.credits for s in streams}
+        self.room = {s.worker_id: s.room_left() for s in streams}
+
+    def any_credit(self) -> bool:
+        return any(c > 0 for c in self.credit.values())
+
+    def pick(self, fresh: bool) -> WorkerStream | None:
+        fits = [s for s in self.streams if self.credit[s.worker_id] > 0 and self._has_room(s, fresh)]
+        if not fits:
+            return None
+        target = max(fits, key=lambda s: self.credit[s.worker_id])
+        self.credit[target.worker_id] -= 1
+        left = self.room[target.worker_id]
+        if fresh and left is not None:
+            self.room[target.worker_id] = left - 1
+        return target
+
+    def _has_room(self, stream: WorkerStream, fresh: bool) -> bool:
+        left = self.room[stream.worker_id]
+        return not fresh or left is None or left > 0
 
 
 class Dispatcher:
@@ -169,6 +201,39 @@ class Dispatcher:
             self.queue.forget([run for run, _ in plan])
             sent += self._send([(run, stream) for run, stream in plan if run.execution_id in assigned])
         return sent
+
+    def choose_workers(self, candidates: list[Candidate | None]) -> list[str]:
+        """Workers for fires being claimed, so that the claim records them
+        assigned (one execution write less per fire than assigning after):
+        highest priority first, by credit and room; "" for a fire that gets
+        none (or is not to run: None), which waits in the queue. Nothing is
+        chosen while runs wait in the queue: they go first. The caller holds
+        :attr:`lock` until :meth:`send_assigned`."""
+        chosen = [""] * len(candidates)
+        if len(self.queue):
+            return chosen
+        picker = _Picker(self.streams.responsive())
+        order = sorted(
+            ((i, c) for i, c in enumerate(candidates) if c is not None),
+            key=lambda ic: (-ic[1].priority, ic[1].fire_at),
+        )
+        for i, candidate in order:
+            if not picker.any_credit():
+                break
+            target = picker.pick(candidate.needs_fresh_container)
+            if target is not None:
+                chosen[i] = target.worker_id
+        return chosen
+
+    def send_assigned(self, assigned: list[tuple[QueuedRun, str]]) -> int:
+        """Hand over runs the claim recorded assigned (:meth:`choose_workers`).
+        A worker gone meanwhile: its runs are declared lost with it."""
+        pairs = []
+        for run, worker_id in assigned:
+            stream = self.streams.get(worker_id)
+            if stream is not None:
+                pairs.append((run, stream))
+        return self._send(pairs)
 
     async def _record(self, plan: list[tuple[QueuedRun, WorkerStream]]) -> set[int]:
         """Mark the runs assigned; fenced, so a run of a shard this scheduler no

@@ -66,7 +66,11 @@ class Scheduler:
         )
         self.cancels = CancelForwarder(db, self.ownership, self.streams, self.cancel_wake)
         self.events = EventRecorder(
-            db, settings.event_flush_interval, settings.retry_backoff_seconds, settings.lost_reruns
+            db,
+            settings.event_flush_interval,
+            settings.retry_backoff_seconds,
+            settings.lost_reruns,
+            hold_starts=True,
         )
         self.forecast = Forecaster(db, self.ownership, self.streams, settings.pool_horizon_seconds)
         self.rejoins = Rejoins(

@@ -475,11 +475,14 @@ FOR SHARE OF o
 -- one execution per fire; ON CONFLICT keeps a fire from ever doubling.
 -- A fire that is not to run (a misfire skipped by the job's policy) is
 -- still recorded, as skipped with the reason: every due fire leaves a row.
+-- A fire to run with a worker chosen ('' for none) is recorded assigned to
+-- it: fenced as mark_assigned is (select_due_fires holds this scheduler's
+-- shards at its epoch), one execution write less than assigning after.
 WITH fired AS (
     SELECT * FROM unnest(%(job_ids)s::uuid[], %(scheduled)s::timestamptz[],
                          %(next)s::timestamptz[], %(runs)s::bool[], %(triggers)s::text[],
-                         %(notes)s::text[])
-        AS f(job_id, scheduled_at, next_run_at, run, trigger, note)
+                         %(notes)s::text[], %(workers)s::text[])
+        AS f(job_id, scheduled_at, next_run_at, run, trigger, note, worker)
 ), advanced AS (
     UPDATE schedule s SET next_run_at = f.next_run_at
     FROM fired f
@@ -493,14 +496,16 @@ WITH fired AS (
     WHERE id IN (SELECT job_id FROM retired) AND status = 'active'
 )
 INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, attempt, run_at, status,
-                        trigger, priority, scheduler_id, finished_at, error)
+                        trigger, priority, scheduler_id, finished_at, error, worker_id, assigned_at)
 SELECT c.job_id, c.owner_id, c.shard_id, c.scheduled_at, 1, c.scheduled_at,
        CASE WHEN c.why IS NULL THEN 'scheduled' ELSE 'skipped' END,
        c.trigger, c.priority, %(scheduler_id)s,
        CASE WHEN c.why IS NOT NULL THEN now() END,
-       c.why
+       c.why,
+       CASE WHEN c.why IS NULL THEN nullif(c.worker, '') END,
+       CASE WHEN c.why IS NULL AND c.worker <> '' THEN now() END
 FROM (
-    SELECT f.job_id, j.owner_id, j.shard_id, f.scheduled_at, f.trigger, j.priority,
+    SELECT f.job_id, j.owner_id, j.shard_id, f.scheduled_at, f.trigger, j.priority, f.worker,
            CASE WHEN NOT f.run THEN f.note
                 WHEN live.n >= lim.n THEN 'concurrency limit reached (' || lim.n || ' running)'
                 -- The owner's quota of concurrent runs: what runs now, plus
@@ -527,7 +532,7 @@ FROM (
     ) owned
 ) c
 ON CONFLICT (job_id, scheduled_at, attempt) DO NOTHING
-RETURNING id, job_id, shard_id, scheduled_at, attempt, run_at, status, priority
+RETURNING id, job_id, shard_id, scheduled_at, attempt, run_at, status, priority, worker_id
 
 -- replace_running --
 -- concurrency_policy "replace": a new fire stops the job's older live runs.

@@ -12,7 +12,7 @@ from cronfleet.db import Database
 from cronfleet.records import User
 from gateway.service import JobsService
 from scheduler.claim import claim_due_fires, claim_pending
-from scheduler.dispatch import QueuedRun
+from scheduler.dispatch import Candidate, QueuedRun
 from tests.helpers import job_spec, new_user
 
 pytestmark = pytest.mark.integration
@@ -198,3 +198,32 @@ async def test_a_long_outage_ends_in_one_late_run(db: Database, service: JobsSer
     assert len(runs) == 1
     nxt = (await service.get_job(user, str(job.id))).next_run_at
     assert nxt is not None and nxt > datetime.now(UTC) - timedelta(seconds=1)
+
+
+async def test_a_claim_records_the_workers_chosen_for_its_fires(
+    db: Database, database_url: str, service: JobsService, user: User
+) -> None:
+    await own_shards(db, "s1", 1)
+    await service.create_jobs(user, [spec(name=f"j{i}", priority=9 if i < 3 else 1) for i in range(5)])
+
+    def three_to_w1(candidates: list[Candidate | None]) -> list[str]:  # the high-priority three
+        return ["w1" if c is not None and c.priority == 9 else "" for c in candidates]
+
+    claimed = await claim_due_fires(
+        db,
+        scheduler_id="s1",
+        epoch=1,
+        horizon=datetime.now(UTC) + timedelta(seconds=1),
+        batch=10,
+        choose_workers=three_to_w1,
+    )
+    assert len(claimed.assigned) == 3 and {w for _, w in claimed.assigned} == {"w1"}
+    assert len(claimed.runs) == 2  # to the queue, assigned later
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT id, worker_id, assigned_at IS NOT NULL, scheduler_id FROM executions"
+            " ORDER BY priority DESC"
+        ).fetchall()
+    assigned = {r.execution_id for r, _ in claimed.assigned}
+    assert [(r[1], r[2], r[3]) for r in rows if r[0] in assigned] == [("w1", True, "s1")] * 3
+    assert [(r[1], r[2]) for r in rows if r[0] not in assigned] == [(None, False)] * 2

@@ -224,3 +224,53 @@ async def test_a_dead_letter_is_replayed_as_a_fresh_chain_or_discarded(
     assert (await service.list_dead_letters(user))[0] == []
     with pytest.raises(NotFound):
         await service.delete_dead_letter(user, str(older.id))
+
+
+def _event(execution: Execution, kind: int, at: datetime, **fields: object) -> dispatch_pb2.RunEvent:
+    return dispatch_pb2.RunEvent(execution_id=execution.id, kind=kind, at=proto.timestamp(at), **fields)  # type: ignore[arg-type]
+
+
+def _row_version(database_url: str, execution: Execution) -> str:
+    """The row's xmin: which transaction wrote its current version."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT xmin::text FROM executions WHERE id = %s", (execution.id,)).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def test_a_start_that_arrives_alone_waits_a_round_and_its_finish_is_written_with_it(
+    db: Database, database_url: str, service: JobsService, user: User
+) -> None:
+    (job,) = await service.create_jobs(user, [job_spec()])
+    await service.run_job(user, str(job.id))
+    (run,) = await attempts(service, user, job)
+    recorder = EventRecorder(db, flush_interval=0, retry_backoff_seconds=2.0, hold_starts=True)
+    stream = WorkerStream("w1", credits=0)
+    started = datetime.now(UTC)
+    recorder.add(stream, [_event(run, dispatch_pb2.EVENT_KIND_STARTED, started, lateness_ms=3.0)])
+    before = _row_version(database_url, run)
+    await recorder.flush(hold=True)
+    assert _row_version(database_url, run) == before  # held, not written
+    assert stream.outbox.empty()  # nor acknowledged: the worker would resend it
+    recorder.add(
+        stream, [_event(run, dispatch_pb2.EVENT_KIND_FINISHED, started, status="succeeded", exit_code=0)]
+    )
+    await recorder.flush(hold=True)
+    (done,) = await attempts(service, user, job)
+    assert done.status == "succeeded" and done.started_at == started and done.lateness_ms == 3.0
+    assert stream.outbox.qsize() == 1  # both acknowledged, in one message
+
+
+async def test_a_held_start_is_written_in_the_next_round_without_its_finish(
+    db: Database, service: JobsService, user: User
+) -> None:
+    (job,) = await service.create_jobs(user, [job_spec()])
+    await service.run_job(user, str(job.id))
+    (run,) = await attempts(service, user, job)
+    recorder = EventRecorder(db, flush_interval=0, retry_backoff_seconds=2.0, hold_starts=True)
+    recorder.add(
+        WorkerStream("w1", credits=0), [_event(run, dispatch_pb2.EVENT_KIND_STARTED, datetime.now(UTC))]
+    )
+    await recorder.flush(hold=True)
+    await recorder.flush(hold=True)  # a round with nothing new
+    assert (await attempts(service, user, job))[0].status == "running"

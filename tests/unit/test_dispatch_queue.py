@@ -10,7 +10,7 @@ from typing import Any
 from cronfleet.config import Settings
 from cronfleet.v1 import jobs_pb2
 from scheduler.claim import ClaimLoop
-from scheduler.dispatch import DispatchQueue, QueuedRun
+from scheduler.dispatch import Candidate, Dispatcher, DispatchQueue, QueuedRun
 from scheduler.streams import WorkerStream, WorkerStreams
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -151,3 +151,41 @@ def test_fires_needing_containers_are_not_claimed_beyond_the_workers_room() -> N
     assert loop.fresh_room() == 4
     streams.add(WorkerStream("p", credits=10))
     assert loop.fresh_room() is None, "a worker with no such limit takes what the others cannot"
+
+
+def _dispatcher(streams: WorkerStreams, queue: DispatchQueue | None = None) -> Dispatcher:
+    nobody: Any = None
+    return Dispatcher(nobody, "s1", nobody, queue or DispatchQueue(), streams)
+
+
+def test_fires_being_claimed_get_workers_by_priority_within_credit() -> None:
+    streams = WorkerStreams(heartbeat_interval=1.0)
+    streams.add(WorkerStream("w1", credits=2))
+    streams.add(WorkerStream("w2", credits=1))
+    candidates: list[Candidate | None] = [
+        Candidate(1, NOW, needs_fresh_container=False),
+        None,  # not to run (skipped by its misfire policy): no worker
+        Candidate(9, NOW + timedelta(seconds=2), needs_fresh_container=False),
+        Candidate(5, NOW, needs_fresh_container=False),
+        Candidate(5, NOW + timedelta(seconds=1), needs_fresh_container=False),
+    ]
+    chosen = _dispatcher(streams).choose_workers(candidates)
+    assert chosen[1] == "" and chosen[0] == ""  # the lowest priority waits: credit for three only
+    assert sorted(chosen[2:]) == ["w1", "w1", "w2"]
+
+
+def test_fires_being_claimed_wait_behind_runs_already_queued() -> None:
+    streams = WorkerStreams(heartbeat_interval=1.0)
+    streams.add(WorkerStream("w1", credits=10))
+    queue = DispatchQueue()
+    queue.push([queued(1, priority=1)])
+    chosen = _dispatcher(streams, queue).choose_workers([Candidate(9, NOW, needs_fresh_container=False)])
+    assert chosen == [""]  # the queue goes first (the dispatcher plans it by priority)
+
+
+def test_fires_needing_a_fresh_container_get_a_worker_only_within_its_room() -> None:
+    streams = WorkerStreams(heartbeat_interval=1.0)
+    streams.add(WorkerStream("w1", credits=10, room=1))
+    fresh = Candidate(5, NOW, needs_fresh_container=True)
+    per_job = Candidate(5, NOW, needs_fresh_container=False)
+    assert _dispatcher(streams).choose_workers([fresh, fresh, per_job]) == ["w1", "", "w1"]
