@@ -65,9 +65,12 @@ async def of_outcomes(tx: Session, ended: list[Execution], dead: Mapping[int, st
     each success that recovers its job."""
     events = [Event(e.id, e.status) for e in ended if e.status in ("failed", "timed_out")]
     events += [Event(execution_id, "dead", reason) for execution_id, reason in dead.items()]
-    succeeded = [e.id for e in ended if e.status == "succeeded"]
+    succeeded = [e for e in ended if e.status == "succeeded"]
     if succeeded:
-        recovered = await tx.fetch_all("recoveries", {"ids": succeeded})
+        recovered = await tx.fetch_all(
+            "recoveries",
+            {"ids": [e.id for e in succeeded], "scheduled": [e.scheduled_at for e in succeeded]},
+        )
         events += [Event(r["id"], "recovered") for r in recovered]
     return events
 

@@ -117,6 +117,7 @@ class EventRecorder:
         self._acknowledge(batch)
 
     async def _record(self, tx: Session, batch: list[Reported]) -> None:
+        await _find_fires(tx, batch)
         finished = [r for r in batch if r.event.kind == FINISHED]
         started = {r.event.execution_id: r for r in batch if r.event.kind == STARTED}
         done = {r.event.execution_id for r in finished}
@@ -141,9 +142,31 @@ class EventRecorder:
             stream.send(dispatch_pb2.SchedulerMessage(ack=dispatch_pb2.Ack(seqs=seqs)))
 
 
+async def _find_fires(tx: Session, batch: list[Reported]) -> None:
+    """Events that do not name their run's fire (a worker from before it was
+    reported, a run recovered after a restart) get it from the table."""
+    unnamed = [r for r in batch if not r.event.HasField("scheduled_at")]
+    if not unnamed:
+        return
+    rows = await tx.fetch_all("execution_fires", {"ids": list({r.event.execution_id for r in unnamed})})
+    fires = {row["id"]: row["scheduled_at"] for row in rows}
+    for r in unnamed:
+        if r.event.execution_id in fires:
+            r.event.scheduled_at.CopyFrom(proto.timestamp(fires[r.event.execution_id]))
+
+
+def _fires(reported: list[Reported]) -> list[datetime | None]:
+    """Each event's fire (None: no such execution, the write finds no row)."""
+    return [
+        proto.to_datetime(r.event.scheduled_at) if r.event.HasField("scheduled_at") else None
+        for r in reported
+    ]
+
+
 def _started_params(started: list[Reported]) -> dict[str, Any]:
     return {
         "ids": [r.event.execution_id for r in started],
+        "scheduled": _fires(started),
         "ats": [proto.to_datetime(r.event.at) for r in started],
         "lateness": [r.event.lateness_ms for r in started],
         "workers": [r.stream.worker_id for r in started],
@@ -159,6 +182,7 @@ def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> 
     starts = [start_of(r) for r in finished]
     return {
         "ids": [r.event.execution_id for r in finished],
+        "scheduled": _fires(finished),
         "statuses": [r.event.status for r in finished],
         "ats": [proto.to_datetime(r.event.at) for r in finished],
         "exit_codes": [r.event.exit_code if r.event.HasField("exit_code") else None for r in finished],
@@ -182,6 +206,7 @@ def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> 
 def _checkpoint_params(reported: list[Reported]) -> dict[str, Any]:
     return {
         "ids": [r.event.execution_id for r in reported],
+        "scheduled": _fires(reported),
         "checkpoints": [r.event.checkpoint for r in reported],
         "truncated": [r.event.checkpoint_truncated for r in reported],
     }

@@ -261,9 +261,14 @@ class Runs:
         await self.windows.quiet(most=REPORT_DEFER_MOST)
         self._report_started(run)
 
+    def _emit(self, run: Run, event: dispatch_pb2.RunEvent) -> None:
+        if run.spec.fire is not None:
+            event.scheduled_at.CopyFrom(run.spec.fire)
+        self.outbox.emit(event, prefer=run.origin)
+
     def _report_started(self, run: Run) -> None:
         if run.unreported_start is not None:
-            self.outbox.emit(run.unreported_start, prefer=run.origin)
+            self._emit(run, run.unreported_start)
             run.unreported_start = None
 
     async def _watch(self, run: Run, armed: ArmedRun) -> RunOutcome:
@@ -307,7 +312,7 @@ class Runs:
             checkpoint=kept,
             checkpoint_truncated=truncated,
         )
-        self.outbox.emit(event, prefer=run.origin)
+        self._emit(run, event)
 
     async def _upload(self, run: Run, outcome: RunOutcome) -> tuple[str, int]:
         """Store the output; its location and size, or ("", 0) (and a note on
@@ -327,7 +332,7 @@ class Runs:
         event = finished_event(run.execution_id, outcome, log_url, log_bytes)
         event.cold_start = run.cold_start
         event.container_id = run.armed.container_id if run.armed is not None else ""
-        self.outbox.emit(event, prefer=run.origin)
+        self._emit(run, event)
 
     def _done(self, run: Run, outcome: RunOutcome) -> None:
         self.active.pop(run.execution_id, None)

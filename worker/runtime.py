@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from google.protobuf import timestamp_pb2
+
 from cronfleet.codec import proto
 from cronfleet.config import Settings
 from cronfleet.models import HttpCall, JobSpec, Resources, Step, reveal_env
@@ -134,6 +136,7 @@ class RunSpec:
     checkpoint: bytes = b""  # what the previous attempt left, to start from
     container: str = "per_run"  # docker: a fresh container, or the job's long-lived one
     scheduled_at: str = ""  # the fire this run is for (RFC 3339, UTC); retries keep it
+    fire: timestamp_pb2.Timestamp | None = None  # the same, exact, as its events report it
     refused: str = ""  # the scheduler could not prepare it: run nothing, fail with this
 
     @classmethod
@@ -161,6 +164,7 @@ class RunSpec:
             checkpoint=assignment.checkpoint,
             container=job.container,
             scheduled_at=_rfc3339(proto.to_datetime(assignment.scheduled_at)),
+            fire=assignment.scheduled_at,
             refused=refused,
         )
 

@@ -376,10 +376,12 @@ ON CONFLICT (alert_id, target) DO NOTHING
 RETURNING alert_id
 
 -- recoveries --
--- Of these succeeded runs, those whose job's previous ended run (by fire
--- time and attempt) failed or timed out, where someone wants to hear it.
+-- Of these succeeded runs (by id and fire: one partition each), those whose
+-- job's previous ended run (by fire time and attempt) failed or timed out,
+-- where someone wants to hear it.
 SELECT e.id
-FROM executions e
+FROM unnest(%(ids)s::bigint[], %(scheduled)s::timestamptz[]) AS r(id, scheduled_at)
+JOIN executions e ON e.id = r.id AND e.scheduled_at = r.scheduled_at
 JOIN jobs j ON j.id = e.job_id
 JOIN users u ON u.id = j.owner_id
 CROSS JOIN LATERAL (
@@ -389,7 +391,7 @@ CROSS JOIN LATERAL (
     ORDER BY p.scheduled_at DESC, p.attempt DESC
     LIMIT 1
 ) prev
-WHERE e.id = ANY(%(ids)s::bigint[]) AND prev.status IN ('failed', 'timed_out')
+WHERE prev.status IN ('failed', 'timed_out')
   AND coalesce(nullif(j.spec->'notify', '[]'::jsonb), u.default_notify) @? '$[*].on[*] ? (@ == "recovered")'
 
 -- list_alerts --
@@ -455,20 +457,27 @@ WHERE a.created_at < now() - make_interval(secs => %(ttl)s)
 -- select_due_fires --
 -- Locks due schedule rows of the shards this scheduler owns at this epoch.
 -- A job the API is changing right now (its row locked) is skipped until the
--- next claim: taking the locks in the API's order (job, then schedule) or
--- not at all rules out deadlocks. FOR SHARE on shard_owners makes a
--- concurrent reassignment wait for us.
-SELECT s.next_run_at, j.*
-FROM shard_owners o
-JOIN schedule s ON s.shard_id = o.shard_id
-JOIN jobs j ON j.id = s.job_id
-WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
-  AND s.next_run_at <= %(horizon)s
-ORDER BY s.next_run_at
-LIMIT %(batch)s
-FOR UPDATE OF s SKIP LOCKED
+-- next claim (SKIP LOCKED on both: the claim never waits for a lock, so it
+-- can deadlock with nobody). FOR SHARE on shard_owners makes a concurrent
+-- reassignment wait for us. The batch is picked from the schedule's keys
+-- alone, before any job row is read: joining first read the whole backlog's
+-- jobs on every claim (50,000 due on a scheduler: 530 ms a claim, now 25).
+WITH owned AS MATERIALIZED (
+    SELECT shard_id FROM shard_owners
+    WHERE scheduler_id = %(scheduler_id)s AND epoch = %(epoch)s
+    FOR SHARE
+), due AS MATERIALIZED (
+    SELECT s.job_id, s.next_run_at FROM schedule s
+    WHERE s.next_run_at <= %(horizon)s AND s.shard_id = ANY(ARRAY(SELECT shard_id FROM owned))
+    ORDER BY s.next_run_at
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+SELECT d.next_run_at, j.*
+FROM due d
+JOIN jobs j ON j.id = d.job_id
+ORDER BY d.next_run_at
 FOR NO KEY UPDATE OF j SKIP LOCKED
-FOR SHARE OF o
 
 -- record_fires --
 -- One statement per batch: advance (or retire) each schedule row and insert
@@ -609,13 +618,20 @@ WHERE e.id = a.id AND e.scheduled_at = a.scheduled_at
                 AND o.epoch = %(epoch)s)
 RETURNING e.id
 
+-- execution_fires --
+-- The fires of executions named by id alone (events of workers that do not
+-- report them): every partition is searched.
+SELECT id, scheduled_at FROM executions WHERE id = ANY(%(ids)s::bigint[])
+
 -- record_started --
+-- The events' writes name each row by id and fire (scheduled_at, the
+-- partition key): by id alone, each would search every partition's index.
 UPDATE executions e SET status = 'running', started_at = v.at, lateness_ms = v.lateness_ms,
                         worker_id = v.worker_id, container_id = nullif(v.container_id, '')
-FROM unnest(%(ids)s::bigint[], %(ats)s::timestamptz[], %(lateness)s::float8[],
-            %(workers)s::text[], %(containers)s::text[])
-    AS v(id, at, lateness_ms, worker_id, container_id)
-WHERE e.id = v.id AND e.status = 'scheduled'
+FROM unnest(%(ids)s::bigint[], %(scheduled)s::timestamptz[], %(ats)s::timestamptz[],
+            %(lateness)s::float8[], %(workers)s::text[], %(containers)s::text[])
+    AS v(id, scheduled_at, at, lateness_ms, worker_id, container_id)
+WHERE e.id = v.id AND e.scheduled_at = v.scheduled_at AND e.status = 'scheduled'
 
 -- record_finished --
 UPDATE executions e SET
@@ -630,22 +646,23 @@ UPDATE executions e SET
     container_id = coalesce(nullif(v.container_id, ''), e.container_id),
     checkpoint_truncated = CASE WHEN v.checkpoint IS NULL THEN e.checkpoint_truncated
                                 ELSE v.checkpoint_truncated END
-FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(ats)s::timestamptz[],
-            %(exit_codes)s::int[], %(errors)s::text[], %(log_urls)s::text[],
+FROM unnest(%(ids)s::bigint[], %(scheduled)s::timestamptz[], %(statuses)s::text[],
+            %(ats)s::timestamptz[], %(exit_codes)s::int[], %(errors)s::text[], %(log_urls)s::text[],
             %(workers)s::text[], %(started)s::timestamptz[], %(lateness)s::float8[],
             %(steps)s::jsonb[], %(cold)s::bool[], %(checkpoints)s::bytea[],
             %(truncated)s::bool[], %(containers)s::text[], %(log_bytes)s::bigint[])
-    AS v(id, status, at, exit_code, error, log_url, worker_id, started_at, lateness_ms, steps,
-         cold_start, checkpoint, checkpoint_truncated, container_id, log_bytes)
-WHERE e.id = v.id AND e.status IN ('scheduled', 'running')
+    AS v(id, scheduled_at, status, at, exit_code, error, log_url, worker_id, started_at, lateness_ms,
+         steps, cold_start, checkpoint, checkpoint_truncated, container_id, log_bytes)
+WHERE e.id = v.id AND e.scheduled_at = v.scheduled_at AND e.status IN ('scheduled', 'running')
 RETURNING e.*
 
 -- record_checkpoints --
 -- What live runs have written to $CRONFLEET_CHECKPOINT so far.
 UPDATE executions e SET checkpoint = v.checkpoint, checkpoint_truncated = v.truncated
-FROM unnest(%(ids)s::bigint[], %(checkpoints)s::bytea[], %(truncated)s::bool[])
-    AS v(id, checkpoint, truncated)
-WHERE e.id = v.id AND e.status IN ('scheduled', 'running')
+FROM unnest(%(ids)s::bigint[], %(scheduled)s::timestamptz[], %(checkpoints)s::bytea[],
+            %(truncated)s::bool[])
+    AS v(id, scheduled_at, checkpoint, truncated)
+WHERE e.id = v.id AND e.scheduled_at = v.scheduled_at AND e.status IN ('scheduled', 'running')
 
 -- insert_retries --
 -- The next attempts of failed ones, at the times the jobs' retry policies

@@ -67,7 +67,7 @@ class Heartbeat(_message.Message):
     def __init__(self, running: _Optional[int] = ...) -> None: ...
 
 class RunEvent(_message.Message):
-    __slots__ = ("seq", "execution_id", "kind", "at", "status", "exit_code", "error", "log_url", "lateness_ms", "steps", "cold_start", "checkpoint", "checkpoint_truncated", "container_id", "log_bytes")
+    __slots__ = ("seq", "execution_id", "kind", "at", "status", "exit_code", "error", "log_url", "lateness_ms", "steps", "cold_start", "checkpoint", "checkpoint_truncated", "container_id", "log_bytes", "scheduled_at")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class RunEvent(_message.Message):
     CHECKPOINT_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     LOG_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
     seq: int
     execution_id: int
     kind: EventKind
@@ -98,7 +99,8 @@ class RunEvent(_message.Message):
     checkpoint_truncated: bool
     container_id: str
     log_bytes: int
-    def __init__(self, seq: _Optional[int] = ..., execution_id: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_url: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[_jobs_pb2.ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ..., checkpoint: _Optional[bytes] = ..., checkpoint_truncated: _Optional[bool] = ..., container_id: _Optional[str] = ..., log_bytes: _Optional[int] = ...) -> None: ...
+    scheduled_at: _timestamp_pb2.Timestamp
+    def __init__(self, seq: _Optional[int] = ..., execution_id: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_url: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[_jobs_pb2.ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ..., checkpoint: _Optional[bytes] = ..., checkpoint_truncated: _Optional[bool] = ..., container_id: _Optional[str] = ..., log_bytes: _Optional[int] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("events",)

@@ -226,8 +226,17 @@ async def test_a_dead_letter_is_replayed_as_a_fresh_chain_or_discarded(
         await service.delete_dead_letter(user, str(older.id))
 
 
-def _event(execution: Execution, kind: int, at: datetime, **fields: object) -> dispatch_pb2.RunEvent:
-    return dispatch_pb2.RunEvent(execution_id=execution.id, kind=kind, at=proto.timestamp(at), **fields)  # type: ignore[arg-type]
+def _event(
+    execution: Execution, kind: dispatch_pb2.EventKind, at: datetime, **fields: object
+) -> dispatch_pb2.RunEvent:
+    """As a worker reports it: naming the run's fire (its partition)."""
+    return dispatch_pb2.RunEvent(
+        execution_id=execution.id,
+        kind=kind,
+        at=proto.timestamp(at),
+        scheduled_at=proto.timestamp(execution.scheduled_at),
+        **fields,  # type: ignore[arg-type]
+    )
 
 
 def _row_version(database_url: str, execution: Execution) -> str:
