@@ -47,6 +47,13 @@ async def test_no_checkpoint_written_is_none(tmp_path: Path) -> None:
     assert outcome.checkpoint is None and outcome.status == "succeeded"
 
 
+async def test_with_no_seed_the_checkpoint_file_is_there_and_empty(tmp_path: Path) -> None:
+    outcome, _ = await run(
+        spec(tmp_path, 'test -f "$CRONFLEET_CHECKPOINT" && test ! -s "$CRONFLEET_CHECKPOINT"')
+    )
+    assert outcome.status == "succeeded" and outcome.checkpoint is None
+
+
 async def test_a_timeout_keeps_what_was_written(tmp_path: Path) -> None:
     outcome, _ = await run(spec(tmp_path, 'echo half > "$CRONFLEET_CHECKPOINT"; sleep 30', timeout_seconds=1))
     assert outcome.status == "timed_out" and outcome.checkpoint == b"half\n"
