@@ -8,7 +8,7 @@ import contextlib
 import os
 import shutil
 import signal
-import sys
+import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,14 @@ CHECKPOINT_FILE = "checkpoint"
 
 @dataclass
 class _ProcessRun:
-    proc: asyncio.subprocess.Process
+    """A gate spawned with plain ``subprocess.Popen``: its stdin is a raw pipe
+    whose write end we keep (release: write "go", close it), and its exit is
+    seen through a pidfd on the event loop. asyncio's subprocess transport
+    and child watcher cost more per run than the gate's own fork and exec."""
+
+    proc: subprocess.Popen[bytes]
+    gate: int  # the write end of the gate's stdin; -1 once released or gone
+    pidfd: int
     spec: RunSpec
     grace_seconds: float
     report_path: Path
@@ -43,18 +50,40 @@ class _ProcessRun:
     watchdog: Watchdog | None = None
     _done: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def __post_init__(self) -> None:
+        asyncio.get_running_loop().add_reader(self.pidfd, self._reap)
+
+    def _reap(self) -> None:
+        """The pidfd is readable: the gate has exited; collect its status."""
+        if self.proc.poll() is None:
+            return  # not reapable yet (never the case for a readable pidfd, but harmless)
+        asyncio.get_running_loop().remove_reader(self.pidfd)
+        os.close(self.pidfd)
+        self._close_gate()  # killed before its release: nobody will write to it
+        self._done.set()
+
+    def _close_gate(self) -> None:
+        if self.gate >= 0:
+            os.close(self.gate)
+            self.gate = -1
+
     async def release(self) -> None:
-        assert self.proc.stdin is not None
         self.released = True
-        self.proc.stdin.write(b"go\n")
-        self.proc.stdin.close()
+        if self.gate < 0:
+            return  # the gate is gone (killed, or exited) before its release
+        with contextlib.suppress(BrokenPipeError):  # it died meanwhile: wait() tells how
+            os.write(self.gate, b"go\n")  # 3 bytes into an empty pipe: never blocks
+        self._close_gate()
 
     async def wait(self) -> RunOutcome:
         try:
-            rc = await asyncio.wait_for(self.proc.wait(), self.spec.timeout_seconds)
+            async with asyncio.timeout(self.spec.timeout_seconds):
+                await self._done.wait()
         except TimeoutError:
             await self.kill("timed_out")
-            rc = await self.proc.wait()
+            await self._done.wait()
+        rc = self.proc.returncode
+        assert rc is not None
         fenced = self.watchdog.ended(self.proc.pid) if self.watchdog else None
         outcome = (
             RunOutcome("lost", None, f"killed by the worker's watchdog: {fenced}")
@@ -92,13 +121,15 @@ class _ProcessRun:
 
     async def kill(self, reason: str) -> None:
         """SIGTERM the run's process group, then SIGKILL after the grace."""
-        if self.proc.returncode is not None:
+        if self._done.is_set():
             return
         self.killed_for = self.killed_for or reason
+        # The gate is unreaped until _reap runs: its pid (the group's id) is not reused before.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(asyncio.shield(self.proc.wait()), self.grace_seconds)
+            async with asyncio.timeout(self.grace_seconds):
+                await self._done.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -118,7 +149,6 @@ class ProcessRuntime:
         is silent that long or dies (worker.watchdog); ``fence_dir`` holds its marks."""
         self.grace_seconds = grace_seconds
         self.watchdog = Watchdog(watchdog_seconds, fence_dir) if watchdog_seconds > 0 else None
-        _watch_children_with_pidfds()
 
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
         """Nothing to keep warm (a process is spawned when armed); the watchdog's beat."""
@@ -142,22 +172,34 @@ class ProcessRuntime:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         report_path = spec.run_dir / "steps.report"
         # Local files, opened once: the child writes them directly.
-        with open(spec.spool_path, "wb") as spool, open(report_path, "wb") as report:  # noqa: ASYNC230
-            proc = await asyncio.create_subprocess_exec(
-                *_DIE_WITH_WORKER,
-                "/bin/sh",
-                "-c",
-                GATE_SCRIPT,
-                stdin=asyncio.subprocess.PIPE,
-                stdout=spool,
-                stderr=report,  # the gate merges the command's stderr into stdout
-                env=env,
-                cwd=str(spec.spool_path.parent),
-                start_new_session=True,
-            )
+        read_end, gate = os.pipe()  # both close-on-exec: only the gate's stdin gets the read end
+        try:
+            with open(spec.spool_path, "wb") as spool, open(report_path, "wb") as report:  # noqa: ASYNC230
+                # Plain Popen (vfork and exec), not asyncio's: the same spawn
+                # without a transport, protocols and a child watcher per run.
+                proc = subprocess.Popen(  # noqa: ASYNC220
+                    [*_DIE_WITH_WORKER, "/bin/sh", "-c", GATE_SCRIPT],
+                    stdin=read_end,
+                    stdout=spool,
+                    stderr=report,  # the gate merges the command's stderr into stdout
+                    env=env,
+                    cwd=str(spec.spool_path.parent),
+                    start_new_session=True,
+                )
+        except BaseException:
+            os.close(gate)
+            raise
+        finally:
+            os.close(read_end)
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+        except OSError:
+            os.close(gate)  # the gate reads EOF and exits 125
+            proc.wait()
+            raise
         if self.watchdog is not None:
             self.watchdog.started(proc.pid)  # its own session: the group is its pid
-        return _ProcessRun(proc, spec, self.grace_seconds, report_path, watchdog=self.watchdog)
+        return _ProcessRun(proc, gate, pidfd, spec, self.grace_seconds, report_path, watchdog=self.watchdog)
 
 
 # setpriv (util-linux) sets the parent-death signal and execs the gate, so a
@@ -204,18 +246,3 @@ class _NoopRun:
 
     async def kill(self, reason: str) -> None:
         return None
-
-
-def _watch_children_with_pidfds() -> None:
-    """asyncio's default child watcher starts a thread per child process;
-    a pidfd watcher waits on all of them from the event loop."""
-    watcher_cls = getattr(asyncio, "PidfdChildWatcher", None)
-    if watcher_cls is None or sys.version_info >= (3, 12):  # 3.12+ already uses pidfds
-        return
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return  # not in a loop (a test building the runtime): asyncio's default applies
-    watcher = watcher_cls()
-    watcher.attach_loop(asyncio.get_running_loop())
-    asyncio.set_child_watcher(watcher)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from cronfleet.config import Settings
@@ -37,7 +38,13 @@ async def runtime(tmp_path: Path) -> AsyncIterator[DockerRuntime]:
     rt = DockerRuntime(settings, f"test-{uuid.uuid4().hex[:8]}")
     yield rt
     for c in labelled(rt):
-        c.remove(force=True)
+        try:
+            c.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: the runtime's own removal is still under way
+                raise
 
 
 def labelled(rt: DockerRuntime, **labels: object) -> list[Any]:

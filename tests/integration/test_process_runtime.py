@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cronfleet.models import Step
-from worker.process_runtime import ProcessRuntime
+from tests.helpers import assert_eventually
+from worker.process_runtime import ProcessRuntime, _ProcessRun
 from worker.runtime import RunOutcome, RunSpec
 
 _ids = itertools.count(1)
@@ -38,6 +47,13 @@ async def test_no_checkpoint_written_is_none(tmp_path: Path) -> None:
     assert outcome.checkpoint is None and outcome.status == "succeeded"
 
 
+async def test_with_no_seed_the_checkpoint_file_is_there_and_empty(tmp_path: Path) -> None:
+    outcome, _ = await run(
+        spec(tmp_path, 'test -f "$CRONFLEET_CHECKPOINT" && test ! -s "$CRONFLEET_CHECKPOINT"')
+    )
+    assert outcome.status == "succeeded" and outcome.checkpoint is None
+
+
 async def test_a_timeout_keeps_what_was_written(tmp_path: Path) -> None:
     outcome, _ = await run(spec(tmp_path, 'echo half > "$CRONFLEET_CHECKPOINT"; sleep 30', timeout_seconds=1))
     assert outcome.status == "timed_out" and outcome.checkpoint == b"half\n"
@@ -48,3 +64,159 @@ async def test_steps_report_results_and_stderr_joins_the_log(tmp_path: Path) -> 
     outcome, out = await run(spec(tmp_path, steps=steps))
     assert [(s.name, s.exit_code) for s in outcome.steps] == [("one", 0), ("two", 4)]
     assert "out\nerr\n" in out and outcome.exit_code == 4
+
+
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes in a process group."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                state, _ppid, pgrp = f.read().rsplit(")", 1)[1].split()[:3]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # ended while we looked
+        if int(pgrp) == pgid and state != "Z":
+            members.append(int(entry))
+    return members
+
+
+def no_group(pgid: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return not group_members(pgid)
+
+    return check
+
+
+def read_if_there(path: Path) -> str:
+    return path.read_text().strip() if path.exists() else ""
+
+
+async def wait_for_file(path: Path) -> str:
+    async def written() -> str:
+        return read_if_there(path)
+
+    return await assert_eventually(written, timeout=10, what=f"{path} written")
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize(
+    ("command", "status", "code", "error"),
+    [
+        ("true", "succeeded", 0, ""),
+        ("exit 3", "failed", 3, ""),
+        ("kill -KILL $$", "failed", 137, "killed by signal 9"),  # the gate itself
+        ("kill -TERM $$", "failed", 143, ""),  # the gate's TERM trap exits 143
+    ],
+)
+async def test_exit_codes_and_signals(
+    tmp_path: Path, command: str, status: str, code: int, error: str
+) -> None:
+    outcome, _ = await run(spec(tmp_path, command))
+    assert (outcome.status, outcome.exit_code, outcome.error) == (status, code, error)
+
+
+async def test_a_run_has_its_own_session_env_and_cwd(tmp_path: Path) -> None:
+    s = spec(
+        tmp_path, 'echo $$; cut -d" " -f5,6 /proc/$$/stat; pwd; echo "$GREETING"', env={"GREETING": "hi"}
+    )
+    outcome, out = await run(s)
+    pid, group_and_session, cwd, greeting = out.splitlines()
+    assert group_and_session == f"{pid} {pid}", "a session and group of its own, led by the gate"
+    assert (cwd, greeting, outcome.status) == (str(s.run_dir), "hi", "succeeded")
+
+
+async def test_the_gate_holds_the_command_until_released(tmp_path: Path) -> None:
+    s = spec(tmp_path, "echo ran")
+    armed = await ProcessRuntime(1.0).arm(s)
+    # The gate only reads its stdin; the command is behind it. Arm a second
+    # run and finish it first: by then the first has had its chance to run.
+    await run(spec(tmp_path, "true"))
+    assert s.spool_path.read_text() == ""
+    await armed.release()
+    outcome = await armed.wait()
+    assert outcome.status == "succeeded" and s.spool_path.read_text() == "ran\n"
+
+
+async def test_a_timeout_kills_the_whole_group(tmp_path: Path) -> None:
+    s = spec(tmp_path, 'echo $$ > "$HOME/gate.pid"; sleep 60 & sleep 60', timeout_seconds=1)
+    armed = await ProcessRuntime(1.0).arm(s)
+    await armed.release()
+    outcome = await armed.wait()
+    assert outcome.status == "timed_out"
+    await assert_eventually(
+        no_group(int((s.run_dir / "gate.pid").read_text())), timeout=5, what="no process left"
+    )
+
+
+async def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace(tmp_path: Path) -> None:
+    # SIG_IGN is inherited through exec: the sleeps ignore SIGTERM too.
+    s = spec(tmp_path, "trap '' TERM; echo $$ > \"$HOME/gate.pid\"; sleep 60 & sleep 60", timeout_seconds=1)
+    armed = await ProcessRuntime(0.5).arm(s)
+    await armed.release()
+    outcome = await armed.wait()
+    assert (outcome.status, outcome.exit_code) == ("timed_out", -9)
+    await assert_eventually(
+        no_group(int((s.run_dir / "gate.pid").read_text())), timeout=5, what="no process left"
+    )
+
+
+async def test_a_run_killed_before_its_release_never_runs(tmp_path: Path) -> None:
+    fds = open_fds()
+    s = spec(tmp_path, "echo ran")
+    armed = await ProcessRuntime(1.0).arm(s)
+    await armed.kill("cancelled")
+    outcome = await armed.wait()
+    await armed.release()  # too late (the lifecycle does not, but a race may): nothing happens
+    assert (outcome.status, s.spool_path.read_text()) == ("cancelled", "")
+    assert open_fds() == fds, "the gate's pipe and pidfd are closed"
+
+
+async def test_a_gate_gone_before_its_release(tmp_path: Path) -> None:
+    s = spec(tmp_path, "echo ran")
+    armed = await ProcessRuntime(1.0).arm(s)
+    assert isinstance(armed, _ProcessRun)
+    os.kill(armed.proc.pid, signal.SIGKILL)  # as if the OOM killer took it
+    await armed.release()  # its pipe has no reader, or is closed: no error
+    outcome = await armed.wait()
+    assert (outcome.status, outcome.exit_code, s.spool_path.read_text()) == ("failed", 137, "")
+
+
+async def test_many_runs_leave_no_descriptor_behind(tmp_path: Path) -> None:
+    runtime = ProcessRuntime(1.0)
+    fds = open_fds()
+    armed = [await runtime.arm(spec(tmp_path, "true")) for _ in range(20)]
+    for a in armed:
+        await a.release()
+    outcomes = await asyncio.gather(*(a.wait() for a in armed))
+    assert {o.status for o in outcomes} == {"succeeded"}
+    assert open_fds() == fds
+
+
+async def test_a_run_dies_with_its_worker(tmp_path: Path) -> None:
+    # The worker is a child process here, so that it can die by SIGKILL; the
+    # gate loops, so only the parent-death signal ends it.
+    s = spec(tmp_path, 'echo $$ > "$HOME/gate.pid"; while :; do sleep 0.1; done')
+    script = (
+        "import asyncio, pathlib, sys; from worker.process_runtime import ProcessRuntime; "
+        "from worker.runtime import RunSpec\n"
+        "async def main():\n"
+        "    s = RunSpec(1, 'job', 1, pathlib.Path(sys.argv[1]), command=sys.argv[2])\n"
+        "    armed = await ProcessRuntime(1.0).arm(s)\n"
+        "    await armed.release()\n"
+        "    await asyncio.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    worker = subprocess.Popen(  # noqa: ASYNC220 - a worker process to SIGKILL, started once
+        [sys.executable, "-c", script, str(s.spool_path), s.command], cwd=Path(__file__).parents[2]
+    )
+    try:
+        gate = int(await wait_for_file(s.run_dir / "gate.pid"))
+    finally:
+        worker.kill()
+        worker.wait()
+    await assert_eventually(no_group(gate), timeout=5, what="the run's gate killed with its worker")
