@@ -197,16 +197,19 @@ async def test_many_runs_leave_no_descriptor_behind(tmp_path: Path) -> None:
     assert open_fds() == fds
 
 
-async def test_a_run_dies_with_its_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize("watchdog", [False, True], ids=["parent-death-signal", "watchdog"])
+async def test_a_run_dies_with_its_worker(tmp_path: Path, watchdog: bool) -> None:
     # The worker is a child process here, so that it can die by SIGKILL; the
-    # gate loops, so only the parent-death signal ends it.
+    # gate loops, so only the parent-death signal (no watchdog) or the
+    # watchdog (which then stands in for it: no setpriv) ends it.
     s = spec(tmp_path, 'echo $$ > "$HOME/gate.pid"; while :; do sleep 0.1; done')
+    runtime_args = f"1.0, watchdog_seconds=30, fence_dir={str(tmp_path / 'fenced')!r}" if watchdog else "1.0"
     script = (
         "import asyncio, pathlib, sys; from worker.process_runtime import ProcessRuntime; "
         "from worker.runtime import RunSpec\n"
         "async def main():\n"
         "    s = RunSpec(1, 'job', 1, pathlib.Path(sys.argv[1]), command=sys.argv[2])\n"
-        "    armed = await ProcessRuntime(1.0).arm(s)\n"
+        f"    armed = await ProcessRuntime({runtime_args}).arm(s)\n"
         "    await armed.release()\n"
         "    await asyncio.sleep(60)\n"
         "asyncio.run(main())\n"
