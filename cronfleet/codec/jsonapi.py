@@ -181,7 +181,8 @@ def spec_from_json(data: Any) -> JobSpec:
     if not isinstance(data, dict):
         raise InvalidArgument("a job must be an object")
     spec: JobSpec = _decode_record(JobSpec, data, "")
-    return dataclasses.replace(spec, steps=name_steps(spec.steps))
+    named = name_steps(spec.steps)
+    return spec if named == spec.steps else dataclasses.replace(spec, steps=named)
 
 
 def notify_from_json(data: Any, where: str = "notify") -> tuple[Notify, ...]:
@@ -236,6 +237,36 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
+# What reflection tells of a type, asked once per type, not once per value:
+# decoding stored specs (each claim of a job version, each worker's first run
+# of it) spent most of its time in dataclasses.fields and typing.get_args.
+_FIELDS: dict[Any, tuple[tuple[str, Any, bool], ...]] = {}
+_SHAPES: dict[Any, tuple[Any, tuple[Any, ...]]] = {}
+
+
+def _fields(cls: Any) -> tuple[tuple[str, Any, bool], ...]:
+    """Each field's name, type and whether it is required."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = _hints(cls)
+        found = _FIELDS[cls] = tuple(
+            (
+                f.name,
+                hints[f.name],
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            )
+            for f in dataclasses.fields(cls)
+        )
+    return found
+
+
+def _shape(hint: Any) -> tuple[Any, tuple[Any, ...]]:
+    found = _SHAPES.get(hint)
+    if found is None:
+        found = _SHAPES[hint] = (typing.get_origin(hint), typing.get_args(hint))
+    return found
+
+
 def _decode_record(cls: type[Any], data: Any, where: str) -> Any:
     hints = _hints(cls)
     if not isinstance(data, Mapping):
@@ -244,19 +275,19 @@ def _decode_record(cls: type[Any], data: Any, where: str) -> Any:
         if key not in hints:
             raise InvalidArgument("unknown field", field=_join(where, str(key)))
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        value = data.get(f.name)
+    for name, hint, required in _fields(cls):
+        value = data.get(name)
         if value is None:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise InvalidArgument("is required", field=_join(where, f.name))
+            if required:
+                raise InvalidArgument("is required", field=_join(where, name))
             continue
-        values[f.name] = _decode(hints[f.name], value, _join(where, f.name))
+        values[name] = _decode(hint, value, _join(where, name))
     return cls(**values)
 
 
 def _decode(hint: Any, value: Any, where: str) -> Any:
     """``value`` as the type ``hint`` names, or InvalidArgument naming ``where``."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    origin, args = _shape(hint)
     if origin in (types.UnionType, typing.Union):  # X | None
         return None if value is None else _decode(next(a for a in args if a is not type(None)), value, where)
     if hint is datetime:
@@ -272,7 +303,7 @@ def _decode(hint: Any, value: Any, where: str) -> Any:
             raise InvalidArgument("must be an object of strings", field=where)
         if len(value) > MAX_ENTRIES:
             raise InvalidArgument(f"must have at most {MAX_ENTRIES} entries", field=where)
-        secrets = Secret in typing.get_args(args[1])  # env: a value may be {value, secret}
+        secrets = Secret in _shape(args[1])[1]  # env: a value may be {value, secret}
         for k in value:
             _storable(str(k), where)
         return {str(k): _decode_value(v, f"{where}.{k}", secrets) for k, v in value.items()}

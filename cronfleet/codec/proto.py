@@ -220,8 +220,16 @@ def notify_from_proto(targets: Iterable[pb.Notify]) -> tuple[Notify, ...]:
 
 # ------------------------------------------------------------------ decode
 def spec_from_proto(message: pb.JobSpec) -> JobSpec:
-    spec: JobSpec = _decode_record(JobSpec, message)
-    return dataclasses.replace(spec, steps=name_steps(spec.steps), env=_env(message))
+    # Built once (not built, then replaced: a JobSpec validates itself when made).
+    values = _record_values(JobSpec, message)
+    if values.get("steps"):
+        values["steps"] = name_steps(values["steps"])
+    env = _env(message)
+    if env:
+        values["env"] = env
+    else:
+        values.pop("env", None)
+    return JobSpec(**values)
 
 
 def _env(message: pb.JobSpec) -> dict[str, EnvValue]:
@@ -361,6 +369,10 @@ def _make_plan(cls: Any, message_type: Any, names: tuple[str, ...] | None) -> tu
 
 
 def _decode_record(cls: type[Any], message: Message) -> Any:
+    return cls(**_record_values(cls, message))
+
+
+def _record_values(cls: type[Any], message: Message) -> dict[str, Any]:
     values = {}
     for field in _plan(cls, type(message)):
         value = _decode_field(message, field)
@@ -368,7 +380,7 @@ def _decode_record(cls: type[Any], message: Message) -> Any:
             value = getattr(message, field.name)  # its zero value, for validation to name
         if value is not None:
             values[field.name] = value
-    return cls(**values)
+    return values
 
 
 def _decode_field(message: Message, field: _Field) -> Any:
