@@ -92,7 +92,11 @@ class Services:
 
 @contextmanager
 def cluster(
-    services: Services, env: dict[str, str], schedulers: int = 1, workers: int = 1
+    services: Services,
+    env: dict[str, str],
+    schedulers: int = 1,
+    workers: int = 1,
+    coordinators: int = 1,
 ) -> Iterator[dict[str, Any]]:
     db_url = services.fresh_db()
     state = Path(tempfile.mkdtemp(dir=ROOT, prefix="cluster-"))
@@ -121,6 +125,8 @@ def cluster(
                 str(schedulers),
                 "--workers",
                 str(workers),
+                "--coordinators",
+                str(coordinators),
             ],
             env=full_env,
             stdout=out,
@@ -153,6 +159,7 @@ def cluster(
             "state": state,
             "prefix": full_env["CRONFLEET_ETCD_PREFIX"],
             "http": http,
+            "launch": proc,
         }
     finally:
         proc.send_signal(signal.SIGINT)
@@ -751,7 +758,7 @@ def main() -> None:
         "--only",
         nargs="*",
         default=[],
-        help="claim stats process docker docker-overload throughput-noop throughput-process",
+        help="claim stats process docker docker-overload throughput-noop throughput-process failover",
     )
     parser.add_argument(
         "--peers",
@@ -786,6 +793,7 @@ def main() -> None:
         "docker-overload",
         "throughput-noop",
         "throughput-process",
+        "failover",
     }
     if not engine_answers():
         print("  (no Docker engine answers: docker scenarios skipped)")
@@ -807,6 +815,10 @@ def main() -> None:
             scenario_docker_pool(services, args.quick)
         if "docker-overload" in wanted:
             scenario_docker_overload(services, args.quick)
+        if "failover" in wanted:
+            from bench.failover import scenario_failover
+
+            scenario_failover(services, cluster, insert_due_jobs, FIGURES, args.quick)
     for path in FIGURES.write(RESULTS_DIR, "bench"):
         print(f"  wrote {path}", flush=True)
 
