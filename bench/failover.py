@@ -46,6 +46,7 @@ class Failover:
     resumed_s: float | None  # the longest stretch without a claim on the shards, from the kill on
     cadence_s: float | None  # the same before the kill (every-second jobs: up to 1 s is the cadence)
     worst_late_s: float | None  # the worst lateness of the fires due in the window after the kill
+    worst_late_before_s: float | None  # the same of those due in the ``before`` s before it
     due: int  # fires due in the window after the kill
     missed: int  # (job, second) that started no run, from ``before`` s before the kill
     doubled: int  # runs beyond the first of a (job, second)
@@ -78,6 +79,7 @@ def failover_figures(
     seconds = range(math.ceil(kill_at - before), math.ceil(kill_at + window))
     starts: dict[tuple[str, int], int] = {}
     late_after: list[float] = []
+    late_before: list[float] = []
     claims: list[float] = []
     for r in runs:
         if r.job not in wanted:
@@ -90,10 +92,13 @@ def failover_figures(
             starts[(r.job, second)] = starts.get((r.job, second), 0) + 1
         if kill_at <= r.scheduled < kill_at + window:
             late_after.append(r.started - r.scheduled)
+        elif kill_at - before <= r.scheduled < kill_at:
+            late_before.append(r.started - r.scheduled)
     return Failover(
         resumed_s=longest_pause(claims, kill_at, kill_at + window),
         cadence_s=longest_pause(claims, kill_at - before, kill_at),
         worst_late_s=max(late_after) if late_after else None,
+        worst_late_before_s=max(late_before) if late_before else None,
         due=sum(1 for s in seconds if s >= kill_at) * len(wanted),
         missed=sum(1 for j in wanted for s in seconds if (j, s) not in starts),
         doubled=sum(n - 1 for n in starts.values() if n > 1),
@@ -159,7 +164,8 @@ def _report(figures: Figures, what: str, f: Failover, detail: str) -> None:
     print(
         f"    ({detail}; resumed = the longest stretch without a fire claimed on those shards in the "
         f"{WINDOW_S:.0f} s from the kill, {secs(f.cadence_s)} in the {BEFORE_S:.0f} s before it; "
-        f"the {f.due} fires due in the {WINDOW_S:.0f} s after it ran at worst {secs(f.worst_late_s)} late; "
+        f"the {f.due} fires due in the {WINDOW_S:.0f} s after it ran at worst {secs(f.worst_late_s)} late, "
+        f"those due in the {BEFORE_S:.0f} s before it {secs(f.worst_late_before_s)}; "
         f"the supervisor held the restart off for {HOLD_S:.0f} s)",
         flush=True,
     )

@@ -41,6 +41,7 @@ def test_a_scheduler_kill_counts_the_takeover_and_the_lateness_it_caused() -> No
     # 104 starts at 105.05, the claims 3 s ahead hid the rest of the takeover
     assert f.due == 20
     assert f.worst_late_s == pytest.approx(105.05 - 104)
+    assert f.worst_late_before_s == pytest.approx(0.01)  # due 98 .. 100
     assert (f.missed, f.doubled) == (0, 0)
     assert len(f.late_ms) == 20
 
