@@ -759,7 +759,7 @@ def main() -> None:
         nargs="*",
         default=[],
         help="claim stats process docker docker-overload throughput-noop throughput-process failover; "
-        "memory (not in the default set: 1M schedules stored, then --soak-minutes of load, ~2.5 min)",
+        "memory (not in the default set: 1M schedules stored, then --soak-minutes of load, 3-4 min)",
     )
     parser.add_argument(
         "--soak-minutes",
