@@ -99,7 +99,11 @@ class Services:
 
 @contextmanager
 def cluster(
-    services: Services, env: dict[str, str], schedulers: int = 1, workers: int = 1
+    services: Services,
+    env: dict[str, str],
+    schedulers: int = 1,
+    workers: int = 1,
+    coordinators: int = 1,
 ) -> Iterator[dict[str, Any]]:
     db_url = services.fresh_db()
     state = Path(tempfile.mkdtemp(dir=ROOT, prefix="cluster-"))
@@ -128,6 +132,8 @@ def cluster(
                 str(schedulers),
                 "--workers",
                 str(workers),
+                "--coordinators",
+                str(coordinators),
             ],
             env=full_env,
             stdout=out,
@@ -160,6 +166,7 @@ def cluster(
             "state": state,
             "prefix": full_env["CRONFLEET_ETCD_PREFIX"],
             "http": http,
+            "launch": proc,
         }
     finally:
         proc.send_signal(signal.SIGINT)
@@ -764,7 +771,14 @@ def main() -> None:
         "--only",
         nargs="*",
         default=[],
-        help="claim stats process docker docker-overload throughput-noop throughput-process",
+        help="claim stats process docker docker-overload throughput-noop throughput-process failover; "
+        "memory (not in the default set: 1M schedules stored, then --soak-minutes of load, 3-4 min)",
+    )
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=None,
+        help="memory: minutes of load sampled (default 1, --quick 0.5; issue 14's soak is 10)",
     )
     parser.add_argument(
         "--peers",
@@ -804,6 +818,7 @@ def main() -> None:
         "docker-overload",
         "throughput-noop",
         "throughput-process",
+        "failover",
     }
     if not engine_answers():
         print("  (no Docker engine answers: docker scenarios skipped)")
@@ -825,6 +840,14 @@ def main() -> None:
             scenario_docker_pool(services, args.quick)
         if "docker-overload" in wanted:
             scenario_docker_overload(services, args.quick)
+        if "failover" in wanted:
+            from bench.failover import scenario_failover
+
+            scenario_failover(services, cluster, insert_due_jobs, FIGURES, args.quick)
+        if "memory" in wanted:
+            from bench.memory import scenario_memory
+
+            scenario_memory(services, cluster, insert_due_jobs, FIGURES, args.quick, args.soak_minutes)
     for path in FIGURES.write(RESULTS_DIR, "bench"):
         print(f"  wrote {path}", flush=True)
 

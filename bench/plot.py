@@ -136,14 +136,20 @@ def plot_peers(measurements: Sequence[Measurement], path: Path, subtitle: str) -
 
 
 def plot_bench(doc: dict[str, Any], path: Path) -> None:
-    """cronfleet's own bench: a lateness box per scenario (log scale), throughput bars."""
+    """cronfleet's own bench: a lateness box per scenario (log scale), throughput bars,
+    each role's resident size over the memory scenario."""
     lateness: dict[str, Any] = doc.get("lateness", {})
     rates: dict[str, float] = doc.get("throughput_per_s", {})
-    panels = int(bool(lateness)) + int(bool(rates))
+    memory = {
+        name.removeprefix("memory, "): v["samples"]
+        for name, v in doc.get("other", {}).items()
+        if isinstance(v, dict) and v.get("samples")
+    }
+    panels = max(1, int(bool(lateness)) + int(bool(rates)) + int(bool(memory)))
     fig, axes = plt.subplots(
         panels,
         1,
-        figsize=(11, 2 + 0.45 * len(lateness) + 2.5 * bool(rates)),
+        figsize=(11, 2 + 0.45 * len(lateness) + 2.5 * bool(rates) + 3 * bool(memory)),
         layout="constrained",
         squeeze=False,
     )
@@ -163,6 +169,16 @@ def plot_bench(doc: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("fires per second, first claim to last report")
         ax.set_title("throughput", fontsize=10)
         ax.margins(x=0.15)
+        i += 1
+    if memory:
+        ax = axes[i][0]
+        for name, samples in memory.items():
+            ax.plot([t for t, _ in samples], [mb for _, mb in samples], label=name)
+        ax.set_xlabel("seconds of load")
+        ax.set_ylabel("resident size (MB)")
+        ax.set_title("memory: each role's RSS under load", fontsize=10)
+        ax.legend(fontsize=8, ncols=3)
+        ax.grid(alpha=0.3)
     meta = doc.get("meta", {})
     fig.suptitle(
         f"cronfleet bench, {meta.get('at', '')} on {meta.get('cores', '?')} cores "

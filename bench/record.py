@@ -26,12 +26,17 @@ def meta() -> dict[str, Any]:
 class Figures:
     lateness_ms: dict[str, list[float]] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
+    # Figures of other shapes, by scenario: failover gaps, resident sizes per role.
+    others: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def lateness(self, name: str, values: list[float]) -> None:
         self.lateness_ms.setdefault(name, []).extend(values)
 
     def throughput(self, name: str, rate: float) -> None:
         self.rates[name] = rate
+
+    def figure(self, name: str, values: dict[str, Any]) -> None:
+        self.others[name] = values
 
     def document(self) -> dict[str, Any]:
         return {
@@ -40,11 +45,12 @@ class Figures:
                 name: {**Lateness.of(v).__dict__, "values_ms": v} for name, v in self.lateness_ms.items() if v
             },
             "throughput_per_s": self.rates,
+            "other": self.others,
         }
 
     def write(self, directory: Path = RESULTS_DIR, stem: str = "bench") -> list[Path]:
         """``STEM.json`` and ``STEM.png`` (the latest run; git keeps the history)."""
-        if not self.lateness_ms and not self.rates:
+        if not self.lateness_ms and not self.rates and not self.others:
             return []
         doc = self.document()
         write_json(directory / f"{stem}.json", doc)
