@@ -151,6 +151,8 @@ class DockerRuntime:
         while self.watchdog is not None and not stop.is_set():
             self.watchdog.beat()
             await sleep_or(stop, BEAT)
+        if self.watchdog is not None:
+            self.watchdog.keep_beating()  # through the graceful stop, until close()
 
     async def close(self) -> None:
         await self.pool.close()

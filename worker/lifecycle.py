@@ -89,6 +89,11 @@ class Runs:
         self.active: dict[int, Run] = {}
         self._background: set[asyncio.Task[None]] = set()  # kills and start reports
         self._cancelled_early: dict[int, float] = {}  # cancels of runs not (yet) here
+        # A graceful stop has begun: runs arriving now are not taken (nothing
+        # would stop them). They stay assigned to this worker, and when it
+        # leaves the cluster the coordinator declares them lost, to run again
+        # elsewhere (a run given to a worker that dies, the same way).
+        self.stopping = False
         self.arming = ArmingGate(arm_concurrency)
         self.windows = ReleaseWindows(enabled=runtime.paced)
         self.batches = ReleaseBatches()
@@ -104,6 +109,9 @@ class Runs:
     def start(self, assignment: dispatch_pb2.Assignment, origin: str) -> None:
         if assignment.execution_id in self.active:
             return  # a resend: idempotent by execution id
+        if self.stopping:
+            log.info("run_not_taken", execution_id=assignment.execution_id, reason="the worker is stopping")
+            return
         spec = RunSpec.from_assignment(assignment, self.spool_root)
         run = Run(spec, proto.to_epoch(assignment.fire_at), origin)
         self.active[run.execution_id] = run

@@ -122,6 +122,7 @@ class Worker:
         finally:
             # Graceful stop: runs in progress are stopped and reported, so
             # nothing is left running behind a worker that is gone.
+            self.runs.stopping = True
             await self.runs.kill_all("cancelled")
             await self.runs.wait_all(STOP_GRACE)
             await self.outbox.drain(DRAIN_SECONDS)

@@ -161,6 +161,8 @@ class ProcessRuntime:
         while self.watchdog is not None and not stop.is_set():
             self.watchdog.beat()
             await sleep_or(stop, BEAT)
+        if self.watchdog is not None:
+            self.watchdog.keep_beating()  # through the graceful stop, until close()
 
     def expect(self, source: str, profiles: list[dispatch_pb2.ProfileCount]) -> None:
         return None

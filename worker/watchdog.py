@@ -26,6 +26,7 @@ has dealt with its runs itself).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import os
@@ -129,6 +130,20 @@ class Watchdog:
             start_new_session=True,  # a signal meant for the worker does not reach it
         )
         os.close(read_end)
+        self._beating: asyncio.Task[None] | None = None
+
+    def keep_beating(self) -> None:
+        """Beat from a task of its own until :meth:`stop`: the worker's
+        keep-warm loop, which beats, ends when a graceful stop begins, and
+        stopping the runs (SIGTERM, a grace, SIGKILL) may take longer than the
+        limit; silent meanwhile, the watchdog would kill them as lost."""
+        if self._beating is None:
+            self._beating = asyncio.get_running_loop().create_task(self._beat_until_stopped())
+
+    async def _beat_until_stopped(self) -> None:
+        while True:
+            self.beat()
+            await asyncio.sleep(BEAT)
 
     def _say(self, line: bytes) -> None:
         with contextlib.suppress(OSError):  # a watchdog that died: nothing left to tell
@@ -157,6 +172,8 @@ class Watchdog:
         self._say(b".")
 
     def stop(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
         self._say(b"stop")
         os.close(self._fd)
         with contextlib.suppress(subprocess.TimeoutExpired):

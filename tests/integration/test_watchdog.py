@@ -101,3 +101,27 @@ async def test_a_run_the_watchdog_killed_ends_lost(tmp_path: Path) -> None:
     outcome = await asyncio.wait_for(armed.wait(), 10)  # nobody beats: the limit passes
     assert outcome.status == "lost" and "watchdog" in (outcome.error or "")
     await runtime.close()
+
+
+async def test_a_graceful_stop_longer_than_the_limit_still_beats(tmp_path: Path) -> None:
+    # The keep-warm loop (which beats) ends when a graceful stop begins;
+    # stopping runs may take longer than the limit (a grace before SIGKILL).
+    # A run that outlives the limit by a second after that must not be killed
+    # as lost: it ends on its own, succeeded. (The limit is twice the beat.)
+    runtime = ProcessRuntime(0.5, watchdog_seconds=1.0, fence_dir=str(tmp_path / "fenced"))
+    spec = RunSpec(
+        execution_id=1, job_id="job", attempt=1, spool_path=tmp_path / "run" / "out.log", command="sleep 2.5"
+    )
+    stop = asyncio.Event()
+    warm = asyncio.create_task(runtime.keep_warm(stop, _no_wait))
+    armed = await runtime.arm(spec)
+    await armed.release()
+    stop.set()
+    await asyncio.wait_for(warm, 5)  # the loop is over; the beats go on
+    outcome = await asyncio.wait_for(armed.wait(), 10)
+    assert outcome.status == "succeeded", outcome
+    await runtime.close()
+
+
+async def _no_wait() -> None:
+    return None

@@ -120,3 +120,18 @@ async def test_a_withdrawal_that_overtakes_its_assignment_keeps_it_from_starting
     assign(runs, 4, f"touch {marker}", time.time())
     await until(lambda: sink.finished(4) is not None)
     assert not marker.exists()
+
+
+async def test_a_stopping_worker_takes_no_new_run(tmp_path: Path) -> None:
+    # Its graceful stop has killed what it held; a run arriving now would be
+    # armed with nothing left to stop it (a container left running after the
+    # worker). It is not taken: the coordinator declares it lost when the
+    # worker leaves, and it runs elsewhere.
+    sink = Recorder()
+    runs = make_runs(tmp_path, sink)
+    marker = tmp_path / "ran"
+    runs.stopping = True
+    assign(runs, 3, f"touch {marker}", time.time())
+    assert 3 not in runs.active
+    await runs.wait_all(1.0)
+    assert sink.kinds(3) == [] and not marker.exists()
