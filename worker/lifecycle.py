@@ -281,22 +281,36 @@ class Runs:
 
     async def _watch(self, run: Run, armed: ArmedRun) -> RunOutcome:
         done = asyncio.Event()
-        live_logs = asyncio.create_task(self._publish_output(run, armed, done))
+        publisher: asyncio.Task[None] | None = None
+
+        def publish() -> None:
+            nonlocal publisher
+            publisher = asyncio.create_task(self._publish_output(run, armed, done))
+
+        # Most runs end before their first live report is due: a timer until
+        # then, not a task of its own per run (a fifth of a short run's cost).
+        timer = asyncio.get_running_loop().call_later(self._live_interval, publish)
         try:
             return await armed.wait()
         finally:
+            timer.cancel()
             # Let an upload in flight finish, so it cannot land after (and
             # over) the final log.
             done.set()
-            await live_logs
+            if publisher is not None:
+                await publisher
+
+    @property
+    def _live_interval(self) -> float:
+        return self.live_log_interval if self.live_log_interval > 0 else CHECKPOINT_EVERY
 
     async def _publish_output(self, run: Run, armed: ArmedRun, done: asyncio.Event) -> None:
-        """While the run lives: store its output so far where the finished log
-        will go (``logs?follow=true``), and report its checkpoint when it
-        changes, so a run lost with its worker resumes from it."""
-        interval = self.live_log_interval if self.live_log_interval > 0 else CHECKPOINT_EVERY
+        """While the run lives (from one interval after its start): store its
+        output so far where the finished log will go (``logs?follow=true``),
+        and report its checkpoint when it changes, so a run lost with its
+        worker resumes from it."""
         path, published, checkpoint = run.spec.spool_path, -1, run.spec.checkpoint
-        while not await wait_for_event(done, interval):
+        while not done.is_set():
             try:
                 if self.live_log_interval > 0:
                     await armed.snapshot()
@@ -310,6 +324,7 @@ class Runs:
                     self._report_checkpoint(run, latest)
             except (CronfleetError, OSError) as exc:
                 log.debug("live_report_failed", execution_id=run.execution_id, error=str(exc))
+            await wait_for_event(done, self._live_interval)
 
     def _report_checkpoint(self, run: Run, data: bytes) -> None:
         kept, truncated = cut_checkpoint(data)
