@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,18 +19,17 @@ from typing import Any
 
 import structlog
 
-from cronfleet import alerts, metrics, schedule, sealing
+from cronfleet import alerts, metrics, schedule
 from cronfleet.aio import sleep_or, wait_for_event
-from cronfleet.codec import proto, rows
+from cronfleet.codec import rows
 from cronfleet.config import Settings
 from cronfleet.db import Database, Row
 from cronfleet.errors import CronfleetError
-from cronfleet.models import JobSpec
 from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP, DEFAULT_MISFIRE_GRACE
 from cronfleet.sealing import SecretKey
-from cronfleet.v1 import jobs_pb2
 from scheduler.dispatch import Candidate, Dispatcher, DispatchQueue, QueuedRun, needs_fresh_container
 from scheduler.ownership import ShardOwnership
+from scheduler.prepared import JobCache, jobs_without_secrets, queued_run
 from scheduler.streams import WorkerStreams
 
 log = structlog.get_logger()
@@ -40,67 +38,8 @@ UNLIMITED = 2147483647  # the claim statement's "no limit"
 MAX_QUEUED = 50_000
 
 
-@dataclass(frozen=True)
-class PreparedJob:
-    """One version of a job: its spec as stored (secrets sealed), the message
-    workers get (secrets opened: it travels over mutual TLS only), and why
-    its runs cannot be handed over, if they cannot."""
-
-    spec: JobSpec
-    message: jobs_pb2.JobSpec
-    refused: str = ""
-
-
-class JobCache:
-    """Each job version prepared once, not once per fire."""
-
-    def __init__(self, secret_key: SecretKey | None = None, size: int = 10_000) -> None:
-        self.secret_key = secret_key
-        self.size = size
-        self._cache: collections.OrderedDict[tuple[Any, int], PreparedJob] = collections.OrderedDict()
-
-    def get(self, job: Row) -> PreparedJob:
-        """``job`` is a ``jobs`` row (every column)."""
-        key = (job["id"], job["version"])
-        found = self._cache.get(key)
-        if found is None:
-            found = self._cache[key] = self._prepare(job["id"], rows.spec_from_row(job))
-            if len(self._cache) > self.size:
-                self._cache.popitem(last=False)
-        return found
-
-    def _prepare(self, job_id: uuid.UUID, spec: JobSpec) -> PreparedJob:
-        try:
-            opened = sealing.open_env(spec, self.secret_key, job_id)
-        except sealing.SealingError as exc:
-            # Its runs fail with this (the worker runs nothing): say so here too.
-            log.error("secret_not_opened", job_id=str(job_id), error=str(exc))
-            return PreparedJob(spec, proto.spec_to_proto(spec), f"secret_unavailable: {exc}")
-        return PreparedJob(spec, proto.spec_to_proto(opened, reveal_secrets=True))
-
-
-_jobs = JobCache()  # for callers that give none (tests, the bench): no secret key
-
-
-def _queued(execution: Row, job: Row, jobs: JobCache) -> QueuedRun:
-    prepared = jobs.get(job)
-    return QueuedRun(
-        sort_key=(-execution["priority"], execution["run_at"], execution["id"]),
-        execution_id=execution["id"],
-        job_id=execution["job_id"],
-        owner_id=job["owner_id"],
-        scheduled_at=execution["scheduled_at"],
-        attempt=execution["attempt"],
-        fire_at=execution["run_at"],
-        job=prepared.message,
-        checkpoint=bytes(execution.get("checkpoint") or b""),
-        shard_id=execution["shard_id"],
-        refused=prepared.refused,
-    )
-
-
 def decide_fire(
-    row: Row, now: datetime, grace: timedelta, catchup: timedelta, jobs: JobCache = _jobs
+    row: Row, now: datetime, grace: timedelta, catchup: timedelta, jobs: JobCache = jobs_without_secrets
 ) -> schedule.ClaimedFire:
     """What the claim does with a due row of select_due_fires (see schedule.claim_fire)."""
     spec = jobs.get(row).spec
@@ -166,7 +105,7 @@ async def claim_due_fires(
     misfire_grace: timedelta = DEFAULT_MISFIRE_GRACE,
     misfire_catchup: timedelta = DEFAULT_MISFIRE_CATCHUP,
     user_quota: int = 0,
-    jobs: JobCache = _jobs,
+    jobs: JobCache = jobs_without_secrets,
     choose_workers: ChooseWorkers | None = None,
 ) -> Claimed:
     """Claim up to ``batch`` fires due by ``horizon`` on this scheduler's shards.
@@ -214,15 +153,24 @@ async def claim_due_fires(
                     "scheduled": [r["next_run_at"] for r in replacing],
                 },
             )
-    metrics.CLAIM_DURATION.observe(time.perf_counter() - started)
+    _count(due, time.perf_counter() - started)
+    return _claimed(inserted, due, replaced, jobs)
+
+
+def _count(due: list[Row], seconds: float) -> None:
+    metrics.CLAIM_DURATION.observe(seconds)
     metrics.CLAIM_BATCH.observe(len(due))
     for shard, n in collections.Counter(r["shard_id"] for r in due).items():
         metrics.FIRES_CLAIMED.labels(str(shard)).inc(n)
+
+
+def _claimed(inserted: list[Row], due: list[Row], replaced: list[Row], jobs: JobCache) -> Claimed:
+    """The executions a claim inserted to run: to the queue, or assigned already."""
     by_id = {r["id"]: r for r in due}
     runs, assigned = [], []
     for row in inserted:
         if row["status"] == "scheduled":
-            run = _queued(row, by_id[row["job_id"]], jobs)
+            run = queued_run(row, by_id[row["job_id"]], jobs)
             if row["worker_id"]:
                 assigned.append((run, row["worker_id"]))
             else:
@@ -238,7 +186,7 @@ async def claim_pending(
     horizon: datetime,
     batch: int,
     queued: list[int],
-    jobs: JobCache = _jobs,
+    jobs: JobCache = jobs_without_secrets,
 ) -> list[QueuedRun]:
     """Attempts already recorded but on no worker: retries, manual runs, orphans."""
     pending = await db.fetch_all(
@@ -249,7 +197,7 @@ async def claim_pending(
         return []
     ids = list({r["job_id"] for r in pending})
     found = {j["id"]: j for j in await db.fetch_all("jobs_by_id", {"ids": ids})}
-    return [_queued(r, found[r["job_id"]], jobs) for r in pending if r["job_id"] in found]
+    return [queued_run(r, found[r["job_id"]], jobs) for r in pending if r["job_id"] in found]
 
 
 class ClaimLoop:

@@ -102,9 +102,12 @@ class EventRecorder:
         held, self._held = self._held, []
         if hold:
             ending = {r.event.execution_id for r in fresh if r.event.kind == FINISHED}
-            self._held = [r for r in fresh if r.event.kind == STARTED and r.event.execution_id not in ending]
-            kept = {id(r) for r in self._held}
-            fresh = [r for r in fresh if id(r) not in kept]
+
+            def alone(r: Reported) -> bool:
+                return r.event.kind == STARTED and r.event.execution_id not in ending
+
+            self._held = [r for r in fresh if alone(r)]
+            fresh = [r for r in fresh if not alone(r)]
         batch = held + fresh
         if not batch:
             return

@@ -30,7 +30,6 @@ import docker.errors
 import requests.exceptions
 import structlog
 
-from cronfleet.aio import sleep_or
 from cronfleet.config import Settings
 from cronfleet.v1 import dispatch_pb2
 from worker.docker_claims import (
@@ -56,7 +55,7 @@ from worker.runtime import (
     script_env,
     step_results,
 )
-from worker.watchdog import BEAT, Watchdog
+from worker.watchdog import Watchdog
 
 log = structlog.get_logger()
 CHECKPOINT_READ_EVERY = 5.0
@@ -148,11 +147,8 @@ class DockerRuntime:
         await asyncio.gather(self.pool.run(stop, quiet), self.residents.run(stop), self._beat(stop))
 
     async def _beat(self, stop: asyncio.Event) -> None:
-        while self.watchdog is not None and not stop.is_set():
-            self.watchdog.beat()
-            await sleep_or(stop, BEAT)
         if self.watchdog is not None:
-            self.watchdog.keep_beating()  # through the graceful stop, until close()
+            await self.watchdog.keep_alive(stop)
 
     async def close(self) -> None:
         await self.pool.close()

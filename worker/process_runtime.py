@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cronfleet.aio import sleep_or
 from cronfleet.v1 import dispatch_pb2
 from worker.runtime import (
     GATE_SCRIPT,
@@ -24,7 +23,7 @@ from worker.runtime import (
     script_env,
     step_results,
 )
-from worker.watchdog import BEAT, Watchdog
+from worker.watchdog import Watchdog
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
 CHECKPOINT_FILE = "checkpoint"
@@ -158,11 +157,8 @@ class ProcessRuntime:
 
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
         """Nothing to keep warm (a process is spawned when armed); the watchdog's beat."""
-        while self.watchdog is not None and not stop.is_set():
-            self.watchdog.beat()
-            await sleep_or(stop, BEAT)
         if self.watchdog is not None:
-            self.watchdog.keep_beating()  # through the graceful stop, until close()
+            await self.watchdog.keep_alive(stop)
 
     def expect(self, source: str, profiles: list[dispatch_pb2.ProfileCount]) -> None:
         return None

@@ -132,11 +132,15 @@ class Watchdog:
         os.close(read_end)
         self._beating: asyncio.Task[None] | None = None
 
-    def keep_beating(self) -> None:
-        """Beat from a task of its own until :meth:`stop`: the worker's
-        keep-warm loop, which beats, ends when a graceful stop begins, and
-        stopping the runs (SIGTERM, a grace, SIGKILL) may take longer than the
-        limit; silent meanwhile, the watchdog would kill them as lost."""
+    async def keep_alive(self, stop: asyncio.Event) -> None:
+        """Beat every BEAT until ``stop`` (the runtime's keep-warm loop), then
+        from a task of its own until :meth:`stop`: stopping the runs on a
+        graceful stop (SIGTERM, a grace, SIGKILL) may take longer than the
+        limit, and silent meanwhile the watchdog would kill them as lost."""
+        while not stop.is_set():
+            self.beat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), BEAT)
         if self._beating is None:
             self._beating = asyncio.get_running_loop().create_task(self._beat_until_stopped())
 
