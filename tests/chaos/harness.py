@@ -105,13 +105,6 @@ class ChaosCluster:
             "CRONFLEET_GRPC_ADDR": f"127.0.0.1:{free_port()}",
             "CRONFLEET_RUNTIME": "process",
             "CRONFLEET_CAPACITY": "200",
-            # The stop_scheduler fault is to show a woken scheduler's stale
-            # claims refused by the fence: it must claim before it learns that
-            # its lease is gone. With the 2 s default that race went the other
-            # way in 2 of 4 runs (the promises held in all); with 3 s, as
-            # chaos ran until the default changed, it has gone our way in every
-            # run. The fence itself is tested directly (test_claim, test_nodes).
-            "CRONFLEET_MEMBER_TTL": "3",
         }
         log = open(self.root / "up.log", "wb")  # noqa: SIM115 - lives with the process
         self.up = subprocess.Popen(

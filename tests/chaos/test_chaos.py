@@ -29,8 +29,8 @@ def test_the_promises_hold_under_faults(tmp_path: Path) -> None:
         say(report.text())
     assert report.expected > 1000, "the load ran"
     assert report.broken == {}, report.text()
-    assert report.claims_fenced > 0, (
-        "a stopped scheduler's stale claims were refused (the fence was exercised)"
-    )
+    # Whether a woken scheduler makes a stale claim before it learns that its
+    # lease is gone is a race (this session's runs: either way); the report
+    # counts the refused ones. The fence itself: test_claim's stale-epoch test.
     assert report.reruns > 0, "runs lost with a worker ran again"
     assert len(report.faults) == 7

@@ -227,3 +227,15 @@ async def test_a_claim_records_the_workers_chosen_for_its_fires(
     assigned = {r.execution_id for r, _ in claimed.assigned}
     assert [(r[1], r[2], r[3]) for r in rows if r[0] in assigned] == [("w1", True, "s1")] * 3
     assert [(r[1], r[2]) for r in rows if r[0] not in assigned] == [(None, False)] * 2
+
+
+async def test_a_scheduler_at_a_stale_epoch_claims_nothing(
+    db: Database, service: JobsService, user: User
+) -> None:
+    # The fence: its shards went to another scheduler at a newer epoch while
+    # it was frozen; woken, its claim finds nothing, and the new owner's all.
+    await own_shards(db, "s1", 1)
+    jobs = await service.create_jobs(user, [spec(name=f"j{i}") for i in range(5)])
+    await own_shards(db, "s2", 2)
+    assert await claim(db, scheduler_id="s1", epoch=1) == []
+    assert {r.job_id for r in await claim(db, scheduler_id="s2", epoch=2)} == {j.id for j in jobs}
