@@ -604,7 +604,7 @@ def scenario_throughput(services: Services, runtime: str, n: int) -> float:
         "CRONFLEET_CLAIM_BATCH": "2000",
         "CRONFLEET_LOOKAHEAD_PROCESS": "2",
     }
-    with cluster(services, env, schedulers=2, workers=2 if runtime == "noop" else 1) as c:
+    with cluster(services, env, schedulers=2, workers=2) as c:
         owner = c["api"].get("/me").json()["id"]
         # Already due: claim, assign, run and report go as fast as they can.
         at = datetime.now(UTC) - timedelta(seconds=1)

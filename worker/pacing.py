@@ -75,6 +75,11 @@ class ReleaseBatches:
         was set first (then it never is)."""
         if interrupt.is_set():
             return None
+        if when not in self._due and when <= time.time():
+            # Overdue, and no batch waits for this instant: released now (a
+            # future, a task and a wait cost more than the release itself).
+            await run.release()
+            return time.time()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[float] = loop.create_future()
         self._due.setdefault(when, []).append((run, done))

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from cronfleet.v1 import dispatch_pb2
 from worker.runtime import (
+    CHECKPOINT_FILE,
     GATE_SCRIPT,
+    REPORT_FILE,
     ArmedRun,
     RunOutcome,
     RunSpec,
@@ -26,7 +28,6 @@ from worker.runtime import (
 from worker.watchdog import Watchdog
 
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
-CHECKPOINT_FILE = "checkpoint"
 
 
 @dataclass
@@ -70,6 +71,8 @@ class _ProcessRun:
         self.released = True
         if self.gate < 0:
             return  # the gate is gone (killed, or exited) before its release
+        if self.watchdog is not None:
+            self.watchdog.flush()  # it knows the group before the command can run
         with contextlib.suppress(BrokenPipeError):  # it died meanwhile: wait() tells how
             os.write(self.gate, b"go\n")  # 3 bytes into an empty pipe: never blocks
         self._close_gate()
@@ -100,7 +103,8 @@ class _ProcessRun:
         """The file is the worker's own: read it as it stands."""
         path = self.spec.run_dir / CHECKPOINT_FILE
         try:
-            return path.read_bytes() or None
+            # Mostly empty (the gate makes it): one stat, not an open and a read.
+            return (os.stat(path).st_size and path.read_bytes()) or None
         except FileNotFoundError:
             return None
 
@@ -174,7 +178,7 @@ class ProcessRuntime:
         env.update(spec.env)
         env.update(script_env(spec, str(spec.run_dir / CHECKPOINT_FILE)))
         spec.run_dir.mkdir(parents=True, exist_ok=True)
-        report_path = spec.run_dir / "steps.report"
+        report_path = spec.run_dir / REPORT_FILE
         # Local files, opened once: the child writes them directly.
         read_end, gate = os.pipe()  # both close-on-exec: only the gate's stdin gets the read end
         try:

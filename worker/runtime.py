@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import contextlib
+import os
 import re
+import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -156,7 +159,7 @@ class RunSpec:
             execution_id=assignment.execution_id,
             job_id=assignment.job_id,
             attempt=assignment.attempt,
-            spool_path=spool_root / f"{assignment.execution_id}-{assignment.attempt}" / "output.log",
+            spool_path=spool_root / f"{assignment.execution_id}-{assignment.attempt}" / SPOOL_FILE,
             command=job.command or "",
             steps=job.steps,
             env=env,
@@ -175,6 +178,34 @@ class RunSpec:
     @property
     def run_dir(self) -> Path:
         return self.spool_path.parent
+
+
+# A run's folder holds its output and, for a process run, the gate's report
+# and the checkpoint file; the command may leave files of its own.
+SPOOL_FILE = "output.log"
+REPORT_FILE = "steps.report"
+CHECKPOINT_FILE = "checkpoint"
+
+
+def remove_run_dir(path: Path) -> None:
+    """Remove a finished run's folder: a few unlinks in the usual case (an
+    rmtree walks and stats it: 6% of a short process run's worker time)."""
+    try:
+        os.rmdir(path)
+        return
+    except FileNotFoundError:
+        return  # never made: a no-op run, or one that never armed
+    except OSError:
+        pass  # not empty
+    for name in (SPOOL_FILE, REPORT_FILE, CHECKPOINT_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path / name)
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return
+    except OSError:
+        shutil.rmtree(path, ignore_errors=True)  # the command's own files
 
 
 _JOBS: collections.OrderedDict[bytes, JobSpec] = collections.OrderedDict()

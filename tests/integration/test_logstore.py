@@ -42,3 +42,24 @@ async def test_local_store_round_trip(tmp_path: Path) -> None:
     assert (await store.put(key, spool)).startswith("file://")
     assert await store.read(key) == b"local\n"
     assert await store.link(key, 3) == "http://gw:8080/api/v1/executions/3/logs"
+
+
+async def test_local_store_takes_a_finished_file_and_copies_a_live_one(tmp_path: Path) -> None:
+    store = LocalLogStore(tmp_path / "logs", "http://gw:8080")
+    live = tmp_path / "live.log"
+    live.write_text("so far\n")
+    key = store.key_for("o", "j", 4, 1)
+    await store.put(key, live)  # a run still writing it: copied, left in place
+    assert live.read_text() == "so far\n" and await store.read(key) == b"so far\n"
+    live.write_text("so far\nand the end\n")
+    await store.put(key, live, final=True)  # the run ended: moved in, over the live copy
+    assert not live.exists() and await store.read(key) == b"so far\nand the end\n"
+    # The job's folder removed behind the store's back (log retention, an
+    # operator): the next finished log still lands.
+    (tmp_path / "logs" / key).unlink()
+    (tmp_path / "logs" / key).parent.rmdir()
+    again = tmp_path / "again.log"
+    again.write_text("again\n")
+    key2 = store.key_for("o", "j", 5, 1)
+    await store.put(key2, again, final=True)
+    assert await store.read(key2) == b"again\n"

@@ -118,3 +118,14 @@ async def test_a_run_interrupted_before_its_instant_is_never_released() -> None:
     stop.set()
     assert await withdrawn is None
     assert await kept is not None and log == ["release y"]
+
+
+async def test_an_overdue_run_is_released_at_once_unless_interrupted() -> None:
+    batches, log = ReleaseBatches(), list[str]()
+    when = time.time() - 1
+    at = await batches.release_at(when, Recorded("late", log), asyncio.Event())
+    assert at is not None and at >= when and log == ["release late"]
+    stopped = asyncio.Event()
+    stopped.set()
+    assert await batches.release_at(when, Recorded("withdrawn", log), stopped) is None
+    assert log == ["release late"]
