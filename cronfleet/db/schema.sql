@@ -63,7 +63,6 @@ CREATE TABLE schedule (
     PRIMARY KEY (job_id, next_run_at)
 ) PARTITION BY RANGE (next_run_at);
 CREATE INDEX schedule_due_idx ON schedule (shard_id, next_run_at);
-CREATE INDEX schedule_job_idx ON schedule (job_id);
 CREATE TABLE schedule_default PARTITION OF schedule DEFAULT;
 
 -- One row per attempt of a fire, identified by (job_id, scheduled_at, attempt).
