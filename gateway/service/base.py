@@ -1,5 +1,6 @@
-"""What every area of the service layer shares: its dependencies, paging,
-ids from the outside, and the link a user opens for a run's output."""
+"""What every area of the service layer shares: its dependencies, the
+caller's job (read, or locked for a change), paging, ids from the outside,
+and the link a user opens for a run's output."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from cronfleet.db import Database, Row
+from cronfleet.codec import rows
+from cronfleet.db import Database, Row, Session
 from cronfleet.errors import InvalidArgument, NotFound, TooLong
 from cronfleet.logstore import LogStore
-from cronfleet.models import Resources, check_text
+from cronfleet.models import Job, Resources, check_text
 from cronfleet.records import Execution, User
 from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP
 from cronfleet.sealing import SecretKey
@@ -58,6 +60,16 @@ class ServiceBase:
         if row is None:
             raise NotFound(f"no such job {job_id}")
         return row
+
+    async def _lock(self, tx: Session, user: User, job_id: str) -> Job:
+        """The caller's job, its row locked for a change; NotFound for anyone
+        else's and for a deleted one."""
+        row = await tx.fetch_one("lock_job", {"id": parse_uuid(job_id, "job"), "owner_id": user.id})
+        if row is None:
+            raise NotFound(f"no such job {job_id}")
+        if row["status"] == "deleted":
+            raise NotFound(f"job {job_id} is deleted")
+        return rows.job_from_row(row)
 
     async def _with_link(self, execution: Execution) -> Execution:
         """The execution as users see it: log_url is a link they can open."""

@@ -1,4 +1,5 @@
-"""Jobs: create (all or nothing), read, change, pause, resume, delete, run now."""
+"""Jobs: create (all or nothing), read, change, pause, resume, delete. Run
+now and backfill are in ``triggers``, ``after`` chains in ``upstreams``."""
 
 from __future__ import annotations
 
@@ -13,30 +14,28 @@ from typing import Any
 from cronfleet import preview, schedule, sealing
 from cronfleet.codec import jsonapi, rows
 from cronfleet.db import Session
-from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec, NotFound
-from cronfleet.models import JOB_STATUSES, Job, JobSpec, RunBrief, check_moment
-from cronfleet.records import Execution, User
+from cronfleet.errors import Conflict, InvalidArgument, InvalidSpec
+from cronfleet.models import JOB_STATUSES, Job, JobSpec, RunBrief
+from cronfleet.records import User
 from cronfleet.shards import shard_for
 from gateway.service import limits
 from gateway.service.base import (
-    ServiceBase,
     decode_page_token,
     encode_page_token,
     page_size,
-    parse_uuid,
     query_text,
 )
 from gateway.service.idempotency import IdempotentRequest, earlier_reply, save_reply
+from gateway.service.triggers import Triggers
+from gateway.service.upstreams import Upstreams, waits_for_upstream
 
-MAX_BACKFILL = 1000
 MAX_RECENT_RUNS = 50  # latest runs a job list may add per job
 # A job list's ?result=: which end statuses of the latest ended run match.
 LAST_RESULTS = {"succeeded": ("succeeded",), "failed": ("failed", "timed_out", "lost")}
 WITHDRAW_WAIT = 5.0  # seconds a pause, edit or delete waits for workers to drop claimed runs
-COUNT_UP_TO = 10 * MAX_BACKFILL  # how far a refused backfill counts its fires
 
 
-class Jobs(ServiceBase):
+class Jobs(Triggers, Upstreams):
     async def create_jobs(
         self, user: User, specs: list[JobSpec], idempotency_key: str | None = None
     ) -> list[Job]:
@@ -88,7 +87,7 @@ class Jobs(ServiceBase):
         one_offs = sum(
             1
             for spec, t in zip(specs, timings, strict=True)
-            if spec.schedule is None and not _waits_for_upstream(spec) and (spec.run_at or now) <= soon
+            if spec.schedule is None and not waits_for_upstream(spec) and (spec.run_at or now) <= soon
         )
         await limits.check_runs(tx, user, self.quotas, adding=one_offs, now=now)
 
@@ -104,7 +103,7 @@ class Jobs(ServiceBase):
                 "id": job_id,
                 "owner_id": user.id,
                 "shard_id": shard_for(job_id, self.shards),
-                "status": "active" if first or _waits_for_upstream(spec) else "completed",
+                "status": "active" if first or waits_for_upstream(spec) else "completed",
                 "fires_per_minute": schedule.fires_in_a_minute(timing, now),
             },
         )
@@ -198,7 +197,7 @@ class Jobs(ServiceBase):
             rate = schedule.fires_in_a_minute(timing, now)
             if status == "active":
                 revived = old.status == "completed" and (
-                    _first_fire(spec, timing, now) is not None or _waits_for_upstream(spec)
+                    _first_fire(spec, timing, now) is not None or waits_for_upstream(spec)
                 )
                 await limits.check_jobs(
                     tx,
@@ -223,7 +222,7 @@ class Jobs(ServiceBase):
                 on_workers = await self._withdraw(tx, job, "withdrawn: the job changed")
             if status == "active":
                 first = _first_fire(spec, job.timing, now)
-                if first is None and not _waits_for_upstream(spec):
+                if first is None and not waits_for_upstream(spec):
                     job = await self._set_status(tx, job, "completed")
                 else:
                     job = await self._schedule(tx, job, first)
@@ -291,7 +290,7 @@ class Jobs(ServiceBase):
                 except_ids=(job.id,),
             )
             first = self._resume_at(job, now)
-            waiting = _waits_for_upstream(job.spec)
+            waiting = waits_for_upstream(job.spec)
             job = await self._set_status(tx, job, "active" if first or waiting else "completed")
             return await self._schedule(tx, job, first)
 
@@ -304,131 +303,6 @@ class Jobs(ServiceBase):
         if policy == "run_all":
             since = max(since, now - self.misfire_catchup)
         return schedule.first_fire_missed(timing, since, now) or schedule.first_fire(timing, now)
-
-    async def run_job(self, user: User, job_id: str, idempotency_key: str | None = None) -> Execution:
-        """Fire now, outside the schedule (also for paused or completed jobs).
-        With an idempotency key, a repeat returns the same execution."""
-        key = (
-            IdempotentRequest.of(idempotency_key, "run_job", job_id) if idempotency_key is not None else None
-        )
-        async with self.db.transaction() as tx:
-            await tx.execute("lock_user", {"id": user.id})
-            job = await self._lock(tx, user, job_id)
-            if key is not None and (earlier := await earlier_reply(tx, user, key)) is not None:
-                row = await tx.fetch_one("get_execution", {"id": earlier["execution"], "owner_id": user.id})
-                assert row is not None
-                return await self._with_link(rows.execution_from_row(row))
-            now = datetime.now(UTC)
-            await limits.check_runs(tx, user, self.quotas, adding=1, now=now)
-            (execution,) = await self._trigger(tx, job, "manual", [now])
-            if key is not None:
-                await save_reply(tx, user, key, 202, {"execution": execution.id})
-            return await self._with_link(execution)
-
-    @staticmethod
-    async def _trigger(
-        tx: Session,
-        job: Job,
-        trigger: str,
-        fires: list[datetime],
-        upstream_execution_id: int | None = None,
-    ) -> list[Execution]:
-        """First attempts of ``job`` at ``fires``, due now; a fire that already
-        has one is left alone. Wakes the job's shard."""
-        found = await tx.fetch_all(
-            "insert_triggered_executions",
-            {
-                "job_ids": [job.id] * len(fires),
-                "scheduled": fires,
-                "upstream_ids": [upstream_execution_id] * len(fires),
-                "trigger": trigger,
-                "run_at": datetime.now(UTC),
-            },
-        )
-        await tx.execute("notify_due", {"shard_id": job.shard_id})
-        return sorted((rows.execution_from_row(r) for r in found), key=lambda e: e.scheduled_at)
-
-    async def backfill_job(self, user: User, job_id: str, start: datetime, end: datetime) -> list[Execution]:
-        """One run (trigger "backfill") for each fire the schedule had in
-        [start, end] and that has none yet, due now; the job's concurrency
-        policy paces them."""
-        now = datetime.now(UTC)
-        check_moment(start, "from")
-        if end <= start:
-            raise InvalidSpec("must be after from", field="to")
-        if end > now:
-            raise InvalidSpec("must not be in the future", field="to")
-        async with self.db.transaction() as tx:
-            await tx.execute("lock_user", {"id": user.id})
-            job = await self._lock(tx, user, job_id)
-            if job.spec.schedule is None:
-                raise InvalidSpec("only a job with a schedule can be backfilled", field="schedule")
-            fires = schedule.fires_between(job.timing, start, end, COUNT_UP_TO + 1)
-            if len(fires) > MAX_BACKFILL:
-                count = f"more than {COUNT_UP_TO:,}" if len(fires) > COUNT_UP_TO else f"{len(fires):,}"
-                raise InvalidSpec(
-                    f"the range holds {count} fires; backfill at most {MAX_BACKFILL:,} at once", field="from"
-                )
-            if not fires:
-                return []
-            await limits.check_runs(tx, user, self.quotas, adding=len(fires), now=now)
-            created = await self._trigger(tx, job, "backfill", fires)
-            return [await self._with_link(e) for e in created]
-
-    async def _check_upstreams(
-        self, tx: Session, user: User, specs: list[JobSpec], changing: Job | None = None
-    ) -> None:
-        """Every ``after`` names one of the caller's jobs, and no chain loops."""
-        named = {uuid.UUID(u.job_id) for spec in specs for u in spec.after}
-        if not named:
-            return
-        found = {
-            r["id"]: r for r in await tx.fetch_all("jobs_of_owner", {"owner_id": user.id, "ids": list(named)})
-        }
-        for spec in specs:
-            for i, upstream in enumerate(spec.after):
-                row = found.get(uuid.UUID(upstream.job_id))
-                if row is None or row["status"] == "deleted":
-                    raise InvalidSpec(f"no job {upstream.job_id} of yours", field=f"after[{i}].job_id")
-        if changing is not None:
-            await self._refuse_cycles(tx, user, changing, specs[0])
-
-    async def _refuse_cycles(self, tx: Session, user: User, job: Job, spec: JobSpec) -> None:
-        """A job may not run after itself, however far up the chain."""
-        edges: dict[uuid.UUID, set[uuid.UUID]] = {}
-        for r in await tx.fetch_all("job_upstreams_of_owner", {"owner_id": user.id}):
-            if r["job_id"] != job.id:
-                edges.setdefault(r["job_id"], set()).add(r["upstream_id"])
-        edges[job.id] = {uuid.UUID(u.job_id) for u in spec.after}
-        path = _path_back_to(job.id, edges)
-        if path:
-            names = {
-                r["id"]: r["name"]
-                for r in await tx.fetch_all("jobs_of_owner", {"owner_id": user.id, "ids": path})
-            }
-            loop = " -> ".join(names.get(j, str(j)) for j in [job.id, *path])
-            raise InvalidSpec(f"would make a cycle: {loop}", field="after")
-
-    @staticmethod
-    async def _link_upstreams(tx: Session, job: Job) -> None:
-        await tx.execute("unlink_upstreams", {"job_id": job.id})
-        if job.spec.after:
-            await tx.execute(
-                "link_upstreams",
-                {
-                    "job_id": job.id,
-                    "upstream_ids": [u.job_id for u in job.spec.after],
-                    "outcomes": [u.on for u in job.spec.after],
-                },
-            )
-
-    async def _lock(self, tx: Session, user: User, job_id: str) -> Job:
-        row = await tx.fetch_one("lock_job", {"id": parse_uuid(job_id, "job"), "owner_id": user.id})
-        if row is None:
-            raise NotFound(f"no such job {job_id}")
-        if row["status"] == "deleted":
-            raise NotFound(f"job {job_id} is deleted")
-        return rows.job_from_row(row)
 
     @staticmethod
     async def _set_status(tx: Session, job: Job, status: str) -> Job:
@@ -457,28 +331,8 @@ def _job_page(token: str) -> tuple[datetime, uuid.UUID]:
         raise InvalidArgument("is not a token this server issued", field="page_token") from exc
 
 
-def _waits_for_upstream(spec: JobSpec) -> bool:
-    """A job with ``after`` and no time of its own fires only when its upstream ends."""
-    return bool(spec.after) and spec.schedule is None and spec.run_at is None
-
-
 def _first_fire(spec: JobSpec, timing: schedule.Timing, now: datetime) -> datetime | None:
-    return None if _waits_for_upstream(spec) else schedule.first_fire(timing, now)
-
-
-def _path_back_to(start: uuid.UUID, upstreams: dict[uuid.UUID, set[uuid.UUID]]) -> list[uuid.UUID]:
-    """The chain of upstreams from ``start`` that leads back to it, or []."""
-    stack: list[tuple[uuid.UUID, list[uuid.UUID]]] = [(u, [u]) for u in upstreams.get(start, ())]
-    seen: set[uuid.UUID] = set()
-    while stack:
-        node, path = stack.pop()
-        if node == start:
-            return path
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.extend((u, [*path, u]) for u in upstreams.get(node, ()))
-    return []
+    return None if waits_for_upstream(spec) else schedule.first_fire(timing, now)
 
 
 def _with_warnings(job: Job, now: datetime) -> Job:

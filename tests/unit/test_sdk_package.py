@@ -105,9 +105,10 @@ def run_as_sdk_install(code: str, server: bool = False) -> subprocess.CompletedP
 def test_the_sdk_imports_only_its_own_dependencies() -> None:
     ran = run_as_sdk_install(
         "import cronfleet, cronfleet.client\n"
+        "from cronfleet.client.calls import spec_message\n"
         "from cronfleet import AsyncClient, Client, ClientError\n"
         "c = Client('127.0.0.1:1', token='t')\n"
-        "spec = cronfleet.client._spec({'name': 'n', 'schedule': '*/5 * * * * *', 'command': 'true'})\n"
+        "spec = spec_message({'name': 'n', 'schedule': '*/5 * * * * *', 'command': 'true'})\n"
         "assert spec.schedule == '*/5 * * * * *'\n"
         "c.close()\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
