@@ -3,7 +3,7 @@
 The routes read bodies through the project's own codec (``cronfleet.codec``:
 its errors name the field, and a PATCH tells an absent field from a null),
 so these pydantic models only describe; nothing is parsed or serialised
-through them. ``tests/integration/test_openapi.py`` holds them to the codec
+through them. ``tests/unit/test_openapi.py`` holds them to the codec
 (the examples decode, real replies validate) and the schemathesis test to the
 running gateway. Bounds here are the server's (``cronfleet.models``).
 
