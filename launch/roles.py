@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -35,6 +36,7 @@ def run_role(role: str, settings: Settings) -> None:
 
     async def main() -> None:
         configure_logging(settings.log_level, settings.log_format)
+        _tune_gc()
         # Every line this process logs says which member said it (the tasks
         # the role starts inherit the context).
         structlog.contextvars.bind_contextvars(role=role, **_member(role, settings))
@@ -54,6 +56,24 @@ def run_role(role: str, settings: Settings) -> None:
             beating.cancel()
 
     asyncio.run(main())
+
+
+# Collections of the youngest generation every this many allocations (the
+# interpreter's default is 700). Under load the roles allocate a few dozen
+# tracked objects per fire (tasks, futures, rows, events) that reference
+# counting frees on its own: py-spy found the cyclic collector in 11-43% of
+# a scheduler's or a worker's busy time.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def _tune_gc() -> None:
+    """What the process holds once started (modules, classes, settings) is
+    never garbage: frozen out of every collection, and collections made
+    rarer. Cycles are still collected, later."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 async def _beat(health: probes.Probes) -> None:
