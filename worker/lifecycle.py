@@ -229,7 +229,7 @@ class Runs:
         """Prepare the run, the one due soonest first; None if cancelled meanwhile."""
         if run.fire_at - time.time() > ARM_WITHOUT_DEFERRING:
             await self.windows.quiet()
-        runtime = self.http if run.spec.http is not None else self.runtime
+        runtime = self._runtime_for(run)
         # The run's image, pulled if the engine lacks it: outside the arming
         # slots, so a pull of minutes holds up no other run's arming.
         prepare = getattr(runtime, "prepare", None)
@@ -243,6 +243,14 @@ class Runs:
             return await runtime.arm(run.spec)
         finally:
             self.arming.release()
+
+    def _runtime_for(self, run: Run) -> Runtime:
+        return self.http if run.spec.http is not None else self.runtime
+
+    def _writes_files(self, run: Run) -> bool:
+        """Whether the run may have a folder and output: every runtime's do
+        but the no-op one's (it runs nothing, and writes nothing)."""
+        return self._runtime_for(run).name != "noop"
 
     async def _released(self, run: Run, armed: ArmedRun, at: float) -> None:
         """What follows a release: the start recorded and reported."""
@@ -350,7 +358,7 @@ class Runs:
     async def _upload(self, run: Run, outcome: RunOutcome) -> tuple[str, int]:
         """Store the output; its location and size, or ("", 0) (and a note on
         the outcome)."""
-        if not run.spec.spool_path.exists():
+        if not self._writes_files(run) or not run.spec.spool_path.exists():
             return "", 0
         try:
             size = run.spec.spool_path.stat().st_size
@@ -370,7 +378,8 @@ class Runs:
     def _done(self, run: Run, outcome: RunOutcome) -> None:
         self.active.pop(run.execution_id, None)
         metrics.RUNS_FINISHED.labels(outcome.status).inc()
-        self._remove_dir_soon(run.spec.run_dir)
+        if self._writes_files(run):
+            self._remove_dir_soon(run.spec.run_dir)
         self.give_back(run.origin)
         log.info(
             "run_finished",

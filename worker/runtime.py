@@ -142,8 +142,7 @@ class RunSpec:
     http: HttpCall | None = None  # an HTTP job: the worker calls this instead of running a command
     checkpoint: bytes = b""  # what the previous attempt left, to start from
     container: str = "per_run"  # docker: a fresh container, or the job's long-lived one
-    scheduled_at: str = ""  # the fire this run is for (RFC 3339, UTC); retries keep it
-    fire: timestamp_pb2.Timestamp | None = None  # the same, exact, as its events report it
+    fire: timestamp_pb2.Timestamp | None = None  # the fire this run is for; retries keep it
     refused: str = ""  # the scheduler could not prepare it: run nothing, fail with this
 
     @classmethod
@@ -170,7 +169,6 @@ class RunSpec:
             http=job.http,
             checkpoint=assignment.checkpoint,
             container=job.container,
-            scheduled_at=_rfc3339(proto.to_datetime(assignment.scheduled_at)),
             fire=assignment.scheduled_at,
             refused=refused,
         )
@@ -178,6 +176,11 @@ class RunSpec:
     @property
     def run_dir(self) -> Path:
         return self.spool_path.parent
+
+    @property
+    def scheduled_at(self) -> str:
+        """The fire in RFC 3339 (UTC), for the command's environment ("" if unknown)."""
+        return _rfc3339(proto.to_datetime(self.fire)) if self.fire is not None else ""
 
 
 # A run's folder holds its output and, for a process run, the gate's report

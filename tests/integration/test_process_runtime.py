@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import timestamp_pb2
 
 from cronfleet.models import Step
 from tests.helpers import assert_eventually
@@ -131,12 +132,16 @@ async def test_exit_codes_and_signals(
 
 async def test_a_run_has_its_own_session_env_and_cwd(tmp_path: Path) -> None:
     s = spec(
-        tmp_path, 'echo $$; cut -d" " -f5,6 /proc/$$/stat; pwd; echo "$GREETING"', env={"GREETING": "hi"}
+        tmp_path,
+        'echo $$; cut -d" " -f5,6 /proc/$$/stat; pwd; echo "$GREETING"; echo "$CRONFLEET_SCHEDULED_AT"',
+        env={"GREETING": "hi"},
+        fire=timestamp_pb2.Timestamp(seconds=1_767_225_600, nanos=250_000_000),
     )
     outcome, out = await run(s)
-    pid, group_and_session, cwd, greeting = out.splitlines()
+    pid, group_and_session, cwd, greeting, fire = out.splitlines()
     assert group_and_session == f"{pid} {pid}", "a session and group of its own, led by the gate"
     assert (cwd, greeting, outcome.status) == (str(s.run_dir), "hi", "succeeded")
+    assert fire == "2026-01-01T00:00:00.250Z"
 
 
 async def test_the_gate_holds_the_command_until_released(tmp_path: Path) -> None:
