@@ -143,7 +143,10 @@ class ProcessRuntime:
     for trusted commands and machines without Docker."""
 
     name = "process"
-    paced = False
+    # A burst of releases is a burst of commands starting on the worker's
+    # own cores: reaping, uploading and reporting the first ones meanwhile
+    # slowed the rest (1,000 due in one second: p99 619 -> 562 ms paced).
+    paced = True
 
     def __init__(
         self, grace_seconds: float = 5.0, watchdog_seconds: float = 0.0, fence_dir: str = ""

@@ -317,8 +317,8 @@ class ArmedRun(Protocol):
 class Runtime(Protocol):
     name: str
     # True when runs compete with each other's releases for a shared engine
-    # (Docker): the worker then keeps follow-up work out of fire instants
-    # (worker.pacing.ReleaseWindows). A process's release is a pipe write.
+    # (Docker) or for the worker's cores (processes): the worker then keeps
+    # follow-up work out of fire instants (worker.pacing.ReleaseWindows).
     paced: bool
 
     async def arm(self, spec: RunSpec) -> ArmedRun: ...

@@ -44,8 +44,9 @@ class CronfleetSystem:
     config = (
         "cronfleet local cluster (`python -m launch up`, Postgres + etcd): same second: 1 scheduler, "
         "1 worker, process runtime, the jobs stored 3 s ahead in one statement; sustained: 2 schedulers, "
-        "claim batch 2,000, noop runtime on 2 workers / process runtime on 1 worker (capacity 256), fires "
-        "inserted due in Postgres; figures from each run's execution rows and output"
+        "claim batch 2,000, noop runtime on 2 workers (capacity 100,000) / process runtime on 2 workers "
+        "(capacity 256 each), fires inserted due in Postgres; figures from each run's execution rows and "
+        "output"
     )
 
     def __init__(
