@@ -28,7 +28,7 @@ from typing import Any
 
 from cronfleet.codec import jsonapi
 from cronfleet.db import Session
-from cronfleet.records import Execution
+from cronfleet.records import Execution, Succeeded
 
 SIGNATURE_HEADER = "X-Cronfleet-Signature"
 
@@ -59,13 +59,14 @@ async def record(tx: Session, events: Iterable[Event]) -> int:
     return len(made)
 
 
-async def of_outcomes(tx: Session, ended: list[Execution], dead: Mapping[int, str]) -> list[Event]:
-    """The events of attempts that just ended: each failed or timed-out one,
-    each that became a dead letter (``dead``: execution id -> reason), and
-    each success that recovers its job."""
+async def of_outcomes(
+    tx: Session, ended: list[Execution], dead: Mapping[int, str], succeeded: list[Succeeded]
+) -> list[Event]:
+    """The events of attempts that just ended: each failed or timed-out one
+    of ``ended``, each that became a dead letter (``dead``: execution id ->
+    reason), and each of ``succeeded`` that recovers its job."""
     events = [Event(e.id, e.status) for e in ended if e.status in ("failed", "timed_out")]
     events += [Event(execution_id, "dead", reason) for execution_id, reason in dead.items()]
-    succeeded = [e for e in ended if e.status == "succeeded"]
     if succeeded:
         recovered = await tx.fetch_all(
             "recoveries",

@@ -34,7 +34,7 @@ from cronfleet import alerts
 from cronfleet.codec import rows
 from cronfleet.db import Row, Session
 from cronfleet.models import JobSpec, RetryPolicy
-from cronfleet.records import Execution
+from cronfleet.records import Execution, Succeeded
 
 _random = random.Random()
 LOST_RERUNS = 3  # the default of CRONFLEET_LOST_RERUNS
@@ -107,26 +107,29 @@ async def settle(
     """Retry or dead-letter each attempt of ``ended`` (executions rows) that
     failed, fire what runs after the ones that ended for good, and record
     the alerts they call for."""
-    executions = [rows.execution_from_row(r) for r in ended]
+    ok = "succeeded"
+    succeeded = [Succeeded(r["id"], r["job_id"], r["scheduled_at"]) for r in ended if r["status"] == ok]
+    executions = [rows.execution_from_row(r) for r in ended if r["status"] != ok]
     decisions = await _retry_or_bury(tx, executions, default_backoff, now, lost_reruns)
     final_failures = [d.execution for d in decisions if d.retry_at is None]
-    await _fire_downstream(tx, [e for e in executions if e.status == "succeeded"], final_failures)
+    await _fire_downstream(tx, succeeded, final_failures)
     dead = {d.execution.id: d.reason for d in decisions if d.retry_at is None}
-    await alerts.record(tx, await alerts.of_outcomes(tx, executions, dead))
+    await alerts.record(tx, await alerts.of_outcomes(tx, executions, dead, succeeded))
     return decisions
 
 
-async def _fire_downstream(tx: Session, succeeded: list[Execution], failed: list[Execution]) -> None:
-    ended = [(e, "success") for e in succeeded] + [(e, "failure") for e in failed]
+async def _fire_downstream(tx: Session, succeeded: list[Succeeded], failed: list[Execution]) -> None:
+    ended = [(e.id, e.job_id, e.scheduled_at, "success") for e in succeeded]
+    ended += [(e.id, e.job_id, e.scheduled_at, "failure") for e in failed]
     if not ended:
         return
     fired = await tx.fetch_all(
         "fire_downstream",
         {
-            "execution_ids": [e.id for e, _ in ended],
-            "upstream_ids": [e.job_id for e, _ in ended],
-            "scheduled": [e.scheduled_at for e, _ in ended],
-            "outcomes": [outcome for _, outcome in ended],
+            "execution_ids": [e[0] for e in ended],
+            "upstream_ids": [e[1] for e in ended],
+            "scheduled": [e[2] for e in ended],
+            "outcomes": [e[3] for e in ended],
         },
     )
     for shard in {r["shard_id"] for r in fired}:

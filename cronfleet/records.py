@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from cronfleet.models import FINAL_STATUSES, Notify
 
@@ -95,6 +95,15 @@ PUBLIC_EXECUTION_FIELDS = (
     "log_bytes",
     "log_removed_at",
 )
+
+
+class Succeeded(NamedTuple):
+    """What settling needs of a run that succeeded (most runs): its keys,
+    not a record of every column."""
+
+    id: int
+    job_id: uuid.UUID
+    scheduled_at: datetime
 
 
 @dataclass(frozen=True)

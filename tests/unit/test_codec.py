@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cronfleet.codec import jsonapi, proto, rows
 from cronfleet.errors import InvalidArgument
@@ -171,3 +174,25 @@ def test_step_results_come_from_the_report_not_the_log() -> None:
         StepResult(name="a", exit_code=0, duration_ms=30.0),
         StepResult(name="b b", exit_code=1, duration_ms=1200.0),
     )
+
+
+# (hypothesis types `timezones` narrower than what it takes: the ignore below)
+ANY_ZONE: st.SearchStrategy[tzinfo | None] = (
+    st.none() | st.timezones()
+)  # naive (taken as UTC) or aware in any zone
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=ANY_ZONE))  # type: ignore[arg-type]
+def test_timestamps_match_protobufs_own_conversion(dt: datetime) -> None:
+    theirs = Timestamp()
+    theirs.FromDatetime(dt)
+    ours = proto.timestamp(dt)
+    assert (ours.seconds, ours.nanos) == (theirs.seconds, theirs.nanos)
+    assert proto.to_datetime(ours) == theirs.ToDatetime(tzinfo=UTC)
+    assert proto.to_datetime(ours).tzinfo is not None
+
+
+@given(st.integers(min_value=-62_135_596_800, max_value=253_402_300_799), st.integers(0, 999_999_999))
+def test_datetimes_from_timestamps_match_protobufs_own(seconds: int, nanos: int) -> None:
+    ts = Timestamp(seconds=seconds, nanos=nanos)
+    assert proto.to_datetime(ts) == ts.ToDatetime(tzinfo=UTC)
