@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -40,3 +40,38 @@ async def until(work: Awaitable[T], *events: asyncio.Event) -> T | None:
     if task.cancelled():
         return None
     return task.result()
+
+
+class Drain(Generic[T]):
+    """Items handled in batches by one task at a time, not a task per item:
+    :meth:`add` starts the task when none runs (through ``spawn``, which holds
+    it); it awaits ``ready``, takes all that gathered, hands it to ``handle``,
+    and goes on until nothing is left."""
+
+    def __init__(
+        self,
+        handle: Callable[[list[T]], Awaitable[None]],
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._handle = handle
+        self._spawn = spawn
+        self._ready = ready
+        self._items: list[T] = []
+        self._draining = False
+
+    def add(self, item: T) -> None:
+        self._items.append(item)
+        if not self._draining:
+            self._draining = True
+            self._spawn(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._items:
+                if self._ready is not None:
+                    await self._ready()
+                batch, self._items = self._items, []
+                await self._handle(batch)
+        finally:
+            self._draining = False

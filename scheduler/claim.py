@@ -293,13 +293,13 @@ class ClaimLoop:
         ahead = s.lookahead_docker if self.streams.any_runs("docker") else s.lookahead_process
         return timedelta(seconds=ahead)
 
+    def _workers_full(self, bound: int, fresh: int | None) -> bool:
+        """The queue holds what the workers have room for (fresh containers too)."""
+        return len(self.queue) >= bound or (fresh is not None and self.queue.fresh_container_runs() >= fresh)
+
     async def claim_once(self) -> int:
         bound, fresh = self.queue_bound(), self.fresh_room()
-        if (
-            not self.ownership.shards
-            or len(self.queue) >= bound
-            or (fresh is not None and self.queue.fresh_container_runs() >= fresh)
-        ):
+        if not self.ownership.shards or self._workers_full(bound, fresh):
             # Workers are not keeping up: fires left unclaimed fall behind, and
             # their misfire policy decides when they are claimed, instead of a
             # backlog that grows without end.
@@ -309,23 +309,7 @@ class ClaimLoop:
         believed = self.ownership.shards  # what this claim is for, whatever etcd says meanwhile
         total = 0
         while True:
-            # Workers are chosen in the claim and the runs sent before another
-            # assignment can interleave (the dispatcher's lock, as a worker's
-            # hello expects: scheduler.rejoin).
-            async with self.dispatcher.lock:
-                claimed = await claim_due_fires(
-                    self.db,
-                    scheduler_id=scheduler_id,
-                    epoch=epoch,
-                    horizon=horizon,
-                    batch=self._batch(bound, fresh),
-                    misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
-                    misfire_catchup=timedelta(seconds=self.settings.misfire_catchup_seconds),
-                    user_quota=self.settings.quota_concurrent_runs,
-                    jobs=self.jobs,
-                    choose_workers=self.dispatcher.choose_workers,
-                )
-                self.dispatcher.send_assigned(claimed.assigned)
+            claimed = await self._claim_and_send(horizon, scheduler_id, epoch, self._batch(bound, fresh))
             self.queue.push(claimed.runs)
             total += len(claimed.runs) + len(claimed.assigned)
             if claimed.replaced:
@@ -338,7 +322,7 @@ class ClaimLoop:
                 break
             # What the workers have room for now (the runs just sent spent some).
             bound, fresh = self.queue_bound(), self.fresh_room()
-            if len(self.queue) >= bound or (fresh is not None and self.queue.fresh_container_runs() >= fresh):
+            if self._workers_full(bound, fresh):
                 break  # or until the workers have no room left
         pending = await claim_pending(
             self.db,
@@ -357,3 +341,23 @@ class ClaimLoop:
                 "fires_claimed", scheduler_id=self.ownership.scheduler_id, fires=total, pending=len(pending)
             )
         return total + len(pending)
+
+    async def _claim_and_send(self, horizon: datetime, scheduler_id: str, epoch: int, batch: int) -> Claimed:
+        """One claim; the runs it assigned are sent before another assignment
+        can interleave (the dispatcher's lock, as a worker's hello expects:
+        scheduler.rejoin)."""
+        async with self.dispatcher.lock:
+            claimed = await claim_due_fires(
+                self.db,
+                scheduler_id=scheduler_id,
+                epoch=epoch,
+                horizon=horizon,
+                batch=batch,
+                misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
+                misfire_catchup=timedelta(seconds=self.settings.misfire_catchup_seconds),
+                user_quota=self.settings.quota_concurrent_runs,
+                jobs=self.jobs,
+                choose_workers=self.dispatcher.choose_workers,
+            )
+            self.dispatcher.send_assigned(claimed.assigned)
+        return claimed

@@ -19,11 +19,12 @@ from typing import Any
 import structlog
 
 from cronfleet import metrics
-from cronfleet.aio import until, wait_for_event
+from cronfleet.aio import Drain, until
 from cronfleet.codec import proto
 from cronfleet.errors import CronfleetError
 from cronfleet.logstore import LogStore
 from cronfleet.v1 import dispatch_pb2
+from worker.live_output import LiveOutput
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseBatches, ReleaseWindows
 from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, cut_checkpoint, remove_run_dir
@@ -37,8 +38,6 @@ ARM_WITHOUT_DEFERRING = 5.0
 REPORT_DEFER_MOST = 0.3
 # How long a cancel for a run not (yet) on this worker is kept for it.
 EARLY_CANCEL_KEPT = 60.0
-# How often a live run's checkpoint is looked at when live logs are off.
-CHECKPOINT_EVERY = 1.0
 
 
 @dataclass
@@ -83,12 +82,16 @@ class Runs:
         self.logs = logs
         self.outbox = outbox
         self.spool_root = spool_root
-        self.live_log_interval = live_log_interval
+        self.live = LiveOutput(logs, live_log_interval)
         self.give_back = give_back  # a slot is free again on this scheduler's stream
         self.active: dict[int, Run] = {}
-        self._background: set[asyncio.Task[None]] = set()  # kills, the start reporter, the folder remover
-        self._starts_to_report: list[Run] = []  # released; reported when the instant is past
-        self._dirs_to_remove: list[Path] = []  # finished runs' folders, removed in a thread
+        self._background: set[asyncio.Task[None]] = set()  # kills, and the drains below
+        # Released runs' starts, reported once the instant is past; finished
+        # runs' folders, removed in a thread (an rmdir waits on the
+        # filesystem's journal: 70 us here at rest, far more while Postgres
+        # syncs, a quarter of a short process run's time on the loop).
+        self._starts = Drain(self._report_starts, self._in_background, self._past_the_instant)
+        self._folders = Drain(self._remove_dirs, self._in_background)
         self._cancelled_early: dict[int, float] = {}  # cancels of runs not (yet) here
         # A graceful stop has begun: runs arriving now are not taken (nothing
         # would stop them). They stay assigned to this worker, and when it
@@ -269,23 +272,17 @@ class Runs:
         # The report keeps out of the release instant, but briefly: schedulers
         # judge whether a worker keeps up by these (reports held for the full
         # deferral made a busy worker look behind, and it got nothing more).
-        self._report_started_soon(run)
+        self._starts.add(run)
         # Waiting on the run (for Docker, closing its attach stream is engine
         # work) can wait until the runs released with this one have started.
         await self.windows.quiet()
 
-    def _report_started_soon(self, run: Run) -> None:
-        """One reporter for every start waiting, not a task per run."""
-        self._starts_to_report.append(run)
-        if len(self._starts_to_report) == 1:
-            self._in_background(self._report_starts())
+    async def _past_the_instant(self) -> None:
+        await self.windows.quiet(most=REPORT_DEFER_MOST)
 
-    async def _report_starts(self) -> None:
-        while self._starts_to_report:
-            await self.windows.quiet(most=REPORT_DEFER_MOST)
-            starts, self._starts_to_report = self._starts_to_report, []
-            for run in starts:
-                self._report_started(run)
+    async def _report_starts(self, runs: list[Run]) -> None:
+        for run in runs:
+            self._report_started(run)
 
     def _emit(self, run: Run, event: dispatch_pb2.RunEvent) -> None:
         if run.spec.fire is not None:
@@ -298,51 +295,9 @@ class Runs:
             run.unreported_start = None
 
     async def _watch(self, run: Run, armed: ArmedRun) -> RunOutcome:
-        done = asyncio.Event()
-        publisher: asyncio.Task[None] | None = None
-
-        def publish() -> None:
-            nonlocal publisher
-            publisher = asyncio.create_task(self._publish_output(run, armed, done))
-
-        # Most runs end before their first live report is due: a timer until
-        # then, not a task of its own per run (a fifth of a short run's cost).
-        timer = asyncio.get_running_loop().call_later(self._live_interval, publish)
-        try:
-            return await armed.wait()
-        finally:
-            timer.cancel()
-            # Let an upload in flight finish, so it cannot land after (and
-            # over) the final log.
-            done.set()
-            if publisher is not None:
-                await publisher
-
-    @property
-    def _live_interval(self) -> float:
-        return self.live_log_interval if self.live_log_interval > 0 else CHECKPOINT_EVERY
-
-    async def _publish_output(self, run: Run, armed: ArmedRun, done: asyncio.Event) -> None:
-        """While the run lives (from one interval after its start): store its
-        output so far where the finished log will go (``logs?follow=true``),
-        and report its checkpoint when it changes, so a run lost with its
-        worker resumes from it."""
-        path, published, checkpoint = run.spec.spool_path, -1, run.spec.checkpoint
-        while not done.is_set():
-            try:
-                if self.live_log_interval > 0:
-                    await armed.snapshot()
-                    size = path.stat().st_size if path.exists() else 0
-                    if size != published:
-                        await self.logs.put(self._log_key(run.spec), path)
-                        published = size
-                latest = await armed.read_checkpoint()
-                if latest is not None and latest != checkpoint:
-                    checkpoint = latest
-                    self._report_checkpoint(run, latest)
-            except (CronfleetError, OSError) as exc:
-                log.debug("live_report_failed", execution_id=run.execution_id, error=str(exc))
-            await wait_for_event(done, self._live_interval)
+        return await self.live.watch(
+            run.spec, armed, self._log_key(run.spec), lambda data: self._report_checkpoint(run, data)
+        )
 
     def _report_checkpoint(self, run: Run, data: bytes) -> None:
         kept, truncated = cut_checkpoint(data)
@@ -379,7 +334,7 @@ class Runs:
         self.active.pop(run.execution_id, None)
         metrics.RUNS_FINISHED.labels(outcome.status).inc()
         if self._writes_files(run):
-            self._remove_dir_soon(run.spec.run_dir)
+            self._folders.add(run.spec.run_dir)
         self.give_back(run.origin)
         log.info(
             "run_finished",
@@ -390,18 +345,9 @@ class Runs:
             lateness_ms=round((run.started_at - run.fire_at) * 1000, 2) if run.started_at else None,
         )
 
-    def _remove_dir_soon(self, path: Path) -> None:
-        """Folders go in batches, in a thread: an rmdir waits on the
-        filesystem's journal (70 us here at rest, far more while Postgres
-        syncs), a quarter of a short process run's time on the loop."""
-        self._dirs_to_remove.append(path)
-        if len(self._dirs_to_remove) == 1:
-            self._in_background(self._remove_dirs())
-
-    async def _remove_dirs(self) -> None:
-        while self._dirs_to_remove:
-            batch, self._dirs_to_remove = self._dirs_to_remove, []
-            await asyncio.to_thread(_remove_run_dirs, batch)
+    @staticmethod
+    async def _remove_dirs(paths: list[Path]) -> None:
+        await asyncio.to_thread(_remove_run_dirs, paths)
 
     def _log_key(self, spec: RunSpec) -> str:
         return self.logs.key_for(spec.owner_id, spec.job_id, spec.execution_id, spec.attempt)
