@@ -70,7 +70,11 @@ async def of_outcomes(
     if succeeded:
         recovered = await tx.fetch_all(
             "recoveries",
-            {"ids": [e.id for e in succeeded], "scheduled": [e.scheduled_at for e in succeeded]},
+            {
+                "ids": [e.id for e in succeeded],
+                "scheduled": [e.scheduled_at for e in succeeded],
+                "job_ids": [e.job_id for e in succeeded],
+            },
         )
         events += [Event(r["id"], "recovered") for r in recovered]
     return events
