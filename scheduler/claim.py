@@ -42,13 +42,13 @@ def decide_fire(
     row: Row, now: datetime, grace: timedelta, catchup: timedelta, jobs: JobCache = jobs_without_secrets
 ) -> schedule.ClaimedFire:
     """What the claim does with a due row of select_due_fires (see schedule.claim_fire)."""
-    spec = jobs.get(row).spec
+    prepared = jobs.get(row)
     return schedule.claim_fire(
         rows.timing_from_row(row),
         row["next_run_at"],
         now,
-        policy=spec.misfire_policy,
-        run_once=spec.run_once,
+        policy=prepared.misfire_policy,
+        run_once=prepared.run_once,
         grace=grace,
         catchup=catchup,
     )

@@ -1,5 +1,11 @@
 """Each job version prepared once for dispatch, not once per fire: its
-stored spec decoded, its secrets opened, the message workers get encoded."""
+stored spec decoded, its secrets opened, the message workers get encoded.
+
+Workers get what a run needs (RUN_FIELDS), not the job's name or timing;
+jobs that differ only in those share one prepared entry, found by their
+stored content before anything is decoded (one-off jobs, each a version
+of its own, made the decoding a fifth of a scheduler's time), and workers,
+which key their own decoding on the message's bytes, decode it once too."""
 
 from __future__ import annotations
 
@@ -21,43 +27,70 @@ from scheduler.dispatch import QueuedRun
 log = structlog.get_logger()
 
 
+# What a worker needs of a job to run it; the rest of the spec (its name,
+# its timing, its retry and alert policies) is the scheduler's business.
+RUN_FIELDS = ("command", "steps", "image", "env", "timeout_seconds", "resources", "http", "container")
+# The stored columns among them (the others are in the ``spec`` document).
+RUN_COLUMNS = ("timeout_seconds",)
+
+
 @dataclass(frozen=True)
 class PreparedJob:
-    """One version of a job: its spec as stored (secrets sealed), the message
-    workers get (secrets opened: it travels over mutual TLS only), and why
-    its runs cannot be handed over, if they cannot."""
+    """What the claim needs of one job version: its misfire policy, whether
+    it fires once, the message workers get (secrets opened: it travels over
+    mutual TLS only), and why its runs cannot be handed over, if they cannot."""
 
-    spec: JobSpec
+    misfire_policy: str
+    run_once: bool
     message: jobs_pb2.JobSpec
     refused: str = ""
 
 
 class JobCache:
-    """Each job version prepared once, not once per fire."""
+    """Each job version prepared once, not once per fire; versions with the
+    same stored content (but for name and timing columns) share one entry."""
 
     def __init__(self, secret_key: SecretKey | None = None, size: int = 10_000) -> None:
         self.secret_key = secret_key
         self.size = size
-        self._cache: collections.OrderedDict[tuple[Any, int], PreparedJob] = collections.OrderedDict()
+        self._by_version: collections.OrderedDict[tuple[Any, int], PreparedJob] = collections.OrderedDict()
+        self._by_content: collections.OrderedDict[tuple[Any, ...], PreparedJob] = collections.OrderedDict()
 
     def get(self, job: Row) -> PreparedJob:
         """``job`` is a ``jobs`` row (every column)."""
         key = (job["id"], job["version"])
-        found = self._cache.get(key)
+        found = self._by_version.get(key)
         if found is None:
-            found = self._cache[key] = self._prepare(job["id"], rows.spec_from_row(job))
-            if len(self._cache) > self.size:
-                self._cache.popitem(last=False)
+            found = self._by_version[key] = self._by_content_of(job)
+            if len(self._by_version) > self.size:
+                self._by_version.popitem(last=False)
+        return found
+
+    def _by_content_of(self, job: Row) -> PreparedJob:
+        document = job["spec"]
+        # A sealed secret opens only for its own job: such a job shares nothing.
+        # (The stored document's key order is jsonb's own: equal documents
+        # read back as equal dicts with equal reprs.)
+        sealed = any(isinstance(v, dict) for v in (document.get("env") or {}).values())
+        key = (repr(document), *(job[c] for c in RUN_COLUMNS), job["id"] if sealed else None)
+        found = self._by_content.get(key)
+        if found is None:
+            found = self._by_content[key] = self._prepare(job["id"], rows.spec_from_row(job))
+            if len(self._by_content) > self.size:
+                self._by_content.popitem(last=False)
         return found
 
     def _prepare(self, job_id: uuid.UUID, spec: JobSpec) -> PreparedJob:
+        run = JobSpec(**{name: getattr(spec, name) for name in RUN_FIELDS})
         try:
-            opened = sealing.open_env(spec, self.secret_key, job_id)
+            opened = sealing.open_env(run, self.secret_key, job_id)
         except sealing.SealingError as exc:
             # Its runs fail with this (the worker runs nothing): say so here too.
             log.error("secret_not_opened", job_id=str(job_id), error=str(exc))
-            return PreparedJob(spec, proto.spec_to_proto(spec), f"secret_unavailable: {exc}")
-        return PreparedJob(spec, proto.spec_to_proto(opened, reveal_secrets=True))
+            refused = f"secret_unavailable: {exc}"
+            return PreparedJob(spec.misfire_policy, spec.run_once, proto.spec_to_proto(run), refused)
+        message = proto.spec_to_proto(opened, reveal_secrets=True)
+        return PreparedJob(spec.misfire_policy, spec.run_once, message)
 
 
 jobs_without_secrets = JobCache()  # for callers that give none (tests, the bench): no secret key

@@ -1,0 +1,64 @@
+"""The scheduler's prepared jobs: what workers get of a job, decoded once per
+distinct stored content, never shared where a secret is sealed to one job."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from cronfleet import sealing
+from cronfleet.codec import jsonapi, rows
+from cronfleet.models import JobSpec
+from cronfleet.sealing import SecretKey
+from scheduler.prepared import JobCache
+
+KEY = SecretKey.generate()
+
+
+def job_row(spec: JobSpec, job_id: uuid.UUID | None = None, version: int = 1) -> dict[str, Any]:
+    """A ``jobs`` row as the claim reads it."""
+    params = rows.job_params(spec)
+    return params | {"id": job_id or uuid.uuid4(), "version": version, "spec": params["spec"].obj}
+
+
+def spec(**fields: Any) -> JobSpec:
+    return jsonapi.spec_from_json({"name": "nightly", "command": "make report", **fields})
+
+
+def test_workers_get_what_a_run_needs_not_the_jobs_name_or_timing() -> None:
+    prepared = JobCache().get(
+        job_row(spec(schedule="0 0 3 * * *", timezone="Europe/Paris", timeout_seconds=90, priority=9))
+    )
+    message = prepared.message
+    assert (message.command, message.timeout_seconds) == ("make report", 90)
+    assert (message.name, message.schedule, message.timezone, message.priority) == ("", "", "UTC", 5)
+
+
+def test_jobs_that_differ_in_name_and_timing_share_one_entry() -> None:
+    cache = JobCache()
+    first = cache.get(job_row(spec(name="a", run_at="2030-01-01T00:00:00Z")))
+    second = cache.get(job_row(spec(name="b", run_at="2030-01-02T00:00:00Z")))
+    assert second is first
+    assert cache.get(job_row(spec(name="c", timeout_seconds=5))) is not first, "a run field differs"
+    assert cache.get(job_row(spec(name="d", command="make other"))) is not first
+    assert cache.get(job_row(spec(name="e", misfire_policy="skip"))).misfire_policy == "skip"
+
+
+def test_a_new_version_of_a_job_is_prepared_again() -> None:
+    cache, job_id = JobCache(), uuid.uuid4()
+    assert cache.get(job_row(spec(), job_id)).message.command == "make report"
+    assert cache.get(job_row(spec(command="make v2"), job_id, version=2)).message.command == "make v2"
+
+
+def test_a_sealed_secret_is_opened_for_its_own_job_only() -> None:
+    cache = JobCache(KEY)
+    same = spec(env={"TOKEN": {"value": "s3cret", "secret": True}})
+    a, b = uuid.uuid4(), uuid.uuid4()
+    first = cache.get(job_row(sealing.seal_env(same, KEY, a), a))
+    second = cache.get(job_row(sealing.seal_env(same, KEY, b), b))
+    assert first is not second
+    assert first.message.env["TOKEN"] == second.message.env["TOKEN"] == "s3cret"
+    assert not first.refused and not second.refused
+    # A value sealed to another job does not open here: refused, not shared.
+    moved = cache.get(job_row(sealing.seal_env(same, KEY, a), uuid.uuid4()))
+    assert moved.refused.startswith("secret_unavailable")
