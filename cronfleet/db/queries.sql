@@ -387,10 +387,9 @@ WITH told AS MATERIALIZED (
     SELECT r.id, r.scheduled_at
     FROM unnest(%(ids)b::bigint[], %(scheduled)b::timestamptz[], %(job_ids)b::uuid[])
         AS r(id, scheduled_at, job_id)
-    JOIN jobs j ON j.id = r.job_id
-    JOIN users u ON u.id = j.owner_id
-    WHERE coalesce(nullif(j.spec->'notify', '[]'::jsonb), u.default_notify)
-          @? '$[*].on[*] ? (@ == "recovered")'
+    WHERE (SELECT coalesce(nullif(j.spec->'notify', '[]'::jsonb), u.default_notify)
+                  @? '$[*].on[*] ? (@ == "recovered")'
+           FROM jobs j JOIN users u ON u.id = j.owner_id WHERE j.id = r.job_id)
 )
 SELECT e.id
 FROM told t
