@@ -895,8 +895,11 @@ func (x *ProfileCount) GetCount() int32 {
 }
 
 // One run to execute: identified by (job_id, scheduled_at, attempt), carried
-// as execution_id. Never start it before fire_at. What to run is the job's
-// own spec, the same message the public API uses.
+// as execution_id. Never start it before fire_at. What to run is in the
+// job's spec, the message the public API uses, with only what a run needs
+// set (command, steps, image, env, timeout_seconds, resources, http,
+// container): not the job's name, timing or policies, so that the runs of
+// jobs alike carry the same bytes.
 type Assignment struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
