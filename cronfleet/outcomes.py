@@ -106,7 +106,8 @@ async def settle(
 ) -> list[Decision]:
     """Retry or dead-letter each attempt of ``ended`` (executions rows) that
     failed, fire what runs after the ones that ended for good, and record
-    the alerts they call for."""
+    the alerts they call for. A succeeded one's row may hold its keys and
+    status alone (id, job_id, scheduled_at, status)."""
     ok = "succeeded"
     succeeded = [Succeeded(r["id"], r["job_id"], r["scheduled_at"]) for r in ended if r["status"] == ok]
     executions = [rows.execution_from_row(r) for r in ended if r["status"] != ok]

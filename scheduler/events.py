@@ -134,6 +134,13 @@ class EventRecorder:
             await tx.execute("record_checkpoints", _checkpoint_params(list(checkpoints.values())))
         if finished:
             ended = await tx.fetch_all("record_finished", _finished_params(finished, started))
+            others = [r for r in ended if r["status"] != "succeeded"]
+            if others:  # settled from their whole rows (a success, from its keys)
+                whole = await tx.fetch_all(
+                    "executions_by_fire",
+                    {"ids": [r["id"] for r in others], "scheduled": [r["scheduled_at"] for r in others]},
+                )
+                ended = [r for r in ended if r["status"] == "succeeded"] + whole
             await outcomes.settle(tx, ended, self.retry_backoff_seconds, datetime.now(UTC), self.lost_reruns)
 
     @staticmethod

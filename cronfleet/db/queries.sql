@@ -663,7 +663,14 @@ FROM unnest(%(ids)b::bigint[], %(scheduled)b::timestamptz[], %(statuses)b::text[
     AS v(id, scheduled_at, status, at, exit_code, error, log_url, worker_id, started_at, lateness_ms,
          steps, cold_start, checkpoint, checkpoint_truncated, container_id, log_bytes)
 WHERE e.id = v.id AND e.scheduled_at = v.scheduled_at AND e.status IN ('scheduled', 'running')
-RETURNING e.*
+-- What settling a success needs; the whole row of the others is read after
+-- (executions_by_fire): most runs succeed, and every column of each cost
+-- the scheduler more than the rest of this write.
+RETURNING e.id, e.job_id, e.scheduled_at, e.status
+
+-- executions_by_fire --
+SELECT e.* FROM unnest(%(ids)b::bigint[], %(scheduled)b::timestamptz[]) AS r(id, scheduled_at)
+JOIN executions e ON e.id = r.id AND e.scheduled_at = r.scheduled_at
 
 -- record_checkpoints --
 -- What live runs have written to $CRONFLEET_CHECKPOINT so far.
