@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -253,6 +254,7 @@ class Dispatcher:
     def _send(self, assigned: list[tuple[QueuedRun, WorkerStream]]) -> int:
         batches: dict[str, list[dispatch_pb2.Assignment]] = {}
         tracing = log.is_enabled_for(logging.DEBUG)  # per run: only when asked for
+        handed_at = time.time()
         for run, stream in assigned:
             if tracing:
                 log.debug(
@@ -265,7 +267,12 @@ class Dispatcher:
                     fire_at=run.fire_at.isoformat(),
                 )
             stream.credits -= 1
-            stream.unstarted[run.execution_id] = run.fire_at.timestamp()
+            # A run handed over late (a backlog, a failover) is the worker's
+            # to start from now: judged by its fire time, every run of a
+            # backlog was overdue the moment it was sent, and nothing more
+            # went out until the worker reported starts (the claims of a
+            # 100k backlog went in lockstep with those reports, a core idle).
+            stream.unstarted[run.execution_id] = max(run.fire_at.timestamp(), handed_at)
             if run.needs_fresh_container and stream.room is not None:
                 stream.pooled.add(run.execution_id)
             batches.setdefault(stream.worker_id, []).append(run.assignment())

@@ -35,8 +35,9 @@ class WorkerStream:
     runtimes: tuple[str, ...] = ()
     running: int = 0
     last_heard: float = field(default_factory=time.monotonic)
-    # Runs handed to it that it has not started yet, with their fire times
-    # (wall clock): a worker whose runs are overdue is not keeping up.
+    # Runs handed to it that it has not started yet, with when each was due
+    # to start (wall clock): its fire time, or when it was handed over if
+    # that was later. A worker whose runs are overdue is not keeping up.
     unstarted: dict[int, float] = field(default_factory=dict)
     # How many runs needing a fresh container it may hold unstarted (its Room
     # message; None: not limited), and which of ``unstarted`` are such runs.
@@ -46,7 +47,7 @@ class WorkerStream:
     outbox: asyncio.Queue[dispatch_pb2.SchedulerMessage | None] = field(default_factory=asyncio.Queue)
 
     def overdue(self, now: float) -> int:
-        """Runs handed to it whose fire time passed OVERDUE_AFTER ago, not started."""
+        """Runs handed to it, due to start more than OVERDUE_AFTER ago, not started."""
         return sum(1 for fire_at in self.unstarted.values() if fire_at < now - OVERDUE_AFTER)
 
     def room_left(self) -> int | None:

@@ -106,6 +106,19 @@ def test_a_worker_that_cannot_start_its_runs_in_time_gets_no_more() -> None:
     assert streams.responsive() == [slow, keeping_up]
 
 
+def test_runs_handed_over_late_are_the_workers_to_start_from_then() -> None:
+    """A backlog's runs were late before the worker had them: it is judged
+    by how soon it starts them, not by the lateness it was handed."""
+    streams = WorkerStreams(heartbeat_interval=1.0)
+    worker = WorkerStream("w", credits=100)
+    streams.add(worker)
+    late = [queued(i, due_in=-30) for i in range(10)]  # long overdue when handed over
+    assert _dispatcher(streams).send_assigned([(run, "w") for run in late]) == 10
+    assert streams.responsive() == [worker], "just handed over: not yet behind"
+    worker.unstarted = dict.fromkeys(worker.unstarted, time.time() - 2)  # 2 s later, none started
+    assert streams.responsive() == []
+
+
 def test_nothing_more_is_claimed_for_workers_that_are_behind() -> None:
     """Fires a worker cannot take stay in Postgres, where the misfire policy
     bounds their lateness, instead of waiting here late without limit."""
