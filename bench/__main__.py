@@ -835,7 +835,7 @@ def main() -> None:
         if "process" in wanted:
             scenario_lateness(services, "process", args.quick)
         if "throughput-noop" in wanted:
-            scenario_throughput(services, "noop", 10_000 if args.quick else 50_000)
+            scenario_throughput(services, "noop", 10_000 if args.quick else 100_000)
         if "throughput-process" in wanted:
             scenario_throughput(services, "process", 1_000 if args.quick else 3_000)
         if "docker" in wanted:
