@@ -4,13 +4,16 @@ distinct stored content, never shared where a secret is sealed to one job."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 from cronfleet import sealing
 from cronfleet.codec import jsonapi, rows
 from cronfleet.models import JobSpec
 from cronfleet.sealing import SecretKey
+from cronfleet.v1 import dispatch_pb2
 from scheduler.prepared import JobCache
+from worker.runtime import RunSpec
 
 KEY = SecretKey.generate()
 
@@ -62,3 +65,34 @@ def test_a_sealed_secret_is_opened_for_its_own_job_only() -> None:
     # A value sealed to another job does not open here: refused, not shared.
     moved = cache.get(job_row(sealing.seal_env(same, KEY, a), uuid.uuid4()))
     assert moved.refused.startswith("secret_unavailable")
+
+
+def test_a_worker_builds_the_run_the_job_describes() -> None:
+    """Every field a worker's RunSpec reads of the job is among RUN_FIELDS:
+    one left out would be dropped on the way without a word."""
+    stepped = spec(
+        command=None,
+        steps=[{"name": "build", "run": "make"}, {"name": "test", "run": "make test"}],
+        image="alpine:3",
+        env={"A": "1"},
+        timeout_seconds=77,
+        resources={"cpus": 0.5, "memory_mb": 64, "pids": 32},
+        container="per_job",
+    )
+    called = spec(command=None, http={"url": "https://example.com/hook", "method": "POST"})
+    for job in (stepped, called):
+        message = JobCache().get(job_row(job)).message
+        assignment = dispatch_pb2.Assignment(execution_id=7, job_id=str(uuid.uuid4()), attempt=1, job=message)
+        run = RunSpec.from_assignment(assignment, Path("/spool"))
+        assert (run.command, run.steps, run.image, run.env) == (
+            job.command or "",
+            job.steps,
+            job.image or "",
+            job.env,
+        )
+        assert (run.timeout_seconds, run.resources, run.http, run.container) == (
+            job.timeout_seconds,
+            job.resources,
+            job.http,
+            job.container,
+        )
