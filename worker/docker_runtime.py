@@ -76,6 +76,7 @@ def engine_answers() -> bool:
 class DockerRuntime:
     name = "docker"
     paced = True
+    writes_files = True
 
     def __init__(self, settings: Settings, worker_id: str) -> None:
         self.settings = settings

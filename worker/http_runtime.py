@@ -27,6 +27,7 @@ BODY_LIMIT = 64 * 1024
 class HttpRuntime:
     name = "http"
     paced = False
+    writes_files = True  # the response body is the run's output
 
     def __init__(self, policy: OutboundPolicy) -> None:
         self.policy = policy

@@ -251,9 +251,8 @@ class Runs:
         return self.http if run.spec.http is not None else self.runtime
 
     def _writes_files(self, run: Run) -> bool:
-        """Whether the run may have a folder and output: every runtime's do
-        but the no-op one's (it runs nothing, and writes nothing)."""
-        return self._runtime_for(run).name != "noop"
+        """Whether the run may have a folder and output."""
+        return self._runtime_for(run).writes_files
 
     async def _released(self, run: Run, armed: ArmedRun, at: float) -> None:
         """What follows a release: the start recorded and reported."""

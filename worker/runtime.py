@@ -320,6 +320,9 @@ class Runtime(Protocol):
     # (Docker) or for the worker's cores (processes): the worker then keeps
     # follow-up work out of fire instants (worker.pacing.ReleaseWindows).
     paced: bool
+    # False when its runs have no folder and no output (the no-op runtime):
+    # the worker then skips looking for them.
+    writes_files: bool
 
     async def arm(self, spec: RunSpec) -> ArmedRun: ...
 
