@@ -19,7 +19,6 @@ import collections
 import contextlib
 import functools
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,28 +36,23 @@ from worker.docker_claims import (
     LABEL,
     Claims,
     Recovered,
-    outcome_for,
     recover_containers,
 )
+from worker.docker_run import DockerRun
 from worker.images import ImagePulls
 from worker.pool import ContainerPool, Pooled, Profile
 from worker.resident import ResidentContainers
 from worker.runtime import (
     POOL_GATE_SCRIPT,
     ArmedRun,
-    RunOutcome,
     RunRejected,
     RunSpec,
-    checkpoint_from_report,
-    cut_checkpoint,
     run_payload,
     script_env,
-    step_results,
 )
 from worker.watchdog import Watchdog
 
 log = structlog.get_logger()
-CHECKPOINT_READ_EVERY = 5.0
 T = TypeVar("T")
 
 
@@ -238,7 +232,7 @@ class DockerRuntime:
             self.claims.record(pooled.container.id, spec)
             self.watch(pooled.container.id)
             pooled.sock.sendall(run_payload(dict(spec.env) | script_env(spec, CHECKPOINT_PATH)))
-        return _DockerRun(self, pooled.container, pooled.sock, spec, cold=cold)
+        return DockerRun(self, pooled.container, pooled.sock, spec, cold=cold)
 
     async def _create_pooled(self, profile: Profile) -> Pooled:
         try:
@@ -319,111 +313,3 @@ class DockerRuntime:
 
 class _ImageMissing(RunRejected):
     """The engine has no such image (``image_not_found: IMAGE``)."""
-
-
-class _DockerRun:
-    def __init__(
-        self, runtime: DockerRuntime, container: Any, sock: socket.socket, spec: RunSpec, cold: bool
-    ) -> None:
-        self.runtime = runtime
-        self.container = container
-        self.sock = sock
-        self.spec = spec
-        self.cold: bool | None = cold  # the pool had no container of its profile
-        self.container_id = str(container.id)
-        self.killed_for = ""
-        self.released = False
-        self._checkpoint: bytes | None = None
-        self._checkpoint_read_at = 0.0
-
-    async def release(self) -> None:
-        # The socket stays open until the run is waited on: closing the
-        # attach stream makes the engine tear it down at once, which
-        # doubled the time fifty containers released together took to start.
-        self.sock.sendall(b"go\n")
-        self.released = True
-
-    async def wait(self) -> RunOutcome:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-        try:
-            try:
-                result = await self.runtime.wait_for_exit(self.container, self.spec.timeout_seconds)
-            except (requests.exceptions.ConnectionError, requests.exceptions.ReadTimeout):
-                await self.kill("timed_out")
-                result = await self.runtime.wait_for_exit(self.container, 60)
-            await self.runtime.call(self.container.reload)
-            oom = bool(self.container.attrs["State"].get("OOMKilled"))
-            fenced = self.runtime.unwatch(self.container_id)
-            outcome = (
-                RunOutcome("lost", None, f"killed by the worker's watchdog: {fenced}")
-                if fenced
-                else outcome_for(int(result.get("StatusCode", -1)), oom, self.killed_for)
-            )
-            await self.runtime.call(self._save_logs)
-            report = (await self.runtime.call(self.container.logs, stdout=False, stderr=True)).decode(
-                errors="replace"
-            )
-            if self.spec.steps:
-                outcome.steps = step_results(report, self.spec.steps)
-            # The gate writes the checkpoint as it exits; a run stopped by
-            # SIGKILL cannot, and the last one read from it stands.
-            left = checkpoint_from_report(report) or self._checkpoint
-            if left is not None:
-                outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(left)
-            return outcome
-        finally:
-            await self.runtime.call(self._remove)
-
-    async def snapshot(self) -> None:
-        with contextlib.suppress(docker.errors.APIError):
-            await self.runtime.call(self._save_logs)
-
-    async def read_checkpoint(self, fresh: bool = False) -> bytes | None:
-        """Read through the engine (an exec), at most every CHECKPOINT_READ_EVERY seconds
-        unless ``fresh``: a checkpoint lives on the container's tmpfs, gone once it stops."""
-        now = time.monotonic()
-        if not fresh and now - self._checkpoint_read_at < CHECKPOINT_READ_EVERY:
-            return self._checkpoint
-        self._checkpoint_read_at = now
-        try:
-            result = await self.runtime.call(
-                self.container.exec_run, ["cat", CHECKPOINT_PATH], user=self.runtime.settings.docker_user
-            )
-        except (docker.errors.APIError, requests.exceptions.RequestException):
-            return self._checkpoint
-        if result.exit_code == 0 and result.output:
-            self._checkpoint = bytes(result.output)
-        return self._checkpoint
-
-    def _save_logs(self) -> None:
-        self.spec.spool_path.parent.mkdir(parents=True, exist_ok=True)
-        # stdout is the run's output (its stderr merged in by the gate);
-        # stderr carries the steps' results (see worker.runtime).
-        self.spec.spool_path.write_bytes(self.container.logs(stdout=True, stderr=False))
-
-    def _remove(self) -> None:
-        with contextlib.suppress(docker.errors.APIError):
-            self.container.remove(force=True)
-        self.runtime.claims.forget(self.container.id)
-        self.runtime.unwatch(self.container_id)
-
-    async def kill(self, reason: str) -> None:
-        """SIGTERM, the grace period, then SIGKILL (docker stop). A run never
-        released has nothing of the job running: SIGKILL at once, so a
-        withdrawn run is gone in milliseconds, not after the grace (the gate,
-        PID 1, ignores SIGTERM)."""
-        self.killed_for = self.killed_for or reason
-        if not self.released:
-            with contextlib.suppress(OSError):
-                self.sock.close()
-            with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
-                await self.runtime.call(self.container.kill)
-            return
-        await self.read_checkpoint(fresh=True)  # the shell as PID 1 may not get to write it
-        with contextlib.suppress(OSError):
-            self.sock.close()
-        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
-            await self.runtime.call(
-                self.container.stop, timeout=int(self.runtime.settings.kill_grace_seconds)
-            )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from worker.resident import Resident
+from worker.resident_gate import Resident
 
 
 def resident(*nonces: str) -> Resident:
