@@ -8,15 +8,12 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from cronfleet.v1 import dispatch_pb2
 from worker.runtime import (
     CHECKPOINT_FILE,
-    GATE_SCRIPT,
     REPORT_FILE,
     ArmedRun,
     RunOutcome,
@@ -32,17 +29,18 @@ BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
 
 @dataclass
 class _ProcessRun:
-    """A gate spawned with plain ``subprocess.Popen``: its stdin is a raw pipe
-    whose write end we keep (release: write "go", close it), and its exit is
-    seen through a pidfd on the event loop. asyncio's subprocess transport
-    and child watcher cost more per run than the gate's own fork and exec."""
+    """A gate spawned with ``os.posix_spawn``: its stdin is a raw pipe whose
+    write end we keep (release: write "go", close it), and its exit is seen
+    through a pidfd on the event loop. asyncio's subprocess transport and
+    child watcher, and even ``subprocess.Popen``, cost more per run than the
+    spawn itself."""
 
-    proc: subprocess.Popen[bytes]
+    pid: int  # the gate's, and its process group's (a session of its own)
     gate: int  # the write end of the gate's stdin; -1 once released or gone
     pidfd: int
     spec: RunSpec
     grace_seconds: float
-    report_path: Path
+    returncode: int | None = None
     killed_for: str = ""
     cold: bool | None = None
     container_id: str = ""
@@ -55,8 +53,10 @@ class _ProcessRun:
 
     def _reap(self) -> None:
         """The pidfd is readable: the gate has exited; collect its status."""
-        if self.proc.poll() is None:
+        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        if pid == 0:
             return  # not reapable yet (never the case for a readable pidfd, but harmless)
+        self.returncode = os.waitstatus_to_exitcode(status)
         asyncio.get_running_loop().remove_reader(self.pidfd)
         os.close(self.pidfd)
         self._close_gate()  # killed before its release: nobody will write to it
@@ -84,16 +84,17 @@ class _ProcessRun:
         except TimeoutError:
             await self.kill("timed_out")
             await self._done.wait()
-        rc = self.proc.returncode
+        rc = self.returncode
         assert rc is not None
-        fenced = self.watchdog.ended(self.proc.pid) if self.watchdog else None
+        fenced = self.watchdog.ended(self.pid) if self.watchdog else None
         outcome = (
             RunOutcome("lost", None, f"killed by the worker's watchdog: {fenced}")
             if fenced
             else self._outcome(rc)
         )
-        if self.spec.steps and self.report_path.exists():
-            outcome.steps = step_results(self.report_path.read_text(errors="replace"), self.spec.steps)
+        report = self.spec.run_dir / REPORT_FILE
+        if self.spec.steps and report.exists():
+            outcome.steps = step_results(report.read_text(errors="replace"), self.spec.steps)
         left = await self.read_checkpoint()
         if left is not None:
             outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(left)
@@ -109,15 +110,16 @@ class _ProcessRun:
             return None
 
     def _outcome(self, rc: int) -> RunOutcome:
+        signalled, code = -rc if rc < 0 else 0, 128 - rc if rc < 0 else rc  # as a shell says $?
         if self.killed_for == "timed_out":
-            return RunOutcome("timed_out", rc, f"exceeded timeout of {self.spec.timeout_seconds}s")
+            return RunOutcome("timed_out", code, f"exceeded timeout of {self.spec.timeout_seconds}s")
         if self.killed_for:
-            return RunOutcome(self.killed_for, rc, f"stopped: {self.killed_for}")
-        if rc == 0:
+            return RunOutcome(self.killed_for, code, f"stopped: {self.killed_for}")
+        if code == 0:
             return RunOutcome("succeeded", 0)
-        if rc < 0:
-            return RunOutcome("failed", 128 - rc, f"killed by signal {-rc}")
-        return RunOutcome("failed", rc)
+        if signalled:
+            return RunOutcome("failed", code, f"killed by signal {signalled}")
+        return RunOutcome("failed", code)
 
     async def snapshot(self) -> None:
         return None  # the process writes straight into the spool file
@@ -129,13 +131,13 @@ class _ProcessRun:
         self.killed_for = self.killed_for or reason
         # The gate is unreaped until _reap runs: its pid (the group's id) is not reused before.
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.killpg(self.pid, signal.SIGTERM)
         try:
             async with asyncio.timeout(self.grace_seconds):
                 await self._done.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(self.pid, signal.SIGKILL)
 
 
 class ProcessRuntime:
@@ -161,7 +163,10 @@ class ProcessRuntime:
         # setpriv's exec was 0.8 ms of a gate's 2 ms of CPU. A gate spawned
         # but not yet told to the watchdog reads EOF when its worker dies, and
         # exits without running anything.
-        self._die_with_worker = _DIE_WITH_WORKER if self.watchdog is None else []
+        _no_inherited_descriptor_passes_on()
+        die_with_worker = _DIE_WITH_WORKER if self.watchdog is None else []
+        # $0 of the command stays /bin/sh, as with ``sh -c``.
+        self._argv = [*die_with_worker, "/bin/sh", "-c", PROCESS_GATE_SCRIPT, "/bin/sh"]
 
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
         """Nothing to keep warm (a process is spawned when armed); the watchdog's beat."""
@@ -178,41 +183,78 @@ class ProcessRuntime:
     async def arm(self, spec: RunSpec) -> ArmedRun:
         env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        env["HOME"] = str(spec.spool_path.parent)
+        env["HOME"] = str(spec.run_dir)
         env.update(spec.env)
         env.update(script_env(spec, str(spec.run_dir / CHECKPOINT_FILE)))
-        spec.run_dir.mkdir(parents=True, exist_ok=True)
-        report_path = spec.run_dir / REPORT_FILE
-        # Local files, opened once: the child writes them directly.
+        os.makedirs(spec.run_dir, exist_ok=True)
+        # stdout and stderr into the output, in order; steps report on fd 3.
+        output = [
+            (os.POSIX_SPAWN_OPEN, 1, str(spec.spool_path), _WRITE_NEW, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ]
+        if spec.steps:
+            output.append((os.POSIX_SPAWN_OPEN, 3, str(spec.run_dir / REPORT_FILE), _WRITE_NEW, 0o644))
         read_end, gate = os.pipe()  # both close-on-exec: only the gate's stdin gets the read end
         try:
-            with open(spec.spool_path, "wb") as spool, open(report_path, "wb") as report:  # noqa: ASYNC230
-                # Plain Popen (vfork and exec), not asyncio's: the same spawn
-                # without a transport, protocols and a child watcher per run.
-                proc = subprocess.Popen(  # noqa: ASYNC220
-                    [*self._die_with_worker, "/bin/sh", "-c", GATE_SCRIPT],
-                    stdin=read_end,
-                    stdout=spool,
-                    stderr=report,  # the gate merges the command's stderr into stdout
-                    env=env,
-                    cwd=str(spec.spool_path.parent),
-                    start_new_session=True,
-                )
+            # posix_spawn (vfork and exec in libc): its child opens the output
+            # files itself, and no Python runs between fork and exec. It takes
+            # no working directory: the gate's first line changes to its $1.
+            pid = os.posix_spawn(  # noqa: ASYNC221 - vfork and exec: returns at the exec
+                self._argv[0],
+                [*self._argv, str(spec.run_dir)],
+                env,
+                file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0), *output],
+                setsid=True,
+            )
         except BaseException:
             os.close(gate)
             raise
         finally:
             os.close(read_end)
         try:
-            pidfd = os.pidfd_open(proc.pid)
+            pidfd = os.pidfd_open(pid)
         except OSError:
             os.close(gate)  # the gate reads EOF and exits 125
-            proc.wait()
+            os.waitpid(pid, 0)  # noqa: ASYNC222 - the gate exits at once on EOF
             raise
         if self.watchdog is not None:
-            self.watchdog.started(proc.pid)  # its own session: the group is its pid
-        return _ProcessRun(proc, gate, pidfd, spec, self.grace_seconds, report_path, watchdog=self.watchdog)
+            self.watchdog.started(pid)  # its own session: the group is its pid
+        return _ProcessRun(pid, gate, pidfd, spec, self.grace_seconds, watchdog=self.watchdog)
 
+
+def _no_inherited_descriptor_passes_on() -> None:
+    """Mark the descriptors this process inherited from its launcher
+    close-on-exec: posix_spawn closes nothing itself, and every descriptor
+    Python opens is close-on-exec already (PEP 446), as are gRPC's."""
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own, closed by now
+            if int(name) > 2:
+                os.set_inheritable(int(name), False)
+
+
+# The process runtime's gate: the shared one (runtime.GATE_SCRIPT) less
+# what only a container needs. It changes to the run's folder (its $1, then
+# shifted away: the command sees no arguments), seeds the checkpoint file,
+# blocks reading one line, then evals the command (no second shell at the
+# fire time). No traps: the worker reads the checkpoint file itself, and
+# the spawn already points stderr at the output (and fd 3, for steps, at
+# the report), so nothing waits in the shell for the command's exit.
+PROCESS_GATE_SCRIPT = """\
+cd -- "$1" || exit 125
+shift
+if [ -n "${CRONFLEET_CHECKPOINT_SEED:-}" ]; then
+  printf %s "$CRONFLEET_CHECKPOINT_SEED" | base64 -d > "$CRONFLEET_CHECKPOINT" 2>/dev/null ||
+    : > "$CRONFLEET_CHECKPOINT"
+else
+  : > "$CRONFLEET_CHECKPOINT"
+fi
+unset CRONFLEET_CHECKPOINT_SEED
+read -r _cronfleet_go || exit 125
+unset _cronfleet_go
+exec </dev/null
+eval "$CRONFLEET_SCRIPT"
+"""
+_WRITE_NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # opened in the child, for the gate
 
 # setpriv (util-linux) sets the parent-death signal and execs the gate, so a
 # run dies with its worker instead of outliving it; Python's preexec_fn would

@@ -120,7 +120,8 @@ def open_fds() -> int:
         ("true", "succeeded", 0, ""),
         ("exit 3", "failed", 3, ""),
         ("kill -KILL $$", "failed", 137, "killed by signal 9"),  # the gate itself
-        ("kill -TERM $$", "failed", 143, ""),  # the gate's TERM trap exits 143
+        ("kill -TERM $$", "failed", 143, "killed by signal 15"),
+        ("exit 143", "failed", 143, ""),
     ],
 )
 async def test_exit_codes_and_signals(
@@ -173,7 +174,7 @@ async def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace(tmp_pat
     armed = await ProcessRuntime(0.5).arm(s)
     await armed.release()
     outcome = await armed.wait()
-    assert (outcome.status, outcome.exit_code) == ("timed_out", -9)
+    assert (outcome.status, outcome.exit_code) == ("timed_out", 137)
     await assert_eventually(
         no_group(int((s.run_dir / "gate.pid").read_text())), timeout=5, what="no process left"
     )
@@ -194,7 +195,7 @@ async def test_a_gate_gone_before_its_release(tmp_path: Path) -> None:
     s = spec(tmp_path, "echo ran")
     armed = await ProcessRuntime(1.0).arm(s)
     assert isinstance(armed, _ProcessRun)
-    os.kill(armed.proc.pid, signal.SIGKILL)  # as if the OOM killer took it
+    os.kill(armed.pid, signal.SIGKILL)  # as if the OOM killer took it
     await armed.release()  # its pipe has no reader, or is closed: no error
     outcome = await armed.wait()
     assert (outcome.status, outcome.exit_code, s.spool_path.read_text()) == ("failed", 137, "")
@@ -237,3 +238,16 @@ async def test_a_run_dies_with_its_worker(tmp_path: Path, watchdog: bool) -> Non
         worker.kill()
         worker.wait()
     await assert_eventually(no_group(gate), timeout=5, what="the run's gate killed with its worker")
+
+
+async def test_a_run_inherits_no_descriptor_of_the_worker(tmp_path: Path) -> None:
+    # The spawn closes nothing itself: every descriptor the worker holds must
+    # be close-on-exec. The command has its stdin, stdout and stderr.
+    leak_r, leak_w = os.pipe()  # not inheritable, as Python makes them
+    try:
+        outcome, out = await run(spec(tmp_path, "ls /proc/$$/fd"))
+    finally:
+        os.close(leak_r)
+        os.close(leak_w)
+    assert outcome.status == "succeeded"
+    assert sorted(out.split()) == ["0", "1", "2"]
