@@ -17,12 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from cronfleet.config import Settings
 from worker.process_runtime import ProcessRuntime
 from worker.runtime import ArmedRun, RunSpec
 
 
 async def one_round(root: Path, n: int, batch: int, ids: itertools.count[int]) -> dict[str, float]:
-    runtime = ProcessRuntime(grace_seconds=1.0)
+    # As a worker runs it by default: with its watchdog (no setpriv per gate).
+    runtime = ProcessRuntime(1.0, Settings().watchdog_seconds, str(root / "fenced"))
     phases = {"arm": 0.0, "release": 0.0, "wait": 0.0}
     failed = 0
     cpu0, wall0, kids0 = time.process_time(), time.perf_counter(), _children_cpu()
