@@ -70,6 +70,7 @@ def engine_answers() -> bool:
 class DockerRuntime:
     name = "docker"
     paced = True
+    follow_up_uses_engine = True
     writes_files = True
 
     def __init__(self, settings: Settings, worker_id: str) -> None:

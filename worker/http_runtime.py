@@ -27,6 +27,7 @@ BODY_LIMIT = 64 * 1024
 class HttpRuntime:
     name = "http"
     paced = False
+    follow_up_uses_engine = False
     writes_files = True  # the response body is the run's output
 
     def __init__(self, policy: OutboundPolicy) -> None:

@@ -318,6 +318,11 @@ class Runtime(Protocol):
     # (Docker) or for the worker's cores (processes): the worker then keeps
     # follow-up work out of fire instants (worker.pacing.ReleaseWindows).
     paced: bool
+    # True when following a run up (waiting on it, reading and removing its
+    # container) is work for the engine that arms the next runs (Docker):
+    # even a late run's follow-up then waits for the release windows. False:
+    # a run armed after its time goes on at once (worker.lifecycle).
+    follow_up_uses_engine: bool
     # False when its runs have no folder and no output (the no-op runtime):
     # the worker then skips looking for them.
     writes_files: bool
