@@ -15,6 +15,7 @@ from cronfleet.v1 import dispatch_pb2
 from worker.runtime import (
     CHECKPOINT_FILE,
     REPORT_FILE,
+    SEED_CHECKPOINT,
     ArmedRun,
     RunOutcome,
     RunSpec,
@@ -92,8 +93,7 @@ class _ProcessRun:
             if fenced
             else self._outcome(rc)
         )
-        report = self.spec.run_dir / REPORT_FILE
-        if self.spec.steps and report.exists():
+        if self.spec.steps and (report := self.spec.run_dir / REPORT_FILE).exists():
             outcome.steps = step_results(report.read_text(errors="replace"), self.spec.steps)
         left = await self.read_checkpoint()
         if left is not None:
@@ -110,7 +110,8 @@ class _ProcessRun:
             return None
 
     def _outcome(self, rc: int) -> RunOutcome:
-        signalled, code = -rc if rc < 0 else 0, 128 - rc if rc < 0 else rc  # as a shell says $?
+        signalled = -rc if rc < 0 else 0
+        code = 128 + signalled if signalled else rc  # as a shell says $?
         if self.killed_for == "timed_out":
             return RunOutcome("timed_out", code, f"exceeded timeout of {self.spec.timeout_seconds}s")
         if self.killed_for:
@@ -240,21 +241,17 @@ def _no_inherited_descriptor_passes_on() -> None:
 # fire time). No traps: the worker reads the checkpoint file itself, and
 # the spawn already points stderr at the output (and fd 3, for steps, at
 # the report), so nothing waits in the shell for the command's exit.
-PROCESS_GATE_SCRIPT = """\
-cd -- "$1" || exit 125
-shift
-if [ -n "${CRONFLEET_CHECKPOINT_SEED:-}" ]; then
-  printf %s "$CRONFLEET_CHECKPOINT_SEED" | base64 -d > "$CRONFLEET_CHECKPOINT" 2>/dev/null ||
-    : > "$CRONFLEET_CHECKPOINT"
-else
-  : > "$CRONFLEET_CHECKPOINT"
-fi
-unset CRONFLEET_CHECKPOINT_SEED
+PROCESS_GATE_SCRIPT = (
+    'cd -- "$1" || exit 125\nshift\n'
+    + SEED_CHECKPOINT
+    + """\
+unset _cp
 read -r _cronfleet_go || exit 125
 unset _cronfleet_go
 exec </dev/null
 eval "$CRONFLEET_SCRIPT"
 """
+)
 _WRITE_NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # opened in the child, for the gate
 
 # setpriv (util-linux) sets the parent-death signal and execs the gate, so a

@@ -30,7 +30,7 @@ from cronfleet.models import HttpCall, JobSpec, Resources, Step, reveal_env
 from cronfleet.records import StepResult
 from cronfleet.v1 import dispatch_pb2
 
-# The gate: the shell seeds $CRONFLEET_CHECKPOINT with what the previous
+# The gate (SEED_CHECKPOINT, then the rest): the shell seeds $CRONFLEET_CHECKPOINT with what the previous
 # attempt left (base64 in CRONFLEET_CHECKPOINT_SEED; with none, it only creates
 # the file: the decoder's fork and exec were a third of a short run's CPU),
 # blocks reading one line from stdin, then runs the command itself (eval: no
@@ -40,7 +40,7 @@ from cronfleet.v1 import dispatch_pb2
 # is ever needed. The original stderr stays open as fd 3, the report channel:
 # the steps script writes each step's result there, and on exit (also on
 # SIGTERM) the gate writes the checkpoint there as "checkpoint BASE64".
-GATE_SCRIPT = """\
+SEED_CHECKPOINT = """\
 _cp=${CRONFLEET_CHECKPOINT:-}
 if [ -n "$_cp" ] && [ -n "${CRONFLEET_CHECKPOINT_SEED:-}" ]; then
   printf %s "$CRONFLEET_CHECKPOINT_SEED" | base64 -d > "$_cp" 2>/dev/null || : > "$_cp"
@@ -48,6 +48,10 @@ elif [ -n "$_cp" ]; then
   : > "$_cp"
 fi
 unset CRONFLEET_CHECKPOINT_SEED
+"""
+GATE_SCRIPT = (
+    SEED_CHECKPOINT
+    + """\
 read -r _cronfleet_go || exit 125
 exec </dev/null 3>&2 2>&1
 trap '_rc=$?; if [ -n "$_cp" ] && [ -s "$_cp" ]; then
@@ -55,6 +59,7 @@ trap '_rc=$?; if [ -n "$_cp" ] && [ -s "$_cp" ]; then
 trap 'exit 143' TERM
 eval "$CRONFLEET_SCRIPT"
 """
+)
 
 # A pooled container is created before anyone knows what it will run: its
 # gate first reads the run itself, one base64 line of "export NAME='value'"
