@@ -119,6 +119,10 @@ class Settings:
     # "auto": docker when an engine answers, else process. Or "noop" (benchmarks).
     runtime: str = "auto"
     kill_grace_seconds: float = 5.0
+    # process runtime: "fork" forks each run from a resident /bin/sh (half
+    # the CPU of an exec; worker.launcher says what differs from sh -c),
+    # "exec" execs a /bin/sh gate per run (exactly sh -c, and slower).
+    process_launch: str = "fork"
     # How often a running job's output so far is stored (logs?follow=true); 0: never.
     live_log_interval: float = 1.0
     # docker runtime

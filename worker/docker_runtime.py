@@ -71,6 +71,7 @@ class DockerRuntime:
     name = "docker"
     paced = True
     follow_up_uses_engine = True
+    arm_slots: int | None = None
     writes_files = True
 
     def __init__(self, settings: Settings, worker_id: str) -> None:

@@ -28,6 +28,7 @@ class HttpRuntime:
     name = "http"
     paced = False
     follow_up_uses_engine = False
+    arm_slots: int | None = None
     writes_files = True  # the response body is the run's output
 
     def __init__(self, policy: OutboundPolicy) -> None:

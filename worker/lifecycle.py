@@ -98,7 +98,7 @@ class Runs:
         # leaves the cluster the coordinator declares them lost, to run again
         # elsewhere (a run given to a worker that dies, the same way).
         self.stopping = False
-        self.arming = ArmingGate(arm_concurrency)
+        self.arming = ArmingGate(runtime.arm_slots or arm_concurrency)
         self.windows = ReleaseWindows(enabled=runtime.paced)
         self.batches = ReleaseBatches()
 

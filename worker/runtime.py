@@ -331,6 +331,9 @@ class Runtime(Protocol):
     # False when its runs have no folder and no output (the no-op runtime):
     # the worker then skips looking for them.
     writes_files: bool
+    # How many runs may arm at once; None: the worker's arm_concurrency
+    # (arming a container is engine work, a few at a time).
+    arm_slots: int | None
 
     async def arm(self, spec: RunSpec) -> ArmedRun: ...
 
@@ -359,7 +362,9 @@ def open_runtime(settings: Settings) -> Runtime:
         from worker.process_runtime import ProcessRuntime
 
         fence_dir = Path(settings.state_dir).absolute() / "spool" / settings.worker_id / "fenced"
-        return ProcessRuntime(settings.kill_grace_seconds, settings.watchdog_seconds, str(fence_dir))
+        return ProcessRuntime(
+            settings.kill_grace_seconds, settings.watchdog_seconds, str(fence_dir), settings.process_launch
+        )
     if name == "noop":
         from worker.process_runtime import NoopRuntime
 

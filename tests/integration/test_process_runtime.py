@@ -1,4 +1,5 @@
-"""The process runtime on this host: gate, steps, checkpoints, kill."""
+"""The process runtime on this host: gate, steps, checkpoints, kill; each
+test with runs forked by the launcher and with a gate exec'd per run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,23 @@ from worker.process_runtime import ProcessRuntime, _ProcessRun
 from worker.runtime import RunOutcome, RunSpec
 
 _ids = itertools.count(1)
+LAUNCH = "fork"
+_made: list[ProcessRuntime] = []
+
+
+@pytest.fixture(autouse=True, params=["fork", "exec"])
+async def launch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    monkeypatch.setattr(sys.modules[__name__], "LAUNCH", request.param)
+    yield str(request.param)
+    while _made:
+        await _made.pop().close()
+
+
+def process_runtime(*args: Any, **kw: Any) -> ProcessRuntime:
+    _made.append(ProcessRuntime(*args, **{"launch": LAUNCH, **kw}))
+    return _made[-1]
+
+
 CHECKPOINTING = 'echo "from=$(cat "$CRONFLEET_CHECKPOINT")"; echo "step 3" > "$CRONFLEET_CHECKPOINT"; exit 1'
 
 
@@ -30,8 +48,8 @@ def spec(tmp_path: Path, command: str = "", **kw: Any) -> RunSpec:
     return RunSpec(execution_id=n, job_id="job", attempt=1, spool_path=path, command=command, **kw)
 
 
-async def run(s: RunSpec) -> tuple[RunOutcome, str]:
-    armed = await ProcessRuntime(1.0).arm(s)
+async def run(s: RunSpec, runtime: ProcessRuntime | None = None) -> tuple[RunOutcome, str]:
+    armed = await (runtime or process_runtime(1.0)).arm(s)
     await armed.release()
     outcome = await armed.wait()
     return outcome, s.spool_path.read_text()
@@ -119,19 +137,21 @@ def open_fds() -> int:
     [
         ("true", "succeeded", 0, ""),
         ("exit 3", "failed", 3, ""),
-        ("kill -KILL $$", "failed", 137, "killed by signal 9"),  # the gate itself
+        ("kill -KILL $$", "failed", 137, "killed by signal 9"),  # the run's shell itself
         ("kill -TERM $$", "failed", 143, "killed by signal 15"),
         ("exit 143", "failed", 143, ""),
     ],
 )
 async def test_exit_codes_and_signals(
-    tmp_path: Path, command: str, status: str, code: int, error: str
+    tmp_path: Path, launch: str, command: str, status: str, code: int, error: str
 ) -> None:
     outcome, _ = await run(spec(tmp_path, command))
+    if launch == "fork":
+        error = ""  # the launcher has the status as $? says it: 128+N, whatever the cause
     assert (outcome.status, outcome.exit_code, outcome.error) == (status, code, error)
 
 
-async def test_a_run_has_its_own_session_env_and_cwd(tmp_path: Path) -> None:
+async def test_a_run_has_its_own_group_env_and_cwd(tmp_path: Path, launch: str) -> None:
     s = spec(
         tmp_path,
         'echo $$; cut -d" " -f5,6 /proc/$$/stat; pwd; echo "$GREETING"; echo "$CRONFLEET_SCHEDULED_AT"',
@@ -140,14 +160,17 @@ async def test_a_run_has_its_own_session_env_and_cwd(tmp_path: Path) -> None:
     )
     outcome, out = await run(s)
     pid, group_and_session, cwd, greeting, fire = out.splitlines()
-    assert group_and_session == f"{pid} {pid}", "a session and group of its own, led by the gate"
+    group, session = group_and_session.split()
+    assert group == pid, "a group of its own, led by the run's shell"
+    # A gate is a session of its own; a launched run is in the launcher's.
+    assert session == pid if launch == "exec" else session != pid
     assert (cwd, greeting, outcome.status) == (str(s.run_dir), "hi", "succeeded")
     assert fire == "2026-01-01T00:00:00.250Z"
 
 
 async def test_the_gate_holds_the_command_until_released(tmp_path: Path) -> None:
     s = spec(tmp_path, "echo ran")
-    armed = await ProcessRuntime(1.0).arm(s)
+    armed = await process_runtime(1.0).arm(s)
     # The gate only reads its stdin; the command is behind it. Arm a second
     # run and finish it first: by then the first has had its chance to run.
     await run(spec(tmp_path, "true"))
@@ -159,7 +182,7 @@ async def test_the_gate_holds_the_command_until_released(tmp_path: Path) -> None
 
 async def test_a_timeout_kills_the_whole_group(tmp_path: Path) -> None:
     s = spec(tmp_path, 'echo $$ > "$HOME/gate.pid"; sleep 60 & sleep 60', timeout_seconds=1)
-    armed = await ProcessRuntime(1.0).arm(s)
+    armed = await process_runtime(1.0).arm(s)
     await armed.release()
     outcome = await armed.wait()
     assert outcome.status == "timed_out"
@@ -171,7 +194,7 @@ async def test_a_timeout_kills_the_whole_group(tmp_path: Path) -> None:
 async def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace(tmp_path: Path) -> None:
     # SIG_IGN is inherited through exec: the sleeps ignore SIGTERM too.
     s = spec(tmp_path, "trap '' TERM; echo $$ > \"$HOME/gate.pid\"; sleep 60 & sleep 60", timeout_seconds=1)
-    armed = await ProcessRuntime(0.5).arm(s)
+    armed = await process_runtime(0.5).arm(s)
     await armed.release()
     outcome = await armed.wait()
     assert (outcome.status, outcome.exit_code) == ("timed_out", 137)
@@ -181,28 +204,31 @@ async def test_a_group_that_ignores_sigterm_gets_sigkill_after_the_grace(tmp_pat
 
 
 async def test_a_run_killed_before_its_release_never_runs(tmp_path: Path) -> None:
+    runtime = process_runtime(1.0)
+    await run(spec(tmp_path, "true"), runtime)  # the launcher's pipes are open from now on
     fds = open_fds()
     s = spec(tmp_path, "echo ran")
-    armed = await ProcessRuntime(1.0).arm(s)
+    armed = await runtime.arm(s)
     await armed.kill("cancelled")
     outcome = await armed.wait()
     await armed.release()  # too late (the lifecycle does not, but a race may): nothing happens
-    assert (outcome.status, s.spool_path.read_text()) == ("cancelled", "")
+    assert (outcome.status, read_if_there(s.spool_path)) == ("cancelled", "")
     assert open_fds() == fds, "the gate's pipe and pidfd are closed"
 
 
 async def test_a_gate_gone_before_its_release(tmp_path: Path) -> None:
     s = spec(tmp_path, "echo ran")
-    armed = await ProcessRuntime(1.0).arm(s)
+    armed = await process_runtime(1.0).arm(s)
     assert isinstance(armed, _ProcessRun)
     os.kill(armed.pid, signal.SIGKILL)  # as if the OOM killer took it
     await armed.release()  # its pipe has no reader, or is closed: no error
     outcome = await armed.wait()
-    assert (outcome.status, outcome.exit_code, s.spool_path.read_text()) == ("failed", 137, "")
+    assert (outcome.status, outcome.exit_code, read_if_there(s.spool_path)) == ("failed", 137, "")
 
 
 async def test_many_runs_leave_no_descriptor_behind(tmp_path: Path) -> None:
-    runtime = ProcessRuntime(1.0)
+    runtime = process_runtime(1.0)
+    await run(spec(tmp_path, "true"), runtime)  # the launcher's pipes are open from now on
     fds = open_fds()
     armed = [await runtime.arm(spec(tmp_path, "true")) for _ in range(20)]
     for a in armed:
@@ -213,12 +239,13 @@ async def test_many_runs_leave_no_descriptor_behind(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("watchdog", [False, True], ids=["parent-death-signal", "watchdog"])
-async def test_a_run_dies_with_its_worker(tmp_path: Path, watchdog: bool) -> None:
+async def test_a_run_dies_with_its_worker(tmp_path: Path, launch: str, watchdog: bool) -> None:
     # The worker is a child process here, so that it can die by SIGKILL; the
     # gate loops, so only the parent-death signal (no watchdog) or the
     # watchdog (which then stands in for it: no setpriv) ends it.
     s = spec(tmp_path, 'echo $$ > "$HOME/gate.pid"; while :; do sleep 0.1; done')
     runtime_args = f"1.0, watchdog_seconds=30, fence_dir={str(tmp_path / 'fenced')!r}" if watchdog else "1.0"
+    runtime_args += f", launch={launch!r}"
     script = (
         "import asyncio, pathlib, sys; from worker.process_runtime import ProcessRuntime; "
         "from worker.runtime import RunSpec\n"
@@ -240,14 +267,35 @@ async def test_a_run_dies_with_its_worker(tmp_path: Path, watchdog: bool) -> Non
     await assert_eventually(no_group(gate), timeout=5, what="the run's gate killed with its worker")
 
 
-async def test_a_run_inherits_no_descriptor_of_the_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "command",
+    [
+        "ls /proc/$$/fd; :",
+        r"ls -l /proc/self/fd | grep -v ' -> /proc/' | sed -n 's| -> .*||p' | grep -o '[0-9]*$'",
+    ],
+    ids=["the-shell", "its-child"],  # with $$ a launched command gets a shell of its own: both ways
+)
+async def test_a_run_inherits_no_descriptor_of_the_worker(tmp_path: Path, command: str) -> None:
     # The spawn closes nothing itself: every descriptor the worker holds must
     # be close-on-exec. The command has its stdin, stdout and stderr.
     leak_r, leak_w = os.pipe()  # not inheritable, as Python makes them
     try:
-        outcome, out = await run(spec(tmp_path, "ls /proc/$$/fd"))
+        outcome, out = await run(spec(tmp_path, command))
     finally:
         os.close(leak_r)
         os.close(leak_w)
     assert outcome.status == "succeeded"
     assert sorted(out.split()) == ["0", "1", "2"]
+
+
+async def test_a_run_ignores_no_signal_the_worker_ignores(tmp_path: Path) -> None:
+    # Python ignores SIGPIPE; a background job of a shell ignores SIGINT and
+    # SIGQUIT (a worker started so, or a run forked by the launcher without
+    # job control); an ignored signal is inherited through exec. None of them
+    # may reach the command ignored. (The whole suite ran in the background
+    # once: this test caught that.)
+    outcome, out = await run(spec(tmp_path, "grep SigIgn /proc/self/status; yes | head -1"))
+    ignored = int(out.split()[1], 16)
+    watched = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE)
+    assert [sig for sig in watched if ignored & 1 << (sig - 1)] == []
+    assert out.split()[2:] == ["y"] and outcome.status == "succeeded", "yes ends on the broken pipe"

@@ -1,0 +1,101 @@
+"""The process runtime's launcher (worker.launcher): runs forked from one
+resident shell, each as separate from the others as a shell exec'd per run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_process_runtime import read_if_there, run, spec
+from worker.launcher import needs_own_shell
+from worker.process_runtime import ProcessRuntime, _ProcessRun
+
+
+@pytest.fixture
+async def runtime() -> AsyncIterator[ProcessRuntime]:
+    made = ProcessRuntime(1.0, launch="fork")
+    assert made.launcher is not None
+    yield made
+    await made.close()
+
+
+async def test_a_run_sees_nothing_of_another_run(tmp_path: Path, runtime: ProcessRuntime) -> None:
+    first_spec = spec(tmp_path, "MINE=1; export EXPORTED=2; cd /; echo x", env={"SECRET": "s"})
+    first, _ = await run(first_spec, runtime)
+    leftovers = "${_c+c}${_n+n}${_d+d}${_dir+dir}${_run_dir+rd}${_out+o}${_report+r}${_go+g}${_own_shell+own}"
+    second = spec(tmp_path, f'echo "[$MINE$EXPORTED$SECRET]"; pwd; echo "[{leftovers}]"')
+    outcome, out = await run(second, runtime)
+    said = out.splitlines()
+    assert (first.status, outcome.status) == ("succeeded", "succeeded")
+    assert (said[0], said[1]) == ("[]", str(second.run_dir))
+    assert said[2] == "[]", "nothing of the launcher's own shell variables either"
+
+
+async def test_each_run_gets_its_own_exit_code_when_many_run_at_once(
+    tmp_path: Path, runtime: ProcessRuntime
+) -> None:
+    specs = [spec(tmp_path, f"exit {i % 7}") for i in range(150)]
+    armed = [await runtime.arm(s) for s in specs]
+    for a in armed:
+        await a.release()
+    outcomes = await asyncio.gather(*(a.wait() for a in armed))
+    assert [o.exit_code for o in outcomes] == [i % 7 for i in range(150)]
+
+
+async def test_a_command_that_says_its_pid_gets_a_shell_of_its_own(
+    tmp_path: Path, runtime: ProcessRuntime
+) -> None:
+    s = spec(tmp_path, 'echo "$$ ${$}"')
+    armed = await runtime.arm(s)
+    assert isinstance(armed, _ProcessRun)
+    await armed.release()
+    await armed.wait()
+    assert read_if_there(s.spool_path).split() == [str(armed.pid)] * 2
+    assert needs_own_shell(["echo $$"]) and needs_own_shell(["echo ${$}"])
+    assert not needs_own_shell(["echo $1 $@"])
+
+
+async def test_echo_reads_backslash_escapes_as_sh_does(tmp_path: Path, runtime: ProcessRuntime) -> None:
+    _, out = await run(spec(tmp_path, r"echo 'a\tb'"), runtime)
+    assert out == "a\tb\n"
+
+
+def what_is_in(folder: str) -> tuple[list[str], int] | None:
+    """The folder's entries and mode; None when it is gone."""
+    try:
+        return os.listdir(folder), os.stat(folder).st_mode & 0o777
+    except FileNotFoundError:
+        return None
+
+
+async def test_the_launchers_files_go_with_the_runs(tmp_path: Path, runtime: ProcessRuntime) -> None:
+    assert runtime.launcher is not None
+    await run(spec(tmp_path, "true", env={"SECRET": "s"}), runtime)
+    killed = await runtime.arm(spec(tmp_path, "true"))
+    await killed.kill("cancelled")
+    await killed.wait()
+    folder = runtime.launcher.dir
+    assert what_is_in(folder) == ([], 0o700), "each run's env file and FIFO removed at its end"
+    await runtime.close()
+    assert what_is_in(folder) is None
+
+
+async def test_a_launcher_that_dies_takes_its_runs_and_is_replaced(
+    tmp_path: Path, runtime: ProcessRuntime
+) -> None:
+    assert runtime.launcher is not None
+    running = await runtime.arm(spec(tmp_path, "sleep 30"))
+    prepared = await runtime.arm(spec(tmp_path, "echo ran"))
+    await running.release()
+    os.kill(runtime.launcher.pid, signal.SIGKILL)
+    outcomes = await asyncio.wait_for(asyncio.gather(running.wait(), prepared.wait()), 10)
+    assert [(o.status, o.error) for o in outcomes] == [
+        ("lost", "killed: the launcher it was forked from died")
+    ] * 2
+    outcome, out = await run(spec(tmp_path, "echo again"), runtime)
+    assert (outcome.status, out) == ("succeeded", "again\n"), "a new launcher for the next run"
