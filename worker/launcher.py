@@ -47,41 +47,46 @@ from collections.abc import Callable
 # pty's master. That hangs the terminal up (the launcher ignores the SIGHUP),
 # and nobody in its session has a terminal from then on (/dev/tty fails, as
 # for a run exec'd in a session of its own), while job control stays on.
-# The run's part ({ ... } &): the hangup's ignore undone, the launcher's
-# answer pipe and stdin closed, the run's file sourced, the output pointed
-# at the spool file (and fd 3 at the steps' report), the checkpoint seeded,
-# then it waits for "go" and runs. Everything but the wait is done when
-# armed. On end of file (the worker died) the launcher kills its runs'
-# groups, so runs die with their worker even without a watchdog.
+# The run's part (_run, forked as a background job): the hangup's ignore
+# undone, the launcher's answer pipe and stdin closed, the run's file
+# sourced, the output pointed at the spool file (and fd 3 at the steps'
+# report), the checkpoint seeded, then it waits for "go" and runs.
+# Everything but the wait is done when armed. A function, not an inline
+# { ... } &: the shell keeps each job's command text until the job is
+# waited for, and 700 bytes a job grew the launcher's heap with every run in
+# flight, which each later fork copied and each exit tore down (3,000 `true`
+# runs: 1,100 -> 1,700 runs/s; the runs' CPU 730 -> 330 us each).
+# On end of file (the worker died) the launcher kills its runs' groups, so
+# runs die with their worker even without a watchdog.
 LAUNCHER_SCRIPT = r"""
 _dir=$1; shift
 trap '' HUP
 set -m
+_run() {
+  set +m
+  trap - HUP
+  exec 3>&- </dev/null
+  unset _c
+  . "$_dir/$_n.env" || exit 125
+  cd -- "$_run_dir" || exit 125
+  exec >"$_out" 2>&1 || exit 125
+  if [ -n "$_report" ]; then exec 3>"$_report"; fi
+  @SEED_CHECKPOINT@
+  read -r _go <"$_dir/$_n.go" || exit 125
+  [ "$_go" = go ] || exit 125
+  unset _go _n _dir _run_dir _out _report _cp
+  unset -f _run
+  if [ -n "$_own_shell" ]; then
+    unset _own_shell
+    exec /bin/sh -c "$CRONFLEET_SCRIPT"
+  fi
+  unset _own_shell
+  eval "$CRONFLEET_SCRIPT"
+}
 echo ready >&3
 while read -r _c _n; do
   case $_c in
-  p)
-    {
-      set +m
-      trap - HUP
-      exec 3>&- </dev/null
-      unset _c
-      . "$_dir/$_n.env" || exit 125
-      cd -- "$_run_dir" || exit 125
-      exec >"$_out" 2>&1 || exit 125
-      if [ -n "$_report" ]; then exec 3>"$_report"; fi
-      @SEED_CHECKPOINT@
-      read -r _go <"$_dir/$_n.go" || exit 125
-      [ "$_go" = go ] || exit 125
-      unset _go _n _dir _run_dir _out _report _cp
-      if [ -n "$_own_shell" ]; then
-        unset _own_shell
-        exec /bin/sh -c "$CRONFLEET_SCRIPT"
-      fi
-      unset _own_shell
-      eval "$CRONFLEET_SCRIPT"
-    } &
-    echo "$!" >&3 ;;
+  p) _run & echo "$!" >&3 ;;
   w) wait "$_n"; echo "$?" >&3 ;;
   esac
 done
@@ -123,7 +128,7 @@ class Launcher:
 
     def __init__(self, seed_checkpoint: str) -> None:
         self.dir = tempfile.mkdtemp(prefix=f"cronfleet-launch-{os.getpid()}-", dir=_private_root())
-        self._script = LAUNCHER_SCRIPT.replace("@SEED_CHECKPOINT@", seed_checkpoint.replace("\n", "\n      "))
+        self._script = LAUNCHER_SCRIPT.replace("@SEED_CHECKPOINT@", seed_checkpoint.replace("\n", "\n  "))
         self.pid = 0
         self._lines = -1  # the write end of its stdin
         self._answers = -1  # the read end of its fd 3

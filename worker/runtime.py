@@ -366,7 +366,7 @@ def open_runtime(settings: Settings) -> Runtime:
             settings.kill_grace_seconds, settings.watchdog_seconds, str(fence_dir), settings.process_launch
         )
     if name == "noop":
-        from worker.process_runtime import NoopRuntime
+        from worker.noop_runtime import NoopRuntime
 
         return NoopRuntime()
     raise SystemExit(f"unknown runtime {name!r}; known: auto, docker, process, noop")

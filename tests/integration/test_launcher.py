@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from google.protobuf import timestamp_pb2
 
 from tests.integration.test_process_runtime import read_if_there, run, spec
+from worker import process_runtime
 from worker.launcher import needs_own_shell
 from worker.process_runtime import ProcessRuntime, _ProcessRun
+from worker.runtime import RunSpec
 
 
 @pytest.fixture
@@ -99,3 +103,30 @@ async def test_a_launcher_that_dies_takes_its_runs_and_is_replaced(
     ] * 2
     outcome, out = await run(spec(tmp_path, "echo again"), runtime)
     assert (outcome.status, out) == ("succeeded", "again\n"), "a new launcher for the next run"
+
+
+async def test_past_a_crowd_at_one_instant_runs_get_gates_of_their_own(
+    tmp_path: Path, runtime: ProcessRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A forked run costs more at its instant than an exec'd gate: past
+    # FORKED_PER_INSTANT runs armed ahead for one instant, the rest are exec'd.
+    monkeypatch.setattr(process_runtime, "FORKED_PER_INSTANT", 2)
+    fire = timestamp_pb2.Timestamp(seconds=int(time.time()) + 60)
+    specs = [spec(tmp_path, 'echo $$; cut -d" " -f6 /proc/$$/stat', fire=fire) for _ in range(3)]
+    late = spec(tmp_path, 'echo $$; cut -d" " -f6 /proc/$$/stat')  # no instant ahead: forked
+    armed = [await runtime.arm(s) for s in [*specs, late]]
+    for a in armed:
+        await a.release()
+    await asyncio.gather(*(a.wait() for a in armed))
+    own_session = [in_a_session_of_its_own(s) for s in [*specs, late]]
+    assert own_session == [False, False, True, False], "the third is a gate, a session of its own"
+    # Released, they no longer count: the next run for that instant is forked again.
+    again = spec(tmp_path, 'echo $$; cut -d" " -f6 /proc/$$/stat', fire=fire)
+    await run(again, runtime)
+    assert not in_a_session_of_its_own(again)
+
+
+def in_a_session_of_its_own(s: RunSpec) -> bool:
+    """From the run's output: its shell's pid, then its session's id."""
+    pid, session = read_if_there(s.spool_path).split()
+    return pid == session

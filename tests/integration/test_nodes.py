@@ -35,7 +35,8 @@ from tests.helpers import Roles, as_role, assert_eventually, job_spec
 from tests.registry import LocalRegistry, remove_local
 from worker.docker_runtime import DockerRuntime
 from worker.node import Worker
-from worker.process_runtime import NoopRuntime, ProcessRuntime
+from worker.noop_runtime import NoopRuntime
+from worker.process_runtime import ProcessRuntime
 from worker.runtime import Runtime
 
 pytestmark = pytest.mark.integration
