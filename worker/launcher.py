@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -41,6 +42,8 @@ import signal
 import tempfile
 from collections import deque
 from collections.abc import Callable
+
+from worker.runtime import REPORT_FILE, RunSpec
 
 # The launcher has job control (set -m) only while it has a terminal when
 # it turns it on: it gets a pty, says it is ready, and the worker closes the
@@ -111,6 +114,18 @@ def env_file(env: dict[str, str], shell_vars: dict[str, str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def _run_vars(spec: RunSpec) -> dict[str, str]:
+    """What the run part reads besides the environment: where to go and
+    write (absolute: the run changes folder before it opens them), and
+    whether the command needs a shell of its own."""
+    return {
+        "_run_dir": os.path.abspath(spec.run_dir),
+        "_out": os.path.abspath(spec.spool_path),
+        "_report": os.path.abspath(spec.run_dir / REPORT_FILE) if spec.steps else "",
+        "_own_shell": "1" if needs_own_shell([spec.command, *(s.run for s in spec.steps)]) else "",
+    }
+
+
 def _quoted(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
@@ -124,10 +139,13 @@ DEFAULT_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE,
 
 
 class Launcher:
-    """The resident bash, started on first use and again after it dies."""
+    """The resident shell, started on first use and again after it dies."""
 
-    def __init__(self, seed_checkpoint: str) -> None:
+    def __init__(self, seed_checkpoint: str, env: dict[str, str]) -> None:
+        """``env``: the launcher's own environment (each run's file adds its own)."""
         self.dir = tempfile.mkdtemp(prefix=f"cronfleet-launch-{os.getpid()}-", dir=_private_root())
+        self._env = env
+        self._names = itertools.count()
         self._script = LAUNCHER_SCRIPT.replace("@SEED_CHECKPOINT@", seed_checkpoint.replace("\n", "\n  "))
         self.pid = 0
         self._lines = -1  # the write end of its stdin
@@ -146,7 +164,7 @@ class Launcher:
             self.pid = os.posix_spawn(
                 "/bin/sh",
                 ["/bin/sh", "-c", self._script, "/bin/sh", self.dir],
-                {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ")},
+                self._env,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, lines_r, 0),
                     (os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
@@ -186,6 +204,21 @@ class Launcher:
             return  # it died meanwhile: what was asked has failed already
         with contextlib.suppress(OSError):  # it died: its answers' end of file fails what is asked
             _write_all(self._lines, data)
+
+    def prepare(self, spec: RunSpec, env: dict[str, str]) -> tuple[str, int, tuple[str, str]]:
+        """The run's files: ``NAME.env`` (``env``, and where it goes and
+        writes) and the FIFO ``NAME.go``, held open (read and write: never
+        blocks, never EOF) until the run ends, so "go" waits in it however
+        late the run opens it. Its name, the FIFO's descriptor, the files."""
+        name = f"r{next(self._names)}"
+        env_path, go_path = f"{self.dir}/{name}.env", f"{self.dir}/{name}.go"
+        fd = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, env_file(env, _run_vars(spec)))
+        finally:
+            os.close(fd)
+        os.mkfifo(go_path, 0o600)
+        return name, os.open(go_path, os.O_RDWR | os.O_NONBLOCK), (env_path, go_path)
 
     async def launch(self, name: str) -> int:
         """Fork the run whose file is ``NAME.env``; its pid (and group)."""

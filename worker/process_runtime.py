@@ -8,7 +8,6 @@ import asyncio
 import collections
 import contextlib
 import functools
-import itertools
 import os
 import shutil
 import signal
@@ -19,7 +18,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from cronfleet.v1 import dispatch_pb2
-from worker.launcher import DEFAULT_SIGNALS, Launcher, can_launch, env_file, needs_own_shell
+from worker.launcher import DEFAULT_SIGNALS, Launcher, can_launch
 from worker.runtime import (
     CHECKPOINT_FILE,
     REPORT_FILE,
@@ -210,15 +209,15 @@ class ProcessRuntime:
         if launch == "fork" and not can_launch():
             log.warning("process_launch_falls_back_to_exec", why="no pseudo-terminal to be had here")
             launch = "exec"
-        self.launch = launch
-        self.launcher = Launcher(SEED_CHECKPOINT) if launch == "fork" else None
+        self._base_env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
+        self._base_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+        self.launcher = Launcher(SEED_CHECKPOINT, self._base_env) if launch == "fork" else None
         # Arming a forked run is a line to the launcher, answered in order:
         # they queue in its pipe. At 4 at a time (a round trip each, on a
         # busy machine) arming lagged and slots came back spread out: 3,000
         # runs 870 -> 1,229 runs/s with 256 at once (claims 38 -> 13).
         self.arm_slots: int | None = 256 if self.launcher else None
         self._waiting_for: collections.Counter[float] = collections.Counter()
-        self._names = itertools.count()
         self.watchdog = Watchdog(watchdog_seconds, fence_dir) if watchdog_seconds > 0 else None
         # With a watchdog, it kills the runs' groups the moment the worker's
         # pipe closes, so the gate needs no parent-death signal of its own:
@@ -245,9 +244,7 @@ class ProcessRuntime:
             self.watchdog.stop()
 
     async def arm(self, spec: RunSpec) -> ArmedRun:
-        env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
-        env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        env["HOME"] = str(spec.run_dir)
+        env = {**self._base_env, "HOME": str(spec.run_dir)}
         env.update(spec.env)
         env.update(script_env(spec, str(spec.run_dir / CHECKPOINT_FILE)))
         os.makedirs(spec.run_dir, exist_ok=True)
@@ -312,18 +309,7 @@ class ProcessRuntime:
 
     async def _launch(self, spec: RunSpec, env: dict[str, str], launcher: Launcher) -> _ProcessRun:
         """Have the launcher fork the run, blocked on its FIFO until released."""
-        name = f"r{next(self._names)}"
-        env_path, go_path = f"{launcher.dir}/{name}.env", f"{launcher.dir}/{name}.go"
-        fd = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, env_file(env, _launched_run_vars(spec)))
-        finally:
-            os.close(fd)
-        os.mkfifo(go_path, 0o600)
-        # Held open (read and write: never blocks, never EOF) until the run
-        # ends, so "go" waits in it however late the run opens it.
-        gate = os.open(go_path, os.O_RDWR | os.O_NONBLOCK)
-        files = (env_path, go_path)
+        name, gate, files = launcher.prepare(spec, env)
         try:
             pid = await launcher.launch(name)
             pidfd = os.pidfd_open(pid)
@@ -355,18 +341,6 @@ def _ahead_of(spec: RunSpec) -> float | None:
         return None
     instant = spec.fire.seconds + spec.fire.nanos / 1e9
     return instant if instant > time.time() else None
-
-
-def _launched_run_vars(spec: RunSpec) -> dict[str, str]:
-    """What the launcher's run part reads besides the environment: where to
-    go and write (absolute: the run changes folder before it opens them), and
-    whether the command needs a shell of its own."""
-    return {
-        "_run_dir": os.path.abspath(spec.run_dir),
-        "_out": os.path.abspath(spec.spool_path),
-        "_report": os.path.abspath(spec.run_dir / REPORT_FILE) if spec.steps else "",
-        "_own_shell": "1" if needs_own_shell([spec.command, *(s.run for s in spec.steps)]) else "",
-    }
 
 
 def _no_inherited_descriptor_passes_on() -> None:
