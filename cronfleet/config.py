@@ -131,6 +131,10 @@ class Settings:
     docker_network: str = "none"
     docker_runtime_name: str = ""  # e.g. "runsc" for gVisor
     docker_tmpfs_mb: int = 64
+    # Release armed runs by a FIFO mounted read-only in each container
+    # (worker.release_fifos), when a probe at start shows the engine sees the
+    # worker's files; else, or false, by a line through the engine.
+    docker_release_fifos: bool = True
     # A run's image the engine lacks (worker.images): "if_not_present" pulls
     # it from the registry the image names, "always" asks the registry before
     # every run (a newer image replaces warm containers of the older one),

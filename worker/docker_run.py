@@ -1,13 +1,12 @@
 """One run of the Docker runtime in its own container (worker.docker_runtime
-arms it): released by a line on the attach socket, waited on through the
-engine, its output, steps and checkpoint read back, the container removed."""
+arms it): released by a line on its release FIFO or attach socket, waited on
+through the engine, its output, steps and checkpoint read back, the container removed."""
 
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import docker.errors
 import requests.exceptions
@@ -17,23 +16,23 @@ from worker.runtime import RunOutcome, RunSpec, checkpoint_from_report, cut_chec
 
 if TYPE_CHECKING:
     from worker.docker_runtime import DockerRuntime
+    from worker.pool import Pooled
 
 CHECKPOINT_READ_EVERY = 5.0
 
 
 class DockerRun:
     """One run in its own container, armed (created, started, blocked at the
-    gate) and released with one write on its attach socket."""
+    gate) and released with one write."""
 
-    def __init__(
-        self, runtime: DockerRuntime, container: Any, sock: socket.socket, spec: RunSpec, cold: bool
-    ) -> None:
+    def __init__(self, runtime: DockerRuntime, pooled: Pooled, spec: RunSpec, cold: bool) -> None:
         self.runtime = runtime
-        self.container = container
-        self.sock = sock
+        self.container = pooled.container
+        self.sock = pooled.sock
+        self.go = pooled.go
         self.spec = spec
         self.cold: bool | None = cold  # the pool had no container of its profile
-        self.container_id = str(container.id)
+        self.container_id = str(self.container.id)
         self.killed_for = ""
         self.released = False
         self._checkpoint: bytes | None = None
@@ -43,7 +42,10 @@ class DockerRun:
         # The socket stays open until the run is waited on: closing the
         # attach stream makes the engine tear it down at once, which
         # doubled the time fifty containers released together took to start.
-        self.sock.sendall(b"go\n")
+        if self.go is not None:
+            self.go.say(b"go")
+        else:
+            self.sock.sendall(b"go\n")
         self.released = True
 
     async def wait(self) -> RunOutcome:
@@ -108,6 +110,7 @@ class DockerRun:
     def _remove(self) -> None:
         with contextlib.suppress(docker.errors.APIError):
             self.container.remove(force=True)
+        self.runtime.release_gone(self.go)
         self.runtime.claims.forget(self.container.id)
         self.runtime.unwatch(self.container_id)
 

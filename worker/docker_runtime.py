@@ -1,13 +1,15 @@
 """The Docker runtime: each run in its own hardened container.
 
 Arming creates and starts the container with the command held behind the
-gate (the entrypoint blocks reading one line from stdin, attached here), so
-releasing it at the fire time is one write on a socket, not a cold start.
+gate (the entrypoint blocks reading one line), so releasing it at the fire
+time is one write (on a FIFO the container sees, worker.release_fifos, or on
+its attached stdin), not a cold start.
 
 Every container: all capabilities dropped, no-new-privileges, the engine's
 default seccomp profile, a read-only root with small tmpfs mounts for /tmp and
 the working directory, a non-root user, pids/memory/CPU limits, network
-"none" unless the worker's policy names another, no bind mounts, labels with
+"none" unless the worker's policy names another, no bind mounts but its
+release FIFOs' folder (read-only, only its own), labels with
 the job, execution and attempt. ``recover()`` finds what a previous life of
 this worker left behind (worker.docker_claims).
 """
@@ -18,6 +20,7 @@ import asyncio
 import collections
 import contextlib
 import functools
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +44,7 @@ from worker.docker_claims import (
 from worker.docker_run import DockerRun
 from worker.images import ImagePulls
 from worker.pool import ContainerPool, Pooled, Profile
+from worker.release_fifos import MOUNT, Fifo, ReleaseFifos
 from worker.resident import ResidentContainers
 from worker.runtime import (
     POOL_GATE_SCRIPT,
@@ -104,6 +108,8 @@ class DockerRuntime:
             Watchdog(settings.watchdog_seconds, self.fence_dir) if settings.watchdog_seconds > 0 else None
         )
         self.images.arrived = lambda image: self.pool.poke()
+        gates = Path(settings.state_dir).absolute() / "gates" / worker_id
+        self.fifos = ReleaseFifos(gates, settings.docker_user)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a short engine call off the event loop."""
@@ -141,7 +147,40 @@ class DockerRuntime:
         }
 
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
-        await asyncio.gather(self.pool.run(stop, quiet), self.residents.run(stop), self._beat(stop))
+        await asyncio.gather(self._fill_pool(stop, quiet), self.residents.run(stop), self._beat(stop))
+
+    async def _fill_pool(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
+        # The probe first (it may wait for the image, as the pool would), so
+        # the pool's containers are released the fast way from the start.
+        if self.settings.docker_release_fifos and not self.fifos.enabled:
+            await self.probe_release_fifos()
+        await self.pool.run(stop, quiet)
+
+    async def probe_release_fifos(self) -> None:
+        """Release through FIFOs if a container sees this worker's folder
+        (the engine shares its files): one probe container compares a token
+        (by its exit code: a container's logs can come back empty when it
+        exits at once)."""
+        token = self.fifos.reset()
+        image = self.settings.docker_image
+        try:
+            await self.images.ensure(image)
+            await self.call(  # raises ContainerError unless the token matched
+                self.client.containers.run,
+                image,
+                ["/bin/sh", "-c", f'read -r t < {MOUNT}/token && [ "$t" = {token} ]'],
+                remove=True,
+                volumes={self.fifos.probe_folder: {"bind": MOUNT, "mode": "ro"}},
+                user=self.settings.docker_user,
+                network_mode="none",
+                read_only=True,
+                cap_drop=["ALL"],
+                labels=self.labels(self.pool.default) | {LABEL: "probe"},
+            )
+            self.fifos.enabled = True
+        except Exception as exc:  # any failure: released through the engine, as it always can be
+            log.warning("release_fifos_probe_failed", error=str(exc))
+        log.info("release_path", fifos=self.fifos.enabled, folder=str(self.fifos.root))
 
     async def _beat(self, stop: asyncio.Event) -> None:
         if self.watchdog is not None:
@@ -234,7 +273,7 @@ class DockerRuntime:
             self.claims.record(pooled.container.id, spec)
             self.watch(pooled.container.id)
             pooled.sock.sendall(run_payload(dict(spec.env) | script_env(spec, CHECKPOINT_PATH)))
-        return DockerRun(self, pooled.container, pooled.sock, spec, cold=cold)
+        return DockerRun(self, pooled, spec, cold=cold)
 
     async def _create_pooled(self, profile: Profile) -> Pooled:
         try:
@@ -246,6 +285,7 @@ class DockerRuntime:
     async def _remove(self, pooled: Pooled) -> None:
         with contextlib.suppress(OSError):
             pooled.sock.close()
+        self.release_gone(pooled.go)
         self.claims.forget(pooled.container.id)
         self.unwatch(pooled.container.id)
         with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
@@ -263,16 +303,37 @@ class DockerRuntime:
 
     def _create(self, profile: Profile) -> Pooled:
         """A warm container of ``profile``, started and blocked at the pool gate."""
-        container, sock = self.create_container(profile, POOL_GATE_SCRIPT, kind="pool")
-        return Pooled(container, sock, profile)
+        folder = self.fifos.folder()
+        go = self.fifos.fifo(folder, "go") if folder else None
+        try:
+            container, sock = self.create_container(profile, POOL_GATE_SCRIPT, kind="pool", fifos=folder)
+        except Exception:
+            self.release_gone(go)
+            raise
+        return Pooled(container, sock, profile, go)
+
+    def release_gone(self, fifo: Fifo | None) -> None:
+        """A container's release FIFO and its folder, once the container is gone."""
+        if fifo is not None:
+            fifo.close()
+            self.fifos.remove(os.path.dirname(fifo.path))
 
     def create_container(
-        self, profile: Profile, gate: str, kind: str, job_id: str = "", read_stderr: bool = False
+        self,
+        profile: Profile,
+        gate: str,
+        kind: str,
+        job_id: str = "",
+        read_stderr: bool = False,
+        fifos: str | None = None,
     ) -> tuple[Any, socket.socket]:
         """A hardened container of ``profile`` running ``gate``, started, with its
-        stdin attached (and its stderr, for a gate that talks back)."""
+        stdin attached (and its stderr, for a gate that talks back) and its
+        folder of release FIFOs, if any, at /gate."""
         s = self.settings
         kwargs: dict[str, Any] = {}
+        if fifos:
+            kwargs["volumes"] = {fifos: {"bind": MOUNT, "mode": "ro"}}
         if s.docker_runtime_name:
             kwargs["runtime"] = s.docker_runtime_name
         labels = self.labels(profile) | {LABEL: kind}

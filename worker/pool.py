@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from cronfleet.aio import sleep_or
+from worker.release_fifos import Fifo
 
 log = structlog.get_logger()
 REFILL_IDLE = 0.5  # seconds between looks when every target is met
@@ -41,11 +42,14 @@ class Profile:
 
 @dataclass
 class Pooled:
-    """A started container blocked at the pool gate, and the attached stdin it reads."""
+    """A started container blocked at the pool gate, the attached stdin it
+    reads the run from, and the FIFO that releases it (None: released by a
+    line on the stdin too)."""
 
     container: Any
     sock: socket.socket
     profile: Profile
+    go: Fifo | None = None
 
 
 class ContainerPool:

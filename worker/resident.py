@@ -30,6 +30,7 @@ import structlog
 
 from worker.docker_run import CHECKPOINT_READ_EVERY
 from worker.pool import Profile
+from worker.release_fifos import Fifo
 from worker.resident_gate import RESIDENT_GATE_SCRIPT, Resident
 from worker.runtime import (
     RunOutcome,
@@ -98,11 +99,16 @@ class ResidentContainers:
         self._by_job.setdefault(job_id, []).append(resident)
 
     def _create(self, profile: Profile, job_id: str) -> Resident:
-        container, sock = self.runtime.create_container(
-            profile, RESIDENT_GATE_SCRIPT, kind="resident", job_id=job_id, read_stderr=True
-        )
+        folder = self.runtime.fifos.folder()
+        try:
+            container, sock = self.runtime.create_container(
+                profile, RESIDENT_GATE_SCRIPT, kind="resident", job_id=job_id, read_stderr=True, fifos=folder
+            )
+        except Exception:
+            self.runtime.fifos.remove(folder)
+            raise
         sock.setblocking(False)
-        return Resident(container, sock, job_id, profile)
+        return Resident(container, sock, job_id, profile, fifos=folder)
 
     def done(self, resident: Resident, dirty: bool) -> None:
         """A run in ``resident`` ended (dirty: it left something running), or
@@ -127,6 +133,7 @@ class ResidentContainers:
             resident.sock.close()
         with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
             await self.runtime.call(resident.container.remove, force=True)
+        self.runtime.fifos.remove(resident.fifos)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Remove containers that died or have been idle for IDLE_SECONDS."""
@@ -162,6 +169,8 @@ class ResidentRun:
         self._checkpoint: bytes | None = None
         self._checkpoint_read_at = 0.0
         self.exited_at: float | None = None  # when the gate saw the run exit
+        # The run's release FIFO in the container's folder (None: "go" on stdin).
+        self.go: Fifo | None = None
 
     @property
     def _files(self) -> str:
@@ -175,10 +184,18 @@ class ResidentRun:
         self.owner.runtime.claims.record(f"{resident.container.id}.{self.nonce}", self.spec)
         self.owner.runtime.watch(self.container_id, self.nonce)
         env = dict(self.spec.env) | script_env(self.spec, f"{self._files}.checkpoint")
+        if resident.fifos:
+            self.go = self.owner.runtime.fifos.fifo(resident.fifos, self.nonce)
         resident.send(f"prep {self.nonce} {shell_exports(env | {'CRONFLEET_NONCE': self.nonce})}")
 
+    def _say(self, word: str) -> None:
+        if self.go is not None:
+            self.go.say(word.encode())
+        else:
+            self.resident.send(f"{word} {self.nonce}")
+
     async def release(self) -> None:
-        self.resident.send(f"go {self.nonce}")
+        self._say("go")
         self.released = True
 
     async def wait(self) -> RunOutcome:
@@ -206,6 +223,8 @@ class ResidentRun:
                 outcome.error = "left processes running: its container is replaced"
             return outcome
         finally:
+            if self.go is not None:
+                self.go.close()
             resident.inbox.pop(self.nonce, None)
             self.owner.runtime.claims.forget(f"{resident.container.id}.{self.nonce}")
             self.owner.runtime.unwatch(self.container_id, self.nonce)
@@ -251,7 +270,7 @@ class ResidentRun:
         self.killed_for = self.killed_for or reason
         if not self.released:
             with contextlib.suppress(OSError):
-                self.resident.send(f"drop {self.nonce}")
+                self._say("drop")
             return
         pid = self.resident.pids.get(self.nonce)
         if pid is None:

@@ -5,9 +5,11 @@ to its runs.
 Prepared ahead, like the pool: arming a run sends ``prep NONCE EXPORTS`` (one
 line of shell, ``runtime.shell_exports``), and
 the gate forks the run's own session (environment sourced, folder made,
-checkpoint seeded) blocked on a FIFO; releasing it sends ``go NONCE``, one
-write that the blocked shell reads before it evals the command, so nothing
-is forked at the fire instant. ``drop NONCE`` ends a prepared run unstarted.
+checkpoint seeded) blocked on a FIFO; releasing it writes ``go`` into that
+FIFO (in the container's release folder, worker.release_fifos; without one,
+``go NONCE`` on stdin has the gate write it), which the blocked shell reads
+before it evals the command, so nothing is forked at the fire instant.
+``drop`` ends a prepared run unstarted.
 
 The gate speaks on the container's stderr, one line per fact (each a single
 write under PIPE_BUF, so concurrent runs' lines never interleave), each
@@ -32,9 +34,10 @@ from worker.pool import Profile
 # The gate reads commands on stdin. Each run's supervisor is a background
 # subshell (so nothing of one run's environment reaches another); it starts
 # the run under setsid (its own process group, stdin closed, output into a
-# file, the steps' report on fd 3), blocked reading fd 9, the run's FIFO,
-# which the gate opened for it and which stays open in the run, so "go"
-# written by name is kept until read. A run is dirty when a live (not zombie:
+# file, the steps' report on fd 3), blocked reading fd 9, the run's FIFO
+# (/gate/NONCE, the worker's; else one the gate makes in /tmp), which the
+# gate opened for it and which stays open in the run, so "go" written by
+# name is kept until read. A run is dirty when a live (not zombie:
 # the gate reaps orphans only between commands) process is left in its group.
 # Nothing but the gate's lines may reach stderr: the shell's own complaint
 # about a /proc entry gone mid-scan ("can't open ...", written before a
@@ -78,7 +81,7 @@ _run() {
   wait "$_pid"; _rc=$?
   _left "$_pid" && _dirty=1 || _dirty=
   echo "$_n exited $_rc" >&2
-  read -t 0.3 _z <>"$_f.go" 2>/dev/null
+  read -t 0.3 _z <>"$_door" 2>/dev/null
   [ -n "$_dirty" ] && { _left "$_pid" || _dirty=; }
   [ -s "$_cp" ] && head -c 65537 "$_cp" | base64 | _say "$_n" checkpoint
   [ -f "$_f.report" ] && _say "$_n" report < "$_f.report"
@@ -89,7 +92,8 @@ _run() {
 }
 while read -r _cmd _n _data; do
   case $_cmd in
-    prep) mkfifo "/tmp/.cronfleet-$_n.go" && exec 9<>"/tmp/.cronfleet-$_n.go" && { (_run "$_n" "$_data") & }
+    prep) _door=/gate/$_n; [ -p "$_door" ] || { _door=/tmp/.cronfleet-$_n.go; mkfifo "$_door"; } &&
+          exec 9<>"$_door" && { (_run "$_n" "$_data") & }
           exec 9<&- ;;
     go|drop) [ -p "/tmp/.cronfleet-$_n.go" ] && echo "$_cmd" 1<>"/tmp/.cronfleet-$_n.go" ;;
   esac
@@ -112,6 +116,7 @@ class Resident:
     inbox: dict[str, asyncio.Queue[str]] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)  # by nonce, said at preparation
     reader: asyncio.Task[None] | None = None
+    fifos: str | None = None  # its folder of release FIFOs (worker.release_fifos), if any
     # Told when a run's end is read (dirty or not), or the container died.
     ended: Callable[[Resident, bool], None] | None = None
     _dirty: set[str] = field(default_factory=set)

@@ -33,7 +33,8 @@ from cronfleet.v1 import dispatch_pb2
 # The gate (SEED_CHECKPOINT, then the rest): the shell seeds $CRONFLEET_CHECKPOINT with what the previous
 # attempt left (base64 in CRONFLEET_CHECKPOINT_SEED; with none, it only creates
 # the file: the decoder's fork and exec were a third of a short run's CPU),
-# blocks reading one line from stdin, then runs the command itself (eval: no
+# blocks reading one line (from its release FIFO, worker.release_fifos, or
+# else stdin), then runs the command itself (eval: no
 # second shell to start at the fire time) with stdin closed and stderr merged
 # into stdout, in order.
 # The command travels in an environment variable, so no quoting of user text
@@ -52,7 +53,7 @@ unset CRONFLEET_CHECKPOINT_SEED
 GATE_SCRIPT = (
     SEED_CHECKPOINT
     + """\
-read -r _cronfleet_go || exit 125
+if [ -p /gate/go ]; then read -r _cronfleet_go </gate/go; else read -r _cronfleet_go; fi || exit 125
 exec </dev/null 3>&2 2>&1
 trap '_rc=$?; if [ -n "$_cp" ] && [ -s "$_cp" ]; then
   { printf "checkpoint "; head -c 65537 "$_cp" | base64 | tr -d "\\n"; echo; } >&3; fi; exit $_rc' EXIT

@@ -21,6 +21,7 @@ from cronfleet.config import Settings
 from cronfleet.models import Resources, Step
 from tests.helpers import assert_eventually
 from worker.docker_claims import LABEL, Claim
+from worker.docker_run import DockerRun
 from worker.docker_runtime import DockerRuntime
 from worker.runtime import RunOutcome, RunRejected, RunSpec
 
@@ -144,25 +145,29 @@ async def test_steps_run_in_order_and_stop_at_the_first_failure(
 
 
 async def test_an_armed_container_waits_for_release_and_its_run_is_recorded(
-    runtime: DockerRuntime, tmp_path: Path
+    either: DockerRuntime, tmp_path: Path
 ) -> None:
     s = spec(tmp_path, "echo released")
-    armed = await runtime.arm(s)
-    (c,) = labelled(runtime)
+    armed = await either.arm(s)
+    (c,) = labelled(either)
     assert c.status == "running"  # started, and held at the gate
     # A container is made before its run is known: the worker records whose run it holds.
-    assert runtime.claims.read(c.id) == Claim(s.execution_id, 1, "job", "")
+    assert either.claims.read(c.id) == Claim(s.execution_id, 1, "job", "")
     assert c.labels[f"{LABEL}.profile"] == "cronfleet/runner:busybox|1|256|128"
     host = c.attrs["HostConfig"]
     assert host["CapDrop"] == ["ALL"] and host["ReadonlyRootfs"] and host["NetworkMode"] == "none"
-    assert "no-new-privileges" in host["SecurityOpt"] and not host.get("Binds")
+    assert "no-new-privileges" in host["SecurityOpt"]
+    # Its one bind mount, if any: its own folder of release FIFOs, read-only.
+    fifo = armed.go  # type: ignore[attr-defined]
+    assert host.get("Binds") == ([f"{Path(fifo.path).parent}:/gate:ro"] if either.fifos.enabled else None)
+    assert (fifo is not None) == either.fifos.enabled
     assert not any(e.startswith("CRONFLEET_") for e in c.attrs["Config"]["Env"]), (
         "nothing of the run in its env"
     )
     await armed.release()
     assert (await armed.wait()).status == "succeeded"
     assert s.spool_path.read_text() == "released\n"
-    assert labelled(runtime) == [] and runtime.claims.read(c.id) is None
+    assert labelled(either) == [] and either.claims.read(c.id) is None
 
 
 async def test_restarted_worker_reports_or_kills_what_it_left(runtime: DockerRuntime, tmp_path: Path) -> None:
@@ -235,10 +240,22 @@ async def _no_wait() -> None:
     return None
 
 
-@pytest.fixture
-def pooled_runtime(runtime: DockerRuntime) -> DockerRuntime:
-    runtime.pool.floor, runtime.pool.most = 2, 3
+@pytest.fixture(params=["fifos", "engine"])
+async def either(request: pytest.FixtureRequest, runtime: DockerRuntime) -> DockerRuntime:
+    """The runtime releasing runs through FIFOs (the probe passed: this engine
+    sees the worker's files), or through the engine's attach stream."""
+    if request.param == "fifos":
+        await runtime.probe_release_fifos()
+        assert runtime.fifos.enabled, "the probe container read the worker's token"
+    else:
+        runtime.settings = dataclasses.replace(runtime.settings, docker_release_fifos=False)
     return runtime
+
+
+@pytest.fixture
+def pooled_runtime(either: DockerRuntime) -> DockerRuntime:
+    either.pool.floor, either.pool.most = 2, 3
+    return either
 
 
 async def test_a_pooled_container_runs_one_run_and_keeps_nothing_of_it(
@@ -312,24 +329,66 @@ async def test_a_restarted_worker_leaves_no_pooled_container_behind(
     assert labelled(pooled_runtime) == []
 
 
+async def test_a_container_sees_only_its_own_release_fifo_read_only(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    runtime.pool.floor, runtime.pool.most = 1, 1
+    stop = await warm(runtime, 1)
+    try:
+        assert runtime.fifos.enabled
+        look = spec(tmp_path, "ls -A /gate; touch /gate/x 2>/dev/null || echo refused; id -u")
+        armed = await runtime.arm(look)
+        assert isinstance(armed, DockerRun) and armed.go is not None
+        folder = Path(armed.go.path).parent
+        assert (
+            folder.parent == runtime.fifos.root and oct(runtime.fifos.root.stat().st_mode & 0o777) == "0o700"
+        )
+        await armed.release()
+        assert (await armed.wait()).status == "succeeded"
+        assert look.spool_path.read_text() == "go\nrefused\n1000\n"
+        assert not folder.exists(), "the folder goes with its container"
+    finally:
+        stop.set()
+
+
+async def test_an_engine_that_cannot_see_the_workers_files_releases_through_the_engine(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    """A worker whose engine is elsewhere (or in another mount namespace): the
+    probe finds no token, and runs are released on the attach stream."""
+    runtime.fifos.reset = lambda: "a token the probe container cannot see"  # type: ignore[method-assign]
+    runtime.pool.floor, runtime.pool.most = 1, 1
+    stop = await warm(runtime, 1)
+    try:
+        assert not runtime.fifos.enabled
+        look = spec(tmp_path, "ls -A /gate 2>/dev/null | wc -l")
+        armed = await runtime.arm(look)
+        assert isinstance(armed, DockerRun) and armed.go is None and not armed.cold
+        await armed.release()
+        assert (await armed.wait()).status == "succeeded"
+        assert look.spool_path.read_text().strip() == "0", "no folder mounted"
+    finally:
+        stop.set()
+
+
 # ------------------------------------------------- per_job: resident containers
 def per_job(tmp_path: Path, command: str = "", **kw: Any) -> RunSpec:
     return spec(tmp_path, command, container="per_job", job_id="frequent", **kw)
 
 
 async def test_a_jobs_runs_share_its_container_but_not_their_env_or_folder(
-    runtime: DockerRuntime, tmp_path: Path
+    either: DockerRuntime, tmp_path: Path
 ) -> None:
     first = per_job(tmp_path, 'echo one > mine; echo "$ONLY_FIRST"; pwd; exit 3', env={"ONLY_FIRST": "x1"})
     second = per_job(tmp_path, steps=(("look", 'ls; echo "first=${ONLY_FIRST:-gone}"'),))
-    a = await runtime.arm(first)
+    a = await either.arm(first)
     assert a.cold, "the job had no container yet"
     await a.release()
     outcome = await a.wait()
     assert (outcome.status, outcome.exit_code) == ("failed", 3)
     out = first.spool_path.read_text().splitlines()
     assert out[0] == "x1" and out[1].startswith("/work/run-")
-    b = await runtime.arm(second)
+    b = await either.arm(second)
     assert not b.cold, "the job has its container already"
     await b.release()
     assert b.container_id == a.container_id, "the same resident container"
@@ -340,15 +399,15 @@ async def test_a_jobs_runs_share_its_container_but_not_their_env_or_folder(
 
 
 async def test_a_resident_run_times_out_alone_and_the_container_serves_on(
-    runtime: DockerRuntime, tmp_path: Path
+    either: DockerRuntime, tmp_path: Path
 ) -> None:
-    slow = await runtime.arm(
+    slow = await either.arm(
         per_job(tmp_path, 'echo half > "$CRONFLEET_CHECKPOINT"; sleep 60', timeout_seconds=1)
     )
     await slow.release()
     outcome = await slow.wait()
     assert outcome.status == "timed_out" and outcome.checkpoint == b"half\n"
-    nxt = await runtime.arm(per_job(tmp_path, "echo next"))
+    nxt = await either.arm(per_job(tmp_path, "echo next"))
     await nxt.release()
     assert nxt.container_id == slow.container_id
     assert (await nxt.wait()).status == "succeeded"
@@ -374,13 +433,13 @@ async def test_a_run_that_leaves_a_process_behind_retires_the_container(
 
 
 async def test_per_job_runs_are_prepared_ahead_and_may_overlap_in_the_jobs_container(
-    runtime: DockerRuntime, tmp_path: Path
+    either: DockerRuntime, tmp_path: Path
 ) -> None:
     """Arming prepares a run in the job's one container; a run still going
     does not hold up the next; a prepared run that is dropped never runs."""
-    first = await runtime.arm(per_job(tmp_path, "sleep 1; echo first"))
-    second = await runtime.arm(per_job(tmp_path, "echo second"))
-    dropped = await runtime.arm(per_job(tmp_path, "echo never > /tmp/never"))
+    first = await either.arm(per_job(tmp_path, "sleep 1; echo first"))
+    second = await either.arm(per_job(tmp_path, "echo second"))
+    dropped = await either.arm(per_job(tmp_path, "echo never > /tmp/never"))
     assert not second.cold and second.container_id == first.container_id
     await first.release()
     await second.release()
@@ -395,23 +454,23 @@ async def test_per_job_runs_are_prepared_ahead_and_may_overlap_in_the_jobs_conta
     assert (await dropped.wait()).status == "cancelled"
     assert (await first.wait()).status == "succeeded"
     look_spec = per_job(tmp_path, "ls /tmp/never 2>&1 || echo absent")
-    look = await runtime.arm(look_spec)
+    look = await either.arm(look_spec)
     await look.release()
     await look.wait()
     assert "absent" in look_spec.spool_path.read_text(), "the dropped run never ran"
-    assert len(labelled(runtime, job_id="frequent")) == 1, "one container for the job"
+    assert len(labelled(either, job_id="frequent")) == 1, "one container for the job"
 
 
 async def test_a_restarted_worker_calls_the_runs_in_a_per_job_container_lost(
-    runtime: DockerRuntime, tmp_path: Path
+    either: DockerRuntime, tmp_path: Path
 ) -> None:
-    running = await runtime.arm(per_job(tmp_path, "sleep 60", execution_id=911))
+    running = await either.arm(per_job(tmp_path, "sleep 60", execution_id=911))
     await running.release()
-    await runtime.arm(per_job(tmp_path, "true", execution_id=912))  # prepared, never released
-    again = DockerRuntime(runtime.settings, runtime.worker_id)
+    await either.arm(per_job(tmp_path, "true", execution_id=912))  # prepared, never released
+    again = DockerRuntime(either.settings, either.worker_id)
     found = {r.execution_id: r.outcome.status for r in await again.recover()}
     assert found == {911: "lost", 912: "lost"}
-    assert labelled(runtime) == [], "the job's container is gone with them"
+    assert labelled(either) == [], "the job's container is gone with them"
 
 
 async def test_a_per_job_run_gets_its_environment_byte_for_byte(
