@@ -135,6 +135,9 @@ class Settings:
     # (worker.release_fifos), when a probe at start shows the engine sees the
     # worker's files; else, or false, by a line through the engine.
     docker_release_fifos: bool = True
+    # Where the release FIFOs' folders are made ("": STATE_DIR/gates): a
+    # path the engine sees at the same path (Compose, Kubernetes: README).
+    docker_release_dir: str = ""
     # A run's image the engine lacks (worker.images): "if_not_present" pulls
     # it from the registry the image names, "always" asks the registry before
     # every run (a newer image replaces warm containers of the older one),

@@ -108,8 +108,8 @@ class DockerRuntime:
             Watchdog(settings.watchdog_seconds, self.fence_dir) if settings.watchdog_seconds > 0 else None
         )
         self.images.arrived = lambda image: self.pool.poke()
-        gates = Path(settings.state_dir).absolute() / "gates" / worker_id
-        self.fifos = ReleaseFifos(gates, settings.docker_user)
+        gates = Path(settings.docker_release_dir or Path(settings.state_dir) / "gates").absolute()
+        self.fifos = ReleaseFifos(gates / worker_id, settings.docker_user)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a short engine call off the event loop."""
