@@ -304,11 +304,14 @@ class DockerRuntime:
     def _create(self, profile: Profile) -> Pooled:
         """A warm container of ``profile``, started and blocked at the pool gate."""
         folder = self.fifos.folder()
-        go = self.fifos.fifo(folder, "go") if folder else None
+        go: Fifo | None = None
         try:
+            go = self.fifos.fifo(folder, "go") if folder else None
             container, sock = self.create_container(profile, POOL_GATE_SCRIPT, kind="pool", fifos=folder)
         except Exception:
-            self.release_gone(go)
+            if go is not None:
+                go.close()
+            self.fifos.remove(folder)
             raise
         return Pooled(container, sock, profile, go)
 

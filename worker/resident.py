@@ -179,13 +179,13 @@ class ResidentRun:
     def prepare(self) -> None:
         """Hand the gate the run (environment, script, checkpoint) to prepare."""
         resident = self.resident
+        if resident.fifos:  # first: if it fails, nothing is counted or claimed yet
+            self.go = self.owner.runtime.fifos.fifo(resident.fifos, self.nonce)
         resident.inbox[self.nonce] = asyncio.Queue()
         resident.runs += 1
         self.owner.runtime.claims.record(f"{resident.container.id}.{self.nonce}", self.spec)
         self.owner.runtime.watch(self.container_id, self.nonce)
         env = dict(self.spec.env) | script_env(self.spec, f"{self._files}.checkpoint")
-        if resident.fifos:
-            self.go = self.owner.runtime.fifos.fifo(resident.fifos, self.nonce)
         resident.send(f"prep {self.nonce} {shell_exports(env | {'CRONFLEET_NONCE': self.nonce})}")
 
     def _say(self, word: str) -> None:
