@@ -43,6 +43,7 @@ import tempfile
 from collections import deque
 from collections.abc import Callable
 
+from worker.release_fifos import held_fifo
 from worker.runtime import REPORT_FILE, RunSpec
 
 # The launcher has job control (set -m) only while it has a terminal when
@@ -217,8 +218,7 @@ class Launcher:
             os.write(fd, env_file(env, _run_vars(spec)))
         finally:
             os.close(fd)
-        os.mkfifo(go_path, 0o600)
-        return name, os.open(go_path, os.O_RDWR | os.O_NONBLOCK), (env_path, go_path)
+        return name, held_fifo(go_path), (env_path, go_path)
 
     async def launch(self, name: str) -> int:
         """Fork the run whose file is ``NAME.env``; its pid (and group)."""

@@ -36,6 +36,15 @@ from pathlib import Path
 MOUNT = "/gate"  # where a container sees its folder
 
 
+def held_fifo(path: str) -> int:
+    """A FIFO made at ``path`` (0600) and opened for reading and writing, the
+    way every release FIFO is held until its run ends: opening never
+    blocks, its reader never sees end of file, and a word written before
+    anyone reads is kept."""
+    os.mkfifo(path, 0o600)
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
 @dataclass
 class Fifo:
     """One FIFO of a container's folder, held open by the worker."""
@@ -95,7 +104,7 @@ class ReleaseFifos:
 
     def fifo(self, folder: str, name: str) -> Fifo:
         path = os.path.join(folder, name)
-        os.mkfifo(path, 0o600)
+        fd = held_fifo(path)
         owned = False
         if self._owner is not None:
             with contextlib.suppress(PermissionError):  # a worker not running as root
@@ -103,7 +112,7 @@ class ReleaseFifos:
                 owned = True
         if not owned:
             os.chmod(path, 0o666)
-        return Fifo(path, os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC))
+        return Fifo(path, fd)
 
     @staticmethod
     def remove(folder: str | None) -> None:
