@@ -10,16 +10,27 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
+async def within(work: Awaitable[T], seconds: float) -> T:
+    """``work``, or TimeoutError after ``seconds``: ``asyncio.wait_for``
+    without its Python 3.11 fault. There ``work`` runs beside the caller, and
+    a cancel that lands as it finishes is lost (its result is returned), so a
+    loop that is stopped by cancelling it goes on for ever (a scheduler's
+    etcd keep-alive did, once in a suite run). Under ``asyncio.timeout`` the
+    work runs in the caller's own task, where a cancel always arrives."""
+    async with asyncio.timeout(seconds):
+        return await work
+
+
 async def sleep_or(stop: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        await within(stop.wait(), seconds)
 
 
 async def wait_for_event(event: asyncio.Event, seconds: float) -> bool:
     """Wait up to ``seconds`` for ``event``; True if it was set."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        await within(event.wait(), seconds)
     return event.is_set()
 
 
@@ -35,8 +46,7 @@ async def until(work: Awaitable[T], *events: asyncio.Event) -> T | None:
             stopper.cancel()
         if not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait((task,))  # a cancel of ours still arrives here
     if task.cancelled():
         return None
     return task.result()

@@ -21,7 +21,7 @@ from typing import Any
 import aetcd
 import structlog
 
-from cronfleet.aio import sleep_or, until
+from cronfleet.aio import sleep_or, until, within
 from cronfleet.errors import Unavailable
 
 log = structlog.get_logger()
@@ -108,7 +108,7 @@ class Session:
         while True:
             await asyncio.sleep(interval)
             try:
-                reply = await asyncio.wait_for(self.lease.refresh(), CALL_TIMEOUT)
+                reply = await within(self.lease.refresh(), CALL_TIMEOUT)
                 if reply is None or reply.TTL <= 0:
                     raise Unavailable("lease expired")
                 last_ok = loop.time()
@@ -124,11 +124,10 @@ class Session:
     async def close(self) -> None:
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await asyncio.wait((self._task,))  # a cancel of ours still arrives here
         if self.lease is not None and not self.lost.is_set():
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.lease.revoke(), CALL_TIMEOUT)
+                await within(self.lease.revoke(), CALL_TIMEOUT)
 
 
 async def stay_registered(
@@ -160,10 +159,12 @@ async def stay_registered(
             log.warning("membership_failed", role=role, member_id=member_id, error=str(exc))
             await sleep_or(stop, 0.5)
         finally:
-            with contextlib.suppress(Exception):
-                await session.close()
-            if after_session is not None:
-                await after_session(session)
+            try:
+                with contextlib.suppress(Exception):
+                    await session.close()
+            finally:
+                if after_session is not None:
+                    await after_session(session)
 
 
 async def campaign(session: Session, key: bytes, value: dict[str, Any]) -> int | None:

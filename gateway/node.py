@@ -11,6 +11,7 @@ import structlog
 import uvicorn
 
 from cronfleet import etcd, rpc
+from cronfleet.aio import within
 from cronfleet.config import Settings
 from cronfleet.db import Database
 from cronfleet.errors import CronfleetError
@@ -110,5 +111,5 @@ async def _serve(
     finally:
         http.should_exit = True
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(http_task, 5)
+            await within(http_task, 5)
         await grpc_server.stop(grace=2)

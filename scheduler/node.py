@@ -17,7 +17,7 @@ import aetcd
 import structlog
 
 from cronfleet import etcd, metrics, rpc
-from cronfleet.aio import sleep_or
+from cronfleet.aio import sleep_or, within
 from cronfleet.config import Settings
 from cronfleet.db import Database
 from cronfleet.errors import CronfleetError, Unavailable
@@ -98,7 +98,7 @@ class Scheduler:
     async def _live_schedulers(self) -> list[str]:
         try:
             # Asked under the dispatcher's lock (a worker's hello): not for long.
-            return sorted(await asyncio.wait_for(etcd.read_members(self.client, self.keys, "schedulers"), 2))
+            return sorted(await within(etcd.read_members(self.client, self.keys, "schedulers"), 2))
         except Exception as exc:  # aetcd and grpc raise many types; all mean "etcd did not answer"
             raise Unavailable(f"etcd: {exc}") from exc
 

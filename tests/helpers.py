@@ -118,9 +118,13 @@ class Roles:
         self._running.clear()
         _, stuck = await asyncio.wait(tasks, timeout=timeout) if tasks else (set(), set())
         if stuck:
-            where = {
-                t.get_name(): [f"{f.f_code.co_filename}:{f.f_lineno}" for f in t.get_stack()] for t in stuck
-            }
+            # Every task still waiting, not only the roles': the one that
+            # holds a role up is usually a task it started.
+            where = [
+                (t.get_name(), [f"{f.f_code.co_filename}:{f.f_lineno}" for f in t.get_stack()])
+                for t in asyncio.all_tasks()
+                if t is not asyncio.current_task()
+            ]
             for t in stuck:
                 t.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)

@@ -10,7 +10,6 @@ Outbound calls go only where the operator allows (cronfleet.outbound).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -80,8 +79,7 @@ class HttpRun:
         self.killed_for = self.killed_for or reason
         if self.task is not None and not self.task.done():
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await asyncio.wait((self.task,))  # a cancel of ours still arrives here
 
     async def snapshot(self) -> None:
         return None  # the log is written once the response is in

@@ -32,6 +32,7 @@ import requests.exceptions
 import structlog
 
 from cronfleet import metrics
+from cronfleet.aio import within
 from cronfleet.config import Settings
 from worker.runtime import RunRejected
 
@@ -180,7 +181,7 @@ class ImagePulls:
         loop = asyncio.get_running_loop()
         work = loop.run_in_executor(self._threads, self._pull_blocking, image, self._credentials(registry))
         try:
-            image_id = await asyncio.wait_for(work, self.timeout)
+            image_id = await within(work, self.timeout)
         except TimeoutError:
             error = f"no answer within {self.timeout:g}s"
         except _PullError as exc:

@@ -25,6 +25,8 @@ import itertools
 import time
 from typing import Protocol
 
+from cronfleet.aio import within
+
 
 class ArmingGate:
     """At most ``slots`` runs arm at once, the one due soonest first.
@@ -128,7 +130,7 @@ async def sleep_until(when: float, interrupt: asyncio.Event | None = None) -> No
             await asyncio.sleep(remaining)
         else:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(interrupt.wait(), remaining)
+                await within(interrupt.wait(), remaining)
 
 
 class ReleaseWindows:

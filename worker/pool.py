@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from cronfleet.aio import sleep_or
+from cronfleet.aio import sleep_or, within
 from worker.release_fifos import Fifo
 
 log = structlog.get_logger()
@@ -122,7 +122,7 @@ class ContainerPool:
             if profile is None:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), REFILL_IDLE)
+                    await within(self._wake.wait(), REFILL_IDLE)
                 continue
             await quiet()
             self._creating[profile] += 1

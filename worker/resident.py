@@ -28,6 +28,7 @@ import docker.errors
 import requests.exceptions
 import structlog
 
+from cronfleet.aio import within
 from worker.docker_run import CHECKPOINT_READ_EVERY
 from worker.pool import Profile
 from worker.release_fifos import Fifo
@@ -139,7 +140,7 @@ class ResidentContainers:
         """Remove containers that died or have been idle for IDLE_SECONDS."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 5.0)
+                await within(stop.wait(), 5.0)
             now = time.monotonic()
             for residents in list(self._by_job.values()):
                 for r in list(residents):
@@ -238,7 +239,7 @@ class ResidentRun:
         while True:
             left = deadline - time.monotonic()
             try:
-                line = await asyncio.wait_for(inbox.get(), max(left, 0.01))
+                line = await within(inbox.get(), max(left, 0.01))
             except TimeoutError:
                 await self.kill("timed_out")
                 deadline = time.monotonic() + self.owner.runtime.settings.kill_grace_seconds + 10

@@ -141,7 +141,8 @@ class Watchdog:
         while not stop.is_set():
             self.beat()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), BEAT)
+                async with asyncio.timeout(BEAT):  # stdlib only: see cronfleet.aio.within
+                    await stop.wait()
         if self._beating is None:
             self._beating = asyncio.get_running_loop().create_task(self._beat_until_stopped())
 
