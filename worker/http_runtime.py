@@ -73,6 +73,9 @@ class HttpRun:
         try:
             return await self.task
         except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if caller is not None and caller.cancelling():
+                raise  # the caller is being cancelled, not the call
             return RunOutcome(self.killed_for, None, f"stopped: {self.killed_for}")
 
     async def kill(self, reason: str) -> None:

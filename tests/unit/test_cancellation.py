@@ -1,13 +1,18 @@
-"""A cancel always arrives: cronfleet.aio.within and until (the roles stop
-their loops by cancelling them, and Python 3.11's wait_for could lose one)."""
+"""A cancel always arrives: cronfleet.aio.within and until, an HTTP run's
+wait (the roles stop their loops by cancelling them, and Python 3.11's
+wait_for could lose one)."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
+import httpx
 import pytest
 
 from cronfleet.aio import until, within
+from worker.http_runtime import HttpRun
+from worker.runtime import RunOutcome, RunSpec
 
 
 async def test_within_gives_the_result_or_times_out() -> None:
@@ -44,3 +49,26 @@ async def test_until_passes_on_a_cancel_that_lands_while_it_stops_its_work() -> 
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
+
+
+async def _forever() -> RunOutcome:
+    await asyncio.Event().wait()
+    raise AssertionError("never set")
+
+
+async def test_an_http_runs_wait_passes_on_a_cancel_of_its_caller_and_reports_its_own_kill() -> None:
+    run = HttpRun(cast(httpx.AsyncClient, None), cast(RunSpec, None))
+    run.task = asyncio.create_task(_forever())
+    waiting = asyncio.create_task(run.wait())
+    await asyncio.sleep(0)
+    waiting.cancel()  # the worker stopping: not the run's outcome
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+
+    run = HttpRun(cast(httpx.AsyncClient, None), cast(RunSpec, None))
+    run.task = asyncio.create_task(_forever())
+    waiting = asyncio.create_task(run.wait())
+    await asyncio.sleep(0)
+    await run.kill("cancelled")  # the run stopped: its outcome says so
+    outcome = await waiting
+    assert (outcome.status, outcome.error) == ("cancelled", "stopped: cancelled")
