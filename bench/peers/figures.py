@@ -15,7 +15,7 @@ CRONFLEET = "cronfleet"
 
 
 def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest rank on the sorted values, as bench/__main__.py's ``pct`` computes it."""
+    """Nearest rank on the sorted values, as bench/harness.py's ``pct`` computes it."""
     if not values:
         raise ValueError("no values")
     ordered = sorted(values)
