@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import heapq
 import itertools
 import time
 from typing import Protocol
 
-from cronfleet.aio import within
+from cronfleet.aio import wait_for_event
 
 
 class ArmingGate:
@@ -129,8 +128,7 @@ async def sleep_until(when: float, interrupt: asyncio.Event | None = None) -> No
         elif interrupt is None:
             await asyncio.sleep(remaining)
         else:
-            with contextlib.suppress(TimeoutError):
-                await within(interrupt.wait(), remaining)
+            await wait_for_event(interrupt, remaining)
 
 
 class ReleaseWindows:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from cronfleet.aio import sleep_or, within
+from cronfleet.aio import sleep_or, wait_for_event
 from worker.release_fifos import Fifo
 
 log = structlog.get_logger()
@@ -121,8 +120,7 @@ class ContainerPool:
             profile = self._short()
             if profile is None:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await within(self._wake.wait(), REFILL_IDLE)
+                await wait_for_event(self._wake, REFILL_IDLE)
                 continue
             await quiet()
             self._creating[profile] += 1

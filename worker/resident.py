@@ -28,7 +28,7 @@ import docker.errors
 import requests.exceptions
 import structlog
 
-from cronfleet.aio import within
+from cronfleet.aio import sleep_or, within
 from worker.docker_run import CHECKPOINT_READ_EVERY
 from worker.pool import Profile
 from worker.release_fifos import Fifo
@@ -139,8 +139,7 @@ class ResidentContainers:
     async def run(self, stop: asyncio.Event) -> None:
         """Remove containers that died or have been idle for IDLE_SECONDS."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await within(stop.wait(), 5.0)
+            await sleep_or(stop, 5.0)
             now = time.monotonic()
             for residents in list(self._by_job.values()):
                 for r in list(residents):
