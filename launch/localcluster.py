@@ -29,7 +29,12 @@ from cronfleet.config import Settings
 from cronfleet.db.migrate import migrate
 from launch.devservices import LocalEtcd, LocalEtcdCluster, LocalPostgres, free_port, port_is_free, wait_for
 
-GRACE_SECONDS = 10
+# How long a role has from SIGTERM to SIGKILL. A worker stops its runs,
+# reports them and removes its containers (a busy one with fifty took 10 s
+# here); Compose gives it 30 s, the Kubernetes manifests 60. The other roles
+# only hand over.
+GRACE_SECONDS = {"worker": 30.0}
+DEFAULT_GRACE_SECONDS = 10.0
 # A role that dies is restarted after this, doubled for each death within
 # STABLE_SECONDS of its start (a role that cannot start does not spin).
 RESTART_BACKOFF = (0.2, 10.0)
@@ -252,14 +257,18 @@ class LocalCluster:
 
     def _stop(self) -> None:
         """SIGTERM every role (they drain), SIGKILL what outlives the grace, then the services."""
-        procs = [m.proc for m in self.members if m.proc is not None]
-        for proc in procs:
+        stopping = [
+            (m.proc, GRACE_SECONDS.get(m.role, DEFAULT_GRACE_SECONDS))
+            for m in self.members
+            if m.proc is not None
+        ]
+        for proc, _ in stopping:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + GRACE_SECONDS
-        for proc in procs:
+        sent = time.monotonic()
+        for proc, grace in stopping:
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                proc.wait(max(0.1, sent + grace - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

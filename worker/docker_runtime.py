@@ -187,8 +187,7 @@ class DockerRuntime:
             await self.watchdog.keep_alive(stop)
 
     async def close(self) -> None:
-        await self.pool.close()
-        await self.residents.close()
+        await asyncio.gather(self.pool.close(), self.residents.close())
         self.images.close()
         if self.watchdog is not None:
             self.watchdog.stop()

@@ -164,8 +164,11 @@ class Runs:
             await run.armed.kill(reason)
 
     async def kill_all(self, reason: str) -> None:
-        for run in list(self.active.values()):
-            await self.kill(run, reason)
+        # At once, not one after another: each kill is an engine call or
+        # two, and a worker stopping with fifty runs must not spend its
+        # grace on them in a queue.
+        runs = list(self.active.values())
+        await asyncio.gather(*(self.kill(run, reason) for run in runs), return_exceptions=True)
 
     async def wait_all(self, timeout: float) -> None:
         tasks = [r.task for r in self.active.values() if r.task]

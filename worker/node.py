@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import aetcd
@@ -112,10 +113,13 @@ class Worker:
             "worker_started", worker_id=self.id, runtime=self.runtime.name, capacity=self.settings.capacity
         )
         await self.runs.report_recovered()
+        keep_warm = asyncio.create_task(
+            self.runtime.keep_warm(stop, self.runs.windows.quiet), name="keep-warm"
+        )
         tasks = [
             asyncio.create_task(self._membership(stop), name="membership"),
             asyncio.create_task(self.fence.run(stop), name="self-fence"),
-            asyncio.create_task(self.runtime.keep_warm(stop, self.runs.windows.quiet), name="keep-warm"),
+            keep_warm,
         ]
         try:
             await stop.wait()
@@ -123,15 +127,28 @@ class Worker:
             # Graceful stop: runs in progress are stopped and reported, so
             # nothing is left running behind a worker that is gone.
             self.runs.stopping = True
+            began, runs = time.monotonic(), len(self.runs)
             await self.runs.kill_all("cancelled")
             await self.runs.wait_all(STOP_GRACE)
-            await self.outbox.drain(DRAIN_SECONDS)
+            runs_ended = time.monotonic() - began
+            keep_warm.cancel()
+            await asyncio.wait((keep_warm,))
+            # The containers go while the reports do (still registered, so
+            # the runs are not called lost): removing fifty takes the engine
+            # seconds, and the supervisor's grace is short.
+            await asyncio.gather(self.outbox.drain(DRAIN_SECONDS), self.runtime.close())
+            log.info(
+                "worker_stopped",
+                runs=runs,
+                runs_left=len(self.runs),
+                runs_ended_s=round(runs_ended, 2),
+                seconds=round(time.monotonic() - began, 2),
+            )
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.connections.close()
             await self.http.close()
-            await self.runtime.close()
 
     async def _membership(self, stop: asyncio.Event) -> None:
         """Stay registered; keep one connection per live scheduler."""

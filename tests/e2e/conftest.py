@@ -105,7 +105,7 @@ def start_cluster(
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(30)
+            proc.wait(45)  # a worker has 30 s (launch.localcluster.GRACE_SECONDS)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
