@@ -13,6 +13,7 @@ import typer
 
 from cli import account, cluster, dead_letters, executions, files, jobs, server
 from cli.config import ConfigError
+from cli.entry import ROLE_NAMES
 from cli.session import Failure, Session, client_error_line, exit_code_of
 from cronfleet.client import ClientError
 from cronfleet.errors import CronfleetError
@@ -82,7 +83,7 @@ app.command(rich_help_panel="Run cronfleet")(server.up)
 app.command(rich_help_panel="Run cronfleet")(server.migrate)
 app.command(rich_help_panel="Run cronfleet")(server.certs)
 app.command("secret-key", rich_help_panel="Run cronfleet")(server.secret_key)
-for role in server.ROLE_NAMES:
+for role in ROLE_NAMES:
     app.command(role, rich_help_panel="Run cronfleet")(server.role_command(role))
 
 

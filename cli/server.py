@@ -12,8 +12,6 @@ import typer
 
 from cronfleet.config import Settings
 
-ROLE_NAMES = ("coordinator", "scheduler", "worker", "gateway")
-
 
 def up(
     schedulers: Annotated[int, typer.Option(help="how many schedulers")] = 2,
@@ -74,9 +72,9 @@ def secret_key() -> None:
 
 def role_command(role: str) -> Callable[[], None]:
     def run_role() -> None:
-        from launch.roles import run_role as run
+        from launch.roles import main
 
-        run(role, Settings.from_env().with_defaults_for(role))
+        main(role)
 
     run_role.__doc__ = (
         f"Run a {role} in this process (settings from CRONFLEET_* variables).\n\nExample: cronfleet {role}"

@@ -1,5 +1,5 @@
 """``python -m launch ...`` is the ``cronfleet`` command."""
 
-from cli.app import main
+from cli.entry import main
 
 main()

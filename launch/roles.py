@@ -5,31 +5,52 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import importlib
 import signal
+import sys
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 import structlog
 
-import coordinator
-import gateway
-import scheduler
-import worker
 from cronfleet import probes
 from cronfleet.config import Settings
+from cronfleet.errors import CronfleetError
 from cronfleet.logging import configure_logging
 
-ROLES: dict[str, Callable[[Settings, asyncio.Event], Awaitable[None]]] = {
-    "coordinator": coordinator.run,
-    "scheduler": scheduler.run,
-    "worker": worker.run,
-    "gateway": gateway.run,
-}
+RoleRun = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+
+def role_run(role: str) -> RoleRun:
+    """The role package's ``run``, imported now: a worker process has no use
+    for the gateway's web framework (each role imports in 1-2 s here)."""
+    run: RoleRun = importlib.import_module(role).run
+    return run
+
+
+def main(role: str) -> None:
+    """``cronfleet <role>``: settings from CRONFLEET_* variables; a bad one,
+    or a service the role cannot use, is one line on stderr and exit code 2."""
+    try:
+        settings = Settings.from_env().with_defaults_for(role)
+    except ValueError as exc:  # names the setting
+        _fail(str(exc))
+    try:
+        run_role(role, settings)
+    except CronfleetError as exc:
+        _fail(str(exc))
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def run_role(role: str, settings: Settings) -> None:
     """Run ``role`` until SIGTERM or SIGINT, which only ask: the role drains.
     Every role but the gateway (which has its HTTP port) serves its metrics,
     /healthz and /readyz on ``metrics_addr``, and registers the address it got."""
+    run = role_run(role)
     health = probes.Probes()
     if role != "gateway":
         settings = dataclasses.replace(settings, metrics_addr=probes.serve(settings.metrics_addr, health))
@@ -51,7 +72,7 @@ def run_role(role: str, settings: Settings) -> None:
             loop.add_signal_handler(sig, ask_to_stop)
         beating = asyncio.create_task(_beat(health))
         try:
-            await ROLES[role](settings, stop)
+            await run(settings, stop)
         finally:
             beating.cancel()
 
