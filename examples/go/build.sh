@@ -15,7 +15,10 @@ trap 'rm -rf "$gopath"' EXIT
 mkdir -p "$gopath/src"
 ln -s "$root" "$gopath/src/cronfleet"
 cd "$gopath/src/cronfleet"
+# Go's own per-user build cache when there is a home (shared by every clone:
+# a cold build of the gRPC libraries takes 12 s here, a warm one 2 s).
+cache=${GOCACHE:-$( [ -n "${HOME:-}" ] && go env GOCACHE || echo "$root/.cronfleet/go-build" )}
 GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOFLAGS= GOPROXY=off \
-  GOCACHE="${GOCACHE:-$root/.cronfleet/go-build}" \
+  GOCACHE="$cache" \
   go build -o "$out" cronfleet/examples/go/quickstart
 echo "$out"
