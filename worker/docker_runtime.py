@@ -22,7 +22,7 @@ import contextlib
 import functools
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,7 +91,7 @@ class DockerRuntime:
         default = self._profile(None, None, None, None)
         self._forecasts: dict[str, dict[Profile, int]] = {}
         self.images = ImagePulls(self.client, settings)
-        self._removals: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # removals, kills after a grace
         self.residents = ResidentContainers(self)
         self.pool = ContainerPool(
             self._create_pooled,
@@ -116,6 +116,12 @@ class DockerRuntime:
         return await asyncio.get_running_loop().run_in_executor(
             self._calls, functools.partial(fn, *args, **kwargs)
         )
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` without waiting for it, held until done (a bare task may be collected)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def wait_for_exit(self, container: Any, timeout: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -251,9 +257,7 @@ class DockerRuntime:
         profile = self.profile_of(spec)
         pooled = self.pool.take(profile)
         if pooled is not None and not self.fresh(profile, pooled.container.attrs.get("Image", "")):
-            removal = asyncio.get_running_loop().create_task(self._remove(pooled))  # of an older image
-            self._removals.add(removal)  # held until done (a bare task may be collected)
-            removal.add_done_callback(self._removals.discard)
+            self.spawn(self._remove(pooled))  # of an older image
             pooled = None
         cold = pooled is None
         if pooled is None:

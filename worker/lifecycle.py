@@ -168,7 +168,12 @@ class Runs:
         # two, and a worker stopping with fifty runs must not spend its
         # grace on them in a queue.
         runs = list(self.active.values())
-        await asyncio.gather(*(self.kill(run, reason) for run in runs), return_exceptions=True)
+        results = await asyncio.gather(*(self.kill(run, reason) for run in runs), return_exceptions=True)
+        for run, result in zip(runs, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning(
+                    "run_kill_failed", execution_id=run.execution_id, reason=reason, error=repr(result)
+                )
 
     async def wait_all(self, timeout: float) -> None:
         tasks = [r.task for r in self.active.values() if r.task]

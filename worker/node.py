@@ -131,12 +131,15 @@ class Worker:
             await self.runs.kill_all("cancelled")
             await self.runs.wait_all(STOP_GRACE)
             runs_ended = time.monotonic() - began
-            keep_warm.cancel()
+            keep_warm.cancel()  # no refill while the pool is emptied
             await asyncio.wait((keep_warm,))
-            # The containers go while the reports do (still registered, so
-            # the runs are not called lost): removing fifty takes the engine
-            # seconds, and the supervisor's grace is short.
-            await asyncio.gather(self.outbox.drain(DRAIN_SECONDS), self.runtime.close())
+            # The containers go while the reports drain: removing fifty takes
+            # the engine seconds, and the supervisor's grace is short.
+            for failed in await asyncio.gather(
+                self.outbox.drain(DRAIN_SECONDS), self.runtime.close(), return_exceptions=True
+            ):
+                if isinstance(failed, Exception):
+                    log.warning("worker_stop_step_failed", error=repr(failed))
             log.info(
                 "worker_stopped",
                 runs=runs,

@@ -279,8 +279,11 @@ class ResidentRun:
         await self._exec(["kill", "-TERM", f"-{pid}"])
         grace = self.owner.runtime.settings.kill_grace_seconds
         asyncio.get_running_loop().call_later(
-            grace, lambda: asyncio.ensure_future(self._exec(["kill", "-KILL", f"-{pid}"]))
+            grace, lambda: self.owner.runtime.spawn(self._signal_group("-KILL", pid))
         )
+
+    async def _signal_group(self, signal: str, pid: int) -> None:
+        await self._exec(["kill", signal, f"-{pid}"])
 
     async def snapshot(self) -> None:
         """Copy the run's output so far (a file in the container) to the spool."""

@@ -123,6 +123,48 @@ async def test_timeout_stops_the_container(runtime: DockerRuntime, tmp_path: Pat
     assert outcome.status == "timed_out"
 
 
+STUBBORN = "trap '' TERM; echo ready; while :; do sleep 1; done"  # only SIGKILL ends it
+
+
+async def started(runtime: DockerRuntime, armed: Any) -> None:
+    async def said_ready() -> bool:
+        logs = await asyncio.to_thread(runtime.client.containers.get(armed.container_id).logs)
+        return b"ready" in logs
+
+    await assert_eventually(said_ready, timeout=30, what="the command started")
+
+
+async def test_a_run_that_ignores_sigterm_is_killed_after_the_grace(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    armed = await runtime.arm(spec(tmp_path, STUBBORN))
+    await armed.release()
+    await started(runtime, armed)
+    await armed.kill("cancelled")
+    outcome = await asyncio.wait_for(armed.wait(), 30)  # the grace here is 1 s
+    assert (outcome.status, outcome.exit_code) == ("cancelled", 137), outcome
+
+
+async def test_a_kill_holds_no_engine_thread_for_the_grace(runtime: DockerRuntime, tmp_path: Path) -> None:
+    """The SIGKILL comes from a timer: a kill returns once SIGTERM is sent
+    (`docker stop` held one of the engine calls' eight threads for the whole
+    grace, so a worker stopping fifty runs stopped them eight at a time)."""
+    patient = DockerRuntime(dataclasses.replace(runtime.settings, kill_grace_seconds=600), runtime.worker_id)
+    armed = [await patient.arm(spec(tmp_path, STUBBORN)) for _ in range(9)]
+    for a in armed:
+        await a.release()
+    for a in armed:
+        await started(patient, a)
+    await asyncio.wait_for(asyncio.gather(*(a.kill("cancelled") for a in armed)), 60)
+    for a in armed:
+        container = patient.client.containers.get(a.container_id)
+        assert container.status == "running", "SIGTERM is ignored; the SIGKILL waits for the grace"
+        container.kill()  # the grace, cut short
+    outcomes = await asyncio.wait_for(asyncio.gather(*(a.wait() for a in armed)), 60)
+    assert {o.status for o in outcomes} == {"cancelled"}
+    await patient.close()
+
+
 async def test_missing_image_fails_fast(runtime: DockerRuntime, tmp_path: Path) -> None:
     # Pulled from Docker Hub by the default policy (unreachable here: the
     # engine's answer is named); never pulled with policy "never".

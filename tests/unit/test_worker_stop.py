@@ -10,8 +10,8 @@ from pathlib import Path
 from cronfleet.aio import within
 from cronfleet.logstore import LocalLogStore
 from worker.lifecycle import Run, Runs
+from worker.noop_runtime import NoopRuntime
 from worker.outbox import Outbox
-from worker.process_runtime import ProcessRuntime
 from worker.runtime import RunOutcome, RunSpec
 
 
@@ -46,10 +46,10 @@ class SlowKill:
 
 async def test_kill_all_kills_every_run_at_once(tmp_path: Path) -> None:
     runs = Runs(
-        ProcessRuntime(0.5),
+        NoopRuntime(),
         LocalLogStore(tmp_path / "logs", "http://logs"),
         Outbox(lambda _: None),
-        http=ProcessRuntime(0.5),
+        http=NoopRuntime(),
         spool_root=tmp_path / "spool",
         arm_concurrency=4,
         live_log_interval=0,
