@@ -15,6 +15,9 @@ def main() -> None:
     if len(args) == 1 and args[0] in ROLE_NAMES:
         try:
             from launch.roles import main as run_role
+            from launch.roles import role_run
+
+            role_run(args[0])  # imported here, so that a missing library is caught
         except ModuleNotFoundError:
             pass  # the SDK's install: the command line says what is missing
         else:

@@ -1,9 +1,9 @@
-"""The ``cronfleet`` command lives in the ``cli`` package; ``launch.cli:main``
-stays for installs that point here."""
+"""The ``cronfleet`` command lives in the ``cli`` package (``cli.entry:main``);
+``launch.cli:main`` stays for installs that point here."""
 
 from __future__ import annotations
 
-from cli.app import main
+from cli.entry import main
 
 __all__ = ["main"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
-import importlib
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -24,8 +23,23 @@ RoleRun = Callable[[Settings, asyncio.Event], Awaitable[None]]
 def role_run(role: str) -> RoleRun:
     """The role package's ``run``, imported now: a worker process has no use
     for the gateway's web framework (each role imports in 1-2 s here)."""
-    run: RoleRun = importlib.import_module(role).run
-    return run
+    if role == "coordinator":
+        import coordinator
+
+        return coordinator.run
+    if role == "scheduler":
+        import scheduler
+
+        return scheduler.run
+    if role == "worker":
+        import worker
+
+        return worker.run
+    if role == "gateway":
+        import gateway
+
+        return gateway.run
+    raise ValueError(f"no role {role!r}: coordinator, scheduler, worker or gateway")
 
 
 def main(role: str) -> None:
@@ -34,16 +48,20 @@ def main(role: str) -> None:
     try:
         settings = Settings.from_env().with_defaults_for(role)
     except ValueError as exc:  # names the setting
-        _fail(str(exc))
+        _fail(str(exc), 2)
+    except KeyboardInterrupt:  # before the role's own handler is there
+        _fail("interrupted", 130)
     try:
         run_role(role, settings)
     except CronfleetError as exc:
-        _fail(str(exc))
+        _fail(str(exc), 2)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message: str, code: int) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(code)
 
 
 def run_role(role: str, settings: Settings) -> None:
