@@ -15,9 +15,14 @@ trap 'rm -rf "$gopath"' EXIT
 mkdir -p "$gopath/src"
 ln -s "$root" "$gopath/src/cronfleet"
 cd "$gopath/src/cronfleet"
-# Go's own per-user build cache when there is a home (shared by every clone:
-# a cold build of the gRPC libraries takes 12 s here, a warm one 2 s).
-cache=${GOCACHE:-$( [ -n "${HOME:-}" ] && go env GOCACHE || echo "$root/.cronfleet/go-build" )}
+# Go's own per-user build cache where it can be written (shared by every
+# clone: a cold build of the gRPC libraries takes 12 s here, a warm one 2 s);
+# else one in this clone (a home of /nonexistent, as build chroots have).
+cache=${GOCACHE:-$(go env GOCACHE 2>/dev/null || true)}
+case $cache in
+  /*) { mkdir -p "$cache" && [ -w "$cache" ]; } 2>/dev/null || cache=$root/.cronfleet/go-build ;;
+  *) cache=$root/.cronfleet/go-build ;;
+esac
 GO111MODULE=off GOPATH="$gopath:/usr/share/gocode" GOFLAGS= GOPROXY=off \
   GOCACHE="$cache" \
   go build -o "$out" cronfleet/examples/go/quickstart
