@@ -116,19 +116,21 @@ class Worker:
         keep_warm = asyncio.create_task(
             self.runtime.keep_warm(stop, self.runs.windows.quiet), name="keep-warm"
         )
-        tasks = [
-            asyncio.create_task(self._membership(stop), name="membership"),
-            asyncio.create_task(self.fence.run(stop), name="self-fence"),
-            keep_warm,
-        ]
+        # The worker stays a member until its runs have ended: leaving sooner
+        # lets the coordinator declare them lost and run them elsewhere while
+        # a run that takes its grace to die is still alive here.
+        leave = asyncio.Event()
+        membership = asyncio.create_task(self._membership(leave), name="membership")
+        tasks = [membership, asyncio.create_task(self.fence.run(stop), name="self-fence"), keep_warm]
         try:
             await stop.wait()
         finally:
-            # Graceful stop: runs in progress are stopped and reported, so
-            # nothing is left running behind a worker that is gone.
+            # Graceful stop: runs in progress are stopped and reported lost
+            # (run again elsewhere, by their delivery), so nothing is left
+            # running behind a worker that is gone.
             self.runs.stopping = True
             began, runs = time.monotonic(), len(self.runs)
-            await self.runs.kill_all("cancelled")
+            await self.runs.kill_all("lost")
             await self.runs.wait_all(STOP_GRACE)
             runs_ended = time.monotonic() - began
             keep_warm.cancel()  # no refill while the pool is emptied
@@ -140,6 +142,8 @@ class Worker:
             ):
                 if isinstance(failed, Exception):
                     log.warning("worker_stop_step_failed", error=repr(failed))
+            leave.set()  # the member key goes with its lease
+            await asyncio.wait((membership,), timeout=DRAIN_SECONDS)
             log.info(
                 "worker_stopped",
                 runs=runs,
@@ -153,13 +157,13 @@ class Worker:
             await self.connections.close()
             await self.http.close()
 
-    async def _membership(self, stop: asyncio.Event) -> None:
-        """Stay registered; keep one connection per live scheduler."""
+    async def _membership(self, leave: asyncio.Event) -> None:
+        """Stay registered until ``leave``; keep one connection per live scheduler."""
 
         async def follow_schedulers(session: etcd.Session) -> None:
             while True:
                 schedulers = await etcd.read_members(self.client, self.keys, "schedulers")
-                self.connections.sync({s["address"] for s in schedulers.values()}, stop)
+                self.connections.sync({s["address"] for s in schedulers.values()}, leave)
                 await asyncio.sleep(MEMBERS_POLL)
 
         async def fence_if_lost(session: etcd.Session) -> None:
@@ -180,7 +184,7 @@ class Worker:
                 "metrics": self.settings.metrics_addr,
             },
             ttl=self.settings.member_ttl,
-            stop=stop,
+            stop=leave,
             while_registered=follow_schedulers,
             after_session=fence_if_lost,
         )

@@ -310,6 +310,51 @@ async def test_http_jobs_may_not_call_the_clusters_insides(
     assert run.status == "failed" and (run.error or "").startswith("blocked_destination: 127.0.0.1")
 
 
+def _alive(pid: int) -> bool:
+    """Running (a zombie, killed and not yet reaped, is not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+async def test_a_stopping_worker_stays_a_member_until_its_runs_end_and_they_run_again_elsewhere(
+    cluster: Cluster, service: JobsService, user: User, tmp_path: Path
+) -> None:
+    """A graceful stop: the run ignores SIGTERM and dies by SIGKILL after the
+    grace (6 s, longer than the coordinator's lost margin of 2 s and its sweep). The worker
+    leaves the cluster only then, so the run's second attempt, elsewhere,
+    starts after the first has died: never live twice."""
+    cluster.coordinator()
+    cluster.scheduler("s1")
+    cluster.worker("w1", ProcessRuntime(6.0), kill_grace_seconds=6)
+    await cluster.ready()
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    stubborn = f'echo $$ > {pids}/$CRONFLEET_ATTEMPT; trap "" TERM; sleep 60'
+    (job,) = await service.create_jobs(user, [job_spec(name="stubborn", command=stubborn)])
+    await assert_eventually(lambda: asyncio.to_thread(_started, pids, "1"), timeout=20, what="attempt 1 runs")
+    cluster.worker("w2", ProcessRuntime(1.0))  # somewhere to run again
+    await cluster.ready()
+    stopping = asyncio.create_task(cluster.roles.stop("w1"))
+    # A run assigned to w1 while it stops is not taken, and is lost when w1
+    # leaves: the one that runs may be attempt 3.
+    await assert_eventually(lambda: asyncio.to_thread(_started, pids), timeout=30, what="attempt 2+")
+    first = int((pids / "1").read_text())
+    assert not _alive(first), "a later attempt started while attempt 1 was still alive"
+    await stopping
+    attempts = {e.attempt: e for e in await executions(service, user) if e.job_id == job.id}
+    assert attempts[1].status == "lost" and attempts[1].worker_id == "w1", attempts[1]
+    assert attempts[max(attempts)].worker_id == "w2", attempts
+
+
+def _started(pids: Path, attempt: str = "") -> bool:
+    """Attempt ``attempt`` wrote its pid; without one, an attempt after the first."""
+    return any(
+        p.read_text().strip() and (p.name == attempt if attempt else p.name != "1") for p in pids.iterdir()
+    )
+
+
 async def test_cancel_stops_a_running_run_and_delete_leaves_it_unless_asked(
     cluster: Cluster, service: JobsService, user: User
 ) -> None:
