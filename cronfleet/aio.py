@@ -52,6 +52,19 @@ async def until(work: Awaitable[T], *events: asyncio.Event) -> T | None:
     return task.result()
 
 
+class Background:
+    """Tasks started and not awaited, held until done: the loop keeps only a
+    weak reference, and a bare task may be collected before it finishes."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
 class Drain(Generic[T]):
     """Items handled in batches by one task at a time, not a task per item:
     :meth:`add` starts the task when none runs (through ``spawn``, which holds

@@ -22,7 +22,7 @@ import contextlib
 import functools
 import os
 import socket
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ import docker.errors
 import requests.exceptions
 import structlog
 
+from cronfleet.aio import Background
 from cronfleet.config import Settings
 from cronfleet.v1 import dispatch_pb2
 from worker.docker_claims import (
@@ -91,7 +92,7 @@ class DockerRuntime:
         default = self._profile(None, None, None, None)
         self._forecasts: dict[str, dict[Profile, int]] = {}
         self.images = ImagePulls(self.client, settings)
-        self._background: set[asyncio.Task[None]] = set()  # removals, kills after a grace
+        self.spawn = Background().spawn  # removals, kills after a grace
         self.residents = ResidentContainers(self)
         self.pool = ContainerPool(
             self._create_pooled,
@@ -116,12 +117,6 @@ class DockerRuntime:
         return await asyncio.get_running_loop().run_in_executor(
             self._calls, functools.partial(fn, *args, **kwargs)
         )
-
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` without waiting for it, held until done (a bare task may be collected)."""
-        task = asyncio.get_running_loop().create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def wait_for_exit(self, container: Any, timeout: float) -> dict[str, Any]:
         loop = asyncio.get_running_loop()

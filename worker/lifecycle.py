@@ -11,19 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from cronfleet import metrics
-from cronfleet.aio import Drain, until
+from cronfleet.aio import Background, Drain, until
 from cronfleet.codec import proto
 from cronfleet.errors import CronfleetError
 from cronfleet.logstore import LogStore
 from cronfleet.v1 import dispatch_pb2
+from worker.events import finished_event
 from worker.live_output import LiveOutput
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseBatches, ReleaseWindows
@@ -85,7 +85,7 @@ class Runs:
         self.live = LiveOutput(logs, live_log_interval)
         self.give_back = give_back  # a slot is free again on this scheduler's stream
         self.active: dict[int, Run] = {}
-        self._background: set[asyncio.Task[None]] = set()  # kills, and the drains below
+        self._in_background = Background().spawn  # kills, and the drains below
         # Released runs' starts, reported once the instant is past; finished
         # runs' folders, removed in a thread (an rmdir waits on the
         # filesystem's journal: 70 us here at rest, far more while Postgres
@@ -151,11 +151,6 @@ class Runs:
                 # if not, its wait for the instant ends and it is dropped.
                 run.cancel_reason = run.cancel_reason or "cancelled"
                 run.cancelled.set()
-
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)  # held, so it is not collected before it is done
-        task.add_done_callback(self._background.discard)
 
     async def kill(self, run: Run, reason: str) -> None:
         run.cancel_reason = run.cancel_reason or reason
@@ -379,26 +374,3 @@ class Runs:
 def _remove_run_dirs(paths: list[Path]) -> None:
     for path in paths:
         remove_run_dir(path)
-
-
-def finished_event(
-    execution_id: int, outcome: RunOutcome, log_url: str, log_bytes: int = 0
-) -> dispatch_pb2.RunEvent:
-    event = dispatch_pb2.RunEvent(
-        execution_id=execution_id,
-        kind=dispatch_pb2.EVENT_KIND_FINISHED,
-        at=proto.timestamp_at(outcome.ended_at or time.time()),
-        status=outcome.status,
-        error=outcome.error,
-        log_url=log_url,
-        log_bytes=log_bytes if log_url else 0,
-    )
-    if outcome.exit_code is not None:
-        event.exit_code = outcome.exit_code
-    if outcome.checkpoint is not None:
-        event.checkpoint, event.checkpoint_truncated = outcome.checkpoint, outcome.checkpoint_truncated
-    proto.encode_into(event, outcome, ("steps",))
-    failed = [s for s in outcome.steps if s.exit_code != 0]
-    if failed and not event.error:
-        event.error = f"step {failed[0].name} exited {failed[0].exit_code}"
-    return event

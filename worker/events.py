@@ -1,0 +1,33 @@
+"""What a run's end tells its scheduler: the Finished event, from the
+runtime's outcome (a live run's, or one a previous life of the worker left)."""
+
+from __future__ import annotations
+
+import time
+
+from cronfleet.codec import proto
+from cronfleet.v1 import dispatch_pb2
+from worker.runtime import RunOutcome
+
+
+def finished_event(
+    execution_id: int, outcome: RunOutcome, log_url: str, log_bytes: int = 0
+) -> dispatch_pb2.RunEvent:
+    event = dispatch_pb2.RunEvent(
+        execution_id=execution_id,
+        kind=dispatch_pb2.EVENT_KIND_FINISHED,
+        at=proto.timestamp_at(outcome.ended_at or time.time()),
+        status=outcome.status,
+        error=outcome.error,
+        log_url=log_url,
+        log_bytes=log_bytes if log_url else 0,
+    )
+    if outcome.exit_code is not None:
+        event.exit_code = outcome.exit_code
+    if outcome.checkpoint is not None:
+        event.checkpoint, event.checkpoint_truncated = outcome.checkpoint, outcome.checkpoint_truncated
+    proto.encode_into(event, outcome, ("steps",))
+    failed = [s for s in outcome.steps if s.exit_code != 0]
+    if failed and not event.error:
+        event.error = f"step {failed[0].name} exited {failed[0].exit_code}"
+    return event
