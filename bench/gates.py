@@ -2,7 +2,8 @@
 runs of ``true`` with ProcessRuntime directly, in one event loop, in batches
 (as a worker arms a batch ahead, releases it at its instant and waits it).
 
-``python -m bench.gates [-n 1000] [--batch 100] [--rounds 1] [--launch fork]``
+``python -m bench.gates [-n 1000] [--batch 100] [--rounds 1] [--launch fork]
+[--command true]``
 prints runs/s and, per run, the loop's wall time in each phase, the
 process's own CPU time and its children's (the gates', or the launcher's
 and its runs', counted once it exits with the runtime's close).
@@ -24,7 +25,7 @@ from worker.runtime import ArmedRun, RunSpec
 
 
 async def one_round(
-    root: Path, n: int, batch: int, ids: itertools.count[int], launch: str
+    root: Path, n: int, batch: int, ids: itertools.count[int], launch: str, command: str
 ) -> dict[str, float]:
     # As a worker runs it by default: with its watchdog (no setpriv per gate).
     runtime = ProcessRuntime(1.0, Settings().watchdog_seconds, str(root / "fenced"), launch)
@@ -35,7 +36,7 @@ async def one_round(
         specs = []
         for _ in range(min(batch, n - start)):
             i = next(ids)
-            specs.append(RunSpec(i, "bench", 1, root / str(i) / "output.log", command="true"))
+            specs.append(RunSpec(i, "bench", 1, root / str(i) / "output.log", command=command))
         t0 = time.perf_counter()
         armed: list[ArmedRun] = [await runtime.arm(s) for s in specs]
         t1 = time.perf_counter()
@@ -66,11 +67,11 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def main(n: int, batch: int, rounds: int, launch: str) -> None:
+async def main(n: int, batch: int, rounds: int, launch: str, command: str) -> None:
     ids = itertools.count(1)
     with tempfile.TemporaryDirectory(prefix="cronfleet-gates-") as tmp:
         for _ in range(rounds):
-            r = await one_round(Path(tmp), n, batch, ids, launch)
+            r = await one_round(Path(tmp), n, batch, ids, launch, command)
             print(
                 f"n={n} batch={batch}: {r['runs_per_s']:7.0f} runs/s  per run: arm {r['arm']:.3f} ms"
                 f"  release {r['release']:.3f} ms  wait {r['wait']:.3f} ms  cpu {r['cpu_ms']:.3f} ms"
@@ -86,5 +87,6 @@ if __name__ == "__main__":
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--launch", choices=("fork", "exec"), default="fork")
+    parser.add_argument("--command", default="true", help="each run's command")
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.batch, args.rounds, args.launch))
+    asyncio.run(main(args.n, args.batch, args.rounds, args.launch, args.command))

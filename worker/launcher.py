@@ -27,7 +27,8 @@ terminal); a run killed by a signal reads 128+N, as ``$?`` says, without
 "killed by signal N" (the shell's wait does not tell); ``$$`` in a forked
 shell is the launcher's pid, so a command that says ``$$`` (or a step of it)
 is exec'd in a shell of its own, at the old cost. ``process_launch = "exec"``
-gives the exec'd gate back.
+gives the exec'd gate back. A command that is one program with its
+arguments is exec'd by the forked shell (worker.command_text).
 """
 
 from __future__ import annotations
@@ -36,13 +37,13 @@ import asyncio
 import contextlib
 import itertools
 import os
-import re
 import shutil
 import signal
 import tempfile
 from collections import deque
 from collections.abc import Callable
 
+from worker.command_text import needs_own_shell
 from worker.release_fifos import held_fifo
 from worker.runtime import REPORT_FILE, RunSpec
 
@@ -80,11 +81,11 @@ _run() {
   [ "$_go" = go ] || exit 125
   unset _go _n _dir _run_dir _out _report _cp
   unset -f _run
-  if [ -n "$_own_shell" ]; then
-    unset _own_shell
-    exec /bin/sh -c "$CRONFLEET_SCRIPT"
-  fi
-  unset _own_shell
+  case $_how in
+  own) unset _how; exec /bin/sh -c "$CRONFLEET_SCRIPT" ;;
+  program) unset _how; eval "exec $CRONFLEET_SCRIPT" ;;
+  esac
+  unset _how
   eval "$CRONFLEET_SCRIPT"
 }
 echo ready >&3
@@ -98,13 +99,6 @@ jobs -p >"$_dir/.left"
 while read -r _p; do kill -KILL "-$_p" 2>/dev/null; done <"$_dir/.left"
 """
 
-_NEEDS_OWN_SHELL = re.compile(r"\$\$|\$\{\$")  # "$$" or "${$...}": the shell's own pid
-
-
-def needs_own_shell(texts: list[str]) -> bool:
-    """A command that says its shell's pid gets a shell of its own."""
-    return any(_NEEDS_OWN_SHELL.search(t) for t in texts)
-
 
 def env_file(env: dict[str, str], shell_vars: dict[str, str]) -> bytes:
     """The run's file: ``export NAME='value'`` for each variable, then the
@@ -115,15 +109,19 @@ def env_file(env: dict[str, str], shell_vars: dict[str, str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _run_vars(spec: RunSpec) -> dict[str, str]:
+def _run_vars(spec: RunSpec, one_program: bool) -> dict[str, str]:
     """What the run part reads besides the environment: where to go and
-    write (absolute: the run changes folder before it opens them), and
-    whether the command needs a shell of its own."""
+    write (absolute: the run changes folder before it opens them), and how
+    it runs the command: in a shell of its own ("own"), exec'd ("program",
+    ``one_program``: worker.command_text), or evaluated."""
+    how = "program" if one_program else ""
+    if needs_own_shell([spec.command, *(s.run for s in spec.steps)]):
+        how = "own"
     return {
         "_run_dir": os.path.abspath(spec.run_dir),
         "_out": os.path.abspath(spec.spool_path),
         "_report": os.path.abspath(spec.run_dir / REPORT_FILE) if spec.steps else "",
-        "_own_shell": "1" if needs_own_shell([spec.command, *(s.run for s in spec.steps)]) else "",
+        "_how": how,
     }
 
 
@@ -206,7 +204,9 @@ class Launcher:
         with contextlib.suppress(OSError):  # it died: its answers' end of file fails what is asked
             _write_all(self._lines, data)
 
-    def prepare(self, spec: RunSpec, env: dict[str, str]) -> tuple[str, int, tuple[str, str]]:
+    def prepare(
+        self, spec: RunSpec, env: dict[str, str], one_program: bool = False
+    ) -> tuple[str, int, tuple[str, str]]:
         """The run's files: ``NAME.env`` (``env``, and where it goes and
         writes) and the FIFO ``NAME.go``, held open (read and write: never
         blocks, never EOF) until the run ends, so "go" waits in it however
@@ -215,7 +215,7 @@ class Launcher:
         env_path, go_path = f"{self.dir}/{name}.env", f"{self.dir}/{name}.go"
         fd = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, env_file(env, _run_vars(spec)))
+            os.write(fd, env_file(env, _run_vars(spec, one_program)))
         finally:
             os.close(fd)
         return name, held_fifo(go_path), (env_path, go_path)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from cronfleet.v1 import dispatch_pb2
+from worker.command_text import one_program
 from worker.launcher import DEFAULT_SIGNALS, Launcher, can_launch
 from worker.runtime import (
     CHECKPOINT_FILE,
@@ -228,6 +229,7 @@ class ProcessRuntime:
         die_with_worker = _DIE_WITH_WORKER if self.watchdog is None else []
         # $0 of the command stays /bin/sh, as with ``sh -c``.
         self._argv = [*die_with_worker, "/bin/sh", "-c", PROCESS_GATE_SCRIPT, "/bin/sh"]
+        self._program_argv = [*die_with_worker, "/bin/sh", "-c", PROGRAM_GATE_SCRIPT, "/bin/sh"]
 
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
         """Nothing to keep warm (a process is spawned when armed); the watchdog's beat."""
@@ -252,11 +254,12 @@ class ProcessRuntime:
         if instant is not None:  # counted until it is released, or gone
             self._waiting_for[instant] += 1
         crowded = instant is not None and self._waiting_for[instant] > FORKED_PER_INSTANT
+        program = not spec.steps and one_program(spec.command, env.get("PATH", ""), str(spec.run_dir))
         try:
             if self.launcher is not None and not crowded:
-                run = await self._launch(spec, env, self.launcher)
+                run = await self._launch(spec, env, self.launcher, program)
             else:
-                run = self._spawn(spec, env)
+                run = self._spawn(spec, env, program)
         except BaseException:
             if instant is not None:
                 self._released(instant)
@@ -270,8 +273,9 @@ class ProcessRuntime:
         if self._waiting_for[instant] <= 0:
             del self._waiting_for[instant]
 
-    def _spawn(self, spec: RunSpec, env: dict[str, str]) -> _ProcessRun:
-        """Spawn the run's own gate: ``/bin/sh`` exec'd for it."""
+    def _spawn(self, spec: RunSpec, env: dict[str, str], program: bool) -> _ProcessRun:
+        """Spawn the run's own gate: ``/bin/sh`` exec'd for it; a command that
+        is ``program`` (worker.command_text) is exec'd by it."""
         # stdout and stderr into the output, in order; steps report on fd 3.
         output = [
             (os.POSIX_SPAWN_OPEN, 1, str(spec.spool_path), _WRITE_NEW, 0o644),
@@ -284,9 +288,10 @@ class ProcessRuntime:
             # posix_spawn (vfork and exec in libc): its child opens the output
             # files itself, and no Python runs between fork and exec. It takes
             # no working directory: the gate's first line changes to its $1.
+            argv = self._program_argv if program else self._argv
             pid = os.posix_spawn(  # noqa: ASYNC221 - vfork and exec: returns at the exec
-                self._argv[0],
-                [*self._argv, str(spec.run_dir)],
+                argv[0],
+                [*argv, str(spec.run_dir)],
                 env,
                 file_actions=[(os.POSIX_SPAWN_DUP2, read_end, 0), *output],
                 setsid=True,
@@ -307,9 +312,11 @@ class ProcessRuntime:
             self.watchdog.started(pid)  # its own session: the group is its pid
         return _ProcessRun(pid, gate, pidfd, spec, self.grace_seconds, watchdog=self.watchdog)
 
-    async def _launch(self, spec: RunSpec, env: dict[str, str], launcher: Launcher) -> _ProcessRun:
+    async def _launch(
+        self, spec: RunSpec, env: dict[str, str], launcher: Launcher, program: bool
+    ) -> _ProcessRun:
         """Have the launcher fork the run, blocked on its FIFO until released."""
-        name, gate, files = launcher.prepare(spec, env)
+        name, gate, files = launcher.prepare(spec, env, program)
         try:
             pid = await launcher.launch(name)
             pidfd = os.pidfd_open(pid)
@@ -371,6 +378,8 @@ exec </dev/null
 eval "$CRONFLEET_SCRIPT"
 """
 )
+# For a command that is one program with its arguments: exec'd, not forked.
+PROGRAM_GATE_SCRIPT = PROCESS_GATE_SCRIPT.replace('eval "$CRONFLEET_SCRIPT"', 'eval "exec $CRONFLEET_SCRIPT"')
 _WRITE_NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # opened in the child, for the gate
 
 # setpriv (util-linux) sets the parent-death signal and execs the gate, so a

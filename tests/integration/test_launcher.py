@@ -15,7 +15,7 @@ from google.protobuf import timestamp_pb2
 
 from tests.integration.test_process_runtime import read_if_there, run, spec
 from worker import process_runtime
-from worker.launcher import needs_own_shell
+from worker.command_text import needs_own_shell
 from worker.process_runtime import ProcessRuntime, _ProcessRun
 from worker.runtime import RunSpec
 
@@ -31,7 +31,7 @@ async def runtime() -> AsyncIterator[ProcessRuntime]:
 async def test_a_run_sees_nothing_of_another_run(tmp_path: Path, runtime: ProcessRuntime) -> None:
     first_spec = spec(tmp_path, "MINE=1; export EXPORTED=2; cd /; echo x", env={"SECRET": "s"})
     first, _ = await run(first_spec, runtime)
-    leftovers = "${_c+c}${_n+n}${_d+d}${_dir+dir}${_run_dir+rd}${_out+o}${_report+r}${_go+g}${_own_shell+own}"
+    leftovers = "${_c+c}${_n+n}${_d+d}${_dir+dir}${_run_dir+rd}${_out+o}${_report+r}${_go+g}${_how+how}"
     second = spec(tmp_path, f'echo "[$MINE$EXPORTED$SECRET]"; pwd; echo "[{leftovers}]"')
     outcome, out = await run(second, runtime)
     said = out.splitlines()

@@ -168,6 +168,29 @@ async def test_a_run_has_its_own_group_env_and_cwd(tmp_path: Path, launch: str) 
     assert fire == "2026-01-01T00:00:00.250Z"
 
 
+async def test_a_command_that_is_one_program_is_execd_by_its_shell(tmp_path: Path) -> None:
+    # As `sh -c "prog args"` does: the program is the run's process itself,
+    # the leader of its group; with more to do, the shell forks it.
+    def leads_its_group(stat: str) -> bool:
+        pid, after_name = stat.split()[0], stat.rsplit(")", 1)[1].split()
+        return after_name[2] == pid  # fields: state, ppid, pgrp
+
+    outcome, out = await run(spec(tmp_path, "cat /proc/self/stat"))
+    assert outcome.status == "succeeded" and leads_its_group(out)
+    outcome, out = await run(spec(tmp_path, "cat /proc/self/stat; true"))
+    assert outcome.status == "succeeded" and not leads_its_group(out)
+    outcome, out = await run(spec(tmp_path, 'printenv GREETING "$NOT_SET"', env={"GREETING": "hi there"}))
+    assert (outcome.status, out) == ("failed", "hi there\n"), "printenv fails on the unset name"
+    outcome, _ = await run(spec(tmp_path, "sleep 30", timeout_seconds=0.5))
+    assert outcome.status == "timed_out"
+
+
+async def test_a_program_not_found_reads_as_the_shell_says_it(tmp_path: Path) -> None:
+    outcome, out = await run(spec(tmp_path, "no-such-program-here --version"))
+    assert (outcome.status, outcome.exit_code) == ("failed", 127)
+    assert out.endswith(": no-such-program-here: not found\n") and "exec" not in out
+
+
 async def test_the_gate_holds_the_command_until_released(tmp_path: Path) -> None:
     s = spec(tmp_path, "echo ran")
     armed = await process_runtime(1.0).arm(s)
