@@ -1,6 +1,7 @@
-"""Recording what workers report: Started and Finished events, persisted in
-batches, failures settled (a retry or a dead letter, cronfleet.outcomes) in
-the same transaction, then acknowledged on each stream."""
+"""Recording what workers report: Started and Finished events (and runs a
+stopping worker returns unstarted), persisted in batches, failures settled
+(a retry or a dead letter, cronfleet.outcomes) in the same transaction, then
+acknowledged on each stream."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ log = structlog.get_logger()
 STARTED = dispatch_pb2.EVENT_KIND_STARTED
 FINISHED = dispatch_pb2.EVENT_KIND_FINISHED
 CHECKPOINT = dispatch_pb2.EVENT_KIND_CHECKPOINT
+RETURNED = dispatch_pb2.EVENT_KIND_RETURNED
 
 
 @dataclass
@@ -132,6 +134,16 @@ class EventRecorder:
         checkpoints = {r.event.execution_id: r for r in batch if r.event.kind == CHECKPOINT}
         if checkpoints:  # the newest of each run's; a finished run's own wins below
             await tx.execute("record_checkpoints", _checkpoint_params(list(checkpoints.values())))
+        returned = [r for r in batch if r.event.kind == RETURNED]
+        if returned:  # from a stopping worker, never started: to be assigned again
+            await tx.execute(
+                "return_unstarted",
+                {
+                    "ids": [r.event.execution_id for r in returned],
+                    "scheduled": _fires(returned),
+                    "workers": [r.stream.worker_id for r in returned],
+                },
+            )
         if finished:
             ended = await tx.fetch_all("record_finished", _finished_params(finished, started))
             others = [r for r in ended if r["status"] != "succeeded"]

@@ -43,6 +43,7 @@ class WorkerStream:
     # message; None: not limited), and which of ``unstarted`` are such runs.
     room: int | None = None
     pooled: set[int] = field(default_factory=set)
+    leaving: bool = False  # it is stopping (its Leaving message): nothing more for it
     # What to write to the worker; None closes the stream.
     outbox: asyncio.Queue[dispatch_pb2.SchedulerMessage | None] = field(default_factory=asyncio.Queue)
 
@@ -97,13 +98,14 @@ class WorkerStreams:
         """Streams that can take runs: heard from lately (a frozen or cut-off
         worker keeps its TCP stream open) and keeping up (a worker with runs
         overdue to start, an engine slower than the fires, gets no more until
-        it catches up). What is not given to them cannot be late there."""
+        it catches up; one that is stopping gets nothing more). What is not
+        given to them cannot be late there."""
         now = time.monotonic() if now is None else now
         wall = time.time()
         return [
             s
             for s in self._streams.values()
-            if now - s.last_heard <= self.silence_limit and s.overdue(wall) < MAX_OVERDUE
+            if now - s.last_heard <= self.silence_limit and s.overdue(wall) < MAX_OVERDUE and not s.leaving
         ]
 
     def any_runs(self, runtime: str) -> bool:
@@ -185,6 +187,9 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServiceServicer):
             elif kind == "room":
                 stream.room = msg.room.runs
                 self.on_credit()  # more room: claim and dispatch again
+            elif kind == "leaving":
+                stream.leaving = True
+                log.info("worker_leaving", scheduler_id=self.scheduler_id, worker_id=stream.worker_id)
 
     @staticmethod
     async def _write(stream: WorkerStream, context: grpc.aio.ServicerContext) -> None:

@@ -50,6 +50,7 @@ class StreamHandlers:
     on_down: Callable[[str], None]
     running: Callable[[], int]  # for heartbeats
     room: Callable[[], int | None] = lambda: None  # this stream's share of the worker's room
+    leaving: Callable[[], bool] = lambda: False  # the worker is stopping: said once on each stream
 
 
 @dataclass
@@ -67,6 +68,7 @@ class SchedulerConnection:
     pending_events: list[dispatch_pb2.RunEvent] = field(default_factory=list)
     pending_credit: int = 0
     sent_room: int | None = None  # the last Room told this stream
+    said_leaving: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def send_events(self, events: list[dispatch_pb2.RunEvent]) -> None:
@@ -86,6 +88,7 @@ class SchedulerConnection:
                     await call.write(self.hello.message())
                     self.live = True
                     self.sent_room = None  # a new stream: tell it afresh
+                    self.said_leaving = False
                     backoff = 0.1
                     self.handlers.on_up(self.address)
                     await self._serve(call)
@@ -123,6 +126,9 @@ class SchedulerConnection:
                 await self._flush(call)
 
     async def _flush(self, call: grpc.aio.StreamStreamCall) -> None:
+        if self.handlers.leaving() and not self.said_leaving:  # before the runs it returns
+            await call.write(dispatch_pb2.WorkerMessage(leaving=dispatch_pb2.Leaving()))
+            self.said_leaving = True
         events, self.pending_events = self.pending_events, []
         credit, self.pending_credit = self.pending_credit, 0
         for i in range(0, len(events), EVENTS_PER_MESSAGE):
@@ -161,6 +167,11 @@ class Connections:
 
     def get(self, address: str) -> SchedulerConnection | None:
         return self._by_address.get(address)
+
+    def say_leaving(self) -> None:
+        """Tell every scheduler now that this worker is stopping (handlers.leaving)."""
+        for conn in self._by_address.values():
+            conn.wake.set()
 
     def live(self) -> list[SchedulerConnection]:
         return [c for c in self._by_address.values() if c.live]

@@ -1,9 +1,12 @@
 """What a run's end tells its scheduler: the Finished event, from the
-runtime's outcome (a live run's, or one a previous life of the worker left)."""
+runtime's outcome (a live run's, or one a previous life of the worker left),
+or the Returned event of a run a stopping worker never started."""
 
 from __future__ import annotations
 
 import time
+
+from google.protobuf import timestamp_pb2
 
 from cronfleet.codec import proto
 from cronfleet.v1 import dispatch_pb2
@@ -30,4 +33,13 @@ def finished_event(
     failed = [s for s in outcome.steps if s.exit_code != 0]
     if failed and not event.error:
         event.error = f"step {failed[0].name} exited {failed[0].exit_code}"
+    return event
+
+
+def returned_event(execution_id: int, fire: timestamp_pb2.Timestamp | None = None) -> dispatch_pb2.RunEvent:
+    event = dispatch_pb2.RunEvent(
+        execution_id=execution_id, kind=dispatch_pb2.EVENT_KIND_RETURNED, at=proto.timestamp_at(time.time())
+    )
+    if fire is not None:
+        event.scheduled_at.CopyFrom(fire)
     return event

@@ -2,8 +2,9 @@
 (never early), watch, upload the output, report, give the slot back.
 
 A run is reported twice through the outbox: Started (with its lateness) as
-it is released, Finished when it ends. Cancelling or fencing a run kills it
-wherever it is in that life.
+it is released, Finished when it ends (or once, Returned, when the worker
+stops before its release). Cancelling or fencing a run kills it wherever it
+is in that life.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from cronfleet.codec import proto
 from cronfleet.errors import CronfleetError
 from cronfleet.logstore import LogStore
 from cronfleet.v1 import dispatch_pb2
-from worker.events import finished_event
+from worker.events import finished_event, returned_event
 from worker.live_output import LiveOutput
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseBatches, ReleaseWindows
@@ -94,9 +95,9 @@ class Runs:
         self._folders = Drain(self._remove_dirs, self._in_background)
         self._cancelled_early: dict[int, float] = {}  # cancels of runs not (yet) here
         # A graceful stop has begun: runs arriving now are not taken (nothing
-        # would stop them). They stay assigned to this worker, and when it
-        # leaves the cluster the coordinator declares them lost, to run again
-        # elsewhere (a run given to a worker that dies, the same way).
+        # would stop them) but returned, as are the runs here that have not
+        # started: their schedulers give them to other workers, as the same
+        # attempts. Runs that started are killed and reported lost.
         self.stopping = False
         self.arming = ArmingGate(runtime.arm_slots or arm_concurrency)
         self.windows = ReleaseWindows(enabled=runtime.paced)
@@ -114,7 +115,8 @@ class Runs:
         if assignment.execution_id in self.active:
             return  # a resend: idempotent by execution id
         if self.stopping:
-            log.info("run_not_taken", execution_id=assignment.execution_id, reason="the worker is stopping")
+            log.info("run_returned", execution_id=assignment.execution_id, reason="the worker is stopping")
+            self.outbox.emit(returned_event(assignment.execution_id, assignment.scheduled_at), prefer=origin)
             return
         spec = RunSpec.from_assignment(assignment, self.spool_root)
         run = Run(spec, proto.to_epoch(assignment.fire_at), origin)
@@ -208,6 +210,12 @@ class Runs:
             self._leave_window(run, released=False)
         if run.started_at is not None:
             metrics.RUN_DURATION.observe(time.time() - run.started_at)
+        elif self.stopping and run.cancel_reason == "lost":
+            # Stopped with this worker before it ever started: handed back
+            # whole, to be assigned elsewhere as the same attempt.
+            self._emit(run, returned_event(run.execution_id))
+            self._done(run, RunOutcome("returned", None))
+            return
         log_url, log_bytes = await self._upload(run, outcome)
         self._report_finished(run, outcome, log_url, log_bytes)
         self._done(run, outcome)

@@ -56,6 +56,7 @@ class Worker:
                 on_down=lambda address: self.outbox.stream_down(address),
                 running=lambda: len(self.runs),
                 room=self._room,
+                leaving=lambda: self.runs.stopping,
             ),
             rpc.InternalTls.from_settings(settings),
         )
@@ -125,10 +126,13 @@ class Worker:
         try:
             await stop.wait()
         finally:
-            # Graceful stop: runs in progress are stopped and reported lost
+            # Graceful stop: the schedulers send nothing more; runs not yet
+            # started are returned whole (assigned again elsewhere, as the
+            # same attempt); runs in progress are stopped and reported lost
             # (run again elsewhere, by their delivery), so nothing is left
             # running behind a worker that is gone.
             self.runs.stopping = True
+            self.connections.say_leaving()
             began, runs = time.monotonic(), len(self.runs)
             await self.runs.kill_all("lost")
             await self.runs.wait_all(STOP_GRACE)

@@ -672,6 +672,27 @@ RETURNING e.id, e.job_id, e.scheduled_at, e.status
 SELECT e.* FROM unnest(%(ids)b::bigint[], %(scheduled)b::timestamptz[]) AS r(id, scheduled_at)
 JOIN executions e ON e.id = r.id AND e.scheduled_at = r.scheduled_at
 
+-- return_unstarted --
+-- Runs a stopping worker hands back, never started: no worker holds them
+-- now, so their shard's scheduler assigns them again (select_pending), as
+-- the same attempt, and is woken for it. One whose cancel or withdrawal was
+-- on its way to the worker is cancelled here instead.
+WITH returned AS (
+    UPDATE executions e SET
+        worker_id = CASE WHEN e.cancel_requested THEN e.worker_id END,
+        assigned_at = CASE WHEN e.cancel_requested THEN e.assigned_at END,
+        scheduler_id = CASE WHEN e.cancel_requested THEN e.scheduler_id END,
+        status = CASE WHEN e.cancel_requested THEN 'cancelled' ELSE e.status END,
+        finished_at = CASE WHEN e.cancel_requested THEN now() END
+    FROM unnest(%(ids)b::bigint[], %(scheduled)b::timestamptz[], %(workers)b::text[])
+        AS v(id, scheduled_at, worker_id)
+    WHERE e.id = v.id AND e.scheduled_at = v.scheduled_at
+      AND e.status = 'scheduled' AND e.worker_id = v.worker_id
+    RETURNING e.shard_id, e.status
+)
+SELECT pg_notify('cronfleet_due', shard_id::text)
+FROM (SELECT DISTINCT shard_id FROM returned WHERE status = 'scheduled') AS s
+
 -- record_checkpoints --
 -- What live runs have written to $CRONFLEET_CHECKPOINT so far.
 UPDATE executions e SET checkpoint = v.checkpoint, checkpoint_truncated = v.truncated

@@ -17,24 +17,32 @@ class EventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_KIND_STARTED: _ClassVar[EventKind]
     EVENT_KIND_FINISHED: _ClassVar[EventKind]
     EVENT_KIND_CHECKPOINT: _ClassVar[EventKind]
+    EVENT_KIND_RETURNED: _ClassVar[EventKind]
 EVENT_KIND_UNSPECIFIED: EventKind
 EVENT_KIND_STARTED: EventKind
 EVENT_KIND_FINISHED: EventKind
 EVENT_KIND_CHECKPOINT: EventKind
+EVENT_KIND_RETURNED: EventKind
 
 class WorkerMessage(_message.Message):
-    __slots__ = ("hello", "credit", "heartbeat", "events", "room")
+    __slots__ = ("hello", "credit", "heartbeat", "events", "room", "leaving")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     CREDIT_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     credit: Credit
     heartbeat: Heartbeat
     events: EventBatch
     room: Room
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., events: _Optional[_Union[EventBatch, _Mapping]] = ..., room: _Optional[_Union[Room, _Mapping]] = ...) -> None: ...
+    leaving: Leaving
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., credit: _Optional[_Union[Credit, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., events: _Optional[_Union[EventBatch, _Mapping]] = ..., room: _Optional[_Union[Room, _Mapping]] = ..., leaving: _Optional[_Union[Leaving, _Mapping]] = ...) -> None: ...
+
+class Leaving(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class Room(_message.Message):
     __slots__ = ("runs",)

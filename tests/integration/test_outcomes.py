@@ -207,6 +207,36 @@ async def test_at_most_once_never_runs_a_lost_run_again(
     assert "at_most_once" in dead.reason
 
 
+async def test_a_returned_run_is_assigned_again_as_the_same_attempt_unless_cancelled_meanwhile(
+    db: Database, service: JobsService, user: User
+) -> None:
+    """A stopping worker returns the runs it never started (RETURNED): no
+    worker holds them, nothing is lost or retried; one whose cancel was on
+    its way to that worker is cancelled; another worker's word moves nothing."""
+    (job,) = await service.create_jobs(user, [job_spec(delivery="at_most_once")])
+    kept, cancelled, others = [await service.run_job(user, str(job.id)) for _ in range(3)]
+    async with await psycopg.AsyncConnection.connect(db.url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE executions SET worker_id = 'w1', assigned_at = now() WHERE id = ANY(%s)",
+            ([kept.id, cancelled.id, others.id],),
+        )
+    await service.cancel_execution(user, str(cancelled.id))  # flagged: it is on a worker
+    recorder = EventRecorder(db, flush_interval=0, retry_backoff_seconds=2.0)
+    returned = [
+        dispatch_pb2.RunEvent(execution_id=e.id, kind=dispatch_pb2.EVENT_KIND_RETURNED)
+        for e in (kept, cancelled, others)
+    ]
+    recorder.add(WorkerStream("w1", credits=0), returned[:2])
+    recorder.add(WorkerStream("w2", credits=0), returned[2:])
+    await recorder.flush()
+    now = {e.id: e for e in await attempts(service, user, job)}
+    assert len(now) == 3, "no retry, no new attempt"
+    assert (now[kept.id].status, now[kept.id].worker_id, now[kept.id].attempt) == ("scheduled", None, 1)
+    assert now[cancelled.id].status == "cancelled" and now[cancelled.id].finished_at is not None
+    assert (now[others.id].status, now[others.id].worker_id) == ("scheduled", "w1")
+    assert (await service.list_dead_letters(user))[0] == []
+
+
 async def test_a_dead_letter_is_replayed_as_a_fresh_chain_or_discarded(
     db: Database, service: JobsService, user: User
 ) -> None:

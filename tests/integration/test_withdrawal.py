@@ -125,8 +125,7 @@ async def test_a_withdrawal_that_overtakes_its_assignment_keeps_it_from_starting
 async def test_a_stopping_worker_takes_no_new_run(tmp_path: Path) -> None:
     # Its graceful stop has killed what it held; a run arriving now would be
     # armed with nothing left to stop it (a container left running after the
-    # worker). It is not taken: the coordinator declares it lost when the
-    # worker leaves, and it runs elsewhere.
+    # worker). It is not taken but returned, to be assigned elsewhere.
     sink = Recorder()
     runs = make_runs(tmp_path, sink)
     marker = tmp_path / "ran"
@@ -134,4 +133,22 @@ async def test_a_stopping_worker_takes_no_new_run(tmp_path: Path) -> None:
     assign(runs, 3, f"touch {marker}", time.time())
     assert 3 not in runs.active
     await runs.wait_all(1.0)
-    assert sink.kinds(3) == [] and not marker.exists()
+    assert sink.kinds(3) == [dispatch_pb2.EVENT_KIND_RETURNED] and not marker.exists()
+
+
+async def test_a_stopping_worker_returns_what_it_has_not_started(tmp_path: Path) -> None:
+    # Armed and waiting for its time when the stop comes: returned whole
+    # (it never ran); one already running is killed and reported lost.
+    sink = Recorder()
+    runs = make_runs(tmp_path, sink)
+    waiting, running = tmp_path / "waiting", tmp_path / "running"
+    assign(runs, 1, f"touch {waiting}", time.time() + 30)
+    assign(runs, 2, f"touch {running}; sleep 30", time.time())
+    await until(running.exists)
+    runs.stopping = True
+    await runs.kill_all("lost")
+    await runs.wait_all(10.0)
+    assert sink.kinds(1) == [dispatch_pb2.EVENT_KIND_RETURNED] and not waiting.exists()
+    assert sink.kinds(2) == [dispatch_pb2.EVENT_KIND_STARTED, dispatch_pb2.EVENT_KIND_FINISHED]
+    finished = sink.finished(2)
+    assert finished is not None and finished.status == "lost"

@@ -83,6 +83,15 @@ def test_a_silent_worker_gets_no_assignment() -> None:
     assert [s.worker_id for _, s in queue.plan(streams.responsive())] == ["talking"]
 
 
+def test_a_stopping_worker_gets_no_assignment() -> None:
+    streams = WorkerStreams(heartbeat_interval=1.0)
+    leaving, staying = WorkerStream("leaving", credits=50), WorkerStream("staying", credits=1)
+    streams.add(leaving)
+    streams.add(staying)
+    leaving.leaving = True  # its Leaving message: the runs it returns must not come back to it
+    assert streams.responsive() == [staying]
+
+
 def test_a_reconnecting_worker_replaces_its_old_stream() -> None:
     streams = WorkerStreams(heartbeat_interval=1.0)
     old, new = WorkerStream("w", credits=1), WorkerStream("w", credits=4)
