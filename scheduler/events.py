@@ -142,6 +142,7 @@ class EventRecorder:
                     "ids": [r.event.execution_id for r in returned],
                     "scheduled": _fires(returned),
                     "workers": [r.stream.worker_id for r in returned],
+                    "ats": [proto.to_datetime(r.event.at) for r in returned],
                 },
             )
         if finished:

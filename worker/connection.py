@@ -86,9 +86,10 @@ class SchedulerConnection:
                 async with rpc.internal_channel(self.address, self.tls) as channel:
                     call = dispatch_pb2_grpc.DispatchServiceStub(channel).Connect()
                     await call.write(self.hello.message())
+                    self.said_leaving = False
+                    await self._say_leaving(call)  # a stream opened while stopping
                     self.live = True
                     self.sent_room = None  # a new stream: tell it afresh
-                    self.said_leaving = False
                     backoff = 0.1
                     self.handlers.on_up(self.address)
                     await self._serve(call)
@@ -125,10 +126,13 @@ class SchedulerConnection:
                 await asyncio.sleep(0.001)  # let the runs finishing now join this message
                 await self._flush(call)
 
-    async def _flush(self, call: grpc.aio.StreamStreamCall) -> None:
-        if self.handlers.leaving() and not self.said_leaving:  # before the runs it returns
+    async def _say_leaving(self, call: grpc.aio.StreamStreamCall) -> None:
+        if self.handlers.leaving() and not self.said_leaving:
             await call.write(dispatch_pb2.WorkerMessage(leaving=dispatch_pb2.Leaving()))
             self.said_leaving = True
+
+    async def _flush(self, call: grpc.aio.StreamStreamCall) -> None:
+        await self._say_leaving(call)  # before the runs it returns
         events, self.pending_events = self.pending_events, []
         credit, self.pending_credit = self.pending_credit, 0
         for i in range(0, len(events), EVENTS_PER_MESSAGE):

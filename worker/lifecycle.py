@@ -54,6 +54,7 @@ class Run:
     started_at: float | None = None
     unreported_start: dispatch_pb2.RunEvent | None = None  # held briefly (see _release)
     in_window: bool = False  # counted in the release windows until released or dropped
+    never_released: bool = False  # stopped before its release: it never ran, and is gone
     task: asyncio.Task[None] | None = None
     # Set when the run is cancelled, so an armed run stops waiting for its time.
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
@@ -117,6 +118,7 @@ class Runs:
         if self.stopping:
             log.info("run_returned", execution_id=assignment.execution_id, reason="the worker is stopping")
             self.outbox.emit(returned_event(assignment.execution_id, assignment.scheduled_at), prefer=origin)
+            metrics.RUNS_FINISHED.labels("returned").inc()
             return
         spec = RunSpec.from_assignment(assignment, self.spool_root)
         run = Run(spec, proto.to_epoch(assignment.fire_at), origin)
@@ -210,7 +212,7 @@ class Runs:
             self._leave_window(run, released=False)
         if run.started_at is not None:
             metrics.RUN_DURATION.observe(time.time() - run.started_at)
-        elif self.stopping and run.cancel_reason == "lost":
+        elif self.stopping and run.cancel_reason == "lost" and run.never_released:
             # Stopped with this worker before it ever started: handed back
             # whole, to be assigned elsewhere as the same attempt.
             self._emit(run, returned_event(run.execution_id))
@@ -225,6 +227,7 @@ class Runs:
             raise RunRejected(run.spec.refused)
         run.armed = await self._arm(run)
         if run.armed is None:
+            run.never_released = True  # cancelled before it was armed
             return RunOutcome(run.cancel_reason, None, f"stopped: {run.cancel_reason}")
         # From nothing (no warm container of its profile), or, for runtimes that
         # keep nothing warm, armed after its time: a cold start.
@@ -235,6 +238,7 @@ class Runs:
             self._leave_window(run, released=False)
             await run.armed.kill(run.cancel_reason)
             await run.armed.wait()  # gone before we say so; its exit code is our kill's
+            run.never_released = True
             return RunOutcome(run.cancel_reason, None, f"stopped before its time: {run.cancel_reason}")
         await self._released(run, run.armed, released_at, armed_late)
         return await self._watch(run, run.armed)

@@ -32,6 +32,7 @@ log = structlog.get_logger()
 MEMBERS_POLL = 0.5
 STOP_GRACE = 10.0
 DRAIN_SECONDS = 3.0
+LAST_DRAIN_SECONDS = 1.0
 
 
 class Worker:
@@ -148,6 +149,9 @@ class Worker:
                     log.warning("worker_stop_step_failed", error=repr(failed))
             leave.set()  # the member key goes with its lease
             await asyncio.wait((membership,), timeout=DRAIN_SECONDS)
+            # An assignment already on its way when a scheduler heard we are
+            # leaving arrives meanwhile and is returned: wait for that word too.
+            await self.outbox.drain(LAST_DRAIN_SECONDS)
             log.info(
                 "worker_stopped",
                 runs=runs,

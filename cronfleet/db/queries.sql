@@ -676,18 +676,22 @@ JOIN executions e ON e.id = r.id AND e.scheduled_at = r.scheduled_at
 -- Runs a stopping worker hands back, never started: no worker holds them
 -- now, so their shard's scheduler assigns them again (select_pending), as
 -- the same attempt, and is woken for it. One whose cancel or withdrawal was
--- on its way to the worker is cancelled here instead.
+-- on its way to the worker is cancelled here instead. Only an assignment
+-- made before the worker said so is undone: a word resent late must not
+-- take the run back from the same worker id restarted and given it again.
 WITH returned AS (
     UPDATE executions e SET
         worker_id = CASE WHEN e.cancel_requested THEN e.worker_id END,
         assigned_at = CASE WHEN e.cancel_requested THEN e.assigned_at END,
         scheduler_id = CASE WHEN e.cancel_requested THEN e.scheduler_id END,
         status = CASE WHEN e.cancel_requested THEN 'cancelled' ELSE e.status END,
-        finished_at = CASE WHEN e.cancel_requested THEN now() END
-    FROM unnest(%(ids)b::bigint[], %(scheduled)b::timestamptz[], %(workers)b::text[])
-        AS v(id, scheduled_at, worker_id)
+        finished_at = CASE WHEN e.cancel_requested THEN now() END,
+        error = CASE WHEN e.cancel_requested THEN 'stopped before its time: cancelled' END
+    FROM unnest(%(ids)b::bigint[], %(scheduled)b::timestamptz[], %(workers)b::text[],
+                %(ats)b::timestamptz[])
+        AS v(id, scheduled_at, worker_id, at)
     WHERE e.id = v.id AND e.scheduled_at = v.scheduled_at
-      AND e.status = 'scheduled' AND e.worker_id = v.worker_id
+      AND e.status = 'scheduled' AND e.worker_id = v.worker_id AND e.assigned_at < v.at
     RETURNING e.shard_id, e.status
 )
 SELECT pg_notify('cronfleet_due', shard_id::text)

@@ -212,28 +212,35 @@ async def test_a_returned_run_is_assigned_again_as_the_same_attempt_unless_cance
 ) -> None:
     """A stopping worker returns the runs it never started (RETURNED): no
     worker holds them, nothing is lost or retried; one whose cancel was on
-    its way to that worker is cancelled; another worker's word moves nothing."""
+    its way to that worker is cancelled; another worker's word moves
+    nothing, nor does a word older than the assignment (resent late, after
+    the same worker id restarted and was given the run again)."""
     (job,) = await service.create_jobs(user, [job_spec(delivery="at_most_once")])
-    kept, cancelled, others = [await service.run_job(user, str(job.id)) for _ in range(3)]
+    kept, cancelled, others, again = [await service.run_job(user, str(job.id)) for _ in range(4)]
     async with await psycopg.AsyncConnection.connect(db.url, autocommit=True) as conn:
         await conn.execute(
-            "UPDATE executions SET worker_id = 'w1', assigned_at = now() WHERE id = ANY(%s)",
-            ([kept.id, cancelled.id, others.id],),
+            "UPDATE executions SET worker_id = 'w1', assigned_at = now() - interval '1 minute'"
+            " WHERE id = ANY(%s)",
+            ([kept.id, cancelled.id, others.id, again.id],),
         )
+        await conn.execute("UPDATE executions SET assigned_at = now() WHERE id = %s", (again.id,))
     await service.cancel_execution(user, str(cancelled.id))  # flagged: it is on a worker
     recorder = EventRecorder(db, flush_interval=0, retry_backoff_seconds=2.0)
-    returned = [
-        dispatch_pb2.RunEvent(execution_id=e.id, kind=dispatch_pb2.EVENT_KIND_RETURNED)
-        for e in (kept, cancelled, others)
-    ]
-    recorder.add(WorkerStream("w1", credits=0), returned[:2])
-    recorder.add(WorkerStream("w2", credits=0), returned[2:])
+
+    def returned(e: Execution, ago: float = 0.0) -> dispatch_pb2.RunEvent:
+        at = proto.timestamp(datetime.now(UTC) - timedelta(seconds=ago))
+        return dispatch_pb2.RunEvent(execution_id=e.id, kind=dispatch_pb2.EVENT_KIND_RETURNED, at=at)
+
+    recorder.add(WorkerStream("w1", credits=0), [returned(kept), returned(cancelled), returned(again, 30)])
+    recorder.add(WorkerStream("w2", credits=0), [returned(others)])
     await recorder.flush()
     now = {e.id: e for e in await attempts(service, user, job)}
-    assert len(now) == 3, "no retry, no new attempt"
+    assert len(now) == 4, "no retry, no new attempt"
     assert (now[kept.id].status, now[kept.id].worker_id, now[kept.id].attempt) == ("scheduled", None, 1)
     assert now[cancelled.id].status == "cancelled" and now[cancelled.id].finished_at is not None
+    assert now[cancelled.id].error == "stopped before its time: cancelled"
     assert (now[others.id].status, now[others.id].worker_id) == ("scheduled", "w1")
+    assert (now[again.id].status, now[again.id].worker_id) == ("scheduled", "w1"), "assigned after the word"
     assert (await service.list_dead_letters(user))[0] == []
 
 

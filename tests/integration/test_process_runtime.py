@@ -169,8 +169,8 @@ async def test_a_run_has_its_own_group_env_and_cwd(tmp_path: Path, launch: str) 
 
 
 async def test_a_command_that_is_one_program_is_execd_by_its_shell(tmp_path: Path) -> None:
-    # As `sh -c "prog args"` does: the program is the run's process itself,
-    # the leader of its group; with more to do, the shell forks it.
+    # As `bash -c "prog args"` does: the program is the run's process
+    # itself, the leader of its group; with more to do, the shell forks it.
     def leads_its_group(stat: str) -> bool:
         pid, after_name = stat.split()[0], stat.rsplit(")", 1)[1].split()
         return after_name[2] == pid  # fields: state, ppid, pgrp

@@ -18,7 +18,7 @@ PATH = "/usr/local/bin:/usr/bin:/bin"
         "date +%s.%N",
         "  date  ",
         "cat /etc/hostname",
-        "node $SCRIPT --flag=1",
+        "env $SCRIPT --flag=1",
         "env A=1 date",
         "ls *.txt # all",
     ],
@@ -52,6 +52,9 @@ def test_one_program_with_plain_arguments(command: str) -> None:
         "kill $$",
         "no-such-program-here",  # the shell's own message for it
         "date \\\n+%s",
+        "date\x0b+%s",  # dash splits words on spaces and tabs only
+        "date\xa0+%s",
+        "setsid sleep 9",  # a group leader's setsid forks and returns at once
     ],
 )
 def test_anything_else_keeps_its_shell(command: str) -> None:
@@ -65,3 +68,7 @@ def test_a_program_at_a_path_is_found_from_the_runs_folder(tmp_path: Path) -> No
     os.chmod(script, 0o755)
     assert one_program("./job.sh arg", PATH, str(tmp_path))
     assert not one_program("./job.sh", PATH, "/"), "relative to the run's folder, not ours"
+
+
+def test_a_path_with_relative_entries_is_left_to_the_shell() -> None:
+    assert not one_program("date", "bin:/usr/bin", "/") and not one_program("date", "/usr/bin::/bin", "/")
