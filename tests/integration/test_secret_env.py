@@ -24,11 +24,11 @@ from cronfleet.records import Execution, User
 from cronfleet.sealing import SecretKey
 from gateway.service import JobsService
 from tests.helpers import assert_eventually, job_spec
-from tests.integration.test_nodes import Cluster
-from tests.integration.test_nodes import cluster as cluster  # fixtures
-from tests.integration.test_nodes import roles as roles
-from tests.integration.test_nodes import settings as settings
-from tests.integration.test_nodes import shards as shards
+from tests.integration.nodes import Cluster
+from tests.integration.nodes import cluster as cluster  # fixtures
+from tests.integration.nodes import roles as roles
+from tests.integration.nodes import settings as settings
+from tests.integration.nodes import shards as shards
 from worker.process_runtime import ProcessRuntime
 
 pytestmark = pytest.mark.integration
