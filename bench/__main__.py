@@ -42,6 +42,12 @@ def main() -> None:
         help="memory: minutes of load sampled (default 1, --quick 0.5; issue 14's soak is 10)",
     )
     parser.add_argument(
+        "--memory-rate",
+        type=int,
+        default=None,
+        help="memory: every-second jobs, so fires/s asked (default 10,000 as issue 14 states, --quick 1,000)",
+    )
+    parser.add_argument(
         "--peers",
         nargs="*",
         default=None,
@@ -108,7 +114,9 @@ def main() -> None:
         if "memory" in wanted:
             from bench.memory import scenario_memory
 
-            scenario_memory(services, cluster, insert_due_jobs, FIGURES, args.quick, args.soak_minutes)
+            scenario_memory(
+                services, cluster, insert_due_jobs, FIGURES, args.quick, args.soak_minutes, args.memory_rate
+            )
     for path in FIGURES.write(RESULTS_DIR, "bench"):
         print(f"  wrote {path}", flush=True)
 
