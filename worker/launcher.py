@@ -283,16 +283,17 @@ class Launcher:
         self._orphaned |= self._live
         self._live = set()
 
-    def close(self) -> None:
-        """End of file: the launcher kills the runs still in it and exits."""
+    async def close(self) -> None:
+        """End of file: the launcher kills the runs still in it and exits
+        (waited for in a thread: the loop goes on meanwhile)."""
         if self._lines >= 0:
             asyncio.get_running_loop().remove_reader(self._answers)
             os.close(self._lines)
             os.close(self._answers)
             self._lines = self._answers = -1
             with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
-        shutil.rmtree(self.dir, ignore_errors=True)
+                await asyncio.to_thread(os.waitpid, self.pid, 0)
+        await asyncio.to_thread(shutil.rmtree, self.dir, ignore_errors=True)
 
 
 def can_launch() -> bool:

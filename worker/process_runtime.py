@@ -241,7 +241,7 @@ class ProcessRuntime:
 
     async def close(self) -> None:
         if self.launcher is not None:
-            self.launcher.close()
+            await self.launcher.close()
         if self.watchdog is not None:
             self.watchdog.stop()
 
