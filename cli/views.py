@@ -157,9 +157,14 @@ def cluster_view(cluster: Reply) -> RenderableType:
     schedulers = table("scheduler", "shards", "address")
     for s in cluster.get("schedulers") or []:
         schedulers.add_row(s["id"], str(len(s.get("shards") or [])), s.get("address") or "-")
-    workers = table("worker", "running/capacity", "runtime")
+    workers = table("worker", "running/capacity", "runtime", "state")
     for w in cluster.get("workers") or []:
-        workers.add_row(w["id"], f"{w.get('running', 0)}/{w.get('capacity', 0)}", w.get("runtime") or "-")
+        workers.add_row(
+            w["id"],
+            f"{w.get('running', 0)}/{w.get('capacity', 0)}",
+            w.get("runtime") or "-",
+            "stopping" if w.get("stopping") else "up",
+        )
     return Group(head, Text(), schedulers, Text(), workers)
 
 

@@ -39,6 +39,7 @@ async def read_cluster(client: aetcd.Client, keys: etcd.Keys, db: Database) -> j
                 capacity=info.get("capacity", 0),
                 running=running.get(w, 0),
                 runtime=info.get("runtime", ""),
+                stopping=bool(info.get("stopping")),
             )
             for w, info in sorted(workers.items())
         ],

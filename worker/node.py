@@ -169,7 +169,11 @@ class Worker:
         """Stay registered until ``leave``; keep one connection per live scheduler."""
 
         async def follow_schedulers(session: etcd.Session) -> None:
+            said_stopping = False
             while True:
+                if self.runs.stopping and not said_stopping:  # for the cluster view
+                    await session.put(self.keys.member("workers", self.id), member())
+                    said_stopping = True
                 schedulers = await etcd.read_members(self.client, self.keys, "schedulers")
                 self.connections.sync({s["address"] for s in schedulers.values()}, leave)
                 await asyncio.sleep(MEMBERS_POLL)
@@ -180,17 +184,21 @@ class Worker:
                 # and retry them elsewhere, so they must not go on.
                 await self.fence.fence("etcd session lost")
 
+        def member() -> dict[str, object]:
+            return {
+                "id": self.id,
+                "capacity": self.settings.capacity,
+                "runtime": self.runtime.name,
+                "metrics": self.settings.metrics_addr,
+                "stopping": self.runs.stopping,
+            }
+
         await etcd.stay_registered(
             self.client,
             self.keys,
             "workers",
             self.id,
-            lambda: {
-                "id": self.id,
-                "capacity": self.settings.capacity,
-                "runtime": self.runtime.name,
-                "metrics": self.settings.metrics_addr,
-            },
+            member,
             ttl=self.settings.member_ttl,
             stop=leave,
             while_registered=follow_schedulers,

@@ -550,16 +550,18 @@ class SchedulerInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., shards: _Optional[_Iterable[int]] = ..., address: _Optional[str] = ...) -> None: ...
 
 class WorkerInfo(_message.Message):
-    __slots__ = ("id", "capacity", "running", "runtime")
+    __slots__ = ("id", "capacity", "running", "runtime", "stopping")
     ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    STOPPING_FIELD_NUMBER: _ClassVar[int]
     id: str
     capacity: int
     running: int
     runtime: str
-    def __init__(self, id: _Optional[str] = ..., capacity: _Optional[int] = ..., running: _Optional[int] = ..., runtime: _Optional[str] = ...) -> None: ...
+    stopping: bool
+    def __init__(self, id: _Optional[str] = ..., capacity: _Optional[int] = ..., running: _Optional[int] = ..., runtime: _Optional[str] = ..., stopping: _Optional[bool] = ...) -> None: ...
 
 class Cluster(_message.Message):
     __slots__ = ("leader", "coordinators", "schedulers", "workers", "epoch", "metrics")

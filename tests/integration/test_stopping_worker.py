@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from coordinator.cluster import read_cluster
+from cronfleet import etcd
 from cronfleet.records import Execution, User
 from gateway.service import JobsService
 from tests.helpers import assert_eventually, job_spec
@@ -52,6 +54,13 @@ async def test_a_stopping_worker_stays_a_member_until_its_runs_end_and_they_run_
     cluster.worker("w2", ProcessRuntime(1.0))  # somewhere to run again
     await cluster.ready()
     stopping = asyncio.create_task(cluster.roles.stop("w1"))
+
+    async def shown_stopping() -> dict[str, bool]:
+        view = await read_cluster(cluster.client, etcd.Keys(cluster.settings.etcd_prefix), cluster.db)
+        states = {w.id: w.stopping for w in view.workers}
+        return states if states == {"w1": True, "w2": False} else {}
+
+    await assert_eventually(shown_stopping, timeout=5, what="the cluster view says w1 is stopping")
     await assert_eventually(lambda: asyncio.to_thread(_started, pids), timeout=30, what="attempt 2+")
     first = int((pids / "1").read_text())
     assert not _alive(first), "a later attempt started while attempt 1 was still alive"

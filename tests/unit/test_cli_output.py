@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import typer
+from rich.console import Console
 from typer.testing import CliRunner
 
 from cli import config
 from cli.app import app
 from cli.output import duration, load_yaml, relative, to_yaml
+from cli.views import cluster_view
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -105,3 +107,20 @@ def test_every_help_shows_an_example(command: list[str]) -> None:
 def test_completion_scripts_for_bash_and_zsh(shell: str) -> None:
     result = CliRunner().invoke(app, ["--show-completion", shell], prog_name="cronfleet")
     assert result.exit_code == 0 and "_CRONFLEET_COMPLETE" in result.output
+
+
+def test_the_cluster_view_says_which_worker_is_stopping() -> None:
+    cluster = {
+        "leader": "coordinator-1",
+        "epoch": 3,
+        "coordinators": ["coordinator-1"],
+        "schedulers": [{"id": "scheduler-1", "shards": [0, 1], "address": "127.0.0.1:1"}],
+        "workers": [
+            {"id": "worker-1", "capacity": 64, "running": 2, "runtime": "process", "stopping": True},
+            {"id": "worker-2", "capacity": 64, "running": 0, "runtime": "process", "stopping": False},
+        ],
+    }
+    console = Console(width=100, record=True)
+    console.print(cluster_view(cluster))
+    rows = {line.split()[0]: line.split() for line in console.export_text().splitlines() if "worker-" in line}
+    assert rows["worker-1"][-1] == "stopping" and rows["worker-2"][-1] == "up"

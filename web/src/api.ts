@@ -224,6 +224,8 @@ export interface ClusterWorker extends ClusterMember {
   capacity: number;
   running: number;
   runtime?: string;
+  /** Asked to stop (a deploy): it takes nothing more and leaves once its runs end. */
+  stopping?: boolean;
 }
 export interface Cluster {
   leader: string | null;

@@ -44,6 +44,7 @@ class WorkerReply(BaseModel):
     capacity: int
     running: int
     runtime: str
+    stopping: bool  # asked to stop: takes nothing more, leaves when its runs end
 
 
 class ClusterReply(BaseModel):

@@ -43,6 +43,7 @@ export function ClusterPage() {
   const totalShards = c.schedulers.reduce((n, s) => n + s.shards.length, 0);
   const cap = c.workers.reduce((n, w) => n + (w.capacity ?? 0), 0);
   const run = c.workers.reduce((n, w) => n + (w.running ?? 0), 0);
+  const stopping = c.workers.filter((w) => w.stopping).length;
   return (
     <>
       <h1>Cluster</h1>
@@ -64,6 +65,7 @@ export function ClusterPage() {
           <div className="big-num">{c.workers.length}</div>
           <div className="small muted">
             {run} running of {cap} slots
+            {stopping ? `, ${stopping} stopping` : ""}
           </div>
         </div>
         <div className="card stat">
@@ -193,8 +195,13 @@ export function ClusterPage() {
                       </td>
                       <td data-label="Runtime">{typeof w.runtime === "string" ? w.runtime : <span className="muted">—</span>}</td>
                       <td data-label="Health">
-                          <Health h={health[w.id]} />
-                        </td>
+                        <Health h={health[w.id]} />
+                        {w.stopping ? (
+                          <span className="badge tone-warn stopping" title="Asked to stop: it takes no new runs and leaves once its runs have ended">
+                            stopping
+                          </span>
+                        ) : null}
+                      </td>
                       <td data-label="Metrics" className="mono small">{metrics[w.id] ?? "—"}</td>
                     </tr>
                   );

@@ -54,4 +54,15 @@ describe("cluster page", () => {
     expect(within(card).getByText("down")).toHaveClass("tone-text-bad");
     expect(card).toHaveTextContent("not answering: timed out");
   });
+
+  it("marks a worker that is stopping, in its row and in the workers card", async () => {
+    const workers = [{ ...CLUSTER.workers[0], stopping: true }, { ...CLUSTER.workers[1], stopping: false }];
+    mockFetch({ "GET /api/v1/cluster": () => json({ ...CLUSTER, workers }) });
+    renderWithApp(<ClusterPage />);
+    const table = await screen.findByRole("table", { name: "Workers" });
+    expect(within(healthOf(table, "worker-1")).getByText("stopping")).toHaveClass("tone-warn");
+    expect(within(healthOf(table, "worker-2")).queryByText("stopping")).not.toBeInTheDocument();
+    const card = screen.getByText("Workers", { selector: ".label" }).closest(".card") as HTMLElement;
+    expect(card).toHaveTextContent("1 running of 128 slots, 1 stopping");
+  });
 });
