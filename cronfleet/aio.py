@@ -64,6 +64,10 @@ class Background:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def settle(self) -> None:
+        """Wait for the tasks held now to end (their failures are theirs)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
 
 class Drain(Generic[T]):
     """Items handled in batches by one task at a time, not a task per item:

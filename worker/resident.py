@@ -28,7 +28,7 @@ import docker.errors
 import requests.exceptions
 import structlog
 
-from cronfleet.aio import sleep_or, within
+from cronfleet.aio import Background, sleep_or, within
 from worker.docker_run import CHECKPOINT_READ_EVERY
 from worker.pool import Profile
 from worker.release_fifos import Fifo
@@ -56,6 +56,7 @@ class ResidentContainers:
         self.runtime = runtime
         self._by_job: dict[str, list[Resident]] = {}
         self._creating: dict[tuple[str, Profile], asyncio.Task[None]] = {}
+        self._removals = Background()  # held: a bare task may be collected before it ends
 
     def count(self) -> int:
         return sum(len(r) for r in self._by_job.values())
@@ -120,7 +121,7 @@ class ResidentContainers:
         resident.last_used = time.monotonic()
         resident.retiring = resident.retiring or dirty
         if resident.dead or (resident.retiring and resident.runs == 0):
-            asyncio.get_running_loop().create_task(self._remove(resident))
+            self._removals.spawn(self._remove(resident))
 
     async def _remove(self, resident: Resident) -> None:
         residents = self._by_job.get(resident.job_id, [])
@@ -149,6 +150,7 @@ class ResidentContainers:
     async def close(self) -> None:
         every = [r for residents in self._by_job.values() for r in residents]
         await asyncio.gather(*(self._remove(r) for r in every), return_exceptions=True)
+        await self._removals.settle()  # the retired ones on their way out
 
 
 class ResidentRun:
