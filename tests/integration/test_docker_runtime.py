@@ -1,85 +1,29 @@
-"""The Docker runtime on a real engine: isolation, limits, steps, recovery."""
+"""The Docker runtime on a real engine: isolation, limits, kills, steps,
+checkpoints, recovery and the watchdog (the warm pool: test_docker_pool.py;
+per_job containers: test_docker_per_job.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import signal
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
-from cronfleet.config import Settings
-from cronfleet.models import Resources, Step
+from cronfleet.models import Resources
 from tests.helpers import assert_eventually
+from tests.integration.docker_runs import either as either  # fixtures
+from tests.integration.docker_runs import labelled, per_job, run, spec
+from tests.integration.docker_runs import runtime as runtime
 from worker.docker_claims import LABEL, Claim
-from worker.docker_run import DockerRun
 from worker.docker_runtime import DockerRuntime
-from worker.runtime import RunOutcome, RunRejected, RunSpec
+from worker.runtime import RunRejected
 
 pytestmark = pytest.mark.integration
-_ids = itertools.count(1)
-
-
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[DockerRuntime]:
-    # No watchdog here: these tests run no keep_warm to beat it (its own
-    # tests below turn it on).
-    settings = dataclasses.replace(
-        Settings(), state_dir=str(tmp_path), kill_grace_seconds=1, watchdog_seconds=0
-    )
-    rt = DockerRuntime(settings, f"test-{uuid.uuid4().hex[:8]}")
-    yield rt
-    for c in labelled(rt):
-        try:
-            c.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: the runtime's own removal is still under way
-                raise
-
-
-def labelled(rt: DockerRuntime, **labels: object) -> list[Any]:
-    """This test runtime's containers (other clusters may share the engine)."""
-    wanted = [f"{LABEL}.worker_id={rt.worker_id}"] + [f"{LABEL}.{k}={v}" for k, v in labels.items()]
-    return list(rt.client.containers.list(all=True, filters={"label": wanted}, ignore_removed=True))
-
-
-def spec(
-    tmp_path: Path,
-    command: str = "",
-    steps: tuple[tuple[str, str], ...] = (),
-    resources: Resources = Resources(),
-    **kw: object,
-) -> RunSpec:
-    n = next(_ids)
-    fields: dict[str, object] = {
-        "execution_id": n,
-        "job_id": "job",
-        "attempt": 1,
-        "command": command,
-        "steps": tuple(Step(name=name, run=run) for name, run in steps),
-        "resources": resources,
-        "timeout_seconds": 30,
-        "spool_path": tmp_path / f"run{n}" / "out.log",
-    }
-    return RunSpec(**(fields | kw))  # type: ignore[arg-type]
-
-
-async def run(rt: DockerRuntime, s: RunSpec) -> tuple[RunOutcome, str]:
-    armed = await rt.arm(s)
-    await armed.release()
-    outcome = await armed.wait()
-    return outcome, s.spool_path.read_text()
 
 
 async def test_command_runs_as_non_root_with_no_capabilities(runtime: DockerRuntime, tmp_path: Path) -> None:
@@ -259,271 +203,6 @@ async def test_a_live_checkpoint_can_be_read_and_survives_a_timeout(
     assert await assert_eventually(live, timeout=10) == b"half\n"
     outcome = await armed.wait()
     assert outcome.status == "timed_out" and outcome.checkpoint == b"half\n"
-
-
-# ------------------------------------------------------------ the warm pool
-async def warm(runtime: DockerRuntime, count: int) -> asyncio.Event:
-    """Start keeping the pool warm; return its stop event once ``count`` are idle."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(runtime.keep_warm(stop, _no_wait))
-    runtime.pool_task = task  # type: ignore[attr-defined]  # kept alive by the test
-    await idle(runtime, count)
-    return stop
-
-
-async def idle(runtime: DockerRuntime, count: int) -> None:
-    async def ready() -> bool:
-        return runtime.pool.idle() >= count
-
-    await assert_eventually(ready, timeout=30, what=f"{count} warm containers")
-
-
-async def _no_wait() -> None:
-    return None
-
-
-@pytest.fixture(params=["fifos", "engine"])
-async def either(request: pytest.FixtureRequest, runtime: DockerRuntime) -> DockerRuntime:
-    """The runtime releasing runs through FIFOs (the probe passed: this engine
-    sees the worker's files), or through the engine's attach stream."""
-    if request.param == "fifos":
-        await runtime.probe_release_fifos()
-        assert runtime.fifos.enabled, "the probe container read the worker's token"
-    else:
-        runtime.settings = dataclasses.replace(runtime.settings, docker_release_fifos=False)
-    return runtime
-
-
-@pytest.fixture
-def pooled_runtime(either: DockerRuntime) -> DockerRuntime:
-    either.pool.floor, either.pool.most = 2, 3
-    return either
-
-
-async def test_a_pooled_container_runs_one_run_and_keeps_nothing_of_it(
-    pooled_runtime: DockerRuntime, tmp_path: Path
-) -> None:
-    stop = await warm(pooled_runtime, 2)
-    try:
-        first = spec(
-            tmp_path, "echo secret > /tmp/left; echo x > /work/left; echo $TOKEN", env={"TOKEN": "t0p"}
-        )
-        second = spec(
-            tmp_path,
-            steps=(
-                ("look", 'ls /tmp/left /work/left 2>/dev/null || echo clean; echo "token=${TOKEN:-none}"'),
-            ),
-        )
-        a, b = await pooled_runtime.arm(first), await pooled_runtime.arm(second)
-        assert not a.cold and not b.cold, "both came warm from the pool"
-        for armed in (a, b):
-            await armed.release()
-        assert (await a.wait()).status == "succeeded" and first.spool_path.read_text() == "t0p\n"
-        outcome = await b.wait()
-        assert outcome.status == "succeeded" and [s.name for s in outcome.steps] == ["look"]
-        assert "clean\ntoken=none\n" in second.spool_path.read_text()
-    finally:
-        stop.set()
-
-
-async def test_the_pool_refills_and_never_exceeds_its_bound(
-    pooled_runtime: DockerRuntime, tmp_path: Path
-) -> None:
-    stop = await warm(pooled_runtime, 2)
-    try:
-        taken = [await pooled_runtime.arm(spec(tmp_path, "true")) for _ in range(2)]
-        assert not any(t.cold for t in taken)
-        await idle(pooled_runtime, 2)  # refilled behind them
-        default = pooled_runtime.pool.default
-        pooled_runtime.pool.expect({default: 10})  # more asked for than it may hold
-        await idle(pooled_runtime, 3)
-        await asyncio.sleep(1.5)  # give it room to overshoot, if it would
-        assert pooled_runtime.pool.idle() == 3
-        assert len(labelled(pooled_runtime)) == 3 + 2  # idle, plus the two armed runs
-        for t in taken:
-            await t.kill("cancelled")
-            await t.wait()
-    finally:
-        stop.set()
-
-
-async def test_a_profile_the_pool_does_not_hold_starts_cold(
-    pooled_runtime: DockerRuntime, tmp_path: Path
-) -> None:
-    stop = await warm(pooled_runtime, 2)
-    try:
-        armed = await pooled_runtime.arm(spec(tmp_path, "true", resources=Resources(memory_mb=64)))
-        assert armed.cold and pooled_runtime.pool.idle() == 2
-        await armed.release()
-        assert (await armed.wait()).status == "succeeded"
-    finally:
-        stop.set()
-
-
-async def test_a_restarted_worker_leaves_no_pooled_container_behind(
-    pooled_runtime: DockerRuntime, tmp_path: Path
-) -> None:
-    stop = await warm(pooled_runtime, 2)
-    stop.set()  # as if the worker were killed: its pool is left running
-    assert len(labelled(pooled_runtime)) >= 2
-    again = DockerRuntime(pooled_runtime.settings, pooled_runtime.worker_id)
-    assert await again.recover() == []  # nothing held a run
-    assert labelled(pooled_runtime) == []
-
-
-async def test_a_container_sees_only_its_own_release_fifo_read_only(
-    runtime: DockerRuntime, tmp_path: Path
-) -> None:
-    runtime.pool.floor, runtime.pool.most = 1, 1
-    stop = await warm(runtime, 1)
-    try:
-        assert runtime.fifos.enabled
-        look = spec(tmp_path, "ls -A /gate; touch /gate/x 2>/dev/null || echo refused; id -u")
-        armed = await runtime.arm(look)
-        assert isinstance(armed, DockerRun) and armed.go is not None
-        folder = Path(armed.go.path).parent
-        assert (
-            folder.parent == runtime.fifos.root and oct(runtime.fifos.root.stat().st_mode & 0o777) == "0o700"
-        )
-        await armed.release()
-        assert (await armed.wait()).status == "succeeded"
-        assert look.spool_path.read_text() == "go\nrefused\n1000\n"
-        assert not folder.exists(), "the folder goes with its container"
-    finally:
-        stop.set()
-
-
-async def test_an_engine_that_cannot_see_the_workers_files_releases_through_the_engine(
-    runtime: DockerRuntime, tmp_path: Path
-) -> None:
-    """A worker whose engine is elsewhere (or in another mount namespace): the
-    probe finds no token, and runs are released on the attach stream."""
-    runtime.fifos.reset = lambda: "a token the probe container cannot see"  # type: ignore[method-assign]
-    runtime.pool.floor, runtime.pool.most = 1, 1
-    stop = await warm(runtime, 1)
-    try:
-        assert not runtime.fifos.enabled
-        look = spec(tmp_path, "ls -A /gate 2>/dev/null | wc -l")
-        armed = await runtime.arm(look)
-        assert isinstance(armed, DockerRun) and armed.go is None and not armed.cold
-        await armed.release()
-        assert (await armed.wait()).status == "succeeded"
-        assert look.spool_path.read_text().strip() == "0", "no folder mounted"
-    finally:
-        stop.set()
-
-
-# ------------------------------------------------- per_job: resident containers
-def per_job(tmp_path: Path, command: str = "", **kw: Any) -> RunSpec:
-    return spec(tmp_path, command, container="per_job", job_id="frequent", **kw)
-
-
-async def test_a_jobs_runs_share_its_container_but_not_their_env_or_folder(
-    either: DockerRuntime, tmp_path: Path
-) -> None:
-    first = per_job(tmp_path, 'echo one > mine; echo "$ONLY_FIRST"; pwd; exit 3', env={"ONLY_FIRST": "x1"})
-    second = per_job(tmp_path, steps=(("look", 'ls; echo "first=${ONLY_FIRST:-gone}"'),))
-    a = await either.arm(first)
-    assert a.cold, "the job had no container yet"
-    await a.release()
-    outcome = await a.wait()
-    assert (outcome.status, outcome.exit_code) == ("failed", 3)
-    out = first.spool_path.read_text().splitlines()
-    assert out[0] == "x1" and out[1].startswith("/work/run-")
-    b = await either.arm(second)
-    assert not b.cold, "the job has its container already"
-    await b.release()
-    assert b.container_id == a.container_id, "the same resident container"
-    outcome = await b.wait()
-    assert outcome.status == "succeeded" and [s.name for s in outcome.steps] == ["look"]
-    log = second.spool_path.read_text()
-    assert "==> step look\nfirst=gone\n" in log, "a fresh (empty) folder, none of the first's env"
-
-
-async def test_a_resident_run_times_out_alone_and_the_container_serves_on(
-    either: DockerRuntime, tmp_path: Path
-) -> None:
-    slow = await either.arm(
-        per_job(tmp_path, 'echo half > "$CRONFLEET_CHECKPOINT"; sleep 60', timeout_seconds=1)
-    )
-    await slow.release()
-    outcome = await slow.wait()
-    assert outcome.status == "timed_out" and outcome.checkpoint == b"half\n"
-    nxt = await either.arm(per_job(tmp_path, "echo next"))
-    await nxt.release()
-    assert nxt.container_id == slow.container_id
-    assert (await nxt.wait()).status == "succeeded"
-
-
-async def test_a_run_that_leaves_a_process_behind_retires_the_container(
-    runtime: DockerRuntime, tmp_path: Path
-) -> None:
-    messy = await runtime.arm(per_job(tmp_path, "sleep 30 & echo left"))
-    await messy.release()
-    outcome = await messy.wait()
-    assert outcome.status == "succeeded" and "replaced" in outcome.error
-
-    async def gone() -> bool:
-        return messy.container_id not in {c.id for c in labelled(runtime)}
-
-    await assert_eventually(gone, timeout=20, what="the dirty container removed")
-    clean = await runtime.arm(per_job(tmp_path, "true"))
-    assert clean.cold
-    await clean.release()
-    assert clean.container_id != messy.container_id
-    await clean.wait()
-
-
-async def test_per_job_runs_are_prepared_ahead_and_may_overlap_in_the_jobs_container(
-    either: DockerRuntime, tmp_path: Path
-) -> None:
-    """Arming prepares a run in the job's one container; a run still going
-    does not hold up the next; a prepared run that is dropped never runs."""
-    first = await either.arm(per_job(tmp_path, "sleep 1; echo first"))
-    second = await either.arm(per_job(tmp_path, "echo second"))
-    dropped = await either.arm(per_job(tmp_path, "echo never > /tmp/never"))
-    assert not second.cold and second.container_id == first.container_id
-    await first.release()
-    await second.release()
-    released = time.time()
-    done = await second.wait()
-    assert done.status == "succeeded", "the second ran while the first still slept"
-    assert done.ended_at is not None and done.ended_at < time.time() - 0.2, (
-        "its end is when it exited, not when the gate had reported (0.3 s later)"
-    )
-    assert done.ended_at >= released
-    await dropped.kill("cancelled")
-    assert (await dropped.wait()).status == "cancelled"
-    assert (await first.wait()).status == "succeeded"
-    look_spec = per_job(tmp_path, "ls /tmp/never 2>&1 || echo absent")
-    look = await either.arm(look_spec)
-    await look.release()
-    await look.wait()
-    assert "absent" in look_spec.spool_path.read_text(), "the dropped run never ran"
-    assert len(labelled(either, job_id="frequent")) == 1, "one container for the job"
-
-
-async def test_a_restarted_worker_calls_the_runs_in_a_per_job_container_lost(
-    either: DockerRuntime, tmp_path: Path
-) -> None:
-    running = await either.arm(per_job(tmp_path, "sleep 60", execution_id=911))
-    await running.release()
-    await either.arm(per_job(tmp_path, "true", execution_id=912))  # prepared, never released
-    again = DockerRuntime(either.settings, either.worker_id)
-    found = {r.execution_id: r.outcome.status for r in await again.recover()}
-    assert found == {911: "lost", 912: "lost"}
-    assert labelled(either) == [], "the job's container is gone with them"
-
-
-async def test_a_per_job_run_gets_its_environment_byte_for_byte(
-    runtime: DockerRuntime, tmp_path: Path
-) -> None:
-    tricky = "it's a \\ back'slash\n$(echo no) `echo no` \"quoted\"  spaced  é ✓\ttab"
-    job = per_job(tmp_path, 'printf %s "$TRICKY"', env={"TRICKY": tricky, "EMPTY": ""})
-    armed = await runtime.arm(job)
-    await armed.release()
-    assert (await armed.wait()).status == "succeeded"
-    assert job.spool_path.read_text() == tricky
 
 
 # ------------------------------------------------------------ the watchdog
