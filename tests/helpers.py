@@ -1,5 +1,5 @@
 """Test helpers: wait on a condition (never on a fixed sleep), make a user
-or a job."""
+or a job, keep what a worker reports."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from cronfleet.config import Settings
 from cronfleet.models import JobSpec
 from cronfleet.records import User
 from cronfleet.tls import TlsFiles
+from cronfleet.v1 import dispatch_pb2
 
 if TYPE_CHECKING:
     from gateway.service import JobsService
@@ -129,3 +130,28 @@ class Roles:
                 t.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)
             raise AssertionError(f"roles did not stop within {timeout:.0f} s: {where}")
+
+
+class Recorder:
+    """A worker's stream to a scheduler that keeps what it is sent."""
+
+    address = "scheduler"
+
+    def __init__(self) -> None:
+        self.events: list[dispatch_pb2.RunEvent] = []
+
+    def send_events(self, events: list[dispatch_pb2.RunEvent]) -> None:
+        self.events.extend(events)
+
+    def kinds(self, execution_id: int) -> list[int]:
+        return [e.kind for e in self.events if e.execution_id == execution_id]
+
+    def finished(self, execution_id: int) -> dispatch_pb2.RunEvent | None:
+        return next(
+            (
+                e
+                for e in self.events
+                if e.execution_id == execution_id and e.kind == dispatch_pb2.EVENT_KIND_FINISHED
+            ),
+            None,
+        )

@@ -55,6 +55,7 @@ class Run:
     unreported_start: dispatch_pb2.RunEvent | None = None  # held briefly (see _release)
     in_window: bool = False  # counted in the release windows until released or dropped
     never_released: bool = False  # stopped before its release: it never ran, and is gone
+    reported: bool = False  # its finish was said early (withdrawn before its release)
     task: asyncio.Task[None] | None = None
     # Set when the run is cancelled, so an armed run stops waiting for its time.
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
@@ -218,8 +219,9 @@ class Runs:
             self._emit(run, returned_event(run.execution_id))
             self._done(run, RunOutcome("returned", None))
             return
-        log_url, log_bytes = await self._upload(run, outcome)
-        self._report_finished(run, outcome, log_url, log_bytes)
+        if not run.reported:
+            log_url, log_bytes = await self._upload(run, outcome)
+            self._report_finished(run, outcome, log_url, log_bytes)
         self._done(run, outcome)
 
     async def _arm_and_run(self, run: Run) -> RunOutcome:
@@ -236,10 +238,19 @@ class Runs:
         released_at = await self.batches.release_at(run.fire_at, run.armed, run.cancelled)
         if released_at is None:  # withdrawn before its time: it never started
             self._leave_window(run, released=False)
-            await run.armed.kill(run.cancel_reason)
-            await run.armed.wait()  # gone before we say so; its exit code is our kill's
             run.never_released = True
-            return RunOutcome(run.cancel_reason, None, f"stopped before its time: {run.cancel_reason}")
+            outcome = RunOutcome(run.cancel_reason, None, f"stopped before its time: {run.cancel_reason}")
+            if not self.stopping:
+                # Said before the runtime has cleaned up: its release was the
+                # only way to start it, and that is gone, so nothing of it can
+                # run now. A pause or delete waits for this word, and the
+                # clean-up took 0.2 s (a container killed) or 0.3 s (a per_job
+                # gate's wait after a run) more.
+                self._report_finished(run, outcome, "", 0)
+                run.reported = True
+            await run.armed.kill(run.cancel_reason)
+            await run.armed.wait()  # gone before its slot and folder are given back
+            return outcome
         await self._released(run, run.armed, released_at, armed_late)
         return await self._watch(run, run.armed)
 

@@ -7,41 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cronfleet.codec import proto
 from cronfleet.logstore import LocalLogStore
 from cronfleet.models import JobSpec
 from cronfleet.v1 import dispatch_pb2
+from tests.helpers import Recorder
 from worker.lifecycle import Runs
 from worker.outbox import Outbox
 from worker.process_runtime import ProcessRuntime
+from worker.runtime import RunOutcome
 
 
-class Recorder:
-    address = "scheduler"
-
-    def __init__(self) -> None:
-        self.events: list[dispatch_pb2.RunEvent] = []
-
-    def send_events(self, events: list[dispatch_pb2.RunEvent]) -> None:
-        self.events.extend(events)
-
-    def kinds(self, execution_id: int) -> list[int]:
-        return [e.kind for e in self.events if e.execution_id == execution_id]
-
-    def finished(self, execution_id: int) -> dispatch_pb2.RunEvent | None:
-        return next(
-            (
-                e
-                for e in self.events
-                if e.execution_id == execution_id and e.kind == dispatch_pb2.EVENT_KIND_FINISHED
-            ),
-            None,
-        )
-
-
-def make_runs(tmp_path: Path, sink: Recorder) -> Runs:
+def make_runs(tmp_path: Path, sink: Recorder, give_back: Callable[[str], None] = lambda _: None) -> Runs:
     return Runs(
         ProcessRuntime(0.5),
         LocalLogStore(tmp_path / "logs", "http://logs"),
@@ -50,7 +30,7 @@ def make_runs(tmp_path: Path, sink: Recorder) -> Runs:
         spool_root=tmp_path / "spool",
         arm_concurrency=4,
         live_log_interval=0,
-        give_back=lambda _: None,
+        give_back=give_back,
     )
 
 
@@ -85,6 +65,38 @@ async def test_a_withdrawn_run_not_yet_started_never_starts(tmp_path: Path) -> N
     assert finished is not None and finished.status == "cancelled"
     assert dispatch_pb2.EVENT_KIND_STARTED not in sink.kinds(1)
     assert not marker.exists()
+
+
+async def test_a_withdrawn_run_is_reported_before_its_clean_up_ends(tmp_path: Path) -> None:
+    # Its release was the only way to start it, so the word goes out at once
+    # (a pause or delete waits for it; a container's removal or a per_job
+    # gate's wait took 0.2-0.3 s more), and its slot comes back only after
+    # the clean-up.
+    sink = Recorder()
+    given_back: list[str] = []
+    runs = make_runs(tmp_path, sink, given_back.append)
+    marker = tmp_path / "ran"
+    assign(runs, 5, f"touch {marker}", time.time() + 5)
+    await until(lambda: runs.active[5].armed is not None)
+    armed = runs.active[5].armed
+    assert armed is not None
+    cleaned_up = asyncio.Event()
+    real_wait = armed.wait
+
+    async def slow_clean_up() -> RunOutcome:
+        await cleaned_up.wait()
+        return await real_wait()
+
+    armed.wait = slow_clean_up  # type: ignore[method-assign]
+    runs.withdraw([5])
+    await until(lambda: sink.finished(5) is not None)
+    finished = sink.finished(5)
+    assert finished is not None and finished.status == "cancelled"
+    assert 5 in runs.active and given_back == []
+    cleaned_up.set()
+    await until(lambda: 5 not in runs.active)
+    assert given_back == ["scheduler"]
+    assert sink.kinds(5) == [dispatch_pb2.EVENT_KIND_FINISHED] and not marker.exists()
 
 
 async def test_a_withdrawn_run_that_started_goes_on(tmp_path: Path) -> None:
