@@ -204,9 +204,13 @@ class DockerRuntime:
 
     async def prepare(self, spec: RunSpec) -> bool:
         """The run's image, pulled by the worker's policy if the engine lacks
-        it (worker.images); True if the run waited for a pull. Raises
+        it (worker.images), and a per_job run's container, made if its job
+        has none; True if the run waited for either (a cold start). Raises
         RunRejected (``image_pull_failed: ...``)."""
-        return await self.images.ensure(self.profile_of(spec).image)
+        pulled = await self.images.ensure(self.profile_of(spec).image)
+        if spec.container == "per_job":
+            return await self.residents.ready(spec) or pulled
+        return pulled
 
     async def make(self, create: Callable[..., T], profile: Profile, *args: Any) -> T:
         """``create(profile, *args)`` in a thread; if the engine has lost the

@@ -259,12 +259,13 @@ class Runs:
         if run.fire_at - time.time() > ARM_WITHOUT_DEFERRING:
             await self.windows.quiet()
         runtime = self._runtime_for(run)
-        # The run's image, pulled if the engine lacks it: outside the arming
-        # slots, so a pull of minutes holds up no other run's arming.
+        # The run's image, pulled if the engine lacks it (and a per_job job's
+        # container, made): outside the arming slots, so a pull of minutes
+        # holds up no other run's arming.
         prepare = getattr(runtime, "prepare", None)
         if prepare is not None and not run.cancel_reason:
-            pulled = await until(prepare(run.spec), run.cancelled)
-            run.cold_start = bool(pulled)  # it waited for a pull: a cold start, whatever it finds
+            waited = await until(prepare(run.spec), run.cancelled)
+            run.cold_start = bool(waited)  # it waited for the engine: a cold start, whatever it finds
         await self.arming.acquire(run.fire_at)
         try:
             if run.cancel_reason:

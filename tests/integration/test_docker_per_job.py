@@ -4,16 +4,26 @@ timeout, the container retired when a run leaves something running."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import assert_eventually
+from cronfleet.codec import proto
+from cronfleet.logstore import LocalLogStore
+from cronfleet.models import JobSpec
+from cronfleet.v1 import dispatch_pb2
+from tests.helpers import Recorder, assert_eventually
 from tests.integration.docker_runs import either as either  # fixtures
-from tests.integration.docker_runs import labelled, per_job
+from tests.integration.docker_runs import labelled, per_job, warm
 from tests.integration.docker_runs import runtime as runtime
 from worker.docker_runtime import DockerRuntime
+from worker.lifecycle import Runs
+from worker.outbox import Outbox
+from worker.pool import Profile
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +137,67 @@ async def test_a_per_job_run_gets_its_environment_byte_for_byte(
     await armed.release()
     assert (await armed.wait()).status == "succeeded"
     assert job.spool_path.read_text() == tricky
+
+
+async def test_a_per_job_container_being_made_holds_up_no_other_run(
+    runtime: DockerRuntime, tmp_path: Path
+) -> None:
+    # Making a job's container is engine time (0.2-2 s a container); fifty
+    # new per_job jobs once held every arming slot for ~8 s, and other
+    # jobs' runs, their warm containers ready, waited. With one slot, a run
+    # of another job arms and ends while the per_job container is held.
+    stop = await warm(runtime, 1)
+    let_go = asyncio.Event()
+    make = runtime.make
+
+    async def held(create: Callable[..., Any], profile: Profile, *args: Any) -> Any:
+        if create == runtime.residents._create:
+            await let_go.wait()
+        return await make(create, profile, *args)
+
+    runtime.make = held  # type: ignore[method-assign]
+    sink = Recorder()
+    runs = Runs(
+        runtime,
+        LocalLogStore(tmp_path / "logs", "http://logs"),
+        Outbox(lambda _: sink),
+        http=runtime,
+        spool_root=tmp_path / "spool",
+        arm_concurrency=1,
+        live_log_interval=0,
+        give_back=lambda _: None,
+    )
+    now = proto.timestamp_at(time.time())
+
+    def assign(execution_id: int, job_id: str, **spec: Any) -> None:
+        job = proto.spec_to_proto(JobSpec(name=job_id, command="true", **spec))
+        runs.start(
+            dispatch_pb2.Assignment(
+                execution_id=execution_id, job_id=job_id, attempt=1, owner_id="o", fire_at=now, job=job
+            ),
+            origin="scheduler",
+        )
+
+    try:
+        assign(1, "frequent", container="per_job")
+        await assert_eventually(soon(lambda: runtime.residents._creating), what="its container asked for")
+        assign(2, "other")
+        await assert_eventually(soon(lambda: sink.finished(2)), timeout=30, what="the other run")
+        assert sink.finished(1) is None, "the per_job run still waits for its container"
+        let_go.set()
+        await assert_eventually(soon(lambda: sink.finished(1)), timeout=30, what="the per_job run")
+        first, other = sink.finished(1), sink.finished(2)
+        assert first is not None and other is not None
+        assert (first.status, first.cold_start) == ("succeeded", True)
+        assert (other.status, other.cold_start) == ("succeeded", False)
+    finally:
+        let_go.set()
+        stop.set()
+        await runs.wait_all(10)
+
+
+def soon(condition: Callable[[], object]) -> Callable[[], Any]:
+    async def check() -> object:
+        return condition()
+
+    return check
