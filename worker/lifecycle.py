@@ -241,11 +241,9 @@ class Runs:
             run.never_released = True
             outcome = RunOutcome(run.cancel_reason, None, f"stopped before its time: {run.cancel_reason}")
             if not self.stopping:
-                # Said before the runtime has cleaned up: its release was the
-                # only way to start it, and that is gone, so nothing of it can
-                # run now. A pause or delete waits for this word, and the
-                # clean-up took 0.2 s (a container killed) or 0.3 s (a per_job
-                # gate's wait after a run) more.
+                # Said before the clean-up (0.2-0.3 s for Docker), which a pause
+                # or delete need not wait for: its release, never to come, was
+                # the only way to start it.
                 self._report_finished(run, outcome, "", 0)
                 run.reported = True
             await run.armed.kill(run.cancel_reason)
