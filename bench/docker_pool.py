@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,34 +58,32 @@ def settle_window(c: dict[str, Any], ids: list[str], seconds: float) -> tuple[da
     created = time.time()
     deadline = created + 120
     with psycopg.connect(c["db"], autocommit=True) as conn:
-        while time.time() < deadline:
-            row = conn.execute(
-                "SELECT count(DISTINCT job_id) FROM executions"
-                " WHERE job_id = ANY(%s::uuid[]) AND finished_at IS NOT NULL",
-                (ids,),
-            ).fetchone()
-            if row is not None and row[0] >= len(ids):
-                break
-            time.sleep(0.5)
-        ran_once = time.time()
-        while time.time() < deadline:
-            row = conn.execute(
-                "SELECT count(*) FROM executions WHERE job_id = ANY(%s::uuid[])"
-                " AND created_at < scheduled_at - interval '0.5 s' AND created_at > %s",
-                (ids, datetime.fromtimestamp(ran_once, UTC)),
-            ).fetchone()
-            if row is not None and row[0] > 0:
-                break
-            time.sleep(0.5)
-        while time.time() < deadline:  # and the late runs have ended and been reported
-            row = conn.execute(
-                "SELECT count(*) FROM executions WHERE job_id = ANY(%s::uuid[])"
-                " AND finished_at IS NULL AND scheduled_at < now() - interval '2 s'",
-                (ids,),
-            ).fetchone()
-            if row is not None and row[0] == 0:
-                break
-            time.sleep(0.5)
+
+        def wait_for(query: str, done: Callable[[int], bool], *params: Any) -> float:
+            """Poll ``query`` (over these jobs' executions) until ``done``; when."""
+            while time.time() < deadline:
+                row = conn.execute(query, (ids, *params)).fetchone()
+                if done(row[0] if row is not None else 0):
+                    break
+                time.sleep(0.5)
+            return time.time()
+
+        ran_once = wait_for(
+            "SELECT count(DISTINCT job_id) FROM executions"
+            " WHERE job_id = ANY(%s::uuid[]) AND finished_at IS NOT NULL",
+            lambda n: n >= len(ids),
+        )
+        wait_for(  # a fire claimed ahead of its time again
+            "SELECT count(*) FROM executions WHERE job_id = ANY(%s::uuid[])"
+            " AND created_at < scheduled_at - interval '0.5 s' AND created_at > %s",
+            lambda n: n > 0,
+            datetime.fromtimestamp(ran_once, UTC),
+        )
+        wait_for(  # and the late runs have ended and been reported
+            "SELECT count(*) FROM executions WHERE job_id = ANY(%s::uuid[])"
+            " AND finished_at IS NULL AND scheduled_at < now() - interval '2 s'",
+            lambda n: n == 0,
+        )
     settled = time.time()
     print(
         f"    (start-up: every job ran once after {ran_once - created:.1f} s,"

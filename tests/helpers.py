@@ -41,6 +41,14 @@ async def assert_eventually(
         await asyncio.sleep(interval)
 
 
+async def until(condition: Callable[[], object], timeout: float = 10) -> None:
+    """Wait on the event loop until ``condition()`` (a plain call) is truthy."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
 def wait_until(
     fn: Callable[[], T | None], timeout: float = 10.0, interval: float = 0.05, what: str = ""
 ) -> T:

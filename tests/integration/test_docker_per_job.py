@@ -16,7 +16,7 @@ from cronfleet.codec import proto
 from cronfleet.logstore import LocalLogStore
 from cronfleet.models import JobSpec
 from cronfleet.v1 import dispatch_pb2
-from tests.helpers import Recorder, assert_eventually
+from tests.helpers import Recorder, assert_eventually, until
 from tests.integration.docker_runs import either as either  # fixtures
 from tests.integration.docker_runs import labelled, per_job, warm
 from tests.integration.docker_runs import runtime as runtime
@@ -180,12 +180,12 @@ async def test_a_per_job_container_being_made_holds_up_no_other_run(
 
     try:
         assign(1, "frequent", container="per_job")
-        await assert_eventually(soon(lambda: runtime.residents._creating), what="its container asked for")
+        await until(lambda: runtime.residents._creating)  # its container asked for
         assign(2, "other")
-        await assert_eventually(soon(lambda: sink.finished(2)), timeout=30, what="the other run")
+        await until(lambda: sink.finished(2), timeout=30)
         assert sink.finished(1) is None, "the per_job run still waits for its container"
         let_go.set()
-        await assert_eventually(soon(lambda: sink.finished(1)), timeout=30, what="the per_job run")
+        await until(lambda: sink.finished(1), timeout=30)
         first, other = sink.finished(1), sink.finished(2)
         assert first is not None and other is not None
         assert (first.status, first.cold_start) == ("succeeded", True)
@@ -194,10 +194,3 @@ async def test_a_per_job_container_being_made_holds_up_no_other_run(
         let_go.set()
         stop.set()
         await runs.wait_all(10)
-
-
-def soon(condition: Callable[[], object]) -> Callable[[], Any]:
-    async def check() -> object:
-        return condition()
-
-    return check

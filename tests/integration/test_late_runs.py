@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tests.helpers import Recorder
-from tests.integration.test_withdrawal import assign, make_runs, until
+from tests.helpers import Recorder, until
+from tests.integration.test_withdrawal import assign, make_runs
 
 
 async def test_a_late_run_gives_its_slot_back_while_a_window_is_open(tmp_path: Path) -> None:

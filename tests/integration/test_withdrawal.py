@@ -14,7 +14,7 @@ from cronfleet.codec import proto
 from cronfleet.logstore import LocalLogStore
 from cronfleet.models import JobSpec
 from cronfleet.v1 import dispatch_pb2
-from tests.helpers import Recorder
+from tests.helpers import Recorder, until
 from worker.lifecycle import Runs
 from worker.outbox import Outbox
 from worker.process_runtime import ProcessRuntime
@@ -44,13 +44,6 @@ def assign(runs: Runs, execution_id: int, command: str, fire_at: float) -> None:
         job=proto.spec_to_proto(JobSpec(name="j", command=command)),
     )
     runs.start(assignment, origin="scheduler")
-
-
-async def until(condition: object, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 async def test_a_withdrawn_run_not_yet_started_never_starts(tmp_path: Path) -> None:
