@@ -101,6 +101,7 @@ class DockerRuntime:
             settings.pool_floor,
             settings.pool_max,
             ready=lambda profile: self.images.ready(profile.image),
+            parallel=settings.pool_refill_parallel,
         )
         # Kills the containers holding runs when this worker dies or freezes
         # (worker.watchdog): they would go on while the runs are run again.

@@ -60,6 +60,7 @@ class ContainerPool:
         floor: int,
         most: int,
         ready: Callable[[Profile], bool] = lambda profile: True,
+        parallel: int = 3,
     ) -> None:
         self._create = create
         # Whether a profile's containers can be made now (its image is here;
@@ -69,6 +70,7 @@ class ContainerPool:
         self.default = default
         self.floor = floor  # idle containers of the default profile, always
         self.most = most  # idle containers of all profiles together, at most
+        self.parallel = parallel  # containers made at once (settings.pool_refill_parallel)
         self._idle: dict[Profile, collections.deque[Pooled]] = collections.defaultdict(collections.deque)
         self._expected: dict[Profile, int] = {}
         self._creating: collections.Counter[Profile] = collections.Counter()
@@ -103,38 +105,53 @@ class ContainerPool:
         return max(wanted, self.floor) if profile == self.default else wanted
 
     def _short(self) -> Profile | None:
-        """The profile furthest below its target, if any, while the pool has room."""
-        if self.idle() >= self.most:
+        """The profile furthest below its target (counting those being made),
+        if any, while the pool has room."""
+        if self.idle() + self._creating.total() >= self.most:
             return None
         profiles = {self.default, *self._expected}
+        coming = {p: self.idle(p) + self._creating[p] for p in profiles}
         short = [
-            (self.target(p) - self.idle(p), p.label, p)
+            (self.target(p) - coming[p], p.label, p)
             for p in profiles
-            if self.idle(p) < self.target(p) and self._ready(p)
+            if coming[p] < self.target(p) and self._ready(p)
         ]
         return max(short)[2] if short else None
 
     async def run(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
-        """Refill until ``stop``, one container at a time, outside fire instants."""
-        while not stop.is_set():
-            profile = self._short()
-            if profile is None:
-                self._wake.clear()
-                await wait_for_event(self._wake, REFILL_IDLE)
-                continue
-            await quiet()
-            self._creating[profile] += 1
-            creating = asyncio.ensure_future(self._create(profile))
-            self._inflight.add(creating)
-            creating.add_done_callback(self._inflight.discard)
-            try:
-                self._idle[profile].append(await asyncio.shield(creating))
-            except Exception as exc:  # an image not there, an engine away: say so, try later
-                log.warning("pool_refill_failed", profile=profile.label, error=str(exc))
-                self._expected.pop(profile, None)  # not again until asked again
-                await sleep_or(stop, 2.0)
-            finally:
-                self._creating[profile] -= 1
+        """Refill until ``stop``, ``parallel`` containers at a time, each
+        begun outside fire instants."""
+        refills: set[asyncio.Task[None]] = set()
+        try:
+            while not stop.is_set():
+                profile = self._short() if len(refills) < self.parallel else None
+                if profile is None:
+                    self._wake.clear()
+                    await wait_for_event(self._wake, REFILL_IDLE)
+                    continue
+                await quiet()
+                self._creating[profile] += 1
+                refill = asyncio.ensure_future(self._refill(profile, stop))
+                refills.add(refill)
+                refill.add_done_callback(refills.discard)
+        finally:
+            for refill in refills:
+                refill.cancel()
+            await asyncio.gather(*refills, return_exceptions=True)
+
+    async def _refill(self, profile: Profile, stop: asyncio.Event) -> None:
+        creating = asyncio.ensure_future(self._create(profile))
+        self._inflight.add(creating)
+        creating.add_done_callback(self._inflight.discard)
+        try:
+            self._idle[profile].append(await asyncio.shield(creating))
+        except Exception as exc:  # an image not there, an engine away: say so, try later
+            log.warning("pool_refill_failed", profile=profile.label, error=str(exc))
+            self._expected.pop(profile, None)  # not again until asked again
+            await sleep_or(stop, 2.0)
+        finally:
+            self._creating[profile] -= 1
+            self._wake.set()  # a slot is free
 
     async def close(self) -> None:
         """Remove every idle container, and those being made (the worker is stopping)."""

@@ -16,9 +16,16 @@ class FakeEngine:
         self.delay = delay
         self.made: list[Pooled] = []
         self.removed: list[Pooled] = []
+        self.at_once = 0
+        self.most_at_once = 0
 
     async def create(self, profile: Profile) -> Pooled:
-        await asyncio.sleep(self.delay)
+        self.at_once += 1
+        self.most_at_once = max(self.most_at_once, self.at_once)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.at_once -= 1
         pooled = Pooled(container=f"c{len(self.made)}", sock=None, profile=profile)  # type: ignore[arg-type]
         self.made.append(pooled)
         return pooled
@@ -66,3 +73,29 @@ async def test_a_container_being_made_when_the_worker_stops_is_removed_at_close(
     await asyncio.gather(refill, return_exceptions=True)
     await pool.close()
     assert len(engine.made) == 1 and engine.removed == engine.made
+
+
+async def test_the_pool_makes_a_few_containers_at_once_and_no_more_than_its_targets() -> None:
+    engine = FakeEngine(delay=0.05)
+    pool = ContainerPool(engine.create, engine.remove, DEFAULT, 2, 8, parallel=3)
+    pool.expect({OTHER: 5})
+    stop = asyncio.Event()
+    refill = asyncio.ensure_future(pool.run(stop, quiet))
+    try:
+
+        async def warm() -> bool:
+            return pool.idle(DEFAULT) == 2 and pool.idle(OTHER) == 5
+
+        await assert_eventually(warm, timeout=5, what="both profiles at their targets")
+        assert engine.most_at_once == 3, "three made at once, never more"
+        pool.take(OTHER)
+
+        async def refilled() -> bool:
+            return pool.idle(OTHER) == 5
+
+        await assert_eventually(refilled, timeout=5, what="the taken one made again")
+        await asyncio.sleep(0.2)  # any surplus creation would have landed by now
+        assert len(engine.made) == 8, "the targets and the one taken: nothing beyond"
+    finally:
+        stop.set()
+        await refill
