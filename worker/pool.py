@@ -142,9 +142,17 @@ class ContainerPool:
     async def _refill(self, profile: Profile, stop: asyncio.Event) -> None:
         creating = asyncio.ensure_future(self._create(profile))
         self._inflight.add(creating)
-        creating.add_done_callback(self._inflight.discard)
+
+        def landed(made: asyncio.Future[Pooled]) -> None:
+            # Pooled even when this refill was cancelled meanwhile (the
+            # worker stopping): close() then removes it, not leaves it.
+            self._inflight.discard(made)
+            if not made.cancelled() and made.exception() is None:
+                self._idle[profile].append(made.result())
+
+        creating.add_done_callback(landed)
         try:
-            self._idle[profile].append(await asyncio.shield(creating))
+            await asyncio.shield(creating)
         except Exception as exc:  # an image not there, an engine away: say so, try later
             log.warning("pool_refill_failed", profile=profile.label, error=str(exc))
             self._expected.pop(profile, None)  # not again until asked again

@@ -99,3 +99,25 @@ async def test_the_pool_makes_a_few_containers_at_once_and_no_more_than_its_targ
     finally:
         stop.set()
         await refill
+
+
+async def test_a_container_made_after_the_refill_was_cancelled_is_still_removed_at_close() -> None:
+    # The worker cancels the refill, waits for it, then closes the pool: a
+    # creation that lands in between was dropped and left in the engine.
+    engine = FakeEngine(delay=0.2)
+    pool = ContainerPool(engine.create, engine.remove, DEFAULT, 3, 8)
+    refill = asyncio.ensure_future(pool.run(asyncio.Event(), quiet))
+
+    async def being_made() -> bool:
+        return engine.at_once == 3
+
+    await assert_eventually(being_made, timeout=5, what="three containers being made")
+    refill.cancel()
+    await asyncio.gather(refill, return_exceptions=True)
+
+    async def landed() -> bool:
+        return len(engine.made) == 3
+
+    await assert_eventually(landed, timeout=5, what="the creations landed after the cancel")
+    await pool.close()
+    assert engine.removed == engine.made
