@@ -19,7 +19,7 @@ system-deps:
 	@need=""; \
 	command -v etcd >/dev/null 2>&1 || need="$$need etcd-server"; \
 	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || need="$$need postgresql"; \
-	{ docker info >/dev/null 2>&1 || command -v dockerd >/dev/null 2>&1; } || need="$$need docker.io"; \
+	{ command -v dockerd >/dev/null 2>&1 || timeout 10 docker info >/dev/null 2>&1; } || need="$$need docker.io"; \
 	ldd /bin/busybox 2>&1 | grep -q "not a dynamic" || need="$$need busybox-static"; \
 	command -v npm >/dev/null 2>&1 || need="$$need nodejs npm"; \
 	command -v iptables >/dev/null 2>&1 || need="$$need iptables"; \
@@ -68,8 +68,15 @@ $(STAMP): pyproject.toml constraints.txt
 deps: system-deps $(STAMP)
 
 # Start dockerd when no engine answers (there is no init system to do it).
+# A dockerd that is running but does not answer is killed and started again:
+# Debian 12's engine (20.10.24) can deadlock when many containers exit at
+# once (moby/moby#46661; README, Runs in Docker).
 docker: system-deps
-	@if ! docker info >/dev/null 2>&1; then \
+	@if ! timeout 20 docker info >/dev/null 2>&1; then \
+	  if pidof dockerd >/dev/null; then echo "dockerd does not answer: restarting it"; \
+	    kill -9 $$(pidof dockerd); pkill -9 -x containerd || true; \
+	    for i in $$(seq 1 20); do pidof dockerd containerd >/dev/null || break; sleep 0.5; done; \
+	    rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid; fi; \
 	  mkdir -p .cronfleet; echo "starting dockerd (log: .cronfleet/dockerd.log)"; \
 	  (setsid dockerd > .cronfleet/dockerd.log 2>&1 &); \
 	  for i in $$(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done; \
