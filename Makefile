@@ -74,7 +74,7 @@ deps: system-deps $(STAMP)
 docker: system-deps
 	@if ! timeout 20 docker info >/dev/null 2>&1; then \
 	  if pidof dockerd >/dev/null; then echo "dockerd does not answer: restarting it"; \
-	    kill -9 $$(pidof dockerd); pkill -9 -x containerd || true; \
+	    kill -9 $$(pidof dockerd) $$(pidof containerd) 2>/dev/null || true; \
 	    for i in $$(seq 1 20); do pidof dockerd containerd >/dev/null || break; sleep 0.5; done; \
 	    rm -f /var/run/docker.pid /var/run/docker/containerd/containerd.pid; fi; \
 	  mkdir -p .cronfleet; echo "starting dockerd (log: .cronfleet/dockerd.log)"; \
