@@ -163,8 +163,8 @@ class ContainerPool:
 
     async def close(self) -> None:
         """Remove every idle container, and those being made (the worker is stopping)."""
-        made = await asyncio.gather(*self._inflight, return_exceptions=True)
+        # Each creation pools what it made as it lands (_refill's landed).
+        await asyncio.gather(*self._inflight, return_exceptions=True)
         idle = [p for q in self._idle.values() for p in q]
-        idle += [p for p in made if isinstance(p, Pooled) and p not in idle]
         self._idle.clear()
         await asyncio.gather(*(self._remove(p) for p in idle), return_exceptions=True)
