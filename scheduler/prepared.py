@@ -10,6 +10,7 @@ which key their own decoding on the message's bytes, decode it once too."""
 from __future__ import annotations
 
 import collections
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,10 @@ class PreparedJob:
     refused: str = ""
 
 
+# In the content cache: this content has a sealed secret, prepared per job.
+SEALED = PreparedJob("", False, jobs_pb2.JobSpec())
+
+
 class JobCache:
     """Each job version prepared once, not once per fire; versions with the
     same stored content (but for name and timing columns) share one entry."""
@@ -57,7 +62,7 @@ class JobCache:
         self._by_content: collections.OrderedDict[tuple[Any, ...], PreparedJob] = collections.OrderedDict()
 
     def get(self, job: Row) -> PreparedJob:
-        """``job`` is a ``jobs`` row (every column)."""
+        """``job`` is a ``jobs`` row: every column, or select_due_fires's."""
         key = (job["id"], job["version"])
         found = self._by_version.get(key)
         if found is None:
@@ -67,18 +72,30 @@ class JobCache:
         return found
 
     def _by_content_of(self, job: Row) -> PreparedJob:
-        document = job["spec"]
-        # A sealed secret opens only for its own job: such a job shares nothing.
-        # (The stored document's key order is jsonb's own: equal documents
-        # read back as equal dicts with equal reprs.)
-        sealed = any(isinstance(v, dict) for v in (document.get("env") or {}).values())
-        key = (repr(document), *(job[c] for c in RUN_COLUMNS), job["id"] if sealed else None)
+        # The claim reads the stored document as its text ("spec_text", jsonb's
+        # own rendering: equal documents, equal texts), parsed here only for a
+        # content not seen; other callers give it parsed ("spec"), keyed by its
+        # repr (jsonb's key order: equal documents, equal reprs).
+        text = job.get("spec_text")
+        key = (text if text is not None else repr(job["spec"]), *(job[c] for c in RUN_COLUMNS))
         found = self._by_content.get(key)
+        if found is not None and found is not SEALED:
+            return found
+        if text is not None:
+            job = {**job, "spec": json.loads(text)}
+        prepared = self._prepare(job["id"], rows.spec_from_row(job))
         if found is None:
-            found = self._by_content[key] = self._prepare(job["id"], rows.spec_from_row(job))
-            if len(self._by_content) > self.size:
-                self._by_content.popitem(last=False)
-        return found
+            # A sealed secret opens only for its own job: such content is only
+            # marked, and each of its jobs prepared for itself (by version).
+            sealed = any(isinstance(v, dict) for v in (job["spec"].get("env") or {}).values())
+            self._keep(key, SEALED if sealed else prepared)
+        return prepared
+
+    def _keep(self, key: tuple[Any, ...], prepared: PreparedJob) -> PreparedJob:
+        self._by_content[key] = prepared
+        if len(self._by_content) > self.size:
+            self._by_content.popitem(last=False)
+        return prepared
 
     def _prepare(self, job_id: uuid.UUID, spec: JobSpec) -> PreparedJob:
         run = JobSpec(**{name: getattr(spec, name) for name in RUN_FIELDS})

@@ -3,9 +3,13 @@ distinct stored content, never shared where a secret is sealed to one job."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from cronfleet import sealing
 from cronfleet.codec import jsonapi, rows
@@ -16,12 +20,22 @@ from scheduler.prepared import JobCache
 from worker.runtime import RunSpec
 
 KEY = SecretKey.generate()
+RowOf = Callable[..., dict[str, Any]]
 
 
 def job_row(spec: JobSpec, job_id: uuid.UUID | None = None, version: int = 1) -> dict[str, Any]:
-    """A ``jobs`` row as the claim reads it."""
+    """A ``jobs`` row, every column (as claim_pending reads it)."""
     params = rows.job_params(spec)
     return params | {"id": job_id or uuid.uuid4(), "version": version, "spec": params["spec"].obj}
+
+
+def claim_row(spec: JobSpec, job_id: uuid.UUID | None = None, version: int = 1) -> dict[str, Any]:
+    """The same row as select_due_fires reads it: the document as its text."""
+    row = job_row(spec, job_id, version)
+    return {k: v for k, v in row.items() if k != "spec"} | {"spec_text": json.dumps(row["spec"])}
+
+
+ROW_FORMS = pytest.mark.parametrize("row_of", [job_row, claim_row], ids=["parsed", "text"])
 
 
 def spec(**fields: Any) -> JobSpec:
@@ -37,14 +51,15 @@ def test_workers_get_what_a_run_needs_not_the_jobs_name_or_timing() -> None:
     assert (message.name, message.schedule, message.timezone, message.priority) == ("", "", "UTC", 5)
 
 
-def test_jobs_that_differ_in_name_and_timing_share_one_entry() -> None:
+@ROW_FORMS
+def test_jobs_that_differ_in_name_and_timing_share_one_entry(row_of: RowOf) -> None:
     cache = JobCache()
-    first = cache.get(job_row(spec(name="a", run_at="2030-01-01T00:00:00Z")))
-    second = cache.get(job_row(spec(name="b", run_at="2030-01-02T00:00:00Z")))
+    first = cache.get(row_of(spec(name="a", run_at="2030-01-01T00:00:00Z")))
+    second = cache.get(row_of(spec(name="b", run_at="2030-01-02T00:00:00Z")))
     assert second is first
-    assert cache.get(job_row(spec(name="c", timeout_seconds=5))) is not first, "a run field differs"
-    assert cache.get(job_row(spec(name="d", command="make other"))) is not first
-    assert cache.get(job_row(spec(name="e", misfire_policy="skip"))).misfire_policy == "skip"
+    assert cache.get(row_of(spec(name="c", timeout_seconds=5))) is not first, "a run field differs"
+    assert cache.get(row_of(spec(name="d", command="make other"))) is not first
+    assert cache.get(row_of(spec(name="e", misfire_policy="skip"))).misfire_policy == "skip"
 
 
 def test_a_new_version_of_a_job_is_prepared_again() -> None:
@@ -53,17 +68,18 @@ def test_a_new_version_of_a_job_is_prepared_again() -> None:
     assert cache.get(job_row(spec(command="make v2"), job_id, version=2)).message.command == "make v2"
 
 
-def test_a_sealed_secret_is_opened_for_its_own_job_only() -> None:
+@ROW_FORMS
+def test_a_sealed_secret_is_opened_for_its_own_job_only(row_of: RowOf) -> None:
     cache = JobCache(KEY)
     same = spec(env={"TOKEN": {"value": "s3cret", "secret": True}})
     a, b = uuid.uuid4(), uuid.uuid4()
-    first = cache.get(job_row(sealing.seal_env(same, KEY, a), a))
-    second = cache.get(job_row(sealing.seal_env(same, KEY, b), b))
+    first = cache.get(row_of(sealing.seal_env(same, KEY, a), a))
+    second = cache.get(row_of(sealing.seal_env(same, KEY, b), b))
     assert first is not second
     assert first.message.env["TOKEN"] == second.message.env["TOKEN"] == "s3cret"
     assert not first.refused and not second.refused
     # A value sealed to another job does not open here: refused, not shared.
-    moved = cache.get(job_row(sealing.seal_env(same, KEY, a), uuid.uuid4()))
+    moved = cache.get(row_of(sealing.seal_env(same, KEY, a), uuid.uuid4()))
     assert moved.refused.startswith("secret_unavailable")
 
 
