@@ -69,6 +69,11 @@ class ClaimedFire:
     note: str = ""
 
 
+# What claim_fire decides for every fire of a one-off job: it runs, however
+# late, and the job is done (the claim's shortcut: nothing else to read).
+ONE_OFF_FIRE = ClaimedFire(None)
+
+
 def claim_fire(
     timing: Timing,
     fired_at: datetime,

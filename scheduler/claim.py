@@ -42,6 +42,8 @@ def decide_fire(
     row: Row, now: datetime, grace: timedelta, catchup: timedelta, jobs: JobCache = jobs_without_secrets
 ) -> schedule.ClaimedFire:
     """What the claim does with a due row of select_due_fires (see schedule.claim_fire)."""
+    if row["schedule"] is None:
+        return schedule.ONE_OFF_FIRE  # decided without reading the job
     prepared = jobs.get(row)
     return schedule.claim_fire(
         rows.timing_from_row(row),

@@ -45,6 +45,16 @@ def test_a_one_off_whose_time_passed_before_it_was_stored_keeps_its_time() -> No
     assert schedule.first_fire(Timing(run_at=passed), NOW) == passed
 
 
+def test_a_one_off_runs_however_late_under_every_policy() -> None:
+    """The claim decides a one-off's fire without reading its job (ONE_OFF_FIRE)."""
+    for policy in ("run_once", "run_all", "skip"):
+        for late in (timedelta(0), timedelta(seconds=30), timedelta(days=3)):
+            for run_once in (False, True):
+                timing = Timing(run_at=NOW - late)
+                fire = schedule.claim_fire(timing, NOW - late, NOW, policy=policy, run_once=run_once)
+                assert fire == schedule.ONE_OFF_FIRE, (policy, late, run_once)
+
+
 def test_a_fire_late_within_the_grace_just_runs_late() -> None:
     every_second = Timing("* * * * * *")
     late = NOW.replace(microsecond=0) - timedelta(seconds=5)
