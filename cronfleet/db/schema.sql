@@ -51,7 +51,7 @@ CREATE TABLE jobs (
     -- Fires in the minute from the job's next fire (0 for a one-off); NULL for
     -- jobs made before this column, counted as 1 until they are changed.
     fires_per_minute integer
-);
+) WITH (fillfactor = 50);  -- room for each row's next version (migration 0014)
 CREATE INDEX jobs_owner_idx ON jobs (owner_id, created_at, id);
 
 -- One row per live job: its next fire. Range-partitioned by next_run_at in
