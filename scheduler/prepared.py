@@ -88,13 +88,9 @@ class JobCache:
             # A sealed secret opens only for its own job: such content is only
             # marked, and each of its jobs prepared for itself (by version).
             sealed = any(isinstance(v, dict) for v in (job["spec"].get("env") or {}).values())
-            self._keep(key, SEALED if sealed else prepared)
-        return prepared
-
-    def _keep(self, key: tuple[Any, ...], prepared: PreparedJob) -> PreparedJob:
-        self._by_content[key] = prepared
-        if len(self._by_content) > self.size:
-            self._by_content.popitem(last=False)
+            self._by_content[key] = SEALED if sealed else prepared
+            if len(self._by_content) > self.size:
+                self._by_content.popitem(last=False)
         return prepared
 
     def _prepare(self, job_id: uuid.UUID, spec: JobSpec) -> PreparedJob:
