@@ -21,7 +21,8 @@ from cronfleet.models import EnvValue, Job, JobSpec, Notify, Secret
 from cronfleet.records import Alert, DeadLetter, Delivery, Execution, StepResult, User
 from cronfleet.schedule import Timing
 
-# JobSpec fields kept in their own column of ``jobs``.
+# JobSpec fields kept in their own column of ``jobs`` (the claim's select,
+# select_due_fires, names each of them too).
 JOB_COLUMNS = (
     "name",
     "schedule",

@@ -4,6 +4,7 @@ distinct stored content, never shared where a secret is sealed to one job."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from cronfleet import sealing
 from cronfleet.codec import jsonapi, rows
+from cronfleet.db import queries
 from cronfleet.models import JobSpec
 from cronfleet.sealing import SecretKey
 from cronfleet.v1 import dispatch_pb2
@@ -112,3 +114,12 @@ def test_a_worker_builds_the_run_the_job_describes() -> None:
             job.http,
             job.container,
         )
+
+
+def test_the_claim_reads_every_column_a_new_content_is_prepared_from() -> None:
+    """select_due_fires names its columns (the spec as text): one of
+    rows.JOB_COLUMNS left out would fail the first claim of a new job."""
+    select = queries["select_due_fires"]
+    named = set(re.findall(r"\bj\.(\w+)\b", select))
+    missing = [c for c in (*rows.JOB_COLUMNS, "id", "version", "owner_id", "created_at") if c not in named]
+    assert not missing, f"select_due_fires does not read jobs.{missing}"
