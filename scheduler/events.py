@@ -198,9 +198,13 @@ def _started_params(started: list[Reported]) -> dict[str, Any]:
 
 
 def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> dict[str, Any]:
-    def start_of(r: Reported) -> dispatch_pb2.RunEvent | None:
+    def start_of(r: Reported) -> tuple[datetime, float] | None:
+        """When the run started and how late: from its STARTED event in this
+        batch, or from the finish itself (a short run's one event)."""
+        if r.event.HasField("started_at"):
+            return proto.to_datetime(r.event.started_at), r.event.lateness_ms
         s = started.get(r.event.execution_id)
-        return s.event if s else None
+        return (proto.to_datetime(s.event.at), s.event.lateness_ms) if s else None
 
     starts = [start_of(r) for r in finished]
     return {
@@ -213,17 +217,20 @@ def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> 
         "log_urls": [r.event.log_url for r in finished],
         "log_bytes": [r.event.log_bytes or None for r in finished],
         "workers": [r.stream.worker_id for r in finished],
-        "started": [proto.to_datetime(s.at) if s else None for s in starts],
-        "lateness": [s.lateness_ms if s else None for s in starts],
+        "started": [s[0] if s else None for s in starts],
+        "lateness": [s[1] if s else None for s in starts],
         "steps": [rows.step_results_param(proto.step_results_from_proto(r.event.steps)) for r in finished],
         "cold": [r.event.cold_start for r in finished],
         "checkpoints": [r.event.checkpoint if r.event.HasField("checkpoint") else None for r in finished],
         "truncated": [r.event.checkpoint_truncated for r in finished],
-        "containers": [
-            r.event.container_id or (s.container_id if s else "")
-            for r, s in zip(finished, starts, strict=True)
-        ],
+        "containers": [r.event.container_id or _started_in(r, started) for r in finished],
     }
+
+
+def _started_in(r: Reported, started: dict[int, Reported]) -> str:
+    """The container its STARTED event named, if that came in this batch."""
+    s = started.get(r.event.execution_id)
+    return s.event.container_id if s else ""
 
 
 def _checkpoint_params(reported: list[Reported]) -> dict[str, Any]:

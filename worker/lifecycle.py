@@ -354,10 +354,13 @@ class Runs:
             return "", 0
 
     def _report_finished(self, run: Run, outcome: RunOutcome, log_url: str, log_bytes: int) -> None:
-        self._report_started(run)  # ended before its start was reported: in order
         event = finished_event(run.execution_id, outcome, log_url, log_bytes)
         event.cold_start = run.cold_start
         event.container_id = run.armed.container_id if run.armed is not None else ""
+        start, run.unreported_start = run.unreported_start, None
+        if start is not None:  # ended before its start was said: one event says both
+            event.started_at.CopyFrom(start.at)
+            event.lateness_ms = start.lateness_ms
         self._emit(run, event)
 
     def _done(self, run: Run, outcome: RunOutcome) -> None:

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from cronfleet.v1 import jobs_pb2 as cronfleet_dot_v1_dot_jobs__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ronfleet/v1/dispatch.proto\x12\x0c\x63ronfleet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17\x63ronfleet/v1/jobs.proto\"\x8d\x02\n\rWorkerMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.cronfleet.v1.HelloH\x00\x12&\n\x06\x63redit\x18\x02 \x01(\x0b\x32\x14.cronfleet.v1.CreditH\x00\x12,\n\theartbeat\x18\x03 \x01(\x0b\x32\x17.cronfleet.v1.HeartbeatH\x00\x12*\n\x06\x65vents\x18\x04 \x01(\x0b\x32\x18.cronfleet.v1.EventBatchH\x00\x12\"\n\x04room\x18\x05 \x01(\x0b\x32\x12.cronfleet.v1.RoomH\x00\x12(\n\x07leaving\x18\x06 \x01(\x0b\x32\x15.cronfleet.v1.LeavingH\x00\x42\x06\n\x04kind\"\t\n\x07Leaving\"\x14\n\x04Room\x12\x0c\n\x04runs\x18\x01 \x01(\x05\"O\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\x12\x10\n\x08runtimes\x18\x03 \x03(\t\x12\x0f\n\x07holding\x18\x04 \x03(\x03\"\x17\n\x06\x43redit\x12\r\n\x05slots\x18\x01 \x01(\x05\"\"\n\tHeartbeat\x12\x0f\n\x07running\x18\x01 \x01(\x05J\x04\x08\x02\x10\x03\"\xc8\x03\n\x08RunEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\x03\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.cronfleet.v1.EventKind\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x16\n\texit_code\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x0f\n\x07log_url\x18\x08 \x01(\t\x12\x13\n\x0blateness_ms\x18\t \x01(\x01\x12*\n\x05steps\x18\n \x03(\x0b\x32\x1b.cronfleet.v1.ExecutionStep\x12\x12\n\ncold_start\x18\x0b \x01(\x08\x12\x17\n\ncheckpoint\x18\x0c \x01(\x0cH\x01\x88\x01\x01\x12\x1c\n\x14\x63heckpoint_truncated\x18\r \x01(\x08\x12\x14\n\x0c\x63ontainer_id\x18\x0e \x01(\t\x12\x11\n\tlog_bytes\x18\x0f \x01(\x03\x12\x30\n\x0cscheduled_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0c\n\n_exit_codeB\r\n\x0b_checkpoint\"4\n\nEventBatch\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.cronfleet.v1.RunEvent\"\xc6\x01\n\x10SchedulerMessage\x12\x34\n\x0b\x61ssignments\x18\x01 \x01(\x0b\x32\x1d.cronfleet.v1.AssignmentBatchH\x00\x12 \n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x11.cronfleet.v1.AckH\x00\x12*\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x18.cronfleet.v1.CancelRunsH\x00\x12&\n\x06\x65xpect\x18\x04 \x01(\x0b\x32\x14.cronfleet.v1.ExpectH\x00\x42\x06\n\x04kind\"6\n\x06\x45xpect\x12,\n\x08profiles\x18\x01 \x03(\x0b\x32\x1a.cronfleet.v1.ProfileCount\"[\n\x0cProfileCount\x12\r\n\x05image\x18\x01 \x01(\t\x12\x0c\n\x04\x63pus\x18\x02 \x01(\x01\x12\x11\n\tmemory_mb\x18\x03 \x01(\x05\x12\x0c\n\x04pids\x18\x04 \x01(\x05\x12\r\n\x05\x63ount\x18\x05 \x01(\x05\"\x83\x02\n\nAssignment\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x03\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x30\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12+\n\x07\x66ire_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x03job\x18\x07 \x01(\x0b\x32\x15.cronfleet.v1.JobSpec\x12\x12\n\ncheckpoint\x18\x0e \x01(\x0c\x12\x0f\n\x07refused\x18\x0f \x01(\tJ\x04\x08\x08\x10\x0e\"@\n\x0f\x41ssignmentBatch\x12-\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x18.cronfleet.v1.Assignment\"\x13\n\x03\x41\x63k\x12\x0c\n\x04seqs\x18\x01 \x03(\x03\":\n\nCancelRuns\x12\x15\n\rexecution_ids\x18\x01 \x03(\x03\x12\x15\n\rwithdrawn_ids\x18\x02 \x03(\x03*\x8c\x01\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_KIND_STARTED\x10\x01\x12\x17\n\x13\x45VENT_KIND_FINISHED\x10\x02\x12\x19\n\x15\x45VENT_KIND_CHECKPOINT\x10\x03\x12\x17\n\x13\x45VENT_KIND_RETURNED\x10\x04\x32]\n\x0f\x44ispatchService\x12J\n\x07\x43onnect\x12\x1b.cronfleet.v1.WorkerMessage\x1a\x1e.cronfleet.v1.SchedulerMessage(\x01\x30\x01\x42+Z)cronfleet/gen/go/cronfleet/v1;cronfleetv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ronfleet/v1/dispatch.proto\x12\x0c\x63ronfleet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17\x63ronfleet/v1/jobs.proto\"\x8d\x02\n\rWorkerMessage\x12$\n\x05hello\x18\x01 \x01(\x0b\x32\x13.cronfleet.v1.HelloH\x00\x12&\n\x06\x63redit\x18\x02 \x01(\x0b\x32\x14.cronfleet.v1.CreditH\x00\x12,\n\theartbeat\x18\x03 \x01(\x0b\x32\x17.cronfleet.v1.HeartbeatH\x00\x12*\n\x06\x65vents\x18\x04 \x01(\x0b\x32\x18.cronfleet.v1.EventBatchH\x00\x12\"\n\x04room\x18\x05 \x01(\x0b\x32\x12.cronfleet.v1.RoomH\x00\x12(\n\x07leaving\x18\x06 \x01(\x0b\x32\x15.cronfleet.v1.LeavingH\x00\x42\x06\n\x04kind\"\t\n\x07Leaving\"\x14\n\x04Room\x12\x0c\n\x04runs\x18\x01 \x01(\x05\"O\n\x05Hello\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\x12\x10\n\x08runtimes\x18\x03 \x03(\t\x12\x0f\n\x07holding\x18\x04 \x03(\x03\"\x17\n\x06\x43redit\x12\r\n\x05slots\x18\x01 \x01(\x05\"\"\n\tHeartbeat\x12\x0f\n\x07running\x18\x01 \x01(\x05J\x04\x08\x02\x10\x03\"\xf8\x03\n\x08RunEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x14\n\x0c\x65xecution_id\x18\x02 \x01(\x03\x12%\n\x04kind\x18\x03 \x01(\x0e\x32\x17.cronfleet.v1.EventKind\x12&\n\x02\x61t\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06status\x18\x05 \x01(\t\x12\x16\n\texit_code\x18\x06 \x01(\x05H\x00\x88\x01\x01\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x0f\n\x07log_url\x18\x08 \x01(\t\x12\x13\n\x0blateness_ms\x18\t \x01(\x01\x12*\n\x05steps\x18\n \x03(\x0b\x32\x1b.cronfleet.v1.ExecutionStep\x12\x12\n\ncold_start\x18\x0b \x01(\x08\x12\x17\n\ncheckpoint\x18\x0c \x01(\x0cH\x01\x88\x01\x01\x12\x1c\n\x14\x63heckpoint_truncated\x18\r \x01(\x08\x12\x14\n\x0c\x63ontainer_id\x18\x0e \x01(\t\x12\x11\n\tlog_bytes\x18\x0f \x01(\x03\x12\x30\n\x0cscheduled_at\x18\x10 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x11 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0c\n\n_exit_codeB\r\n\x0b_checkpoint\"4\n\nEventBatch\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.cronfleet.v1.RunEvent\"\xc6\x01\n\x10SchedulerMessage\x12\x34\n\x0b\x61ssignments\x18\x01 \x01(\x0b\x32\x1d.cronfleet.v1.AssignmentBatchH\x00\x12 \n\x03\x61\x63k\x18\x02 \x01(\x0b\x32\x11.cronfleet.v1.AckH\x00\x12*\n\x06\x63\x61ncel\x18\x03 \x01(\x0b\x32\x18.cronfleet.v1.CancelRunsH\x00\x12&\n\x06\x65xpect\x18\x04 \x01(\x0b\x32\x14.cronfleet.v1.ExpectH\x00\x42\x06\n\x04kind\"6\n\x06\x45xpect\x12,\n\x08profiles\x18\x01 \x03(\x0b\x32\x1a.cronfleet.v1.ProfileCount\"[\n\x0cProfileCount\x12\r\n\x05image\x18\x01 \x01(\t\x12\x0c\n\x04\x63pus\x18\x02 \x01(\x01\x12\x11\n\tmemory_mb\x18\x03 \x01(\x05\x12\x0c\n\x04pids\x18\x04 \x01(\x05\x12\r\n\x05\x63ount\x18\x05 \x01(\x05\"\x83\x02\n\nAssignment\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\x03\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\x12\x30\n\x0cscheduled_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\x05\x12+\n\x07\x66ire_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x03job\x18\x07 \x01(\x0b\x32\x15.cronfleet.v1.JobSpec\x12\x12\n\ncheckpoint\x18\x0e \x01(\x0c\x12\x0f\n\x07refused\x18\x0f \x01(\tJ\x04\x08\x08\x10\x0e\"@\n\x0f\x41ssignmentBatch\x12-\n\x0b\x61ssignments\x18\x01 \x03(\x0b\x32\x18.cronfleet.v1.Assignment\"\x13\n\x03\x41\x63k\x12\x0c\n\x04seqs\x18\x01 \x03(\x03\":\n\nCancelRuns\x12\x15\n\rexecution_ids\x18\x01 \x03(\x03\x12\x15\n\rwithdrawn_ids\x18\x02 \x03(\x03*\x8c\x01\n\tEventKind\x12\x1a\n\x16\x45VENT_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45VENT_KIND_STARTED\x10\x01\x12\x17\n\x13\x45VENT_KIND_FINISHED\x10\x02\x12\x19\n\x15\x45VENT_KIND_CHECKPOINT\x10\x03\x12\x17\n\x13\x45VENT_KIND_RETURNED\x10\x04\x32]\n\x0f\x44ispatchService\x12J\n\x07\x43onnect\x12\x1b.cronfleet.v1.WorkerMessage\x1a\x1e.cronfleet.v1.SchedulerMessage(\x01\x30\x01\x42+Z)cronfleet/gen/go/cronfleet/v1;cronfleetv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cronfleet.v1.dispatch_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z)cronfleet/gen/go/cronfleet/v1;cronfleetv1'
-  _globals['_EVENTKIND']._serialized_start=1823
-  _globals['_EVENTKIND']._serialized_end=1963
+  _globals['_EVENTKIND']._serialized_start=1871
+  _globals['_EVENTKIND']._serialized_end=2011
   _globals['_WORKERMESSAGE']._serialized_start=104
   _globals['_WORKERMESSAGE']._serialized_end=373
   _globals['_LEAVING']._serialized_start=375
@@ -49,23 +49,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEARTBEAT']._serialized_start=514
   _globals['_HEARTBEAT']._serialized_end=548
   _globals['_RUNEVENT']._serialized_start=551
-  _globals['_RUNEVENT']._serialized_end=1007
-  _globals['_EVENTBATCH']._serialized_start=1009
-  _globals['_EVENTBATCH']._serialized_end=1061
-  _globals['_SCHEDULERMESSAGE']._serialized_start=1064
-  _globals['_SCHEDULERMESSAGE']._serialized_end=1262
-  _globals['_EXPECT']._serialized_start=1264
-  _globals['_EXPECT']._serialized_end=1318
-  _globals['_PROFILECOUNT']._serialized_start=1320
-  _globals['_PROFILECOUNT']._serialized_end=1411
-  _globals['_ASSIGNMENT']._serialized_start=1414
-  _globals['_ASSIGNMENT']._serialized_end=1673
-  _globals['_ASSIGNMENTBATCH']._serialized_start=1675
-  _globals['_ASSIGNMENTBATCH']._serialized_end=1739
-  _globals['_ACK']._serialized_start=1741
-  _globals['_ACK']._serialized_end=1760
-  _globals['_CANCELRUNS']._serialized_start=1762
-  _globals['_CANCELRUNS']._serialized_end=1820
-  _globals['_DISPATCHSERVICE']._serialized_start=1965
-  _globals['_DISPATCHSERVICE']._serialized_end=2058
+  _globals['_RUNEVENT']._serialized_end=1055
+  _globals['_EVENTBATCH']._serialized_start=1057
+  _globals['_EVENTBATCH']._serialized_end=1109
+  _globals['_SCHEDULERMESSAGE']._serialized_start=1112
+  _globals['_SCHEDULERMESSAGE']._serialized_end=1310
+  _globals['_EXPECT']._serialized_start=1312
+  _globals['_EXPECT']._serialized_end=1366
+  _globals['_PROFILECOUNT']._serialized_start=1368
+  _globals['_PROFILECOUNT']._serialized_end=1459
+  _globals['_ASSIGNMENT']._serialized_start=1462
+  _globals['_ASSIGNMENT']._serialized_end=1721
+  _globals['_ASSIGNMENTBATCH']._serialized_start=1723
+  _globals['_ASSIGNMENTBATCH']._serialized_end=1787
+  _globals['_ACK']._serialized_start=1789
+  _globals['_ACK']._serialized_end=1808
+  _globals['_CANCELRUNS']._serialized_start=1810
+  _globals['_CANCELRUNS']._serialized_end=1868
+  _globals['_DISPATCHSERVICE']._serialized_start=2013
+  _globals['_DISPATCHSERVICE']._serialized_end=2106
 # @@protoc_insertion_point(module_scope)

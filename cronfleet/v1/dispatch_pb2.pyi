@@ -75,7 +75,7 @@ class Heartbeat(_message.Message):
     def __init__(self, running: _Optional[int] = ...) -> None: ...
 
 class RunEvent(_message.Message):
-    __slots__ = ("seq", "execution_id", "kind", "at", "status", "exit_code", "error", "log_url", "lateness_ms", "steps", "cold_start", "checkpoint", "checkpoint_truncated", "container_id", "log_bytes", "scheduled_at")
+    __slots__ = ("seq", "execution_id", "kind", "at", "status", "exit_code", "error", "log_url", "lateness_ms", "steps", "cold_start", "checkpoint", "checkpoint_truncated", "container_id", "log_bytes", "scheduled_at", "started_at")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +92,7 @@ class RunEvent(_message.Message):
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     LOG_BYTES_FIELD_NUMBER: _ClassVar[int]
     SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     seq: int
     execution_id: int
     kind: EventKind
@@ -108,7 +109,8 @@ class RunEvent(_message.Message):
     container_id: str
     log_bytes: int
     scheduled_at: _timestamp_pb2.Timestamp
-    def __init__(self, seq: _Optional[int] = ..., execution_id: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_url: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[_jobs_pb2.ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ..., checkpoint: _Optional[bytes] = ..., checkpoint_truncated: _Optional[bool] = ..., container_id: _Optional[str] = ..., log_bytes: _Optional[int] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, seq: _Optional[int] = ..., execution_id: _Optional[int] = ..., kind: _Optional[_Union[EventKind, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., log_url: _Optional[str] = ..., lateness_ms: _Optional[float] = ..., steps: _Optional[_Iterable[_Union[_jobs_pb2.ExecutionStep, _Mapping]]] = ..., cold_start: _Optional[bool] = ..., checkpoint: _Optional[bytes] = ..., checkpoint_truncated: _Optional[bool] = ..., container_id: _Optional[str] = ..., log_bytes: _Optional[int] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("events",)

@@ -307,6 +307,27 @@ async def test_a_start_that_arrives_alone_waits_a_round_and_its_finish_is_writte
     assert stream.outbox.qsize() == 1  # both acknowledged, in one message
 
 
+async def test_a_short_runs_one_event_records_its_start_and_its_end(
+    db: Database, service: JobsService, user: User
+) -> None:
+    """A run that ended before its start was said is reported in one FINISHED
+    event carrying when it started (started_at) and how late."""
+    (job,) = await service.create_jobs(user, [job_spec()])
+    await service.run_job(user, str(job.id))
+    (run,) = await attempts(service, user, job)
+    recorder = EventRecorder(db, flush_interval=0, retry_backoff_seconds=2.0, hold_starts=True)
+    started = datetime.now(UTC)
+    ended = started + timedelta(milliseconds=4)
+    finished = _event(run, dispatch_pb2.EVENT_KIND_FINISHED, ended, status="succeeded", exit_code=0)
+    finished.started_at.CopyFrom(proto.timestamp(started))
+    finished.lateness_ms = 2.5
+    recorder.add(WorkerStream("w1", credits=0), [finished])
+    await recorder.flush(hold=True)
+    (done,) = await attempts(service, user, job)
+    assert (done.status, done.started_at, done.finished_at) == ("succeeded", started, ended)
+    assert done.lateness_ms == 2.5
+
+
 async def test_a_held_start_is_written_in_the_next_round_without_its_finish(
     db: Database, service: JobsService, user: User
 ) -> None:

@@ -1,0 +1,61 @@
+"""What a worker tells its scheduler of a run: a run that ends before its
+start was said is reported in one event (FINISHED, with when it started),
+a longer one in two."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cronfleet.codec import proto
+from cronfleet.logstore import LocalLogStore
+from cronfleet.models import JobSpec
+from cronfleet.v1 import dispatch_pb2
+from tests.helpers import Recorder, until
+from worker.lifecycle import Runs
+from worker.noop_runtime import NoopRuntime
+from worker.outbox import Outbox
+
+STARTED, FINISHED = dispatch_pb2.EVENT_KIND_STARTED, dispatch_pb2.EVENT_KIND_FINISHED
+
+
+def _runs(tmp_path: Path, sink: Recorder) -> Runs:
+    return Runs(
+        NoopRuntime(),
+        LocalLogStore(tmp_path / "logs", "http://logs"),
+        Outbox(lambda _: sink),
+        http=NoopRuntime(),
+        spool_root=tmp_path / "spool",
+        arm_concurrency=4,
+        live_log_interval=0,
+        give_back=lambda _: None,
+    )
+
+
+def _assign(runs: Runs, execution_id: int, fire_at: float) -> None:
+    runs.start(
+        dispatch_pb2.Assignment(
+            execution_id=execution_id,
+            job_id="job",
+            attempt=1,
+            owner_id="owner",
+            fire_at=proto.timestamp_at(fire_at),
+            scheduled_at=proto.timestamp_at(fire_at),
+            job=proto.spec_to_proto(JobSpec(name="j", command="true")),
+        ),
+        origin="scheduler",
+    )
+
+
+async def test_a_run_that_ends_at_once_is_reported_in_one_event(tmp_path: Path) -> None:
+    sink = Recorder()
+    runs = _runs(tmp_path, sink)
+    fire_at = time.time() - 0.5  # overdue: released at once, and the no-op run ends there
+    _assign(runs, 1, fire_at)
+    await until(lambda: sink.finished(1) is not None)
+    finished = sink.finished(1)
+    assert finished is not None and sink.kinds(1) == [FINISHED]
+    assert finished.HasField("started_at") and finished.status == "succeeded"
+    started = proto.to_epoch(finished.started_at)
+    assert fire_at < started <= proto.to_epoch(finished.at)
+    assert abs(finished.lateness_ms - (started - fire_at) * 1000) < 1.0
