@@ -198,13 +198,14 @@ def _started_params(started: list[Reported]) -> dict[str, Any]:
 
 
 def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> dict[str, Any]:
-    def start_of(r: Reported) -> tuple[datetime, float] | None:
-        """When the run started and how late: from its STARTED event in this
-        batch, or from the finish itself (a short run's one event)."""
+    def start_of(r: Reported) -> tuple[datetime, float, str] | None:
+        """When the run started, how late, in which container: from its
+        STARTED event in this batch, or from the finish itself (a short run's
+        one event)."""
         if r.event.HasField("started_at"):
-            return proto.to_datetime(r.event.started_at), r.event.lateness_ms
+            return proto.to_datetime(r.event.started_at), r.event.lateness_ms, ""
         s = started.get(r.event.execution_id)
-        return (proto.to_datetime(s.event.at), s.event.lateness_ms) if s else None
+        return (proto.to_datetime(s.event.at), s.event.lateness_ms, s.event.container_id) if s else None
 
     starts = [start_of(r) for r in finished]
     return {
@@ -223,14 +224,10 @@ def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> 
         "cold": [r.event.cold_start for r in finished],
         "checkpoints": [r.event.checkpoint if r.event.HasField("checkpoint") else None for r in finished],
         "truncated": [r.event.checkpoint_truncated for r in finished],
-        "containers": [r.event.container_id or _started_in(r, started) for r in finished],
+        "containers": [
+            r.event.container_id or (s[2] if s else "") for r, s in zip(finished, starts, strict=True)
+        ],
     }
-
-
-def _started_in(r: Reported, started: dict[int, Reported]) -> str:
-    """The container its STARTED event named, if that came in this batch."""
-    s = started.get(r.event.execution_id)
-    return s.event.container_id if s else ""
 
 
 def _checkpoint_params(reported: list[Reported]) -> dict[str, Any]:

@@ -311,18 +311,15 @@ class Runs:
         await self.windows.quiet(most=REPORT_DEFER_MOST)
 
     async def _report_starts(self, runs: list[Run]) -> None:
-        for run in runs:
-            self._report_started(run)
+        for run in runs:  # those that ended meanwhile said it with their finish
+            if run.unreported_start is not None:
+                self._emit(run, run.unreported_start)
+                run.unreported_start = None
 
     def _emit(self, run: Run, event: dispatch_pb2.RunEvent) -> None:
         if run.spec.fire is not None:
             event.scheduled_at.CopyFrom(run.spec.fire)
         self.outbox.emit(event, prefer=run.origin)
-
-    def _report_started(self, run: Run) -> None:
-        if run.unreported_start is not None:
-            self._emit(run, run.unreported_start)
-            run.unreported_start = None
 
     async def _watch(self, run: Run, armed: ArmedRun) -> RunOutcome:
         return await self.live.watch(
