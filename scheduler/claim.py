@@ -135,11 +135,11 @@ async def claim_due_fires(
             {
                 "job_ids": [r["id"] for r in due],
                 "scheduled": [r["next_run_at"] for r in due],
-                "next": [f.next_run_at for f in fires],
-                "runs": [f.run for f in fires],
-                "triggers": ["misfire" if f.misfired else "schedule" for f in fires],
-                "notes": [f.note or None for f in fires],
-                "workers": workers,
+                "next": rows.sparse([f.next_run_at for f in fires]),  # one-offs: none
+                "runs": rows.sparse([f.run for f in fires], True),
+                "triggers": rows.sparse(["misfire" if f.misfired else "schedule" for f in fires], "schedule"),
+                "notes": rows.sparse([f.note or None for f in fires]),
+                "workers": rows.sparse(workers, ""),
                 "scheduler_id": scheduler_id,
                 "user_quota": user_quota if user_quota > 0 else UNLIMITED,
             },

@@ -208,25 +208,32 @@ def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> 
         return (proto.to_datetime(s.event.at), s.event.lateness_ms, s.event.container_id) if s else None
 
     starts = [start_of(r) for r in finished]
+    events = [r.event for r in finished]
+    sparse = rows.sparse  # the columns most runs leave at their default: NULL arrays
     return {
-        "ids": [r.event.execution_id for r in finished],
+        "ids": [e.execution_id for e in events],
         "scheduled": _fires(finished),
-        "statuses": [r.event.status for r in finished],
-        "ats": [proto.to_datetime(r.event.at) for r in finished],
-        "exit_codes": [r.event.exit_code if r.event.HasField("exit_code") else None for r in finished],
-        "errors": [r.event.error for r in finished],
-        "log_urls": [r.event.log_url for r in finished],
-        "log_bytes": [r.event.log_bytes or None for r in finished],
+        "statuses": [e.status for e in events],
+        "ats": [proto.to_datetime(e.at) for e in events],
+        "exit_codes": sparse([e.exit_code if e.HasField("exit_code") else None for e in events]),
+        "errors": sparse([e.error for e in events], ""),
+        "log_urls": sparse([e.log_url for e in events], ""),
+        "log_bytes": sparse([e.log_bytes or None for e in events]),
         "workers": [r.stream.worker_id for r in finished],
-        "started": [s[0] if s else None for s in starts],
-        "lateness": [s[1] if s else None for s in starts],
-        "steps": [rows.step_results_param(proto.step_results_from_proto(r.event.steps)) for r in finished],
-        "cold": [r.event.cold_start for r in finished],
-        "checkpoints": [r.event.checkpoint if r.event.HasField("checkpoint") else None for r in finished],
-        "truncated": [r.event.checkpoint_truncated for r in finished],
-        "containers": [
-            r.event.container_id or (s[2] if s else "") for r, s in zip(finished, starts, strict=True)
-        ],
+        "started": sparse([s[0] if s else None for s in starts]),
+        "lateness": sparse([s[1] if s else None for s in starts]),
+        "steps": sparse(
+            [
+                rows.step_results_param(proto.step_results_from_proto(e.steps)) if e.steps else None
+                for e in events
+            ]
+        ),
+        "cold": sparse([e.cold_start for e in events], False),
+        "checkpoints": sparse([e.checkpoint if e.HasField("checkpoint") else None for e in events]),
+        "truncated": sparse([e.checkpoint_truncated for e in events], False),
+        "containers": sparse(
+            [e.container_id or (s[2] if s else "") for e, s in zip(events, starts, strict=True)], ""
+        ),
     }
 
 

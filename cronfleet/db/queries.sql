@@ -502,10 +502,14 @@ FOR NO KEY UPDATE OF j SKIP LOCKED
 -- A fire to run with a worker chosen ('' for none) is recorded assigned to
 -- it: fenced as mark_assigned is (select_due_fires holds this scheduler's
 -- shards at its epoch), one execution write less than assigning after.
+-- All but job_ids and scheduled may be NULL arrays (rows.sparse: every
+-- fire's value is the default), padded with NULLs and read as the default.
 WITH fired AS (
-    SELECT * FROM unnest(%(job_ids)b::uuid[], %(scheduled)b::timestamptz[],
-                         %(next)b::timestamptz[], %(runs)b::bool[], %(triggers)b::text[],
-                         %(notes)b::text[], %(workers)b::text[])
+    SELECT f.job_id, f.scheduled_at, f.next_run_at, coalesce(f.run, true) AS run,
+           coalesce(f.trigger, 'schedule') AS trigger, f.note, coalesce(f.worker, '') AS worker
+    FROM unnest(%(job_ids)b::uuid[], %(scheduled)b::timestamptz[],
+                %(next)b::timestamptz[], %(runs)b::bool[], %(triggers)b::text[],
+                %(notes)b::text[], %(workers)b::text[])
         AS f(job_id, scheduled_at, next_run_at, run, trigger, note, worker)
 ), advanced AS (
     UPDATE schedule s SET next_run_at = f.next_run_at
@@ -652,15 +656,17 @@ WHERE e.id = v.id AND e.scheduled_at = v.scheduled_at AND e.status = 'scheduled'
 UPDATE executions e SET
     status = v.status, finished_at = v.at, exit_code = v.exit_code,
     error = nullif(v.error, ''), log_url = nullif(v.log_url, ''),
-    log_bytes = CASE WHEN v.log_url = '' THEN NULL ELSE v.log_bytes END,
+    log_bytes = CASE WHEN coalesce(v.log_url, '') = '' THEN NULL ELSE v.log_bytes END,
     worker_id = v.worker_id,
     started_at = coalesce(e.started_at, v.started_at),
     lateness_ms = coalesce(e.lateness_ms, v.lateness_ms),
-    steps = v.steps, cold_start = v.cold_start,
+    steps = v.steps, cold_start = coalesce(v.cold_start, false),
     checkpoint = coalesce(v.checkpoint, e.checkpoint),
     container_id = coalesce(nullif(v.container_id, ''), e.container_id),
     checkpoint_truncated = CASE WHEN v.checkpoint IS NULL THEN e.checkpoint_truncated
-                                ELSE v.checkpoint_truncated END
+                                ELSE coalesce(v.checkpoint_truncated, false) END
+-- Arrays other than ids, scheduled, statuses, ats and workers may be NULL
+-- (rows.sparse: every run's value is the default), padded with NULLs.
 FROM unnest(%(ids)b::bigint[], %(scheduled)b::timestamptz[], %(statuses)b::text[],
             %(ats)b::timestamptz[], %(exit_codes)b::int[], %(errors)b::text[], %(log_urls)b::text[],
             %(workers)b::text[], %(started)b::timestamptz[], %(lateness)b::float8[],

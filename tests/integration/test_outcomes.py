@@ -341,3 +341,44 @@ async def test_a_held_start_is_written_in_the_next_round_without_its_finish(
     await recorder.flush(hold=True)
     await recorder.flush(hold=True)  # a round with nothing new
     assert (await attempts(service, user, job))[0].status == "running"
+
+
+async def test_a_batch_of_finishes_writes_each_runs_own_columns_whether_its_neighbours_set_them_or_not(
+    db: Database, service: JobsService, user: User
+) -> None:
+    """The finish sends a column whose every value is the default as NULL
+    (rows.sparse): a run with everything set beside a plain one, then a
+    plain one alone, each keep what they reported."""
+    jobs = await service.create_jobs(user, [job_spec(), job_spec(), job_spec()])
+    for job in jobs:
+        await service.run_job(user, str(job.id))
+    full, plain, alone = [(await attempts(service, user, job))[0] for job in jobs]
+    at = datetime.now(UTC)
+    everything = _event(
+        full, dispatch_pb2.EVENT_KIND_FINISHED, at, status="failed", exit_code=3, error="boom",
+        log_url="file:///logs/x.log", log_bytes=12, cold_start=True, checkpoint=b"cp",
+        checkpoint_truncated=True, container_id="c1",
+    )  # fmt: skip
+    everything.started_at.CopyFrom(proto.timestamp(at))
+    everything.lateness_ms = 1.5
+    recorder = EventRecorder(db, flush_interval=0, retry_backoff_seconds=2.0)
+    stream = WorkerStream("w1", credits=0)
+    plain_end = _event(plain, dispatch_pb2.EVENT_KIND_FINISHED, at, status="succeeded")
+    recorder.add(stream, [everything, plain_end])
+    await recorder.flush()
+    recorder.add(stream, [_event(alone, dispatch_pb2.EVENT_KIND_FINISHED, at, status="succeeded")])
+    await recorder.flush()
+    (got_full,) = [e for e in await attempts(service, user, jobs[0]) if e.id == full.id]
+    assert (got_full.status, got_full.exit_code, got_full.error) == ("failed", 3, "boom")
+    assert got_full.log_url and (got_full.log_bytes, got_full.container_id) == (12, "c1")  # a link to it
+    assert (got_full.cold_start, got_full.checkpoint, got_full.checkpoint_truncated) == (True, b"cp", True)
+    assert (got_full.started_at, got_full.lateness_ms) == (at, 1.5)
+    for run, job in ((plain, jobs[1]), (alone, jobs[2])):
+        (got,) = await attempts(service, user, job)
+        assert (got.id, got.status, got.exit_code, got.error, got.log_url, got.log_bytes) == (
+            run.id, "succeeded", None, None, None, None,
+        )  # fmt: skip
+        assert (got.cold_start, got.checkpoint, got.checkpoint_truncated, got.container_id) == (
+            False, None, False, None,
+        )  # fmt: skip
+        assert (got.started_at, got.lateness_ms, got.finished_at) == (None, None, at)
