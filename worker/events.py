@@ -1,4 +1,4 @@
-"""What a run's end tells its scheduler: the Finished event, from the
+"""What a run tells its scheduler: the Started event; the Finished event, from the
 runtime's outcome (a live run's, or one a previous life of the worker left),
 or the Returned event of a run a stopping worker never started."""
 
@@ -34,6 +34,16 @@ def finished_event(
     if failed and not event.error:
         event.error = f"step {failed[0].name} exited {failed[0].exit_code}"
     return event
+
+
+def started_event(execution_id: int, at: float, fire_at: float, container_id: str) -> dispatch_pb2.RunEvent:
+    return dispatch_pb2.RunEvent(
+        execution_id=execution_id,
+        kind=dispatch_pb2.EVENT_KIND_STARTED,
+        at=proto.timestamp_at(at),
+        lateness_ms=(at - fire_at) * 1000,
+        container_id=container_id,
+    )
 
 
 def returned_event(execution_id: int, fire: timestamp_pb2.Timestamp | None = None) -> dispatch_pb2.RunEvent:

@@ -24,7 +24,7 @@ from cronfleet.codec import proto
 from cronfleet.errors import CronfleetError
 from cronfleet.logstore import LogStore
 from cronfleet.v1 import dispatch_pb2
-from worker.events import finished_event, returned_event
+from worker.events import finished_event, returned_event, started_event
 from worker.live_output import LiveOutput
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseBatches, ReleaseWindows
@@ -52,7 +52,7 @@ class Run:
     cancel_reason: str = ""
     cold_start: bool = False
     started_at: float | None = None
-    unreported_start: dispatch_pb2.RunEvent | None = None  # held briefly (see _release)
+    unreported_start: float | None = None  # its start, said a little later (see _released)
     in_window: bool = False  # counted in the release windows until released or dropped
     never_released: bool = False  # stopped before its release: it never ran, and is gone
     reported: bool = False  # its finish was said early (withdrawn before its release)
@@ -286,13 +286,7 @@ class Runs:
         metrics.FIRE_LATENESS.observe(max(0.0, run.started_at - run.fire_at))
         if run.cold_start:
             metrics.COLD_STARTS.inc()
-        run.unreported_start = dispatch_pb2.RunEvent(
-            execution_id=run.execution_id,
-            kind=dispatch_pb2.EVENT_KIND_STARTED,
-            at=proto.timestamp_at(run.started_at),
-            lateness_ms=(run.started_at - run.fire_at) * 1000,
-            container_id=armed.container_id,
-        )
+        run.unreported_start = at  # said by the starts drain, or with its finish if that is first
         # The report keeps out of the release instant, but briefly: schedulers
         # judge whether a worker keeps up by these (reports held for the full
         # deferral made a busy worker look behind, and it got nothing more).
@@ -312,9 +306,10 @@ class Runs:
 
     async def _report_starts(self, runs: list[Run]) -> None:
         for run in runs:  # those that ended meanwhile said it with their finish
-            if run.unreported_start is not None:
-                self._emit(run, run.unreported_start)
+            if (at := run.unreported_start) is not None:
                 run.unreported_start = None
+                container = run.armed.container_id if run.armed is not None else ""
+                self._emit(run, started_event(run.execution_id, at, run.fire_at, container))
 
     def _emit(self, run: Run, event: dispatch_pb2.RunEvent) -> None:
         if run.spec.fire is not None:
@@ -354,10 +349,10 @@ class Runs:
         event = finished_event(run.execution_id, outcome, log_url, log_bytes)
         event.cold_start = run.cold_start
         event.container_id = run.armed.container_id if run.armed is not None else ""
-        start, run.unreported_start = run.unreported_start, None
-        if start is not None:  # ended before its start was said: one event says both
-            event.started_at.CopyFrom(start.at)
-            event.lateness_ms = start.lateness_ms
+        if (at := run.unreported_start) is not None:  # ended before its start was said: one event says both
+            run.unreported_start = None
+            event.started_at.CopyFrom(proto.timestamp_at(at))
+            event.lateness_ms = (at - run.fire_at) * 1000
         self._emit(run, event)
 
     def _done(self, run: Run, outcome: RunOutcome) -> None:
