@@ -142,7 +142,7 @@ class Launcher:
 
     def __init__(self, seed_checkpoint: str, env: dict[str, str]) -> None:
         """``env``: the launcher's own environment (each run's file adds its own)."""
-        self.dir = tempfile.mkdtemp(prefix=f"cronfleet-launch-{os.getpid()}-", dir=_private_root())
+        self.dir = private_folder()
         self._env = env
         self._names = itertools.count()
         self._script = LAUNCHER_SCRIPT.replace("@SEED_CHECKPOINT@", seed_checkpoint.replace("\n", "\n  "))
@@ -307,9 +307,25 @@ def can_launch() -> bool:
     return os.access("/bin/sh", os.X_OK)
 
 
+def no_inherited_descriptor_passes_on() -> None:
+    """Mark the descriptors this process inherited from its launcher
+    close-on-exec: posix_spawn closes nothing itself, and every descriptor
+    Python opens is close-on-exec already (PEP 446), as are gRPC's."""
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own, closed by now
+            if int(name) > 2:
+                os.set_inheritable(int(name), False)
+
+
 def _write_all(fd: int, data: bytes) -> None:
     while data:
         data = data[os.write(fd, data) :]
+
+
+def private_folder() -> str:
+    """A folder of this worker's own (mode 0700), memory-backed where
+    /dev/shm is, removed with the worker's other leftovers when it dies."""
+    return tempfile.mkdtemp(prefix=f"cronfleet-launch-{os.getpid()}-", dir=_private_root())
 
 
 def _private_root() -> str | None:

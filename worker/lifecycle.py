@@ -28,7 +28,8 @@ from worker.events import finished_event, returned_event, started_event
 from worker.live_output import LiveOutput
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseBatches, ReleaseWindows
-from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, cut_checkpoint, remove_run_dir
+from worker.run_folders import remove_run_dir
+from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, cut_checkpoint
 
 log = structlog.get_logger()
 # A run due sooner than this arms at once; later ones first let any release

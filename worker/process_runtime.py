@@ -19,9 +19,15 @@ import structlog
 
 from cronfleet.v1 import dispatch_pb2
 from worker.command_text import one_program
-from worker.launcher import DEFAULT_SIGNALS, Launcher, can_launch
+from worker.launcher import (
+    DEFAULT_SIGNALS,
+    Launcher,
+    can_launch,
+    no_inherited_descriptor_passes_on,
+    private_folder,
+)
+from worker.run_folders import make_run_dir, may_reuse
 from worker.runtime import (
-    CHECKPOINT_FILE,
     REPORT_FILE,
     SEED_CHECKPOINT,
     ArmedRun,
@@ -53,6 +59,7 @@ class _ProcessRun:
     grace_seconds: float
     launcher: Launcher | None = None  # None: a spawned gate, our child
     files: tuple[str, ...] = ()  # the launcher's files of this run
+    checkpoint: str = ""  # its $CRONFLEET_CHECKPOINT, in the runtime's private folder
     returncode: int | None = None
     launcher_died: bool = False
     killed_for: str = ""
@@ -125,6 +132,7 @@ class _ProcessRun:
             self.returncode = await self._status(self.launcher)
         rc = self.returncode
         assert rc is not None
+        may_reuse(self.spec.run_dir, self.pid)
         fenced = self.watchdog.ended(self.pid) if self.watchdog else None
         if fenced:
             outcome = RunOutcome("lost", None, f"killed by the worker's watchdog: {fenced}")
@@ -135,16 +143,17 @@ class _ProcessRun:
         if self.spec.steps and (report := self.spec.run_dir / REPORT_FILE).exists():
             outcome.steps = step_results(report.read_text(errors="replace"), self.spec.steps)
         left = await self.read_checkpoint()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.checkpoint)
         if left is not None:
             outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(left)
         return outcome
 
     async def read_checkpoint(self) -> bytes | None:
         """The file is the worker's own: read it as it stands."""
-        path = self.spec.run_dir / CHECKPOINT_FILE
         try:
             # Mostly empty (the gate makes it): one stat, not an open and a read.
-            return (os.stat(path).st_size and path.read_bytes()) or None
+            return (os.stat(self.checkpoint).st_size and _read(self.checkpoint)) or None
         except FileNotFoundError:
             return None
 
@@ -213,6 +222,10 @@ class ProcessRuntime:
         self._base_env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
         self._base_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         self.launcher = Launcher(SEED_CHECKPOINT, self._base_env) if launch == "fork" else None
+        # Runs' checkpoint files: in memory where /dev/shm is, not in their folders.
+        # On ext4 without a journal each inode made steps over every one freed in
+        # the last minutes, and this was one more freed per run (README, 18th session).
+        self._private = self.launcher.dir if self.launcher is not None else private_folder()
         # Arming a forked run is a line to the launcher, answered in order:
         # they queue in its pipe. At 4 at a time (a round trip each, on a
         # busy machine) arming lagged and slots came back spread out: 3,000
@@ -225,7 +238,7 @@ class ProcessRuntime:
         # setpriv's exec was 0.8 ms of a gate's 2 ms of CPU. A gate spawned
         # but not yet told to the watchdog reads EOF when its worker dies, and
         # exits without running anything.
-        _no_inherited_descriptor_passes_on()
+        no_inherited_descriptor_passes_on()
         die_with_worker = _DIE_WITH_WORKER if self.watchdog is None else []
         # $0 of the command stays /bin/sh, as with ``sh -c``.
         self._argv = [*die_with_worker, "/bin/sh", "-c", PROCESS_GATE_SCRIPT, "/bin/sh"]
@@ -242,14 +255,17 @@ class ProcessRuntime:
     async def close(self) -> None:
         if self.launcher is not None:
             await self.launcher.close()
+        else:
+            await asyncio.to_thread(shutil.rmtree, self._private, ignore_errors=True)
         if self.watchdog is not None:
             self.watchdog.stop()
 
     async def arm(self, spec: RunSpec) -> ArmedRun:
         env = {**self._base_env, "HOME": str(spec.run_dir)}
         env.update(spec.env)
-        env.update(script_env(spec, str(spec.run_dir / CHECKPOINT_FILE)))
-        os.makedirs(spec.run_dir, exist_ok=True)
+        checkpoint = f"{self._private}/{spec.execution_id}.checkpoint"
+        env.update(script_env(spec, checkpoint))
+        make_run_dir(spec.run_dir)
         instant = _ahead_of(spec)
         if instant is not None:  # counted until it is released, or gone
             self._waiting_for[instant] += 1
@@ -260,6 +276,7 @@ class ProcessRuntime:
                 run = await self._launch(spec, env, self.launcher, program)
             else:
                 run = self._spawn(spec, env, program)
+            run.checkpoint = checkpoint
         except BaseException:
             if instant is not None:
                 self._released(instant)
@@ -342,6 +359,11 @@ class ProcessRuntime:
 FORKED_PER_INSTANT = 64
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def _ahead_of(spec: RunSpec) -> float | None:
     """The run's fire instant, if it is still ahead (the run waits for it)."""
     if spec.fire is None:
@@ -350,23 +372,11 @@ def _ahead_of(spec: RunSpec) -> float | None:
     return instant if instant > time.time() else None
 
 
-def _no_inherited_descriptor_passes_on() -> None:
-    """Mark the descriptors this process inherited from its launcher
-    close-on-exec: posix_spawn closes nothing itself, and every descriptor
-    Python opens is close-on-exec already (PEP 446), as are gRPC's."""
-    for name in os.listdir("/proc/self/fd"):
-        with contextlib.suppress(OSError):  # the listing's own, closed by now
-            if int(name) > 2:
-                os.set_inheritable(int(name), False)
-
-
-# The process runtime's gate: the shared one (runtime.GATE_SCRIPT) less
-# what only a container needs. It changes to the run's folder (its $1, then
-# shifted away: the command sees no arguments), seeds the checkpoint file,
-# blocks reading one line, then evals the command (no second shell at the
-# fire time). No traps: the worker reads the checkpoint file itself, and
-# the spawn already points stderr at the output (and fd 3, for steps, at
-# the report), so nothing waits in the shell for the command's exit.
+# The process runtime's gate: runtime.GATE_SCRIPT less what only a container
+# needs. It changes to the run's folder (its $1, shifted away: the command sees
+# no arguments), seeds the checkpoint, blocks reading a line, evals the command.
+# No traps: the worker reads the checkpoint file itself, and the spawn points
+# stderr at the output (fd 3, for steps, at the report): nothing waits in the shell.
 PROCESS_GATE_SCRIPT = (
     'cd -- "$1" || exit 125\nshift\n'
     + SEED_CHECKPOINT

@@ -12,10 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import contextlib
-import os
 import re
-import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -189,30 +186,13 @@ class RunSpec:
         return _rfc3339(proto.to_datetime(self.fire)) if self.fire is not None else ""
 
 
-# A run's folder holds its output and, for a process run, the gate's report
-# and the checkpoint file; the command may leave files of its own.
+# A run's folder holds its output and, for a process run with steps, the
+# gate's report (its checkpoint file is in the runtime's private folder;
+# a Docker run's in the container); the command may leave files of its own.
+# Made and removed (or kept for a later run) by worker.run_folders.
 SPOOL_FILE = "output.log"
 REPORT_FILE = "steps.report"
 CHECKPOINT_FILE = "checkpoint"
-
-
-def remove_run_dir(path: Path) -> None:
-    """Remove a finished run's folder. Usually it holds only the checkpoint
-    file (the output was moved into the log store): one unlink and one rmdir.
-    Each of the files a runtime makes goes, then the folder is tried again;
-    what the command left needs an rmtree (which walks and stats: 6% of a
-    short process run's worker time when every run took it)."""
-    for name in (CHECKPOINT_FILE, REPORT_FILE, SPOOL_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(path, name))
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return  # never made: a run that never armed
-        except OSError:
-            continue  # not empty yet
-    shutil.rmtree(path, ignore_errors=True)  # the command's own files
 
 
 _JOBS: collections.OrderedDict[bytes, JobSpec] = collections.OrderedDict()

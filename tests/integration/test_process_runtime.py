@@ -19,6 +19,7 @@ from google.protobuf import timestamp_pb2
 from cronfleet.models import Step
 from tests.helpers import assert_eventually
 from worker.process_runtime import ProcessRuntime, _ProcessRun
+from worker.run_folders import remove_run_dir
 from worker.runtime import RunOutcome, RunSpec
 
 _ids = itertools.count(1)
@@ -322,3 +323,37 @@ async def test_a_run_ignores_no_signal_the_worker_ignores(tmp_path: Path) -> Non
     watched = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE)
     assert [sig for sig in watched if ignored & 1 << (sig - 1)] == []
     assert out.split()[2:] == ["y"] and outcome.status == "succeeded", "yes ends on the broken pipe"
+
+
+async def test_the_checkpoint_file_is_not_in_the_runs_folder(tmp_path: Path) -> None:
+    """It is in the runtime's private folder (memory-backed where /dev/shm is),
+    removed when the run has been followed up."""
+    s = spec(tmp_path, 'echo "$CRONFLEET_CHECKPOINT"; ls -A; echo kept > "$CRONFLEET_CHECKPOINT"')
+    outcome, out = await run(s)
+    checkpoint, *listed = out.splitlines()
+    assert outcome.checkpoint == b"kept\n" and listed == ["out.log"]
+    assert not checkpoint.startswith(str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        os.stat(checkpoint)  # removed
+
+
+async def test_an_emptied_folder_is_handed_to_the_next_run_unless_the_run_left_a_process(
+    tmp_path: Path,
+) -> None:
+    def kept() -> list[str]:
+        return [p.name for p in tmp_path.iterdir() if p.name.startswith(".spare-")]
+
+    runtime = process_runtime(1.0)
+    first = spec(tmp_path, "true")
+    await run(first, runtime)
+    first.spool_path.unlink()  # moved into the log store, as the worker does
+    folder = os.stat(first.run_dir).st_ino
+    remove_run_dir(first.run_dir)
+    assert not first.run_dir.exists() and len(kept()) == 1
+    second = spec(tmp_path, "sleep 30 & echo $!")
+    _, out = await run(second, runtime)
+    assert os.stat(second.run_dir).st_ino == folder and kept() == []  # the same folder, renamed
+    second.spool_path.unlink()
+    remove_run_dir(second.run_dir)  # its sleep lives on there: removed, not handed on
+    os.kill(int(out), signal.SIGKILL)
+    assert not second.run_dir.exists() and kept() == []

@@ -1,10 +1,17 @@
-"""A finished run's folder is removed, whatever the command left in it (worker.runtime)."""
+"""A finished run's folder is removed, whatever the command left in it, or
+kept for the next run when nothing of its run is left (worker.run_folders)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
-from worker.runtime import CHECKPOINT_FILE, REPORT_FILE, SPOOL_FILE, remove_run_dir
+import pytest
+
+from worker import run_folders
+from worker.run_folders import make_run_dir, may_reuse, remove_run_dir
+from worker.runtime import CHECKPOINT_FILE, REPORT_FILE, SPOOL_FILE
 
 
 def test_the_usual_files_go_with_their_folder(tmp_path: Path) -> None:
@@ -29,3 +36,52 @@ def test_the_commands_own_files_and_folders_go_too(tmp_path: Path) -> None:
 def test_a_folder_never_made_is_no_error(tmp_path: Path) -> None:
     remove_run_dir(tmp_path / "never")
     assert list(tmp_path.iterdir()) == []
+
+
+def _ended_group() -> int:
+    """A process group with nothing left in it."""
+    child = subprocess.Popen(["true"], process_group=0)
+    child.wait()
+    return child.pid
+
+
+def _kept(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.startswith(".spare-"))
+
+
+def test_an_emptied_folder_of_an_ended_group_is_kept_and_made_into_the_next(tmp_path: Path) -> None:
+    run_dir = tmp_path / "1-1"
+    make_run_dir(run_dir)
+    (run_dir / SPOOL_FILE).write_text("left when the store could not take it")
+    inode = run_dir.stat().st_ino
+    may_reuse(run_dir, _ended_group())
+    remove_run_dir(run_dir)
+    assert not run_dir.exists() and len(_kept(tmp_path)) == 1
+    make_run_dir(tmp_path / "2-1")
+    assert (tmp_path / "2-1").stat().st_ino == inode and list((tmp_path / "2-1").iterdir()) == []
+    assert _kept(tmp_path) == []
+
+
+def test_a_folder_is_removed_if_its_group_lives_its_command_left_files_or_nobody_said(
+    tmp_path: Path,
+) -> None:
+    alive, with_files, unsaid = tmp_path / "1-1", tmp_path / "2-1", tmp_path / "3-1"
+    for run_dir in (alive, with_files, unsaid):
+        make_run_dir(run_dir)
+    (with_files / "result.csv").write_text("x")
+    may_reuse(alive, os.getpgid(0))  # this test's own group: alive
+    may_reuse(with_files, _ended_group())
+    for run_dir in (alive, with_files, unsaid):
+        remove_run_dir(run_dir)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_so_many_are_kept_and_no_more(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run_folders, "SPARE_KEPT", 2)
+    group = _ended_group()
+    for n in range(3):
+        make_run_dir(tmp_path / f"{n}-1")
+        may_reuse(tmp_path / f"{n}-1", group)
+    for n in range(3):
+        remove_run_dir(tmp_path / f"{n}-1")
+    assert len(_kept(tmp_path)) == 2 and len(list(tmp_path.iterdir())) == 2
