@@ -307,7 +307,7 @@ def can_launch() -> bool:
     return os.access("/bin/sh", os.X_OK)
 
 
-def no_inherited_descriptor_passes_on() -> None:
+def close_inherited_on_exec() -> None:
     """Mark the descriptors this process inherited from its launcher
     close-on-exec: posix_spawn closes nothing itself, and every descriptor
     Python opens is close-on-exec already (PEP 446), as are gRPC's."""

@@ -19,14 +19,8 @@ import structlog
 
 from cronfleet.v1 import dispatch_pb2
 from worker.command_text import one_program
-from worker.launcher import (
-    DEFAULT_SIGNALS,
-    Launcher,
-    can_launch,
-    no_inherited_descriptor_passes_on,
-    private_folder,
-)
-from worker.run_folders import make_run_dir, may_reuse
+from worker.launcher import DEFAULT_SIGNALS, Launcher, can_launch, close_inherited_on_exec, private_folder
+from worker.run_folders import make_run_dir, may_reuse, remove_kept
 from worker.runtime import (
     REPORT_FILE,
     SEED_CHECKPOINT,
@@ -238,7 +232,7 @@ class ProcessRuntime:
         # setpriv's exec was 0.8 ms of a gate's 2 ms of CPU. A gate spawned
         # but not yet told to the watchdog reads EOF when its worker dies, and
         # exits without running anything.
-        no_inherited_descriptor_passes_on()
+        close_inherited_on_exec()
         die_with_worker = _DIE_WITH_WORKER if self.watchdog is None else []
         # $0 of the command stays /bin/sh, as with ``sh -c``.
         self._argv = [*die_with_worker, "/bin/sh", "-c", PROCESS_GATE_SCRIPT, "/bin/sh"]
@@ -257,6 +251,7 @@ class ProcessRuntime:
             await self.launcher.close()
         else:
             await asyncio.to_thread(shutil.rmtree, self._private, ignore_errors=True)
+        await asyncio.to_thread(remove_kept)
         if self.watchdog is not None:
             self.watchdog.stop()
 

@@ -95,3 +95,11 @@ def _keep(path: Path) -> bool:
         return False
     spare.append(kept)
     return True
+
+
+def remove_kept() -> None:
+    """Remove the folders kept (a worker stopping: nobody will take them)."""
+    for spare in _spare.values():
+        while spare:
+            with contextlib.suppress(IndexError, OSError):
+                os.rmdir(spare.pop())

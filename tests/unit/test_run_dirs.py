@@ -85,3 +85,12 @@ def test_so_many_are_kept_and_no_more(tmp_path: Path, monkeypatch: pytest.Monkey
     for n in range(3):
         remove_run_dir(tmp_path / f"{n}-1")
     assert len(_kept(tmp_path)) == 2 and len(list(tmp_path.iterdir())) == 2
+
+
+def test_a_stopping_worker_removes_the_folders_it_kept(tmp_path: Path) -> None:
+    make_run_dir(tmp_path / "1-1")
+    may_reuse(tmp_path / "1-1", _ended_group())
+    remove_run_dir(tmp_path / "1-1")
+    assert len(_kept(tmp_path)) == 1
+    run_folders.remove_kept()
+    assert list(tmp_path.iterdir()) == []
