@@ -39,6 +39,7 @@ class DockerRun:
         self._checkpoint: bytes | None = None
         self._checkpoint_read_at = 0.0
         self._sigkill: asyncio.TimerHandle | None = None  # a kill's SIGKILL, after the grace
+        self.output_ended = False  # not known without asking the engine
 
     async def release(self) -> None:
         # The socket stays open until the run is waited on: closing the

@@ -84,6 +84,10 @@ class HttpRun:
             self.task.cancel()
             await asyncio.wait((self.task,))  # a cancel of ours still arrives here
 
+    @property
+    def output_ended(self) -> bool:
+        return False  # no live output: the log is written once the response is in
+
     async def snapshot(self) -> None:
         return None  # the log is written once the response is in
 

@@ -62,7 +62,7 @@ class LiveOutput:
         done: asyncio.Event,
     ) -> None:
         path, published, checkpoint = spec.spool_path, -1, spec.checkpoint
-        while not done.is_set():
+        while not done.is_set() and not armed.output_ended:  # else its final copy follows
             try:
                 if self.live_log_interval > 0:
                     await armed.snapshot()

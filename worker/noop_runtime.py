@@ -35,6 +35,7 @@ class NoopRuntime:
 class _NoopRun:
     cold: bool | None = None
     container_id = ""
+    output_ended = False  # it writes none
 
     async def release(self) -> None:
         return None

@@ -67,6 +67,10 @@ class _ProcessRun:
     def __post_init__(self) -> None:
         asyncio.get_running_loop().add_reader(self.pidfd, self._exited)
 
+    @property
+    def output_ended(self) -> bool:
+        return self._done.is_set()
+
     def _exited(self) -> None:
         """The pidfd is readable: the run has exited. A spawned gate is our
         child: reaped now. A launched run's status is the launcher's, asked

@@ -187,6 +187,10 @@ class ResidentRun:
         self.go: Fifo | None = None
 
     @property
+    def output_ended(self) -> bool:
+        return self.exited_at is not None
+
+    @property
     def _files(self) -> str:
         return f"/tmp/.cronfleet-{self.nonce}"
 

@@ -291,6 +291,11 @@ class ArmedRun(Protocol):
     async def wait(self) -> RunOutcome: ...
     async def kill(self, reason: str) -> None: ...
 
+    @property
+    def output_ended(self) -> bool:
+        """Its output can no longer grow (its process has exited): a live copy
+        now would be replaced at once by the final one. False: not known."""
+
     async def snapshot(self) -> None:
         """Bring the spool file up to date with the output so far."""
 

@@ -1,0 +1,74 @@
+"""A live run's output is copied to the log store every interval, but not
+once its process has exited: the final copy follows at once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from cronfleet.aio import within
+from cronfleet.logstore import LocalLogStore
+from worker.live_output import LiveOutput
+from worker.runtime import RunOutcome, RunSpec
+
+
+class Store(LocalLogStore):
+    def __init__(self, root: Path) -> None:
+        super().__init__(root, "http://logs")
+        self.puts: list[str] = []
+        self.put_once = asyncio.Event()
+
+    async def put(self, key: str, path: Path, *, final: bool = False) -> str:
+        self.puts.append(key)
+        self.put_once.set()
+        return await super().put(key, path, final=final)
+
+
+class Armed:
+    """A run that ends when the test says; ``ended``: its process has exited."""
+
+    cold: bool | None = False
+    container_id = ""
+
+    def __init__(self, ended: bool) -> None:
+        self.ended = ended
+        self.looked = asyncio.Event()  # the publisher asked whether it had ended
+        self.end = asyncio.Event()
+
+    @property
+    def output_ended(self) -> bool:
+        self.looked.set()
+        return self.ended
+
+    async def release(self) -> None: ...
+    async def kill(self, reason: str) -> None: ...
+    async def snapshot(self) -> None: ...
+
+    async def read_checkpoint(self) -> bytes | None:
+        return None
+
+    async def wait(self) -> RunOutcome:
+        await self.end.wait()
+        return RunOutcome("succeeded", 0)
+
+
+async def _watch(tmp_path: Path, ended: bool) -> list[str]:
+    store = Store(tmp_path / "logs")
+    spool = tmp_path / "7-1" / "output.log"
+    spool.parent.mkdir()
+    spool.write_text("so far\n")
+    armed = Armed(ended)
+    spec = RunSpec(execution_id=7, job_id="job", attempt=1, spool_path=spool)
+    watching = asyncio.create_task(LiveOutput(store, 0.01).watch(spec, armed, "k", lambda _: None))
+    await within((armed.looked if ended else store.put_once).wait(), 5)
+    armed.end.set()
+    await within(watching, 5)
+    return store.puts
+
+
+async def test_a_live_runs_output_is_copied(tmp_path: Path) -> None:
+    assert await _watch(tmp_path, ended=False) == ["k"]
+
+
+async def test_an_exited_runs_output_is_not_copied_live(tmp_path: Path) -> None:
+    assert await _watch(tmp_path, ended=True) == []
