@@ -79,11 +79,12 @@ def main() -> None:
     args = parser.parse_args()
     # SIGTERM unwinds like Ctrl-C, so the clusters, Postgres and etcd stop.
     signal.signal(signal.SIGTERM, _interrupt)
+    completed = True
     if args.peers is not None:
-        run_peer_bench(args.peers, args.only, args.quick, args.rounds, args.sizes)
+        completed = run_peer_bench(args.peers, args.only, args.quick, args.rounds, args.sizes)
     else:
         run_bench(args)
-    if args.keep_state:
+    if args.keep_state or not completed:
         print(f"  state kept in {ROOT}", flush=True)
     else:  # every run left ~140 MB in the temporary folder
         shutil.rmtree(ROOT, ignore_errors=True)
@@ -138,8 +139,9 @@ def run_bench(args: argparse.Namespace) -> None:
 
 def run_peer_bench(
     peers: list[str], only: list[str], quick: bool, rounds: int, sizes_arg: str | None
-) -> None:
-    """cronfleet (this bench's scenarios, a fresh cluster each) beside its peers, same run."""
+) -> bool:
+    """cronfleet (this bench's scenarios, a fresh cluster each) beside its peers, same run;
+    False if a measurement failed (reported, and the others still ran)."""
     from bench.peers.driver import FULL, QUICK, CronfleetSystem, Sizes, make_peers, run_peers
     from bench.peers.figures import WORKLOADS
     from bench.record import meta
@@ -154,15 +156,17 @@ def run_peer_bench(
             lambda n: scenario_same_second(services, n),
             lambda runtime, n: scenario_throughput(services, runtime, n),
         )
-        run_peers(
+        systems = make_peers(peers, services.pg.create_database)
+        measured = run_peers(
             cronfleet,
-            make_peers(peers, services.pg.create_database),
+            systems,
             sizes,
             rounds,
             workloads,
             RESULTS_DIR,
             meta(),
         )
+    return len(measured) == rounds * len(workloads) * (1 + len(systems))
 
 
 if __name__ == "__main__":

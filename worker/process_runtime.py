@@ -22,6 +22,7 @@ from worker.command_text import one_program
 from worker.launcher import DEFAULT_SIGNALS, Launcher, can_launch, close_inherited_on_exec, private_folder
 from worker.run_folders import make_run_dir, may_reuse, remove_kept
 from worker.runtime import (
+    CHECKPOINT_FILE,
     REPORT_FILE,
     SEED_CHECKPOINT,
     ArmedRun,
@@ -130,7 +131,7 @@ class _ProcessRun:
             self.returncode = await self._status(self.launcher)
         rc = self.returncode
         assert rc is not None
-        may_reuse(self.spec.run_dir, self.pid)
+        may_reuse(self.spec.run_dir, self.pid, self.spec.owner_id)
         fenced = self.watchdog.ended(self.pid) if self.watchdog else None
         if fenced:
             outcome = RunOutcome("lost", None, f"killed by the worker's watchdog: {fenced}")
@@ -141,16 +142,14 @@ class _ProcessRun:
         if self.spec.steps and (report := self.spec.run_dir / REPORT_FILE).exists():
             outcome.steps = step_results(report.read_text(errors="replace"), self.spec.steps)
         left = await self.read_checkpoint()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.checkpoint)
+        shutil.rmtree(os.path.dirname(self.checkpoint), ignore_errors=True)
         if left is not None:
             outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(left)
         return outcome
 
     async def read_checkpoint(self) -> bytes | None:
-        """The file is the worker's own: read it as it stands."""
+        """The file is the worker's own, mostly empty: a stat, and a read if not."""
         try:
-            # Mostly empty (the gate makes it): one stat, not an open and a read.
             return (os.stat(self.checkpoint).st_size and _read(self.checkpoint)) or None
         except FileNotFoundError:
             return None
@@ -220,14 +219,13 @@ class ProcessRuntime:
         self._base_env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
         self._base_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         self.launcher = Launcher(SEED_CHECKPOINT, self._base_env) if launch == "fork" else None
-        # Runs' checkpoint files: in memory where /dev/shm is, not in their folders.
-        # On ext4 without a journal each inode made steps over every one freed in
-        # the last minutes, and this was one more freed per run (README, 18th session).
+        # Checkpoint files in memory where /dev/shm is, not in the runs' folders: a
+        # file freed per run made every later inode dearer (worker.run_folders).
         self._private = self.launcher.dir if self.launcher is not None else private_folder()
-        # Arming a forked run is a line to the launcher, answered in order:
-        # they queue in its pipe. At 4 at a time (a round trip each, on a
-        # busy machine) arming lagged and slots came back spread out: 3,000
-        # runs 870 -> 1,229 runs/s with 256 at once (claims 38 -> 13).
+        self._parents: set[str] = set()  # where its runs' folders are (kept ones too)
+        # Arming a forked run is a line to the launcher, answered in order. At 4
+        # at a time (a round trip each, on a busy machine) arming lagged and slots
+        # came back spread out: 3,000 runs 870 -> 1,229 runs/s with 256 at once.
         self.arm_slots: int | None = 256 if self.launcher else None
         self._waiting_for: collections.Counter[float] = collections.Counter()
         self.watchdog = Watchdog(watchdog_seconds, fence_dir) if watchdog_seconds > 0 else None
@@ -255,16 +253,18 @@ class ProcessRuntime:
             await self.launcher.close()
         else:
             await asyncio.to_thread(shutil.rmtree, self._private, ignore_errors=True)
-        await asyncio.to_thread(remove_kept)
+        await asyncio.to_thread(remove_kept, self._parents)
         if self.watchdog is not None:
             self.watchdog.stop()
 
     async def arm(self, spec: RunSpec) -> ArmedRun:
         env = {**self._base_env, "HOME": str(spec.run_dir)}
         env.update(spec.env)
-        checkpoint = f"{self._private}/{spec.execution_id}.checkpoint"
+        checkpoint = f"{self._private}/{spec.execution_id}/{CHECKPOINT_FILE}"  # files beside it go too
+        os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
         env.update(script_env(spec, checkpoint))
-        make_run_dir(spec.run_dir)
+        make_run_dir(spec.run_dir, spec.owner_id)
+        self._parents.add(str(spec.run_dir.parent))
         instant = _ahead_of(spec)
         if instant is not None:  # counted until it is released, or gone
             self._waiting_for[instant] += 1
@@ -279,6 +279,7 @@ class ProcessRuntime:
         except BaseException:
             if instant is not None:
                 self._released(instant)
+            shutil.rmtree(os.path.dirname(checkpoint), ignore_errors=True)
             raise
         if instant is not None:
             run.on_release = functools.partial(self._released, instant)

@@ -6,16 +6,21 @@ kernel allocates first steps over each inode freed in the last minutes
 (``find_inode_bit``, ``recently_deleted``), so a folder made and removed per
 run made the next runs' files dearer the more runs had gone before: 3,000
 `true` runs went 1,376 -> 1,250 runs/s over three runs in a row, and 1,630
-with the folders kept (README, Eighteenth session). A folder is kept only
-when its run has ended with no process of its group left (:func:`may_reuse`,
-the process runtime's runs) and it is empty once the worker's own files are
-out; anything else is removed as before.
+with the folders kept (README, Eighteenth session).
+
+A folder is kept only when its run has ended with no process of its group
+left (:func:`may_reuse`, the process runtime's runs), it is empty once the
+worker's own files are out, and it is as a new folder is (owner, mode, no
+ACL); it goes only to a later run of the same owner (a process the run
+detached from its group, still working in the folder, could write into the
+next one's), and is looked at again when handed on.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import itertools
 import os
 import shutil
@@ -23,34 +28,47 @@ from pathlib import Path
 
 from worker.runtime import CHECKPOINT_FILE, REPORT_FILE, SPOOL_FILE
 
-SPARE_KEPT = 256  # emptied folders kept per spool folder; past that, removed
+SPARE_KEPT = 256  # emptied folders kept per spool folder and owner; past that, removed
 
-_spare: dict[str, collections.deque[str]] = {}
-_reusable: set[str] = set()
+_spare: dict[tuple[str, str], collections.deque[str]] = {}  # (parent, owner) -> kept folders
+_reusable: dict[str, str] = {}  # folder -> its run's owner, once nothing of the run is left
+_fresh: dict[str, tuple[int, int, int]] = {}  # parent -> a new folder's mode, uid, gid
+_closed: set[str] = set()  # parents whose worker is stopping: nothing more kept
 _names = itertools.count()
 
 
-def make_run_dir(path: Path) -> None:
-    """The run's folder: a kept one renamed to it, else a new one."""
-    spare = _spare.get(str(path.parent))
+def make_run_dir(path: Path, owner: str = "") -> None:
+    """The run's folder: one kept for ``owner`` renamed to it, else a new one."""
+    spare = _spare.get((str(path.parent), owner))
     while spare:
         try:
-            os.rename(spare.pop(), path)
-            return
+            kept = spare.pop()
         except IndexError:
-            break  # taken meanwhile by the removing thread's neighbour
-        except OSError:
-            continue  # removed meanwhile (by hand): the next, or a new one
+            break  # the last one, taken meanwhile (a stopping worker's sweep)
+        try:
+            os.rename(kept, path)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                continue  # removed meanwhile (by hand): the next one
+            spare.append(kept)  # the run's folder is there already (a resend): use it
+            break
+        if not os.listdir(path):
+            return
+        shutil.rmtree(path, ignore_errors=True)  # written into while kept: not handed on
+        break
     os.makedirs(path, exist_ok=True)
+    if str(path.parent) not in _fresh:
+        st = os.stat(path)
+        _fresh[str(path.parent)] = (st.st_mode, st.st_uid, st.st_gid)
 
 
-def may_reuse(path: Path, group: int) -> None:
+def may_reuse(path: Path, group: int, owner: str = "") -> None:
     """The run that had ``path`` has ended: its folder may be kept for a later
-    run if no process of its process ``group`` is left to write into it."""
+    run of ``owner`` if no process of its process ``group`` is left."""
     try:
         os.killpg(group, 0)
     except ProcessLookupError:
-        _reusable.add(str(path))
+        _reusable[str(path)] = owner
     except PermissionError:
         pass  # a member that changed its user: still there
 
@@ -61,11 +79,9 @@ def remove_run_dir(path: Path) -> None:
     output was moved into the log store): an unlink or two and one rmdir.
     What the command left needs an rmtree (which walks and stats: 6% of a
     short process run's worker time when every run took it)."""
-    key = str(path)
-    if key in _reusable:
-        _reusable.discard(key)
-        if _keep(path):
-            return
+    owner = _reusable.pop(str(path), None)
+    if owner is not None and _keep(path, owner):
+        return
     for name in (CHECKPOINT_FILE, REPORT_FILE, SPOOL_FILE):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(path, name))
@@ -79,17 +95,28 @@ def remove_run_dir(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)  # the command's own files
 
 
-def _keep(path: Path) -> bool:
-    spare = _spare.setdefault(str(path.parent), collections.deque())
-    if len(spare) >= SPARE_KEPT:
+def remove_kept(parents: set[str]) -> None:
+    """A stopping worker's folders kept under ``parents`` go, and no more are kept."""
+    _closed.update(parents)
+    for (parent, _), spare in _spare.items():
+        while parent in parents and spare:
+            with contextlib.suppress(IndexError, OSError):
+                os.rmdir(spare.pop())
+
+
+def _keep(path: Path, owner: str) -> bool:
+    parent = str(path.parent)
+    spare = _spare.setdefault((parent, owner), collections.deque())
+    if len(spare) >= SPARE_KEPT or parent in _closed:
         return False
-    for name in (CHECKPOINT_FILE, REPORT_FILE, SPOOL_FILE):
+    for name in (REPORT_FILE, SPOOL_FILE):  # the worker's own (the log moved, when it could not be)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(path, name))
     try:
-        if os.listdir(path):
-            return False  # the command's own files: removed, not handed on
-        kept = f"{path.parent}/.spare-{next(_names)}"
+        st = os.stat(path)
+        if os.listdir(path) or _has_acl(path) or (st.st_mode, st.st_uid, st.st_gid) != _fresh.get(parent):
+            return False  # the command's files, or a mode or ACL of its own: removed, not handed on
+        kept = f"{parent}/.spare-{next(_names)}"
         os.rename(path, kept)
     except OSError:
         return False
@@ -97,9 +124,10 @@ def _keep(path: Path) -> bool:
     return True
 
 
-def remove_kept() -> None:
-    """Remove the folders kept (a worker stopping: nobody will take them)."""
-    for spare in _spare.values():
-        while spare:
-            with contextlib.suppress(IndexError, OSError):
-                os.rmdir(spare.pop())
+def _has_acl(path: Path) -> bool:
+    try:
+        return any(name.startswith("system.posix_acl") for name in os.listxattr(path))
+    except OSError as exc:
+        if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False  # a filesystem without extended attributes has no ACL
+        raise

@@ -141,7 +141,8 @@ def sparse(values: list[Any], default: Any = None) -> list[Any] | None:
     pads a NULL array with NULLs, and read NULL as that default: most of a
     batch's columns are (no error, no checkpoint, not cold), and psycopg
     dumps an array element by element in Python (a fifth of a scheduler's
-    time on the no-op path went to dumping arrays)."""
+    time on the no-op path went to dumping arrays). Values are compared with
+    ``==``: only for a column of the default's type (``0 == False``)."""
     return None if values.count(default) == len(values) else values
 
 

@@ -326,15 +326,19 @@ async def test_a_run_ignores_no_signal_the_worker_ignores(tmp_path: Path) -> Non
 
 
 async def test_the_checkpoint_file_is_not_in_the_runs_folder(tmp_path: Path) -> None:
-    """It is in the runtime's private folder (memory-backed where /dev/shm is),
-    removed when the run has been followed up."""
-    s = spec(tmp_path, 'echo "$CRONFLEET_CHECKPOINT"; ls -A; echo kept > "$CRONFLEET_CHECKPOINT"')
+    """It is in a folder of its own in the runtime's private folder (memory-backed
+    where /dev/shm is), removed with what the command made beside it."""
+    s = spec(
+        tmp_path,
+        'echo "$CRONFLEET_CHECKPOINT"; ls -A; echo kept > "$CRONFLEET_CHECKPOINT.new"; '
+        'mv "$CRONFLEET_CHECKPOINT.new" "$CRONFLEET_CHECKPOINT"; : > "$CRONFLEET_CHECKPOINT.lock"',
+    )
     outcome, out = await run(s)
     checkpoint, *listed = out.splitlines()
     assert outcome.checkpoint == b"kept\n" and listed == ["out.log"]
     assert not checkpoint.startswith(str(tmp_path))
     with pytest.raises(FileNotFoundError):
-        os.stat(checkpoint)  # removed
+        os.stat(os.path.dirname(checkpoint))  # removed, with the lock file beside it
 
 
 async def test_an_emptied_folder_is_handed_to_the_next_run_unless_the_run_left_a_process(
@@ -352,8 +356,10 @@ async def test_an_emptied_folder_is_handed_to_the_next_run_unless_the_run_left_a
     assert not first.run_dir.exists() and len(kept()) == 1
     second = spec(tmp_path, "sleep 30 & echo $!")
     _, out = await run(second, runtime)
-    assert os.stat(second.run_dir).st_ino == folder and kept() == []  # the same folder, renamed
-    second.spool_path.unlink()
-    remove_run_dir(second.run_dir)  # its sleep lives on there: removed, not handed on
-    os.kill(int(out), signal.SIGKILL)
+    try:
+        assert os.stat(second.run_dir).st_ino == folder and kept() == []  # the same folder, renamed
+        second.spool_path.unlink()
+        remove_run_dir(second.run_dir)  # its sleep lives on there: removed, not handed on
+    finally:
+        os.kill(int(out), signal.SIGKILL)
     assert not second.run_dir.exists() and kept() == []

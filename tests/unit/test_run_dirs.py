@@ -92,5 +92,44 @@ def test_a_stopping_worker_removes_the_folders_it_kept(tmp_path: Path) -> None:
     may_reuse(tmp_path / "1-1", _ended_group())
     remove_run_dir(tmp_path / "1-1")
     assert len(_kept(tmp_path)) == 1
-    run_folders.remove_kept()
+    run_folders.remove_kept({str(tmp_path)})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_goes_only_to_a_later_run_of_the_same_owner(tmp_path: Path) -> None:
+    make_run_dir(tmp_path / "1-1", "ann")
+    inode = (tmp_path / "1-1").stat().st_ino
+    may_reuse(tmp_path / "1-1", _ended_group(), "ann")
+    remove_run_dir(tmp_path / "1-1")
+    make_run_dir(tmp_path / "2-1", "bob")
+    assert (tmp_path / "2-1").stat().st_ino != inode and len(_kept(tmp_path)) == 1
+    make_run_dir(tmp_path / "3-1", "ann")
+    assert (tmp_path / "3-1").stat().st_ino == inode and _kept(tmp_path) == []
+
+
+def test_a_folder_whose_mode_the_command_changed_is_not_handed_on(tmp_path: Path) -> None:
+    make_run_dir(tmp_path / "1-1")
+    (tmp_path / "1-1").chmod(0o500)
+    may_reuse(tmp_path / "1-1", _ended_group())
+    remove_run_dir(tmp_path / "1-1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_whose_folder_is_there_already_uses_it_and_the_kept_one_stays(tmp_path: Path) -> None:
+    make_run_dir(tmp_path / "1-1")
+    may_reuse(tmp_path / "1-1", _ended_group())
+    remove_run_dir(tmp_path / "1-1")
+    (tmp_path / "2-1").mkdir()
+    (tmp_path / "2-1" / "left").write_text("x")  # a resent run's folder, from before
+    make_run_dir(tmp_path / "2-1")
+    assert (tmp_path / "2-1" / "left").exists() and len(_kept(tmp_path)) == 1
+    make_run_dir(tmp_path / "3-1")  # the kept one is still handed on
+    assert _kept(tmp_path) == []
+
+
+def test_nothing_is_kept_once_the_worker_is_stopping(tmp_path: Path) -> None:
+    make_run_dir(tmp_path / "1-1")
+    run_folders.remove_kept({str(tmp_path)})
+    may_reuse(tmp_path / "1-1", _ended_group())
+    remove_run_dir(tmp_path / "1-1")
     assert list(tmp_path.iterdir()) == []
