@@ -24,13 +24,16 @@ import errno
 import itertools
 import os
 import shutil
+import threading
 from pathlib import Path
 
 from worker.runtime import CHECKPOINT_FILE, REPORT_FILE, SPOOL_FILE
 
-SPARE_KEPT = 256  # emptied folders kept per spool folder and owner; past that, removed
+SPARE_KEPT = 256  # emptied folders kept per spool folder (all owners); past that, removed
 
 _spare: dict[tuple[str, str], collections.deque[str]] = {}  # (parent, owner) -> kept folders
+_held: collections.Counter[str] = collections.Counter()  # parent -> folders kept there
+_lock = threading.Lock()  # _held: the removal thread keeps, the loop takes
 _reusable: dict[str, str] = {}  # folder -> its run's owner, once nothing of the run is left
 _fresh: dict[str, tuple[int, int, int]] = {}  # parent -> a new folder's mode, uid, gid
 _closed: set[str] = set()  # parents whose worker is stopping: nothing more kept
@@ -45,12 +48,14 @@ def make_run_dir(path: Path, owner: str = "") -> None:
             kept = spare.pop()
         except IndexError:
             break  # the last one, taken meanwhile (a stopping worker's sweep)
+        _count(path.parent, -1)
         try:
             os.rename(kept, path)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 continue  # removed meanwhile (by hand): the next one
             spare.append(kept)  # the run's folder is there already (a resend): use it
+            _count(path.parent, 1)
             break
         if not os.listdir(path):
             return
@@ -100,14 +105,19 @@ def remove_kept(parents: set[str]) -> None:
     _closed.update(parents)
     for (parent, _), spare in _spare.items():
         while parent in parents and spare:
-            with contextlib.suppress(IndexError, OSError):
-                os.rmdir(spare.pop())
+            try:
+                kept = spare.pop()
+            except IndexError:
+                break  # taken meanwhile
+            _count(Path(parent), -1)
+            with contextlib.suppress(OSError):
+                os.rmdir(kept)
 
 
 def _keep(path: Path, owner: str) -> bool:
     parent = str(path.parent)
     spare = _spare.setdefault((parent, owner), collections.deque())
-    if len(spare) >= SPARE_KEPT or parent in _closed:
+    if _held[parent] >= SPARE_KEPT or parent in _closed:
         return False
     for name in (REPORT_FILE, SPOOL_FILE):  # the worker's own (the log moved, when it could not be)
         with contextlib.suppress(FileNotFoundError):
@@ -121,7 +131,13 @@ def _keep(path: Path, owner: str) -> bool:
     except OSError:
         return False
     spare.append(kept)
+    _count(path.parent, 1)
     return True
+
+
+def _count(parent: Path, change: int) -> None:
+    with _lock:
+        _held[str(parent)] += change
 
 
 def _has_acl(path: Path) -> bool:

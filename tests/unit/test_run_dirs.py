@@ -77,11 +77,12 @@ def test_a_folder_is_removed_if_its_group_lives_its_command_left_files_or_nobody
 
 
 def test_so_many_are_kept_and_no_more(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound is the spool folder's, whatever the owners."""
     monkeypatch.setattr(run_folders, "SPARE_KEPT", 2)
     group = _ended_group()
-    for n in range(3):
-        make_run_dir(tmp_path / f"{n}-1")
-        may_reuse(tmp_path / f"{n}-1", group)
+    for n, owner in enumerate(("ann", "bob", "cy")):
+        make_run_dir(tmp_path / f"{n}-1", owner)
+        may_reuse(tmp_path / f"{n}-1", group, owner)
     for n in range(3):
         remove_run_dir(tmp_path / f"{n}-1")
     assert len(_kept(tmp_path)) == 2 and len(list(tmp_path.iterdir())) == 2
