@@ -250,7 +250,7 @@ class Runs:
             await run.armed.kill(run.cancel_reason)
             await run.armed.wait()  # gone before its slot and folder are given back
             return outcome
-        await self._released(run, run.armed, released_at, armed_late)
+        await self._released(run, released_at, armed_late)
         return await self._watch(run, run.armed)
 
     async def _arm(self, run: Run) -> ArmedRun | None:
@@ -280,7 +280,7 @@ class Runs:
         """Whether the run may have a folder and output."""
         return self._runtime_for(run).writes_files
 
-    async def _released(self, run: Run, armed: ArmedRun, at: float, armed_late: bool) -> None:
+    async def _released(self, run: Run, at: float, armed_late: bool) -> None:
         """What follows a release: the start recorded and reported."""
         run.started_at = at
         self._leave_window(run, released=True)

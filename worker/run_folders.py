@@ -42,29 +42,30 @@ _names = itertools.count()
 
 def make_run_dir(path: Path, owner: str = "") -> None:
     """The run's folder: one kept for ``owner`` renamed to it, else a new one."""
-    spare = _spare.get((str(path.parent), owner))
+    parent = str(path.parent)
+    spare = _spare.get((parent, owner))
     while spare:
         try:
             kept = spare.pop()
         except IndexError:
             break  # the last one, taken meanwhile (a stopping worker's sweep)
-        _count(path.parent, -1)
+        _count(parent, -1)
         try:
             os.rename(kept, path)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 continue  # removed meanwhile (by hand): the next one
             spare.append(kept)  # the run's folder is there already (a resend): use it
-            _count(path.parent, 1)
+            _count(parent, 1)
             break
         if not os.listdir(path):
             return
         shutil.rmtree(path, ignore_errors=True)  # written into while kept: not handed on
         break
     os.makedirs(path, exist_ok=True)
-    if str(path.parent) not in _fresh:
+    if parent not in _fresh:
         st = os.stat(path)
-        _fresh[str(path.parent)] = (st.st_mode, st.st_uid, st.st_gid)
+        _fresh[parent] = (st.st_mode, st.st_uid, st.st_gid)
 
 
 def may_reuse(path: Path, group: int, owner: str = "") -> None:
@@ -109,7 +110,7 @@ def remove_kept(parents: set[str]) -> None:
                 kept = spare.pop()
             except IndexError:
                 break  # taken meanwhile
-            _count(Path(parent), -1)
+            _count(parent, -1)
             with contextlib.suppress(OSError):
                 os.rmdir(kept)
 
@@ -131,13 +132,13 @@ def _keep(path: Path, owner: str) -> bool:
     except OSError:
         return False
     spare.append(kept)
-    _count(path.parent, 1)
+    _count(parent, 1)
     return True
 
 
-def _count(parent: Path, change: int) -> None:
+def _count(parent: str, change: int) -> None:
     with _lock:
-        _held[str(parent)] += change
+        _held[parent] += change
 
 
 def _has_acl(path: Path) -> bool:
