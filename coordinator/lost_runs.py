@@ -19,6 +19,8 @@ log = structlog.get_logger()
 # A run assigned less than this long ago is not declared lost: its worker may
 # not be in our view of the members yet.
 LOST_GRACE_SECONDS = 5.0
+# How often the leader looks for lost runs when the live workers stay the same.
+LOST_SWEEP_EVERY = 5.0
 
 
 class LostSince:
@@ -43,6 +45,30 @@ class LostSince:
             if now - seen >= self.margin:
                 del self.last_seen[worker]
         return sorted(self.last_seen)
+
+
+class LostSweeps:
+    """When the leader looks for lost runs: at once when the live workers
+    change, again a grace later (for the runs assigned in the grace before
+    the change), and every ``every`` seconds otherwise (a run assigned to a
+    worker no leader saw). The look reads every live run (a NOT = ANY cannot
+    be an index condition): every 0.25 s tick with 10,000 every-second jobs
+    it took up to a sixth of Postgres's time."""
+
+    def __init__(self, grace: float = LOST_GRACE_SECONDS, every: float = LOST_SWEEP_EVERY) -> None:
+        self.grace = grace
+        self.every = every
+        self._swept_for: list[str] | None = None
+        self._next = 0.0
+
+    def due(self, live_workers: list[str]) -> bool:
+        return live_workers != self._swept_for or time.monotonic() >= self._next
+
+    def swept(self, live_workers: list[str]) -> None:
+        """A look for ``live_workers`` went through."""
+        changed = live_workers != self._swept_for
+        self._swept_for = list(live_workers)
+        self._next = time.monotonic() + (self.grace if changed else self.every)
 
 
 async def declare_lost(

@@ -23,7 +23,7 @@ from coordinator import log_quota, retention
 from coordinator.alert_delivery import AlertSender
 from coordinator.cluster import CoordinatorServicer
 from coordinator.fencing import Fenced
-from coordinator.lost_runs import LostSince, declare_lost
+from coordinator.lost_runs import LostSince, LostSweeps, declare_lost
 from coordinator.partitions import ensure_partitions
 from coordinator.shard_assignment import ShardAssigner
 from cronfleet import etcd, metrics, rpc
@@ -138,11 +138,13 @@ class Coordinator:
             await asyncio.sleep(TICK)
 
     async def _keep_cluster(self, epoch: int) -> None:
-        """Shards and lost runs every tick; partitions and retention every ten
-        minutes; the log quota every log_quota_interval. Postgres away: stay
-        leader (etcd still says so) and try again."""
+        """Shards every tick; lost runs when due (coordinator.lost_runs.LostSweeps);
+        partitions and retention every ten minutes; the log quota every
+        log_quota_interval. Postgres away: stay leader (etcd still says so)
+        and try again."""
         next_housekeeping = next_log_quota = datetime.min.replace(tzinfo=UTC)
         lost_since = LostSince(self.settings.lost_margin)
+        sweeps = LostSweeps()
         while True:
             try:
                 schedulers = await etcd.read_members(self.client, self.keys, "schedulers")
@@ -153,7 +155,7 @@ class Coordinator:
                 metrics.MEMBERS.labels("coordinator").set(len(coordinators))
                 await self.shards.assign(epoch, sorted(schedulers))
                 live_workers = lost_since.live(workers)
-                if live_workers is not None:
+                if live_workers is not None and sweeps.due(live_workers):
                     await declare_lost(
                         self.db,
                         epoch,
@@ -161,6 +163,7 @@ class Coordinator:
                         self.settings.retry_backoff_seconds,
                         self.settings.lost_reruns,
                     )
+                    sweeps.swept(live_workers)
                 now = datetime.now(UTC)
                 if now >= next_housekeeping:
                     await ensure_partitions(self.db, epoch, now)
