@@ -154,7 +154,7 @@ def run_peer_bench(
     with Services() as services:
         cronfleet = CronfleetSystem(
             lambda n: scenario_same_second(services, n),
-            lambda runtime, n: scenario_throughput(services, runtime, n),
+            lambda runtime, n: scenario_throughput(services, runtime, n).started_to_ended,
         )
         systems = make_peers(peers, services.pg.create_database)
         measured = run_peers(
