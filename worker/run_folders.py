@@ -27,7 +27,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from worker.runtime import CHECKPOINT_FILE, REPORT_FILE, SPOOL_FILE
+from worker.runtime import REPORT_FILE, SPOOL_FILE
 
 SPARE_KEPT = 256  # emptied folders kept per spool folder (all owners); past that, removed
 
@@ -81,24 +81,29 @@ def may_reuse(path: Path, group: int, owner: str = "") -> None:
 
 def remove_run_dir(path: Path) -> None:
     """A finished run's folder: kept for a later run when it may be (see
-    above), else removed. Usually it holds only what the worker made (the
-    output was moved into the log store): an unlink or two and one rmdir.
-    What the command left needs an rmtree (which walks and stats: 6% of a
+    above), else removed. Usually it is empty (the output was moved into the
+    log store): one rmdir; else the worker's own files go and it is tried
+    again. What the command left needs an rmtree (which walks and stats: 6% of a
     short process run's worker time when every run took it)."""
     owner = _reusable.pop(str(path), None)
     if owner is not None and _keep(path, owner):
         return
-    for name in (CHECKPOINT_FILE, REPORT_FILE, SPOOL_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(path, name))
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return  # never made: a run that never armed
-        except OSError:
-            continue  # not empty yet
-    shutil.rmtree(path, ignore_errors=True)  # the command's own files
+    if _rmdir(path):
+        return
+    _remove_own_files(path)
+    if not _rmdir(path):
+        shutil.rmtree(path, ignore_errors=True)  # the command's own files
+
+
+def _rmdir(path: Path) -> bool:
+    """Whether the folder is gone (removed, or never made: a run that never armed)."""
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False  # not empty
+    return True
 
 
 def remove_kept(parents: set[str]) -> None:
@@ -120,9 +125,7 @@ def _keep(path: Path, owner: str) -> bool:
     spare = _spare.setdefault((parent, owner), collections.deque())
     if _held[parent] >= SPARE_KEPT or parent in _closed:
         return False
-    for name in (REPORT_FILE, SPOOL_FILE):  # the worker's own (the log moved, when it could not be)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(path, name))
+    _remove_own_files(path)
     try:
         st = os.stat(path)
         if os.listdir(path) or _has_acl(path) or (st.st_mode, st.st_uid, st.st_gid) != _fresh.get(parent):
@@ -134,6 +137,16 @@ def _keep(path: Path, owner: str) -> bool:
     spare.append(kept)
     _count(parent, 1)
     return True
+
+
+def _remove_own_files(path: Path) -> None:
+    """The files the worker makes in a run's folder: the steps' report, and
+    the output when it could not be moved into the log store. (A process
+    run's checkpoint file is in the runtime's private folder, a Docker
+    run's in its container.)"""
+    for name in (REPORT_FILE, SPOOL_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(path, name))
 
 
 def _count(parent: str, change: int) -> None:
