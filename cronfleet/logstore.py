@@ -3,6 +3,12 @@
 Workers ``put`` a finished run's spool file and report the stored location
 (``file://...`` or ``s3://bucket/key``). The gateway turns that location into
 the link a user opens: its own logs route, or a fresh presigned S3 URL.
+
+A run that printed nothing stores nothing: the worker reports the location
+a put would have (``location``) with a size of 0, and a missing log reads as
+empty. Its link is the gateway's logs route (a presigned URL would name no
+object). Most cron jobs are silent: a stored empty file per run was an S3
+PUT, or a rename and a folder in the local store, for nothing.
 """
 
 from __future__ import annotations
@@ -25,14 +31,25 @@ class LogStore(Protocol):
     # final: the caller is done with the file (the run ended), so the store may
     # take it rather than copy it; the caller must not use the path after.
     async def put(self, key: str, path: Path, *, final: bool = False) -> str: ...
+    def location(self, key: str) -> str: ...  # what put reports, for a log never stored
     async def read(self, key: str) -> bytes: ...
-    async def link(self, key: str, execution_id: Any) -> str: ...
+    # empty: the log is known to be empty (never stored): the gateway's route.
+    async def link(self, key: str, execution_id: Any, *, empty: bool = False) -> str: ...
     async def delete(self, keys: list[str]) -> None: ...
     async def close(self) -> None: ...
 
 
 def _key(prefix: str, owner_id: Any, job_id: Any, execution_id: Any, attempt: int) -> str:
     return f"{prefix}{owner_id}/{job_id}/{execution_id}-{attempt}.log"
+
+
+def gateway_url(settings: Settings) -> str:
+    """Where users reach the gateway (its logs route is a log's link)."""
+    return (settings.public_url or f"http://{settings.http_addr}").rstrip("/")
+
+
+def _logs_route(public_url: str, execution_id: Any) -> str:
+    return f"{public_url}/api/v1/executions/{execution_id}/logs"
 
 
 class LocalLogStore:
@@ -46,10 +63,12 @@ class LocalLogStore:
 
     async def put(self, key: str, path: Path, *, final: bool = False) -> str:
         dest = self.root / key
-        if final and self._move(path, dest):
-            return f"file://{dest}"
-        await asyncio.to_thread(self._copy, path, dest)
-        return f"file://{dest}"
+        if not (final and self._move(path, dest)):
+            await asyncio.to_thread(self._copy, path, dest)
+        return self.location(key)
+
+    def location(self, key: str) -> str:
+        return f"file://{self.root / key}"
 
     def _move(self, src: Path, dest: Path) -> bool:
         """Rename a finished spool file into the store, on the loop: two
@@ -80,8 +99,8 @@ class LocalLogStore:
         except FileNotFoundError as exc:
             raise NotFound("log not found") from exc
 
-    async def link(self, key: str, execution_id: Any) -> str:
-        return f"{self.public_url}/api/v1/executions/{execution_id}/logs"
+    async def link(self, key: str, execution_id: Any, *, empty: bool = False) -> str:
+        return _logs_route(self.public_url, execution_id)
 
     async def delete(self, keys: list[str]) -> None:
         def unlink_all() -> None:
@@ -103,6 +122,7 @@ class S3LogStore:
         self.bucket = settings.s3_bucket
         self.prefix = settings.s3_prefix
         self.expiry = settings.log_url_expiry_seconds
+        self.public_url = gateway_url(settings)
         self._session = aioboto3.Session(
             aws_access_key_id=settings.s3_access_key_id or None,
             aws_secret_access_key=settings.s3_secret_access_key or None,
@@ -134,6 +154,9 @@ class S3LogStore:
             await s3.upload_file(str(path), self.bucket, key, ExtraArgs={"ContentType": "text/plain"})
         except Exception as exc:  # botocore raises many types; all mean "not stored"
             raise Unavailable(f"log upload to s3://{self.bucket}/{key} failed: {exc}") from exc
+        return self.location(key)
+
+    def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
 
     async def read(self, key: str) -> bytes:
@@ -145,7 +168,9 @@ class S3LogStore:
         except s3.exceptions.NoSuchKey as exc:
             raise NotFound("log not found") from exc
 
-    async def link(self, key: str, execution_id: Any) -> str:
+    async def link(self, key: str, execution_id: Any, *, empty: bool = False) -> str:
+        if empty:
+            return _logs_route(self.public_url, execution_id)
         s3 = await self._s3()
         return str(
             await s3.generate_presigned_url(
@@ -187,5 +212,4 @@ def open_log_store(settings: Settings) -> LogStore:
         return S3LogStore(settings)
     if settings.log_store != "local":
         raise ValueError(f"log_store must be 'local' or 's3', got {settings.log_store!r}")
-    public = settings.public_url or f"http://{settings.http_addr}"
-    return LocalLogStore(settings.logs_path, public)
+    return LocalLogStore(settings.logs_path, gateway_url(settings))

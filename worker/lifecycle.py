@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -191,8 +192,7 @@ class Runs:
             log_url, log_bytes = "", 0
             with contextlib.suppress(CronfleetError, OSError):
                 key = self.logs.key_for(r.owner_id, r.job_id, r.execution_id, r.attempt)
-                log_bytes = r.spool_path.stat().st_size
-                log_url = await self.logs.put(key, r.spool_path, final=True)
+                log_url, log_bytes = await self._store_output(key, r.spool_path)
             self.outbox.emit(finished_event(r.execution_id, r.outcome, log_url, log_bytes), prefer="")
             r.spool_path.unlink(missing_ok=True)
 
@@ -339,12 +339,17 @@ class Runs:
         if not self._writes_files(run) or not run.spec.spool_path.exists():
             return "", 0
         try:
-            size = run.spec.spool_path.stat().st_size
-            return await self.logs.put(self._log_key(run.spec), run.spec.spool_path, final=True), size
+            return await self._store_output(self._log_key(run.spec), run.spec.spool_path)
         except (CronfleetError, OSError) as exc:
             metrics.LOG_UPLOAD_FAILURES.inc()
             outcome.error = (outcome.error + "; " if outcome.error else "") + f"log upload failed: {exc}"
             return "", 0
+
+    async def _store_output(self, key: str, spool: Path) -> tuple[str, int]:
+        """Stored, unless empty (logstore: a missing log reads as empty; the
+        empty spool stays for the run's folder to be kept with it)."""
+        size = os.stat(spool).st_size  # metadata: on the loop, as the move is
+        return (await self.logs.put(key, spool, final=True) if size else self.logs.location(key)), size
 
     def _report_finished(self, run: Run, outcome: RunOutcome, log_url: str, log_bytes: int) -> None:
         event = finished_event(run.execution_id, outcome, log_url, log_bytes)

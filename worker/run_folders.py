@@ -14,6 +14,12 @@ worker's own files are out, and it is as a new folder is (owner, mode, no
 ACL); it goes only to a later run of the same owner (a process the run
 detached from its group, still working in the folder, could write into the
 next one's), and is looked at again when handed on.
+
+"Empty" allows one file: the output of a run that printed nothing (no log
+is stored for it, cronfleet.logstore), a plain file of 0 bytes, which the
+next run's output opens again rather than making a new one: the file made
+and freed per silent run cost what the folder did (3,000 `true` runs:
+1,351 -> 1,565 runs/s with the log store's skip of empty output).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import errno
 import itertools
 import os
 import shutil
+import stat
 import threading
 from pathlib import Path
 
@@ -58,7 +65,7 @@ def make_run_dir(path: Path, owner: str = "") -> None:
             spare.append(kept)  # the run's folder is there already (a resend): use it
             _count(parent, 1)
             break
-        if not os.listdir(path):
+        if _bare(path):
             return
         shutil.rmtree(path, ignore_errors=True)  # written into while kept: not handed on
         break
@@ -125,10 +132,10 @@ def _keep(path: Path, owner: str) -> bool:
     spare = _spare.setdefault((parent, owner), collections.deque())
     if _held[parent] >= SPARE_KEPT or parent in _closed:
         return False
-    _remove_own_files(path)
+    _remove_own_files(path, keep_empty_output=True)
     try:
         st = os.stat(path)
-        if os.listdir(path) or _has_acl(path) or (st.st_mode, st.st_uid, st.st_gid) != _fresh.get(parent):
+        if not _bare(path) or _has_acl(path) or (st.st_mode, st.st_uid, st.st_gid) != _fresh.get(parent):
             return False  # the command's files, or a mode or ACL of its own: removed, not handed on
         kept = f"{parent}/.spare-{next(_names)}"
         os.rename(path, kept)
@@ -139,14 +146,39 @@ def _keep(path: Path, owner: str) -> bool:
     return True
 
 
-def _remove_own_files(path: Path) -> None:
+def _bare(path: Path) -> bool:
+    """Empty, or holding only an empty output (see above)."""
+    names = os.listdir(path)
+    return not names or (names == [SPOOL_FILE] and _empty_output(os.path.join(path, SPOOL_FILE)))
+
+
+def _empty_output(path: str) -> bool:
+    """A plain file of 0 bytes, the worker's own, not linked elsewhere, that
+    only its owner may write: what a silent run's output leaves."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_size == 0
+        and st.st_nlink == 1
+        and st.st_uid == os.geteuid()
+        and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+    )
+
+
+def _remove_own_files(path: Path, keep_empty_output: bool = False) -> None:
     """The files the worker makes in a run's folder: the steps' report, and
-    the output when it could not be moved into the log store. (A process
-    run's checkpoint file is in the runtime's private folder, a Docker
-    run's in its container.)"""
+    the output when it was not moved into the log store (an empty one stays
+    in a folder being kept). (A process run's checkpoint file is in the
+    runtime's private folder, a Docker run's in its container.)"""
     for name in (REPORT_FILE, SPOOL_FILE):
+        file = os.path.join(path, name)
+        if keep_empty_output and name == SPOOL_FILE and _empty_output(file):
+            continue
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(path, name))
+            os.unlink(file)
 
 
 def _count(parent: str, change: int) -> None:

@@ -656,7 +656,7 @@ WHERE e.id = v.id AND e.scheduled_at = v.scheduled_at AND e.status = 'scheduled'
 UPDATE executions e SET
     status = v.status, finished_at = v.at, exit_code = v.exit_code,
     error = nullif(v.error, ''), log_url = nullif(v.log_url, ''),
-    log_bytes = CASE WHEN coalesce(v.log_url, '') = '' THEN NULL ELSE v.log_bytes END,
+    log_bytes = CASE WHEN coalesce(v.log_url, '') = '' THEN NULL ELSE coalesce(v.log_bytes, 0) END,
     worker_id = v.worker_id,
     started_at = coalesce(e.started_at, v.started_at),
     lateness_ms = coalesce(e.lateness_ms, v.lateness_ms),

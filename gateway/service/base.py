@@ -75,7 +75,8 @@ class ServiceBase:
         """The execution as users see it: log_url is a link they can open."""
         if not execution.log_url or execution.log_removed_at is not None:
             return dataclasses.replace(execution, log_url=None)
-        link = await self.logs.link(self._log_key(execution), execution.id)
+        # 0 bytes: never stored (logstore), read as empty through the gateway.
+        link = await self.logs.link(self._log_key(execution), execution.id, empty=execution.log_bytes == 0)
         return dataclasses.replace(execution, log_url=link)
 
     def _log_key(self, e: Execution) -> str:

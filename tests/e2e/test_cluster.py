@@ -57,6 +57,16 @@ def test_hello_runs_at_once_with_logs(cluster: Cluster) -> None:
         assert c.get(f"/jobs/{job['id']}").json()["status"] == "completed"
 
 
+def test_a_run_that_printed_nothing_stores_no_file(cluster: Cluster) -> None:
+    with cluster.api(cluster.new_user()) as c:
+        job = c.post("/jobs", json={"name": "silent", "command": "true"}).json()
+        run = finished_run(c, job["id"])
+        assert (run["status"], run["log_bytes"]) == ("succeeded", 0), run
+        assert httpx.get(run["log_url"], headers=c.headers).text == ""
+        assert c.get(f"/executions/{run['id']}/logs").status_code == 200
+        assert list(cluster.state_dir.rglob(f"{run['id']}-{run['attempt']}.log")) == []
+
+
 def test_every_two_seconds_on_the_second_then_delete(cluster: Cluster) -> None:
     token = cluster.new_user()
     with cluster.api(token) as c:

@@ -53,6 +53,30 @@ def test_log_url_is_a_presigned_s3_link(s3_cluster: Cluster) -> None:
         assert c.get(f"/executions/{run['id']}/logs").text == "to-s3\nerr\n"
 
 
+def test_a_run_that_printed_nothing_stores_no_object(s3_cluster: Cluster, s3_server: str) -> None:
+    """Most cron jobs are silent: no PUT for them. The run says 0 bytes, and
+    its link is the gateway's logs route (a presigned URL would name no
+    object), which answers empty."""
+    with s3_cluster.api(s3_cluster.new_user()) as c:
+        owner = c.get("/me").json()["id"]
+        job = c.post("/jobs", json={"name": "silent", "command": "true"}).json()
+        run = finished_run(c, job["id"])
+        assert (run["status"], run["log_bytes"]) == ("succeeded", 0), run
+        assert run["log_url"] == f"{s3_cluster.http}/api/v1/executions/{run['id']}/logs"
+        assert c.get(run["log_url"]).text == "" and c.get(f"/executions/{run['id']}/logs").status_code == 200
+        store = S3LogStore(s3_settings(s3_server, "e2e-logs"))
+
+        async def read() -> bytes | None:
+            try:
+                return await store.read(store.key_for(owner, job["id"], run["id"], run["attempt"]))
+            except NotFound:
+                return None
+            finally:
+                await store.close()
+
+        assert asyncio.run(read()) is None
+
+
 def test_process_runtime_runs_steps_and_reports_exit_codes(s3_cluster: Cluster) -> None:
     with s3_cluster.api(s3_cluster.new_user()) as c:
         job = c.post(

@@ -134,3 +134,54 @@ def test_nothing_is_kept_once_the_worker_is_stopping(tmp_path: Path) -> None:
     may_reuse(tmp_path / "1-1", _ended_group())
     remove_run_dir(tmp_path / "1-1")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_silent_runs_empty_output_is_kept_with_its_folder_and_opened_again(tmp_path: Path) -> None:
+    """No log is stored for a run that printed nothing: its 0-byte output
+    stays, and the next run's output is that file again (no inode made)."""
+    make_run_dir(tmp_path / "1-1")
+    (tmp_path / "1-1" / SPOOL_FILE).touch(mode=0o644)
+    (tmp_path / "1-1" / REPORT_FILE).write_text("")
+    output = (tmp_path / "1-1" / SPOOL_FILE).stat().st_ino
+    may_reuse(tmp_path / "1-1", _ended_group())
+    remove_run_dir(tmp_path / "1-1")
+    assert len(_kept(tmp_path)) == 1
+    make_run_dir(tmp_path / "2-1")
+    assert [p.name for p in (tmp_path / "2-1").iterdir()] == [SPOOL_FILE]
+    assert (tmp_path / "2-1" / SPOOL_FILE).stat().st_ino == output
+
+
+@pytest.mark.parametrize("kind", ["symlink", "hard link", "group-writable", "not empty"])
+def test_an_output_unlike_a_silent_runs_is_not_kept(tmp_path: Path, kind: str) -> None:
+    """Only a plain empty file of the worker's that only it may write is
+    handed on: the next run's output opens it, and follows no link."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("not the run's")
+    spool_root = tmp_path / "spool"
+    make_run_dir(spool_root / "1-1")
+    output = spool_root / "1-1" / SPOOL_FILE
+    if kind == "symlink":
+        output.symlink_to(elsewhere)
+    elif kind == "hard link":
+        os.link(elsewhere, output)
+        elsewhere.write_text("")
+    else:
+        output.touch(mode=0o664 if kind == "group-writable" else 0o644)
+        os.chmod(output, 0o664 if kind == "group-writable" else 0o644)  # whatever the umask
+        if kind == "not empty":
+            output.write_text("x")
+    may_reuse(spool_root / "1-1", _ended_group())
+    remove_run_dir(spool_root / "1-1")
+    make_run_dir(spool_root / "2-1")
+    assert list((spool_root / "2-1").iterdir()) == []
+    assert elsewhere.exists()
+
+
+def test_a_kept_empty_output_written_into_meanwhile_is_not_handed_on(tmp_path: Path) -> None:
+    make_run_dir(tmp_path / "1-1")
+    (tmp_path / "1-1" / SPOOL_FILE).touch(mode=0o644)
+    may_reuse(tmp_path / "1-1", _ended_group())
+    remove_run_dir(tmp_path / "1-1")
+    (tmp_path / _kept(tmp_path)[0] / SPOOL_FILE).write_text("a detached process of the run")
+    make_run_dir(tmp_path / "2-1")
+    assert list((tmp_path / "2-1").iterdir()) == [] and _kept(tmp_path) == []
