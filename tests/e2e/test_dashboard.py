@@ -172,6 +172,15 @@ def test_a_person_creates_watches_pauses_and_reads_a_job(web_cluster: Cluster, b
     expect(failed).to_have_count(1)
     expect(failed.get_by_role("cell", name="3", exact=True)).to_be_visible()
 
+    # A silent run: no output, and no stored log to download.
+    create_job(page, "quiet", "true")
+    quiet = page.get_by_role("table", name="Run history").locator("tbody tr").filter(has_text="succeeded")
+    quiet.first.get_by_role("link").first.click()
+    expect(page.get_by_label("Console output")).to_have_text("(no output)")
+    expect(page.get_by_text("Nothing printed, so nothing stored")).to_be_visible()
+    expect(page.get_by_role("button", name="Download the stored log")).to_have_count(0)
+    shot(page, "run-silent")
+
     # A run's output streams in while it runs; the page turns green when it ends.
     create_job(page, "slow", "echo first-line; sleep 4; echo second-line")
     page.get_by_role("table", name="Run history").locator("tbody tr").first.get_by_role("link").first.click()

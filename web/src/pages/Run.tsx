@@ -97,6 +97,8 @@ function StoredLog({ exec }: { exec: Execution }) {
       </span>
     );
   if (!exec.log_url) return <span className="muted">—</span>;
+  // A run that printed nothing stores nothing (its link reads as empty).
+  if (exec.log_bytes === 0) return <span className="muted">Nothing printed, so nothing stored</span>;
   let viaGateway = false;
   try {
     const u = new URL(exec.log_url, window.location.href);
