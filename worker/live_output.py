@@ -61,7 +61,8 @@ class LiveOutput:
         on_checkpoint: Callable[[bytes], None],
         done: asyncio.Event,
     ) -> None:
-        path, published, checkpoint = spec.spool_path, -1, spec.checkpoint
+        # Nothing printed, nothing copied (a silent run stores no log at all).
+        path, published, checkpoint = spec.spool_path, 0, spec.checkpoint
         while not done.is_set() and not armed.output_ended:  # else its final copy follows
             try:
                 if self.live_log_interval > 0:

@@ -19,7 +19,9 @@ next one's), and is looked at again when handed on.
 is stored for it, cronfleet.logstore), a plain file of 0 bytes, which the
 next run's output opens again rather than making a new one: the file made
 and freed per silent run cost what the folder did (3,000 `true` runs:
-1,351 -> 1,565 runs/s with the log store's skip of empty output).
+1,351 -> 1,565 runs/s with the log store's skip of empty output). As with
+the folder, a process the run detached from its group that still writes to
+its output would write into the next run's, which is the same owner's.
 """
 
 from __future__ import annotations

@@ -72,3 +72,20 @@ async def test_a_live_runs_output_is_copied(tmp_path: Path) -> None:
 
 async def test_an_exited_runs_output_is_not_copied_live(tmp_path: Path) -> None:
     assert await _watch(tmp_path, ended=True) == []
+
+
+async def test_a_live_run_that_printed_nothing_is_not_copied(tmp_path: Path) -> None:
+    """No empty log is stored while it runs (nor after: worker.lifecycle)."""
+    store = Store(tmp_path / "logs")
+    spool = tmp_path / "7-1" / "output.log"
+    spool.parent.mkdir()
+    spool.touch()
+    armed = Armed(False)
+    spec = RunSpec(execution_id=7, job_id="job", attempt=1, spool_path=spool)
+    watching = asyncio.create_task(LiveOutput(store, 0.01).watch(spec, armed, "k", lambda _: None))
+    for _ in range(3):  # the publisher's loop looked, so its pass before went through the copy's check
+        await within(armed.looked.wait(), 5)
+        armed.looked.clear()
+    armed.end.set()
+    await within(watching, 5)
+    assert store.puts == []
