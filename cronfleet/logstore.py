@@ -6,9 +6,11 @@ the link a user opens: its own logs route, or a fresh presigned S3 URL.
 
 A run that printed nothing stores nothing: the worker reports the location
 a put would have (``location``) with a size of 0, and a missing log reads as
-empty. Its link is the gateway's logs route (a presigned URL would name no
-object). Most cron jobs are silent: a stored empty file per run was an S3
-PUT, or a rename and a folder in the local store, for nothing.
+empty. Its link opens an empty log: the gateway's route (local store), or a
+presigned link to one empty object the workers keep in the bucket (S3: a
+link to the run's own key would name no object). Most cron jobs are silent:
+a stored empty file per run was an S3 PUT, or a rename and a folder in the
+local store, for nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class LogStore(Protocol):
     async def put(self, key: str, path: Path, *, final: bool = False) -> str: ...
     def location(self, key: str) -> str: ...  # what put reports, for a log never stored
     async def read(self, key: str) -> bytes: ...
-    # empty: the log is known to be empty (never stored): the gateway's route.
+    # empty: the log is known to be empty (never stored): a link to nothing's content.
     async def link(self, key: str, execution_id: Any, *, empty: bool = False) -> str: ...
     async def delete(self, keys: list[str]) -> None: ...
     async def close(self) -> None: ...
@@ -41,15 +43,6 @@ class LogStore(Protocol):
 
 def _key(prefix: str, owner_id: Any, job_id: Any, execution_id: Any, attempt: int) -> str:
     return f"{prefix}{owner_id}/{job_id}/{execution_id}-{attempt}.log"
-
-
-def gateway_url(settings: Settings) -> str:
-    """Where users reach the gateway (its logs route is a log's link)."""
-    return (settings.public_url or f"http://{settings.http_addr}").rstrip("/")
-
-
-def _logs_route(public_url: str, execution_id: Any) -> str:
-    return f"{public_url}/api/v1/executions/{execution_id}/logs"
 
 
 class LocalLogStore:
@@ -100,7 +93,7 @@ class LocalLogStore:
             raise NotFound("log not found") from exc
 
     async def link(self, key: str, execution_id: Any, *, empty: bool = False) -> str:
-        return _logs_route(self.public_url, execution_id)
+        return f"{self.public_url}/api/v1/executions/{execution_id}/logs"
 
     async def delete(self, keys: list[str]) -> None:
         def unlink_all() -> None:
@@ -122,7 +115,7 @@ class S3LogStore:
         self.bucket = settings.s3_bucket
         self.prefix = settings.s3_prefix
         self.expiry = settings.log_url_expiry_seconds
-        self.public_url = gateway_url(settings)
+        self.empty_key = f"{self.prefix}empty.log"  # what every silent run's link opens
         self._session = aioboto3.Session(
             aws_access_key_id=settings.s3_access_key_id or None,
             aws_secret_access_key=settings.s3_secret_access_key or None,
@@ -169,12 +162,12 @@ class S3LogStore:
             raise NotFound("log not found") from exc
 
     async def link(self, key: str, execution_id: Any, *, empty: bool = False) -> str:
-        if empty:
-            return _logs_route(self.public_url, execution_id)
         s3 = await self._s3()
         return str(
             await s3.generate_presigned_url(
-                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=self.expiry
+                "get_object",
+                Params={"Bucket": self.bucket, "Key": self.empty_key if empty else key},
+                ExpiresIn=self.expiry,
             )
         )
 
@@ -201,6 +194,10 @@ class S3LogStore:
             await s3.head_bucket(Bucket=self.bucket)
         except Exception:  # missing bucket: create it (local and test servers)
             await s3.create_bucket(Bucket=self.bucket)
+        try:
+            await s3.head_object(Bucket=self.bucket, Key=self.empty_key)
+        except Exception:  # not there yet (botocore raises ClientError 404): made once
+            await s3.put_object(Bucket=self.bucket, Key=self.empty_key, Body=b"", ContentType="text/plain")
 
     async def close(self) -> None:
         await self._stack.aclose()
@@ -212,4 +209,4 @@ def open_log_store(settings: Settings) -> LogStore:
         return S3LogStore(settings)
     if settings.log_store != "local":
         raise ValueError(f"log_store must be 'local' or 's3', got {settings.log_store!r}")
-    return LocalLogStore(settings.logs_path, gateway_url(settings))
+    return LocalLogStore(settings.logs_path, settings.public_url or f"http://{settings.http_addr}")

@@ -34,6 +34,26 @@ async def test_s3_store_uploads_reads_and_presigns(s3_server: str, tmp_path: Pat
         await store.close()
 
 
+async def test_s3_store_links_a_log_never_stored_to_one_empty_object(s3_server: str) -> None:
+    """A silent run stores nothing; its presigned link opens the one empty
+    object the workers keep (ensure_bucket makes it, and keeps it there)."""
+    store = S3LogStore(s3_settings(s3_server, "logs-empty"))
+    try:
+        await store.ensure_bucket()
+        await store.ensure_bucket()  # a second worker's start: still one, still empty
+        key = store.key_for("owner", "job", 8, 1)
+        assert store.location(key) == f"s3://logs-empty/{key}"
+        url = await store.link(key, 8, empty=True)
+        async with httpx.AsyncClient() as http:
+            reply = await http.get(url)
+        assert (reply.status_code, reply.text) == (200, "")
+        assert "empty.log" in url and key not in url
+        with pytest.raises(NotFound):
+            await store.read(key)  # nothing stored for the run: the gateway reads it as empty
+    finally:
+        await store.close()
+
+
 async def test_local_store_round_trip(tmp_path: Path) -> None:
     spool = tmp_path / "spool.log"
     spool.write_text("local\n")
