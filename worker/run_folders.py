@@ -90,10 +90,11 @@ def may_reuse(path: Path, group: int, owner: str = "") -> None:
 
 def remove_run_dir(path: Path) -> None:
     """A finished run's folder: kept for a later run when it may be (see
-    above), else removed. Usually it is empty (the output was moved into the
-    log store): one rmdir; else the worker's own files go and it is tried
-    again. What the command left needs an rmtree (which walks and stats: 6% of a
-    short process run's worker time when every run took it)."""
+    above), else removed. Often it is empty (the output was moved into the
+    log store): one rmdir; else the worker's own files go (a silent run's
+    empty output among them) and it is tried again. What the command left
+    needs an rmtree (which walks and stats: 6% of a short process run's
+    worker time when every run took it)."""
     owner = _reusable.pop(str(path), None)
     if owner is not None and _keep(path, owner):
         return
@@ -134,10 +135,11 @@ def _keep(path: Path, owner: str) -> bool:
     spare = _spare.setdefault((parent, owner), collections.deque())
     if _held[parent] >= SPARE_KEPT or parent in _closed:
         return False
-    _remove_own_files(path, keep_empty_output=True)
+    left = [SPOOL_FILE] if _remove_own_files(path, keep_empty_output=True) else []
     try:
         st = os.stat(path)
-        if not _bare(path) or _has_acl(path) or (st.st_mode, st.st_uid, st.st_gid) != _fresh.get(parent):
+        fresh = (st.st_mode, st.st_uid, st.st_gid) == _fresh.get(parent)
+        if os.listdir(path) != left or _has_acl(path) or not fresh:
             return False  # the command's files, or a mode or ACL of its own: removed, not handed on
         kept = f"{parent}/.spare-{next(_names)}"
         os.rename(path, kept)
@@ -170,17 +172,19 @@ def _empty_output(path: str) -> bool:
     )
 
 
-def _remove_own_files(path: Path, keep_empty_output: bool = False) -> None:
+def _remove_own_files(path: Path, keep_empty_output: bool = False) -> bool:
     """The files the worker makes in a run's folder: the steps' report, and
     the output when it was not moved into the log store (an empty one stays
-    in a folder being kept). (A process run's checkpoint file is in the
-    runtime's private folder, a Docker run's in its container.)"""
-    for name in (REPORT_FILE, SPOOL_FILE):
-        file = os.path.join(path, name)
-        if keep_empty_output and name == SPOOL_FILE and _empty_output(file):
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(file)
+    in a folder being kept: whether it did). (A process run's checkpoint
+    file is in the runtime's private folder, a Docker run's in its container.)"""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(path, REPORT_FILE))
+    output = os.path.join(path, SPOOL_FILE)
+    if keep_empty_output and _empty_output(output):
+        return True
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(output)
+    return False
 
 
 def _count(parent: str, change: int) -> None:
