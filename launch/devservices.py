@@ -11,6 +11,7 @@ import glob
 import http.client
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -20,9 +21,30 @@ from pathlib import Path
 
 
 def free_port() -> int:
-    with socket.socket() as s:
+    """A loopback port free now, for a server that binds it later. Picked
+    below the kernel's ephemeral range: a port from that range (what a bind
+    to port 0 gives) can meanwhile become any outgoing connection's source
+    port, and a suite's gateway once found its port held that way by a
+    long-lived connection, every restart refused."""
+    low = _ephemeral_range_start()
+    for _ in range(200):
+        port = random.randrange(FIRST_PICKED_PORT, low)
+        if port_is_free(port):
+            return port
+    with socket.socket() as s:  # a crowded machine: what the kernel gives
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+FIRST_PICKED_PORT = 10_000
+
+
+def _ephemeral_range_start() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    return max(low, FIRST_PICKED_PORT + 1000)
 
 
 def port_is_free(port: int) -> bool:
