@@ -196,13 +196,17 @@ RETURNING *
 SELECT * FROM executions WHERE id = %(id)s AND owner_id = %(owner_id)s
 
 -- list_executions --
+-- A user's runs (or one job's), newest fire first, then by id (so a fire's
+-- retries above its first attempt); a page goes on below (before_at,
+-- before_id). executions_owner_time_idx / the unique index find them in order.
 SELECT * FROM executions
 WHERE owner_id = %(owner_id)s
   AND (%(job_id)s::uuid IS NULL OR job_id = %(job_id)s::uuid)
   AND (%(status)s::text IS NULL OR status = %(status)s::text)
   AND (%(worker_id)s::text IS NULL OR worker_id = %(worker_id)s::text)
-  AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s::bigint)
-ORDER BY id DESC
+  AND (%(before_at)s::timestamptz IS NULL
+       OR (scheduled_at, id) < (%(before_at)s::timestamptz, %(before_id)s::bigint))
+ORDER BY scheduled_at DESC, id DESC
 LIMIT %(limit)s
 
 -- cancel_execution --

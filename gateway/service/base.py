@@ -9,7 +9,7 @@ import dataclasses
 import json
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from cronfleet.codec import rows
@@ -106,6 +106,19 @@ def page_after_id(token: str) -> int:
     if not 0 <= before <= MAX_SERIAL:
         raise InvalidArgument("is not a token this server issued", field="page_token")
     return int(before)
+
+
+def page_after_fire(token: str) -> tuple[datetime, int]:
+    """Where a list of runs by fire time (newest first, then by id) goes on
+    below: (scheduled_at, id) of the last one shown."""
+    at, before = decode_page_token(token, (str, int))
+    try:
+        fired = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise InvalidArgument("is not a token this server issued", field="page_token") from exc
+    if fired.tzinfo is None or not 0 <= before <= MAX_SERIAL:
+        raise InvalidArgument("is not a token this server issued", field="page_token")
+    return fired, int(before)
 
 
 def page_size(limit: int | None) -> int:

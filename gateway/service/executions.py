@@ -12,7 +12,7 @@ from cronfleet.records import Execution, User
 from gateway.service.base import (
     ServiceBase,
     encode_page_token,
-    page_after_id,
+    page_after_fire,
     page_size,
     parse_serial,
     query_text,
@@ -38,7 +38,7 @@ class Executions(ServiceBase):
         if job_id:
             await self._job_row(user, job_id)  # 404 for a job that is not theirs
         n = page_size(limit)
-        before = page_after_id(page_token) if page_token else None
+        before_at, before_id = page_after_fire(page_token) if page_token else (None, None)
         found = await self.db.fetch_all(
             "list_executions",
             {
@@ -46,11 +46,13 @@ class Executions(ServiceBase):
                 "job_id": job_id or None,
                 "status": status or None,
                 "worker_id": worker_id or None,
-                "before_id": before,
+                "before_at": before_at,
+                "before_id": before_id,
                 "limit": n + 1,
             },
         )
-        nxt = encode_page_token(found[n - 1]["id"]) if len(found) > n else ""
+        last = found[n - 1] if len(found) > n else None
+        nxt = encode_page_token(last["scheduled_at"].isoformat(), last["id"]) if last else ""
         return [await self._with_link(rows.execution_from_row(r)) for r in found[:n]], nxt
 
     async def get_execution(self, user: User, execution_id: str) -> Execution:

@@ -141,3 +141,54 @@ async def test_list_jobs_finds_by_name_and_adds_latest_runs(service: JobsService
     with pytest.raises(InvalidArgument) as err:
         await service.list_jobs(ann, None, None, None, recent=51)
     assert err.value.field == "recent"
+
+
+async def test_list_executions_pages_newest_fire_first(service: JobsService, database_url: str) -> None:
+    """Runs come by fire time, newest first, then by id (a fire's retry above
+    its first attempt; fires of the same second apart); pages meet exactly."""
+    ann, bob = await new_user(service, "ann"), await new_user(service, "bob")
+    a, b = await service.create_jobs(ann, [spec(name=n, schedule="@daily") for n in "ab"])
+    (c,) = await service.create_jobs(bob, [spec(name="c", schedule="@daily")])
+    fires = [  # job, seconds ago, attempt: inserted in this order, so ids rise down the list
+        (a, 30, 1),
+        (b, 20, 1),
+        (a, 20, 1),
+        (b, 10, 1),
+        (a, 30, 2),
+        (a, 20, 2),
+        (b, 20, 2),
+        (c, 10, 1),
+    ]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for job, ago, attempt in fires:
+            conn.execute(
+                "INSERT INTO executions (job_id, owner_id, shard_id, scheduled_at, attempt, run_at)"
+                " SELECT id, owner_id, shard_id, date_trunc('second', now()) - make_interval(secs => %s),"
+                " %s, now() FROM jobs WHERE id = %s",
+                (ago, attempt, job.id),
+            )
+
+    async def pages(job_id: str | None, size: int) -> list[tuple[object, int]]:
+        seen: list[tuple[object, int]] = []
+        token: str | None = None
+        while True:
+            found, token = await service.list_executions(ann, job_id=job_id, limit=size, page_token=token)
+            seen += [(r.scheduled_at, r.id) for r in found]
+            if not token:
+                return seen
+
+    everything, _ = await service.list_executions(ann)
+    expected = sorted(((r.scheduled_at, r.id) for r in everything), reverse=True)
+    assert len(expected) == 7 and all(r.job_id != c.id for r in everything)  # bob's run is not ann's
+    assert [(r.scheduled_at, r.id) for r in everything] == expected
+    for size in (1, 2, 3):
+        assert await pages(None, size) == expected
+    of_a = [(r.scheduled_at, r.id) for r in (await service.list_executions(ann, job_id=str(a.id)))[0]]
+    assert of_a == sorted(of_a, reverse=True) and len(of_a) == 4
+    assert await pages(str(a.id), 1) == of_a
+    # The retry of a fire comes above its first attempt, below newer fires.
+    runs_of_a, _ = await service.list_executions(ann, job_id=str(a.id))
+    assert [r.attempt for r in runs_of_a] == [2, 1, 2, 1]
+    with pytest.raises(InvalidArgument) as err:  # a time without its zone is not a token we made
+        await service.list_executions(ann, page_token="WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwgNV0=")
+    assert err.value.field == "page_token"
