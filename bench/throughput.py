@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from bench import pgstats
+from bench import cpu, pgstats
 from bench.harness import FIGURES, Services, bench_user, cluster, insert_due_jobs
 from cronfleet.db import Database
 from scheduler.claim import claim_due_fires
@@ -38,6 +38,7 @@ def scenario_throughput(services: Services, runtime: str, n: int) -> Throughput:
         if services.pg_statements:
             pgstats.reset(c["db"])
         insert_due_jobs(c["db"], owner, n, at)
+        cpu_before = cpu.snapshot(c["state"], services.pg.data_dir)
         with psycopg.connect(c["db"]) as conn:
             deadline = time.time() + 300
             while time.time() < deadline:
@@ -52,6 +53,7 @@ def scenario_throughput(services: Services, runtime: str, n: int) -> Throughput:
                 if left is not None and not left[0]:
                     break
                 time.sleep(0.5)
+            spent = cpu.per_fire(cpu_before, cpu.snapshot(c["state"], services.pg.data_dir), n)
             done = conn.execute(
                 "SELECT count(*), max(finished_at) FROM executions WHERE status = 'succeeded'"
             ).fetchone()
@@ -79,10 +81,12 @@ def scenario_throughput(services: Services, runtime: str, n: int) -> Throughput:
             f"= {n / span:,.0f} fires/s   target: {target}",
             flush=True,
         )
+        print(f"    ({cpu.describe(spent)})", flush=True)
         if services.pg_statements:
             pgstats.print_top(c["db"], n)
         rate = float(n / span)
         FIGURES.throughput(f"{runtime} runtime, {n:,} fires", rate)
+        FIGURES.figure(f"{runtime} runtime, CPU us per fire", spent)
         return Throughput(claimed_to_ended=rate, started_to_ended=float(n / run_span))
 
 
