@@ -19,6 +19,8 @@ import subprocess
 import time
 from pathlib import Path
 
+FIRST_PICKED_PORT = 10_000
+
 
 def free_port() -> int:
     """A loopback port free now, for a server that binds it later. Picked
@@ -34,9 +36,6 @@ def free_port() -> int:
     with socket.socket() as s:  # a crowded machine: what the kernel gives
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-FIRST_PICKED_PORT = 10_000
 
 
 def _ephemeral_range_start() -> int:

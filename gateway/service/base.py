@@ -112,13 +112,18 @@ def page_after_fire(token: str) -> tuple[datetime, int]:
     """Where a list of runs by fire time (newest first, then by id) goes on
     below: (scheduled_at, id) of the last one shown."""
     at, before = decode_page_token(token, (str, int))
-    try:
-        fired = datetime.fromisoformat(at)
-    except ValueError as exc:
-        raise InvalidArgument("is not a token this server issued", field="page_token") from exc
+    fired = page_time(at)
     if fired.tzinfo is None or not 0 <= before <= MAX_SERIAL:
         raise InvalidArgument("is not a token this server issued", field="page_token")
     return fired, int(before)
+
+
+def page_time(text: str) -> datetime:
+    """A time a page token carries (as :func:`encode_page_token` got it, ISO 8601)."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidArgument("is not a token this server issued", field="page_token") from exc
 
 
 def page_size(limit: int | None) -> int:

@@ -23,6 +23,7 @@ from gateway.service.base import (
     decode_page_token,
     encode_page_token,
     page_size,
+    page_time,
     query_text,
 )
 from gateway.service.idempotency import IdempotentRequest, earlier_reply, save_reply
@@ -326,7 +327,7 @@ def _job_page(token: str) -> tuple[datetime, uuid.UUID]:
     """Where a job list goes on: after (created_at, id)."""
     created, job_id = decode_page_token(token, (str, str))
     try:
-        return datetime.fromisoformat(created), uuid.UUID(job_id)
+        return page_time(created), uuid.UUID(job_id)
     except ValueError as exc:
         raise InvalidArgument("is not a token this server issued", field="page_token") from exc
 
