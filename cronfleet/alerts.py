@@ -67,6 +67,7 @@ async def of_outcomes(
     reason), and each of ``succeeded`` that recovers its job."""
     events = [Event(e.id, e.status) for e in ended if e.status in ("failed", "timed_out")]
     events += [Event(execution_id, "dead", reason) for execution_id, reason in dead.items()]
+    succeeded = [e for e in succeeded if e.tells_recovery]
     if succeeded:
         recovered = await tx.fetch_all(
             "recoveries",

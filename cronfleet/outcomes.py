@@ -109,7 +109,18 @@ async def settle(
     the alerts they call for. A succeeded one's row may hold its keys and
     status alone (id, job_id, scheduled_at, status)."""
     ok = "succeeded"
-    succeeded = [Succeeded(r["id"], r["job_id"], r["scheduled_at"]) for r in ended if r["status"] == ok]
+    # The finish's write says whether anything follows or hears (else: look).
+    succeeded = [
+        Succeeded(
+            r["id"],
+            r["job_id"],
+            r["scheduled_at"],
+            has_downstream=r.get("has_downstream", True),
+            tells_recovery=r.get("tells_recovery", True),
+        )
+        for r in ended
+        if r["status"] == ok
+    ]
     executions = [rows.execution_from_row(r) for r in ended if r["status"] != ok]
     decisions = await _retry_or_bury(tx, executions, default_backoff, now, lost_reruns)
     final_failures = [d.execution for d in decisions if d.retry_at is None]
@@ -120,7 +131,7 @@ async def settle(
 
 
 async def _fire_downstream(tx: Session, succeeded: list[Succeeded], failed: list[Execution]) -> None:
-    ended = [(e.id, e.job_id, e.scheduled_at, "success") for e in succeeded]
+    ended = [(e.id, e.job_id, e.scheduled_at, "success") for e in succeeded if e.has_downstream]
     ended += [(e.id, e.job_id, e.scheduled_at, "failure") for e in failed]
     if not ended:
         return

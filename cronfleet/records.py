@@ -99,11 +99,15 @@ PUBLIC_EXECUTION_FIELDS = (
 
 class Succeeded(NamedTuple):
     """What settling needs of a run that succeeded (most runs): its keys,
-    not a record of every column."""
+    not a record of every column; and, where the finish's write said so,
+    whether any job runs after its job, and whether anyone is told of its
+    job's recovery (False: the statements that would look are skipped)."""
 
     id: int
     job_id: uuid.UUID
     scheduled_at: datetime
+    has_downstream: bool = True
+    tells_recovery: bool = True
 
 
 @dataclass(frozen=True)

@@ -387,6 +387,8 @@ RETURNING alert_id
 -- where someone wants to hear it. Who wants to is asked first: it is one
 -- job row each, while the previous run is a search of every day partition,
 -- and few runs of a batch have anyone to tell (19 of its 20 us per fire).
+-- Workers' reports come here already asked (record_finished's tells_recovery,
+-- the same question): only the runs someone hears of.
 WITH told AS MATERIALIZED (
     SELECT r.id, r.scheduled_at
     FROM unnest(%(ids)b::bigint[], %(scheduled)b::timestamptz[], %(job_ids)b::uuid[])
@@ -681,8 +683,16 @@ FROM unnest(%(ids)b::bigint[], %(scheduled)b::timestamptz[], %(statuses)b::text[
 WHERE e.id = v.id AND e.scheduled_at = v.scheduled_at AND e.status IN ('scheduled', 'running')
 -- What settling a success needs; the whole row of the others is read after
 -- (executions_by_fire): most runs succeed, and every column of each cost
--- the scheduler more than the rest of this write.
-RETURNING e.id, e.job_id, e.scheduled_at, e.status
+-- the scheduler more than the rest of this write. Whether a job runs after
+-- it, and whether anyone hears of its job's recovery (as recoveries asks),
+-- are asked here, row by row: fire_downstream and recoveries then get only
+-- the few runs that need them, not two more arrays of every run.
+RETURNING e.id, e.job_id, e.scheduled_at, e.status,
+    EXISTS (SELECT 1 FROM job_upstreams l WHERE l.upstream_id = e.job_id) AS has_downstream,
+    e.status = 'succeeded' AND (
+        SELECT coalesce(nullif(j.spec->'notify', '[]'::jsonb), u.default_notify)
+               @? '$[*].on[*] ? (@ == "recovered")'
+        FROM jobs j JOIN users u ON u.id = j.owner_id WHERE j.id = e.job_id) AS tells_recovery
 
 -- executions_by_fire --
 SELECT e.* FROM unnest(%(ids)b::bigint[], %(scheduled)b::timestamptz[]) AS r(id, scheduled_at)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from coordinator.alert_delivery import AlertSender
-from cronfleet import alerts
+from cronfleet import alerts, outcomes
 from cronfleet.codec.jsonapi import notify_from_json
 from cronfleet.config import Settings
 from cronfleet.db import Database
@@ -128,6 +128,42 @@ async def test_the_first_success_after_a_failure_recovers(
     assert [a.kind for a in found] == ["recovered", "recovered"]
     runs = sorted(await attempts(service, user, job), key=lambda e: e.scheduled_at)
     assert [a.execution_id for a in found] == [runs[2].id, runs[5].id]
+
+
+async def test_the_finish_tells_which_successes_anyone_hears_of_or_anything_follows(
+    db: Database, service: JobsService, user: User, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finish's write says, per success, whether a job runs after it and
+    whether anyone hears of its job's recovery (the job's notify, or else the
+    owner's default): only those are looked at again, and they still are."""
+    user = await service.update_me(
+        user, None, None, None, targets({"webhook": receiver.url + "/default", "on": ["recovered"]})
+    )
+    heard, unheard, upstream = await service.create_jobs(
+        user,
+        [
+            job_spec(name="heard"),  # the owner's default hears its recovery
+            job_spec(name="unheard", notify=notify(receiver, on=["failed"])),
+            job_spec(name="upstream", notify=notify(receiver, on=["failed"])),
+        ],
+    )
+    (downstream,) = await service.create_jobs(user, [job_spec(after=[{"job_id": str(upstream.id)}])])
+    said: dict[Any, tuple[bool, bool]] = {}
+    settle = outcomes.settle
+
+    async def spy(tx: Any, ended: list[Any], *args: Any) -> Any:
+        flagged = [r for r in ended if "has_downstream" in r]  # rows of the finish's write
+        said.update({r["job_id"]: (r["has_downstream"], r["tells_recovery"]) for r in flagged})
+        return await settle(tx, ended, *args)
+
+    monkeypatch.setattr(outcomes, "settle", spy)
+    await fail_then_retry(service, db, user, heard, "failed")
+    for job in (heard, unheard, upstream):
+        await fail_then_retry(service, db, user, job, "succeeded")
+    assert said == {heard.id: (False, True), unheard.id: (False, False), upstream.id: (True, False)}
+    assert [a.kind for a in await alerts_of(service, user, heard)] == ["recovered"]
+    (child,) = await attempts(service, user, downstream)
+    assert child.trigger == "upstream"
 
 
 async def test_a_missed_fire_alerts(
