@@ -53,9 +53,14 @@ def next_fire(timing: Timing, after: datetime, anchor: datetime | None = None) -
     if timing.schedule is None:
         return None
     anchor = timing.start_at or anchor or timing.anchor or after
-    if cron.parse(timing.schedule).every is None:
+    if not counts_from_anchor(timing.schedule):
         anchor = None  # only @every depends on it; dropping it lets the memo below hit
     return _next_fire(timing.schedule, timing.timezone, timing.start_at, timing.end_at, after, anchor)
+
+
+def counts_from_anchor(schedule: str) -> bool:
+    """Whether the fires of ``schedule`` count from an anchor (``@every``), not the clock."""
+    return cron.parse(schedule).every is not None
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from cronfleet.db import Database, Row
 from cronfleet.errors import CronfleetError
 from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP, DEFAULT_MISFIRE_GRACE
 from cronfleet.sealing import SecretKey
-from scheduler.dispatch import Candidate, Dispatcher, DispatchQueue, QueuedRun, needs_fresh_container
+from scheduler.dispatch import Candidate, Dispatcher, DispatchQueue, QueuedRun
 from scheduler.ownership import ShardOwnership
-from scheduler.prepared import JobCache, jobs_without_secrets, queued_run
+from scheduler.prepared import JobCache, PreparedJob, jobs_without_secrets, queued_run
 from scheduler.streams import WorkerStreams
 
 log = structlog.get_logger()
@@ -38,22 +38,44 @@ UNLIMITED = 2147483647  # the claim statement's "no limit"
 MAX_QUEUED = 50_000
 
 
-def decide_fire(
-    row: Row, now: datetime, grace: timedelta, catchup: timedelta, jobs: JobCache = jobs_without_secrets
-) -> schedule.ClaimedFire:
-    """What the claim does with a due row of select_due_fires (see schedule.claim_fire)."""
-    if row["schedule"] is None:
-        return schedule.ONE_OFF_FIRE  # decided without reading the job
-    prepared = jobs.get(row)
-    return schedule.claim_fire(
-        rows.timing_from_row(row),
-        row["next_run_at"],
-        now,
-        policy=prepared.misfire_policy,
-        run_once=prepared.run_once,
-        grace=grace,
-        catchup=catchup,
-    )
+def decide_fires(
+    due: list[Row], prepared: list[PreparedJob], now: datetime, grace: timedelta, catchup: timedelta
+) -> list[schedule.ClaimedFire]:
+    """What the claim does with each due row of select_due_fires (see
+    schedule.claim_fire), ``prepared`` its job. Jobs that fire alike (the same
+    schedule, window, fire time and misfire policy) are decided once a claim:
+    10,000 every-second jobs are one decision, not 10,000."""
+    decided: dict[tuple[Any, ...], schedule.ClaimedFire] = {}
+    fires = []
+    for row, job in zip(due, prepared, strict=True):
+        cron_text = row["schedule"]
+        if cron_text is None:
+            fires.append(schedule.ONE_OFF_FIRE)  # runs however late, and the job is done
+            continue
+        anchor = row["created_at"] if schedule.counts_from_anchor(cron_text) else None
+        key = (
+            cron_text,
+            row["timezone"],
+            row["start_at"],
+            row["end_at"],
+            anchor,
+            row["next_run_at"],
+            job.misfire_policy,
+            job.run_once,
+        )
+        fire = decided.get(key)
+        if fire is None:
+            fire = decided[key] = schedule.claim_fire(
+                rows.timing_from_row(row),
+                row["next_run_at"],
+                now,
+                policy=job.misfire_policy,
+                run_once=job.run_once,
+                grace=grace,
+                catchup=catchup,
+            )
+        fires.append(fire)
+    return fires
 
 
 def _missed(inserted: list[Row], fires: dict[Any, schedule.ClaimedFire]) -> list[alerts.Event]:
@@ -91,10 +113,10 @@ class Claimed:
 ChooseWorkers = Callable[[list[Candidate | None]], list[str]]
 
 
-def _candidate(row: Row, fire: schedule.ClaimedFire, jobs: JobCache) -> Candidate | None:
+def _candidate(row: Row, fire: schedule.ClaimedFire, job: PreparedJob) -> Candidate | None:
     if not fire.run:
         return None
-    return Candidate(row["priority"], row["next_run_at"], needs_fresh_container(jobs.get(row).message))
+    return Candidate(row["priority"], row["next_run_at"], job.fresh_container)
 
 
 async def claim_due_fires(
@@ -124,9 +146,10 @@ async def claim_due_fires(
         )
         if not due:
             return Claimed([], [], 0)
-        fires = [decide_fire(r, now, misfire_grace, misfire_catchup, jobs) for r in due]
+        prepared = [jobs.get(r) for r in due]  # once a row: the decision, the worker and the run read it
+        fires = decide_fires(due, prepared, now, misfire_grace, misfire_catchup)
         workers = (
-            choose_workers([_candidate(r, f, jobs) for r, f in zip(due, fires, strict=True)])
+            choose_workers([_candidate(r, f, p) for r, f, p in zip(due, fires, prepared, strict=True)])
             if choose_workers is not None
             else [""] * len(due)
         )
@@ -156,7 +179,7 @@ async def claim_due_fires(
                 },
             )
     _count(due, time.perf_counter() - started)
-    return _claimed(inserted, due, replaced, jobs)
+    return _claimed(inserted, due, prepared, replaced)
 
 
 def _count(due: list[Row], seconds: float) -> None:
@@ -166,13 +189,15 @@ def _count(due: list[Row], seconds: float) -> None:
         metrics.FIRES_CLAIMED.labels(str(shard)).inc(n)
 
 
-def _claimed(inserted: list[Row], due: list[Row], replaced: list[Row], jobs: JobCache) -> Claimed:
+def _claimed(
+    inserted: list[Row], due: list[Row], prepared: list[PreparedJob], replaced: list[Row]
+) -> Claimed:
     """The executions a claim inserted to run: to the queue, or assigned already."""
-    by_id = {r["id"]: r for r in due}
+    by_id = {r["id"]: (r, p) for r, p in zip(due, prepared, strict=True)}
     runs, assigned = [], []
     for row in inserted:
         if row["status"] == "scheduled":
-            run = queued_run(row, by_id[row["job_id"]], jobs)
+            run = queued_run(row, *by_id[row["job_id"]])
             if row["worker_id"]:
                 assigned.append((run, row["worker_id"]))
             else:
@@ -199,7 +224,7 @@ async def claim_pending(
         return []
     ids = list({r["job_id"] for r in pending})
     found = {j["id"]: j for j in await db.fetch_all("jobs_by_id", {"ids": ids})}
-    return [queued_run(r, found[r["job_id"]], jobs) for r in pending if r["job_id"] in found]
+    return [queued_run(r, found[j], jobs.get(found[j])) for r in pending if (j := r["job_id"]) in found]
 
 
 class ClaimLoop:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -23,7 +23,7 @@ from cronfleet.db import Row
 from cronfleet.models import JobSpec
 from cronfleet.sealing import SecretKey
 from cronfleet.v1 import jobs_pb2
-from scheduler.dispatch import QueuedRun
+from scheduler.dispatch import QueuedRun, needs_fresh_container
 
 log = structlog.get_logger()
 
@@ -45,6 +45,10 @@ class PreparedJob:
     run_once: bool
     message: jobs_pb2.JobSpec
     refused: str = ""
+    fresh_container: bool = field(init=False)  # dispatch.needs_fresh_container, asked once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fresh_container", needs_fresh_container(self.message))
 
 
 # In the content cache: this content has a sealed secret, prepared per job.
@@ -109,8 +113,8 @@ class JobCache:
 jobs_without_secrets = JobCache()  # for callers that give none (tests, the bench): no secret key
 
 
-def queued_run(execution: Row, job: Row, jobs: JobCache) -> QueuedRun:
-    prepared = jobs.get(job)
+def queued_run(execution: Row, job: Row, prepared: PreparedJob) -> QueuedRun:
+    """``execution``'s run of ``job`` (a ``jobs`` row), ``prepared`` (JobCache.get)."""
     return QueuedRun(
         sort_key=(-execution["priority"], execution["run_at"], execution["id"]),
         execution_id=execution["id"],

@@ -7,17 +7,19 @@ import json
 import re
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cronfleet import sealing
+from cronfleet import schedule, sealing
 from cronfleet.codec import jsonapi, rows
 from cronfleet.db import queries
 from cronfleet.models import JobSpec
 from cronfleet.sealing import SecretKey
 from cronfleet.v1 import dispatch_pb2
+from scheduler.claim import decide_fires
 from scheduler.prepared import JobCache
 from worker.runtime import RunSpec
 
@@ -123,3 +125,36 @@ def test_the_claim_reads_every_column_a_new_content_is_prepared_from() -> None:
     named = set(re.findall(r"\bj\.(\w+)\b", select))
     missing = [c for c in (*rows.JOB_COLUMNS, "id", "version", "owner_id", "created_at") if c not in named]
     assert not missing, f"select_due_fires does not read jobs.{missing}"
+
+
+def test_jobs_that_fire_alike_are_decided_once_a_claim_and_each_keeps_its_own_timing() -> None:
+    """decide_fires: every-second jobs due at one instant share one decision;
+    @every jobs count from their own creation; a misfired one and a one-off
+    are decided by their own policy."""
+    now = datetime(2026, 12, 5, 12, 0, 0, 300000, tzinfo=UTC)
+    due = now.replace(microsecond=0)
+
+    def row(schedule: str | None, created: datetime = due, at: datetime = due, **spec: Any) -> dict[str, Any]:
+        r = claim_row(JobSpec(command="true", schedule=schedule, **spec))
+        return r | {"next_run_at": at, "created_at": created}
+
+    jobs = JobCache()
+    due_rows = [
+        row("* * * * * *"),
+        row("* * * * * *"),
+        row("@every 15s", created=due - timedelta(seconds=3)),
+        row("@every 15s", created=due - timedelta(seconds=9)),
+        row("* * * * * *", at=due - timedelta(minutes=10), misfire_policy="skip"),
+        row(None),
+    ]
+    fires = decide_fires(
+        due_rows, [jobs.get(r) for r in due_rows], now, timedelta(seconds=60), timedelta(hours=1)
+    )
+    assert fires[0] is fires[1] and fires[0] == schedule.ClaimedFire(due + timedelta(seconds=1))
+    assert [f.next_run_at for f in fires[2:4]] == [due + timedelta(seconds=12), due + timedelta(seconds=6)]
+    assert (fires[4].run, fires[4].misfired, fires[4].next_run_at) == (
+        False,
+        True,
+        due + timedelta(seconds=1),
+    )
+    assert fires[5] is schedule.ONE_OFF_FIRE
