@@ -29,7 +29,7 @@ from worker.events import finished_event, returned_event, started_event
 from worker.live_output import LiveOutput
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseBatches, ReleaseWindows
-from worker.run_folders import remove_run_dir
+from worker.run_folders import keep_now, remove_run_dir
 from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, cut_checkpoint
 
 log = structlog.get_logger()
@@ -364,7 +364,7 @@ class Runs:
     def _done(self, run: Run, outcome: RunOutcome) -> None:
         self.active.pop(run.execution_id, None)
         metrics.RUNS_FINISHED.labels(outcome.status).inc()
-        if self._writes_files(run):
+        if self._writes_files(run) and not keep_now(run.spec.run_dir):
             self._folders.add(run.spec.run_dir)
         self.give_back(run.origin)
         log.info(

@@ -115,6 +115,9 @@ class Worker:
             "worker_started", worker_id=self.id, runtime=self.runtime.name, capacity=self.settings.capacity
         )
         await self.runs.report_recovered()
+        make_spares = getattr(self.runtime, "make_spare_folders", None)
+        if make_spares is not None:  # a first burst's folders, made before it comes
+            await asyncio.to_thread(make_spares, self.runs.spool_root, self.settings.capacity)
         keep_warm = asyncio.create_task(
             self.runtime.keep_warm(stop, self.runs.windows.quiet), name="keep-warm"
         )

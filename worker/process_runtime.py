@@ -14,13 +14,15 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
 
 from cronfleet.v1 import dispatch_pb2
 from worker.command_text import one_program
 from worker.launcher import DEFAULT_SIGNALS, Launcher, can_launch, close_inherited_on_exec, private_folder
-from worker.run_folders import make_run_dir, may_reuse, remove_kept
+from worker.process_gate import DIE_WITH_WORKER, PROCESS_GATE_SCRIPT, PROGRAM_GATE_SCRIPT, WRITE_NEW
+from worker.run_folders import make_run_dir, make_spares, may_reuse, remove_kept
 from worker.runtime import (
     CHECKPOINT_FILE,
     REPORT_FILE,
@@ -235,7 +237,7 @@ class ProcessRuntime:
         # but not yet told to the watchdog reads EOF when its worker dies, and
         # exits without running anything.
         close_inherited_on_exec()
-        die_with_worker = _DIE_WITH_WORKER if self.watchdog is None else []
+        die_with_worker = DIE_WITH_WORKER if self.watchdog is None else []
         # $0 of the command stays /bin/sh, as with ``sh -c``.
         self._argv = [*die_with_worker, "/bin/sh", "-c", PROCESS_GATE_SCRIPT, "/bin/sh"]
         self._program_argv = [*die_with_worker, "/bin/sh", "-c", PROGRAM_GATE_SCRIPT, "/bin/sh"]
@@ -247,6 +249,12 @@ class ProcessRuntime:
 
     def expect(self, source: str, profiles: list[dispatch_pb2.ProfileCount]) -> None:
         return None
+
+    def make_spare_folders(self, parent: Path, n: int) -> None:
+        """Run folders made ahead in ``parent`` (worker.run_folders), blocking:
+        in a thread, at the worker's start."""
+        self._parents.add(str(parent))
+        make_spares(parent, n)
 
     async def close(self) -> None:
         if self.launcher is not None:
@@ -295,11 +303,11 @@ class ProcessRuntime:
         is ``program`` (worker.command_text) is exec'd by it."""
         # stdout and stderr into the output, in order; steps report on fd 3.
         output = [
-            (os.POSIX_SPAWN_OPEN, 1, str(spec.spool_path), _WRITE_NEW, 0o644),
+            (os.POSIX_SPAWN_OPEN, 1, str(spec.spool_path), WRITE_NEW, 0o644),
             (os.POSIX_SPAWN_DUP2, 1, 2),
         ]
         if spec.steps:
-            output.append((os.POSIX_SPAWN_OPEN, 3, str(spec.run_dir / REPORT_FILE), _WRITE_NEW, 0o644))
+            output.append((os.POSIX_SPAWN_OPEN, 3, str(spec.run_dir / REPORT_FILE), WRITE_NEW, 0o644))
         read_end, gate = os.pipe()  # both close-on-exec: only the gate's stdin gets the read end
         try:
             # posix_spawn (vfork and exec in libc): its child opens the output
@@ -370,30 +378,3 @@ def _ahead_of(spec: RunSpec) -> float | None:
         return None
     instant = spec.fire.seconds + spec.fire.nanos / 1e9
     return instant if instant > time.time() else None
-
-
-# The process runtime's gate: runtime.GATE_SCRIPT less what only a container
-# needs. It changes to the run's folder (its $1, shifted away: the command sees
-# no arguments), seeds the checkpoint, blocks reading a line, evals the command.
-# No traps: the worker reads the checkpoint file itself, and the spawn points
-# stderr at the output (fd 3, for steps, at the report): nothing waits in the shell.
-PROCESS_GATE_SCRIPT = (
-    'cd -- "$1" || exit 125\nshift\n'
-    + SEED_CHECKPOINT
-    + """\
-unset _cp
-read -r _cronfleet_go || exit 125
-unset _cronfleet_go
-exec </dev/null
-eval "$CRONFLEET_SCRIPT"
-"""
-)
-# For a command that is one program with its arguments: exec'd, not forked.
-PROGRAM_GATE_SCRIPT = PROCESS_GATE_SCRIPT.replace('eval "$CRONFLEET_SCRIPT"', 'eval "exec $CRONFLEET_SCRIPT"')
-_WRITE_NEW = os.O_WRONLY | os.O_CREAT | os.O_TRUNC  # opened in the child, for the gate
-
-# setpriv (util-linux) sets the parent-death signal and execs the gate, so a
-# run dies with its worker instead of outliving it; Python's preexec_fn would
-# do the same but is unsafe in a process with threads (gRPC has some).
-_SETPRIV = shutil.which("setpriv")
-_DIE_WITH_WORKER = [_SETPRIV, "--pdeathsig", "KILL", "--"] if _SETPRIV else []

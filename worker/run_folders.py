@@ -38,9 +38,10 @@ from pathlib import Path
 
 from worker.runtime import REPORT_FILE, SPOOL_FILE
 
-SPARE_KEPT = 256  # emptied folders kept per spool folder (all owners); past that, removed
+SPARE_KEPT = 1024  # emptied folders kept per spool folder (all owners); past that, removed
 
-_spare: dict[tuple[str, str], collections.deque[str]] = {}  # (parent, owner) -> kept folders
+# (parent, owner) -> kept folders; owner None: made ahead, never used (make_spares)
+_spare: dict[tuple[str, str | None], collections.deque[str]] = {}
 _held: collections.Counter[str] = collections.Counter()  # parent -> folders kept there
 _lock = threading.Lock()  # _held: the removal thread keeps, the loop takes
 _reusable: dict[str, str] = {}  # folder -> its run's owner, once nothing of the run is left
@@ -50,14 +51,25 @@ _names = itertools.count()
 
 
 def make_run_dir(path: Path, owner: str = "") -> None:
-    """The run's folder: one kept for ``owner`` renamed to it, else a new one."""
+    """The run's folder: one kept for ``owner`` renamed to it, or one made
+    ahead, else a new one."""
     parent = str(path.parent)
-    spare = _spare.get((parent, owner))
+    for spare in (_spare.get((parent, owner)), _spare.get((parent, None))):
+        if spare and _take(spare, parent, path):
+            return
+    os.makedirs(path, exist_ok=True)
+    if parent not in _fresh:
+        st = os.stat(path)
+        _fresh[parent] = (st.st_mode, st.st_uid, st.st_gid)
+
+
+def _take(spare: collections.deque[str], parent: str, path: Path) -> bool:
+    """Whether a folder of ``spare`` is now the run's, as a new one would be."""
     while spare:
         try:
             kept = spare.pop()
         except IndexError:
-            break  # the last one, taken meanwhile (a stopping worker's sweep)
+            return False  # the last one, taken meanwhile (a stopping worker's sweep)
         _count(parent, -1)
         try:
             os.rename(kept, path)
@@ -66,15 +78,33 @@ def make_run_dir(path: Path, owner: str = "") -> None:
                 continue  # removed meanwhile (by hand): the next one
             spare.append(kept)  # the run's folder is there already (a resend): use it
             _count(parent, 1)
-            break
+            return False
         if _bare(path):
-            return
+            return True
         shutil.rmtree(path, ignore_errors=True)  # written into while kept: not handed on
-        break
-    os.makedirs(path, exist_ok=True)
-    if parent not in _fresh:
-        st = os.stat(path)
-        _fresh[parent] = (st.st_mode, st.st_uid, st.st_gid)
+        return False
+    return False
+
+
+def make_spares(parent: Path, n: int) -> None:
+    """Up to ``n`` folders made ahead in ``parent`` (a worker's start), for
+    runs of any owner: a fresh worker's first burst renames them rather than
+    making a folder per run (3,000 `true` runs on two fresh workers made
+    1,400 folders, an ext4 mkdir of 30 to 600 us of CPU here each)."""
+    os.makedirs(parent, exist_ok=True)
+    where = str(parent)
+    spare = _spare.setdefault((where, None), collections.deque())
+    while _held[where] < min(n, SPARE_KEPT):
+        made = f"{where}/.spare-{next(_names)}"
+        try:
+            os.mkdir(made)
+        except FileExistsError:
+            continue  # one a worker of this id left behind (killed): left alone
+        if where not in _fresh:
+            st = os.stat(made)
+            _fresh[where] = (st.st_mode, st.st_uid, st.st_gid)
+        spare.append(made)
+        _count(where, 1)
 
 
 def may_reuse(path: Path, group: int, owner: str = "") -> None:
@@ -86,6 +116,17 @@ def may_reuse(path: Path, group: int, owner: str = "") -> None:
         _reusable[str(path)] = owner
     except PermissionError:
         pass  # a member that changed its user: still there
+
+
+def keep_now(path: Path) -> bool:
+    """Whether the folder of a run that just ended was kept, here and now:
+    only one that may be (may_reuse), a few calls on its own entries. Kept
+    before the run's room is given back, it is there for the run that room
+    goes to: left to the removal thread, it came too late for most (3,000
+    `true` runs: 7 in 10 armed made a new folder, an ext4 mkdir of 30 to 600
+    us here)."""
+    owner = _reusable.pop(str(path), None)
+    return owner is not None and _keep(path, owner)
 
 
 def remove_run_dir(path: Path) -> None:

@@ -3,6 +3,7 @@ kept for the next run when nothing of its run is left (worker.run_folders)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from worker import run_folders
-from worker.run_folders import make_run_dir, may_reuse, remove_run_dir
+from worker.run_folders import keep_now, make_run_dir, may_reuse, remove_run_dir
 from worker.runtime import CHECKPOINT_FILE, REPORT_FILE, SPOOL_FILE
 
 
@@ -185,3 +186,32 @@ def test_a_kept_empty_output_written_into_meanwhile_is_not_handed_on(tmp_path: P
     (tmp_path / _kept(tmp_path)[0] / SPOOL_FILE).write_text("a detached process of the run")
     make_run_dir(tmp_path / "2-1")
     assert list((tmp_path / "2-1").iterdir()) == [] and _kept(tmp_path) == []
+
+
+def test_folders_made_ahead_go_to_runs_of_any_owner_after_the_owners_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_folders, "_names", itertools.count())
+    (tmp_path / ".spare-0").mkdir()  # left by a worker of this id that was killed: left alone
+    run_folders.make_spares(tmp_path, 2)
+    ahead = {p.stat().st_ino for p in tmp_path.iterdir() if p.name != ".spare-0"}
+    assert len(ahead) == 2
+    make_run_dir(tmp_path / "1-1", "ann")
+    own = (tmp_path / "1-1").stat().st_ino
+    assert own in ahead
+    may_reuse(tmp_path / "1-1", _ended_group(), "ann")
+    assert keep_now(tmp_path / "1-1"), "an ended run's folder is kept at once"
+    make_run_dir(tmp_path / "2-1", "ann")
+    assert (tmp_path / "2-1").stat().st_ino == own, "the owner's own kept folder first"
+    make_run_dir(tmp_path / "3-1", "bob")
+    assert (tmp_path / "3-1").stat().st_ino in ahead - {own}
+    make_run_dir(tmp_path / "4-1", "cy")
+    assert (tmp_path / "4-1").stat().st_ino not in ahead, "none left: a new one"
+    run_folders.remove_kept({str(tmp_path)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".spare-0", "2-1", "3-1", "4-1"]
+
+
+def test_a_folder_nobody_said_may_be_reused_is_not_kept_at_once(tmp_path: Path) -> None:
+    make_run_dir(tmp_path / "1-1")
+    assert not keep_now(tmp_path / "1-1")
+    assert (tmp_path / "1-1").is_dir() and _kept(tmp_path) == [], "left to the removal"
