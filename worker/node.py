@@ -115,9 +115,14 @@ class Worker:
             "worker_started", worker_id=self.id, runtime=self.runtime.name, capacity=self.settings.capacity
         )
         await self.runs.report_recovered()
+        # A first burst's run folders, made while the worker joins (a thread:
+        # up to a thousand mkdirs), not before it.
         make_spares = getattr(self.runtime, "make_spare_folders", None)
-        if make_spares is not None:  # a first burst's folders, made before it comes
-            await asyncio.to_thread(make_spares, self.runs.spool_root, self.settings.capacity)
+        folders = (
+            asyncio.create_task(asyncio.to_thread(make_spares, self.runs.spool_root, self.settings.capacity))
+            if make_spares is not None
+            else None
+        )
         keep_warm = asyncio.create_task(
             self.runtime.keep_warm(stop, self.runs.windows.quiet), name="keep-warm"
         )
@@ -143,6 +148,8 @@ class Worker:
             runs_ended = time.monotonic() - began
             keep_warm.cancel()  # no refill while the pool is emptied
             await asyncio.wait((keep_warm,))
+            if folders is not None:
+                await asyncio.wait((folders,))  # all made before the runtime removes them
             # The containers go while the reports drain: removing fifty takes
             # the engine seconds, and the supervisor's grace is short.
             for failed in await asyncio.gather(

@@ -254,7 +254,10 @@ class ProcessRuntime:
         """Run folders made ahead in ``parent`` (worker.run_folders), blocking:
         in a thread, at the worker's start."""
         self._parents.add(str(parent))
-        make_spares(parent, n)
+        try:
+            make_spares(parent, n)
+        except OSError as exc:  # runs make their own, as without these
+            log.warning("spare_folders_not_made", folder=str(parent), error=str(exc))
 
     async def close(self) -> None:
         if self.launcher is not None:

@@ -94,7 +94,8 @@ def make_spares(parent: Path, n: int) -> None:
     os.makedirs(parent, exist_ok=True)
     where = str(parent)
     spare = _spare.setdefault((where, None), collections.deque())
-    while _held[where] < min(n, SPARE_KEPT):
+    wanted = min(n, SPARE_KEPT) - _held[where]  # runs may take them as they come: a count, not a level
+    while wanted > 0:
         made = f"{where}/.spare-{next(_names)}"
         try:
             os.mkdir(made)
@@ -105,6 +106,7 @@ def make_spares(parent: Path, n: int) -> None:
             _fresh[where] = (st.st_mode, st.st_uid, st.st_gid)
         spare.append(made)
         _count(where, 1)
+        wanted -= 1
 
 
 def may_reuse(path: Path, group: int, owner: str = "") -> None:
@@ -167,8 +169,8 @@ def remove_kept(parents: set[str]) -> None:
             except IndexError:
                 break  # taken meanwhile
             _count(parent, -1)
-            with contextlib.suppress(OSError):
-                os.rmdir(kept)
+            # A silent run's empty output may be in it (see above): it goes too.
+            shutil.rmtree(kept, ignore_errors=True)
 
 
 def _keep(path: Path, owner: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -116,3 +117,39 @@ def _started(pids: Path, attempt: str = "") -> bool:
     return any(
         p.read_text().strip() and (p.name == attempt if attempt else p.name != "1") for p in pids.iterdir()
     )
+
+
+async def test_a_process_worker_makes_its_runs_folders_ahead_and_removes_them_at_its_stop(
+    cluster: Cluster, service: JobsService, user: User
+) -> None:
+    """Folders made while the worker joins (worker.run_folders): a run takes
+    one rather than making its own, and is kept back into them when it ends;
+    the stop removes them all."""
+    cluster.coordinator()
+    cluster.scheduler("s1")
+    cluster.worker("w1", ProcessRuntime(1.0), capacity=3)
+    await cluster.ready()
+    spool = Path(cluster.settings.state_dir) / "spool" / "w1"
+
+    async def spares() -> set[int]:
+        return {p.stat().st_ino for p in spool.iterdir() if p.name.startswith(".spare-")}
+
+    await assert_eventually(lambda: _has(spares(), 3), timeout=10, what="three folders made ahead")
+    ahead = await spares()
+    (job,) = await service.create_jobs(user, [job_spec(name="quick", command="true")])
+
+    async def done() -> bool:
+        return [e.status for e in await executions(service, user) if e.job_id == job.id] == ["succeeded"]
+
+    await assert_eventually(done, timeout=20, what="the run ends")
+    await assert_eventually(lambda: _same(spares(), ahead), timeout=5, what="its folder kept back")
+    await cluster.roles.stop("w1")
+    assert await spares() == set(), "the stop removes the folders kept"
+
+
+async def _has(found: Awaitable[set[int]], n: int) -> bool:
+    return len(await found) == n
+
+
+async def _same(found: Awaitable[set[int]], expected: set[int]) -> bool:
+    return await found == expected

@@ -90,10 +90,13 @@ def test_so_many_are_kept_and_no_more(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_a_stopping_worker_removes_the_folders_it_kept(tmp_path: Path) -> None:
-    make_run_dir(tmp_path / "1-1")
-    may_reuse(tmp_path / "1-1", _ended_group())
-    remove_run_dir(tmp_path / "1-1")
-    assert len(_kept(tmp_path)) == 1
+    for name in ("1-1", "2-1"):
+        make_run_dir(tmp_path / name)
+    (tmp_path / "2-1" / SPOOL_FILE).touch()  # a silent run's empty output, kept with its folder
+    for name in ("1-1", "2-1"):
+        may_reuse(tmp_path / name, _ended_group())
+        remove_run_dir(tmp_path / name)
+    assert len(_kept(tmp_path)) == 2
     run_folders.remove_kept({str(tmp_path)})
     assert list(tmp_path.iterdir()) == []
 
