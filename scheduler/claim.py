@@ -23,7 +23,7 @@ from cronfleet import alerts, metrics, schedule
 from cronfleet.aio import sleep_or, wait_for_event
 from cronfleet.codec import rows
 from cronfleet.config import Settings
-from cronfleet.db import Database, Row
+from cronfleet.db import Database, Row, Session
 from cronfleet.errors import CronfleetError
 from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP, DEFAULT_MISFIRE_GRACE
 from cronfleet.sealing import SecretKey
@@ -154,32 +154,40 @@ async def claim_due_fires(
             else [""] * len(due)
         )
         inserted = await tx.fetch_all(
-            "record_fires",
-            {
-                "job_ids": [r["id"] for r in due],
-                "scheduled": [r["next_run_at"] for r in due],
-                "next": rows.sparse([f.next_run_at for f in fires]),  # one-offs: none
-                "runs": rows.sparse([f.run for f in fires], True),
-                "triggers": rows.sparse(["misfire" if f.misfired else "schedule" for f in fires], "schedule"),
-                "notes": rows.sparse([f.note or None for f in fires]),
-                "workers": rows.sparse(workers, ""),
-                "scheduler_id": scheduler_id,
-                "user_quota": user_quota if user_quota > 0 else UNLIMITED,
-            },
+            "record_fires", _record_params(due, fires, workers, scheduler_id, user_quota)
         )
         await alerts.record(tx, _missed(inserted, dict(zip((r["id"] for r in due), fires, strict=True))))
-        replaced: list[Row] = []
-        replacing = [r for r in due if r["concurrency_policy"] == "replace"]
-        if replacing:
-            replaced = await tx.fetch_all(
-                "replace_running",
-                {
-                    "job_ids": [r["id"] for r in replacing],
-                    "scheduled": [r["next_run_at"] for r in replacing],
-                },
-            )
+        replaced = await _replace_older_runs(tx, due)
     _count(due, time.perf_counter() - started)
     return _claimed(inserted, due, prepared, replaced)
+
+
+def _record_params(
+    due: list[Row], fires: list[schedule.ClaimedFire], workers: list[str], scheduler_id: str, user_quota: int
+) -> dict[str, Any]:
+    """record_fires's arrays: one entry per due row (rows.sparse: NULL where all are the default)."""
+    return {
+        "job_ids": [r["id"] for r in due],
+        "scheduled": [r["next_run_at"] for r in due],
+        "next": rows.sparse([f.next_run_at for f in fires]),  # one-offs: none
+        "runs": rows.sparse([f.run for f in fires], True),
+        "triggers": rows.sparse(["misfire" if f.misfired else "schedule" for f in fires], "schedule"),
+        "notes": rows.sparse([f.note or None for f in fires]),
+        "workers": rows.sparse(workers, ""),
+        "scheduler_id": scheduler_id,
+        "user_quota": user_quota if user_quota > 0 else UNLIMITED,
+    }
+
+
+async def _replace_older_runs(tx: Session, due: list[Row]) -> list[Row]:
+    """concurrency_policy "replace": the older live runs of the jobs that fired, to stop."""
+    replacing = [r for r in due if r["concurrency_policy"] == "replace"]
+    if not replacing:
+        return []
+    return await tx.fetch_all(
+        "replace_running",
+        {"job_ids": [r["id"] for r in replacing], "scheduled": [r["next_run_at"] for r in replacing]},
+    )
 
 
 def _count(due: list[Row], seconds: float) -> None:

@@ -135,45 +135,54 @@ class Worker:
         try:
             await stop.wait()
         finally:
-            # Graceful stop: the schedulers send nothing more; runs not yet
-            # started are returned whole (assigned again elsewhere, as the
-            # same attempt); runs in progress are stopped and reported lost
-            # (run again elsewhere, by their delivery), so nothing is left
-            # running behind a worker that is gone.
-            self.runs.stopping = True
-            self.connections.say_leaving()
-            began, runs = time.monotonic(), len(self.runs)
-            await self.runs.kill_all("lost")
-            await self.runs.wait_all(STOP_GRACE)
-            runs_ended = time.monotonic() - began
-            keep_warm.cancel()  # no refill while the pool is emptied
-            await asyncio.wait((keep_warm,))
-            if folders is not None:
-                await asyncio.wait((folders,))  # all made before the runtime removes them
-            # The containers go while the reports drain: removing fifty takes
-            # the engine seconds, and the supervisor's grace is short.
-            for failed in await asyncio.gather(
-                self.outbox.drain(DRAIN_SECONDS), self.runtime.close(), return_exceptions=True
-            ):
-                if isinstance(failed, Exception):
-                    log.warning("worker_stop_step_failed", error=repr(failed))
-            leave.set()  # the member key goes with its lease
-            await asyncio.wait((membership,), timeout=DRAIN_SECONDS)
-            # An assignment already on its way when a scheduler heard we are
-            # leaving arrives meanwhile and is returned: wait for that word too.
-            await self.outbox.drain(LAST_DRAIN_SECONDS)
-            log.info(
-                "worker_stopped",
-                runs=runs,
-                runs_left=len(self.runs),
-                runs_ended_s=round(runs_ended, 2),
-                seconds=round(time.monotonic() - began, 2),
-            )
+            await self._stop_gracefully(keep_warm, folders, leave, membership)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.connections.close()
             await self.http.close()
+
+    async def _stop_gracefully(
+        self,
+        keep_warm: asyncio.Task[None],
+        folders: asyncio.Task[None] | None,
+        leave: asyncio.Event,
+        membership: asyncio.Task[None],
+    ) -> None:
+        """Graceful stop: the schedulers send nothing more; runs not yet
+        started are returned whole (assigned again elsewhere, as the same
+        attempt); runs in progress are stopped and reported lost (run again
+        elsewhere, by their delivery), so nothing is left running behind a
+        worker that is gone."""
+        self.runs.stopping = True
+        self.connections.say_leaving()
+        began, runs = time.monotonic(), len(self.runs)
+        await self.runs.kill_all("lost")
+        await self.runs.wait_all(STOP_GRACE)
+        runs_ended = time.monotonic() - began
+        keep_warm.cancel()  # no refill while the pool is emptied
+        await asyncio.wait((keep_warm,))
+        if folders is not None:
+            await asyncio.wait((folders,))  # all made before the runtime removes them
+        # The containers go while the reports drain: removing fifty takes
+        # the engine seconds, and the supervisor's grace is short.
+        for failed in await asyncio.gather(
+            self.outbox.drain(DRAIN_SECONDS), self.runtime.close(), return_exceptions=True
+        ):
+            if isinstance(failed, Exception):
+                log.warning("worker_stop_step_failed", error=repr(failed))
+        leave.set()  # the member key goes with its lease
+        await asyncio.wait((membership,), timeout=DRAIN_SECONDS)
+        # An assignment already on its way when a scheduler heard we are
+        # leaving arrives meanwhile and is returned: wait for that word too.
+        await self.outbox.drain(LAST_DRAIN_SECONDS)
+        log.info(
+            "worker_stopped",
+            runs=runs,
+            runs_left=len(self.runs),
+            runs_ended_s=round(runs_ended, 2),
+            seconds=round(time.monotonic() - began, 2),
+        )
 
     async def _membership(self, leave: asyncio.Event) -> None:
         """Stay registered until ``leave``; keep one connection per live scheduler."""
