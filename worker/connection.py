@@ -14,6 +14,7 @@ import structlog
 from cronfleet import rpc
 from cronfleet.aio import sleep_or, wait_for_event
 from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
+from worker.slots import Changes, Slots
 
 log = structlog.get_logger()
 EVENTS_PER_MESSAGE = 500
@@ -30,11 +31,12 @@ class Hello:
     heartbeat_interval: float
     holding: Callable[[], Iterable[int]] = lambda: ()  # runs live here or with reports unacknowledged
 
-    def message(self) -> dispatch_pb2.WorkerMessage:
+    def message(self, granted: int) -> dispatch_pb2.WorkerMessage:
+        """``granted``: the credit this stream starts with (worker.slots)."""
         return dispatch_pb2.WorkerMessage(
             hello=dispatch_pb2.Hello(
                 worker_id=self.worker_id,
-                capacity=self.capacity,
+                capacity=granted,
                 runtimes=[self.runtime],
                 holding=sorted(self.holding()),
             )
@@ -61,6 +63,8 @@ class SchedulerConnection:
     hello: Hello
     handlers: StreamHandlers
     tls: rpc.InternalTls | None  # None: plaintext (internal TLS off, by setting)
+    slots: Slots
+    give: Callable[[Changes], None]  # credit to other streams (Connections.give)
     live: bool = False
     task: asyncio.Task[None] | None = None
     # What to send next, coalesced: many events and credits share one
@@ -76,16 +80,22 @@ class SchedulerConnection:
         self.wake.set()
 
     def give_credit(self, slots: int) -> None:
+        """Slots to tell the scheduler of (negative: credit taken back)."""
         self.pending_credit += slots
         self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
         while not stop.is_set():
+            opened = False
             try:
                 async with rpc.internal_channel(self.address, self.tls) as channel:
                     call = dispatch_pb2_grpc.DispatchServiceStub(channel).Connect()
-                    await call.write(self.hello.message())
+                    # A new stream's credit is all in its hello: what an old
+                    # one was still to be told died with it.
+                    self.pending_credit, opened = 0, True
+                    await call.write(self.hello.message(self.slots.open(self.address)))
+                    self.give(self.slots.joined(self.address))
                     self.said_leaving = False
                     await self._say_leaving(call)  # a stream opened while stopping
                     self.live = True
@@ -102,6 +112,8 @@ class SchedulerConnection:
                 )
             finally:
                 self.live = False
+                if opened:
+                    self.give(self.slots.close(self.address))
                 self.handlers.on_down(self.address)
             await sleep_or(stop, backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
@@ -156,12 +168,13 @@ class Connections:
         self.hello = hello
         self.handlers = handlers
         self.tls = tls
+        self.slots = Slots(hello.capacity)  # one capacity for all the streams
         self._by_address: dict[str, SchedulerConnection] = {}
 
     def sync(self, addresses: set[str], stop: asyncio.Event) -> None:
         """Dial schedulers that joined; hang up on those that left."""
         for address in addresses - set(self._by_address):
-            conn = SchedulerConnection(address, self.hello, self.handlers, self.tls)
+            conn = SchedulerConnection(address, self.hello, self.handlers, self.tls, self.slots, self.give)
             conn.task = asyncio.create_task(conn.run(stop), name=f"conn-{address}")
             self._by_address[address] = conn
         for address in set(self._by_address) - addresses:
@@ -171,6 +184,20 @@ class Connections:
 
     def get(self, address: str) -> SchedulerConnection | None:
         return self._by_address.get(address)
+
+    def run_taken(self, address: str) -> None:
+        """A run handed over on this scheduler's stream arrived."""
+        self.slots.taken(address)
+
+    def run_ended(self, address: str) -> None:
+        """A run from this scheduler's stream ended (or was not kept): a slot is free."""
+        self.give(self.slots.ended(address))
+
+    def give(self, changes: Changes) -> None:
+        for address, slots in changes.items():
+            conn = self._by_address.get(address)
+            if conn is not None and slots:
+                conn.give_credit(slots)
 
     def say_leaving(self) -> None:
         """Tell every scheduler now that this worker is stopping (handlers.leaving)."""

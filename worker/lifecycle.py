@@ -39,8 +39,7 @@ ARM_WITHOUT_DEFERRING = 5.0
 # The most a started report waits for the release windows to close; less
 # than the schedulers' OVERDUE_AFTER, so a worker on time never looks behind.
 REPORT_DEFER_MOST = 0.3
-# How long a cancel for a run not (yet) on this worker is kept for it.
-EARLY_CANCEL_KEPT = 60.0
+EARLY_CANCEL_KEPT = 60.0  # how long a cancel for a run not (yet) on this worker is kept
 
 
 @dataclass
@@ -115,14 +114,14 @@ class Runs:
         return sum(1 for r in self.active.values() if (r.started_at is not None) == started)
 
     # ------------------------------------------------------------ commands
-    def start(self, assignment: dispatch_pb2.Assignment, origin: str) -> None:
+    def start(self, assignment: dispatch_pb2.Assignment, origin: str) -> bool:  # whether it is kept
         if assignment.execution_id in self.active:
-            return  # a resend: idempotent by execution id
+            return False  # a resend: idempotent by execution id
         if self.stopping:
             log.info("run_returned", execution_id=assignment.execution_id, reason="the worker is stopping")
             self.outbox.emit(returned_event(assignment.execution_id, assignment.scheduled_at), prefer=origin)
             metrics.RUNS_FINISHED.labels("returned").inc()
-            return
+            return False
         spec = RunSpec.from_assignment(assignment, self.spool_root)
         run = Run(spec, proto.to_epoch(assignment.fire_at), origin)
         self.active[run.execution_id] = run
@@ -130,6 +129,7 @@ class Runs:
             run.cancel_reason = "cancelled"  # its cancel overtook it: it never starts
             run.cancelled.set()
         run.task = asyncio.create_task(self._live(run), name=f"run-{run.execution_id}")
+        return True
 
     def cancel(self, execution_ids: list[int]) -> None:
         now = time.monotonic()

@@ -71,7 +71,7 @@ class Worker:
             spool_root=Path(settings.state_dir).absolute() / "spool" / self.id,
             arm_concurrency=settings.arm_concurrency,
             live_log_interval=settings.live_log_interval,
-            give_back=self._give_back,
+            give_back=self.connections.run_ended,
         )
         self.fence = SelfFence(self.id, self.runs, self.connections.any_live, settings.self_fence_seconds)
         metrics.CAPACITY.set(settings.capacity)
@@ -85,7 +85,9 @@ class Worker:
         kind = msg.WhichOneof("kind")
         if kind == "assignments":
             for assignment in msg.assignments.assignments:
-                self.runs.start(assignment, origin=address)
+                self.connections.run_taken(address)  # its scheduler spent a credit on it
+                if not self.runs.start(assignment, origin=address):
+                    self.connections.run_ended(address)  # a resend, or returned: the slot is free
         elif kind == "ack":
             self.outbox.acknowledged(list(msg.ack.seqs))
         elif kind == "cancel":
@@ -104,11 +106,6 @@ class Worker:
             return None
         total: int = pool.idle() + self.settings.arm_concurrency + self.runs.count(started=False)
         return -(-total // max(1, len(self.connections.live())))
-
-    def _give_back(self, origin: str) -> None:
-        conn = self.connections.get(origin)
-        if conn is not None:
-            conn.give_credit(1)
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info(

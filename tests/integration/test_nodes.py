@@ -79,6 +79,34 @@ async def test_a_worker_never_holds_more_runs_than_its_credit(
     assert most == 2, f"the worker held {most} runs at once with credit for 2"
 
 
+async def test_a_workers_capacity_is_shared_by_all_its_schedulers(
+    cluster: Cluster, service: JobsService, user: User, settings: Settings
+) -> None:
+    """Two schedulers, each with shards of the jobs: the worker's capacity is
+    its own, not each scheduler's (each used to be granted all of it)."""
+    cluster.coordinator()
+    cluster.scheduler("s1")
+    cluster.scheduler("s2")
+    worker = cluster.worker("w1", ProcessRuntime(1.0), capacity=2)
+    await cluster.ready(schedulers=2)
+    jobs = await service.create_jobs(
+        user, [job_spec(name=f"nap-{i}", command="sleep 0.3") for i in range(10)]
+    )
+    most = 0
+
+    async def all_ran() -> bool:
+        nonlocal most
+        most = max(most, len(worker.runs))
+        done = [e for e in await executions(service, user) if e.status == "succeeded"]
+        return len(done) == len(jobs)
+
+    await assert_eventually(all_ran, timeout=30, interval=0.02, what="ten runs through two slots")
+    async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+        cur = await conn.execute("SELECT DISTINCT scheduler_id FROM executions")
+        assert {row[0] for row in await cur.fetchall()} == {"s1", "s2"}
+    assert most == 2, f"the worker held {most} runs at once with a capacity of 2 and two schedulers"
+
+
 async def test_a_cut_off_worker_fences_itself_and_reports_once_back(
     cluster: Cluster, service: JobsService, user: User
 ) -> None:

@@ -13,6 +13,7 @@ from cronfleet.v1.dispatch_pb2_grpc import add_DispatchServiceServicer_to_server
 from scheduler.streams import DispatchServicer, WorkerStream, WorkerStreams
 from tests.helpers import assert_eventually
 from worker.connection import Hello, SchedulerConnection, StreamHandlers
+from worker.slots import Slots
 
 
 async def condition(check: Callable[[], bool | None]) -> None:
@@ -52,7 +53,7 @@ async def test_a_stream_opened_while_the_worker_stops_says_leaving_at_once() -> 
     )
     # A long heartbeat: nothing but the new stream itself prompts the word.
     hello = Hello(worker_id="w1", capacity=4, runtime="noop", heartbeat_interval=30.0)
-    connection = SchedulerConnection(first.address, hello, handlers, tls=None)
+    connection = SchedulerConnection(first.address, hello, handlers, None, Slots(4), give=lambda _: None)
     stop = asyncio.Event()
     task = asyncio.create_task(connection.run(stop))
     second: rpc.Server | None = None
@@ -85,7 +86,7 @@ async def test_a_worker_that_is_not_stopping_never_says_leaving() -> None:
         on_message=lambda *_: None, on_up=lambda _: None, on_down=lambda _: None, running=lambda: 0
     )
     hello = Hello(worker_id="w1", capacity=4, runtime="noop", heartbeat_interval=0.05)
-    connection = SchedulerConnection(server.address, hello, handlers, tls=None)
+    connection = SchedulerConnection(server.address, hello, handlers, None, Slots(4), give=lambda _: None)
     stop = asyncio.Event()
     task = asyncio.create_task(connection.run(stop))
     try:

@@ -315,8 +315,10 @@ func (x *Room) GetRuns() int32 {
 	return 0
 }
 
-// First message on a stream. capacity is the number of runs this worker
-// accepts from this scheduler before it returns credit.
+// First message on a stream. capacity is the credit this stream starts
+// with: the runs this worker accepts from this scheduler before it gives
+// credit back. A worker's capacity is shared by all its schedulers' streams
+// (worker/slots.py), so this is the stream's free share of it, not the whole.
 type Hello struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache
@@ -393,7 +395,8 @@ func (x *Hello) GetHolding() []int64 {
 	return nil
 }
 
-// Slots freed since the last credit message.
+// Slots freed since the last credit message; negative when the worker takes
+// unused credit back for another scheduler's stream.
 type Credit struct {
 	state         protoimpl.MessageState
 	sizeCache     protoimpl.SizeCache

@@ -1,0 +1,114 @@
+"""A worker's one capacity across its schedulers' streams (worker.slots)."""
+
+from __future__ import annotations
+
+import random
+
+from worker.slots import Slots
+
+
+def test_one_stream_gets_the_whole_capacity_and_each_ended_run_back() -> None:
+    slots = Slots(4)
+    assert slots.open("a") == 4
+    assert slots.joined("a") == {}
+    for _ in range(4):
+        slots.taken("a")
+    assert slots.free() == 0
+    assert slots.ended("a") == {"a": 1}
+
+
+def test_a_second_stream_shares_the_capacity_taking_unused_credit_back() -> None:
+    slots = Slots(4)
+    slots.open("a")
+    slots.joined("a")  # a holds 4, unused (its scheduler has nothing to run)
+    assert slots.open("b") == 0  # nothing free: a's hello-time grant takes nothing
+    assert slots.joined("b") == {"a": -2, "b": 2}
+    assert slots.in_use("a") == slots.in_use("b") == 2
+
+
+def test_a_busy_stream_keeps_its_runs_and_the_new_one_gets_the_freed_slots() -> None:
+    slots = Slots(4)
+    slots.open("a")
+    slots.joined("a")
+    for _ in range(4):
+        slots.taken("a")  # four runs of a's live here: no unused credit to take back
+    slots.open("b")
+    assert slots.joined("b") == {}
+    assert slots.ended("a") == {"b": 1}  # b is below its share of 2
+    assert slots.ended("a") == {"b": 1}
+    assert slots.ended("a") == {"a": 1}  # both at their share: the least used
+
+
+def test_a_stream_back_after_a_break_starts_from_what_is_free_not_the_whole_capacity() -> None:
+    slots = Slots(4)
+    slots.open("a")
+    slots.taken("a")
+    slots.taken("a")
+    assert slots.close("a") == {}
+    # Its two runs are still here: the new stream's hello grants the other two.
+    assert slots.open("a") == 2
+    slots.joined("a")
+    assert slots.ended("a") == {"a": 1}
+    assert slots.in_use("a") == 4  # 3 credit and 1 run: the capacity, never past it
+
+
+def test_a_closed_streams_runs_free_slots_for_the_others() -> None:
+    slots = Slots(2)
+    slots.open("a")
+    slots.taken("a")
+    slots.taken("a")
+    slots.open("b")
+    slots.joined("b")
+    slots.close("a")
+    assert slots.ended("a") == {"b": 1}
+    assert slots.ended("a") == {"b": 1}
+    assert slots.ended("a") == {}  # more ends than runs (a resend): nothing invented
+
+
+def test_credit_taken_back_while_runs_were_on_their_way_is_settled_as_they_end() -> None:
+    slots = Slots(2)
+    slots.open("a")
+    slots.joined("a")
+    slots.open("b")
+    assert slots.joined("b") == {"a": -1, "b": 1}
+    # a's scheduler had already sent both: one more than it now holds.
+    slots.taken("a")
+    slots.taken("a")
+    assert slots.ended("a") == {}  # a holds -1 + 1 run: nothing free yet
+    assert slots.in_use("a") == 0
+    assert slots.ended("a") == {"a": 1}
+
+
+def test_never_more_granted_than_the_capacity_over_random_traffic() -> None:
+    """Credit held by schedulers plus runs here stays within the capacity
+    whenever no revoked credit is in flight (schedulers spend only what they
+    hold)."""
+    rng = random.Random(7)
+    capacity = 5
+    slots = Slots(capacity)
+    held: dict[str, int] = {}  # what each scheduler believes it holds
+    here: dict[str, int] = {}  # runs here per stream
+    streams = ["a", "b", "c"]
+
+    def send(changes: dict[str, int]) -> None:
+        for address, delta in changes.items():
+            held[address] += delta
+
+    for _ in range(5_000):
+        address = rng.choice(streams)
+        move = rng.random()
+        if address not in held:
+            held[address] = slots.open(address)
+            send(slots.joined(address))
+        elif move < 0.45 and held[address] > 0:
+            held[address] -= 1
+            here[address] = here.get(address, 0) + 1
+            slots.taken(address)
+        elif move < 0.9 and here.get(address, 0) > 0:
+            here[address] -= 1
+            send(slots.ended(address))
+        elif move > 0.98:
+            del held[address]
+            send(slots.close(address))
+        assert sum(max(0, h) for h in held.values()) + sum(here.values()) <= capacity
+    assert slots.free() >= 0

@@ -1,0 +1,103 @@
+"""A worker's capacity, one count shared by the streams of all its schedulers.
+
+A scheduler hands a worker runs while it holds the worker's credit; the
+worker gives a slot back when a run ends. Each stream's credit is drawn
+from this one ledger, so what the schedulers may hand over (credit they
+hold) and what is here (runs live) together never pass the capacity,
+however many schedulers the worker serves. Each live stream's fair share is
+the capacity over the live streams; a freed slot goes to the stream using
+least. A stream that opens takes its share from the free slots, and once it
+is up, from streams holding unused credit beyond theirs (a negative credit:
+an idle scheduler would otherwise keep it for good). A stream that breaks
+and comes back starts from what is free, not from the whole capacity again:
+the runs it handed over before are still here.
+
+The one way past the capacity: runs already on their way from a scheduler
+when its credit is taken back (a negative credit crosses them on the wire).
+They are few (one stream's dispatch in flight, at a stream's start) and are
+run, not refused.
+"""
+
+from __future__ import annotations
+
+import collections
+
+Changes = dict[str, int]  # stream (scheduler address) -> credit to send it (negative: taken back)
+
+
+class Slots:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._credit: dict[str, int] = {}  # open stream -> credit its scheduler holds unused
+        self._runs: collections.Counter[str] = collections.Counter()  # stream -> its runs here
+
+    def free(self) -> int:
+        held = sum(self._runs.values()) + sum(max(0, c) for c in self._credit.values())
+        return self.capacity - held
+
+    def in_use(self, address: str) -> int:
+        """Credit the stream's scheduler holds plus the runs it handed over that are here."""
+        return self._credit.get(address, 0) + self._runs[address]
+
+    def share(self) -> int:
+        return -(-self.capacity // max(1, len(self._credit)))
+
+    def open(self, address: str) -> int:
+        """A stream opens: the credit its hello grants, from free slots only
+        (a scheduler that cannot be reached takes nothing from the others)."""
+        self._credit[address] = 0
+        granted = max(0, min(self.free(), self.share() - self._runs[address]))
+        self._credit[address] = granted
+        return granted
+
+    def joined(self, address: str) -> Changes:
+        """The stream is up: credit beyond their share that others hold
+        unused is taken back, up to what this one lacks of its own."""
+        changes: Changes = collections.defaultdict(int)
+        share, lacking = self.share(), self.share() - self.in_use(address)
+        for other in sorted(self._credit, key=self.in_use, reverse=True):
+            if lacking <= self.free():
+                break
+            back = min(self._credit[other], self.in_use(other) - share, lacking - self.free())
+            if back > 0 and other != address:
+                self._credit[other] -= back
+                changes[other] -= back
+        self._hand_out(changes)
+        return dict(changes)
+
+    def close(self, address: str) -> Changes:
+        """The stream broke or its scheduler left: its unused credit is
+        gone with it (its runs here still hold their slots)."""
+        self._credit.pop(address, None)
+        return self._hand_out_new()
+
+    def taken(self, address: str) -> None:
+        """A run handed over on the stream arrived: one of its credits spent."""
+        self._runs[address] += 1
+        if address in self._credit:
+            self._credit[address] -= 1
+
+    def ended(self, address: str) -> Changes:
+        """A run handed over on the stream ended (or was not kept): its slot
+        goes to the stream using least."""
+        if self._runs[address] > 0:
+            self._runs[address] -= 1
+        if not self._runs[address]:
+            del self._runs[address]
+        return self._hand_out_new()
+
+    def _hand_out_new(self) -> Changes:
+        changes: Changes = collections.defaultdict(int)
+        self._hand_out(changes)
+        return dict(changes)
+
+    def _hand_out(self, changes: Changes) -> None:
+        """Free slots to open streams below their share, the least used first."""
+        free, share = self.free(), self.share()
+        for address in sorted(self._credit, key=self.in_use):
+            give = min(free, share - self.in_use(address))
+            if give <= 0:
+                break
+            self._credit[address] += give
+            changes[address] += give
+            free -= give
