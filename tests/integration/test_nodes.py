@@ -33,6 +33,7 @@ from tests.integration.nodes import settings as settings
 from tests.integration.nodes import shards as shards
 from tests.registry import LocalRegistry, remove_local
 from worker.docker_runtime import DockerRuntime
+from worker.node import Worker
 from worker.noop_runtime import NoopRuntime
 from worker.process_runtime import ProcessRuntime
 
@@ -59,14 +60,11 @@ async def test_jobs_fire_through_scheduler_and_worker(
             assert e.worker_id == "w1" and e.started_at >= e.run_at
 
 
-async def test_a_worker_never_holds_more_runs_than_its_credit(
-    cluster: Cluster, service: JobsService, user: User
-) -> None:
-    cluster.coordinator()
-    cluster.scheduler("s1")
-    worker = cluster.worker("w1", ProcessRuntime(1.0), capacity=2)
-    await cluster.ready()
-    jobs = await service.create_jobs(user, [job_spec(name=f"nap-{i}", command="sleep 0.3") for i in range(6)])
+async def most_held_running_naps(worker: Worker, service: JobsService, user: User, naps: int) -> int:
+    """The most runs ``worker`` held at once while ``naps`` short sleeps ran through it."""
+    jobs = await service.create_jobs(
+        user, [job_spec(name=f"nap-{i}", command="sleep 0.3") for i in range(naps)]
+    )
     most = 0
 
     async def all_ran() -> bool:
@@ -75,7 +73,18 @@ async def test_a_worker_never_holds_more_runs_than_its_credit(
         done = [e for e in await executions(service, user) if e.status == "succeeded"]
         return len(done) == len(jobs)
 
-    await assert_eventually(all_ran, timeout=30, interval=0.02, what="six runs through two slots")
+    await assert_eventually(all_ran, timeout=30, interval=0.02, what=f"{naps} runs through the worker")
+    return most
+
+
+async def test_a_worker_never_holds_more_runs_than_its_credit(
+    cluster: Cluster, service: JobsService, user: User
+) -> None:
+    cluster.coordinator()
+    cluster.scheduler("s1")
+    worker = cluster.worker("w1", ProcessRuntime(1.0), capacity=2)
+    await cluster.ready()
+    most = await most_held_running_naps(worker, service, user, 6)
     assert most == 2, f"the worker held {most} runs at once with credit for 2"
 
 
@@ -89,18 +98,7 @@ async def test_a_workers_capacity_is_shared_by_all_its_schedulers(
     cluster.scheduler("s2")
     worker = cluster.worker("w1", ProcessRuntime(1.0), capacity=2)
     await cluster.ready(schedulers=2)
-    jobs = await service.create_jobs(
-        user, [job_spec(name=f"nap-{i}", command="sleep 0.3") for i in range(10)]
-    )
-    most = 0
-
-    async def all_ran() -> bool:
-        nonlocal most
-        most = max(most, len(worker.runs))
-        done = [e for e in await executions(service, user) if e.status == "succeeded"]
-        return len(done) == len(jobs)
-
-    await assert_eventually(all_ran, timeout=30, interval=0.02, what="ten runs through two slots")
+    most = await most_held_running_naps(worker, service, user, 10)
     async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
         cur = await conn.execute("SELECT DISTINCT scheduler_id FROM executions")
         assert {row[0] for row in await cur.fetchall()} == {"s1", "s2"}
