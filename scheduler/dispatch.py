@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from cronfleet import metrics
 from cronfleet.codec import proto
@@ -64,18 +65,25 @@ class QueuedRun:
     def needs_fresh_container(self) -> bool:
         return needs_fresh_container(self.job)
 
-    def assignment(self) -> dispatch_pb2.Assignment:
-        return dispatch_pb2.Assignment(
+    def add_to(self, batch: RepeatedCompositeFieldContainer[dispatch_pb2.Assignment]) -> None:
+        """Its assignment, made in place in ``batch`` (an AssignmentBatch's
+        repeated field): a message built apart is copied whole, its job
+        with it, into the batch (and a batch into its message), 8-11 us a
+        run here against 3 this way, with one Timestamp for both times when
+        the run is not a retry."""
+        scheduled_at = proto.timestamp(self.scheduled_at)
+        fire_at = scheduled_at if self.fire_at == self.scheduled_at else proto.timestamp(self.fire_at)
+        added = batch.add(
             execution_id=self.execution_id,
             job_id=str(self.job_id),
             owner_id=str(self.owner_id),
-            scheduled_at=proto.timestamp(self.scheduled_at),
+            scheduled_at=scheduled_at,
             attempt=self.attempt,
-            fire_at=proto.timestamp(self.fire_at),
-            job=self.job,
+            fire_at=fire_at,
             checkpoint=self.checkpoint,
             refused=self.refused,
         )
+        added.job.CopyFrom(self.job)
 
 
 class DispatchQueue:
@@ -252,7 +260,7 @@ class Dispatcher:
         return {r["id"] for r in rows}
 
     def _send(self, assigned: list[tuple[QueuedRun, WorkerStream]]) -> int:
-        batches: dict[str, list[dispatch_pb2.Assignment]] = {}
+        batches: dict[str, list[QueuedRun]] = {}
         tracing = log.is_enabled_for(logging.DEBUG)  # per run: only when asked for
         handed_at = time.time()
         for run, stream in assigned:
@@ -275,18 +283,18 @@ class Dispatcher:
             stream.unstarted[run.execution_id] = max(run.fire_at.timestamp(), handed_at)
             if run.needs_fresh_container and stream.room is not None:
                 stream.pooled.add(run.execution_id)
-            batches.setdefault(stream.worker_id, []).append(run.assignment())
-        for worker_id, items in batches.items():
+            batches.setdefault(stream.worker_id, []).append(run)
+        for worker_id, runs in batches.items():
             current = self.streams.get(worker_id)
             if current is None:
                 continue  # it left meanwhile: the coordinator declares these runs lost
             metrics.WORKER_CREDITS.labels(worker_id).set(current.credits)
-            metrics.ASSIGNMENTS_SENT.inc(len(items))
-            for i in range(0, len(items), ASSIGNMENTS_PER_MESSAGE):
-                chunk = items[i : i + ASSIGNMENTS_PER_MESSAGE]
-                current.send(
-                    dispatch_pb2.SchedulerMessage(assignments=dispatch_pb2.AssignmentBatch(assignments=chunk))
-                )
+            metrics.ASSIGNMENTS_SENT.inc(len(runs))
+            for i in range(0, len(runs), ASSIGNMENTS_PER_MESSAGE):
+                message = dispatch_pb2.SchedulerMessage()
+                for run in runs[i : i + ASSIGNMENTS_PER_MESSAGE]:
+                    run.add_to(message.assignments.assignments)
+                current.send(message)
         if assigned:
             log.debug("runs_assigned", scheduler_id=self.scheduler_id, count=len(assigned))
         return len(assigned)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cronfleet.codec import proto
 from cronfleet.config import Settings
-from cronfleet.v1 import jobs_pb2
+from cronfleet.v1 import dispatch_pb2, jobs_pb2
 from scheduler.claim import ClaimLoop
 from scheduler.dispatch import Candidate, Dispatcher, DispatchQueue, QueuedRun
 from scheduler.streams import WorkerStream, WorkerStreams
@@ -211,3 +213,22 @@ def test_fires_needing_a_fresh_container_get_a_worker_only_within_its_room() -> 
     fresh = Candidate(5, NOW, needs_fresh_container=True)
     per_job = Candidate(5, NOW, needs_fresh_container=False)
     assert _dispatcher(streams).choose_workers([fresh, fresh, per_job]) == ["w1", "", "w1"]
+
+
+def test_an_assignment_made_in_its_batch_carries_the_run_and_its_job() -> None:
+    fire = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    first = dataclasses.replace(queued(7), scheduled_at=fire, fire_at=fire)
+    retry = dataclasses.replace(
+        queued(8), scheduled_at=fire, attempt=2, fire_at=fire + timedelta(seconds=30), checkpoint=b"at 3"
+    )
+    message = dispatch_pb2.SchedulerMessage()
+    first.add_to(message.assignments.assignments)
+    retry.add_to(message.assignments.assignments)
+    sent = dispatch_pb2.SchedulerMessage.FromString(message.SerializeToString()).assignments.assignments
+    assert [a.execution_id for a in sent] == [7, 8]
+    for got, expected in zip(sent, (first, retry), strict=True):
+        assert (got.job_id, got.owner_id) == (str(expected.job_id), str(expected.owner_id))
+        assert proto.to_datetime(got.scheduled_at) == fire
+        assert proto.to_datetime(got.fire_at) == expected.fire_at
+        assert got.attempt == expected.attempt and got.checkpoint == expected.checkpoint
+        assert got.job == expected.job
