@@ -89,3 +89,29 @@ async def test_a_live_run_that_printed_nothing_is_not_copied(tmp_path: Path) -> 
     armed.end.set()
     await within(watching, 5)
     assert store.puts == []
+
+
+async def test_runs_watched_by_one_sweep_publish_each_from_its_own_interval(tmp_path: Path) -> None:
+    """One timer for all runs: a run that ends early publishes nothing; the
+    others each publish once an interval old, whenever they began."""
+    store = Store(tmp_path / "logs")
+    live = LiveOutput(store, 0.2)
+    specs, armed, watching = [], [], []
+    for i in range(3):
+        spool = tmp_path / f"{i}-1" / "output.log"
+        spool.parent.mkdir()
+        spool.write_text(f"run {i}\n")
+        specs.append(RunSpec(execution_id=i, job_id="job", attempt=1, spool_path=spool))
+        armed.append(Armed(False))
+        watching.append(asyncio.create_task(live.watch(specs[i], armed[i], f"k{i}", lambda _: None)))
+        await asyncio.sleep(0)  # each begins watching in turn
+        if i == 0:
+            armed[0].end.set()  # ends at once: never an interval old
+            await within(watching[0], 5)
+    await within(store.put_once.wait(), 5)
+    await within(asyncio.gather(*(a.looked.wait() for a in armed[1:])), 5)
+    for a in armed[1:]:
+        a.end.set()
+    await within(asyncio.gather(*watching[1:]), 5)
+    assert sorted(set(store.puts)) == ["k1", "k2"]
+    assert live._due == {}  # every run ended: nothing left for the sweep
