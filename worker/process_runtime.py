@@ -22,7 +22,14 @@ from cronfleet.v1 import dispatch_pb2
 from worker.command_text import one_program
 from worker.launcher import DEFAULT_SIGNALS, Launcher, can_launch, close_inherited_on_exec, private_folder
 from worker.process_gate import DIE_WITH_WORKER, PROCESS_GATE_SCRIPT, PROGRAM_GATE_SCRIPT, WRITE_NEW
-from worker.run_folders import make_run_dir, make_spares, may_reuse, remove_kept
+from worker.run_folders import (
+    make_checkpoint_folder,
+    make_run_dir,
+    make_spares,
+    may_reuse,
+    remove_checkpoint_folder,
+    remove_kept,
+)
 from worker.runtime import (
     CHECKPOINT_FILE,
     REPORT_FILE,
@@ -144,7 +151,7 @@ class _ProcessRun:
         if self.spec.steps and (report := self.spec.run_dir / REPORT_FILE).exists():
             outcome.steps = step_results(report.read_text(errors="replace"), self.spec.steps)
         left = await self.read_checkpoint()
-        shutil.rmtree(os.path.dirname(self.checkpoint), ignore_errors=True)
+        remove_checkpoint_folder(self.checkpoint)
         if left is not None:
             outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(left)
         return outcome
@@ -272,7 +279,7 @@ class ProcessRuntime:
         env = {**self._base_env, "HOME": str(spec.run_dir)}
         env.update(spec.env)
         checkpoint = f"{self._private}/{spec.execution_id}/{CHECKPOINT_FILE}"  # files beside it go too
-        os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
+        make_checkpoint_folder(checkpoint)
         env.update(script_env(spec, checkpoint))
         make_run_dir(spec.run_dir, spec.owner_id)
         self._parents.add(str(spec.run_dir.parent))

@@ -242,3 +242,28 @@ def _has_acl(path: Path) -> bool:
         if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
             return False  # a filesystem without extended attributes has no ACL
         raise
+
+
+def make_checkpoint_folder(checkpoint: str) -> None:
+    """A process run's checkpoint folder in the worker's private folder
+    (one mkdir; the private folder is made again only if it went)."""
+    try:
+        os.mkdir(os.path.dirname(checkpoint))
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(checkpoint), exist_ok=True)
+    except FileExistsError:
+        pass
+
+
+def remove_checkpoint_folder(checkpoint: str) -> None:
+    """Its checkpoint file and the folder (two calls), or an rmtree for what
+    the command left beside the file (which opens, lists and stats: eight
+    calls a run when it was the only way)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(checkpoint)
+    try:
+        os.rmdir(os.path.dirname(checkpoint))
+    except FileNotFoundError:
+        pass
+    except OSError:
+        shutil.rmtree(os.path.dirname(checkpoint), ignore_errors=True)

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from worker import run_folders
-from worker.run_folders import keep_now, make_run_dir, may_reuse, remove_run_dir
+from worker.run_folders import (
+    keep_now,
+    make_checkpoint_folder,
+    make_run_dir,
+    may_reuse,
+    remove_checkpoint_folder,
+    remove_run_dir,
+)
 from worker.runtime import CHECKPOINT_FILE, REPORT_FILE, SPOOL_FILE
 
 
@@ -218,3 +225,17 @@ def test_a_folder_nobody_said_may_be_reused_is_not_kept_at_once(tmp_path: Path) 
     make_run_dir(tmp_path / "1-1")
     assert not keep_now(tmp_path / "1-1")
     assert (tmp_path / "1-1").is_dir() and _kept(tmp_path) == [], "left to the removal"
+
+
+def test_a_checkpoint_folder_goes_whole_with_its_file_or_what_was_left_beside_it(tmp_path: Path) -> None:
+    private = tmp_path / "private"  # not there yet: made with the first folder
+    alone, crowded = f"{private}/7/checkpoint", f"{private}/8/checkpoint"
+    for checkpoint in (alone, crowded):
+        make_checkpoint_folder(checkpoint)
+        make_checkpoint_folder(checkpoint)  # again (a resend): no error
+        Path(checkpoint).write_bytes(b"step 3")
+    Path(crowded).with_suffix(".tmp").write_bytes(b"half")  # the command's own file beside it
+    remove_checkpoint_folder(alone)
+    remove_checkpoint_folder(crowded)
+    remove_checkpoint_folder(f"{private}/9/checkpoint")  # never made (a run that never armed)
+    assert list(private.iterdir()) == []
