@@ -20,8 +20,6 @@ run, not refused.
 
 from __future__ import annotations
 
-import collections
-
 Changes = dict[str, int]  # stream (scheduler address) -> credit to send it (negative: taken back)
 
 
@@ -29,15 +27,19 @@ class Slots:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._credit: dict[str, int] = {}  # open stream -> credit its scheduler holds unused
-        self._runs: collections.Counter[str] = collections.Counter()  # stream -> its runs here
+        self._runs: dict[str, int] = {}  # stream -> its runs here
+        self._run_count = 0  # all runs here (asked per run: not summed each time)
 
     def free(self) -> int:
-        held = sum(self._runs.values()) + sum(max(0, c) for c in self._credit.values())
+        held = self._run_count
+        for credit in self._credit.values():
+            if credit > 0:
+                held += credit
         return self.capacity - held
 
     def in_use(self, address: str) -> int:
         """Credit the stream's scheduler holds plus the runs it handed over that are here."""
-        return self._credit.get(address, 0) + self._runs[address]
+        return self._credit.get(address, 0) + self._runs.get(address, 0)
 
     def share(self) -> int:
         return -(-self.capacity // max(1, len(self._credit)))
@@ -46,14 +48,14 @@ class Slots:
         """A stream opens: the credit its hello grants, from free slots only
         (a scheduler that cannot be reached takes nothing from the others)."""
         self._credit[address] = 0
-        granted = max(0, min(self.free(), self.share() - self._runs[address]))
+        granted = max(0, min(self.free(), self.share() - self._runs.get(address, 0)))
         self._credit[address] = granted
         return granted
 
     def joined(self, address: str) -> Changes:
         """The stream is up: credit beyond their share that others hold
         unused is taken back, up to what this one lacks of its own."""
-        changes: Changes = collections.defaultdict(int)
+        changes: Changes = {}
         share, lacking = self.share(), self.share() - self.in_use(address)
         for other in sorted(self._credit, key=self.in_use, reverse=True):
             if lacking <= self.free():
@@ -61,43 +63,47 @@ class Slots:
             back = min(self._credit[other], self.in_use(other) - share, lacking - self.free())
             if back > 0 and other != address:
                 self._credit[other] -= back
-                changes[other] -= back
-        self._hand_out(changes)
-        return dict(changes)
+                changes[other] = -back
+        return self._hand_out(changes)
 
     def close(self, address: str) -> Changes:
         """The stream broke or its scheduler left: its unused credit is
         gone with it (its runs here still hold their slots)."""
         self._credit.pop(address, None)
-        return self._hand_out_new()
+        return self._hand_out({})
 
     def taken(self, address: str) -> None:
         """A run handed over on the stream arrived: one of its credits spent."""
-        self._runs[address] += 1
+        self._runs[address] = self._runs.get(address, 0) + 1
+        self._run_count += 1
         if address in self._credit:
             self._credit[address] -= 1
 
     def ended(self, address: str) -> Changes:
         """A run handed over on the stream ended (or was not kept): its slot
         goes to the stream using least."""
-        if self._runs[address] > 0:
-            self._runs[address] -= 1
-        if not self._runs[address]:
+        runs = self._runs.get(address, 0)
+        if runs > 1:
+            self._runs[address] = runs - 1
+        elif runs == 1:
             del self._runs[address]
-        return self._hand_out_new()
+        if runs:
+            self._run_count -= 1
+        return self._hand_out({})
 
-    def _hand_out_new(self) -> Changes:
-        changes: Changes = collections.defaultdict(int)
-        self._hand_out(changes)
-        return dict(changes)
-
-    def _hand_out(self, changes: Changes) -> None:
-        """Free slots to open streams below their share, the least used first."""
-        free, share = self.free(), self.share()
-        for address in sorted(self._credit, key=self.in_use):
+    def _hand_out(self, changes: Changes) -> Changes:
+        """Free slots to open streams below their share, the least used
+        first (once per run that ends: kept to a few dict reads)."""
+        free = self.free()
+        if free <= 0 or not self._credit:
+            return changes
+        share = self.share()
+        while free > 0:
+            address = min(self._credit, key=self.in_use)
             give = min(free, share - self.in_use(address))
             if give <= 0:
                 break
             self._credit[address] += give
-            changes[address] += give
+            changes[address] = changes.get(address, 0) + give
             free -= give
+        return changes
