@@ -14,7 +14,7 @@ import structlog
 from cronfleet import rpc
 from cronfleet.aio import sleep_or, wait_for_event
 from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
-from worker.slots import Changes, Slots
+from worker.slots import LEND_EVERY, Changes, Slots
 
 log = structlog.get_logger()
 EVENTS_PER_MESSAGE = 500
@@ -192,6 +192,12 @@ class Connections:
     def run_ended(self, address: str) -> None:
         """A run from this scheduler's stream ended (or was not kept): a slot is free."""
         self.give(self.slots.ended(address))
+
+    async def lend_idle_credit(self) -> None:
+        """Each tick, credit a scheduler left unspent goes to those that ran out (worker.slots)."""
+        while True:
+            await asyncio.sleep(LEND_EVERY)
+            self.give(self.slots.lend_idle())
 
     def give(self, changes: Changes) -> None:
         for address, slots in changes.items():

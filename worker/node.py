@@ -128,7 +128,12 @@ class Worker:
         # a run that takes its grace to die is still alive here.
         leave = asyncio.Event()
         membership = asyncio.create_task(self._membership(leave), name="membership")
-        tasks = [membership, asyncio.create_task(self.fence.run(stop), name="self-fence"), keep_warm]
+        tasks = [
+            membership,
+            asyncio.create_task(self.fence.run(stop), name="self-fence"),
+            asyncio.create_task(self.connections.lend_idle_credit(), name="lend-credit"),
+            keep_warm,
+        ]
         try:
             await stop.wait()
         finally:

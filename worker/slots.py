@@ -7,20 +7,28 @@ hold) and what is here (runs live) together never pass the capacity,
 however many schedulers the worker serves. Each live stream's fair share is
 the capacity over the live streams; a freed slot goes to the stream using
 least. A stream that opens takes its share from the free slots, and once it
-is up, from streams holding unused credit beyond theirs (a negative credit:
-an idle scheduler would otherwise keep it for good). A stream that breaks
-and comes back starts from what is free, not from the whole capacity again:
-the runs it handed over before are still here.
+is up, from streams holding unused credit beyond theirs (a negative credit).
+A stream that breaks and comes back starts from what is free, not from the
+whole capacity again: the runs it handed over before are still here.
+
+Shares are not walls: each tick (LEND_EVERY), credit a stream left unspent
+for the whole tick is lent to the streams that ran out of it (a scheduler
+whose shards are quiet would otherwise keep it while another's queue
+waits, and with fewer slots than schedulers one would never get any). The
+idle stream keeps one slot for its next run, unless a stream that ran out
+has nothing here at all. A lender that gets busy again is first in line
+for freed slots, being the least used.
 
 The one way past the capacity: runs already on their way from a scheduler
 when its credit is taken back (a negative credit crosses them on the wire).
-They are few (one stream's dispatch in flight, at a stream's start) and are
-run, not refused.
+They are few (one stream's dispatch in flight, at a stream's start, or a
+scheduler idle for a whole tick sending just then) and are run, not refused.
 """
 
 from __future__ import annotations
 
 Changes = dict[str, int]  # stream (scheduler address) -> credit to send it (negative: taken back)
+LEND_EVERY = 0.5  # seconds; a scheduler with runs to hand over spends credit within its claim interval
 
 
 class Slots:
@@ -29,6 +37,7 @@ class Slots:
         self._credit: dict[str, int] = {}  # open stream -> credit its scheduler holds unused
         self._runs: dict[str, int] = {}  # stream -> its runs here
         self._run_count = 0  # all runs here (asked per run: not summed each time)
+        self._spent: set[str] = set()  # streams that spent credit this tick
 
     def free(self) -> int:
         held = self._run_count
@@ -76,6 +85,7 @@ class Slots:
         """A run handed over on the stream arrived: one of its credits spent."""
         self._runs[address] = self._runs.get(address, 0) + 1
         self._run_count += 1
+        self._spent.add(address)
         if address in self._credit:
             self._credit[address] -= 1
 
@@ -90,6 +100,28 @@ class Slots:
         if runs:
             self._run_count -= 1
         return self._hand_out({})
+
+    def lend_idle(self) -> Changes:
+        """Once a tick: credit left unspent all tick goes to the streams that
+        ran out of it (see above), in even parts, the least used first."""
+        spent, self._spent = self._spent, set()
+        wanting = [a for a, credit in self._credit.items() if credit <= 0]
+        idle = [a for a, credit in self._credit.items() if credit > 0 and a not in spent]
+        if not wanting or not idle:
+            return {}
+        keep = 0 if any(self.in_use(a) <= 0 for a in wanting) else 1
+        changes: Changes = {}
+        for lender in idle:
+            lent = self._credit[lender] - keep
+            if lent <= 0:
+                continue
+            self._credit[lender] -= lent
+            changes[lender] = -lent
+            for i, borrower in enumerate(sorted(wanting, key=self.in_use)):
+                part = lent // len(wanting) + (1 if i < lent % len(wanting) else 0)
+                self._credit[borrower] += part
+                changes[borrower] = changes.get(borrower, 0) + part
+        return changes
 
     def _hand_out(self, changes: Changes) -> Changes:
         """Free slots to open streams below their share, the least used

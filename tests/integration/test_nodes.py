@@ -22,6 +22,7 @@ from cronfleet.db import Database
 from cronfleet.models import Job
 from cronfleet.records import Execution, User
 from cronfleet.rpc import InternalTls, internal_channel
+from cronfleet.shards import shard_for
 from cronfleet.v1 import dispatch_pb2, dispatch_pb2_grpc
 from gateway.service import JobsService
 from scheduler.node import Scheduler
@@ -60,11 +61,16 @@ async def test_jobs_fire_through_scheduler_and_worker(
             assert e.worker_id == "w1" and e.started_at >= e.run_at
 
 
-async def most_held_running_naps(worker: Worker, service: JobsService, user: User, naps: int) -> int:
-    """The most runs ``worker`` held at once while ``naps`` short sleeps ran through it."""
-    jobs = await service.create_jobs(
-        user, [job_spec(name=f"nap-{i}", command="sleep 0.3") for i in range(naps)]
-    )
+async def most_held_running_naps(
+    cluster: Cluster, worker: Worker, service: JobsService, user: User, naps: int
+) -> int:
+    """The most runs ``worker`` held at once while at least ``naps`` short
+    sleeps ran through it, on the shards of every scheduler (more are added
+    until each scheduler has some: job ids, and so shards, are random)."""
+    owners = {r["shard_id"]: r["scheduler_id"] for r in await cluster.db.fetch_all("shard_owners")}
+    jobs: list[Job] = []
+    while len(jobs) < naps or {owners[shard_for(j.id, SHARDS)] for j in jobs} != set(owners.values()):
+        jobs += await service.create_jobs(user, [job_spec(name=f"nap-{len(jobs)}", command="sleep 0.3")])
     most = 0
 
     async def all_ran() -> bool:
@@ -73,7 +79,7 @@ async def most_held_running_naps(worker: Worker, service: JobsService, user: Use
         done = [e for e in await executions(service, user) if e.status == "succeeded"]
         return len(done) == len(jobs)
 
-    await assert_eventually(all_ran, timeout=30, interval=0.02, what=f"{naps} runs through the worker")
+    await assert_eventually(all_ran, timeout=30, interval=0.02, what=f"{len(jobs)} runs through the worker")
     return most
 
 
@@ -84,25 +90,38 @@ async def test_a_worker_never_holds_more_runs_than_its_credit(
     cluster.scheduler("s1")
     worker = cluster.worker("w1", ProcessRuntime(1.0), capacity=2)
     await cluster.ready()
-    most = await most_held_running_naps(worker, service, user, 6)
+    most = await most_held_running_naps(cluster, worker, service, user, 6)
     assert most == 2, f"the worker held {most} runs at once with credit for 2"
 
 
-async def test_a_workers_capacity_is_shared_by_all_its_schedulers(
-    cluster: Cluster, service: JobsService, user: User, settings: Settings
-) -> None:
-    """Two schedulers, each with shards of the jobs: the worker's capacity is
-    its own, not each scheduler's (each used to be granted all of it)."""
+async def two_schedulers_and_a_worker(cluster: Cluster, capacity: int) -> Worker:
     cluster.coordinator()
     cluster.scheduler("s1")
     cluster.scheduler("s2")
-    worker = cluster.worker("w1", ProcessRuntime(1.0), capacity=2)
+    worker = cluster.worker("w1", ProcessRuntime(1.0), capacity=capacity)
     await cluster.ready(schedulers=2)
-    most = await most_held_running_naps(worker, service, user, 10)
-    async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
-        cur = await conn.execute("SELECT DISTINCT scheduler_id FROM executions")
-        assert {row[0] for row in await cur.fetchall()} == {"s1", "s2"}
+    return worker
+
+
+async def test_a_workers_capacity_is_shared_by_all_its_schedulers(
+    cluster: Cluster, service: JobsService, user: User
+) -> None:
+    """Two schedulers, each with shards of the jobs: the worker's capacity is
+    its own, not each scheduler's (each used to be granted all of it)."""
+    worker = await two_schedulers_and_a_worker(cluster, capacity=2)
+    most = await most_held_running_naps(cluster, worker, service, user, 10)
     assert most == 2, f"the worker held {most} runs at once with a capacity of 2 and two schedulers"
+
+
+async def test_a_worker_with_one_slot_serves_both_its_schedulers(
+    cluster: Cluster, service: JobsService, user: User
+) -> None:
+    """Fewer slots than schedulers: the one slot, left unspent by one
+    scheduler for a tick, is lent to the other (worker.slots), so the jobs
+    of both run, one at a time."""
+    worker = await two_schedulers_and_a_worker(cluster, capacity=1)
+    most = await most_held_running_naps(cluster, worker, service, user, 4)
+    assert most == 1, f"the worker held {most} runs at once with a capacity of 1"
 
 
 async def test_a_cut_off_worker_fences_itself_and_reports_once_back(

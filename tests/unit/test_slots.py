@@ -79,6 +79,31 @@ def test_credit_taken_back_while_runs_were_on_their_way_is_settled_as_they_end()
     assert slots.ended("a") == {"a": 1}
 
 
+def test_credit_left_unspent_for_a_tick_is_lent_to_a_stream_that_ran_out() -> None:
+    slots = Slots(4)
+    slots.open("a")
+    slots.joined("a")
+    slots.open("b")
+    slots.joined("b")  # 2 and 2
+    slots.taken("b")
+    slots.taken("b")  # b's scheduler is busy: none left; a's is quiet
+    assert slots.lend_idle() == {"a": -1, "b": 1}  # a keeps one for its next run
+    slots.taken("a")
+    assert slots.lend_idle() == {}  # a spent this tick: not idle
+
+
+def test_with_fewer_slots_than_schedulers_each_gets_the_slot_in_turn() -> None:
+    slots = Slots(1)
+    slots.open("a")
+    slots.joined("a")
+    slots.open("b")
+    assert slots.joined("b") == {}  # a's one slot is its whole share: kept at the open
+    assert slots.lend_idle() == {"a": -1, "b": 1}  # but not spent all tick: b has nothing at all
+    slots.taken("b")
+    assert slots.lend_idle() == {}
+    assert slots.ended("b") == {"a": 1}  # the least used gets the freed slot
+
+
 def test_never_more_granted_than_the_capacity_over_random_traffic() -> None:
     """Credit held by schedulers plus runs here stays within the capacity
     whenever no revoked credit is in flight (schedulers spend only what they
@@ -110,5 +135,7 @@ def test_never_more_granted_than_the_capacity_over_random_traffic() -> None:
         elif move > 0.98:
             del held[address]
             send(slots.close(address))
+        elif move > 0.95:
+            send(slots.lend_idle())
         assert sum(max(0, h) for h in held.values()) + sum(here.values()) <= capacity
     assert slots.free() >= 0
