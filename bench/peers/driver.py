@@ -45,7 +45,7 @@ class CronfleetSystem:
         "cronfleet local cluster (`python -m launch up`, Postgres + etcd): same second: 1 scheduler, "
         "1 worker, process runtime, the jobs stored 3 s ahead in one statement; sustained: 2 schedulers, "
         "claim batch 2,000, noop runtime on 2 workers (capacity 100,000) / process runtime on 2 workers "
-        "(capacity 256 each), fires inserted due in Postgres; figures from each run's execution rows and "
+        "(capacity 512 each), fires inserted due in Postgres; figures from each run's execution rows and "
         "output"
     )
 
