@@ -6,8 +6,10 @@ from this one ledger, so what the schedulers may hand over (credit they
 hold) and what is here (runs live) together never pass the capacity,
 however many schedulers the worker serves. Each live stream's fair share is
 the capacity over the live streams; a freed slot goes to the stream using
-least. A stream that opens takes its share from the free slots, and once it
-is up, from streams holding unused credit beyond theirs (a negative credit).
+least among those out of credit (past its share if need be: a stream
+holding credit unspent needs no more). A stream that opens takes its share
+from the free slots, and once it is up, from streams holding unused credit
+beyond theirs (a negative credit).
 A stream that breaks and comes back starts from what is free, not from the
 whole capacity again: the runs it handed over before are still here.
 
@@ -124,17 +126,23 @@ class Slots:
         return changes
 
     def _hand_out(self, changes: Changes) -> Changes:
-        """Free slots to open streams below their share, the least used
-        first (once per run that ends: kept to a few dict reads)."""
+        """Free slots to the streams out of credit (their schedulers spend
+        what they get), the least used first, up to their share, or past it
+        when every stream out of credit has its share: a stream holding
+        credit unspent needs no more. With none out of credit, to the least
+        used below its share. (Once per run that ends: a few dict reads.)"""
         free = self.free()
         if free <= 0 or not self._credit:
             return changes
         share = self.share()
         while free > 0:
-            address = min(self._credit, key=self.in_use)
+            wanting = [a for a, credit in self._credit.items() if credit <= 0]
+            address = min(wanting or self._credit, key=self.in_use)
             give = min(free, share - self.in_use(address))
             if give <= 0:
-                break
+                if not wanting:
+                    break
+                give = free
             self._credit[address] += give
             changes[address] = changes.get(address, 0) + give
             free -= give

@@ -35,8 +35,9 @@ def test_a_busy_stream_keeps_its_runs_and_the_new_one_gets_the_freed_slots() -> 
     slots.open("b")
     assert slots.joined("b") == {}
     assert slots.ended("a") == {"b": 1}  # b is below its share of 2
-    assert slots.ended("a") == {"b": 1}
-    assert slots.ended("a") == {"a": 1}  # both at their share: the least used
+    assert slots.ended("a") == {"a": 1}  # b holds one unspent: a, out of credit, gets it
+    slots.taken("b")  # b spends it
+    assert slots.ended("a") == {"b": 1}  # out of credit and the least used
 
 
 def test_a_stream_back_after_a_break_starts_from_what_is_free_not_the_whole_capacity() -> None:
@@ -90,6 +91,21 @@ def test_credit_left_unspent_for_a_tick_is_lent_to_a_stream_that_ran_out() -> No
     assert slots.lend_idle() == {"a": -1, "b": 1}  # a keeps one for its next run
     slots.taken("a")
     assert slots.lend_idle() == {}  # a spent this tick: not idle
+
+
+def test_a_freed_slot_goes_past_its_share_to_a_busy_stream_not_to_one_holding_credit() -> None:
+    slots = Slots(4)
+    slots.open("a")
+    slots.joined("a")
+    slots.open("b")
+    slots.joined("b")  # 2 and 2
+    for _ in range(2):
+        slots.taken("b")
+    slots.lend_idle()  # a idle: b borrows one, a keeps one
+    slots.taken("b")
+    assert slots.ended("b") == {"b": 1}  # b at its share, a holding one unspent: b's again
+    slots.taken("a")  # a busy again, now out of credit and the least used
+    assert slots.ended("b") == {"a": 1}
 
 
 def test_with_fewer_slots_than_schedulers_each_gets_the_slot_in_turn() -> None:
