@@ -7,6 +7,15 @@ import random
 from worker.slots import Slots
 
 
+def two_streams_of_two() -> Slots:
+    """A capacity of 4 shared by streams a and b, 2 credit each, nothing spent."""
+    slots = Slots(4)
+    for address in ("a", "b"):
+        slots.open(address)
+        slots.joined(address)
+    return slots
+
+
 def test_one_stream_gets_the_whole_capacity_and_each_ended_run_back() -> None:
     slots = Slots(4)
     assert slots.open("a") == 4
@@ -81,11 +90,7 @@ def test_credit_taken_back_while_runs_were_on_their_way_is_settled_as_they_end()
 
 
 def test_credit_left_unspent_for_a_tick_is_lent_to_a_stream_that_ran_out() -> None:
-    slots = Slots(4)
-    slots.open("a")
-    slots.joined("a")
-    slots.open("b")
-    slots.joined("b")  # 2 and 2
+    slots = two_streams_of_two()
     slots.taken("b")
     slots.taken("b")  # b's scheduler is busy: none left; a's is quiet
     assert slots.lend_idle() == {"a": -1, "b": 1}  # a keeps one for its next run
@@ -94,11 +99,7 @@ def test_credit_left_unspent_for_a_tick_is_lent_to_a_stream_that_ran_out() -> No
 
 
 def test_a_freed_slot_goes_past_its_share_to_a_busy_stream_not_to_one_holding_credit() -> None:
-    slots = Slots(4)
-    slots.open("a")
-    slots.joined("a")
-    slots.open("b")
-    slots.joined("b")  # 2 and 2
+    slots = two_streams_of_two()
     for _ in range(2):
         slots.taken("b")
     slots.lend_idle()  # a idle: b borrows one, a keeps one
