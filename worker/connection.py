@@ -94,7 +94,7 @@ class SchedulerConnection:
                     # A new stream's credit is all in its hello: what an old
                     # one was still to be told died with it.
                     self.pending_credit, opened = 0, True
-                    await call.write(self.hello.message(self.slots.open(self.address)))
+                    await call.write(self.hello.message(self.slots.open(self.address, self)))
                     self.give(self.slots.joined(self.address))
                     self.said_leaving = False
                     await self._say_leaving(call)  # a stream opened while stopping
@@ -113,7 +113,7 @@ class SchedulerConnection:
             finally:
                 self.live = False
                 if opened:
-                    self.give(self.slots.close(self.address))
+                    self.give(self.slots.close(self.address, self))
                 self.handlers.on_down(self.address)
             await sleep_or(stop, backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)

@@ -259,11 +259,12 @@ def remove_checkpoint_folder(checkpoint: str) -> None:
     """Its checkpoint file and the folder (two calls), or an rmtree for what
     the command left beside the file (which opens, lists and stats: eight
     calls a run when it was the only way)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(checkpoint)
-    try:
-        os.rmdir(os.path.dirname(checkpoint))
-    except FileNotFoundError:
-        pass
-    except OSError:
-        shutil.rmtree(os.path.dirname(checkpoint), ignore_errors=True)
+    folder = os.path.dirname(checkpoint)
+    for remove, path in ((os.unlink, checkpoint), (os.rmdir, folder)):
+        try:
+            remove(path)
+        except FileNotFoundError:
+            pass
+        except OSError:  # something beside the file, or a mode the command set
+            shutil.rmtree(folder, ignore_errors=True)
+            return

@@ -86,11 +86,14 @@ def test_credit_taken_back_while_runs_were_on_their_way_is_settled_as_they_end()
     slots.taken("a")
     assert slots.ended("a") == {}  # a holds -1 + 1 run: nothing free yet
     assert slots.in_use("a") == 0
-    assert slots.ended("a") == {"a": 1}
+    # Both of a's runs over: one slot settles its debt, the other is credit again.
+    assert slots.ended("a") == {"a": 2}
+    assert slots.free() == 0
 
 
 def test_credit_left_unspent_for_a_tick_is_lent_to_a_stream_that_ran_out() -> None:
     slots = two_streams_of_two()
+    assert slots.lend_idle() == {}  # a tick: nobody ran out
     slots.taken("b")
     slots.taken("b")  # b's scheduler is busy: none left; a's is quiet
     assert slots.lend_idle() == {"a": -1, "b": 1}  # a keeps one for its next run
@@ -100,9 +103,10 @@ def test_credit_left_unspent_for_a_tick_is_lent_to_a_stream_that_ran_out() -> No
 
 def test_a_freed_slot_goes_past_its_share_to_a_busy_stream_not_to_one_holding_credit() -> None:
     slots = two_streams_of_two()
+    slots.lend_idle()
     for _ in range(2):
         slots.taken("b")
-    slots.lend_idle()  # a idle: b borrows one, a keeps one
+    assert slots.lend_idle() == {"a": -1, "b": 1}  # a idle: b borrows one, a keeps one
     slots.taken("b")
     assert slots.ended("b") == {"b": 1}  # b at its share, a holding one unspent: b's again
     slots.taken("a")  # a busy again, now out of credit and the least used
@@ -115,10 +119,57 @@ def test_with_fewer_slots_than_schedulers_each_gets_the_slot_in_turn() -> None:
     slots.joined("a")
     slots.open("b")
     assert slots.joined("b") == {}  # a's one slot is its whole share: kept at the open
-    assert slots.lend_idle() == {"a": -1, "b": 1}  # but not spent all tick: b has nothing at all
+    assert slots.lend_idle() == {}  # credit just granted is not idle: held less than a tick
+    assert slots.lend_idle() == {"a": -1, "b": 1}  # unspent all tick, and b has nothing at all
     slots.taken("b")
     assert slots.lend_idle() == {}
     assert slots.ended("b") == {"a": 1}  # the least used gets the freed slot
+
+
+def test_one_slot_and_two_busy_schedulers_take_turns() -> None:
+    """Equals are served oldest grant first: the first scheduler does not keep the slot."""
+    slots = Slots(1)
+    for address in ("a", "b"):
+        slots.open(address)
+        slots.joined(address)
+    served = []
+    holder = "a"
+    for _ in range(10):
+        slots.taken(holder)  # the holder's scheduler spends it at once (both have work)
+        served.append(holder)
+        (holder,) = slots.ended(holder)
+    assert served == ["a", "b"] * 5
+
+
+def test_no_slot_is_left_free_when_a_lent_credit_crossed_a_run() -> None:
+    """Credit taken back from a while its run was on the wire: once the runs
+    end, the freed slot is someone's credit again, not left free (the
+    worker would run nothing more)."""
+    slots = Slots(1)
+    for address in ("a", "b"):
+        slots.open(address)
+        slots.joined(address)
+    slots.lend_idle()
+    assert slots.lend_idle() == {"a": -1, "b": 1}
+    slots.taken("a")  # on the wire as the credit was taken back: a at -1
+    slots.taken("b")
+    slots.ended("a")
+    slots.ended("b")
+    assert slots.free() == 0
+    assert max(slots.in_use("a"), slots.in_use("b")) == 1
+
+
+def test_a_stream_not_yet_up_gets_no_lent_credit_and_a_redial_is_not_closed_by_the_old_one() -> None:
+    slots = Slots(4)
+    old, new = object(), object()
+    slots.open("a")
+    slots.joined("a")
+    slots.open("b", old)  # dialling: its hello not delivered yet
+    slots.lend_idle()
+    assert slots.lend_idle() == {}  # a idle, but b is not up to borrow
+    slots.open("b", new)  # redialled
+    assert slots.close("b", old) == {}  # the old connection's late close leaves the new one
+    assert slots.joined("b") == {"a": -2, "b": 2}
 
 
 def test_never_more_granted_than_the_capacity_over_random_traffic() -> None:
