@@ -182,9 +182,6 @@ class Connections:
             if conn.task:
                 conn.task.cancel()
 
-    def get(self, address: str) -> SchedulerConnection | None:
-        return self._by_address.get(address)
-
     def run_taken(self, address: str) -> None:
         """A run handed over on this scheduler's stream arrived."""
         self.slots.taken(address)

@@ -297,7 +297,7 @@ class ProcessRuntime:
         except BaseException:
             if instant is not None:
                 self._released(instant)
-            shutil.rmtree(os.path.dirname(checkpoint), ignore_errors=True)
+            remove_checkpoint_folder(checkpoint)
             raise
         if instant is not None:
             run.on_release = functools.partial(self._released, instant)

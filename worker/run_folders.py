@@ -148,7 +148,7 @@ def remove_run_dir(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)  # the command's own files
 
 
-def _rmdir(path: Path) -> bool:
+def _rmdir(path: Path | str) -> bool:
     """Whether the folder is gone (removed, or never made: a run that never armed)."""
     try:
         os.rmdir(path)
@@ -260,11 +260,7 @@ def remove_checkpoint_folder(checkpoint: str) -> None:
     the command left beside the file (which opens, lists and stats: eight
     calls a run when it was the only way)."""
     folder = os.path.dirname(checkpoint)
-    for remove, path in ((os.unlink, checkpoint), (os.rmdir, folder)):
-        try:
-            remove(path)
-        except FileNotFoundError:
-            pass
-        except OSError:  # something beside the file, or a mode the command set
-            shutil.rmtree(folder, ignore_errors=True)
-            return
+    with contextlib.suppress(OSError):  # missing, or a mode the command set: the rmtree below
+        os.unlink(checkpoint)
+    if not _rmdir(folder):
+        shutil.rmtree(folder, ignore_errors=True)  # something beside the file
