@@ -206,6 +206,9 @@ def test_folders_made_ahead_go_to_runs_of_any_owner_after_the_owners_own(
     run_folders.make_spares(tmp_path, 2)
     ahead = {p.stat().st_ino for p in tmp_path.iterdir() if p.name != ".spare-0"}
     assert len(ahead) == 2
+    made_ahead = [p for p in tmp_path.iterdir() if p.name != ".spare-0"]
+    assert all([q.name for q in p.iterdir()] == [SPOOL_FILE] for p in made_ahead)
+    assert all((p / SPOOL_FILE).stat().st_size == 0 for p in made_ahead), "an empty output, as kept ones"
     make_run_dir(tmp_path / "1-1", "ann")
     own = (tmp_path / "1-1").stat().st_ino
     assert own in ahead
