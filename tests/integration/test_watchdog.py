@@ -91,6 +91,40 @@ async def test_a_dead_worker_has_its_runs_killed(tmp_path: Path) -> None:
     proc.wait(5)
 
 
+async def test_what_a_worker_says_while_its_watchdog_naps_is_all_heard(tmp_path: Path) -> None:
+    # The watchdog naps after each read (worker.watchdog.NAP): lines said
+    # meanwhile wait in the pipe. A run started and one started then ended,
+    # each said in a write of its own, then the worker dies: the one still
+    # running is killed, the one that ended is not the watchdog's to kill.
+    fence_dir = tmp_path / "fenced"
+    script = (
+        "import sys, time; from worker.watchdog import Watchdog; "
+        f"d = Watchdog(30, {str(fence_dir)!r}); "
+        "d.started(int(sys.argv[1])); d.flush(); d.started(int(sys.argv[2])); d.flush(); "
+        "d.ended(int(sys.argv[1])); d.flush(); print(d.proc.pid, flush=True); time.sleep(60)"
+    )
+    (ended_dir := tmp_path / "ended").mkdir()
+    (running_dir := tmp_path / "running").mkdir()
+    ended, ended_child = group_with_grandchild(ended_dir)
+    running, running_child = group_with_grandchild(running_dir)
+    worker = subprocess.Popen(  # noqa: ASYNC220 - a worker process to SIGKILL, started once
+        [sys.executable, "-c", script, str(ended.pid), str(running.pid)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    assert worker.stdout is not None
+    dog_pid = int(worker.stdout.readline())
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    await assert_eventually(dead(running_child), timeout=5, what="the running group killed")
+    await assert_eventually(dead(dog_pid), timeout=5, what="the watchdog gone after")
+    assert alive(ended_child), "a group said to have ended is left alone"
+    assert sorted(p.name for p in fence_dir.iterdir()) == [str(running.pid)]
+    os.killpg(ended.pid, signal.SIGKILL)
+    ended.wait(5)
+    running.wait(5)
+
+
 async def test_a_run_the_watchdog_killed_ends_lost(tmp_path: Path) -> None:
     runtime = ProcessRuntime(0.5, watchdog_seconds=0.5, fence_dir=str(tmp_path / "fenced"))
     spec = RunSpec(
