@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf import timestamp_pb2
@@ -31,7 +33,9 @@ async def runtime() -> AsyncIterator[ProcessRuntime]:
 async def test_a_run_sees_nothing_of_another_run(tmp_path: Path, runtime: ProcessRuntime) -> None:
     first_spec = spec(tmp_path, "MINE=1; export EXPORTED=2; cd /; echo x", env={"SECRET": "s"})
     first, _ = await run(first_spec, runtime)
-    leftovers = "${_c+c}${_n+n}${_d+d}${_dir+dir}${_run_dir+rd}${_out+o}${_report+r}${_go+g}${_how+how}"
+    leftovers = (
+        "${_c+c}${_m+m}${_n+n}${_d+d}${_dir+dir}${_run_dir+rd}${_out+o}${_report+r}${_go+g}${_how+how}"
+    )
     second = spec(tmp_path, f'echo "[$MINE$EXPORTED$SECRET]"; pwd; echo "[{leftovers}]"')
     outcome, out = await run(second, runtime)
     said = out.splitlines()
@@ -49,6 +53,31 @@ async def test_each_run_gets_its_own_exit_code_when_many_run_at_once(
         await a.release()
     outcomes = await asyncio.gather(*(a.wait() for a in armed))
     assert [o.exit_code for o in outcomes] == [i % 7 for i in range(150)]
+
+
+async def test_the_launcher_forgets_each_run_once_it_has_said_how_it_ended(
+    tmp_path: Path, runtime: ProcessRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # dash keeps a job until ``jobs`` shows it: kept, the table grew by a
+    # job a run, and each fork walked it (worker.launcher). At its end the
+    # launcher lists the jobs it still holds (to kill them): none is left.
+    assert runtime.launcher is not None
+    folder, remove = runtime.launcher.dir, shutil.rmtree
+    held: list[str] = []
+
+    def read_then_remove(path: str, **kw: Any) -> None:
+        if path == folder:
+            held.extend(Path(path, ".left").read_text().split())
+        remove(path, **kw)
+
+    monkeypatch.setattr(shutil, "rmtree", read_then_remove)
+    armed = [await runtime.arm(spec(tmp_path, f"exit {i % 3}")) for i in range(60)]
+    for a in reversed(armed):
+        await a.release()
+    outcomes = await asyncio.gather(*(a.wait() for a in armed))
+    assert [o.exit_code for o in outcomes] == [i % 3 for i in range(60)]
+    await runtime.close()
+    assert held == [], "every run's job freed once its status was said"
 
 
 async def test_a_command_that_says_its_pid_gets_a_shell_of_its_own(
