@@ -46,6 +46,11 @@ from worker.pool import Profile
 # about a /proc entry gone mid-scan ("can't open ...", written before a
 # trailing 2>/dev/null applies) once split another run's "end" line, and that
 # run waited out its timeout.
+# dash keeps every background job, done or not, until ``jobs`` shows it; the
+# gate wants no job's status (each run says its own end), so ``jobs`` after
+# each fork frees the ones done. Kept, a job a run grew the gate for the
+# container's life, and each fork walked them (20,000 forks: 2.1 -> 2.7 MB,
+# 5.0 s; with ``jobs``: 1.8 MB flat, 2.4 s).
 # When the run exits the gate looks for what it left (at once: a pid freed
 # now may be reused later) and says it exited, then waits 0.3 s (a read with
 # a timeout: no process) before reporting its output (a few forks): runs due
@@ -98,7 +103,7 @@ while read -r _cmd _n _data; do
   case $_cmd in
     prep) _door=/gate/$_n; [ -p "$_door" ] || { _door=/tmp/.cronfleet-$_n.go; mkfifo "$_door"; } &&
           exec 9<>"$_door" && { (_run "$_n" "$_data") & }
-          exec 9<&- ;;
+          exec 9<&-; jobs >/dev/null ;;
     go|drop) [ -p "/tmp/.cronfleet-$_n.go" ] && echo "$_cmd" 1<>"/tmp/.cronfleet-$_n.go" ;;
   esac
 done
