@@ -36,12 +36,13 @@ async def test_a_run_sees_nothing_of_another_run(tmp_path: Path, runtime: Proces
     leftovers = (
         "${_c+c}${_m+m}${_n+n}${_d+d}${_dir+dir}${_run_dir+rd}${_out+o}${_report+r}${_go+g}${_how+how}"
     )
-    second = spec(tmp_path, f'echo "[$MINE$EXPORTED$SECRET]"; pwd; echo "[{leftovers}]"')
+    second = spec(tmp_path, f'echo "[$MINE$EXPORTED$SECRET]"; pwd; echo "[{leftovers}]"; echo "[$#$*]"')
     outcome, out = await run(second, runtime)
     said = out.splitlines()
     assert (first.status, outcome.status) == ("succeeded", "succeeded")
     assert (said[0], said[1]) == ("[]", str(second.run_dir))
     assert said[2] == "[]", "nothing of the launcher's own shell variables either"
+    assert said[3] == "[0]", "no arguments, as with sh -c"
 
 
 async def test_each_run_gets_its_own_exit_code_when_many_run_at_once(
