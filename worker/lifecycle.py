@@ -336,19 +336,24 @@ class Runs:
     async def _upload(self, run: Run, outcome: RunOutcome) -> tuple[str, int]:
         """Store the output; its location and size, or ("", 0) (and a note on
         the outcome)."""
-        if not self._writes_files(run) or not run.spec.spool_path.exists():
+        if not self._writes_files(run):
             return "", 0
         try:
-            return await self._store_output(self._log_key(run.spec), run.spec.spool_path)
+            size = os.stat(run.spec.spool_path).st_size  # metadata: on the loop, as the move is
+        except FileNotFoundError:
+            return "", 0  # no output: the run never got as far
+        try:
+            return await self._store_output(self._log_key(run.spec), run.spec.spool_path, size)
         except (CronfleetError, OSError) as exc:
             metrics.LOG_UPLOAD_FAILURES.inc()
             outcome.error = (outcome.error + "; " if outcome.error else "") + f"log upload failed: {exc}"
             return "", 0
 
-    async def _store_output(self, key: str, spool: Path) -> tuple[str, int]:
+    async def _store_output(self, key: str, spool: Path, size: int | None = None) -> tuple[str, int]:
         """Stored, unless empty (logstore: a missing log reads as empty; the
         empty spool stays for the run's folder to be kept with it)."""
-        size = os.stat(spool).st_size  # metadata: on the loop, as the move is
+        if size is None:
+            size = os.stat(spool).st_size
         return (await self.logs.put(key, spool, final=True) if size else self.logs.location(key)), size
 
     def _report_finished(self, run: Run, outcome: RunOutcome, log_url: str, log_bytes: int) -> None:

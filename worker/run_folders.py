@@ -48,6 +48,7 @@ _reusable: dict[str, str] = {}  # folder -> its run's owner, once nothing of the
 _fresh: dict[str, tuple[int, int, int]] = {}  # parent -> a new folder's mode, uid, gid
 _closed: set[str] = set()  # parents whose worker is stopping: nothing more kept
 _names = itertools.count()
+_EUID = os.geteuid()  # the worker's: a call a check was one more syscall a run
 
 
 def make_run_dir(path: Path, owner: str = "") -> None:
@@ -183,11 +184,11 @@ def _keep(path: Path, owner: str) -> bool:
     spare = _spare.setdefault((parent, owner), collections.deque())
     if _held[parent] >= SPARE_KEPT or parent in _closed:
         return False
-    left = [SPOOL_FILE] if _remove_own_files(path, keep_empty_output=True) else []
     try:
         st = os.stat(path)
         fresh = (st.st_mode, st.st_uid, st.st_gid) == _fresh.get(parent)
-        if os.listdir(path) != left or _has_acl(path) or not fresh:
+        left = _without_own_files(path, os.listdir(path))
+        if left not in ([], [SPOOL_FILE]) or _has_acl(path) or not fresh:
             return False  # the command's files, or a mode or ACL of its own: removed, not handed on
         kept = f"{parent}/.spare-{next(_names)}"
         os.rename(path, kept)
@@ -196,6 +197,21 @@ def _keep(path: Path, owner: str) -> bool:
     spare.append(kept)
     _count(parent, 1)
     return True
+
+
+def _without_own_files(path: Path, names: list[str]) -> list[str]:
+    """``names`` (the folder's) once the worker's own files are out of it,
+    an empty output kept (see above): looked for in the listing, not
+    removed blind (a missing steps' report was a failed call a run)."""
+    if REPORT_FILE in names:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(path, REPORT_FILE))
+        names.remove(REPORT_FILE)
+    if SPOOL_FILE in names and not _empty_output(output := os.path.join(path, SPOOL_FILE)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(output)
+        names.remove(SPOOL_FILE)
+    return names
 
 
 def _bare(path: Path) -> bool:
@@ -215,24 +231,19 @@ def _empty_output(path: str) -> bool:
         stat.S_ISREG(st.st_mode)
         and st.st_size == 0
         and st.st_nlink == 1
-        and st.st_uid == os.geteuid()
+        and st.st_uid == _EUID
         and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
     )
 
 
-def _remove_own_files(path: Path, keep_empty_output: bool = False) -> bool:
+def _remove_own_files(path: Path) -> None:
     """The files the worker makes in a run's folder: the steps' report, and
-    the output when it was not moved into the log store (an empty one stays
-    in a folder being kept: whether it did). (A process run's checkpoint
-    file is in the runtime's private folder, a Docker run's in its container.)"""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(path, REPORT_FILE))
-    output = os.path.join(path, SPOOL_FILE)
-    if keep_empty_output and _empty_output(output):
-        return True
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(output)
-    return False
+    the output when it was not moved into the log store. (A process run's
+    checkpoint file is in the runtime's private folder, a Docker run's in
+    its container.)"""
+    for name in (REPORT_FILE, SPOOL_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(path, name))
 
 
 def _count(parent: str, change: int) -> None:
