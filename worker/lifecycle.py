@@ -339,10 +339,10 @@ class Runs:
         if not self._writes_files(run):
             return "", 0
         try:
-            size = os.stat(run.spec.spool_path).st_size  # metadata: on the loop, as the move is
-        except FileNotFoundError:
-            return "", 0  # no output: the run never got as far
-        try:
+            try:
+                size = os.stat(run.spec.spool_path).st_size  # metadata: on the loop, as the move is
+            except (FileNotFoundError, NotADirectoryError):
+                return "", 0  # no output: never opened, or the command put a file where its folder was
             return await self._store_output(self._log_key(run.spec), run.spec.spool_path, size)
         except (CronfleetError, OSError) as exc:
             metrics.LOG_UPLOAD_FAILURES.inc()

@@ -354,7 +354,11 @@ class ProcessRuntime:
         name, gate, files = launcher.prepare(spec, env, program)
         try:
             pid = await launcher.launch(name)
-            pidfd = os.pidfd_open(pid)
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:  # it died at once and was reaped: its job is freed all the same
+                launcher.status(pid, lambda _: None)
+                raise
         except BaseException:
             os.close(gate)
             for path in files:

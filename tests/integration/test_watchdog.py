@@ -91,11 +91,11 @@ async def test_a_dead_worker_has_its_runs_killed(tmp_path: Path) -> None:
     proc.wait(5)
 
 
-async def test_what_a_worker_says_while_its_watchdog_naps_is_all_heard(tmp_path: Path) -> None:
-    # The watchdog naps after each read (worker.watchdog.NAP): lines said
-    # meanwhile wait in the pipe. A run started and one started then ended,
-    # each said in a write of its own, then the worker dies: the one still
-    # running is killed, the one that ended is not the watchdog's to kill.
+async def test_a_dead_workers_ended_run_is_left_alone(tmp_path: Path) -> None:
+    # A run started and one started then ended, each said in a write of its
+    # own, then the worker dies: the one still running is killed, the one
+    # that ended is not the watchdog's to kill. (Lines said while the
+    # watchdog naps: tests/unit/test_watchdog_pipe.py.)
     fence_dir = tmp_path / "fenced"
     script = (
         "import sys, time; from worker.watchdog import Watchdog; "

@@ -15,13 +15,14 @@ from tests.helpers import Recorder, until
 from worker.lifecycle import Runs
 from worker.noop_runtime import NoopRuntime
 from worker.outbox import Outbox
+from worker.process_runtime import ProcessRuntime
 
 STARTED, FINISHED = dispatch_pb2.EVENT_KIND_STARTED, dispatch_pb2.EVENT_KIND_FINISHED
 
 
-def _runs(tmp_path: Path, sink: Recorder) -> Runs:
+def _runs(tmp_path: Path, sink: Recorder, runtime: ProcessRuntime | None = None) -> Runs:
     return Runs(
-        NoopRuntime(),
+        runtime or NoopRuntime(),
         LocalLogStore(tmp_path / "logs", "http://logs"),
         Outbox(lambda _: sink),
         http=NoopRuntime(),
@@ -32,7 +33,7 @@ def _runs(tmp_path: Path, sink: Recorder) -> Runs:
     )
 
 
-def _assign(runs: Runs, execution_id: int, fire_at: float) -> None:
+def _assign(runs: Runs, execution_id: int, fire_at: float, command: str = "true") -> None:
     runs.start(
         dispatch_pb2.Assignment(
             execution_id=execution_id,
@@ -41,7 +42,7 @@ def _assign(runs: Runs, execution_id: int, fire_at: float) -> None:
             owner_id="owner",
             fire_at=proto.timestamp_at(fire_at),
             scheduled_at=proto.timestamp_at(fire_at),
-            job=proto.spec_to_proto(JobSpec(name="j", command="true")),
+            job=proto.spec_to_proto(JobSpec(name="j", command=command)),
         ),
         origin="scheduler",
     )
@@ -59,3 +60,20 @@ async def test_a_run_that_ends_at_once_is_reported_in_one_event(tmp_path: Path) 
     started = proto.to_epoch(finished.started_at)
     assert fire_at < started <= proto.to_epoch(finished.at)
     assert abs(finished.lateness_ms - (started - fire_at) * 1000) < 1.0
+
+
+async def test_a_run_that_put_a_file_where_its_folder_was_is_reported(tmp_path: Path) -> None:
+    # Its output's path then fails "not a directory": no output, not a run
+    # that never ends (its slot held for good).
+    sink = Recorder()
+    runtime = ProcessRuntime(1.0)
+    runs = _runs(tmp_path, sink, runtime)
+    try:
+        _assign(runs, 1, time.time() - 0.5, command='d=$PWD; cd /; rm -rf "$d"; : >"$d"')
+        await until(lambda: sink.finished(1) is not None)
+        finished = sink.finished(1)
+        assert finished is not None and finished.status == "succeeded"
+        assert (finished.log_url, finished.log_bytes) == ("", 0)
+        assert len(runs) == 0, "its slot given back"
+    finally:
+        await runtime.close()
