@@ -29,7 +29,7 @@ from worker.events import finished_event, returned_event, started_event
 from worker.live_output import LiveOutput
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseBatches, ReleaseWindows
-from worker.run_folders import keep_now, remove_run_dir
+from worker.run_folders import keep_now, remove_run_dirs
 from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, cut_checkpoint
 
 log = structlog.get_logger()
@@ -334,8 +334,7 @@ class Runs:
         self._emit(run, event)
 
     async def _upload(self, run: Run, outcome: RunOutcome) -> tuple[str, int]:
-        """Store the output; its location and size, or ("", 0) (and a note on
-        the outcome)."""
+        """Store the output; its location and size, or ("", 0) (and a note on the outcome)."""
         if not self._writes_files(run):
             return "", 0
         try:
@@ -352,8 +351,7 @@ class Runs:
     async def _store_output(self, key: str, spool: Path, size: int | None = None) -> tuple[str, int]:
         """Stored, unless empty (logstore: a missing log reads as empty; the
         empty spool stays for the run's folder to be kept with it)."""
-        if size is None:
-            size = os.stat(spool).st_size
+        size = os.stat(spool).st_size if size is None else size
         return (await self.logs.put(key, spool, final=True) if size else self.logs.location(key)), size
 
     def _report_finished(self, run: Run, outcome: RunOutcome, log_url: str, log_bytes: int) -> None:
@@ -383,7 +381,7 @@ class Runs:
 
     @staticmethod
     async def _remove_dirs(paths: list[Path]) -> None:
-        await asyncio.to_thread(_remove_run_dirs, paths)
+        await asyncio.to_thread(remove_run_dirs, paths)
 
     def _log_key(self, spec: RunSpec) -> str:
         return self.logs.key_for(spec.owner_id, spec.job_id, spec.execution_id, spec.attempt)
@@ -397,8 +395,3 @@ class Runs:
         if run.in_window:
             self.windows.released(run.fire_at, started=released)
             run.in_window = False
-
-
-def _remove_run_dirs(paths: list[Path]) -> None:
-    for path in paths:
-        remove_run_dir(path)

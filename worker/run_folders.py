@@ -154,6 +154,11 @@ def remove_run_dir(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)  # the command's own files
 
 
+def remove_run_dirs(paths: list[Path]) -> None:
+    for path in paths:
+        remove_run_dir(path)
+
+
 def _rmdir(path: Path | str) -> bool:
     """Whether the folder is gone (removed, or never made: a run that never armed)."""
     try:
