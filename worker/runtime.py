@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -176,9 +177,9 @@ class RunSpec:
             refused=refused,
         )
 
-    @property
+    @functools.cached_property
     def run_dir(self) -> Path:
-        return self.spool_path.parent
+        return self.spool_path.parent  # asked a dozen times a run: made once
 
     @property
     def scheduled_at(self) -> str:
