@@ -160,8 +160,10 @@ class Launcher:
         self._pending: deque[Callable[[int | None], None]] = deque()
         self._partial = b""
         self._unsaid: list[bytes] = []
-        self._live: dict[int, str] = {}  # runs forked and not yet asked about: pid -> name
-        self._orphaned: set[int] = set()  # runs of a launcher that died
+        # By name, not pid: a pid of a launcher that died may be reused by a
+        # run of the next one.
+        self._live: dict[str, int] = {}  # runs forked and not yet asked about: name -> pid
+        self._orphaned: set[str] = set()  # runs of a launcher that died
 
     def _start(self) -> None:
         lines_r, self._lines = os.pipe()
@@ -238,24 +240,24 @@ class Launcher:
             elif pid is not None:  # its arming was given up: the run goes
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-                self._live[pid] = name
-                self.status(pid, lambda _: None)  # and the launcher forgets it
+                self._live[name] = pid
+                self.status(name, lambda _: None)  # and the launcher forgets it
 
         self._ask(f"p {name}\n".encode(), answered)
         pid = await answer
         if pid is None:
             raise OSError("the process runtime's launcher died")
-        self._live[pid] = name
+        self._live[name] = pid
         return pid
 
-    def status(self, pid: int, then: Callable[[int | None], None]) -> None:
-        """``then`` gets the ended run's exit status (None: its launcher died,
-        and the status with it)."""
-        if pid in self._orphaned:
-            self._orphaned.discard(pid)
+    def status(self, name: str, then: Callable[[int | None], None]) -> None:
+        """``then`` gets the exit status of the ended run ``name`` (None: its
+        launcher died, and the status with it)."""
+        pid = self._live.pop(name, None)
+        if pid is None:  # a run of a launcher that died
+            self._orphaned.discard(name)
             then(None)
             return
-        name = self._live.pop(pid, "")  # "": never known to it (no job freed)
         self._ask(f"w {pid} {name}\n".encode(), then)
 
     def _read_answers(self) -> None:
@@ -286,7 +288,7 @@ class Launcher:
             then(None)
         # Its runs live on, but nobody can tell how they end: they go (lost:
         # run again by the scheduler's rules for a run lost with its worker).
-        for pid in self._live:
+        for pid in self._live.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         self._orphaned |= self._live.keys()

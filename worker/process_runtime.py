@@ -62,6 +62,7 @@ class _ProcessRun:
     spec: RunSpec
     grace_seconds: float
     launcher: Launcher | None = None  # None: a spawned gate, our child
+    name: str = ""  # the launcher's name for it
     files: tuple[str, ...] = ()  # the launcher's files of this run
     checkpoint: str = ""  # its $CRONFLEET_CHECKPOINT, in the runtime's private folder
     returncode: int | None = None
@@ -101,7 +102,7 @@ class _ProcessRun:
 
     async def _status(self, launcher: Launcher) -> int:
         answer: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        launcher.status(self.pid, answer.set_result)
+        launcher.status(self.name, answer.set_result)
         status = await answer
         # None: the launcher died before it said (it killed the run).
         self.launcher_died = status is None
@@ -357,7 +358,7 @@ class ProcessRuntime:
             try:
                 pidfd = os.pidfd_open(pid)
             except OSError:  # it died at once and was reaped: its job is freed all the same
-                launcher.status(pid, lambda _: None)
+                launcher.status(name, lambda _: None)
                 raise
         except BaseException:
             os.close(gate)
@@ -367,7 +368,7 @@ class ProcessRuntime:
         if self.watchdog is not None:
             self.watchdog.started(pid)  # a group of its own (the launcher's job control)
         return _ProcessRun(
-            pid, gate, pidfd, spec, self.grace_seconds, launcher, files, watchdog=self.watchdog
+            pid, gate, pidfd, spec, self.grace_seconds, launcher, name, files, watchdog=self.watchdog
         )
 
 

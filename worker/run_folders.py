@@ -106,7 +106,8 @@ def make_spares(parent: Path, n: int) -> None:
             os.mkdir(made)
         except FileExistsError:
             continue  # one a worker of this id left behind (killed): left alone
-        os.close(os.open(f"{made}/{SPOOL_FILE}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        with contextlib.suppress(OSError):  # a spare all the same: its run's output makes the file
+            os.close(os.open(f"{made}/{SPOOL_FILE}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         if where not in _fresh:
             st = os.stat(made)
             _fresh[where] = (st.st_mode, st.st_uid, st.st_gid)
