@@ -161,9 +161,8 @@ class Launcher:
         self._partial = b""
         self._unsaid: list[bytes] = []
         # By name, not pid: a pid of a launcher that died may be reused by a
-        # run of the next one.
+        # run of the next one. A run not here when asked about was its: gone.
         self._live: dict[str, int] = {}  # runs forked and not yet asked about: name -> pid
-        self._orphaned: set[str] = set()  # runs of a launcher that died
 
     def _start(self) -> None:
         lines_r, self._lines = os.pipe()
@@ -255,7 +254,6 @@ class Launcher:
         launcher died, and the status with it)."""
         pid = self._live.pop(name, None)
         if pid is None:  # a run of a launcher that died
-            self._orphaned.discard(name)
             then(None)
             return
         self._ask(f"w {pid} {name}\n".encode(), then)
@@ -291,7 +289,6 @@ class Launcher:
         for pid in self._live.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-        self._orphaned |= self._live.keys()
         self._live = {}
 
     async def close(self) -> None:
