@@ -1,6 +1,7 @@
-"""What a run tells its scheduler: the Started event; the Finished event, from the
-runtime's outcome (a live run's, or one a previous life of the worker left),
-or the Returned event of a run a stopping worker never started."""
+"""What a run tells its scheduler: the Started event; the Checkpoint event of
+a live run; the Finished event, from the runtime's outcome (a live run's, or
+one a previous life of the worker left), or the Returned event of a run a
+stopping worker never started."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from google.protobuf import timestamp_pb2
 
 from cronfleet.codec import proto
 from cronfleet.v1 import dispatch_pb2
-from worker.runtime import RunOutcome
+from worker.runtime import RunOutcome, cut_checkpoint
 
 
 def finished_event(
@@ -53,3 +54,15 @@ def returned_event(execution_id: int, fire: timestamp_pb2.Timestamp | None = Non
     if fire is not None:
         event.scheduled_at.CopyFrom(fire)
     return event
+
+
+def checkpoint_event(execution_id: int, data: bytes) -> dispatch_pb2.RunEvent:
+    """What a live run has left in $CRONFLEET_CHECKPOINT (cut to the most kept)."""
+    kept, truncated = cut_checkpoint(data)
+    return dispatch_pb2.RunEvent(
+        execution_id=execution_id,
+        kind=dispatch_pb2.EVENT_KIND_CHECKPOINT,
+        at=proto.timestamp_at(time.time()),
+        checkpoint=kept,
+        checkpoint_truncated=truncated,
+    )

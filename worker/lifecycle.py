@@ -25,12 +25,12 @@ from cronfleet.codec import proto
 from cronfleet.errors import CronfleetError
 from cronfleet.logstore import LogStore
 from cronfleet.v1 import dispatch_pb2
-from worker.events import finished_event, returned_event, started_event
+from worker.events import checkpoint_event, finished_event, returned_event, started_event
 from worker.live_output import LiveOutput
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseBatches, ReleaseWindows
 from worker.run_folders import keep_now, remove_run_dirs
-from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime, cut_checkpoint
+from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime
 
 log = structlog.get_logger()
 # A run due sooner than this arms at once; later ones first let any release
@@ -236,6 +236,11 @@ class Runs:
         # keep nothing warm, armed after its time: a cold start.
         armed_late = time.time() > run.fire_at
         run.cold_start = run.cold_start or (run.armed.cold if run.armed.cold is not None else armed_late)
+        if run.started_at is not None:  # started as it was armed (see _arm)
+            if run.cancel_reason:  # cancelled while it armed: that kill found nothing to kill
+                self._in_background(run.armed.kill(run.cancel_reason))
+            await self._released(run, run.started_at, armed_late)
+            return await self._watch(run, run.armed)
         released_at = await self.batches.release_at(run.fire_at, run.armed, run.cancelled)
         if released_at is None:  # withdrawn before its time: it never started
             self._leave_window(run, released=False)
@@ -269,6 +274,13 @@ class Runs:
         try:
             if run.cancel_reason:
                 return None  # cancelled while queued: never armed
+            start_now = getattr(runtime, "start_now", None)
+            if start_now is not None and run.fire_at <= time.time():
+                # Past its instant: started as it is armed (a forked process run needs
+                # no release FIFO), so released from here on: a withdrawal lets it go on.
+                run.started_at = time.time()
+                started: ArmedRun = await start_now(run.spec)
+                return started
             return await runtime.arm(run.spec)
         finally:
             self.arming.release()
@@ -318,20 +330,10 @@ class Runs:
         self.outbox.emit(event, prefer=run.origin)
 
     async def _watch(self, run: Run, armed: ArmedRun) -> RunOutcome:
-        return await self.live.watch(
-            run.spec, armed, self._log_key(run.spec), lambda data: self._report_checkpoint(run, data)
-        )
+        def report(checkpoint: bytes) -> None:
+            self._emit(run, checkpoint_event(run.execution_id, checkpoint))
 
-    def _report_checkpoint(self, run: Run, data: bytes) -> None:
-        kept, truncated = cut_checkpoint(data)
-        event = dispatch_pb2.RunEvent(
-            execution_id=run.execution_id,
-            kind=dispatch_pb2.EVENT_KIND_CHECKPOINT,
-            at=proto.timestamp_at(time.time()),
-            checkpoint=kept,
-            checkpoint_truncated=truncated,
-        )
-        self._emit(run, event)
+        return await self.live.watch(run.spec, armed, self._log_key(run.spec), report)
 
     async def _upload(self, run: Run, outcome: RunOutcome) -> tuple[str, int]:
         """Store the output; its location and size, or ("", 0) (and a note on the outcome)."""

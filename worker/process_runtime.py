@@ -13,7 +13,6 @@ import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -22,11 +21,11 @@ from cronfleet.v1 import dispatch_pb2
 from worker.command_text import one_program
 from worker.launcher import DEFAULT_SIGNALS, Launcher, can_launch, close_inherited_on_exec, private_folder
 from worker.process_gate import DIE_WITH_WORKER, PROCESS_GATE_SCRIPT, PROGRAM_GATE_SCRIPT, WRITE_NEW
+from worker.process_run import ProcessRun
 from worker.run_folders import (
     make_checkpoint_folder,
     make_run_dir,
     make_spares,
-    may_reuse,
     remove_checkpoint_folder,
     remove_kept,
 )
@@ -35,166 +34,13 @@ from worker.runtime import (
     REPORT_FILE,
     SEED_CHECKPOINT,
     ArmedRun,
-    RunOutcome,
     RunSpec,
-    cut_checkpoint,
     script_env,
-    step_results,
 )
 from worker.watchdog import Watchdog
 
 log = structlog.get_logger()
 BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ")
-
-
-@dataclass
-class _ProcessRun:
-    """A run forked by the launcher (worker.launcher), or a gate spawned with
-    ``os.posix_spawn``: it waits to read "go" from a pipe (a FIFO for the
-    launcher's) whose write end we hold (release: write "go"), and its exit
-    is seen through a pidfd on the event loop. asyncio's subprocess transport
-    and child watcher, and even ``subprocess.Popen``, cost more per run than
-    the spawn itself."""
-
-    pid: int  # the run's, and its process group's
-    gate: int  # the write end of what it waits on; -1 once released or gone
-    pidfd: int
-    spec: RunSpec
-    grace_seconds: float
-    launcher: Launcher | None = None  # None: a spawned gate, our child
-    name: str = ""  # the launcher's name for it
-    files: tuple[str, ...] = ()  # the launcher's files of this run
-    checkpoint: str = ""  # its $CRONFLEET_CHECKPOINT, in the runtime's private folder
-    returncode: int | None = None
-    launcher_died: bool = False
-    killed_for: str = ""
-    cold: bool | None = None
-    container_id: str = ""
-    released: bool = False
-    watchdog: Watchdog | None = None
-    on_release: Callable[[], None] | None = None  # told once: released, or gone before
-    _done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        asyncio.get_running_loop().add_reader(self.pidfd, self._exited)
-
-    @property
-    def output_ended(self) -> bool:
-        return self._done.is_set()
-
-    def _exited(self) -> None:
-        """The pidfd is readable: the run has exited. A spawned gate is our
-        child: reaped now. A launched run's status is the launcher's, asked
-        for in :meth:`wait` (after the release windows, for a run released
-        at its instant: asked at once, a burst's ends kept the launcher
-        busy while the runs behind were starting)."""
-        asyncio.get_running_loop().remove_reader(self.pidfd)
-        os.close(self.pidfd)
-        self._no_longer_waiting()
-        self._close_gate()  # killed before its release: nobody will write to it
-        for path in self.files:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        if self.launcher is None:
-            _, status = os.waitpid(self.pid, 0)  # noqa: ASYNC222 - it has exited: never blocks
-            self.returncode = os.waitstatus_to_exitcode(status)
-        self._done.set()
-
-    async def _status(self, launcher: Launcher) -> int:
-        answer: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        launcher.status(self.name, answer.set_result)
-        status = await answer
-        # None: the launcher died before it said (it killed the run).
-        self.launcher_died = status is None
-        return 128 + signal.SIGKILL if status is None else status
-
-    def _close_gate(self) -> None:
-        if self.gate >= 0:
-            os.close(self.gate)
-            self.gate = -1
-
-    def _no_longer_waiting(self) -> None:
-        if self.on_release is not None:
-            self.on_release()
-            self.on_release = None
-
-    async def release(self) -> None:
-        self.released = True
-        self._no_longer_waiting()
-        if self.gate < 0:
-            return  # the gate is gone (killed, or exited) before its release
-        if self.watchdog is not None:
-            self.watchdog.flush()  # it knows the group before the command can run
-        with contextlib.suppress(BrokenPipeError):  # it died meanwhile: wait() tells how
-            os.write(self.gate, b"go\n")  # 3 bytes into an empty pipe: never blocks
-        if self.launcher is None:
-            self._close_gate()  # a FIFO stays open until the run has read it: at its end
-
-    async def wait(self) -> RunOutcome:
-        try:
-            async with asyncio.timeout(self.spec.timeout_seconds):
-                await self._done.wait()
-        except TimeoutError:
-            await self.kill("timed_out")
-            await self._done.wait()
-        if self.returncode is None and self.launcher is not None:
-            self.returncode = await self._status(self.launcher)
-        rc = self.returncode
-        assert rc is not None
-        may_reuse(self.spec.run_dir, self.pid, self.spec.owner_id)
-        fenced = self.watchdog.ended(self.pid) if self.watchdog else None
-        if fenced:
-            outcome = RunOutcome("lost", None, f"killed by the worker's watchdog: {fenced}")
-        elif self.launcher_died:
-            outcome = RunOutcome("lost", None, "killed: the launcher it was forked from died")
-        else:
-            outcome = self._outcome(rc)
-        if self.spec.steps and (report := self.spec.run_dir / REPORT_FILE).exists():
-            outcome.steps = step_results(report.read_text(errors="replace"), self.spec.steps)
-        left = await self.read_checkpoint()
-        remove_checkpoint_folder(self.checkpoint)
-        if left is not None:
-            outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(left)
-        return outcome
-
-    async def read_checkpoint(self) -> bytes | None:
-        """The file is the worker's own, mostly empty: a stat, and a read if not."""
-        try:
-            return (os.stat(self.checkpoint).st_size and _read(self.checkpoint)) or None
-        except FileNotFoundError:
-            return None
-
-    def _outcome(self, rc: int) -> RunOutcome:
-        signalled = -rc if rc < 0 else 0
-        code = 128 + signalled if signalled else rc  # as a shell says $?
-        if self.killed_for == "timed_out":
-            return RunOutcome("timed_out", code, f"exceeded timeout of {self.spec.timeout_seconds}s")
-        if self.killed_for:
-            return RunOutcome(self.killed_for, code, f"stopped: {self.killed_for}")
-        if code == 0:
-            return RunOutcome("succeeded", 0)
-        if signalled:
-            return RunOutcome("failed", code, f"killed by signal {signalled}")
-        return RunOutcome("failed", code)
-
-    async def snapshot(self) -> None:
-        return None  # the process writes straight into the spool file
-
-    async def kill(self, reason: str) -> None:
-        """SIGTERM the run's process group, then SIGKILL after the grace."""
-        if self._done.is_set():
-            return
-        self.killed_for = self.killed_for or reason
-        # Not reaped before the pidfd says it exited (a launched run's pid is
-        # freed then by the launcher, but not reused before pids wrap around).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGTERM)
-        try:
-            async with asyncio.timeout(self.grace_seconds):
-                await self._done.wait()
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)
 
 
 class ProcessRuntime:
@@ -276,7 +122,16 @@ class ProcessRuntime:
         if self.watchdog is not None:
             self.watchdog.stop()
 
-    async def arm(self, spec: RunSpec) -> ArmedRun:
+    async def start_now(self, spec: RunSpec) -> ArmedRun:
+        """Arm a run whose instant has passed and start it at once (released
+        already: the lifecycle asks this of a run armed late). A forked run
+        then has no release FIFO to make, open, write and remove: its
+        release followed its arming at once all the same."""
+        run = await self.arm(spec, at_once=True)
+        await run.release()  # a forked one is released already: nothing to do
+        return run
+
+    async def arm(self, spec: RunSpec, at_once: bool = False) -> ProcessRun:
         env = {**self._base_env, "HOME": str(spec.run_dir)}
         env.update(spec.env)
         checkpoint = f"{self._private}/{spec.execution_id}/{CHECKPOINT_FILE}"  # files beside it go too
@@ -291,7 +146,7 @@ class ProcessRuntime:
         program = not spec.steps and one_program(spec.command, env.get("PATH", ""), str(spec.run_dir))
         try:
             if self.launcher is not None and not crowded:
-                run = await self._launch(spec, env, self.launcher, program)
+                run = await self._launch(spec, env, self.launcher, program, gated=not at_once)
             else:
                 run = self._spawn(spec, env, program)
             run.checkpoint = checkpoint
@@ -309,7 +164,7 @@ class ProcessRuntime:
         if self._waiting_for[instant] <= 0:
             del self._waiting_for[instant]
 
-    def _spawn(self, spec: RunSpec, env: dict[str, str], program: bool) -> _ProcessRun:
+    def _spawn(self, spec: RunSpec, env: dict[str, str], program: bool) -> ProcessRun:
         """Spawn the run's own gate: ``/bin/sh`` exec'd for it; a command that
         is ``program`` (worker.command_text) is exec'd by it."""
         # stdout and stderr into the output, in order; steps report on fd 3.
@@ -346,29 +201,46 @@ class ProcessRuntime:
             raise
         if self.watchdog is not None:
             self.watchdog.started(pid)  # its own session: the group is its pid
-        return _ProcessRun(pid, gate, pidfd, spec, self.grace_seconds, watchdog=self.watchdog)
+        return ProcessRun(pid, gate, pidfd, spec, self.grace_seconds, watchdog=self.watchdog)
 
     async def _launch(
-        self, spec: RunSpec, env: dict[str, str], launcher: Launcher, program: bool
-    ) -> _ProcessRun:
-        """Have the launcher fork the run, blocked on its FIFO until released."""
-        name, gate, files = launcher.prepare(spec, env, program)
+        self, spec: RunSpec, env: dict[str, str], launcher: Launcher, program: bool, gated: bool = True
+    ) -> ProcessRun:
+        """Have the launcher fork the run, ``gated``: blocked on its FIFO
+        until released; else released as it is forked."""
+        name, gate, files = launcher.prepare(spec, env, program, gated)
         try:
             pid = await launcher.launch(name)
-            try:
-                pidfd = os.pidfd_open(pid)
-            except OSError:  # it died at once and was reaped: its job is freed all the same
-                launcher.status(name, lambda _: None)
-                raise
         except BaseException:
-            os.close(gate)
-            for path in files:
-                os.unlink(path)
+            _give_up(gate, files)
+            raise
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            # Ended, and reaped by the launcher, before we looked (a run not
+            # gated can be that quick): its status waits in the launcher.
+            pidfd = -1
+        except OSError:  # out of descriptors: the run goes, and its job is freed
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            launcher.status(name, lambda _: None)
+            _give_up(gate, files)
             raise
         if self.watchdog is not None:
             self.watchdog.started(pid)  # a group of its own (the launcher's job control)
-        return _ProcessRun(
-            pid, gate, pidfd, spec, self.grace_seconds, launcher, name, files, watchdog=self.watchdog
+            if not gated:
+                self.watchdog.flush()  # as a release does: it knows the group at once
+        return ProcessRun(
+            pid,
+            gate,
+            pidfd,
+            spec,
+            self.grace_seconds,
+            launcher,
+            name,
+            files,
+            watchdog=self.watchdog,
+            released=not gated,
         )
 
 
@@ -382,9 +254,12 @@ class ProcessRuntime:
 FORKED_PER_INSTANT = 64
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+def _give_up(gate: int, files: tuple[str, ...]) -> None:
+    """A launched run's FIFO (-1: none) and files, when it failed to arm."""
+    if gate >= 0:
+        os.close(gate)
+    for path in files:
+        os.unlink(path)
 
 
 def _ahead_of(spec: RunSpec) -> float | None:

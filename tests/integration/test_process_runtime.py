@@ -18,7 +18,8 @@ from google.protobuf import timestamp_pb2
 
 from cronfleet.models import Step
 from tests.helpers import assert_eventually
-from worker.process_runtime import ProcessRuntime, _ProcessRun
+from worker.process_run import ProcessRun
+from worker.process_runtime import ProcessRuntime
 from worker.run_folders import remove_run_dir
 from worker.runtime import RunOutcome, RunSpec
 
@@ -243,7 +244,7 @@ async def test_a_run_killed_before_its_release_never_runs(tmp_path: Path) -> Non
 async def test_a_gate_gone_before_its_release(tmp_path: Path) -> None:
     s = spec(tmp_path, "echo ran")
     armed = await process_runtime(1.0).arm(s)
-    assert isinstance(armed, _ProcessRun)
+    assert isinstance(armed, ProcessRun)
     os.kill(armed.pid, signal.SIGKILL)  # as if the OOM killer took it
     await armed.release()  # its pipe has no reader, or is closed: no error
     outcome = await armed.wait()

@@ -1,0 +1,176 @@
+"""One process run: forked by the launcher (worker.launcher), or a gate
+spawned per run (worker.process_gate); released, watched through a pidfd,
+killed by its group, and read for its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from worker.launcher import Launcher
+from worker.run_folders import may_reuse, remove_checkpoint_folder
+from worker.runtime import REPORT_FILE, RunOutcome, RunSpec, cut_checkpoint, step_results
+from worker.watchdog import Watchdog
+
+
+@dataclass
+class ProcessRun:
+    """A run forked by the launcher (worker.launcher), or a gate spawned with
+    ``os.posix_spawn``: it waits to read "go" from a pipe (a FIFO for the
+    launcher's) whose write end we hold (release: write "go"), and its exit
+    is seen through a pidfd on the event loop. asyncio's subprocess transport
+    and child watcher, and even ``subprocess.Popen``, cost more per run than
+    the spawn itself."""
+
+    pid: int  # the run's, and its process group's
+    gate: int  # the write end of what it waits on; -1 once released or gone
+    pidfd: int
+    spec: RunSpec
+    grace_seconds: float
+    launcher: Launcher | None = None  # None: a spawned gate, our child
+    name: str = ""  # the launcher's name for it
+    files: tuple[str, ...] = ()  # the launcher's files of this run
+    checkpoint: str = ""  # its $CRONFLEET_CHECKPOINT, in the runtime's private folder
+    returncode: int | None = None
+    launcher_died: bool = False
+    killed_for: str = ""
+    cold: bool | None = None
+    container_id: str = ""
+    released: bool = False
+    watchdog: Watchdog | None = None
+    on_release: Callable[[], None] | None = None  # told once: released, or gone before
+    _done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        if self.pidfd < 0:
+            self._exited()  # ended before its pidfd could be had (see ProcessRuntime._launch)
+        else:
+            asyncio.get_running_loop().add_reader(self.pidfd, self._exited)
+
+    @property
+    def output_ended(self) -> bool:
+        return self._done.is_set()
+
+    def _exited(self) -> None:
+        """The pidfd is readable: the run has exited. A spawned gate is our
+        child: reaped now. A launched run's status is the launcher's, asked
+        for in :meth:`wait` (after the release windows, for a run released
+        at its instant: asked at once, a burst's ends kept the launcher
+        busy while the runs behind were starting)."""
+        if self.pidfd >= 0:
+            asyncio.get_running_loop().remove_reader(self.pidfd)
+            os.close(self.pidfd)
+        self._no_longer_waiting()
+        self._close_gate()  # killed before its release: nobody will write to it
+        for path in self.files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        if self.launcher is None:
+            _, status = os.waitpid(self.pid, 0)  # noqa: ASYNC222 - it has exited: never blocks
+            self.returncode = os.waitstatus_to_exitcode(status)
+        self._done.set()
+
+    async def _status(self, launcher: Launcher) -> int:
+        answer: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        launcher.status(self.name, answer.set_result)
+        status = await answer
+        # None: the launcher died before it said (it killed the run).
+        self.launcher_died = status is None
+        return 128 + signal.SIGKILL if status is None else status
+
+    def _close_gate(self) -> None:
+        if self.gate >= 0:
+            os.close(self.gate)
+            self.gate = -1
+
+    def _no_longer_waiting(self) -> None:
+        if self.on_release is not None:
+            self.on_release()
+            self.on_release = None
+
+    async def release(self) -> None:
+        self.released = True
+        self._no_longer_waiting()
+        if self.gate < 0:
+            return  # the gate is gone (killed, or exited) before its release
+        if self.watchdog is not None:
+            self.watchdog.flush()  # it knows the group before the command can run
+        with contextlib.suppress(BrokenPipeError):  # it died meanwhile: wait() tells how
+            os.write(self.gate, b"go\n")  # 3 bytes into an empty pipe: never blocks
+        if self.launcher is None:
+            self._close_gate()  # a FIFO stays open until the run has read it: at its end
+
+    async def wait(self) -> RunOutcome:
+        try:
+            async with asyncio.timeout(self.spec.timeout_seconds):
+                await self._done.wait()
+        except TimeoutError:
+            await self.kill("timed_out")
+            await self._done.wait()
+        if self.returncode is None and self.launcher is not None:
+            self.returncode = await self._status(self.launcher)
+        rc = self.returncode
+        assert rc is not None
+        may_reuse(self.spec.run_dir, self.pid, self.spec.owner_id)
+        fenced = self.watchdog.ended(self.pid) if self.watchdog else None
+        if fenced:
+            outcome = RunOutcome("lost", None, f"killed by the worker's watchdog: {fenced}")
+        elif self.launcher_died:
+            outcome = RunOutcome("lost", None, "killed: the launcher it was forked from died")
+        else:
+            outcome = self._outcome(rc)
+        if self.spec.steps and (report := self.spec.run_dir / REPORT_FILE).exists():
+            outcome.steps = step_results(report.read_text(errors="replace"), self.spec.steps)
+        left = await self.read_checkpoint()
+        remove_checkpoint_folder(self.checkpoint)
+        if left is not None:
+            outcome.checkpoint, outcome.checkpoint_truncated = cut_checkpoint(left)
+        return outcome
+
+    async def read_checkpoint(self) -> bytes | None:
+        """The file is the worker's own, mostly empty: a stat, and a read if not."""
+        try:
+            return (os.stat(self.checkpoint).st_size and _read(self.checkpoint)) or None
+        except FileNotFoundError:
+            return None
+
+    def _outcome(self, rc: int) -> RunOutcome:
+        signalled = -rc if rc < 0 else 0
+        code = 128 + signalled if signalled else rc  # as a shell says $?
+        if self.killed_for == "timed_out":
+            return RunOutcome("timed_out", code, f"exceeded timeout of {self.spec.timeout_seconds}s")
+        if self.killed_for:
+            return RunOutcome(self.killed_for, code, f"stopped: {self.killed_for}")
+        if code == 0:
+            return RunOutcome("succeeded", 0)
+        if signalled:
+            return RunOutcome("failed", code, f"killed by signal {signalled}")
+        return RunOutcome("failed", code)
+
+    async def snapshot(self) -> None:
+        return None  # the process writes straight into the spool file
+
+    async def kill(self, reason: str) -> None:
+        """SIGTERM the run's process group, then SIGKILL after the grace."""
+        if self._done.is_set():
+            return
+        self.killed_for = self.killed_for or reason
+        # Not reaped before the pidfd says it exited (a launched run's pid is
+        # freed then by the launcher, but not reused before pids wrap around).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(self.grace_seconds):
+                await self._done.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
