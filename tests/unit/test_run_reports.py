@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cronfleet.codec import proto
@@ -94,38 +95,36 @@ class HeldStart(ProcessRuntime):
         return await super().start_now(spec)
 
 
-async def test_a_withdrawal_while_a_late_run_starts_lets_it_go_on(tmp_path: Path) -> None:
-    # Armed after its instant, a run is started as it is armed: from then on
-    # it is released, and a withdrawal (a pause) lets it go on, as it does a
-    # run released before the withdrawal came.
+async def _late_run_started_while(
+    tmp_path: Path, command: str, meanwhile: Callable[[Runs], None]
+) -> dispatch_pb2.RunEvent:
+    """Run 1, armed after its instant; ``meanwhile`` while it is being started."""
     sink = Recorder()
     runtime = HeldStart()
     runs = _runs(tmp_path, sink, runtime)
     try:
-        _assign(runs, 1, time.time() - 0.5, command="echo ran")
+        _assign(runs, 1, time.time() - 0.5, command=command)
         await asyncio.wait_for(runtime.starting.wait(), 10)
-        runs.withdraw([1])
+        meanwhile(runs)
         runtime.go_on.set()
-        await until(lambda: sink.finished(1) is not None)
+        await until(lambda: sink.finished(1) is not None, timeout=20)
         finished = sink.finished(1)
-        assert finished is not None and (finished.status, finished.log_bytes) == ("succeeded", 4)
+        assert finished is not None
+        return finished
     finally:
         await runtime.close()
+
+
+async def test_a_withdrawal_while_a_late_run_starts_lets_it_go_on(tmp_path: Path) -> None:
+    # Armed after its instant, a run is started as it is armed: from then on
+    # it is released, and a withdrawal (a pause) lets it go on, as it does a
+    # run released before the withdrawal came.
+    finished = await _late_run_started_while(tmp_path, "echo ran", lambda runs: runs.withdraw([1]))
+    assert (finished.status, finished.log_bytes) == ("succeeded", 4)
 
 
 async def test_a_cancel_while_a_late_run_starts_kills_it(tmp_path: Path) -> None:
     # The cancel came while nothing was armed to kill: the run is killed as
     # soon as it is, not left to run its course.
-    sink = Recorder()
-    runtime = HeldStart()
-    runs = _runs(tmp_path, sink, runtime)
-    try:
-        _assign(runs, 1, time.time() - 0.5, command="sleep 60")
-        await asyncio.wait_for(runtime.starting.wait(), 10)
-        runs.cancel([1])
-        runtime.go_on.set()
-        await until(lambda: sink.finished(1) is not None, timeout=20)
-        finished = sink.finished(1)
-        assert finished is not None and finished.status == "cancelled"
-    finally:
-        await runtime.close()
+    finished = await _late_run_started_while(tmp_path, "sleep 60", lambda runs: runs.cancel([1]))
+    assert finished.status == "cancelled"
