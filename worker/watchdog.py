@@ -83,7 +83,12 @@ def kill(run: str) -> str:
     return ""
 
 
-def fence(runs: set[str], fence_dir: str, why: str) -> None:
+def fence(runs: set[str], fence_dir: str, why: str, told: int = -1) -> None:
+    """Mark and kill each run; first tell the worker (a byte on ``told``)
+    that it has marks to take from now on."""
+    if runs and told >= 0:
+        with contextlib.suppress(OSError):  # full: told already; closed: the worker is gone
+            os.write(told, b"!")
     for run in sorted(runs):
         with open(os.path.join(fence_dir, run), "w") as mark:
             mark.write(why)
@@ -103,19 +108,19 @@ def fence(runs: set[str], fence_dir: str, why: str) -> None:
 NAP = 0.02
 
 
-def watch(limit: float, fence_dir: str, fd: int = 0) -> None:
+def watch(limit: float, fence_dir: str, fd: int = 0, told: int = -1) -> None:
     groups: set[str] = set()
     pending = b""
     napped = 0.0
     while True:
         ready, _, _ = select.select([fd], [], [], max(limit - napped, 0.0))
         if not ready:
-            fence(groups, fence_dir, f"the worker did not answer for {limit:g} s")
+            fence(groups, fence_dir, f"the worker did not answer for {limit:g} s", told)
             napped = 0.0
             continue
         chunk = os.read(fd, 65536)
         if not chunk:
-            fence(groups, fence_dir, "the worker died")
+            fence(groups, fence_dir, "the worker died", told)
             return
         *lines, pending = (pending + chunk).split(b"\n")
         for line in lines:
@@ -137,12 +142,21 @@ class Watchdog:
         self.fence_dir = fence_dir
         os.makedirs(fence_dir, exist_ok=True)
         read_end, self._fd = os.pipe()
+        # Its word that it has fenced: until then no run of this life has a
+        # mark, and a run's end looks for none (an open that failed, a path
+        # walk on the disk, was a twentieth of a short run's worker time).
+        self._told, told = os.pipe()
+        os.set_blocking(self._told, False)
+        os.set_blocking(told, False)
+        self._fenced = False
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", os.path.abspath(__file__), str(limit), fence_dir],
+            [sys.executable, "-I", "-S", os.path.abspath(__file__), str(limit), fence_dir, str(told)],
             stdin=read_end,
+            pass_fds=(told,),
             start_new_session=True,  # a signal meant for the worker does not reach it
         )
         os.close(read_end)
+        os.close(told)
         self._beating: asyncio.Task[None] | None = None
         self._later: list[bytes] = []  # lines for the next write
 
@@ -205,7 +219,16 @@ class Watchdog:
 
     def _forget(self, run: str) -> str | None:
         self._say_soon(b"-" + run.encode())
-        return take_mark(self.fence_dir, run)
+        return take_mark(self.fence_dir, run) if self._has_fenced() else None
+
+    def _has_fenced(self) -> bool:
+        """Whether this life's watchdog has fenced (marked runs) yet. (A mark
+        a previous life's left is not this life's runs': their groups are
+        gone, and a pid now reused by a run of this life is not that run.)"""
+        if not self._fenced:
+            with contextlib.suppress(BlockingIOError):
+                self._fenced = bool(os.read(self._told, 64))
+        return self._fenced
 
     def beat(self) -> None:
         self._say(b".")
@@ -215,6 +238,7 @@ class Watchdog:
             self._beating.cancel()
         self._say(b"stop")
         os.close(self._fd)
+        os.close(self._told)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(2)
 
@@ -238,4 +262,4 @@ def take_mark(fence_dir: str, run: str) -> str | None:
 
 
 if __name__ == "__main__":
-    watch(float(sys.argv[1]), sys.argv[2])
+    watch(float(sys.argv[1]), sys.argv[2], 0, int(sys.argv[3]))

@@ -67,6 +67,23 @@ async def test_a_silent_worker_has_its_runs_killed_and_marked(tmp_path: Path) ->
         dog.stop()
 
 
+async def test_a_mark_of_a_previous_life_is_not_a_run_of_this_one(tmp_path: Path) -> None:
+    # A previous life's watchdog marked a group whose pid a run of this life
+    # now has: this life's watchdog has fenced nothing, so the run ended as
+    # it ended. (Until this life's watchdog fences, no end looks for a mark.)
+    fence_dir = tmp_path / "fenced"
+    dog = Watchdog(30, str(fence_dir))
+    try:
+        proc, _ = group_with_grandchild(tmp_path)
+        (fence_dir / str(proc.pid)).write_text("the worker died")
+        dog.started(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+        assert dog.ended(proc.pid) is None
+    finally:
+        dog.stop()
+
+
 async def test_a_dead_worker_has_its_runs_killed(tmp_path: Path) -> None:
     # The worker is a child process here, so that it can die by SIGKILL.
     fence_dir = tmp_path / "fenced"
