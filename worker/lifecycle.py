@@ -29,7 +29,7 @@ from worker.events import checkpoint_event, finished_event, returned_event, star
 from worker.live_output import LiveOutput
 from worker.outbox import Outbox
 from worker.pacing import ArmingGate, ReleaseBatches, ReleaseWindows
-from worker.run_folders import keep_now, remove_run_dirs
+from worker.run_folders import keep_now, kept_folder_for, remove_run_dirs_off_the_loop
 from worker.runtime import ArmedRun, RunOutcome, RunRejected, RunSpec, Runtime
 
 log = structlog.get_logger()
@@ -95,7 +95,7 @@ class Runs:
         # filesystem's journal: 70 us here at rest, far more while Postgres
         # syncs, a quarter of a short process run's time on the loop).
         self._starts = Drain(self._report_starts, self._in_background, self._past_the_instant)
-        self._folders = Drain(self._remove_dirs, self._in_background)
+        self._folders = Drain(remove_run_dirs_off_the_loop, self._in_background)
         self._cancelled_early: dict[int, float] = {}  # cancels of runs not (yet) here
         # A graceful stop has begun: runs arriving now are not taken (nothing
         # would stop them) but returned, as are the runs here that have not
@@ -122,7 +122,10 @@ class Runs:
             self.outbox.emit(returned_event(assignment.execution_id, assignment.scheduled_at), prefer=origin)
             metrics.RUNS_FINISHED.labels("returned").inc()
             return False
-        spec = RunSpec.from_assignment(assignment, self.spool_root)
+        # Its folder is named now: one an earlier process run left, if any (worker.run_folders).
+        http = assignment.job.HasField("http")  # a call needs none
+        kept = None if http else kept_folder_for(self.spool_root, assignment.owner_id)
+        spec = RunSpec.from_assignment(assignment, self.spool_root, kept)
         run = Run(spec, proto.to_epoch(assignment.fire_at), origin)
         self.active[run.execution_id] = run
         if self._cancelled_early.pop(run.execution_id, None) is not None:
@@ -380,10 +383,6 @@ class Runs:
             exit_code=outcome.exit_code,
             lateness_ms=round((run.started_at - run.fire_at) * 1000, 2) if run.started_at else None,
         )
-
-    @staticmethod
-    async def _remove_dirs(paths: list[Path]) -> None:
-        await asyncio.to_thread(remove_run_dirs, paths)
 
     def _log_key(self, spec: RunSpec) -> str:
         return self.logs.key_for(spec.owner_id, spec.job_id, spec.execution_id, spec.attempt)

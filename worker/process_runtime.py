@@ -137,7 +137,7 @@ class ProcessRuntime:
         checkpoint = f"{self._private}/{spec.execution_id}/{CHECKPOINT_FILE}"  # files beside it go too
         make_checkpoint_folder(checkpoint)
         env.update(script_env(spec, checkpoint))
-        make_run_dir(spec.run_dir, spec.owner_id)
+        make_run_dir(spec.run_dir)
         self._parents.add(str(spec.run_dir.parent))
         instant = _ahead_of(spec)
         if instant is not None:  # counted until it is released, or gone

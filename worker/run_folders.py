@@ -1,5 +1,6 @@
 """A run's folder: made when it is armed, removed when it has ended, or kept
-emptied and renamed into a later run's.
+emptied, under its name, and handed to a later run (:func:`kept_folder_for`,
+as the run arrives: its folder is named then).
 
 Why kept: on ext4 without a journal (the bench's machine) every inode the
 kernel allocates first steps over each inode freed in the last minutes
@@ -13,7 +14,11 @@ left (:func:`may_reuse`, the process runtime's runs), it is empty once the
 worker's own files are out, and it is as a new folder is (owner, mode, no
 ACL); it goes only to a later run of the same owner (a process the run
 detached from its group, still working in the folder, could write into the
-next one's), and is looked at again when handed on.
+next one's), and is looked at again when the run it was handed to arms.
+It keeps its first run's name: renamed to each run's (and back when kept),
+it cost two renames a run, the most costly calls of a short run's worker
+time after its fork (a rename on ext4 looks both names up: 25 us of CPU
+each here).
 
 "Empty" allows one file: the output of a run that printed nothing (no log
 is stored for it, cronfleet.logstore), a plain file of 0 bytes, which the
@@ -26,6 +31,7 @@ its output would write into the next run's, which is the same owner's.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import errno
@@ -47,44 +53,43 @@ _lock = threading.Lock()  # _held: the removal thread keeps, the loop takes
 _reusable: dict[str, str] = {}  # folder -> its run's owner, once nothing of the run is left
 _fresh: dict[str, tuple[int, int, int]] = {}  # parent -> a new folder's mode, uid, gid
 _closed: set[str] = set()  # parents whose worker is stopping: nothing more kept
+_handed: set[str] = set()  # kept folders handed to runs not yet armed
 _names = itertools.count()
 _EUID = os.geteuid()  # the worker's: a call a check was one more syscall a run
 
 
-def make_run_dir(path: Path, owner: str = "") -> None:
-    """The run's folder: one kept for ``owner`` renamed to it, or one made
-    ahead, else a new one."""
-    parent = str(path.parent)
-    for spare in (_spare.get((parent, owner)), _spare.get((parent, None))):
-        if spare and _take(spare, parent, path):
+def kept_folder_for(parent: Path, owner: str) -> Path | None:
+    """A folder kept in ``parent`` for a run of ``owner`` (one of theirs,
+    else one made ahead), now the run's; None: it gets a new one."""
+    where = str(parent)
+    for spare in (_spare.get((where, owner)), _spare.get((where, None))):
+        while spare:
+            try:
+                kept = spare.pop()
+            except IndexError:
+                break  # the last one, taken meanwhile (a stopping worker's sweep)
+            _count(where, -1)
+            _handed.add(kept)
+            return Path(kept)
+    return None
+
+
+def make_run_dir(path: Path) -> None:
+    """The run's folder: the kept one it was handed, looked at again (what a
+    process detached from its run wrote into it meanwhile makes it go), or a
+    new one."""
+    if (where := str(path)) in _handed:
+        _handed.discard(where)
+        if _bare(path):
             return
+        shutil.rmtree(path, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # a file put in its place
     os.makedirs(path, exist_ok=True)
+    parent = str(path.parent)
     if parent not in _fresh:
         st = os.stat(path)
         _fresh[parent] = (st.st_mode, st.st_uid, st.st_gid)
-
-
-def _take(spare: collections.deque[str], parent: str, path: Path) -> bool:
-    """Whether a folder of ``spare`` is now the run's, as a new one would be."""
-    while spare:
-        try:
-            kept = spare.pop()
-        except IndexError:
-            return False  # the last one, taken meanwhile (a stopping worker's sweep)
-        _count(parent, -1)
-        try:
-            os.rename(kept, path)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                continue  # removed meanwhile (by hand): the next one
-            spare.append(kept)  # the run's folder is there already (a resend): use it
-            _count(parent, 1)
-            return False
-        if _bare(path):
-            return True
-        shutil.rmtree(path, ignore_errors=True)  # written into while kept: not handed on
-        return False
-    return False
 
 
 def make_spares(parent: Path, n: int) -> None:
@@ -145,6 +150,7 @@ def remove_run_dir(path: Path) -> None:
     empty output among them) and it is tried again. What the command left
     needs an rmtree (which walks and stats: 6% of a short process run's
     worker time when every run took it)."""
+    _handed.discard(str(path))  # handed to a run that never armed
     owner = _reusable.pop(str(path), None)
     if owner is not None and _keep(path, owner):
         return
@@ -155,7 +161,11 @@ def remove_run_dir(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)  # the command's own files
 
 
-def remove_run_dirs(paths: list[Path]) -> None:
+async def remove_run_dirs_off_the_loop(paths: list[Path]) -> None:
+    await asyncio.to_thread(_remove_run_dirs, paths)
+
+
+def _remove_run_dirs(paths: list[Path]) -> None:
     for path in paths:
         remove_run_dir(path)
 
@@ -196,11 +206,9 @@ def _keep(path: Path, owner: str) -> bool:
         left = _without_own_files(path, os.listdir(path))
         if left not in ([], [SPOOL_FILE]) or _has_acl(path) or not fresh:
             return False  # the command's files, or a mode or ACL of its own: removed, not handed on
-        kept = f"{parent}/.spare-{next(_names)}"
-        os.rename(path, kept)
     except OSError:
         return False
-    spare.append(kept)
+    spare.append(str(path))
     _count(parent, 1)
     return True
 
@@ -221,8 +229,11 @@ def _without_own_files(path: Path, names: list[str]) -> list[str]:
 
 
 def _bare(path: Path) -> bool:
-    """Empty, or holding only an empty output (see above)."""
-    names = os.listdir(path)
+    """Empty, or holding only an empty output (see above); False: not there."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return False  # removed (by hand), or a file put in its place
     return not names or (names == [SPOOL_FILE] and _empty_output(os.path.join(path, SPOOL_FILE)))
 
 

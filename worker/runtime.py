@@ -150,7 +150,11 @@ class RunSpec:
     refused: str = ""  # the scheduler could not prepare it: run nothing, fail with this
 
     @classmethod
-    def from_assignment(cls, assignment: dispatch_pb2.Assignment, spool_root: Path) -> RunSpec:
+    def from_assignment(
+        cls, assignment: dispatch_pb2.Assignment, spool_root: Path, run_dir: Path | None = None
+    ) -> RunSpec:
+        """``run_dir``: a folder kept for it (worker.run_folders); else one
+        named for the run in ``spool_root``."""
         job = _job_of(assignment)
         refused, env = assignment.refused, {}
         if not refused:
@@ -162,7 +166,8 @@ class RunSpec:
             execution_id=assignment.execution_id,
             job_id=assignment.job_id,
             attempt=assignment.attempt,
-            spool_path=spool_root / f"{assignment.execution_id}-{assignment.attempt}" / SPOOL_FILE,
+            spool_path=(run_dir or spool_root / f"{assignment.execution_id}-{assignment.attempt}")
+            / SPOOL_FILE,
             command=job.command or "",
             steps=job.steps,
             env=env,

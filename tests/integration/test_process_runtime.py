@@ -4,6 +4,7 @@ test with runs forked by the launcher and with a gate exec'd per run."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import signal
@@ -20,7 +21,7 @@ from cronfleet.models import Step
 from tests.helpers import assert_eventually
 from worker.process_run import ProcessRun
 from worker.process_runtime import ProcessRuntime
-from worker.run_folders import remove_run_dir
+from worker.run_folders import kept_folder_for, remove_run_dir
 from worker.runtime import RunOutcome, RunSpec
 
 _ids = itertools.count(1)
@@ -345,22 +346,18 @@ async def test_the_checkpoint_file_is_not_in_the_runs_folder(tmp_path: Path) -> 
 async def test_an_emptied_folder_is_handed_to_the_next_run_unless_the_run_left_a_process(
     tmp_path: Path,
 ) -> None:
-    def kept() -> list[str]:
-        return [p.name for p in tmp_path.iterdir() if p.name.startswith(".spare-")]
-
     runtime = process_runtime(1.0)
     first = spec(tmp_path, "true")
     await run(first, runtime)
     first.spool_path.unlink()  # moved into the log store, as the worker does
-    folder = os.stat(first.run_dir).st_ino
     remove_run_dir(first.run_dir)
-    assert not first.run_dir.exists() and len(kept()) == 1
-    second = spec(tmp_path, "sleep 30 & echo $!")
+    handed = kept_folder_for(tmp_path, "")
+    assert handed == first.run_dir, "kept, under its own name"
+    second = dataclasses.replace(spec(tmp_path, "sleep 30 & echo $!"), spool_path=handed / "out.log")
     _, out = await run(second, runtime)
     try:
-        assert os.stat(second.run_dir).st_ino == folder and kept() == []  # the same folder, renamed
         second.spool_path.unlink()
         remove_run_dir(second.run_dir)  # its sleep lives on there: removed, not handed on
     finally:
         os.kill(int(out), signal.SIGKILL)
-    assert not second.run_dir.exists() and kept() == []
+    assert not second.run_dir.exists() and kept_folder_for(tmp_path, "") is None

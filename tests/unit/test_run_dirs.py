@@ -13,6 +13,7 @@ import pytest
 from worker import run_folders
 from worker.run_folders import (
     keep_now,
+    kept_folder_for,
     make_checkpoint_folder,
     make_run_dir,
     may_reuse,
@@ -53,21 +54,26 @@ def _ended_group() -> int:
     return child.pid
 
 
-def _kept(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.name.startswith(".spare-"))
+def _kept(root: Path) -> list[Path]:
+    """The folders kept in ``root``, for any owner."""
+    return sorted(
+        Path(p) for (parent, _), kept in run_folders._spare.items() if parent == str(root) for p in kept
+    )
 
 
-def test_an_emptied_folder_of_an_ended_group_is_kept_and_made_into_the_next(tmp_path: Path) -> None:
+def test_an_emptied_folder_of_an_ended_group_is_kept_and_handed_to_the_next(tmp_path: Path) -> None:
     run_dir = tmp_path / "1-1"
     make_run_dir(run_dir)
     (run_dir / SPOOL_FILE).write_text("left when the store could not take it")
-    inode = run_dir.stat().st_ino
     may_reuse(run_dir, _ended_group())
     remove_run_dir(run_dir)
-    assert not run_dir.exists() and len(_kept(tmp_path)) == 1
-    make_run_dir(tmp_path / "2-1")
-    assert (tmp_path / "2-1").stat().st_ino == inode and list((tmp_path / "2-1").iterdir()) == []
-    assert _kept(tmp_path) == []
+    assert _kept(tmp_path) == [run_dir], "kept under its own name"
+    assert list(run_dir.iterdir()) == [], "emptied"
+    handed = kept_folder_for(tmp_path, "")
+    assert handed == run_dir and _kept(tmp_path) == []
+    make_run_dir(handed)
+    assert list(handed.iterdir()) == []
+    assert kept_folder_for(tmp_path, "") is None, "handed once"
 
 
 def test_a_folder_is_removed_if_its_group_lives_its_command_left_files_or_nobody_said(
@@ -89,7 +95,7 @@ def test_so_many_are_kept_and_no_more(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(run_folders, "SPARE_KEPT", 2)
     group = _ended_group()
     for n, owner in enumerate(("ann", "bob", "cy")):
-        make_run_dir(tmp_path / f"{n}-1", owner)
+        make_run_dir(tmp_path / f"{n}-1")
         may_reuse(tmp_path / f"{n}-1", group, owner)
     for n in range(3):
         remove_run_dir(tmp_path / f"{n}-1")
@@ -109,14 +115,11 @@ def test_a_stopping_worker_removes_the_folders_it_kept(tmp_path: Path) -> None:
 
 
 def test_a_folder_goes_only_to_a_later_run_of_the_same_owner(tmp_path: Path) -> None:
-    make_run_dir(tmp_path / "1-1", "ann")
-    inode = (tmp_path / "1-1").stat().st_ino
+    make_run_dir(tmp_path / "1-1")
     may_reuse(tmp_path / "1-1", _ended_group(), "ann")
     remove_run_dir(tmp_path / "1-1")
-    make_run_dir(tmp_path / "2-1", "bob")
-    assert (tmp_path / "2-1").stat().st_ino != inode and len(_kept(tmp_path)) == 1
-    make_run_dir(tmp_path / "3-1", "ann")
-    assert (tmp_path / "3-1").stat().st_ino == inode and _kept(tmp_path) == []
+    assert kept_folder_for(tmp_path, "bob") is None
+    assert kept_folder_for(tmp_path, "ann") == tmp_path / "1-1"
 
 
 def test_a_folder_whose_mode_the_command_changed_is_not_handed_on(tmp_path: Path) -> None:
@@ -134,9 +137,8 @@ def test_a_run_whose_folder_is_there_already_uses_it_and_the_kept_one_stays(tmp_
     (tmp_path / "2-1").mkdir()
     (tmp_path / "2-1" / "left").write_text("x")  # a resent run's folder, from before
     make_run_dir(tmp_path / "2-1")
-    assert (tmp_path / "2-1" / "left").exists() and len(_kept(tmp_path)) == 1
-    make_run_dir(tmp_path / "3-1")  # the kept one is still handed on
-    assert _kept(tmp_path) == []
+    assert (tmp_path / "2-1" / "left").exists() and _kept(tmp_path) == [tmp_path / "1-1"]
+    assert kept_folder_for(tmp_path, "") == tmp_path / "1-1", "the kept one is still handed on"
 
 
 def test_nothing_is_kept_once_the_worker_is_stopping(tmp_path: Path) -> None:
@@ -156,10 +158,11 @@ def test_a_silent_runs_empty_output_is_kept_with_its_folder_and_opened_again(tmp
     output = (tmp_path / "1-1" / SPOOL_FILE).stat().st_ino
     may_reuse(tmp_path / "1-1", _ended_group())
     remove_run_dir(tmp_path / "1-1")
-    assert len(_kept(tmp_path)) == 1
-    make_run_dir(tmp_path / "2-1")
-    assert [p.name for p in (tmp_path / "2-1").iterdir()] == [SPOOL_FILE]
-    assert (tmp_path / "2-1" / SPOOL_FILE).stat().st_ino == output
+    handed = kept_folder_for(tmp_path, "")
+    assert handed is not None
+    make_run_dir(handed)
+    assert [p.name for p in handed.iterdir()] == [SPOOL_FILE]
+    assert (handed / SPOOL_FILE).stat().st_ino == output
 
 
 @pytest.mark.parametrize("kind", ["symlink", "hard link", "group-writable", "not empty"])
@@ -183,8 +186,10 @@ def test_an_output_unlike_a_silent_runs_is_not_kept(tmp_path: Path, kind: str) -
             output.write_text("x")
     may_reuse(spool_root / "1-1", _ended_group())
     remove_run_dir(spool_root / "1-1")
-    make_run_dir(spool_root / "2-1")
-    assert list((spool_root / "2-1").iterdir()) == []
+    handed = kept_folder_for(spool_root, "")
+    assert handed is not None, "kept, without that output"
+    make_run_dir(handed)
+    assert list(handed.iterdir()) == []
     assert elsewhere.exists()
 
 
@@ -193,9 +198,31 @@ def test_a_kept_empty_output_written_into_meanwhile_is_not_handed_on(tmp_path: P
     (tmp_path / "1-1" / SPOOL_FILE).touch(mode=0o644)
     may_reuse(tmp_path / "1-1", _ended_group())
     remove_run_dir(tmp_path / "1-1")
-    (tmp_path / _kept(tmp_path)[0] / SPOOL_FILE).write_text("a detached process of the run")
-    make_run_dir(tmp_path / "2-1")
-    assert list((tmp_path / "2-1").iterdir()) == [] and _kept(tmp_path) == []
+    (tmp_path / "1-1" / SPOOL_FILE).write_text("a detached process of the run")
+    handed = kept_folder_for(tmp_path, "")
+    assert handed == tmp_path / "1-1"
+    make_run_dir(handed)
+    assert list(handed.iterdir()) == [], "made anew when the run arms"
+
+
+def test_a_kept_folder_gone_before_its_run_arms_is_made_anew(tmp_path: Path) -> None:
+    make_run_dir(tmp_path / "1-1")
+    may_reuse(tmp_path / "1-1", _ended_group())
+    remove_run_dir(tmp_path / "1-1")
+    handed = kept_folder_for(tmp_path, "")
+    assert handed is not None
+    (handed / SPOOL_FILE).unlink(missing_ok=True)
+    handed.rmdir()  # by hand
+    make_run_dir(handed)
+    assert handed.is_dir() and list(handed.iterdir()) == []
+
+
+def test_a_kept_folder_handed_to_a_run_that_never_armed_goes_with_it(tmp_path: Path) -> None:
+    run_folders.make_spares(tmp_path, 1)
+    handed = kept_folder_for(tmp_path, "ann")
+    assert handed is not None
+    remove_run_dir(handed)  # cancelled before it armed: its folder, made ahead, goes
+    assert list(tmp_path.iterdir()) == [] and str(handed) not in run_folders._handed
 
 
 def test_folders_made_ahead_go_to_runs_of_any_owner_after_the_owners_own(
@@ -209,19 +236,21 @@ def test_folders_made_ahead_go_to_runs_of_any_owner_after_the_owners_own(
     made_ahead = [p for p in tmp_path.iterdir() if p.name != ".spare-0"]
     assert all([q.name for q in p.iterdir()] == [SPOOL_FILE] for p in made_ahead)
     assert all((p / SPOOL_FILE).stat().st_size == 0 for p in made_ahead), "an empty output, as kept ones"
-    make_run_dir(tmp_path / "1-1", "ann")
-    own = (tmp_path / "1-1").stat().st_ino
-    assert own in ahead
-    may_reuse(tmp_path / "1-1", _ended_group(), "ann")
-    assert keep_now(tmp_path / "1-1"), "an ended run's folder is kept at once"
-    make_run_dir(tmp_path / "2-1", "ann")
-    assert (tmp_path / "2-1").stat().st_ino == own, "the owner's own kept folder first"
-    make_run_dir(tmp_path / "3-1", "bob")
-    assert (tmp_path / "3-1").stat().st_ino in ahead - {own}
-    make_run_dir(tmp_path / "4-1", "cy")
-    assert (tmp_path / "4-1").stat().st_ino not in ahead, "none left: a new one"
+    first = kept_folder_for(tmp_path, "ann")
+    assert first is not None and first.stat().st_ino in ahead
+    make_run_dir(first)
+    may_reuse(first, _ended_group(), "ann")
+    assert keep_now(first), "an ended run's folder is kept at once"
+    assert kept_folder_for(tmp_path, "ann") == first, "the owner's own kept folder first"
+    make_run_dir(first)
+    may_reuse(first, _ended_group(), "ann")
+    assert keep_now(first)
+    second = kept_folder_for(tmp_path, "bob")
+    assert second is not None and second.stat().st_ino in ahead and second != first
+    assert kept_folder_for(tmp_path, "cy") is None, "none left: a new one"
+    assert _kept(tmp_path) == [first]
     run_folders.remove_kept({str(tmp_path)})
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".spare-0", "2-1", "3-1", "4-1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".spare-0", second.name])
 
 
 def test_a_folder_nobody_said_may_be_reused_is_not_kept_at_once(tmp_path: Path) -> None:

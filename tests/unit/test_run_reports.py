@@ -128,3 +128,22 @@ async def test_a_cancel_while_a_late_run_starts_kills_it(tmp_path: Path) -> None
     # soon as it is, not left to run its course.
     finished = await _late_run_started_while(tmp_path, "sleep 60", lambda runs: runs.cancel([1]))
     assert finished.status == "cancelled"
+
+
+async def test_a_later_run_of_the_owner_gets_the_kept_folder_of_an_earlier_one(tmp_path: Path) -> None:
+    # Kept under its first run's name, and named for the next run as it
+    # arrives (no rename either way).
+    sink = Recorder()
+    runtime = ProcessRuntime(1.0)
+    runs = _runs(tmp_path, sink, runtime)
+    try:
+        _assign(runs, 1, time.time() - 0.5, command="true")
+        await until(lambda: sink.finished(1) is not None and len(runs) == 0)
+        _assign(runs, 2, time.time() - 0.5, command="pwd")
+        await until(lambda: sink.finished(2) is not None)
+        finished = sink.finished(2)
+        assert finished is not None and finished.log_url.startswith("file://")
+        said = await runs.logs.read(runs.logs.key_for("owner", "job", 2, 1))
+        assert said.decode().strip() == str(tmp_path / "spool" / "1-1")
+    finally:
+        await runtime.close()
