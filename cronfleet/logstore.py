@@ -48,6 +48,7 @@ def _key(prefix: str, owner_id: Any, job_id: Any, execution_id: Any, attempt: in
 class LocalLogStore:
     def __init__(self, root: Path, public_url: str) -> None:
         self.root = Path(root).absolute()
+        self._root_text = str(self.root)  # a location is asked for every run: no Path made each time
         self.public_url = public_url.rstrip("/")
         self._made: set[Path] = set()  # folders known to exist
 
@@ -61,7 +62,7 @@ class LocalLogStore:
         return self.location(key)
 
     def location(self, key: str) -> str:
-        return f"file://{self.root / key}"
+        return f"file://{self._root_text}/{key}"
 
     def _move(self, src: Path, dest: Path) -> bool:
         """Rename a finished spool file into the store, on the loop: two

@@ -122,17 +122,18 @@ def env_file(env: dict[str, str], shell_vars: dict[str, str]) -> bytes:
 
 
 def _run_vars(spec: RunSpec, one_program: bool) -> dict[str, str]:
-    """What the run part reads besides the environment: where to go and
-    write (absolute: the run changes folder before it opens them), and how
-    it runs the command: in a shell of its own ("own"), exec'd ("program",
-    ``one_program``: worker.command_text), or evaluated."""
+    """What the run part reads besides the environment: where to go, what
+    to write there (the output and report, by name: the run opens them once
+    in its folder), and how it runs the command: in a shell of its own
+    ("own"), exec'd ("program", ``one_program``: worker.command_text), or
+    evaluated."""
     how = "program" if one_program else ""
     if needs_own_shell([spec.command, *(s.run for s in spec.steps)]):
         how = "own"
     return {
-        "_run_dir": os.path.abspath(spec.run_dir),
-        "_out": os.path.abspath(spec.spool_path),
-        "_report": os.path.abspath(spec.run_dir / REPORT_FILE) if spec.steps else "",
+        "_run_dir": run_dir if (run_dir := str(spec.run_dir)).startswith("/") else os.path.abspath(run_dir),
+        "_out": spec.spool_path.name,
+        "_report": REPORT_FILE if spec.steps else "",
         "_how": how,
     }
 

@@ -47,7 +47,7 @@ from worker.runtime import REPORT_FILE, SPOOL_FILE
 SPARE_KEPT = 1024  # emptied folders kept per spool folder (all owners); past that, removed
 
 # (parent, owner) -> kept folders; owner None: made ahead, never used (make_spares)
-_spare: dict[tuple[str, str | None], collections.deque[str]] = {}
+_spare: dict[tuple[str, str | None], collections.deque[Path]] = {}
 _held: collections.Counter[str] = collections.Counter()  # parent -> folders kept there
 _lock = threading.Lock()  # _held: the removal thread keeps, the loop takes
 _reusable: dict[str, str] = {}  # folder -> its run's owner, once nothing of the run is left
@@ -69,8 +69,8 @@ def kept_folder_for(parent: Path, owner: str) -> Path | None:
             except IndexError:
                 break  # the last one, taken meanwhile (a stopping worker's sweep)
             _count(where, -1)
-            _handed.add(kept)
-            return Path(kept)
+            _handed.add(str(kept))
+            return kept
     return None
 
 
@@ -116,7 +116,7 @@ def make_spares(parent: Path, n: int) -> None:
         if where not in _fresh:
             st = os.stat(made)
             _fresh[where] = (st.st_mode, st.st_uid, st.st_gid)
-        spare.append(made)
+        spare.append(Path(made))
         _count(where, 1)
         wanted -= 1
 
@@ -208,7 +208,7 @@ def _keep(path: Path, owner: str) -> bool:
             return False  # the command's files, or a mode or ACL of its own: removed, not handed on
     except OSError:
         return False
-    spare.append(str(path))
+    spare.append(path)
     _count(parent, 1)
     return True
 

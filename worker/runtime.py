@@ -162,12 +162,12 @@ class RunSpec:
                 env = reveal_env(job.env)
             except ValueError as exc:  # a secret sent without its value
                 refused = f"secret_unavailable: {exc}"
-        return cls(
+        folder = run_dir or spool_root / f"{assignment.execution_id}-{assignment.attempt}"
+        spec = cls(
             execution_id=assignment.execution_id,
             job_id=assignment.job_id,
             attempt=assignment.attempt,
-            spool_path=(run_dir or spool_root / f"{assignment.execution_id}-{assignment.attempt}")
-            / SPOOL_FILE,
+            spool_path=folder / SPOOL_FILE,
             command=job.command or "",
             steps=job.steps,
             env=env,
@@ -181,6 +181,8 @@ class RunSpec:
             fire=assignment.scheduled_at,
             refused=refused,
         )
+        spec.__dict__["run_dir"] = folder  # run_dir's cache, filled: no parent Path made
+        return spec
 
     @functools.cached_property
     def run_dir(self) -> Path:
