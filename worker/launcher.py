@@ -19,9 +19,8 @@ asked, then frees the job).
 A run's environment and where its output goes are in ``NAME.env`` in the
 launcher's private folder (memory-backed where /dev/shm is: it may hold
 secrets; mode 0700), sourced by the run, not sent on the line: a shell reads
-a pipe a byte per syscall. A run armed ahead of its instant then waits on
-the FIFO ``NAME.go``, which the worker holds open and writes "go" into at
-the fire instant; one armed after it has no FIFO and runs as it is forked.
+a pipe a byte per syscall. The run then waits on the FIFO ``NAME.go``, which
+the worker holds open and writes "go" into at the fire instant.
 
 What differs from a gate exec'd per run (README, "The process runtime"):
 its session is the launcher's (still a process group of its own, and no
@@ -57,8 +56,7 @@ from worker.runtime import REPORT_FILE, RunSpec
 # The run's part (_run, forked as a background job): the hangup's ignore
 # undone, the launcher's answer pipe and stdin closed, the run's file
 # sourced, the output pointed at the spool file (and fd 3 at the steps'
-# report), the checkpoint seeded, then it waits for "go" (a run armed after
-# its instant has no FIFO to wait on) and runs.
+# report), the checkpoint seeded, then it waits for "go" and runs.
 # Everything but the wait is done when armed. A function, not an inline
 # { ... } &: the shell keeps each job's command text in its job table, and
 # 700 bytes a job grew the launcher's heap, which each later fork copied and
@@ -87,11 +85,9 @@ _run() {
   exec >"$_out" 2>&1 || exit 125
   if [ -n "$_report" ]; then exec 3>"$_report"; fi
   @SEED_CHECKPOINT@
-  if [ -n "$_gate" ]; then
-    read -r _go <"$_gate" || exit 125
-    [ "$_go" = go ] || exit 125
-  fi
-  unset _go _gate _n _dir _run_dir _out _report _cp
+  read -r _go <"$_dir/$_n.go" || exit 125
+  [ "$_go" = go ] || exit 125
+  unset _go _n _dir _run_dir _out _report _cp
   unset -f _run
   case $_how in
   own) unset _how; exec /bin/sh -c "$CRONFLEET_SCRIPT" ;;
@@ -219,23 +215,19 @@ class Launcher:
             _write_all(self._lines, data)
 
     def prepare(
-        self, spec: RunSpec, env: dict[str, str], one_program: bool = False, gated: bool = True
-    ) -> tuple[str, int, tuple[str, ...]]:
+        self, spec: RunSpec, env: dict[str, str], one_program: bool = False
+    ) -> tuple[str, int, tuple[str, str]]:
         """The run's files: ``NAME.env`` (``env``, and where it goes and
-        writes) and, ``gated``, the FIFO ``NAME.go``, held open (read and
-        write: never blocks, never EOF) until the run ends, so "go" waits in
-        it however late the run opens it. Its name, the FIFO's descriptor
-        (-1: none, the run goes as it is forked), the files."""
+        writes) and the FIFO ``NAME.go``, held open (read and write: never
+        blocks, never EOF) until the run ends, so "go" waits in it however
+        late the run opens it. Its name, the FIFO's descriptor, the files."""
         name = f"r{next(self._names)}"
         env_path, go_path = f"{self.dir}/{name}.env", f"{self.dir}/{name}.go"
-        run_vars = _run_vars(spec, one_program) | {"_gate": go_path if gated else ""}
         fd = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, env_file(env, run_vars))
+            os.write(fd, env_file(env, _run_vars(spec, one_program)))
         finally:
             os.close(fd)
-        if not gated:
-            return name, -1, (env_path,)
         return name, held_fifo(go_path), (env_path, go_path)
 
     async def launch(self, name: str) -> int:

@@ -239,11 +239,6 @@ class Runs:
         # keep nothing warm, armed after its time: a cold start.
         armed_late = time.time() > run.fire_at
         run.cold_start = run.cold_start or (run.armed.cold if run.armed.cold is not None else armed_late)
-        if run.started_at is not None:  # started as it was armed (see _arm)
-            if run.cancel_reason:  # cancelled while it armed: that kill found nothing to kill
-                self._in_background(run.armed.kill(run.cancel_reason))
-            await self._released(run, run.started_at, armed_late)
-            return await self._watch(run, run.armed)
         released_at = await self.batches.release_at(run.fire_at, run.armed, run.cancelled)
         if released_at is None:  # withdrawn before its time: it never started
             self._leave_window(run, released=False)
@@ -277,13 +272,6 @@ class Runs:
         try:
             if run.cancel_reason:
                 return None  # cancelled while queued: never armed
-            start_now = getattr(runtime, "start_now", None)
-            if start_now is not None and run.fire_at <= time.time():
-                # Past its instant: started as it is armed (a forked process run needs
-                # no release FIFO), so released from here on: a withdrawal lets it go on.
-                run.started_at = time.time()
-                started: ArmedRun = await start_now(run.spec)
-                return started
             return await runtime.arm(run.spec)
         finally:
             self.arming.release()

@@ -46,10 +46,7 @@ class ProcessRun:
     _done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        if self.pidfd < 0:
-            self._exited()  # ended before its pidfd could be had (see ProcessRuntime._launch)
-        else:
-            asyncio.get_running_loop().add_reader(self.pidfd, self._exited)
+        asyncio.get_running_loop().add_reader(self.pidfd, self._exited)
 
     @property
     def output_ended(self) -> bool:
@@ -61,9 +58,8 @@ class ProcessRun:
         for in :meth:`wait` (after the release windows, for a run released
         at its instant: asked at once, a burst's ends kept the launcher
         busy while the runs behind were starting)."""
-        if self.pidfd >= 0:
-            asyncio.get_running_loop().remove_reader(self.pidfd)
-            os.close(self.pidfd)
+        asyncio.get_running_loop().remove_reader(self.pidfd)
+        os.close(self.pidfd)
         self._no_longer_waiting()
         self._close_gate()  # killed before its release: nobody will write to it
         for path in self.files:

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
 import os
 import shutil
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -122,16 +120,7 @@ class ProcessRuntime:
         if self.watchdog is not None:
             self.watchdog.stop()
 
-    async def start_now(self, spec: RunSpec) -> ArmedRun:
-        """Arm a run whose instant has passed and start it at once (released
-        already: the lifecycle asks this of a run armed late). A forked run
-        then has no release FIFO to make, open, write and remove: its
-        release followed its arming at once all the same."""
-        run = await self.arm(spec, at_once=True)
-        await run.release()  # a forked one is released already: nothing to do
-        return run
-
-    async def arm(self, spec: RunSpec, at_once: bool = False) -> ProcessRun:
+    async def arm(self, spec: RunSpec) -> ArmedRun:
         env = {**self._base_env, "HOME": str(spec.run_dir)}
         env.update(spec.env)
         checkpoint = f"{self._private}/{spec.execution_id}/{CHECKPOINT_FILE}"  # files beside it go too
@@ -146,7 +135,7 @@ class ProcessRuntime:
         program = not spec.steps and one_program(spec.command, env.get("PATH", ""), str(spec.run_dir))
         try:
             if self.launcher is not None and not crowded:
-                run = await self._launch(spec, env, self.launcher, program, gated=not at_once)
+                run = await self._launch(spec, env, self.launcher, program)
             else:
                 run = self._spawn(spec, env, program)
             run.checkpoint = checkpoint
@@ -204,43 +193,26 @@ class ProcessRuntime:
         return ProcessRun(pid, gate, pidfd, spec, self.grace_seconds, watchdog=self.watchdog)
 
     async def _launch(
-        self, spec: RunSpec, env: dict[str, str], launcher: Launcher, program: bool, gated: bool = True
+        self, spec: RunSpec, env: dict[str, str], launcher: Launcher, program: bool
     ) -> ProcessRun:
-        """Have the launcher fork the run, ``gated``: blocked on its FIFO
-        until released; else released as it is forked."""
-        name, gate, files = launcher.prepare(spec, env, program, gated)
+        """Have the launcher fork the run, blocked on its FIFO until released."""
+        name, gate, files = launcher.prepare(spec, env, program)
         try:
             pid = await launcher.launch(name)
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:  # it died at once and was reaped: its job is freed all the same
+                launcher.status(name, lambda _: None)
+                raise
         except BaseException:
-            _give_up(gate, files)
-            raise
-        try:
-            pidfd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            # Ended, and reaped by the launcher, before we looked (a run not
-            # gated can be that quick): its status waits in the launcher.
-            pidfd = -1
-        except OSError:  # out of descriptors: the run goes, and its job is freed
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            launcher.status(name, lambda _: None)
-            _give_up(gate, files)
+            os.close(gate)
+            for path in files:
+                os.unlink(path)
             raise
         if self.watchdog is not None:
             self.watchdog.started(pid)  # a group of its own (the launcher's job control)
-            if not gated:
-                self.watchdog.flush()  # as a release does: it knows the group at once
         return ProcessRun(
-            pid,
-            gate,
-            pidfd,
-            spec,
-            self.grace_seconds,
-            launcher,
-            name,
-            files,
-            watchdog=self.watchdog,
-            released=not gated,
+            pid, gate, pidfd, spec, self.grace_seconds, launcher, name, files, watchdog=self.watchdog
         )
 
 
@@ -252,14 +224,6 @@ class ProcessRuntime:
 # gates exec'd ahead, ~690 forked). So past this many runs armed ahead for
 # one instant, the rest get a gate exec'd for them.
 FORKED_PER_INSTANT = 64
-
-
-def _give_up(gate: int, files: tuple[str, ...]) -> None:
-    """A launched run's FIFO (-1: none) and files, when it failed to arm."""
-    if gate >= 0:
-        os.close(gate)
-    for path in files:
-        os.unlink(path)
 
 
 def _ahead_of(spec: RunSpec) -> float | None:

@@ -49,11 +49,11 @@ SPARE_KEPT = 1024  # emptied folders kept per spool folder (all owners); past th
 # (parent, owner) -> kept folders; owner None: made ahead, never used (make_spares)
 _spare: dict[tuple[str, str | None], collections.deque[Path]] = {}
 _held: collections.Counter[str] = collections.Counter()  # parent -> folders kept there
-_lock = threading.Lock()  # _held: the removal thread keeps, the loop takes
+_lock = threading.Lock()  # _held: kept by the loop and the removal thread, taken by the loop
 _reusable: dict[str, str] = {}  # folder -> its run's owner, once nothing of the run is left
 _fresh: dict[str, tuple[int, int, int]] = {}  # parent -> a new folder's mode, uid, gid
 _closed: set[str] = set()  # parents whose worker is stopping: nothing more kept
-_handed: set[str] = set()  # kept folders handed to runs not yet armed
+_handed: dict[str, str] = {}  # kept folders handed to runs not yet armed -> their owner
 _names = itertools.count()
 _EUID = os.geteuid()  # the worker's: a call a check was one more syscall a run
 
@@ -69,7 +69,7 @@ def kept_folder_for(parent: Path, owner: str) -> Path | None:
             except IndexError:
                 break  # the last one, taken meanwhile (a stopping worker's sweep)
             _count(where, -1)
-            _handed.add(str(kept))
+            _handed[str(kept)] = owner
             return kept
     return None
 
@@ -78,23 +78,36 @@ def make_run_dir(path: Path) -> None:
     """The run's folder: the kept one it was handed, looked at again (what a
     process detached from its run wrote into it meanwhile makes it go), or a
     new one."""
-    if (where := str(path)) in _handed:
-        _handed.discard(where)
+    if _handed.pop(where := str(path), None) is not None:
         if _bare(path):
             return
         shutil.rmtree(path, ignore_errors=True)
         with contextlib.suppress(OSError):
             os.unlink(path)  # a file put in its place
-    os.makedirs(path, exist_ok=True)
+    try:
+        os.mkdir(path)
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+    except FileExistsError:  # a resent run's, or a folder kept under this name (its run's)
+        _no_longer_kept(where)
     parent = str(path.parent)
     if parent not in _fresh:
         st = os.stat(path)
         _fresh[parent] = (st.st_mode, st.st_uid, st.st_gid)
 
 
+def _no_longer_kept(where: str) -> None:
+    """A run whose folder is there already uses it: if it is a kept one
+    (a run of this execution and attempt ran here before), no other run gets it."""
+    for (parent, _), spare in _spare.items():
+        with contextlib.suppress(ValueError):
+            spare.remove(Path(where))
+            _count(parent, -1)
+
+
 def make_spares(parent: Path, n: int) -> None:
     """Up to ``n`` folders made ahead in ``parent`` (a worker's start), for
-    runs of any owner: a fresh worker's first burst renames them rather than
+    runs of any owner: a fresh worker's first burst takes them rather than
     making a folder per run (3,000 `true` runs on two fresh workers made
     1,400 folders, an ext4 mkdir of 30 to 600 us of CPU here each). Each
     holds an empty output, as a kept folder of a silent run does: the run's
@@ -150,8 +163,8 @@ def remove_run_dir(path: Path) -> None:
     empty output among them) and it is tried again. What the command left
     needs an rmtree (which walks and stats: 6% of a short process run's
     worker time when every run took it)."""
-    _handed.discard(str(path))  # handed to a run that never armed
-    owner = _reusable.pop(str(path), None)
+    handed_to = _handed.pop(where := str(path), None)  # a run that never armed: kept again
+    owner = _reusable.pop(where, handed_to)
     if owner is not None and _keep(path, owner):
         return
     if _rmdir(path):

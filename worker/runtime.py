@@ -331,10 +331,6 @@ class Runtime(Protocol):
 
     async def arm(self, spec: RunSpec) -> ArmedRun: ...
 
-    # A runtime may also start a run whose instant has passed as it arms it,
-    # released already: ``async def start_now(self, spec) -> ArmedRun`` (the
-    # process runtime's; the worker asks it, when there, of a run armed late).
-
     async def keep_warm(self, stop: asyncio.Event, quiet: Callable[[], Awaitable[None]]) -> None:
         """Keep whatever is prepared ahead of runs (the docker pool) until ``stop``."""
 

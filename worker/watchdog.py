@@ -141,6 +141,13 @@ class Watchdog:
         self.limit = limit
         self.fence_dir = fence_dir
         os.makedirs(fence_dir, exist_ok=True)
+        # A previous life's marks of process groups are no run of this life's
+        # (those groups are gone; a pid now may be a new run's): removed.
+        # Its containers' marks stay, for the runs it recovers (worker.docker_claims).
+        for name in os.listdir(fence_dir):
+            if name.isdigit():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(fence_dir, name))
         read_end, self._fd = os.pipe()
         # Its word that it has fenced: until then no run of this life has a
         # mark, and a run's end looks for none (an open that failed, a path
@@ -225,7 +232,7 @@ class Watchdog:
         """Whether this life's watchdog has fenced (marked runs) yet. (A mark
         a previous life's left is not this life's runs': their groups are
         gone, and a pid now reused by a run of this life is not that run.)"""
-        if not self._fenced:
+        if not self._fenced and self._told >= 0:
             with contextlib.suppress(BlockingIOError):
                 self._fenced = bool(os.read(self._told, 64))
         return self._fenced
@@ -239,6 +246,7 @@ class Watchdog:
         self._say(b"stop")
         os.close(self._fd)
         os.close(self._told)
+        self._told, self._fenced = -1, True  # stopped: an end after this looks for its mark
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(2)
 

@@ -35,8 +35,7 @@ async def test_a_run_sees_nothing_of_another_run(tmp_path: Path, runtime: Proces
     first_spec = spec(tmp_path, "MINE=1; export EXPORTED=2; cd /; echo x", env={"SECRET": "s"})
     first, _ = await run(first_spec, runtime)
     leftovers = (
-        "${_c+c}${_m+m}${_n+n}${_d+d}${_dir+dir}${_run_dir+rd}${_out+o}${_report+r}"
-        "${_go+g}${_gate+gate}${_how+how}"
+        "${_c+c}${_m+m}${_n+n}${_d+d}${_dir+dir}${_run_dir+rd}${_out+o}${_report+r}${_go+g}${_how+how}"
     )
     second = spec(tmp_path, f'echo "[$MINE$EXPORTED$SECRET]"; pwd; echo "[{leftovers}]"; echo "[$#$*]"')
     outcome, out = await run(second, runtime)
@@ -121,44 +120,6 @@ async def test_the_launchers_files_go_with_the_runs(tmp_path: Path, runtime: Pro
     assert what_is_in(folder) is None
 
 
-async def test_a_run_started_at_once_has_no_release_fifo(tmp_path: Path, runtime: ProcessRuntime) -> None:
-    # A run armed after its instant is forked running: no FIFO to make, open,
-    # write and remove; one armed ahead still waits on its own.
-    assert runtime.launcher is not None
-    ahead = await runtime.arm(spec(tmp_path, "echo waited"))
-    at_once = await runtime.start_now(spec(tmp_path, "echo went; exit 4"))
-    assert isinstance(ahead, ProcessRun) and isinstance(at_once, ProcessRun)
-    assert [f.rsplit(".", 1)[1] for f in ahead.files] == ["env", "go"] and ahead.gate >= 0
-    assert [f.rsplit(".", 1)[1] for f in at_once.files] == ["env"] and at_once.gate == -1
-    outcome = await asyncio.wait_for(at_once.wait(), 10)
-    assert (outcome.status, outcome.exit_code) == ("failed", 4)
-    assert read_if_there(at_once.spec.spool_path) == "went"
-    assert not ahead.output_ended, "the gated one still waits for its release"
-    await ahead.release()
-    assert (await asyncio.wait_for(ahead.wait(), 10)).status == "succeeded"
-    assert what_is_in(runtime.launcher.dir) == ([], 0o700)
-
-
-async def test_a_run_reaped_before_its_pidfd_is_had_is_told_by_the_launcher(
-    tmp_path: Path, runtime: ProcessRuntime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Started at once, a short run can end and be reaped by the launcher
-    # before the worker opens its pidfd: its status is still the launcher's.
-    def reaped(pid: int) -> int:
-        deadline = time.monotonic() + 10
-        while not ended(pid):  # the fork and the command take a few ms
-            assert time.monotonic() < deadline, "the run never ended"
-            time.sleep(0.001)
-        raise ProcessLookupError(3, "No such process")
-
-    monkeypatch.setattr(os, "pidfd_open", reaped)
-    armed = await runtime.start_now(spec(tmp_path, "echo quick; exit 3"))
-    assert isinstance(armed, ProcessRun)
-    outcome = await asyncio.wait_for(armed.wait(), 10)
-    assert (outcome.status, outcome.exit_code) == ("failed", 3)
-    assert read_if_there(armed.spec.spool_path) == "quick"
-
-
 async def test_a_launcher_that_dies_takes_its_runs_and_is_replaced(
     tmp_path: Path, runtime: ProcessRuntime
 ) -> None:
@@ -194,15 +155,6 @@ async def test_past_a_crowd_at_one_instant_runs_get_gates_of_their_own(
     again = spec(tmp_path, 'echo $$; cut -d" " -f6 /proc/$$/stat', fire=fire)
     await run(again, runtime)
     assert not in_a_session_of_its_own(again)
-
-
-def ended(pid: int) -> bool:
-    """Exited (a zombie), or reaped already."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def in_a_session_of_its_own(s: RunSpec) -> bool:

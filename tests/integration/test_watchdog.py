@@ -72,8 +72,12 @@ async def test_a_mark_of_a_previous_life_is_not_a_run_of_this_one(tmp_path: Path
     # now has: this life's watchdog has fenced nothing, so the run ended as
     # it ended. (Until this life's watchdog fences, no end looks for a mark.)
     fence_dir = tmp_path / "fenced"
+    fence_dir.mkdir()
+    for left in ("4242", "cabc"):  # a group's mark, and a container's
+        (fence_dir / left).write_text("the worker died")
     dog = Watchdog(30, str(fence_dir))
     try:
+        assert sorted(p.name for p in fence_dir.iterdir()) == ["cabc"], "kept for its recovery"
         proc, _ = group_with_grandchild(tmp_path)
         (fence_dir / str(proc.pid)).write_text("the worker died")
         dog.started(proc.pid)

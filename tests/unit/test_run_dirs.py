@@ -217,12 +217,23 @@ def test_a_kept_folder_gone_before_its_run_arms_is_made_anew(tmp_path: Path) -> 
     assert handed.is_dir() and list(handed.iterdir()) == []
 
 
-def test_a_kept_folder_handed_to_a_run_that_never_armed_goes_with_it(tmp_path: Path) -> None:
+def test_a_kept_folder_handed_to_a_run_that_never_armed_is_kept_again(tmp_path: Path) -> None:
     run_folders.make_spares(tmp_path, 1)
     handed = kept_folder_for(tmp_path, "ann")
     assert handed is not None
-    remove_run_dir(handed)  # cancelled before it armed: its folder, made ahead, goes
-    assert list(tmp_path.iterdir()) == [] and str(handed) not in run_folders._handed
+    remove_run_dir(handed)  # cancelled before it armed
+    assert str(handed) not in run_folders._handed
+    assert kept_folder_for(tmp_path, "ann") == handed, "kept again, for its owner"
+
+
+def test_a_folder_kept_under_a_name_a_run_arrives_with_is_that_runs_alone(tmp_path: Path) -> None:
+    # Its execution and attempt ran here before and its folder was kept: the
+    # run uses it, and it is no longer handed to another.
+    make_run_dir(tmp_path / "1-1")
+    may_reuse(tmp_path / "1-1", _ended_group())
+    remove_run_dir(tmp_path / "1-1")
+    make_run_dir(tmp_path / "1-1")
+    assert kept_folder_for(tmp_path, "") is None
 
 
 def test_folders_made_ahead_go_to_runs_of_any_owner_after_the_owners_own(

@@ -4,9 +4,7 @@ a longer one in two."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from cronfleet.codec import proto
@@ -18,7 +16,6 @@ from worker.lifecycle import Runs
 from worker.noop_runtime import NoopRuntime
 from worker.outbox import Outbox
 from worker.process_runtime import ProcessRuntime
-from worker.runtime import ArmedRun, RunSpec
 
 STARTED, FINISHED = dispatch_pb2.EVENT_KIND_STARTED, dispatch_pb2.EVENT_KIND_FINISHED
 
@@ -80,54 +77,6 @@ async def test_a_run_that_put_a_file_where_its_folder_was_is_reported(tmp_path: 
         assert len(runs) == 0, "its slot given back"
     finally:
         await runtime.close()
-
-
-class HeldStart(ProcessRuntime):
-    """Starts runs past their instant only once the test lets it."""
-
-    def __init__(self) -> None:
-        super().__init__(1.0)
-        self.starting, self.go_on = asyncio.Event(), asyncio.Event()
-
-    async def start_now(self, spec: RunSpec) -> ArmedRun:
-        self.starting.set()
-        await self.go_on.wait()
-        return await super().start_now(spec)
-
-
-async def _late_run_started_while(
-    tmp_path: Path, command: str, meanwhile: Callable[[Runs], None]
-) -> dispatch_pb2.RunEvent:
-    """Run 1, armed after its instant; ``meanwhile`` while it is being started."""
-    sink = Recorder()
-    runtime = HeldStart()
-    runs = _runs(tmp_path, sink, runtime)
-    try:
-        _assign(runs, 1, time.time() - 0.5, command=command)
-        await asyncio.wait_for(runtime.starting.wait(), 10)
-        meanwhile(runs)
-        runtime.go_on.set()
-        await until(lambda: sink.finished(1) is not None, timeout=20)
-        finished = sink.finished(1)
-        assert finished is not None
-        return finished
-    finally:
-        await runtime.close()
-
-
-async def test_a_withdrawal_while_a_late_run_starts_lets_it_go_on(tmp_path: Path) -> None:
-    # Armed after its instant, a run is started as it is armed: from then on
-    # it is released, and a withdrawal (a pause) lets it go on, as it does a
-    # run released before the withdrawal came.
-    finished = await _late_run_started_while(tmp_path, "echo ran", lambda runs: runs.withdraw([1]))
-    assert (finished.status, finished.log_bytes) == ("succeeded", 4)
-
-
-async def test_a_cancel_while_a_late_run_starts_kills_it(tmp_path: Path) -> None:
-    # The cancel came while nothing was armed to kill: the run is killed as
-    # soon as it is, not left to run its course.
-    finished = await _late_run_started_while(tmp_path, "sleep 60", lambda runs: runs.cancel([1]))
-    assert finished.status == "cancelled"
 
 
 async def test_a_later_run_of_the_owner_gets_the_kept_folder_of_an_earlier_one(tmp_path: Path) -> None:
