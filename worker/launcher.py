@@ -127,7 +127,7 @@ def _run_vars(spec: RunSpec, one_program: bool) -> dict[str, str]:
     if needs_own_shell([spec.command, *(s.run for s in spec.steps)]):
         how = "own"
     return {
-        "_run_dir": run_dir if (run_dir := str(spec.run_dir)).startswith("/") else os.path.abspath(run_dir),
+        "_run_dir": str(spec.run_dir.absolute()),
         "_out": spec.spool_path.name,
         "_report": REPORT_FILE if spec.steps else "",
         "_how": how,

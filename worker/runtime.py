@@ -163,7 +163,7 @@ class RunSpec:
             except ValueError as exc:  # a secret sent without its value
                 refused = f"secret_unavailable: {exc}"
         folder = run_dir or spool_root / f"{assignment.execution_id}-{assignment.attempt}"
-        spec = cls(
+        return cls(
             execution_id=assignment.execution_id,
             job_id=assignment.job_id,
             attempt=assignment.attempt,
@@ -181,8 +181,6 @@ class RunSpec:
             fire=assignment.scheduled_at,
             refused=refused,
         )
-        spec.__dict__["run_dir"] = folder  # run_dir's cache, filled: no parent Path made
-        return spec
 
     @functools.cached_property
     def run_dir(self) -> Path:
