@@ -5,6 +5,7 @@ run lost with its worker resumes from it."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -40,7 +41,7 @@ class LiveOutput:
         self, spec: RunSpec, armed: ArmedRun, log_key: str, on_checkpoint: Callable[[bytes], None]
     ) -> RunOutcome:
         """Wait for the run's end, publishing from one interval after now."""
-        watched = _Watched(lambda done: self._publish(spec, armed, log_key, on_checkpoint, done))
+        watched = _Watched(functools.partial(self._publish, spec, armed, log_key, on_checkpoint))
         loop = asyncio.get_running_loop()
         self._due[watched] = loop.time() + self.interval
         if self._sweep_timer is None:
@@ -50,8 +51,9 @@ class LiveOutput:
         finally:
             self._due.pop(watched, None)
             # Let an upload in flight finish, so it cannot land after (and
-            # over) the final log.
-            await watched.stop()
+            # over) the final log. (Most runs end before they publish at all.)
+            if watched.publishing:
+                await watched.stop()
 
     def _sweep(self) -> None:
         """Start publishing for the runs an interval old; wake for the next."""
@@ -99,6 +101,10 @@ class _Watched:
         self._publish = publish
         self._done: asyncio.Event | None = None
         self._publisher: asyncio.Task[None] | None = None
+
+    @property
+    def publishing(self) -> bool:
+        return self._publisher is not None
 
     def start(self) -> None:
         self._done = asyncio.Event()

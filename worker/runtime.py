@@ -126,10 +126,12 @@ done
 """
 
 
-@dataclass(frozen=True)
+@dataclass
 class RunSpec:
     """One run, as a runtime needs it. Built from the assignment by
-    :meth:`from_assignment` and nowhere else."""
+    :meth:`from_assignment` and nowhere else, and not changed after: not
+    frozen only because a frozen dataclass sets each of its sixteen fields
+    through ``object.__setattr__`` (2.4 us of a no-op run's ~80 us on the loop)."""
 
     execution_id: int
     job_id: str
@@ -162,12 +164,17 @@ class RunSpec:
                 env = reveal_env(job.env)
             except ValueError as exc:  # a secret sent without its value
                 refused = f"secret_unavailable: {exc}"
-        folder = run_dir or spool_root / f"{assignment.execution_id}-{assignment.attempt}"
+        # One path parsed, not two joins (pathlib's joins cost 2 us each).
+        spool = (
+            run_dir / SPOOL_FILE
+            if run_dir is not None
+            else Path(f"{spool_root}/{assignment.execution_id}-{assignment.attempt}/{SPOOL_FILE}")
+        )
         return cls(
             execution_id=assignment.execution_id,
             job_id=assignment.job_id,
             attempt=assignment.attempt,
-            spool_path=folder / SPOOL_FILE,
+            spool_path=spool,
             command=job.command or "",
             steps=job.steps,
             env=env,
