@@ -18,7 +18,7 @@ import signal
 from bench.docker_pool import scenario_docker_overload, scenario_docker_pool
 from bench.harness import FIGURES, ROOT, Services, cluster, insert_due_jobs
 from bench.latency import scenario_lateness, scenario_same_second
-from bench.record import RESULTS_DIR
+from bench.record import RESULTS_DIR, read_machine
 from bench.throughput import scenario_claim, scenario_stats, scenario_throughput
 
 
@@ -107,6 +107,7 @@ def run_bench(args: argparse.Namespace) -> None:
         print("  (no Docker engine answers: docker scenarios skipped)")
         wanted -= {"docker", "docker-overload"}
     print(f"cronfleet benchmark on {os.cpu_count()} cores; state in {ROOT}", flush=True)
+    read_machine()
     with Services(args.pg_statements) as services:
         if "claim" in wanted:
             scenario_claim(services, args.quick)
@@ -151,6 +152,7 @@ def run_peer_bench(
     if sizes_arg:
         sizes = Sizes(*(int(v) for v in sizes_arg.split(",")))
     print(f"cronfleet and its peers on {os.cpu_count()} cores, {rounds} rounds; state in {ROOT}", flush=True)
+    read_machine()
     with Services() as services:
         cronfleet = CronfleetSystem(
             lambda n: scenario_same_second(services, n),

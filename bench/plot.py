@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
+from bench import machine  # noqa: E402
 from bench.peers.figures import (  # noqa: E402
     CRONFLEET,
     WORKLOAD_TITLES,
@@ -182,7 +183,7 @@ def plot_bench(doc: dict[str, Any], path: Path) -> None:
     meta = doc.get("meta", {})
     fig.suptitle(
         f"cronfleet bench, {meta.get('at', '')} on {meta.get('cores', '?')} cores "
-        f"(load average {meta.get('load_average_1m', '?')} at the end)",
+        f"(load average {meta.get('load_average_1m', '?')} at the end)" + machine.title_line(meta),
         fontsize=11,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

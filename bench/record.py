@@ -8,9 +8,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import machine
 from bench.peers.figures import Lateness, write_json
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+# The machine's readings of this run (bench.machine), taken once as it starts.
+MACHINE: dict[str, Any] = {}
+
+
+def read_machine() -> None:
+    """Take the machine's readings (about a second) and print them."""
+    MACHINE.update(machine.reading())
+    print(f"  ({machine.describe(MACHINE)})", flush=True)
 
 
 def meta() -> dict[str, Any]:
@@ -19,6 +30,7 @@ def meta() -> dict[str, Any]:
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
+        **MACHINE,
     }
 
 

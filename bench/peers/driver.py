@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import machine
 from bench.peers import Peer
 from bench.peers.figures import (
     NOTE,
@@ -167,7 +168,7 @@ def run_peers(
             f"{m.get('at', '')}, {m.get('cores', '?')} cores shared with other work (load average "
             f"{m.get('load_average_1m', '?')} at the start, {m['load_average_1m_at_end']} at the end), "
             f"{rounds} round{plural}"
-        )
+        ) + machine.title_line(m)
         print(f"\n  figures: {results_dir / 'peers.json'}", flush=True)
         if plotting_available():
             from bench.plot import plot_peers

@@ -102,3 +102,13 @@ def test_witness_lines_give_lateness_and_rate() -> None:
     runs = witness.parse("".join(f"0 {10 + i * 0.5} {10.1 + i * 0.5}\n" for i in range(5)))
     assert witness.rate(runs) == pytest.approx(5 / 2.1)  # first start 10.0, last end 12.1
     assert witness.rate([]) == 0.0
+
+
+def test_the_machine_readings_are_taken_and_put_in_a_title() -> None:
+    from bench import machine
+
+    assert machine.python_loop_ms(tries=1) > 0
+    assert machine.shell_fork_us(tries=1) > 0
+    assert machine.title_line({"at": "now"}) == ""  # a document from before the readings
+    line = machine.title_line({"python_loop_ms": 65.4, "shell_fork_us": 210.6})
+    assert line == "\nthe machine: a Python loop 65.4 ms, a shell's fork 210.6 us"
