@@ -6,7 +6,7 @@ The same commit on this VM has run 40% slower for every Python role after a
 reboot (while an in-process peer did not move), and 15% apart within an hour;
 without a reading of the machine, a figure says as much about the day as
 about the code. The readings are the two kinds of work cronfleet's figures
-are made of: Python's interpreter (a fixed loop of dict and object work, the
+are made of: Python's interpreter (a fixed loop of dict and ``str()`` work, on the
 interpreter this bench runs on) and the kernel's process work (a fork, an
 exit and a wait of ``/bin/sh``, the process runtime's floor per run).
 """
@@ -49,7 +49,7 @@ def shell_fork_us(tries: int = 3) -> float:
     return best / FORKS * 1e6
 
 
-def reading() -> dict[str, float | str]:
+def reading() -> dict[str, Any]:
     """Both readings, and the interpreter they (and the bench's roles) ran on."""
     return {
         "python": f"{sys.version.split()[0]} ({sys.base_prefix})",
@@ -58,16 +58,17 @@ def reading() -> dict[str, float | str]:
     }
 
 
-def describe(r: dict[str, float | str]) -> str:
+def describe(r: dict[str, Any]) -> str:
+    """The readings as the bench prints them."""
     return (
-        f"machine today: a fixed Python loop {r['python_loop_ms']} ms (Python {r['python']}), "
+        f"machine today: a fixed Python loop {r['python_loop_ms']} ms on Python {r['python']}, "
         f"a shell's fork and wait {r['shell_fork_us']} us"
     )
 
 
 def title_line(meta: dict[str, Any]) -> str:
     """The readings in a document's meta as a plot title's second line ("" if not taken)."""
-    if "python_loop_ms" not in meta:
+    loop, fork = meta.get("python_loop_ms"), meta.get("shell_fork_us")
+    if loop is None or fork is None:
         return ""
-    loop, fork = meta["python_loop_ms"], meta["shell_fork_us"]
     return f"\nthe machine: a Python loop {loop} ms, a shell's fork {fork} us"

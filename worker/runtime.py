@@ -129,9 +129,10 @@ done
 @dataclass
 class RunSpec:
     """One run, as a runtime needs it. Built from the assignment by
-    :meth:`from_assignment` and nowhere else, and not changed after: not
-    frozen only because a frozen dataclass sets each of its sixteen fields
-    through ``object.__setattr__`` (2.4 us of a no-op run's ~80 us on the loop)."""
+    :meth:`from_assignment` and nowhere else, and never changed after (its
+    cached ``run_dir`` would go stale): not frozen only because a frozen
+    dataclass sets each of its sixteen fields through ``object.__setattr__``
+    (2.4 us of a no-op run's ~80 us on the loop)."""
 
     execution_id: int
     job_id: str
@@ -164,7 +165,7 @@ class RunSpec:
                 env = reveal_env(job.env)
             except ValueError as exc:  # a secret sent without its value
                 refused = f"secret_unavailable: {exc}"
-        # One path parsed, not two joins (pathlib's joins cost 2 us each).
+        # A folder named for the run: one path parsed, not two joins (pathlib's cost 2 us each).
         spool = (
             run_dir / SPOOL_FILE
             if run_dir is not None

@@ -104,11 +104,17 @@ def test_witness_lines_give_lateness_and_rate() -> None:
     assert witness.rate([]) == 0.0
 
 
-def test_the_machine_readings_are_taken_and_put_in_a_title() -> None:
-    from bench import machine
+def test_the_machine_readings_go_into_the_figures_meta_and_a_title(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import machine, record
 
-    assert machine.python_loop_ms(tries=1) > 0
-    assert machine.shell_fork_us(tries=1) > 0
+    assert machine.python_loop_ms(tries=1) > 0  # the readings themselves run here
+    monkeypatch.setattr(
+        machine, "reading", lambda: {"python": "3.11 (here)", "python_loop_ms": 65.4, "shell_fork_us": 210.6}
+    )
+    monkeypatch.setattr(record, "MACHINE", {})
+    assert "python_loop_ms" not in record.meta()  # not read yet
+    record.read_machine()
+    meta = record.meta()
+    assert (meta["python_loop_ms"], meta["shell_fork_us"]) == (65.4, 210.6)
+    assert machine.title_line(meta) == "\nthe machine: a Python loop 65.4 ms, a shell's fork 210.6 us"
     assert machine.title_line({"at": "now"}) == ""  # a document from before the readings
-    line = machine.title_line({"python_loop_ms": 65.4, "shell_fork_us": 210.6})
-    assert line == "\nthe machine: a Python loop 65.4 ms, a shell's fork 210.6 us"
