@@ -123,7 +123,7 @@ class Runs:
             metrics.RUNS_FINISHED.labels("returned").inc()
             return False
         # Its folder is named now: one an earlier process run left, if any (worker.run_folders).
-        http = assignment.job.HasField("http")  # a call needs none
+        http = assignment.job.HasField("http")  # the HTTP runtime makes its own folder, takes no kept one
         kept = None if http else kept_folder_for(self.spool_root, assignment.owner_id)
         spec = RunSpec.from_assignment(assignment, self.spool_root, kept)
         run = Run(spec, proto.to_epoch(assignment.fire_at), origin)

@@ -78,7 +78,7 @@ def make_run_dir(path: Path) -> None:
     """The run's folder: the kept one it was handed, looked at again (what a
     process detached from its run wrote into it meanwhile makes it go), or a
     new one."""
-    if _handed.pop(where := str(path), None) is not None:
+    if _handed.pop(str(path), None) is not None:
         if _bare(path):
             return
         shutil.rmtree(path, ignore_errors=True)
@@ -89,19 +89,19 @@ def make_run_dir(path: Path) -> None:
     except FileNotFoundError:
         os.makedirs(path, exist_ok=True)
     except FileExistsError:  # a resent run's, or a folder kept under this name (its run's)
-        _no_longer_kept(where)
+        _no_longer_kept(path)
     parent = str(path.parent)
     if parent not in _fresh:
         st = os.stat(path)
         _fresh[parent] = (st.st_mode, st.st_uid, st.st_gid)
 
 
-def _no_longer_kept(where: str) -> None:
+def _no_longer_kept(path: Path) -> None:
     """A run whose folder is there already uses it: if it is a kept one
     (a run of this execution and attempt ran here before), no other run gets it."""
     for (parent, _), spare in _spare.items():
         with contextlib.suppress(ValueError):
-            spare.remove(Path(where))
+            spare.remove(path)
             _count(parent, -1)
 
 
