@@ -7,7 +7,7 @@ kernel allocates first steps over each inode freed in the last minutes
 (``find_inode_bit``, ``recently_deleted``), so a folder made and removed per
 run made the next runs' files dearer the more runs had gone before: 3,000
 `true` runs went 1,376 -> 1,250 runs/s over three runs in a row, and 1,630
-with the folders kept (README, Eighteenth session).
+with the folders kept (docs/benchmark-history.md, Eighteenth session).
 
 A folder is kept only when its run has ended with no process of its group
 left (:func:`may_reuse`, the process runtime's runs), it is empty once the
