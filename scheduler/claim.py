@@ -4,12 +4,11 @@
 shards (at its epoch), records one execution per fire and advances each
 schedule; :func:`claim_pending` picks up attempts already recorded but on
 no worker (retries, manual runs, what a dead scheduler had claimed).
-:class:`ClaimLoop` runs both whenever woken, and then dispatches.
+scheduler.claim_loop runs both whenever woken, and then dispatches.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import time
 from collections.abc import Callable
@@ -20,22 +19,14 @@ from typing import Any
 import structlog
 
 from cronfleet import alerts, metrics, schedule
-from cronfleet.aio import sleep_or, wait_for_event
 from cronfleet.codec import rows
-from cronfleet.config import Settings
 from cronfleet.db import Database, Row, Session
-from cronfleet.errors import CronfleetError
 from cronfleet.schedule import DEFAULT_MISFIRE_CATCHUP, DEFAULT_MISFIRE_GRACE
-from cronfleet.sealing import SecretKey
-from scheduler.dispatch import Candidate, Dispatcher, DispatchQueue, QueuedRun
-from scheduler.ownership import ShardOwnership
+from scheduler.dispatch import Candidate, QueuedRun
 from scheduler.prepared import JobCache, PreparedJob, jobs_without_secrets, queued_run
-from scheduler.streams import WorkerStreams
 
 log = structlog.get_logger()
 UNLIMITED = 2147483647  # the claim statement's "no limit"
-# More queued than this and the claim waits for workers to catch up.
-MAX_QUEUED = 50_000
 
 
 def decide_fires(
@@ -233,166 +224,3 @@ async def claim_pending(
     ids = list({r["job_id"] for r in pending})
     found = {j["id"]: j for j in await db.fetch_all("jobs_by_id", {"ids": ids})}
     return [queued_run(r, found[j], jobs.get(found[j])) for r in pending if (j := r["job_id"]) in found]
-
-
-class ClaimLoop:
-    """Claims whenever woken (a NOTIFY, new shards, a worker with room) or
-    every ``claim_interval``, then hands what it has to the dispatcher."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        db: Database,
-        ownership: ShardOwnership,
-        queue: DispatchQueue,
-        dispatcher: Dispatcher,
-        streams: WorkerStreams,
-        wake: asyncio.Event,
-        on_replaced: asyncio.Event,
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.ownership = ownership
-        self.queue = queue
-        self.dispatcher = dispatcher
-        self.streams = streams
-        self.wake = wake
-        self.on_replaced = on_replaced  # set when "replace" jobs have older runs to stop
-        self._fence_checked = 0.0
-        self.jobs = JobCache(SecretKey.from_settings(settings))
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self.wake.clear()
-            try:
-                await self.claim_once()
-            except CronfleetError as exc:
-                log.warning("claim_failed", error=str(exc))
-                await sleep_or(stop, 0.5)
-            await self.dispatcher.dispatch()
-            await wait_for_event(self.wake, self.settings.claim_interval)
-
-    async def _check_fence(self, scheduler_id: str, epoch: int, believed: frozenset[int]) -> None:
-        """A claim that took nothing may have been refused: Postgres gives our
-        shards to another scheduler at a newer epoch while we were frozen
-        (SIGSTOP, a long pause), before our etcd session tells us. Looked at
-        once a second at most: counted, logged, and the shards no longer ours
-        are dropped here until etcd says otherwise."""
-        now = time.monotonic()
-        if now - self._fence_checked < 1.0 or not believed:
-            return
-        self._fence_checked = now
-        rows = await self.db.fetch_all("shards_owned_at", {"scheduler_id": scheduler_id, "epoch": epoch})
-        still = frozenset(r["shard_id"] for r in rows)
-        if not believed <= still:
-            metrics.CLAIMS_FENCED.inc()
-            log.warning("claim_fenced", scheduler_id=scheduler_id, epoch=epoch, shards=len(believed - still))
-            if epoch == self.ownership.epoch:
-                self.ownership.keep_only(still)
-
-    def queue_bound(self) -> int:
-        """How many claimed runs may wait here for workers: what the workers
-        keeping up have room for. A worker falling behind (overdue runs) gets
-        nothing more, and fires it cannot take stay unclaimed in Postgres,
-        where the job's misfire policy bounds how late they run; claimed, they
-        would wait here, late without limit. With no worker connected yet (or
-        none heard from lately), one claim batch waits here."""
-        responsive = self.streams.responsive()
-        if not self.streams.heard_lately():
-            # None connected yet, or none heard from lately: all silent at once
-            # is most likely our own pause (its messages wait unread), and a
-            # claim then also meets the fence if our shards went elsewhere.
-            return self.settings.claim_batch
-        room = sum(max(0, s.credits) for s in responsive)
-        return min(MAX_QUEUED, room)
-
-    def _batch(self, bound: int, fresh: int | None) -> int:
-        batch = min(self.settings.claim_batch, bound - len(self.queue))
-        if fresh is not None:
-            batch = min(batch, max(1, fresh - self.queue.fresh_container_runs()))
-        return max(1, batch)
-
-    def fresh_room(self) -> int | None:
-        """How many more runs needing a fresh container (docker per_run) the
-        workers keeping up can start on time (their Room, less what they
-        hold); None when a worker has no such limit. Claimed beyond this,
-        such runs would wait here and start late without bound."""
-        rooms = [s.room_left() for s in self.streams.responsive()]
-        if not rooms or any(r is None for r in rooms):
-            return None
-        return sum(r for r in rooms if r is not None)
-
-    def lookahead(self) -> timedelta:
-        """How far ahead to claim: docker runs need tens of seconds to arm."""
-        s = self.settings
-        ahead = s.lookahead_docker if self.streams.any_runs("docker") else s.lookahead_process
-        return timedelta(seconds=ahead)
-
-    def _workers_full(self, bound: int, fresh: int | None) -> bool:
-        """The queue holds what the workers have room for (fresh containers too)."""
-        return len(self.queue) >= bound or (fresh is not None and self.queue.fresh_container_runs() >= fresh)
-
-    async def claim_once(self) -> int:
-        bound, fresh = self.queue_bound(), self.fresh_room()
-        if not self.ownership.shards or self._workers_full(bound, fresh):
-            # Workers are not keeping up: fires left unclaimed fall behind, and
-            # their misfire policy decides when they are claimed, instead of a
-            # backlog that grows without end.
-            return 0
-        horizon = datetime.now(UTC) + self.lookahead()
-        scheduler_id, epoch = self.ownership.scheduler_id, self.ownership.epoch
-        believed = self.ownership.shards  # what this claim is for, whatever etcd says meanwhile
-        total = 0
-        while True:
-            claimed = await self._claim_and_send(horizon, scheduler_id, epoch, self._batch(bound, fresh))
-            self.queue.push(claimed.runs)
-            total += len(claimed.runs) + len(claimed.assigned)
-            if claimed.replaced:
-                self.on_replaced.set()
-            # Each batch goes out before the next is claimed: workers start on
-            # it while this claims the next (claiming all first held the first
-            # fire of a large second until the last was claimed).
-            await self.dispatcher.dispatch()
-            if not claimed.fires:  # a job that fell behind yields one fire per claim: go until dry
-                break
-            # What the workers have room for now (the runs just sent spent some).
-            bound, fresh = self.queue_bound(), self.fresh_room()
-            if self._workers_full(bound, fresh):
-                break  # or until the workers have no room left
-        pending = await claim_pending(
-            self.db,
-            scheduler_id=scheduler_id,
-            epoch=epoch,
-            horizon=horizon,
-            batch=self.settings.claim_batch,
-            queued=self.queue.queued_ids,
-            jobs=self.jobs,
-        )
-        self.queue.push(pending)
-        if not total and not pending:
-            await self._check_fence(scheduler_id, epoch, believed)
-        if total or pending:
-            log.debug(
-                "fires_claimed", scheduler_id=self.ownership.scheduler_id, fires=total, pending=len(pending)
-            )
-        return total + len(pending)
-
-    async def _claim_and_send(self, horizon: datetime, scheduler_id: str, epoch: int, batch: int) -> Claimed:
-        """One claim; the runs it assigned are sent before another assignment
-        can interleave (the dispatcher's lock, as a worker's hello expects:
-        scheduler.rejoin)."""
-        async with self.dispatcher.lock:
-            claimed = await claim_due_fires(
-                self.db,
-                scheduler_id=scheduler_id,
-                epoch=epoch,
-                horizon=horizon,
-                batch=batch,
-                misfire_grace=timedelta(seconds=self.settings.misfire_grace_seconds),
-                misfire_catchup=timedelta(seconds=self.settings.misfire_catchup_seconds),
-                user_quota=self.settings.quota_concurrent_runs,
-                jobs=self.jobs,
-                choose_workers=self.dispatcher.choose_workers,
-            )
-            self.dispatcher.send_assigned(claimed.assigned)
-        return claimed

@@ -23,7 +23,7 @@ from cronfleet.db import Database
 from cronfleet.errors import CronfleetError, Unavailable
 from cronfleet.v1 import dispatch_pb2_grpc
 from scheduler.cancels import CancelForwarder
-from scheduler.claim import ClaimLoop
+from scheduler.claim_loop import ClaimLoop
 from scheduler.dispatch import Dispatcher, DispatchQueue
 from scheduler.events import EventRecorder
 from scheduler.forecast import Forecaster

@@ -11,7 +11,7 @@ from typing import Any
 from cronfleet.codec import proto
 from cronfleet.config import Settings
 from cronfleet.v1 import dispatch_pb2, jobs_pb2
-from scheduler.claim import ClaimLoop
+from scheduler.claim_loop import ClaimLoop
 from scheduler.dispatch import Candidate, Dispatcher, DispatchQueue, QueuedRun
 from scheduler.streams import WorkerStream, WorkerStreams
 
