@@ -25,6 +25,15 @@ from scheduler.streams import WorkerStreams
 log = structlog.get_logger()
 # More queued than this and the claim waits for workers to catch up.
 MAX_QUEUED = 50_000
+# After this many claims in a row found nothing due, a scheduler is idle: it
+# claims every ``claim_idle_interval`` rather than every ``claim_interval``,
+# each claim looking that much further ahead, so that a fire is still claimed
+# a lookahead before its time. What makes work due at once says so by NOTIFY
+# (a job made, changed or run now; a retry, a downstream run, a returned
+# one), shards and workers with room wake it too: the idle interval only
+# bounds what a missed notice costs. An idle cluster's schedulers took 48-58
+# ms of CPU a second at 0.2 s, and Postgres 19-23 for them; at 1 s, 33 and 9.
+IDLE_AFTER = 5
 
 
 class ClaimLoop:
@@ -52,6 +61,7 @@ class ClaimLoop:
         self.on_replaced = on_replaced  # set when "replace" jobs have older runs to stop
         self._fence_checked = 0.0
         self.jobs = JobCache(SecretKey.from_settings(settings))
+        self.empty_claims = 0  # claims in a row that found nothing due (see IDLE_AFTER)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -60,9 +70,18 @@ class ClaimLoop:
                 await self.claim_once()
             except CronfleetError as exc:
                 log.warning("claim_failed", error=str(exc))
+                self.empty_claims = 0
                 await sleep_or(stop, 0.5)
             await self.dispatcher.dispatch()
-            await wait_for_event(self.wake, self.settings.claim_interval)
+            await wait_for_event(self.wake, self.interval())
+
+    def interval(self) -> float:
+        """How long until the next claim, unless woken."""
+        return self._interval_at(self.empty_claims)
+
+    def _interval_at(self, empty_claims: int) -> float:
+        busy = self.settings.claim_interval
+        return max(busy, self.settings.claim_idle_interval) if empty_claims >= IDLE_AFTER else busy
 
     async def _check_fence(self, scheduler_id: str, epoch: int, believed: frozenset[int]) -> None:
         """A claim that took nothing may have been refused: Postgres gives our
@@ -130,15 +149,21 @@ class ClaimLoop:
             # Workers are not keeping up: fires left unclaimed fall behind, and
             # their misfire policy decides when they are claimed, instead of a
             # backlog that grows without end.
+            self.empty_claims = 0  # not idle: claimed again as soon as there is room
             return 0
-        horizon = datetime.now(UTC) + self.lookahead()
+        # A fire is claimed at least its lookahead less one claim interval
+        # before its time: if this claim finds nothing and the next is an
+        # idle interval away, this one looks that much further ahead.
+        further = self._interval_at(self.empty_claims + 1) - self.settings.claim_interval
+        horizon = datetime.now(UTC) + self.lookahead() + timedelta(seconds=further)
         scheduler_id, epoch = self.ownership.scheduler_id, self.ownership.epoch
         believed = self.ownership.shards  # what this claim is for, whatever etcd says meanwhile
-        total = 0
+        total = due = 0
         while True:
             claimed = await self._claim_and_send(horizon, scheduler_id, epoch, self._batch(bound, fresh))
             self.queue.push(claimed.runs)
             total += len(claimed.runs) + len(claimed.assigned)
+            due += claimed.fires
             if claimed.replaced:
                 self.on_replaced.set()
             # Each batch goes out before the next is claimed: workers start on
@@ -161,6 +186,7 @@ class ClaimLoop:
             jobs=self.jobs,
         )
         self.queue.push(pending)
+        self.empty_claims = 0 if due or pending else self.empty_claims + 1
         if not total and not pending:
             await self._check_fence(scheduler_id, epoch, believed)
         if total or pending:
