@@ -36,6 +36,7 @@ from cronfleet.v1 import coordinator_pb2_grpc
 log = structlog.get_logger()
 TICK = 0.25
 HOUSEKEEPING_EVERY = timedelta(minutes=10)  # partitions ahead, expired idempotency keys out
+ROLES = ("schedulers", "workers", "coordinators")  # the members the leader reads each tick
 
 
 class LeadershipLost(Exception):
@@ -147,12 +148,11 @@ class Coordinator:
         sweeps = LostSweeps()
         while True:
             try:
-                schedulers = await etcd.read_members(self.client, self.keys, "schedulers")
-                workers = await etcd.read_members(self.client, self.keys, "workers")
+                members = await etcd.read_all_members(self.client, self.keys, ROLES)
+                schedulers, workers = members["schedulers"], members["workers"]
                 metrics.MEMBERS.labels("scheduler").set(len(schedulers))
                 metrics.MEMBERS.labels("worker").set(len(workers))
-                coordinators = await etcd.read_members(self.client, self.keys, "coordinators")
-                metrics.MEMBERS.labels("coordinator").set(len(coordinators))
+                metrics.MEMBERS.labels("coordinator").set(len(members["coordinators"]))
                 await self.shards.assign(epoch, sorted(schedulers))
                 live_workers = lost_since.live(workers)
                 if live_workers is not None and sweeps.due(live_workers):

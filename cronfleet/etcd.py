@@ -80,7 +80,10 @@ class Keys:
         return f"{self.prefix}/shardmap".encode()
 
     def members(self, role: str) -> bytes:
-        return f"{self.prefix}/members/{role}/".encode()
+        return self.all_members() + f"{role}/".encode()
+
+    def all_members(self) -> bytes:
+        return f"{self.prefix}/members/".encode()
 
     def member(self, role: str, member_id: str) -> bytes:
         return self.members(role) + member_id.encode()
@@ -195,4 +198,18 @@ async def read_members(client: aetcd.Client, keys: Keys, role: str) -> dict[str,
     for kv in await client.get_prefix(keys.members(role)):
         member_id = kv.key.decode().rsplit("/", 1)[-1]
         out[member_id] = json.loads(kv.value)
+    return out
+
+
+async def read_all_members(
+    client: aetcd.Client, keys: Keys, roles: tuple[str, ...]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The members of each of ``roles`` (role -> read_members's answer), in
+    one read of etcd rather than one a role (the leader's tick, 4 a second)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {role: {} for role in roles}
+    prefix = keys.all_members()
+    for kv in await client.get_prefix(prefix):
+        role, _, member_id = kv.key[len(prefix) :].decode().partition("/")
+        if role in out:
+            out[role][member_id] = json.loads(kv.value)
     return out

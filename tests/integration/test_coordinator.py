@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable
 
 import pytest
 
+from coordinator import shard_assignment
 from coordinator.cluster import read_cluster
 from coordinator.node import Coordinator
 from cronfleet import etcd
@@ -110,3 +111,41 @@ async def _eq(value: Awaitable[object], expected: object) -> bool:
 
 async def _ready(flag: bool) -> bool:
     return flag
+
+
+class Published:
+    """An etcd client that only records what the assigner publishes."""
+
+    def __init__(self) -> None:
+        self.maps: list[bytes] = []
+
+    async def put(self, key: str, value: bytes) -> None:
+        self.maps.append(value)
+
+
+async def test_shards_are_read_again_when_the_schedulers_change_or_after_a_while(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leader alone writes shard_owners, so it does not read them back on
+    every tick: only when the live schedulers change, or every VERIFY_EVERY
+    seconds, when whatever drifted is put right."""
+    published = Published()
+    assigner = shard_assignment.ShardAssigner(db, published, etcd.Keys("/t"), 16)
+
+    async def owners() -> dict[int, str]:
+        return {r["shard_id"]: r["scheduler_id"] for r in await db.fetch_all("shard_owners")}
+
+    await assigner.assign(1, ["s1"])
+    assert set((await owners()).values()) == {"s1"} and len(published.maps) == 1
+    async with db.transaction() as tx:  # drift (no one but the leader writes here)
+        await tx.execute("write_shard_owners", {"shard_ids": [0], "scheduler_ids": ["gone"], "epoch": 1})
+    await assigner.assign(1, ["s1"])
+    assert (await owners())[0] == "gone", "the same schedulers, just assigned: not read again"
+    await assigner.assign(1, ["s1", "s2"])
+    after = await owners()
+    assert set(after.values()) == {"s1", "s2"} and len(published.maps) == 2, "new schedulers: read, fixed"
+    async with db.transaction() as tx:
+        await tx.execute("write_shard_owners", {"shard_ids": [0], "scheduler_ids": ["gone"], "epoch": 1})
+    monkeypatch.setattr(shard_assignment, "VERIFY_EVERY", 0.0)
+    await assigner.assign(1, ["s1", "s2"])
+    assert (await owners())[0] == after[0], "read again once VERIFY_EVERY has passed"
