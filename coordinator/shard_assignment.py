@@ -20,7 +20,9 @@ log = structlog.get_logger()
 # table and the published map match the live schedulers they stay so until
 # the schedulers change: read again then, and at least this often. Read on
 # every tick (4 a second), the 256 rows were two thirds of an idle leader's
-# CPU, and a thousand rows a second for Postgres.
+# CPU, and a thousand rows a second for Postgres. The price: a change made
+# outside the leader (a restored backup, a hand edit) is put right within
+# this, not within a tick; claims on shards it moved meet the fence meanwhile.
 VERIFY_EVERY = 10.0
 
 

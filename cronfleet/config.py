@@ -88,7 +88,7 @@ class Settings:
     scheduler_id: str = ""
     dispatch_addr: str = "127.0.0.1:0"
     claim_interval: float = 0.2
-    # An idle scheduler's (nothing due in its last claims; scheduler.claim_loop).
+    # An idle scheduler's longest wait between claims (scheduler.claim_loop).
     claim_idle_interval: float = 1.0
     claim_batch: int = 500
     # How far ahead of fire time a fire is claimed and sent to a worker.

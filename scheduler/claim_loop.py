@@ -26,19 +26,21 @@ log = structlog.get_logger()
 # More queued than this and the claim waits for workers to catch up.
 MAX_QUEUED = 50_000
 # After this many claims in a row found nothing due, a scheduler is idle: it
-# claims every ``claim_idle_interval`` rather than every ``claim_interval``,
-# each claim looking that much further ahead, so that a fire is still claimed
-# a lookahead before its time. What makes work due at once says so by NOTIFY
-# (a job made, changed or run now; a retry, a downstream run, a returned
-# one), shards and workers with room wake it too: the idle interval only
-# bounds what a missed notice costs. An idle cluster's schedulers took 48-58
-# ms of CPU a second at 0.2 s, and Postgres 19-23 for them; at 1 s, 33 and 9.
+# next claims when its soonest fire (or attempt) comes within its lookahead,
+# at least a claim interval and at most ``claim_idle_interval`` away, so a
+# fire is claimed when it would have been while busy. What makes work due
+# at once says so by NOTIFY (a job made, changed or run now; a retry, a
+# downstream run, a returned one), and shards and workers with room wake it
+# too: the idle interval bounds what a missed notice costs. An idle
+# cluster's schedulers took 48-58 ms of CPU a second at 0.2 s, and
+# Postgres 19-23 for them.
 IDLE_AFTER = 5
 
 
 class ClaimLoop:
     """Claims whenever woken (a NOTIFY, new shards, a worker with room) or
-    every ``claim_interval``, then hands what it has to the dispatcher."""
+    every ``claim_interval`` (idle: when something comes within reach), then
+    hands what it has to the dispatcher."""
 
     def __init__(
         self,
@@ -66,22 +68,30 @@ class ClaimLoop:
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.wake.clear()
+            wait = self.settings.claim_interval
             try:
                 await self.claim_once()
+                wait = await self.until_next_claim()
             except CronfleetError as exc:
                 log.warning("claim_failed", error=str(exc))
                 self.empty_claims = 0
                 await sleep_or(stop, 0.5)
             await self.dispatcher.dispatch()
-            await wait_for_event(self.wake, self.interval())
+            await wait_for_event(self.wake, wait)
 
-    def interval(self) -> float:
-        """How long until the next claim, unless woken."""
-        return self._interval_at(self.empty_claims)
-
-    def _interval_at(self, empty_claims: int) -> float:
-        busy = self.settings.claim_interval
-        return max(busy, self.settings.claim_idle_interval) if empty_claims >= IDLE_AFTER else busy
+    async def until_next_claim(self) -> float:
+        """Seconds until the next claim, unless woken (see IDLE_AFTER)."""
+        s = self.settings
+        if self.empty_claims < IDLE_AFTER or s.claim_idle_interval <= s.claim_interval:
+            return s.claim_interval
+        row = await self.db.fetch_one(
+            "next_due", {"scheduler_id": self.ownership.scheduler_id, "epoch": self.ownership.epoch}
+        )
+        if row is None or row["at"] is None:
+            return s.claim_idle_interval
+        due: datetime = row["at"]
+        within_reach = (due - self.lookahead() - datetime.now(UTC)).total_seconds()
+        return min(max(within_reach, s.claim_interval), s.claim_idle_interval)
 
     async def _check_fence(self, scheduler_id: str, epoch: int, believed: frozenset[int]) -> None:
         """A claim that took nothing may have been refused: Postgres gives our
@@ -151,11 +161,7 @@ class ClaimLoop:
             # backlog that grows without end.
             self.empty_claims = 0  # not idle: claimed again as soon as there is room
             return 0
-        # A fire is claimed at least its lookahead less one claim interval
-        # before its time: if this claim finds nothing and the next is an
-        # idle interval away, this one looks that much further ahead.
-        further = self._interval_at(self.empty_claims + 1) - self.settings.claim_interval
-        horizon = datetime.now(UTC) + self.lookahead() + timedelta(seconds=further)
+        horizon = datetime.now(UTC) + self.lookahead()
         scheduler_id, epoch = self.ownership.scheduler_id, self.ownership.epoch
         believed = self.ownership.shards  # what this claim is for, whatever etcd says meanwhile
         total = due = 0

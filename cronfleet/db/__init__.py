@@ -16,13 +16,15 @@ from typing import Any
 import psycopg
 import psycopg_pool
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from cronfleet.errors import Conflict, CronfleetError, Unavailable
 
 Row = dict[str, Any]
 Params = Mapping[str, Any] | None
+# libpq's TCP keepalives for a LISTEN connection (idle 10 s, then 5 probes 3 s apart).
+LISTEN_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 5}
 
 
 def _load_queries() -> dict[str, str]:
@@ -154,7 +156,11 @@ class Database:
     async def listen(self, *channels: str) -> AsyncIterator[AsyncIterator[tuple[str, str]]]:
         """A dedicated connection LISTENing on ``channels``; yields (channel, payload)."""
         with _translated():
-            conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
+            # Keepalives: a connection that died without a word (a partition,
+            # a failover behind an address) is found out in about 25 s, not
+            # hours; meanwhile only the claim loop's own pace finds new work.
+            conninfo = make_conninfo(self.url, **LISTEN_KEEPALIVES)
+            conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
         try:
             for channel in channels:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))

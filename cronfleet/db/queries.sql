@@ -597,6 +597,22 @@ WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
   AND coalesce(j.spec->>'container', 'per_run') <> 'per_job'
 GROUP BY 1, 2, 3, 4
 
+-- next_due --
+-- When this scheduler next has something to claim, for an idle one: the
+-- soonest fire on its shards, or the soonest attempt no worker holds (one
+-- waiting for room is due now). One index probe a shard, each way.
+SELECT least(
+    (SELECT min(n.next_run_at) FROM shard_owners o
+     CROSS JOIN LATERAL (SELECT s.next_run_at FROM schedule s WHERE s.shard_id = o.shard_id
+                         ORDER BY s.next_run_at LIMIT 1) n
+     WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s),
+    (SELECT min(p.run_at) FROM shard_owners o
+     CROSS JOIN LATERAL (SELECT e.run_at FROM executions e
+                         WHERE e.shard_id = o.shard_id AND e.status = 'scheduled' AND e.worker_id IS NULL
+                         ORDER BY e.run_at LIMIT 1) p
+     WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s)
+) AS at
+
 -- select_pending --
 -- Attempts that no worker holds and this scheduler has not queued: retries,
 -- manual runs, backfills, and what a dead scheduler had claimed. A job with

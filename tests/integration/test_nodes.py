@@ -390,31 +390,33 @@ async def test_a_gone_schedulers_runs_are_judged_by_another(
 async def test_an_idle_scheduler_claims_a_fire_its_lookahead_before_its_time(
     cluster: Cluster, service: JobsService, user: User, settings: Settings
 ) -> None:
-    """Idle (nothing due), a scheduler claims every idle interval, not every
-    claim interval; each claim then looks that much further ahead, so a fire
-    that becomes due by the clock alone (no NOTIFY says so) is still claimed
-    its lookahead less one claim interval before its time, as when busy."""
+    """Idle (nothing due), a scheduler claims when its soonest fire comes
+    within its lookahead, not every claim interval: a fire that only the
+    clock brings due (no NOTIFY says so) is still claimed its lookahead less
+    one claim interval before its time, as when busy, and never earlier."""
     cluster.coordinator()
     cluster.scheduler("s1")
     cluster.worker("w1", NoopRuntime(), capacity=8)
     await cluster.ready()
     lookahead, interval = settings.lookahead_process, settings.claim_interval
     assert settings.claim_idle_interval >= 0.5 > interval, "the defaults this test is about"
-    # Ahead of every claim made when they are created (the NOTIFY's): only
-    # the clock brings them within reach, spread over an idle interval.
-    first = datetime.now(UTC) + timedelta(seconds=lookahead + 3)
-    ats = [first + timedelta(seconds=0.17 * i) for i in range(8)]
-    await service.create_jobs(
-        user, [job_spec(name=f"later-{i}", run_at=at.isoformat()) for i, at in enumerate(ats)]
-    )
+    # Beyond the reach of the claim their NOTIFY wakes, and each further
+    # apart than the scheduler takes to go idle again after claiming one, at
+    # steps that fall at a new point of its idle interval each time.
+    first = datetime.now(UTC) + timedelta(seconds=lookahead + 2)
+    ats = [first + timedelta(seconds=1.37 * i) for i in range(5)]
+    specs = [job_spec(name=f"later-{i}", run_at=at.isoformat()) for i, at in enumerate(ats)]
+    await service.create_jobs(user, specs)
 
     async def claimed() -> list[tuple[datetime, datetime]] | None:
-        with psycopg.connect(settings.database_url) as conn:
-            rows = conn.execute("SELECT scheduled_at, assigned_at FROM executions").fetchall()
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            cur = await conn.execute("SELECT scheduled_at, assigned_at FROM executions")
+            rows = await cur.fetchall()
         return rows if len(rows) == len(ats) and all(a for _, a in rows) else None
 
-    rows = await assert_eventually(claimed, timeout=30, what="every fire claimed and assigned")
-    # A loaded machine runs a claim late by a little; an idle claim that did
-    # not look further ahead would claim some up to (idle - claim) interval later.
+    rows = await assert_eventually(claimed, timeout=30, interval=0.5, what="every fire claimed and assigned")
     leads = sorted((fire - assigned).total_seconds() for fire, assigned in rows)
+    # A loaded machine runs a claim a little late; one that waited the
+    # whole idle interval would be up to that much later.
     assert leads[0] >= lookahead - interval - 0.3, leads
+    assert leads[-1] <= lookahead + 0.1, f"claimed before its lookahead: {leads}"

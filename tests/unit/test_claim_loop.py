@@ -1,11 +1,11 @@
-"""The claim loop's pace: every claim interval while there is work, every
-idle interval once claims keep finding nothing, looking further ahead then
-so that no fire is claimed later than while busy."""
+"""The claim loop's pace: every claim interval while there is work; once
+claims keep finding nothing, when the soonest fire comes within the
+lookahead (at most an idle interval away), never looking further ahead."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from scheduler.ownership import ShardOwnership
 from scheduler.streams import WorkerStream, WorkerStreams
 
 SETTINGS = Settings(claim_interval=0.2, claim_idle_interval=1.0, lookahead_process=3.0)
+LOOKAHEAD = timedelta(seconds=SETTINGS.lookahead_process)
 
 
 class Dispatcher:
@@ -38,18 +39,25 @@ class Dispatcher:
 
 
 class Postgres:
-    """The claim statements, answered from a script: how many fires are due."""
+    """The claim statements and next_due, answered from a script."""
 
     def __init__(self) -> None:
         self.due: list[int] = []  # per claim: fires it finds (0 when the list runs out)
-        self.horizons: list[datetime] = []
+        self.ahead: list[float] = []  # how far past now + lookahead each claim looked (s)
+        self.next_due: datetime | None = None
+        self.next_due_asked = 0
 
     async def claim_due_fires(self, db: Any, *, horizon: datetime, **_: Any) -> Claimed:
-        self.horizons.append(horizon)
+        self.ahead.append((horizon - LOOKAHEAD - datetime.now(UTC)).total_seconds())
         return Claimed([], [], self.due.pop(0) if self.due else 0)
 
     async def claim_pending(self, db: Any, **_: Any) -> list[Any]:
         return []
+
+    async def fetch_one(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        assert name == "next_due" and params == {"scheduler_id": "s1", "epoch": 1}
+        self.next_due_asked += 1
+        return {"at": self.next_due}
 
 
 @pytest.fixture
@@ -60,15 +68,14 @@ def postgres(monkeypatch: pytest.MonkeyPatch) -> Postgres:
     return fake
 
 
-def make_loop(streams: WorkerStreams | None = None, queue: DispatchQueue | None = None) -> ClaimLoop:
+def make_loop(postgres: Postgres, streams: WorkerStreams | None = None) -> ClaimLoop:
     ownership = ShardOwnership("s1", on_change=lambda: None)
     ownership.apply({"epoch": 1, "owners": {"s1": [0, 1]}})
-    nobody: Any = None
     loop = ClaimLoop(
         SETTINGS,
-        nobody,
+        postgres,  # type: ignore[arg-type]
         ownership,
-        queue or DispatchQueue(),
+        DispatchQueue(),
         Dispatcher(),  # type: ignore[arg-type]
         streams or WorkerStreams(heartbeat_interval=1.0),
         asyncio.Event(),
@@ -78,44 +85,48 @@ def make_loop(streams: WorkerStreams | None = None, queue: DispatchQueue | None 
     return loop
 
 
-def ahead(horizon: datetime) -> float:
-    """How far past now (and the lookahead) a claim looked, in seconds."""
-    return (horizon - datetime.now(UTC)).total_seconds() - SETTINGS.lookahead_process
+async def idle_loop(postgres: Postgres) -> ClaimLoop:
+    loop = make_loop(postgres)
+    for _ in range(IDLE_AFTER):
+        await loop.claim_once()
+    return loop
 
 
-async def test_claims_that_keep_finding_nothing_slow_to_the_idle_interval(postgres: Postgres) -> None:
-    loop = make_loop()
+async def test_claims_keep_the_claim_interval_until_idle_after_empty_ones(postgres: Postgres) -> None:
+    loop = make_loop(postgres)
     for _ in range(IDLE_AFTER - 1):
         await loop.claim_once()
-        assert loop.interval() == SETTINGS.claim_interval, "busy until IDLE_AFTER claims found nothing"
+        assert await loop.until_next_claim() == SETTINGS.claim_interval
+    assert postgres.next_due_asked == 0, "busy: no question asked"
     await loop.claim_once()
-    assert loop.interval() == SETTINGS.claim_idle_interval
-    await loop.claim_once()
-    assert loop.interval() == SETTINGS.claim_idle_interval, "and stays idle while nothing is due"
+    assert await loop.until_next_claim() == SETTINGS.claim_idle_interval, "nothing due anywhere"
+    assert postgres.next_due_asked == 1
 
 
-async def test_an_idle_claim_looks_further_ahead_by_what_its_interval_adds(postgres: Postgres) -> None:
-    loop = make_loop()
-    for _ in range(IDLE_AFTER + 2):
-        await loop.claim_once()
-    looked = [ahead(h) for h in postgres.horizons]
-    # Busy claims look one lookahead ahead; the claim after which the loop
-    # waits an idle interval, and every idle one, 0.8 s further: a fire is
-    # never claimed less than (lookahead - claim interval) before its time.
-    assert all(abs(x) < 0.05 for x in looked[: IDLE_AFTER - 1]), looked
-    assert all(abs(x - 0.8) < 0.05 for x in looked[IDLE_AFTER - 1 :]), looked
+async def test_an_idle_loop_claims_when_the_soonest_fire_comes_within_its_lookahead(
+    postgres: Postgres,
+) -> None:
+    loop = await idle_loop(postgres)
+    postgres.next_due = datetime.now(UTC) + LOOKAHEAD + timedelta(seconds=0.6)
+    assert await loop.until_next_claim() == pytest.approx(0.6, abs=0.05)
+    postgres.next_due = datetime.now(UTC) + LOOKAHEAD + timedelta(seconds=30)
+    assert await loop.until_next_claim() == SETTINGS.claim_idle_interval, "at most the idle interval"
+    postgres.next_due = datetime.now(UTC) - timedelta(seconds=5)  # an attempt waiting for room
+    assert await loop.until_next_claim() == SETTINGS.claim_interval, "at least the claim interval"
+
+
+async def test_every_claim_looks_one_lookahead_ahead_busy_or_idle(postgres: Postgres) -> None:
+    loop = await idle_loop(postgres)
+    await loop.claim_once()
+    assert len(postgres.ahead) == IDLE_AFTER + 1
+    assert all(abs(x) < 0.05 for x in postgres.ahead), postgres.ahead
 
 
 async def test_a_claim_that_finds_a_fire_brings_back_the_claim_interval(postgres: Postgres) -> None:
-    loop = make_loop()
-    postgres.due = [0] * (IDLE_AFTER + 1) + [3]
-    for _ in range(IDLE_AFTER + 1):
-        await loop.claim_once()
-    assert loop.interval() == SETTINGS.claim_idle_interval
-    await loop.claim_once()  # finds 3 fires due (skipped ones count too: something was due)
-    assert loop.interval() == SETTINGS.claim_interval
+    loop = await idle_loop(postgres)
+    postgres.due = [3]  # fires due (skipped ones count too: something was due)
     await loop.claim_once()
-    assert ahead(postgres.horizons[-1]) == pytest.approx(0.0, abs=0.05), "busy again: the usual lookahead"
+    assert await loop.until_next_claim() == SETTINGS.claim_interval
 
 
 async def test_workers_with_no_room_are_not_idleness(postgres: Postgres) -> None:
@@ -123,8 +134,8 @@ async def test_workers_with_no_room_are_not_idleness(postgres: Postgres) -> None
     back at the claim interval, not an idle one, to take them once room frees."""
     streams = WorkerStreams(heartbeat_interval=1.0)
     streams.add(WorkerStream("w", credits=0))  # heard from, no room
-    loop = make_loop(streams)
+    loop = make_loop(postgres, streams)
     loop.empty_claims = IDLE_AFTER + 3
     assert await loop.claim_once() == 0
-    assert postgres.horizons == [], "nothing claimed: no room"
-    assert loop.interval() == SETTINGS.claim_interval
+    assert postgres.ahead == [], "nothing claimed: no room"
+    assert await loop.until_next_claim() == SETTINGS.claim_interval
