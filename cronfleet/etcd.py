@@ -195,8 +195,9 @@ async def read_json(client: aetcd.Client, key: bytes) -> tuple[dict[str, Any] | 
 
 async def read_members(client: aetcd.Client, keys: Keys, role: str) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for kv in await client.get_prefix(keys.members(role)):
-        out[_member_id(kv.key)] = json.loads(kv.value)
+    prefix = keys.members(role)
+    for kv in await client.get_prefix(prefix):
+        out[kv.key[len(prefix) :].decode()] = json.loads(kv.value)
     return out
 
 
@@ -208,12 +209,7 @@ async def read_all_members(
     out: dict[str, dict[str, dict[str, Any]]] = {role: {} for role in roles}
     prefix = keys.all_members()
     for kv in await client.get_prefix(prefix):
-        role = kv.key[len(prefix) :].decode().partition("/")[0]
+        role, _, member_id = kv.key[len(prefix) :].decode().partition("/")  # as read_members reads it
         if role in out:
-            out[role][_member_id(kv.key)] = json.loads(kv.value)
+            out[role][member_id] = json.loads(kv.value)
     return out
-
-
-def _member_id(key: bytes) -> str:
-    """A member's id: its key's last part, however both readers above read it."""
-    return key.decode().rsplit("/", 1)[-1]

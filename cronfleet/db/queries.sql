@@ -598,19 +598,21 @@ WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s
 GROUP BY 1, 2, 3, 4
 
 -- next_due --
--- When this scheduler next has something to claim, for an idle one: the
--- soonest fire on its shards, or the soonest attempt no worker holds (one
--- waiting for room is due now). One index probe a shard, each way.
+-- When an idle scheduler next has something to claim before %(until)s
+-- (NULL: nothing): the soonest fire on its shards, or the soonest attempt
+-- no worker holds (one waiting for room is due now). The reads of an empty
+-- claim (select_due_fires, select_pending), bounded the same way, without
+-- their locks: a probe a shard each per partition up to %(until)s.
+WITH owned AS MATERIALIZED (
+    SELECT shard_id FROM shard_owners WHERE scheduler_id = %(scheduler_id)s AND epoch = %(epoch)s
+)
 SELECT least(
-    (SELECT min(n.next_run_at) FROM shard_owners o
-     CROSS JOIN LATERAL (SELECT s.next_run_at FROM schedule s WHERE s.shard_id = o.shard_id
-                         ORDER BY s.next_run_at LIMIT 1) n
-     WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s),
-    (SELECT min(p.run_at) FROM shard_owners o
-     CROSS JOIN LATERAL (SELECT e.run_at FROM executions e
-                         WHERE e.shard_id = o.shard_id AND e.status = 'scheduled' AND e.worker_id IS NULL
-                         ORDER BY e.run_at LIMIT 1) p
-     WHERE o.scheduler_id = %(scheduler_id)s AND o.epoch = %(epoch)s)
+    (SELECT s.next_run_at FROM schedule s
+     WHERE s.next_run_at < %(until)s AND s.shard_id = ANY(ARRAY(SELECT shard_id FROM owned))
+     ORDER BY s.next_run_at LIMIT 1),
+    (SELECT min(e.run_at) FROM executions e
+     WHERE e.shard_id = ANY(ARRAY(SELECT shard_id FROM owned))
+       AND e.status = 'scheduled' AND e.worker_id IS NULL AND e.run_at < %(until)s)
 ) AS at
 
 -- select_pending --

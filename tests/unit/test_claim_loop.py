@@ -55,9 +55,12 @@ class Postgres:
         return []
 
     async def fetch_one(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        assert name == "next_due" and params == {"scheduler_id": "s1", "epoch": 1}
+        assert name == "next_due" and (params["scheduler_id"], params["epoch"]) == ("s1", 1)
+        # Asked only as far as the next idle claim could need.
+        reach = LOOKAHEAD + timedelta(seconds=SETTINGS.claim_idle_interval)
+        assert abs((params["until"] - datetime.now(UTC) - reach).total_seconds()) < 0.05
         self.next_due_asked += 1
-        return {"at": self.next_due}
+        return {"at": self.next_due if self.next_due is None or self.next_due < params["until"] else None}
 
 
 @pytest.fixture
@@ -113,6 +116,11 @@ async def test_an_idle_loop_claims_when_the_soonest_fire_comes_within_its_lookah
     assert await loop.until_next_claim() == SETTINGS.claim_idle_interval, "at most the idle interval"
     postgres.next_due = datetime.now(UTC) - timedelta(seconds=5)  # an attempt waiting for room
     assert await loop.until_next_claim() == SETTINGS.claim_interval, "at least the claim interval"
+    asked = postgres.next_due_asked
+    for _ in range(IDLE_AFTER - 1):  # busy again for a while: not asked on every claim
+        await loop.claim_once()
+        assert await loop.until_next_claim() == SETTINGS.claim_interval
+    assert postgres.next_due_asked == asked
 
 
 async def test_every_claim_looks_one_lookahead_ahead_busy_or_idle(postgres: Postgres) -> None:
