@@ -15,9 +15,8 @@ from cronfleet.v1 import coordinator_pb2_grpc, jobs_pb2
 async def read_cluster(client: aetcd.Client, keys: etcd.Keys, db: Database) -> jobs_pb2.Cluster:
     try:
         leader, epoch = await etcd.read_json(client, keys.leader)
-        coordinators = await etcd.read_members(client, keys, "coordinators")
-        schedulers = await etcd.read_members(client, keys, "schedulers")
-        workers = await etcd.read_members(client, keys, "workers")
+        roles = await etcd.read_all_members(client, keys, ("coordinators", "schedulers", "workers"))
+        coordinators, schedulers, workers = roles["coordinators"], roles["schedulers"], roles["workers"]
         shard_map, _ = await etcd.read_json(client, keys.shard_map)
     except (aetcd.exceptions.ClientError, OSError) as exc:
         raise Unavailable(f"etcd unavailable: {exc}") from exc
