@@ -9,6 +9,8 @@ their unit; labels are bounded (shard numbers, statuses, roles, routes).
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # Lateness from half a millisecond (a process run released on time) to a
@@ -51,6 +53,15 @@ SHARDS_OWNED = Gauge("cronfleet_scheduler_shards_owned", "Shards this scheduler 
 RUNS_FINISHED = Counter(
     "cronfleet_worker_runs_total", "Runs ended on this worker, by final status", ["status"]
 )
+
+
+@functools.cache
+def runs_finished(status: str) -> Counter:
+    """RUNS_FINISHED's child for ``status``, looked up once (``labels()``
+    builds its key under a lock: 1.5 us a run)."""
+    return RUNS_FINISHED.labels(status)
+
+
 FIRE_LATENESS = Histogram(
     "cronfleet_worker_fire_lateness_seconds",
     "Real start minus fire time, measured as each run is released",

@@ -170,6 +170,7 @@ class Connections:
         self.tls = tls
         self.slots = Slots(hello.capacity)  # one capacity for all the streams
         self._by_address: dict[str, SchedulerConnection] = {}
+        self._handing_out = False  # freed slots wait for one hand-out this turn of the loop
 
     def sync(self, addresses: set[str], stop: asyncio.Event) -> None:
         """Dial schedulers that joined; hang up on those that left."""
@@ -187,8 +188,17 @@ class Connections:
         self.slots.taken(address)
 
     def run_ended(self, address: str) -> None:
-        """A run from this scheduler's stream ended (or was not kept): a slot is free."""
-        self.give(self.slots.ended(address))
+        """A run from this scheduler's stream ended (or was not kept): a slot
+        is free, handed out with the others freed in this turn of the loop
+        (the credit goes out coalesced at the stream's next write anyway)."""
+        self.slots.freed(address)
+        if not self._handing_out:
+            self._handing_out = True
+            asyncio.get_running_loop().call_soon(self._hand_out_freed)
+
+    def _hand_out_freed(self) -> None:
+        self._handing_out = False
+        self.give(self.slots.hand_out())
 
     async def lend_idle_credit(self) -> None:
         """Each tick, credit a scheduler left unspent goes to those that ran out (worker.slots)."""

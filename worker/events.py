@@ -20,12 +20,12 @@ def finished_event(
     event = dispatch_pb2.RunEvent(
         execution_id=execution_id,
         kind=dispatch_pb2.EVENT_KIND_FINISHED,
-        at=proto.timestamp_at(outcome.ended_at or time.time()),
         status=outcome.status,
         error=outcome.error,
         log_url=log_url,
         log_bytes=log_bytes if log_url else 0,
     )
+    proto.set_time(event.at, outcome.ended_at or time.time())
     if outcome.exit_code is not None:
         event.exit_code = outcome.exit_code
     if outcome.checkpoint is not None:
@@ -39,13 +39,14 @@ def finished_event(
 
 
 def started_event(execution_id: int, at: float, fire_at: float, container_id: str) -> dispatch_pb2.RunEvent:
-    return dispatch_pb2.RunEvent(
+    event = dispatch_pb2.RunEvent(
         execution_id=execution_id,
         kind=dispatch_pb2.EVENT_KIND_STARTED,
-        at=proto.timestamp_at(at),
         lateness_ms=(at - fire_at) * 1000,
         container_id=container_id,
     )
+    proto.set_time(event.at, at)
+    return event
 
 
 def returned_event(execution_id: int, fire: timestamp_pb2.Timestamp | None = None) -> dispatch_pb2.RunEvent:

@@ -120,7 +120,7 @@ class Runs:
         if self.stopping:
             log.info("run_returned", execution_id=assignment.execution_id, reason="the worker is stopping")
             self.outbox.emit(returned_event(assignment.execution_id, assignment.scheduled_at), prefer=origin)
-            metrics.RUNS_FINISHED.labels("returned").inc()
+            metrics.runs_finished("returned").inc()
             return False
         # Its folder is named now: one an earlier process run left, if any (worker.run_folders).
         http = assignment.job.HasField("http")  # the HTTP runtime makes its own folder, takes no kept one
@@ -353,13 +353,13 @@ class Runs:
         event.container_id = run.armed.container_id if run.armed is not None else ""
         if (at := run.unreported_start) is not None:  # ended before its start was said: one event says both
             run.unreported_start = None
-            event.started_at.CopyFrom(proto.timestamp_at(at))
+            proto.set_time(event.started_at, at)
             event.lateness_ms = (at - run.fire_at) * 1000
         self._emit(run, event)
 
     def _done(self, run: Run, outcome: RunOutcome) -> None:
         self.active.pop(run.execution_id, None)
-        metrics.RUNS_FINISHED.labels(outcome.status).inc()
+        metrics.runs_finished(outcome.status).inc()
         if self._writes_files(run) and not keep_now(run.spec.run_dir):
             self._folders.add(run.spec.run_dir)
         self.give_back(run.origin)

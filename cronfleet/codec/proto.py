@@ -35,6 +35,7 @@ from cronfleet.codec.proto_fields import (
     encode_planned,
     plan_for,
     record_values,
+    set_time,
     timestamp,
     timestamp_at,
     to_datetime,
@@ -50,6 +51,7 @@ _EXECUTION_FIELDS = tuple(f for f in PUBLIC_EXECUTION_FIELDS if f not in ("id", 
 
 __all__ = [
     # from proto_fields: times, and the generic encode
+    "set_time",
     "timestamp",
     "timestamp_at",
     "to_datetime",

@@ -40,6 +40,14 @@ def timestamp_at(epoch_seconds: float) -> Timestamp:
     return Timestamp(seconds=seconds, nanos=int((epoch_seconds - seconds) * 1e9))
 
 
+def set_time(target: Timestamp, epoch_seconds: float) -> None:
+    """Set a message's Timestamp field to a wall-clock reading, in place: a
+    Timestamp built apart is copied into its message (1 us a run event)."""
+    seconds = int(epoch_seconds)
+    target.seconds = seconds
+    target.nanos = int((epoch_seconds - seconds) * 1e9)
+
+
 def to_datetime(ts: Timestamp) -> datetime:
     """Aware (UTC), to the microsecond (nanoseconds cut, as ToDatetime does)."""
     return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)

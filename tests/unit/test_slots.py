@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
+import pytest
+
+from worker.connection import Connections, Hello, StreamHandlers
 from worker.slots import Slots
 
 
@@ -207,3 +211,38 @@ def test_never_more_granted_than_the_capacity_over_random_traffic() -> None:
             send(slots.lend_idle())
         assert sum(max(0, h) for h in held.values()) + sum(here.values()) <= capacity
     assert slots.free() >= 0
+
+
+def test_slots_freed_together_are_handed_out_as_ended_one_by_one_would() -> None:
+    one_by_one, together = two_streams_of_two(), two_streams_of_two()
+    for slots in (one_by_one, together):
+        for address in ("a", "a", "b", "a"):
+            slots.taken(address)
+    given: dict[str, int] = {}
+    for address in ("a", "b", "a"):
+        for name, credit in one_by_one.ended(address).items():
+            given[name] = given.get(name, 0) + credit
+    for address in ("a", "b", "a"):
+        together.freed(address)
+    assert together.hand_out() == given == {"a": 2, "b": 1}
+    assert together.free() == one_by_one.free() == 0
+
+
+async def test_runs_ending_in_one_turn_of_the_loop_give_credit_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    hello = Hello(worker_id="w1", capacity=4, runtime="noop", heartbeat_interval=30.0)
+    handlers = StreamHandlers(
+        on_message=lambda *_: None, on_up=lambda _: None, on_down=lambda _: None, running=lambda: 0
+    )
+    connections = Connections(hello, handlers, None)
+    given: list[dict[str, int]] = []
+    monkeypatch.setattr(connections, "give", given.append)
+    connections.slots.open("a")
+    connections.slots.joined("a")
+    for _ in range(4):
+        connections.run_taken("a")
+    for _ in range(3):
+        connections.run_ended("a")
+    assert given == []  # not yet: once this turn of the loop is over
+    await asyncio.sleep(0)
+    assert given == [{"a": 3}]
+    assert connections.slots.free() == 0
