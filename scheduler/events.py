@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from cronfleet import outcomes
 from cronfleet.aio import sleep_or, wait_for_event
@@ -142,7 +143,7 @@ class EventRecorder:
                     "ids": [r.event.execution_id for r in returned],
                     "scheduled": _fires(returned),
                     "workers": [r.stream.worker_id for r in returned],
-                    "ats": [proto.to_datetime(r.event.at) for r in returned],
+                    "ats": [r.event.at for r in returned],
                 },
             )
         if finished:
@@ -178,19 +179,17 @@ async def _find_fires(tx: Session, batch: list[Reported]) -> None:
             r.event.scheduled_at.CopyFrom(proto.timestamp(fires[r.event.execution_id]))
 
 
-def _fires(reported: list[Reported]) -> list[datetime | None]:
-    """Each event's fire (None: no such execution, the write finds no row)."""
-    return [
-        proto.to_datetime(r.event.scheduled_at) if r.event.HasField("scheduled_at") else None
-        for r in reported
-    ]
+def _fires(reported: list[Reported]) -> list[Timestamp | None]:
+    """Each event's fire (None: no such execution, the write finds no row).
+    Times go to Postgres as the Timestamps they arrived as (cronfleet.db.adapters)."""
+    return [r.event.scheduled_at if r.event.HasField("scheduled_at") else None for r in reported]
 
 
 def _started_params(started: list[Reported]) -> dict[str, Any]:
     return {
         "ids": [r.event.execution_id for r in started],
         "scheduled": _fires(started),
-        "ats": [proto.to_datetime(r.event.at) for r in started],
+        "ats": [r.event.at for r in started],
         "lateness": [r.event.lateness_ms for r in started],
         "workers": [r.stream.worker_id for r in started],
         "containers": [r.event.container_id for r in started],
@@ -198,14 +197,14 @@ def _started_params(started: list[Reported]) -> dict[str, Any]:
 
 
 def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> dict[str, Any]:
-    def start_of(r: Reported) -> tuple[datetime, float, str] | None:
+    def start_of(r: Reported) -> tuple[Timestamp, float, str] | None:
         """When the run started, how late, in which container: from its
         STARTED event in this batch, or from the finish itself (a short run's
         one event)."""
         if r.event.HasField("started_at"):
-            return proto.to_datetime(r.event.started_at), r.event.lateness_ms, ""
+            return r.event.started_at, r.event.lateness_ms, ""
         s = started.get(r.event.execution_id)
-        return (proto.to_datetime(s.event.at), s.event.lateness_ms, s.event.container_id) if s else None
+        return (s.event.at, s.event.lateness_ms, s.event.container_id) if s else None
 
     starts = [start_of(r) for r in finished]
     events = [r.event for r in finished]
@@ -214,7 +213,7 @@ def _finished_params(finished: list[Reported], started: dict[int, Reported]) -> 
         "ids": [e.execution_id for e in events],
         "scheduled": _fires(finished),
         "statuses": [e.status for e in events],
-        "ats": [proto.to_datetime(e.at) for e in events],
+        "ats": [e.at for e in events],
         "exit_codes": sparse([e.exit_code if e.HasField("exit_code") else None for e in events]),
         "errors": sparse([e.error for e in events], ""),
         "log_urls": sparse([e.log_url for e in events], ""),

@@ -19,6 +19,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from cronfleet.db.adapters import ADAPTERS
 from cronfleet.errors import Conflict, CronfleetError, Unavailable
 
 Row = dict[str, Any]
@@ -104,7 +105,12 @@ class Database:
             # afresh, instead of waiting out an ever longer backoff after
             # Postgres is back.
             reconnect_timeout=5.0,
-            kwargs={"row_factory": dict_row, "autocommit": True, "options": session_options(url)},
+            kwargs={
+                "row_factory": dict_row,
+                "autocommit": True,
+                "options": session_options(url),
+                "context": ADAPTERS,  # protobuf Timestamps as parameters (cronfleet.db.adapters)
+            },
             check=psycopg_pool.AsyncConnectionPool.check_connection,
         )
 
