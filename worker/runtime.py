@@ -14,9 +14,9 @@ import base64
 import collections
 import functools
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -197,7 +197,7 @@ class RunSpec:
     @property
     def scheduled_at(self) -> str:
         """The fire in RFC 3339 (UTC), for the command's environment ("" if unknown)."""
-        return _rfc3339(proto.to_datetime(self.fire)) if self.fire is not None else ""
+        return _rfc3339(self.fire.seconds, self.fire.nanos) if self.fire is not None else ""
 
 
 # A run's folder holds its output and, for a process run with steps, the
@@ -269,9 +269,12 @@ def step_results(report: str, steps: tuple[Step, ...]) -> tuple[StepResult, ...]
     return tuple(results)
 
 
-def _rfc3339(at: datetime) -> str:
-    text = at.astimezone(UTC).isoformat(timespec="milliseconds" if at.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
+def _rfc3339(seconds: int, nanos: int) -> str:
+    """To the millisecond when the time has a fraction (of a microsecond or
+    more), else to the second: 2026-12-02T12:00:00.250Z, 2026-12-02T12:00:00Z.
+    From the Timestamp's integers (a datetime and its isoformat: 1.3 us more a run)."""
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{text}.{nanos // 1_000_000:03d}Z" if nanos >= 1000 else f"{text}Z"
 
 
 def script_env(spec: RunSpec, checkpoint_path: str) -> dict[str, str]:
