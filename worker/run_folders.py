@@ -90,7 +90,7 @@ def make_run_dir(path: Path) -> None:
         os.makedirs(path, exist_ok=True)
     except FileExistsError:  # a resent run's, or a folder kept under this name (its run's)
         _no_longer_kept(path)
-    parent = str(path.parent)
+    parent = os.path.dirname(path)  # str(path.parent) for a run's folder: a Path less made
     if parent not in _fresh:
         st = os.stat(path)
         _fresh[parent] = (st.st_mode, st.st_uid, st.st_gid)
@@ -209,7 +209,7 @@ def remove_kept(parents: set[str]) -> None:
 
 
 def _keep(path: Path, owner: str) -> bool:
-    parent = str(path.parent)
+    parent = os.path.dirname(path)  # str(path.parent) for a run's folder: a Path less made
     spare = _spare.setdefault((parent, owner), collections.deque())
     if _held[parent] >= SPARE_KEPT or parent in _closed:
         return False
