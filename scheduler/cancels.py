@@ -38,15 +38,17 @@ class CancelForwarder:
 
     async def forward(self) -> None:
         try:
-            requests = await self.db.fetch_all(
-                "select_cancel_requests",
-                {"scheduler_id": self.ownership.scheduler_id, "epoch": self.ownership.epoch},
-            )
+            requests = await self.db.fetch_all("select_cancel_requests")
         except CronfleetError as exc:
             log.warning("cancel_scan_failed", error=str(exc))
             return
+        # Those of the shards this scheduler owns now: in a handover the old
+        # owner may tell a worker too, and a stop said twice is one stop.
+        owned = self.ownership.shards
         by_worker: dict[str, dispatch_pb2.CancelRuns] = {}
         for r in requests:
+            if r["shard_id"] not in owned:
+                continue
             message = by_worker.setdefault(r["worker_id"], dispatch_pb2.CancelRuns())
             (message.withdrawn_ids if r["withdrawn"] else message.execution_ids).append(r["id"])
         for worker_id, message in by_worker.items():
