@@ -57,6 +57,7 @@ class ShardAssigner:
                     {"shard_ids": shard_ids, "scheduler_ids": [target[s] for s in shard_ids], "epoch": epoch},
                 )
                 await tx.execute("delete_shard_owners_beyond", {"shards": self.shards})
+            await self.db.execute("analyze_shard_owners")  # the planner's view of them (queries.sql)
             moved = sum(1 for s, o in target.items() if current.get(s) != o)
             # A move takes a shard from one scheduler to another (not a first owner).
             metrics.SHARD_MOVES.inc(sum(1 for s, o in target.items() if current.get(s) not in (None, o)))

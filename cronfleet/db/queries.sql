@@ -828,6 +828,15 @@ WHERE shard_owners.scheduler_id <> excluded.scheduler_id
 -- delete_shard_owners_beyond --
 DELETE FROM shard_owners WHERE shard_id >= %(shards)s
 
+-- analyze_shard_owners --
+-- After the leader rewrites the owners: statistics of a table that was never
+-- analyzed (a new cluster), or whose every row has just taken a new epoch,
+-- put a scheduler's shards at one row, and the scans that join them to the
+-- executions' partial indexes (select_pending, the forecast) then probed
+-- each owned shard in every day partition (1,280 probes, 1.4 ms) rather
+-- than read the small indexes once (11 pages, 0.5 ms). 256 rows: a millisecond.
+ANALYZE shard_owners
+
 -- mark_lost --
 -- Runs held by workers that are no longer members. The grace covers a worker
 -- that registered a moment ago and is not yet in the coordinator's view.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable
 
+import psycopg
 import pytest
 
 from coordinator import shard_assignment
@@ -149,3 +150,27 @@ async def test_shards_are_read_again_when_the_schedulers_change_or_after_a_while
     monkeypatch.setattr(shard_assignment, "VERIFY_EVERY", 0.0)
     await assigner.assign(1, ["s1", "s2"])
     assert (await owners())[0] == after[0], "read again once VERIFY_EVERY has passed"
+
+
+async def test_the_planner_sees_each_schedulers_shards_after_every_assignment(
+    db: Database, database_url: str
+) -> None:
+    """Statistics of shard_owners follow the leader's writes: a new cluster's,
+    and a new epoch's (every row rewritten), count a scheduler's shards, not
+    one row (which made scans of its shards probe each shard in every partition)."""
+    assigner = shard_assignment.ShardAssigner(db, Published(), etcd.Keys("/t"), 256)
+
+    def estimated(scheduler_id: str, epoch: int) -> int:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute(
+                "EXPLAIN (FORMAT JSON) SELECT shard_id FROM shard_owners"
+                " WHERE scheduler_id = %s AND epoch = %s",
+                (scheduler_id, epoch),
+            ).fetchone()
+        assert row is not None
+        return int(row[0][0]["Plan"]["Plan Rows"])
+
+    await assigner.assign(1, ["s1", "s2"])
+    assert estimated("s1", 1) == 128
+    await assigner.assign(2, ["s1", "s2"])  # a new term: every row takes the new epoch
+    assert estimated("s2", 2) == 128
