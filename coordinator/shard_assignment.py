@@ -13,6 +13,7 @@ import structlog
 from coordinator.fencing import fenced_transaction
 from cronfleet import etcd, metrics
 from cronfleet.db import Database
+from cronfleet.errors import CronfleetError
 from cronfleet.shards import assign_shards, shards_by_owner
 
 log = structlog.get_logger()
@@ -35,6 +36,7 @@ class ShardAssigner:
         self._published: dict[str, Any] | None = None
         self._settled: tuple[int, tuple[str, ...]] | None = None  # the epoch and schedulers last made so
         self._settled_at = 0.0
+        self._statistics_stale = False  # shard_owners rewritten since Postgres last analyzed it
 
     def forget_published(self) -> None:
         """A new term: publish the map again even if it looks the same."""
@@ -44,6 +46,7 @@ class ShardAssigner:
     async def assign(self, epoch: int, schedulers: list[str]) -> None:
         settled = (epoch, tuple(schedulers))
         if settled == self._settled and time.monotonic() - self._settled_at < VERIFY_EVERY:
+            await self._refresh_statistics()
             return
         rows = await self.db.fetch_all("shard_owners")
         current = {r["shard_id"]: r["scheduler_id"] for r in rows}
@@ -57,7 +60,7 @@ class ShardAssigner:
                     {"shard_ids": shard_ids, "scheduler_ids": [target[s] for s in shard_ids], "epoch": epoch},
                 )
                 await tx.execute("delete_shard_owners_beyond", {"shards": self.shards})
-            await self.db.execute("analyze_shard_owners")  # the planner's view of them (queries.sql)
+            self._statistics_stale = True
             moved = sum(1 for s, o in target.items() if current.get(s) != o)
             # A move takes a shard from one scheduler to another (not a first owner).
             metrics.SHARD_MOVES.inc(sum(1 for s, o in target.items() if current.get(s) not in (None, o)))
@@ -67,3 +70,20 @@ class ShardAssigner:
             await self.client.put(self.keys.shard_map, json.dumps(published, sort_keys=True).encode())
             self._published = published
         self._settled, self._settled_at = settled, time.monotonic()
+        await self._refresh_statistics()
+
+    async def _refresh_statistics(self) -> None:
+        """Postgres's statistics of the owners, once rewritten (queries.sql,
+        analyze_shard_owners): after the map is out, since schedulers wait
+        for it; best-effort, tried again next tick, and bounded (a vacuum of
+        the table holds the lock it needs)."""
+        if not self._statistics_stale:
+            return
+        try:
+            async with self.db.transaction() as tx:
+                await tx.execute("brief_lock_timeout")
+                await tx.execute("analyze_shard_owners")
+        except CronfleetError as exc:
+            log.warning("shard_owners_not_analyzed", error=str(exc))
+            return
+        self._statistics_stale = False

@@ -13,9 +13,11 @@ log = structlog.get_logger()
 class ShardOwnership:
     """The shards handed to this scheduler and the epoch they were handed out at.
 
-    Postgres has the last word (the claim joins ``shard_owners`` at this
-    epoch); this copy only says where to look, and is cleared the moment our
-    etcd session is lost, since the coordinator may then give the shards away.
+    Postgres has the last word on writes (the claim joins ``shard_owners`` at
+    this epoch); this copy says where to look, and which runs' stops to tell
+    workers (scheduler.cancels: telling twice is harmless), and is cleared the
+    moment our etcd session is lost, since the coordinator may then give the
+    shards away.
     """
 
     def __init__(self, scheduler_id: str, on_change: Callable[[], None]) -> None:

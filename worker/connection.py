@@ -193,8 +193,8 @@ class Connections:
         (the credit goes out coalesced at the stream's next write anyway)."""
         self.slots.freed(address)
         if not self._handing_out:
-            self._handing_out = True
             asyncio.get_running_loop().call_soon(self._hand_out_freed)
+            self._handing_out = True
 
     def _hand_out_freed(self) -> None:
         self._handing_out = False

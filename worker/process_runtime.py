@@ -128,9 +128,8 @@ class ProcessRuntime:
         make_checkpoint_folder(checkpoint)
         env.update(script_env(spec, checkpoint))
         make_run_dir(spec.run_dir)
-        self._parents.add(
-            os.path.dirname(home)
-        )  # a string's cut, not a Path made (2% of a `true` run's worker time)
+        # Its parent cut from the text, not a Path made (2% of a `true` run's worker time).
+        self._parents.add(os.path.dirname(home))
         instant = _ahead_of(spec)
         if instant is not None:  # counted until it is released, or gone
             self._waiting_for[instant] += 1

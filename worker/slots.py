@@ -154,7 +154,7 @@ class Slots:
         what they get), the least used first, up to their share, or past it
         when every stream out of credit has its share: a stream holding
         credit unspent needs no more. With none out of credit, to the least
-        used below its share. (Once per run that ends: a few dict reads.)"""
+        used below its share. (Once per turn of the loop in which runs ended.)"""
         free = self.free()
         if free <= 0 or not self._joined:
             return changes

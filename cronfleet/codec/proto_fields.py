@@ -41,8 +41,9 @@ def timestamp_at(epoch_seconds: float) -> Timestamp:
 
 
 def set_time(target: Timestamp, epoch_seconds: float) -> None:
-    """Set a message's Timestamp field to a wall-clock reading, in place: a
-    Timestamp built apart is copied into its message (1 us a run event)."""
+    """Set a message's Timestamp field to a wall-clock reading, in place
+    (``timestamp_at`` builds one apart, which a message then copies: 1 us
+    more a run event), to the nanosecond as ``timestamp_at``."""
     seconds = int(epoch_seconds)
     target.seconds = seconds
     target.nanos = int((epoch_seconds - seconds) * 1e9)

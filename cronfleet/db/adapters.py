@@ -30,5 +30,11 @@ class TimestampDumper(Dumper):
         return _int64((obj.seconds - _POSTGRES_EPOCH) * 1_000_000 + obj.nanos // 1000)
 
 
+# A copy of psycopg's global map as this module is imported (cronfleet
+# registers nothing there). Registering a dumper with an oid also makes it
+# the one found by that oid (COPY's set_types, ranges, composites): the
+# datetime dumper is put back there, so those still take datetimes.
 ADAPTERS = psycopg.adapt.AdaptersMap(psycopg.adapters)
+_by_oid = ADAPTERS.get_dumper_by_oid(TimestampDumper.oid, Format.BINARY)
 ADAPTERS.register_dumper(Timestamp, TimestampDumper)
+ADAPTERS.register_dumper(None, _by_oid)

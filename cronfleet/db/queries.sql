@@ -799,7 +799,8 @@ RETURNING e.*
 -- from executions_cancel_idx, empty nearly always (a page a partition):
 -- joined to shard_owners it was probed once per owned shard in every day
 -- partition (128 x 10 probes, 1,400 pages, 0.5-8 ms a scan, each scheduler
--- once a second and at each NOTIFY).
+-- once a second and at each NOTIFY). The price: while many runs wait to be
+-- stopped (a mass cancel), every scheduler reads all of them each scan.
 SELECT e.id, e.shard_id, e.worker_id, e.withdrawn FROM executions e
 WHERE e.cancel_requested AND e.status IN ('scheduled', 'running') AND e.worker_id IS NOT NULL
   AND (NOT e.withdrawn OR e.status = 'scheduled')  -- a withdrawn run that started goes on
@@ -831,11 +832,17 @@ DELETE FROM shard_owners WHERE shard_id >= %(shards)s
 -- analyze_shard_owners --
 -- After the leader rewrites the owners: statistics of a table that was never
 -- analyzed (a new cluster), or whose every row has just taken a new epoch,
--- put a scheduler's shards at one row, and the scans that join them to the
--- executions' partial indexes (select_pending, the forecast) then probed
--- each owned shard in every day partition (1,280 probes, 1.4 ms) rather
--- than read the small indexes once (11 pages, 0.5 ms). 256 rows: a millisecond.
+-- put a scheduler's shards at one row, and select_pending, joining them to
+-- the executions' partial index, then probed each owned shard in every day
+-- partition (1,280 probes, 1.4 ms a claim) rather than read the small index
+-- once (11 pages, 0.5 ms). 256 rows: a millisecond. A role that does not own
+-- the table gets a warning, not an error, and the old plans.
 ANALYZE shard_owners
+
+-- brief_lock_timeout --
+-- For this transaction: give up on a lock after a second rather than queue
+-- behind whoever holds it (a vacuum, for ANALYZE).
+SET LOCAL lock_timeout = '1s'
 
 -- mark_lost --
 -- Runs held by workers that are no longer members. The grace covers a worker

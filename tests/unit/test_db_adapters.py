@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from psycopg.adapt import PyFormat, Transformer
+from psycopg.pq import Format
 
 from cronfleet.codec import proto
 from cronfleet.db.adapters import ADAPTERS
+from cronfleet.v1 import dispatch_pb2
 
 
 @pytest.mark.parametrize(
@@ -34,3 +37,27 @@ def test_a_list_of_timestamps_and_nones_dumps_as_a_timestamptz_array() -> None:
     reference = Transformer().get_dumper(dts, PyFormat.BINARY)
     assert dumper.oid == reference.oid
     assert dumper.dump(times) == reference.dump(dts)
+
+
+def test_a_messages_own_timestamps_dump_too() -> None:
+    """What the scheduler passes: the Timestamp fields of the events themselves."""
+    event = dispatch_pb2.RunEvent()
+    proto.set_time(event.at, 1_764_998_415.25)
+    times = [event.at, None, event.scheduled_at]
+    as_datetimes = [proto.to_datetime(event.at), None, proto.to_datetime(event.scheduled_at)]
+    dumped = Transformer(ADAPTERS).get_dumper(times, PyFormat.BINARY).dump(times)
+    assert dumped == Transformer().get_dumper(as_datetimes, PyFormat.BINARY).dump(as_datetimes)
+
+
+def test_what_is_found_by_the_timestamptz_oid_still_takes_datetimes() -> None:
+    """COPY with set_types, ranges and composites look a dumper up by oid."""
+    oid = psycopg.adapters.types["timestamptz"].oid
+    dumper = ADAPTERS.get_dumper_by_oid(oid, Format.BINARY)
+    assert dumper is psycopg.adapters.get_dumper_by_oid(oid, Format.BINARY)
+
+
+def test_set_time_is_timestamp_at_in_place() -> None:
+    for reading in (0.0, 1_764_998_415.164821, 1_764_998_415.999999999):
+        event = dispatch_pb2.RunEvent()
+        proto.set_time(event.at, reading)
+        assert event.at == proto.timestamp_at(reading)

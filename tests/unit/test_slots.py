@@ -176,16 +176,20 @@ def test_a_stream_not_yet_up_gets_no_lent_credit_and_a_redial_is_not_closed_by_t
     assert slots.joined("b") == {"a": -2, "b": 2}
 
 
-def test_never_more_granted_than_the_capacity_over_random_traffic() -> None:
+@pytest.mark.parametrize("in_turns", [False, True])
+def test_never_more_granted_than_the_capacity_over_random_traffic(in_turns: bool) -> None:
     """Credit held by schedulers plus runs here stays within the capacity
     whenever no revoked credit is in flight (schedulers spend only what they
-    hold)."""
+    hold). ``in_turns``: as the worker does, slots freed now are handed out
+    at the end of a turn of the loop, with streams opening, closing and
+    lending meanwhile."""
     rng = random.Random(7)
     capacity = 5
     slots = Slots(capacity)
     held: dict[str, int] = {}  # what each scheduler believes it holds
     here: dict[str, int] = {}  # runs here per stream
     streams = ["a", "b", "c"]
+    started = 0
 
     def send(changes: dict[str, int]) -> None:
         for address, delta in changes.items():
@@ -201,16 +205,23 @@ def test_never_more_granted_than_the_capacity_over_random_traffic() -> None:
             held[address] -= 1
             here[address] = here.get(address, 0) + 1
             slots.taken(address)
+            started += 1
         elif move < 0.9 and here.get(address, 0) > 0:
             here[address] -= 1
-            send(slots.ended(address))
+            if in_turns:
+                slots.freed(address)
+            else:
+                send(slots.ended(address))
         elif move > 0.98:
             del held[address]
             send(slots.close(address))
         elif move > 0.95:
             send(slots.lend_idle())
+        if in_turns and rng.random() < 0.3:  # the turn ends
+            send(slots.hand_out())
         assert sum(max(0, h) for h in held.values()) + sum(here.values()) <= capacity
     assert slots.free() >= 0
+    assert started > 1_000, "freed slots came back as credit: runs kept being handed over"
 
 
 def test_slots_freed_together_are_handed_out_as_ended_one_by_one_would() -> None:
