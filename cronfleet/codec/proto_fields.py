@@ -36,14 +36,14 @@ def timestamp(dt: datetime) -> Timestamp:
 
 def timestamp_at(epoch_seconds: float) -> Timestamp:
     """A wall-clock reading (``time.time()``) as a Timestamp, to the nanosecond."""
-    seconds = int(epoch_seconds)
-    return Timestamp(seconds=seconds, nanos=int((epoch_seconds - seconds) * 1e9))
+    ts = Timestamp()
+    set_time(ts, epoch_seconds)
+    return ts
 
 
 def set_time(target: Timestamp, epoch_seconds: float) -> None:
-    """Set a message's Timestamp field to a wall-clock reading, in place
-    (``timestamp_at`` builds one apart, which a message then copies: 1 us
-    more a run event), to the nanosecond as ``timestamp_at``."""
+    """Set a Timestamp (a message's own field: no Timestamp built apart and
+    copied in, 1 us a run event) to a wall-clock reading, to the nanosecond."""
     seconds = int(epoch_seconds)
     target.seconds = seconds
     target.nanos = int((epoch_seconds - seconds) * 1e9)
