@@ -122,9 +122,15 @@ class Runs:
             self.outbox.emit(returned_event(assignment.execution_id, assignment.scheduled_at), prefer=origin)
             metrics.runs_finished("returned").inc()
             return False
-        # Its folder is named now: one an earlier process run left, if any (worker.run_folders).
-        http = assignment.job.HasField("http")  # the HTTP runtime makes its own folder, takes no kept one
-        kept = None if http else kept_folder_for(self.spool_root, assignment.owner_id)
+        # Its folder is named now: one an earlier process run left, if any
+        # (worker.run_folders). The HTTP runtime makes its own folder and takes
+        # no kept one; a runtime that writes no files has none to take.
+        http = assignment.job.HasField("http")
+        kept = (
+            None
+            if http or not self.runtime.writes_files
+            else kept_folder_for(self.spool_root, assignment.owner_id)
+        )
         spec = RunSpec.from_assignment(assignment, self.spool_root, kept)
         run = Run(spec, proto.to_epoch(assignment.fire_at), origin)
         self.active[run.execution_id] = run
@@ -321,6 +327,11 @@ class Runs:
         self.outbox.emit(event, prefer=run.origin)
 
     async def _watch(self, run: Run, armed: ArmedRun) -> RunOutcome:
+        if not self._writes_files(run):
+            # No output, no checkpoint file: nothing to publish while it runs
+            # (the no-op runtime; its log key and publisher were a tenth of its run).
+            return await armed.wait()
+
         def report(checkpoint: bytes) -> None:
             self._emit(run, checkpoint_event(run.execution_id, checkpoint))
 

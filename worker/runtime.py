@@ -331,8 +331,9 @@ class Runtime(Protocol):
     # even a late run's follow-up then waits for the release windows. False:
     # a run armed after its time goes on at once (worker.lifecycle).
     follow_up_uses_engine: bool
-    # False when its runs have no folder and no output (the no-op runtime):
-    # the worker then skips looking for them.
+    # False when its runs have no folder, no output and no checkpoint (the
+    # no-op runtime): the worker then takes no kept folder for them, sets up
+    # no live publishing, and uploads nothing.
     writes_files: bool
     # How many runs may arm at once; None: the worker's arm_concurrency
     # (arming a container is engine work, a few at a time).

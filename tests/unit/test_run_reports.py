@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from cronfleet.codec import proto
 from cronfleet.logstore import LocalLogStore
 from cronfleet.models import JobSpec
@@ -16,6 +18,7 @@ from worker.lifecycle import Runs
 from worker.noop_runtime import NoopRuntime
 from worker.outbox import Outbox
 from worker.process_runtime import ProcessRuntime
+from worker.run_folders import kept_folder_for, make_spares
 
 STARTED, FINISHED = dispatch_pb2.EVENT_KIND_STARTED, dispatch_pb2.EVENT_KIND_FINISHED
 
@@ -60,6 +63,26 @@ async def test_a_run_that_ends_at_once_is_reported_in_one_event(tmp_path: Path) 
     started = proto.to_epoch(finished.started_at)
     assert fire_at < started <= proto.to_epoch(finished.at)
     assert abs(finished.lateness_ms - (started - fire_at) * 1000) < 1.0
+
+
+async def test_a_run_of_a_runtime_without_files_takes_no_folder_and_publishes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The no-op runtime writes nothing: a folder made ahead stays for a run
+    # that needs one, and no live publisher is set up for its output.
+    sink = Recorder()
+    runs = _runs(tmp_path, sink)
+    make_spares(tmp_path / "spool", 1)
+
+    async def no_watch(*args: object) -> None:
+        raise AssertionError("a run without files has no output to publish")
+
+    monkeypatch.setattr(runs.live, "watch", no_watch)
+    _assign(runs, 1, time.time() - 0.5)
+    await until(lambda: sink.finished(1) is not None)
+    finished = sink.finished(1)
+    assert finished is not None and finished.status == "succeeded", finished
+    assert kept_folder_for(tmp_path / "spool", "owner") is not None, "the spare is still there"
 
 
 async def test_a_run_that_put_a_file_where_its_folder_was_is_reported(tmp_path: Path) -> None:
