@@ -27,6 +27,7 @@ from scheduler.prepared import JobCache, PreparedJob, jobs_without_secrets, queu
 
 log = structlog.get_logger()
 UNLIMITED = 2147483647  # the claim statement's "no limit"
+DEFAULT_PRIORITY = 5  # record_fires reads a NULL priority array as this
 
 
 def decide_fires(
@@ -145,7 +146,7 @@ async def claim_due_fires(
             else [""] * len(due)
         )
         inserted = await tx.fetch_all(
-            "record_fires", _record_params(due, fires, workers, scheduler_id, user_quota)
+            "record_fires", record_fires_params(due, fires, workers, scheduler_id, user_quota)
         )
         await alerts.record(tx, _missed(inserted, dict(zip((r["id"] for r in due), fires, strict=True))))
         replaced = await _replace_older_runs(tx, due)
@@ -153,7 +154,7 @@ async def claim_due_fires(
     return _claimed(inserted, due, prepared, replaced)
 
 
-def _record_params(
+def record_fires_params(
     due: list[Row], fires: list[schedule.ClaimedFire], workers: list[str], scheduler_id: str, user_quota: int
 ) -> dict[str, Any]:
     """record_fires's arrays: one entry per due row (rows.sparse: NULL where all are the default)."""
@@ -165,9 +166,25 @@ def _record_params(
         "triggers": rows.sparse(["misfire" if f.misfired else "schedule" for f in fires], "schedule"),
         "notes": rows.sparse([f.note or None for f in fires]),
         "workers": rows.sparse(workers, ""),
+        # The job's own columns, as its locked row says (record_fires joins no jobs).
+        "owners": [r["owner_id"] for r in due],
+        "shards": [r["shard_id"] for r in due],
+        "priorities": rows.sparse([r["priority"] for r in due], DEFAULT_PRIORITY),
+        "max_live": rows.sparse([max_live_runs(r) for r in due], UNLIMITED),
         "scheduler_id": scheduler_id,
         "user_quota": user_quota if user_quota > 0 else UNLIMITED,
     }
+
+
+def max_live_runs(job: Row) -> int:
+    """How many runs of the job (a ``jobs`` row) may be live at once:
+    "forbid" one, "allow" its max_concurrency if set, else (and "replace",
+    which stops the older ones) no limit."""
+    if job["concurrency_policy"] == "forbid":
+        return 1
+    if job["concurrency_policy"] == "allow" and job["max_concurrency"] is not None:
+        return int(job["max_concurrency"])
+    return UNLIMITED
 
 
 async def _replace_older_runs(tx: Session, due: list[Row]) -> list[Row]:

@@ -508,15 +508,25 @@ FOR NO KEY UPDATE OF j SKIP LOCKED
 -- A fire to run with a worker chosen ('' for none) is recorded assigned to
 -- it: fenced as mark_assigned is (select_due_fires holds this scheduler's
 -- shards at its epoch), one execution write less than assigning after.
--- All but job_ids and scheduled may be NULL arrays (rows.sparse: every
--- fire's value is the default), padded with NULLs and read as the default.
+-- The job's columns it needs (owner, shard, priority, concurrency limit)
+-- come with each fire from select_due_fires, whose lock on the job row holds
+-- them: joined to jobs here, the planner hashed the whole table on every
+-- claim below some 150k jobs (100k jobs: 25 us a fire, against 10 probing
+-- the key and none this way).
+-- All but job_ids, scheduled, owners and shards may be NULL arrays
+-- (rows.sparse: every fire's value is the default), padded with NULLs and
+-- read as the default.
 WITH fired AS (
     SELECT f.job_id, f.scheduled_at, f.next_run_at, coalesce(f.run, true) AS run,
-           coalesce(f.trigger, 'schedule') AS trigger, f.note, coalesce(f.worker, '') AS worker
+           coalesce(f.trigger, 'schedule') AS trigger, f.note, coalesce(f.worker, '') AS worker,
+           f.owner_id, f.shard_id, coalesce(f.priority, 5) AS priority,
+           coalesce(f.max_live, 2147483647) AS max_live
     FROM unnest(%(job_ids)b::uuid[], %(scheduled)b::timestamptz[],
                 %(next)b::timestamptz[], %(runs)b::bool[], %(triggers)b::text[],
-                %(notes)b::text[], %(workers)b::text[])
-        AS f(job_id, scheduled_at, next_run_at, run, trigger, note, worker)
+                %(notes)b::text[], %(workers)b::text[], %(owners)b::uuid[], %(shards)b::int[],
+                %(priorities)b::int[], %(max_live)b::int[])
+        AS f(job_id, scheduled_at, next_run_at, run, trigger, note, worker, owner_id, shard_id,
+             priority, max_live)
 ), advanced AS (
     UPDATE schedule s SET next_run_at = f.next_run_at
     FROM fired f
@@ -539,29 +549,23 @@ SELECT c.job_id, c.owner_id, c.shard_id, c.scheduled_at, 1, c.scheduled_at,
        CASE WHEN c.why IS NULL THEN nullif(c.worker, '') END,
        CASE WHEN c.why IS NULL AND c.worker <> '' THEN now() END
 FROM (
-    SELECT f.job_id, j.owner_id, j.shard_id, f.scheduled_at, f.trigger, j.priority, f.worker,
+    SELECT f.job_id, f.owner_id, f.shard_id, f.scheduled_at, f.trigger, f.priority, f.worker,
            CASE WHEN NOT f.run THEN f.note
-                WHEN live.n >= lim.n THEN 'concurrency limit reached (' || lim.n || ' running)'
+                WHEN live.n >= f.max_live THEN 'concurrency limit reached (' || f.max_live || ' running)'
                 -- The owner's quota of concurrent runs: what runs now, plus
                 -- this batch's earlier fires of theirs (CRONFLEET_QUOTA_CONCURRENT_RUNS).
                 WHEN owned.n + count(*) FILTER (WHERE f.run) OVER (
-                         PARTITION BY j.owner_id ORDER BY f.scheduled_at, f.job_id) > %(user_quota)s
+                         PARTITION BY f.owner_id ORDER BY f.scheduled_at, f.job_id) > %(user_quota)s
                      THEN 'quota reached: ' || %(user_quota)s || ' concurrent runs per user' END AS why
     FROM fired f
-    JOIN jobs j ON j.id = f.job_id
-    CROSS JOIN LATERAL (
-        SELECT CASE WHEN j.concurrency_policy = 'forbid' THEN 1
-                    WHEN j.concurrency_policy = 'allow' THEN coalesce(j.max_concurrency, 2147483647)
-                    ELSE 2147483647 END AS n
-    ) lim
     CROSS JOIN LATERAL (
         SELECT count(*) AS n FROM executions e
         WHERE e.job_id = f.job_id AND e.status IN ('scheduled', 'running')
-          AND lim.n < 2147483647
+          AND f.max_live < 2147483647
     ) live
     CROSS JOIN LATERAL (
         SELECT count(*) AS n FROM executions e
-        WHERE e.owner_id = j.owner_id AND e.status IN ('scheduled', 'running')
+        WHERE e.owner_id = f.owner_id AND e.status IN ('scheduled', 'running')
           AND %(user_quota)s < 2147483647
     ) owned
 ) c

@@ -111,6 +111,29 @@ async def test_forbid_skips_a_fire_while_one_runs(db: Database, service: JobsSer
     assert sorted(r.status for r in rows) == ["scheduled", "skipped"]
 
 
+async def test_allow_with_a_limit_skips_past_it_and_runs_carry_their_jobs_columns(
+    db: Database, database_url: str, service: JobsService, user: User
+) -> None:
+    # The claim's insert takes the job's owner, shard, priority and limit from
+    # the row select_due_fires locked (it joins no jobs): what lands is the job's.
+    await own_shards(db, "s1", 1)
+    (job,) = await service.create_jobs(
+        user,
+        [spec(schedule="* * * * * *", concurrency_policy="allow", max_concurrency=2, priority=7)],
+    )
+    assert [len(await claim(db, ahead=a)) for a in (1.5, 2.5, 3.5)] == [1, 1, 0]
+    rows, _ = await service.list_executions(user, job_id=str(job.id))
+    assert sorted(r.status for r in rows) == ["scheduled", "scheduled", "skipped"]
+    (skipped,) = [r for r in rows if r.status == "skipped"]
+    assert skipped.error == "concurrency limit reached (2 running)"
+    with psycopg.connect(database_url) as conn:
+        carried = conn.execute(
+            "SELECT DISTINCT e.owner_id = j.owner_id, e.shard_id = j.shard_id, e.priority"
+            " FROM executions e JOIN jobs j ON j.id = e.job_id"
+        ).fetchall()
+    assert carried == [(True, True, 7)]
+
+
 async def test_a_user_at_the_concurrent_runs_quota_gets_skips_and_holds_up_nobody(
     db: Database, service: JobsService, user: User
 ) -> None:
