@@ -481,6 +481,10 @@ WHERE a.created_at < now() - make_interval(secs => %(ttl)s)
 -- keys its prepared jobs on it and parses it only for content it has not
 -- seen (parsing it on every row was a twentieth of a scheduler's time).
 -- The columns: what the claim reads, and rows.JOB_COLUMNS for a new content.
+-- Each job row is read and locked by its key, in a lateral subquery (its
+-- lock keeps the planner from joining): joined, the planner hashed the
+-- whole jobs table on each claim once statistics showed a backlog (30,000
+-- due and analyzed: 40 ms a claim of 2,000, against 22 by key).
 WITH owned AS MATERIALIZED (
     SELECT shard_id FROM shard_owners
     WHERE scheduler_id = %(scheduler_id)s AND epoch = %(epoch)s
@@ -492,13 +496,16 @@ WITH owned AS MATERIALIZED (
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 )
-SELECT d.next_run_at, j.id, j.owner_id, j.name, j.spec::text AS spec_text, j.schedule, j.timezone,
-       j.run_at, j.start_at, j.end_at, j.max_retries, j.timeout_seconds, j.priority,
-       j.concurrency_policy, j.max_concurrency, j.shard_id, j.version, j.created_at
+SELECT d.next_run_at, j.*
 FROM due d
-JOIN jobs j ON j.id = d.job_id
+CROSS JOIN LATERAL (
+    SELECT j.id, j.owner_id, j.name, j.spec::text AS spec_text, j.schedule, j.timezone,
+           j.run_at, j.start_at, j.end_at, j.max_retries, j.timeout_seconds, j.priority,
+           j.concurrency_policy, j.max_concurrency, j.shard_id, j.version, j.created_at
+    FROM jobs j WHERE j.id = d.job_id
+    FOR NO KEY UPDATE SKIP LOCKED
+) j
 ORDER BY d.next_run_at
-FOR NO KEY UPDATE OF j SKIP LOCKED
 
 -- record_fires --
 -- One statement per batch: advance (or retire) each schedule row and insert

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
 
-from cronfleet.db import Database
+from cronfleet.db import Database, queries
 from cronfleet.records import User
 from gateway.service import JobsService
 from scheduler.claim import claim_due_fires, claim_pending
@@ -262,3 +264,40 @@ async def test_a_scheduler_at_a_stale_epoch_claims_nothing(
     await own_shards(db, "s2", 2)
     assert await claim(db, scheduler_id="s1", epoch=1) == []
     assert {r.job_id for r in await claim(db, scheduler_id="s2", epoch=2)} == {j.id for j in jobs}
+
+
+async def test_the_claim_reads_each_job_by_its_key_whatever_the_statistics(
+    db: Database, database_url: str, user: User
+) -> None:
+    # With a backlog the planner knows of (analyzed), a join let it hash the
+    # whole jobs table on every claim; each job is read and locked by key.
+    await own_shards(db, "s1", 1)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            """
+            WITH j AS (
+                INSERT INTO jobs (id, owner_id, name, spec, shard_id, status)
+                SELECT gen_random_uuid(), %(owner)s, 'bulk-' || g, '{"command": "true"}', g %% 8, 'active'
+                FROM generate_series(1, 5000) g
+                RETURNING id, shard_id)
+            INSERT INTO schedule (job_id, shard_id, next_run_at)
+            SELECT id, shard_id, now() - interval '1 s' FROM j
+            """,
+            {"owner": user.id},
+        )
+        conn.execute("ANALYZE jobs")
+        conn.execute("ANALYZE schedule")
+        params = {"scheduler_id": "s1", "epoch": 1, "horizon": datetime.now(UTC), "batch": 2000}
+        row = conn.execute("EXPLAIN (FORMAT JSON) " + queries["select_due_fires"], params).fetchone()
+    assert row is not None
+    plan: Any = row[0] if isinstance(row[0], list) else json.loads(row[0])
+    scans: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        if node.get("Relation Name") == "jobs":
+            scans.append(node["Node Type"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    assert scans and set(scans) <= {"Index Scan"}, scans
