@@ -535,9 +535,14 @@ WITH fired AS (
         AS f(job_id, scheduled_at, next_run_at, run, trigger, note, worker, owner_id, shard_id,
              priority, max_live)
 ), advanced AS (
+    -- The keys also as lists: the plan keeps only the partitions of the
+    -- batch's fire times, and reads them by key once they are large (it
+    -- hashed every partition whole: 100k recurring jobs, 2,000 fires,
+    -- 94-104 -> 71-76 ms a claim; at 1M, by the primary key).
     UPDATE schedule s SET next_run_at = f.next_run_at
     FROM fired f
     WHERE s.job_id = f.job_id AND s.next_run_at = f.scheduled_at AND f.next_run_at IS NOT NULL
+      AND s.job_id = ANY(%(job_ids)b::uuid[]) AND s.next_run_at = ANY(%(scheduled)b::timestamptz[])
 ), retired AS (
     DELETE FROM schedule s USING fired f
     WHERE s.job_id = f.job_id AND s.next_run_at = f.scheduled_at AND f.next_run_at IS NULL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -301,3 +302,33 @@ async def test_the_claim_reads_each_job_by_its_key_whatever_the_statistics(
 
     walk(plan[0]["Plan"])
     assert scans and set(scans) <= {"Index Scan"}, scans
+
+
+async def test_advancing_a_batch_touches_only_its_fires_partition(database_url: str, user: User) -> None:
+    # The advance names the batch's keys as lists too: the plan keeps only the
+    # partitions of its fire times (it hashed every day's partition whole).
+    at = datetime.now(UTC).replace(microsecond=0)
+    params = {
+        "job_ids": [uuid.uuid4() for _ in range(3)],
+        "scheduled": [at] * 3,
+        "next": [at + timedelta(seconds=1)] * 3,
+        "runs": None,
+        "triggers": None,
+        "notes": None,
+        "workers": None,
+        "owners": [user.id] * 3,
+        "shards": [0] * 3,
+        "priorities": None,
+        "max_live": None,
+        "scheduler_id": "s1",
+        "user_quota": 2147483647,
+    }
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        partitions = conn.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'schedule'::regclass"
+        ).fetchone()
+        plan = [r[0] for r in conn.execute("EXPLAIN " + queries["record_fires"], params).fetchall()]
+    advance = plan[plan.index(next(line for line in plan if "CTE advanced" in line)) :]
+    advance = advance[: advance.index(next(line for line in advance if "CTE retired" in line))]
+    assert partitions is not None and partitions[0] > 2
+    assert len([line for line in advance if "Update on schedule_" in line]) == 1, advance
