@@ -267,6 +267,24 @@ async def test_a_scheduler_at_a_stale_epoch_claims_nothing(
     assert {r.job_id for r in await claim(db, scheduler_id="s2", epoch=2)} == {j.id for j in jobs}
 
 
+async def test_a_job_the_api_holds_is_skipped_and_claimed_once_let_go(
+    db: Database, database_url: str, service: JobsService, user: User
+) -> None:
+    # The claim locks each job row with SKIP LOCKED: a job being changed (its
+    # row held) is left, schedule untouched, for the next claim.
+    await own_shards(db, "s1", 1)
+    held, free = await service.create_jobs(user, [spec(name="held"), spec(name="free")])
+    with psycopg.connect(database_url) as holder:
+        holder.execute("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE", (held.id,))
+        assert [r.job_id for r in await claim(db)] == [free.id]
+        with psycopg.connect(database_url) as look:
+            left = look.execute("SELECT count(*) FROM schedule WHERE job_id = %s", (held.id,)).fetchone()
+        assert left == (1,), "its fire is still due"
+        holder.commit()
+    assert [r.job_id for r in await claim(db)] == [held.id]
+    assert await claim(db) == []
+
+
 async def test_the_claim_reads_each_job_by_its_key_whatever_the_statistics(
     db: Database, database_url: str, user: User
 ) -> None:

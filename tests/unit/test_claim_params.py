@@ -18,6 +18,7 @@ from scheduler.claim import UNLIMITED, max_live_runs, record_fires_params
         ("forbid", 5, 1),
         ("allow", 3, 3),
         ("allow", None, UNLIMITED),
+        ("allow", 0, 0),  # as the statement's coalesce read it
         ("replace", 4, UNLIMITED),  # the older runs are stopped instead
     ],
 )
