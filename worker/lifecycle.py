@@ -124,8 +124,8 @@ class Runs:
             return False
         # Its folder is named now: one an earlier process run left, if any
         # (worker.run_folders). The HTTP runtime makes its own folder and takes
-        # no kept one; a runtime that writes no files has none to take (the
-        # command runtime's own flag: an HTTP job has returned None already).
+        # no kept one; a command runtime that writes no files (the no-op one)
+        # has none to take.
         http = assignment.job.HasField("http")
         kept = (
             None

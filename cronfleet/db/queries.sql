@@ -482,10 +482,10 @@ WHERE a.created_at < now() - make_interval(secs => %(ttl)s)
 -- seen (parsing it on every row was a twentieth of a scheduler's time).
 -- The columns: what the claim reads, and rows.JOB_COLUMNS for a new content.
 -- Each job row is read and locked by its key, in a lateral subquery (a
--- subquery that locks is never flattened into a join, so it stays a probe of
--- jobs_pkey per due row): joined, the planner hashed the
--- whole jobs table on each claim once statistics showed a backlog (30,000
--- due and analyzed: 40 ms a claim of 2,000, against 22 by key).
+-- subquery that locks is never flattened into a join, so it stays a probe
+-- of jobs_pkey per due row): joined, the planner hashed the whole jobs
+-- table on each claim once statistics showed a backlog (30,000 due and
+-- analyzed: 40 ms a claim of 2,000, against 22 by key).
 WITH owned AS MATERIALIZED (
     SELECT shard_id FROM shard_owners
     WHERE scheduler_id = %(scheduler_id)s AND epoch = %(epoch)s
