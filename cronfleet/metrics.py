@@ -9,9 +9,11 @@ their unit; labels are bounded (shard numbers, statuses, roles, routes).
 
 from __future__ import annotations
 
-import functools
+import bisect
+from collections.abc import Iterator, Sequence
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 # Lateness from half a millisecond (a process run released on time) to a
 # minute (a misfire's grace).
@@ -21,6 +23,77 @@ LATENESS_BUCKETS = (
 DURATION_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600)
 STATEMENT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 BATCH_BUCKETS = (0, 1, 5, 10, 50, 100, 250, 500, 1000, 2000, 5000)
+
+
+class LoopHistogram:
+    """A histogram observed from one thread only (a role's event loop): a
+    plain count per bucket, no lock. prometheus_client's Histogram takes a
+    lock for its sum and one for the bucket, and walks its bounds in Python:
+    2.3 us an observation here, against 0.2, and a worker makes two a run.
+    Exported by the same registry, read by its thread as a collector (a
+    scrape may catch one observation in the buckets and not yet in the sum,
+    as prometheus_client's own, which reads its values one by one, may)."""
+
+    def __init__(
+        self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry = REGISTRY
+    ) -> None:
+        self.name, self.documentation = name, documentation
+        self.upper_bounds = [*buckets, float("inf")]
+        # Each bound as prometheus_client writes it (0.0005, 60.0, +Inf).
+        self._les = [repr(float(b)) for b in buckets] + ["+Inf"]
+        self._counts = [0] * len(self.upper_bounds)  # per bucket, not cumulative
+        self._sum = 0.0
+        registry.register(self)
+
+    def observe(self, amount: float) -> None:
+        self._counts[bisect.bisect_left(self.upper_bounds, amount)] += 1  # le: the first bound >= it
+        self._sum += amount
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self.name, self.documentation)
+
+    def collect(self) -> Iterator[Metric]:
+        counts, total = self._counts.copy(), self._sum  # copies are atomic under the GIL
+        family = HistogramMetricFamily(self.name, self.documentation)
+        cumulative, buckets = 0, []
+        for le, count in zip(self._les, counts, strict=True):
+            cumulative += count
+            buckets.append((le, cumulative))
+        family.add_metric([], buckets, total)
+        yield family
+
+
+class LoopCounter:
+    """A counter (by label values, if any) increased from one thread only: a
+    plain number, no lock (see LoopHistogram; 0.9 us an increase with
+    prometheus_client's Counter, a lock and a child looked up by its labels)."""
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, list(labelnames)
+        self._values: dict[tuple[str, ...], float] = {}
+        registry.register(self)
+
+    def inc(self, *labels: str, amount: float = 1.0) -> None:
+        self._values[labels] = self._values.get(labels, 0.0) + amount
+
+    def value(self, *labels: str) -> float:
+        return self._values.get(labels, 0.0)
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for labels, value in self._values.copy().items():  # atomic under the GIL
+            family.add_metric(list(labels), value)
+        yield family
+
 
 # ---------------------------------------------------------------- scheduler
 FIRES_CLAIMED = Counter(
@@ -50,30 +123,22 @@ WORKER_CREDITS = Gauge(
 SHARDS_OWNED = Gauge("cronfleet_scheduler_shards_owned", "Shards this scheduler owns now")
 
 # ------------------------------------------------------------------- worker
-RUNS_FINISHED = Counter(
+# Moved once or twice a run, on the worker's loop: the lock-free kinds above.
+RUNS_FINISHED = LoopCounter(
     "cronfleet_worker_runs_total", "Runs ended on this worker, by final status", ["status"]
 )
-
-
-@functools.cache
-def runs_finished(status: str) -> Counter:
-    """RUNS_FINISHED's child for ``status``, looked up once (``labels()``
-    builds its key under a lock: 1.5 us a run)."""
-    return RUNS_FINISHED.labels(status)
-
-
-FIRE_LATENESS = Histogram(
+FIRE_LATENESS = LoopHistogram(
     "cronfleet_worker_fire_lateness_seconds",
     "Real start minus fire time, measured as each run is released",
     buckets=LATENESS_BUCKETS,
 )
-RUN_DURATION = Histogram(
+RUN_DURATION = LoopHistogram(
     "cronfleet_worker_run_duration_seconds", "Start to end of each run", buckets=DURATION_BUCKETS
 )
 RUNNING = Gauge("cronfleet_worker_running_runs", "Runs started and not ended")
 ARMED = Gauge("cronfleet_worker_armed_runs", "Runs held for a fire time not yet reached")
 CAPACITY = Gauge("cronfleet_worker_capacity_runs", "Runs this worker takes at once (its credit)")
-COLD_STARTS = Counter("cronfleet_worker_cold_starts_total", "Runs that found nothing warm to start in")
+COLD_STARTS = LoopCounter("cronfleet_worker_cold_starts_total", "Runs that found nothing warm to start in")
 IMAGE_PULLS = Counter(
     "cronfleet_worker_image_pulls_total", "Image pulls by this worker, by result (pulled, failed)", ["result"]
 )

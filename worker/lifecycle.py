@@ -120,7 +120,7 @@ class Runs:
         if self.stopping:
             log.info("run_returned", execution_id=assignment.execution_id, reason="the worker is stopping")
             self.outbox.emit(returned_event(assignment.execution_id, assignment.scheduled_at), prefer=origin)
-            metrics.runs_finished("returned").inc()
+            metrics.RUNS_FINISHED.inc("returned")
             return False
         # Its folder is named now: one an earlier process run left, if any
         # (worker.run_folders). The HTTP runtime makes its own folder and takes
@@ -371,7 +371,7 @@ class Runs:
 
     def _done(self, run: Run, outcome: RunOutcome) -> None:
         self.active.pop(run.execution_id, None)
-        metrics.runs_finished(outcome.status).inc()
+        metrics.RUNS_FINISHED.inc(outcome.status)
         if self._writes_files(run) and not keep_now(run.spec.run_dir):
             self._folders.add(run.spec.run_dir)
         self.give_back(run.origin)
