@@ -259,7 +259,7 @@ async def test_a_dead_worker_has_its_containers_killed_and_reported_lost_on_rest
         f"    s = dataclasses.replace(Settings(), state_dir={str(tmp_path)!r}, watchdog_seconds=30)\n"
         f"    rt = DockerRuntime(s, {runtime.worker_id!r})\n"
         f"    spool = Path({str(tmp_path)!r}) / 'child' / 'out.log'\n"
-        "    armed = await rt.arm(RunSpec(execution_id=77, job_id='job', attempt=1, spool_path=spool,"
+        "    armed = await rt.arm(RunSpec(execution_id=77, job_id='job', attempt=1, spool=spool,"
         " command='sleep 60', timeout_seconds=60))\n"
         "    await armed.release()\n"
         "    print(armed.container_id, flush=True)\n"

@@ -72,7 +72,7 @@ def spec(tmp_path: Path, image: str, command: str = "echo pulled") -> RunSpec:
         command=command,
         image=image,
         timeout_seconds=30,
-        spool_path=tmp_path / f"run{n}" / "out.log",
+        spool=tmp_path / f"run{n}" / "out.log",
     )
 
 

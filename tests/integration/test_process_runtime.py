@@ -48,7 +48,7 @@ CHECKPOINTING = 'echo "from=$(cat "$CRONFLEET_CHECKPOINT")"; echo "step 3" > "$C
 def spec(tmp_path: Path, command: str = "", **kw: Any) -> RunSpec:
     n = next(_ids)
     path = tmp_path / f"run{n}" / "out.log"
-    return RunSpec(execution_id=n, job_id="job", attempt=1, spool_path=path, command=command, **kw)
+    return RunSpec(execution_id=n, job_id="job", attempt=1, spool=path, command=command, **kw)
 
 
 async def run(s: RunSpec, runtime: ProcessRuntime | None = None) -> tuple[RunOutcome, str]:
@@ -353,7 +353,7 @@ async def test_an_emptied_folder_is_handed_to_the_next_run_unless_the_run_left_a
     remove_run_dir(first.run_dir)
     handed = kept_folder_for(tmp_path, "")
     assert handed == first.run_dir, "kept, under its own name"
-    second = dataclasses.replace(spec(tmp_path, "sleep 30 & echo $!"), spool_path=handed / "out.log")
+    second = dataclasses.replace(spec(tmp_path, "sleep 30 & echo $!"), spool=handed / "out.log")
     _, out = await run(second, runtime)
     try:
         second.spool_path.unlink()

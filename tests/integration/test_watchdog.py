@@ -149,7 +149,7 @@ async def test_a_dead_workers_ended_run_is_left_alone(tmp_path: Path) -> None:
 async def test_a_run_the_watchdog_killed_ends_lost(tmp_path: Path) -> None:
     runtime = ProcessRuntime(0.5, watchdog_seconds=0.5, fence_dir=str(tmp_path / "fenced"))
     spec = RunSpec(
-        execution_id=1, job_id="job", attempt=1, spool_path=tmp_path / "run" / "out.log", command="sleep 60"
+        execution_id=1, job_id="job", attempt=1, spool=tmp_path / "run" / "out.log", command="sleep 60"
     )
     armed = await runtime.arm(spec)
     await armed.release()
@@ -165,7 +165,7 @@ async def test_a_graceful_stop_longer_than_the_limit_still_beats(tmp_path: Path)
     # as lost: it ends on its own, succeeded. (The limit is twice the beat.)
     runtime = ProcessRuntime(0.5, watchdog_seconds=1.0, fence_dir=str(tmp_path / "fenced"))
     spec = RunSpec(
-        execution_id=1, job_id="job", attempt=1, spool_path=tmp_path / "run" / "out.log", command="sleep 2.5"
+        execution_id=1, job_id="job", attempt=1, spool=tmp_path / "run" / "out.log", command="sleep 2.5"
     )
     stop = asyncio.Event()
     warm = asyncio.create_task(runtime.keep_warm(stop, _no_wait))

@@ -58,7 +58,7 @@ async def _watch(tmp_path: Path, ended: bool) -> list[str]:
     spool.parent.mkdir()
     spool.write_text("so far\n")
     armed = Armed(ended)
-    spec = RunSpec(execution_id=7, job_id="job", attempt=1, spool_path=spool)
+    spec = RunSpec(execution_id=7, job_id="job", attempt=1, spool=spool)
     watching = asyncio.create_task(LiveOutput(store, 0.01).watch(spec, armed, "k", lambda _: None))
     await within((armed.looked if ended else store.put_once).wait(), 5)
     armed.end.set()
@@ -81,7 +81,7 @@ async def test_a_live_run_that_printed_nothing_is_not_copied(tmp_path: Path) -> 
     spool.parent.mkdir()
     spool.touch()
     armed = Armed(False)
-    spec = RunSpec(execution_id=7, job_id="job", attempt=1, spool_path=spool)
+    spec = RunSpec(execution_id=7, job_id="job", attempt=1, spool=spool)
     watching = asyncio.create_task(LiveOutput(store, 0.01).watch(spec, armed, "k", lambda _: None))
     for _ in range(3):  # the publisher's loop looked, so its pass before went through the copy's check
         await within(armed.looked.wait(), 5)
@@ -101,7 +101,7 @@ async def test_runs_watched_by_one_sweep_publish_each_from_its_own_interval(tmp_
         spool = tmp_path / f"{i}-1" / "output.log"
         spool.parent.mkdir()
         spool.write_text(f"run {i}\n")
-        specs.append(RunSpec(execution_id=i, job_id="job", attempt=1, spool_path=spool))
+        specs.append(RunSpec(execution_id=i, job_id="job", attempt=1, spool=spool))
         armed.append(Armed(False))
         watching.append(asyncio.create_task(live.watch(specs[i], armed[i], f"k{i}", lambda _: None)))
         await asyncio.sleep(0)  # each begins watching in turn

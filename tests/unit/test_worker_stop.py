@@ -59,7 +59,7 @@ async def test_kill_all_kills_every_run_at_once(tmp_path: Path) -> None:
     killing: list[str] = []
     everyone = asyncio.Event()
     for n in range(1, 51):
-        spec = RunSpec(execution_id=n, job_id="job", attempt=1, spool_path=tmp_path / f"{n}.log")
+        spec = RunSpec(execution_id=n, job_id="job", attempt=1, spool=tmp_path / f"{n}.log")
         runs.active[n] = Run(spec, fire_at=0.0, origin="s", armed=SlowKill(killing, everyone, 50))
     # One after another, the first kill would wait for the fiftieth for ever.
     await within(runs.kill_all("cancelled"), 5)
