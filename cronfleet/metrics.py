@@ -30,24 +30,33 @@ class LoopHistogram:
     plain count per bucket, no lock. prometheus_client's Histogram takes a
     lock for its sum and one for the bucket, and walks its bounds in Python:
     2.3 us an observation here, against 0.2, and a worker makes two a run.
-    Exported by the same registry, read by its thread as a collector (a
-    scrape may catch one observation in the buckets and not yet in the sum,
-    as prometheus_client's own, which reads its values one by one, may)."""
+    Exported by the same registry, read by its thread as a collector: a
+    scrape may catch an observation in the buckets and not yet in the sum
+    or the other way round, as prometheus_client's own, which reads its
+    values one by one, may. (The copies below are atomic because CPython's
+    GIL is held through them; a free-threaded build would need a lock.)"""
 
     def __init__(
         self, name: str, documentation: str, buckets: Sequence[float], registry: CollectorRegistry = REGISTRY
     ) -> None:
+        bounds = [float(b) for b in buckets if b != float("inf")]
+        if bounds != sorted(bounds):
+            raise ValueError(f"{name}: buckets must be in increasing order")
         self.name, self.documentation = name, documentation
-        self.upper_bounds = [*buckets, float("inf")]
-        # Each bound as prometheus_client writes it (0.0005, 60.0, +Inf).
-        self._les = [repr(float(b)) for b in buckets] + ["+Inf"]
+        self.upper_bounds = [*bounds, float("inf")]
+        # Each bound as prometheus_client writes it (0.0005, 60.0, +Inf); repr
+        # says 1000000.0 where it says 1e+06, so larger bounds are refused.
+        if bounds and bounds[-1] >= 1e6:
+            raise ValueError(f"{name}: bounds from 1e6 up are not written as Prometheus does")
+        self._les = [repr(b) for b in bounds] + ["+Inf"]
         self._counts = [0] * len(self.upper_bounds)  # per bucket, not cumulative
         self._sum = 0.0
         registry.register(self)
 
     def observe(self, amount: float) -> None:
-        self._counts[bisect.bisect_left(self.upper_bounds, amount)] += 1  # le: the first bound >= it
         self._sum += amount
+        if amount == amount:  # NaN is in no bucket, as with prometheus_client
+            self._counts[bisect.bisect_left(self.upper_bounds, amount)] += 1  # le: the first bound >= it
 
     def describe(self) -> Iterator[Metric]:
         yield HistogramMetricFamily(self.name, self.documentation)
@@ -76,10 +85,17 @@ class LoopCounter:
         registry: CollectorRegistry = REGISTRY,
     ) -> None:
         self.name, self.documentation, self.labelnames = name, documentation, list(labelnames)
-        self._values: dict[tuple[str, ...], float] = {}
+        # Without labels its one series is there from the start, at 0, as
+        # prometheus_client's is (a series first seen at 1 hides that increase).
+        self._values: dict[tuple[str, ...], float] = {} if labelnames else {(): 0.0}
         registry.register(self)
 
     def inc(self, *labels: str, amount: float = 1.0) -> None:
+        if labels not in self._values:  # checked once a series, not every increase
+            if len(labels) != len(self.labelnames):
+                raise ValueError(f"{self.name} takes labels {self.labelnames}, not {labels}")
+        if amount < 0:
+            raise ValueError(f"{self.name}: a counter only goes up, not by {amount}")
         self._values[labels] = self._values.get(labels, 0.0) + amount
 
     def value(self, *labels: str) -> float:

@@ -110,8 +110,10 @@ class Runs:
         return len(self.active)
 
     def count(self, started: bool) -> int:
-        """Runs here that have started (and not ended), or that wait to."""
-        return sum(1 for r in self.active.values() if (r.started_at is not None) == started)
+        """Runs here that have started (and not ended), or that wait to. Asked
+        by the metrics exporter's thread too: the runs are copied first (one
+        call, under the GIL), as walking them while the loop adds one fails."""
+        return sum(1 for r in list(self.active.values()) if (r.started_at is not None) == started)
 
     # ------------------------------------------------------------ commands
     def start(self, assignment: dispatch_pb2.Assignment, origin: str) -> bool:  # whether it is kept

@@ -67,7 +67,7 @@ def spec(
         "steps": tuple(Step(name=name, run=run) for name, run in steps),
         "resources": resources,
         "timeout_seconds": 30,
-        "spool_path": tmp_path / f"run{n}" / "out.log",
+        "spool": tmp_path / f"run{n}" / "out.log",
     }
     return RunSpec(**(fields | kw))  # type: ignore[arg-type]
 
