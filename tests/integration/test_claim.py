@@ -267,6 +267,60 @@ async def test_a_scheduler_at_a_stale_epoch_claims_nothing(
     assert {r.job_id for r in await claim(db, scheduler_id="s2", epoch=2)} == {j.id for j in jobs}
 
 
+def _shard_lockers(database_url: str) -> dict[int, str]:
+    """Each shard_owners row's xmax: FOR SHARE leaves its locker's transaction there."""
+    with psycopg.connect(database_url) as conn:
+        return dict(conn.execute("SELECT shard_id, xmax::text FROM shard_owners").fetchall())
+
+
+async def test_a_claim_locks_only_the_shards_of_the_fires_it_took(
+    db: Database, database_url: str, service: JobsService, user: User
+) -> None:
+    # Locking every owned shard wrote a WAL record per shard on every claim,
+    # most of an idle cluster's WAL: a claim with nothing due locks none.
+    await own_shards(db, "s1", 1)
+    before = _shard_lockers(database_url)
+    assert await claim(db) == []
+    assert _shard_lockers(database_url) == before
+    (job,) = await service.create_jobs(user, [spec(name="one")])
+    assert [r.job_id for r in await claim(db)] == [job.id]
+    after = _shard_lockers(database_url)
+    changed = {shard for shard in after if after[shard] != before[shard]}
+    assert changed == {job.shard_id}
+
+
+async def test_a_shard_moved_while_the_claim_waits_for_it_is_not_claimed(
+    db: Database, database_url: str, service: JobsService, user: User
+) -> None:
+    # The fence, concurrent: the leader is giving one of the scheduler's
+    # shards away (its owner row changed, not yet committed) as the claim
+    # takes due rows of it. The claim waits for that row, reads it again
+    # once committed, and leaves that shard's fires to their new owner.
+    await own_shards(db, "s1", 1)
+    jobs = await service.create_jobs(user, [spec(name=f"j{i}") for i in range(16)])
+    moved = jobs[0].shard_id
+    with psycopg.connect(database_url) as leader:
+        leader.execute("UPDATE shard_owners SET scheduler_id = 's2', epoch = 2 WHERE shard_id = %s", (moved,))
+        claiming = asyncio.create_task(claim(db))
+        with psycopg.connect(database_url, autocommit=True) as look:
+            deadline = asyncio.get_running_loop().time() + 10
+            while not look.execute(
+                # Any session of this database waiting on a lock (the claim's
+                # text is cut at 1 kB in pg_stat_activity, before its locks).
+                "SELECT count(*) > 0 FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).fetchone()[0]:  # type: ignore[index]
+                assert not claiming.done(), "the claim did not wait for the shard being moved"
+                assert asyncio.get_running_loop().time() < deadline, "the claim never waited"
+                await asyncio.sleep(0.02)
+        leader.commit()
+    taken = {r.job_id for r in await claiming}
+    assert taken == {j.id for j in jobs if j.shard_id != moved}
+    with psycopg.connect(database_url) as conn:
+        left = conn.execute("SELECT count(*) FROM schedule WHERE shard_id = %s", (moved,)).fetchone()
+    assert left == (sum(1 for j in jobs if j.shard_id == moved),), "the moved shard's fires are still due"
+
+
 async def test_a_job_the_api_holds_is_skipped_and_claimed_once_let_go(
     db: Database, database_url: str, service: JobsService, user: User
 ) -> None:
