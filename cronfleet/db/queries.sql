@@ -477,9 +477,12 @@ WHERE a.created_at < now() - make_interval(secs => %(ttl)s)
 -- FOR SHARE (in shard order, as the leader writes them), so a concurrent
 -- reassignment of them waits for this transaction, and a row of a shard
 -- that moved meanwhile is dropped (its owner row, read again under the
--- lock, names another scheduler or epoch). Only those shards: locking every
--- owned one wrote a WAL record per shard per claim (128 a claim with two
--- schedulers: most of an idle cluster's WAL, 29 kB a second).
+-- lock, names another scheduler or epoch; the batch comes back that much
+-- short, its rows locked until the claim ends). Only those shards: locking
+-- every owned one wrote a WAL record per shard per claim (128 a claim with
+-- two schedulers: most of an idle cluster's WAL, 14 kB a second). While it
+-- waits for the leader, the claim holds its batch's schedule and job rows
+-- (an API write to them waits too); the leader waits on nothing of theirs.
 -- The batch is picked from the schedule's keys
 -- alone, before any job row is read: joining first read the whole backlog's
 -- jobs on every claim (50,000 due on a scheduler: 530 ms a claim, now 25).
@@ -525,8 +528,9 @@ ORDER BY d.next_run_at
 -- A fire that is not to run (a misfire skipped by the job's policy) is
 -- still recorded, as skipped with the reason: every due fire leaves a row.
 -- A fire to run with a worker chosen ('' for none) is recorded assigned to
--- it: fenced as mark_assigned is (select_due_fires holds this scheduler's
--- shards at its epoch), one execution write less than assigning after.
+-- it: fenced as mark_assigned is (select_due_fires holds the shard of each
+-- fire it returned, at this scheduler's epoch), one execution write less
+-- than assigning after.
 -- The job's columns it needs (owner, shard, priority, concurrency limit)
 -- come with each fire from select_due_fires, whose lock on the job row holds
 -- them: joined to jobs here, the planner hashed the whole table on every

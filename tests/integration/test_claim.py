@@ -302,17 +302,19 @@ async def test_a_shard_moved_while_the_claim_waits_for_it_is_not_claimed(
     with psycopg.connect(database_url) as leader:
         leader.execute("UPDATE shard_owners SET scheduler_id = 's2', epoch = 2 WHERE shard_id = %s", (moved,))
         claiming = asyncio.create_task(claim(db))
-        with psycopg.connect(database_url, autocommit=True) as look:
-            deadline = asyncio.get_running_loop().time() + 10
-            while not look.execute(
-                # Any session of this database waiting on a lock (the claim's
-                # text is cut at 1 kB in pg_stat_activity, before its locks).
-                "SELECT count(*) > 0 FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            ).fetchone()[0]:  # type: ignore[index]
-                assert not claiming.done(), "the claim did not wait for the shard being moved"
-                assert asyncio.get_running_loop().time() < deadline, "the claim never waited"
-                await asyncio.sleep(0.02)
+        try:
+            with psycopg.connect(database_url, autocommit=True) as look:
+                deadline = asyncio.get_running_loop().time() + 10
+                while not look.execute(  # the claim's session, blocked by the leader's
+                    "SELECT count(*) > 0 FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                    (leader.info.backend_pid,),
+                ).fetchone()[0]:  # type: ignore[index]
+                    assert not claiming.done(), "the claim ended (or failed) without waiting for the shard"
+                    assert asyncio.get_running_loop().time() < deadline, "the claim never waited"
+                    await asyncio.sleep(0.02)
+        except BaseException:
+            claiming.cancel()
+            raise
         leader.commit()
     taken = {r.job_id for r in await claiming}
     assert taken == {j.id for j in jobs if j.shard_id != moved}
