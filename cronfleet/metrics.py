@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 # Lateness from half a millisecond (a process run released on time) to a
 # minute (a misfire's grace).
@@ -44,11 +45,8 @@ class LoopHistogram:
             raise ValueError(f"{name}: buckets must be in increasing order")
         self.name, self.documentation = name, documentation
         self.upper_bounds = [*bounds, float("inf")]
-        # Each bound as prometheus_client writes it (0.0005, 60.0, +Inf); repr
-        # says 1000000.0 where it says 1e+06, so larger bounds are refused.
-        if bounds and bounds[-1] >= 1e6:
-            raise ValueError(f"{name}: bounds from 1e6 up are not written as Prometheus does")
-        self._les = [repr(b) for b in bounds] + ["+Inf"]
+        # Each bound as prometheus_client writes it (0.0005, 60.0, 1e+06, +Inf).
+        self._les = [floatToGoString(b) for b in self.upper_bounds]  # type: ignore[no-untyped-call]
         self._counts = [0] * len(self.upper_bounds)  # per bucket, not cumulative
         self._sum = 0.0
         registry.register(self)

@@ -110,9 +110,8 @@ class Runs:
         return len(self.active)
 
     def count(self, started: bool) -> int:
-        """Runs here that have started (and not ended), or that wait to. Asked
-        by the metrics exporter's thread too: the runs are copied first (one
-        call, under the GIL), as walking them while the loop adds one fails."""
+        """Runs here that have started (and not ended), or that wait to. The
+        exporter's thread asks too: walked as a copy (made under the GIL)."""
         return sum(1 for r in list(self.active.values()) if (r.started_at is not None) == started)
 
     # ------------------------------------------------------------ commands

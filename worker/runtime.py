@@ -130,9 +130,10 @@ done
 class RunSpec:
     """One run, as a runtime needs it. Built from the assignment by
     :meth:`from_assignment` and nowhere else, and never changed after (its
-    cached ``spool_path`` and ``run_dir`` would go stale): not frozen only because a frozen
-    dataclass sets each of its sixteen fields through ``object.__setattr__``
-    (2.4 us a run; a no-op run's whole life on the loop is ~40 us)."""
+    cached ``spool_path`` and ``run_dir`` would go stale): not frozen only
+    because a frozen dataclass sets each of its sixteen fields through
+    ``object.__setattr__`` (2.4 us a run; a no-op run's whole life on the
+    loop is ~40 us)."""
 
     execution_id: int
     job_id: str
@@ -193,7 +194,7 @@ class RunSpec:
 
     @functools.cached_property
     def spool_path(self) -> Path:
-        return self.spool if isinstance(self.spool, Path) else Path(self.spool)
+        return Path(self.spool)
 
     @functools.cached_property
     def run_dir(self) -> Path:
