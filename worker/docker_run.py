@@ -26,6 +26,8 @@ class DockerRun:
     """One run in its own container, armed (created, started, blocked at the
     gate) and released with one write."""
 
+    started_at: float | None = None  # started at its release
+
     def __init__(self, runtime: DockerRuntime, pooled: Pooled, spec: RunSpec, cold: bool) -> None:
         self.runtime = runtime
         self.container = pooled.container

@@ -60,6 +60,7 @@ class HttpRun:
     killed_for: str = ""
     cold: bool | None = None
     container_id: str = ""
+    started_at: float | None = None  # started at its release
     task: asyncio.Task[RunOutcome] | None = None
     _started: float = field(default=0.0)
 

@@ -19,8 +19,16 @@ asked, then frees the job).
 A run's environment and where its output goes are in ``NAME.env`` in the
 launcher's private folder (memory-backed where /dev/shm is: it may hold
 secrets; mode 0700), sourced by the run, not sent on the line: a shell reads
-a pipe a byte per syscall. The run then waits on the FIFO ``NAME.go``, which
-the worker holds open and writes "go" into at the fire instant.
+a pipe a byte per syscall. A run armed ahead of its instant then waits on
+the FIFO ``NAME.go``, which the worker holds open and writes "go" into at
+the instant; one armed after it runs as it is forked (no FIFO, no release:
+in a backlog of late `true` runs the FIFO's making, opening, writing and
+removing were a seventh of the worker's time a run).
+
+With a watchdog (worker.watchdog), the launcher tells it each run's group
+(``+PID`` on the watchdog's pipe, its fd 4) before it answers the worker:
+a run forked running is known to the watchdog whatever the worker's loop
+is doing meanwhile (frozen, it could not have said it).
 
 What differs from a gate exec'd per run (README, "The process runtime"):
 its session is the launcher's (still a process group of its own, and no
@@ -70,24 +78,28 @@ from worker.runtime import REPORT_FILE, RunSpec
 # job a run and each fork walked it: 30,000 `true` runs went 1,760 -> 710
 # runs/s, the runs' CPU 370 -> 2,160 us each, the launcher 1.7 -> 3.8 MB.
 # On end of file (the worker died) the launcher kills its runs' groups, so
-# runs die with their worker even without a watchdog.
+# runs die with their worker even without a watchdog. The watchdog's pipe
+# (fd 4, when $2 says there is one) is closed in each run: a run holding
+# it would hide its worker's death from the watchdog.
 LAUNCHER_SCRIPT = r"""
-_dir=$1; shift
+_dir=$1 _wd=$2; shift 2
 trap '' HUP
 set -m
 _run() {
   set +m --
   trap - HUP
-  exec 3>&- </dev/null
-  unset _c _m
+  exec 3>&- 4>&- </dev/null
+  unset _c _m _wd
   . "$_dir/$_n.env" || exit 125
   cd -- "$_run_dir" || exit 125
   exec >"$_out" 2>&1 || exit 125
   if [ -n "$_report" ]; then exec 3>"$_report"; fi
   @SEED_CHECKPOINT@
-  read -r _go <"$_dir/$_n.go" || exit 125
-  [ "$_go" = go ] || exit 125
-  unset _go _n _dir _run_dir _out _report _cp
+  if [ -n "$_hold" ]; then
+    read -r _go <"$_dir/$_n.go" || exit 125
+    [ "$_go" = go ] || exit 125
+  fi
+  unset _go _hold _n _dir _run_dir _out _report _cp
   unset -f _run
   case $_how in
   own) unset _how; exec /bin/sh -c "$CRONFLEET_SCRIPT" ;;
@@ -99,7 +111,7 @@ _run() {
 echo ready >&3
 while read -r _c _n _m; do
   case $_c in
-  p) eval "_run $_n. &"; echo "$!" >&3 ;;
+  p) eval "_run $_n. &"; [ -z "$_wd" ] || echo "+$!" >&4; echo "$!" >&3 ;;
   w) wait "$_n"; echo "$?" >&3; jobs "%_run $_m." ;;
   esac
 done
@@ -117,12 +129,12 @@ def env_file(env: dict[str, str], shell_vars: dict[str, str]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _run_vars(spec: RunSpec, one_program: bool) -> dict[str, str]:
+def _run_vars(spec: RunSpec, one_program: bool, hold: bool) -> dict[str, str]:
     """What the run part reads besides the environment: where to go, what
     to write there (the output and report, by name: the run opens them once
-    in its folder), and how it runs the command: in a shell of its own
-    ("own"), exec'd ("program", ``one_program``: worker.command_text), or
-    evaluated."""
+    in its folder), whether it waits for its release, and how it runs the
+    command: in a shell of its own ("own"), exec'd ("program",
+    ``one_program``: worker.command_text), or evaluated."""
     how = "program" if one_program else ""
     if needs_own_shell([spec.command, *(s.run for s in spec.steps)]):
         how = "own"
@@ -131,6 +143,7 @@ def _run_vars(spec: RunSpec, one_program: bool) -> dict[str, str]:
         "_out": spec.spool_path.name,
         "_report": REPORT_FILE if spec.steps else "",
         "_how": how,
+        "_hold": "1" if hold else "",
     }
 
 
@@ -149,10 +162,12 @@ DEFAULT_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE,
 class Launcher:
     """The resident shell, started on first use and again after it dies."""
 
-    def __init__(self, seed_checkpoint: str, env: dict[str, str]) -> None:
-        """``env``: the launcher's own environment (each run's file adds its own)."""
+    def __init__(self, seed_checkpoint: str, env: dict[str, str], watchdog: int = -1) -> None:
+        """``env``: the launcher's own environment (each run's file adds its
+        own); ``watchdog``: the write end of the watchdog's pipe, or -1."""
         self.dir = private_folder()
         self._env = env
+        self._watchdog = watchdog
         self._names = itertools.count()
         self._script = LAUNCHER_SCRIPT.replace("@SEED_CHECKPOINT@", seed_checkpoint.replace("\n", "\n  "))
         self.pid = 0
@@ -172,7 +187,7 @@ class Launcher:
         try:
             self.pid = os.posix_spawn(
                 "/bin/sh",
-                ["/bin/sh", "-c", self._script, "/bin/sh", self.dir],
+                ["/bin/sh", "-c", self._script, "/bin/sh", self.dir, "1" if self._watchdog >= 0 else ""],
                 self._env,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, lines_r, 0),
@@ -182,6 +197,7 @@ class Launcher:
                     # Opened by a session leader: its controlling terminal.
                     (os.POSIX_SPAWN_OPEN, 4, os.ttyname(terminal), os.O_RDWR, 0),
                     (os.POSIX_SPAWN_CLOSE, 4),
+                    *([(os.POSIX_SPAWN_DUP2, self._watchdog, 4)] if self._watchdog >= 0 else []),
                 ],
                 setsid=True,
                 setsigdef=DEFAULT_SIGNALS,
@@ -215,19 +231,22 @@ class Launcher:
             _write_all(self._lines, data)
 
     def prepare(
-        self, spec: RunSpec, env: dict[str, str], one_program: bool = False
-    ) -> tuple[str, int, tuple[str, str]]:
+        self, spec: RunSpec, env: dict[str, str], one_program: bool = False, hold: bool = True
+    ) -> tuple[str, int, tuple[str, ...]]:
         """The run's files: ``NAME.env`` (``env``, and where it goes and
-        writes) and the FIFO ``NAME.go``, held open (read and write: never
-        blocks, never EOF) until the run ends, so "go" waits in it however
-        late the run opens it. Its name, the FIFO's descriptor, the files."""
+        writes) and, if it is to ``hold`` for its release, the FIFO
+        ``NAME.go``, held open (read and write: never blocks, never EOF)
+        until the run ends, so "go" waits in it however late the run opens
+        it. Its name, the FIFO's descriptor (-1: none), the files."""
         name = f"r{next(self._names)}"
         env_path, go_path = f"{self.dir}/{name}.env", f"{self.dir}/{name}.go"
         fd = os.open(env_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, env_file(env, _run_vars(spec, one_program)))
+            os.write(fd, env_file(env, _run_vars(spec, one_program, hold)))
         finally:
             os.close(fd)
+        if not hold:
+            return name, -1, (env_path,)
         return name, held_fifo(go_path), (env_path, go_path)
 
     async def launch(self, name: str) -> int:
@@ -286,10 +305,11 @@ class Launcher:
         for then in pending:
             then(None)
         # Its runs live on, but nobody can tell how they end: they go (lost:
-        # run again by the scheduler's rules for a run lost with its worker).
-        for pid in self._live.values():
+        # run again by the scheduler's rules for a run lost with its worker),
+        # with any it forked and had not said yet (forked running: not held).
+        for group in {*self._live.values(), *_groups_in_session(self.pid)}:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(group, signal.SIGKILL)
         self._live = {}
 
     async def close(self) -> None:
@@ -324,6 +344,20 @@ def close_inherited_on_exec() -> None:
         with contextlib.suppress(OSError):  # the listing's own, closed by now
             if int(name) > 2:
                 os.set_inheritable(int(name), False)
+
+
+def _groups_in_session(session: int) -> set[int]:
+    """The process groups of the live processes in ``session`` (read from
+    /proc: a dead launcher's runs are no longer its children)."""
+    groups = set()
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+                if int(fields[3]) == session:  # state, ppid, pgrp, session
+                    groups.add(int(fields[2]))
+    return groups
 
 
 def _write_all(fd: int, data: bytes) -> None:

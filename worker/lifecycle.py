@@ -57,6 +57,7 @@ class Run:
     in_window: bool = False  # counted in the release windows until released or dropped
     never_released: bool = False  # stopped before its release: it never ran, and is gone
     reported: bool = False  # its finish was said early (withdrawn before its release)
+    kill_asked: bool = False  # cancelled, fenced or stopped (a withdrawal spares a started run)
     task: asyncio.Task[None] | None = None
     # Set when the run is cancelled, so an armed run stops waiting for its time.
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
@@ -134,7 +135,7 @@ class Runs:
             else kept_folder_for(self.spool_root, assignment.owner_id)
         )
         spec = RunSpec.from_assignment(assignment, self.spool_root, kept)
-        run = Run(spec, proto.to_epoch(assignment.fire_at), origin)
+        run = Run(spec, spec.fire_at or 0.0, origin)
         self.active[run.execution_id] = run
         if self._cancelled_early.pop(run.execution_id, None) is not None:
             run.cancel_reason = "cancelled"  # its cancel overtook it: it never starts
@@ -172,6 +173,7 @@ class Runs:
 
     async def kill(self, run: Run, reason: str) -> None:
         run.cancel_reason = run.cancel_reason or reason
+        run.kill_asked = True
         run.cancelled.set()
         if run.armed is not None:
             await run.armed.kill(reason)
@@ -203,7 +205,7 @@ class Runs:
             log_url, log_bytes = "", 0
             with contextlib.suppress(CronfleetError, OSError):
                 key = self.logs.key_for(r.owner_id, r.job_id, r.execution_id, r.attempt)
-                log_url, log_bytes = await self._store_output(key, r.spool_path)
+                log_url, log_bytes = await self.live.store(key, r.spool_path)
             self.outbox.emit(finished_event(r.execution_id, r.outcome, log_url, log_bytes), prefer="")
             r.spool_path.unlink(missing_ok=True)
 
@@ -247,6 +249,11 @@ class Runs:
         # keep nothing warm, armed after its time: a cold start.
         armed_late = time.time() > run.fire_at
         run.cold_start = run.cold_start or (run.armed.cold if run.armed.cold is not None else armed_late)
+        if run.armed.started_at is not None:  # started as it armed (worker.launcher: a late run)
+            await self._released(run, run.armed.started_at, armed_late)
+            if run.kill_asked:  # meanwhile, when there was nothing armed to kill
+                self._in_background(run.armed.kill(run.cancel_reason))
+            return await self._watch(run, run.armed)
         released_at = await self.batches.release_at(run.fire_at, run.armed, run.cancelled)
         if released_at is None:  # withdrawn before its time: it never started
             self._leave_window(run, released=False)
@@ -337,7 +344,7 @@ class Runs:
         def report(checkpoint: bytes) -> None:
             self._emit(run, checkpoint_event(run.execution_id, checkpoint))
 
-        return await self.live.watch(run.spec, armed, self._log_key(run.spec), report)
+        return await self.live.watch(run.spec, armed, self.live.key_for(run.spec), report)
 
     async def _upload(self, run: Run, outcome: RunOutcome) -> tuple[str, int]:
         """Store the output; its location and size, or ("", 0) (and a note on the outcome)."""
@@ -348,17 +355,11 @@ class Runs:
                 size = os.stat(run.spec.spool_path).st_size  # metadata: on the loop, as the move is
             except (FileNotFoundError, NotADirectoryError):
                 return "", 0  # no output: never opened, or the command put a file where its folder was
-            return await self._store_output(self._log_key(run.spec), run.spec.spool_path, size)
+            return await self.live.store(self.live.key_for(run.spec), run.spec.spool_path, size)
         except (CronfleetError, OSError) as exc:
             metrics.LOG_UPLOAD_FAILURES.inc()
             outcome.error = (outcome.error + "; " if outcome.error else "") + f"log upload failed: {exc}"
             return "", 0
-
-    async def _store_output(self, key: str, spool: Path, size: int | None = None) -> tuple[str, int]:
-        """Stored, unless empty (logstore: a missing log reads as empty; the
-        empty spool stays for the run's folder to be kept with it)."""
-        size = os.stat(spool).st_size if size is None else size
-        return (await self.logs.put(key, spool, final=True) if size else self.logs.location(key)), size
 
     def _report_finished(self, run: Run, outcome: RunOutcome, log_url: str, log_bytes: int) -> None:
         event = finished_event(run.execution_id, outcome, log_url, log_bytes)
@@ -384,9 +385,6 @@ class Runs:
             exit_code=outcome.exit_code,
             lateness_ms=round((run.started_at - run.fire_at) * 1000, 2) if run.started_at else None,
         )
-
-    def _log_key(self, spec: RunSpec) -> str:
-        return self.logs.key_for(spec.owner_id, spec.job_id, spec.execution_id, spec.attempt)
 
     # ------------------------------------------------------- release windows
     def _enter_window(self, run: Run) -> None:

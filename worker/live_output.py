@@ -1,12 +1,15 @@
 """While a run lives: its output so far stored where the finished log will
 go (``logs?follow=true``), and its checkpoint reported when it changes, so a
-run lost with its worker resumes from it."""
+run lost with its worker resumes from it. Once it has ended: its output
+stored for good."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -32,6 +35,16 @@ class LiveOutput:
         # of a no-op run's ~50 us of worker CPU).
         self._due: dict[_Watched, float] = {}
         self._sweep_timer: asyncio.TimerHandle | None = None
+
+    def key_for(self, spec: RunSpec) -> str:
+        return self.logs.key_for(spec.owner_id, spec.job_id, spec.execution_id, spec.attempt)
+
+    async def store(self, key: str, spool: Path, size: int | None = None) -> tuple[str, int]:
+        """A finished run's output stored, unless empty (logstore: a missing log
+        reads as empty; the empty spool stays for the run's folder to be kept
+        with it); where, and its size."""
+        size = os.stat(spool).st_size if size is None else size
+        return (await self.logs.put(key, spool, final=True) if size else self.logs.location(key)), size
 
     @property
     def interval(self) -> float:

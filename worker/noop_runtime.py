@@ -35,6 +35,7 @@ class NoopRuntime:
 class _NoopRun:
     cold: bool | None = None
     container_id = ""
+    started_at: float | None = None  # started at its release
     output_ended = False  # it writes none
 
     async def release(self) -> None:

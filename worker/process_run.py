@@ -21,8 +21,9 @@ from worker.watchdog import Watchdog
 class ProcessRun:
     """A run forked by the launcher (worker.launcher), or a gate spawned with
     ``os.posix_spawn``: it waits to read "go" from a pipe (a FIFO for the
-    launcher's) whose write end we hold (release: write "go"), and its exit
-    is seen through a pidfd on the event loop. asyncio's subprocess transport
+    launcher's) whose write end we hold (release: write "go"), unless the
+    launcher forked it running (armed after its instant: ``started_at``),
+    and its exit is seen through a pidfd on the event loop. asyncio's subprocess transport
     and child watcher, and even ``subprocess.Popen``, cost more per run than
     the spawn itself."""
 
@@ -41,12 +42,16 @@ class ProcessRun:
     cold: bool | None = None
     container_id: str = ""
     released: bool = False
+    started_at: float | None = None  # forked running (armed after its instant): no release
     watchdog: Watchdog | None = None
     on_release: Callable[[], None] | None = None  # told once: released, or gone before
     _done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        asyncio.get_running_loop().add_reader(self.pidfd, self._exited)
+        if self.pidfd < 0:  # it has ended already (started at its fork, and reaped)
+            self._exited()
+        else:
+            asyncio.get_running_loop().add_reader(self.pidfd, self._exited)
 
     @property
     def output_ended(self) -> bool:
@@ -58,8 +63,9 @@ class ProcessRun:
         for in :meth:`wait` (after the release windows, for a run released
         at its instant: asked at once, a burst's ends kept the launcher
         busy while the runs behind were starting)."""
-        asyncio.get_running_loop().remove_reader(self.pidfd)
-        os.close(self.pidfd)
+        if self.pidfd >= 0:
+            asyncio.get_running_loop().remove_reader(self.pidfd)
+            os.close(self.pidfd)
         self._no_longer_waiting()
         self._close_gate()  # killed before its release: nobody will write to it
         for path in self.files:
@@ -93,8 +99,10 @@ class ProcessRun:
         self._no_longer_waiting()
         if self.gate < 0:
             return  # the gate is gone (killed, or exited) before its release
-        if self.watchdog is not None:
-            self.watchdog.flush()  # it knows the group before the command can run
+        if self.watchdog is not None and self.launcher is None:
+            # It knows the group before the command can run (a launched
+            # run's, the launcher told it before it said the pid).
+            self.watchdog.flush()
         with contextlib.suppress(BrokenPipeError):  # it died meanwhile: wait() tells how
             os.write(self.gate, b"go\n")  # 3 bytes into an empty pipe: never blocks
         if self.launcher is None:

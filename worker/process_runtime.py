@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import os
 import shutil
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -72,7 +74,9 @@ class ProcessRuntime:
             launch = "exec"
         self._base_env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
         self._base_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        self.launcher = Launcher(SEED_CHECKPOINT, self._base_env) if launch == "fork" else None
+        self.watchdog = Watchdog(watchdog_seconds, fence_dir) if watchdog_seconds > 0 else None
+        told = self.watchdog.pipe if self.watchdog is not None else -1  # the launcher tells it its runs
+        self.launcher = Launcher(SEED_CHECKPOINT, self._base_env, told) if launch == "fork" else None
         # Checkpoint files in memory where /dev/shm is, not in the runs' folders: a
         # file freed per run made every later inode dearer (worker.run_folders).
         self._private = self.launcher.dir if self.launcher is not None else private_folder()
@@ -82,7 +86,6 @@ class ProcessRuntime:
         # came back spread out: 3,000 runs 870 -> 1,229 runs/s with 256 at once.
         self.arm_slots: int | None = 256 if self.launcher else None
         self._waiting_for: collections.Counter[float] = collections.Counter()
-        self.watchdog = Watchdog(watchdog_seconds, fence_dir) if watchdog_seconds > 0 else None
         # With a watchdog, it kills the runs' groups the moment the worker's
         # pipe closes, so the gate needs no parent-death signal of its own:
         # setpriv's exec was 0.8 ms of a gate's 2 ms of CPU. A gate spawned
@@ -137,7 +140,9 @@ class ProcessRuntime:
         program = not spec.steps and one_program(spec.command, env.get("PATH", ""), home)
         try:
             if self.launcher is not None and not crowded:
-                run = await self._launch(spec, env, self.launcher, program)
+                # One armed after its instant is forked running (worker.launcher).
+                hold = instant is not None or spec.fire_at is None
+                run = await self._launch(spec, env, self.launcher, program, hold)
             else:
                 run = self._spawn(spec, env, program)
             run.checkpoint = checkpoint
@@ -195,26 +200,42 @@ class ProcessRuntime:
         return ProcessRun(pid, gate, pidfd, spec, self.grace_seconds, watchdog=self.watchdog)
 
     async def _launch(
-        self, spec: RunSpec, env: dict[str, str], launcher: Launcher, program: bool
+        self, spec: RunSpec, env: dict[str, str], launcher: Launcher, program: bool, hold: bool
     ) -> ProcessRun:
-        """Have the launcher fork the run, blocked on its FIFO until released."""
-        name, gate, files = launcher.prepare(spec, env, program)
+        """Have the launcher fork the run: blocked on its FIFO until released
+        if it is to ``hold``, else running (its start is then the fork's)."""
+        name, gate, files = launcher.prepare(spec, env, program, hold)
         try:
             pid = await launcher.launch(name)
+            started_at = None if hold else time.time()
             try:
                 pidfd = os.pidfd_open(pid)
-            except OSError:  # it died at once and was reaped: its job is freed all the same
-                launcher.status(name, lambda _: None)
-                raise
+            except OSError as exc:
+                if hold or not isinstance(exc, ProcessLookupError):
+                    # Not to be watched (held: it died at once, and was reaped): it goes.
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
+                    launcher.status(name, lambda _: None)  # its job is freed all the same
+                    raise
+                pidfd = -1  # forked running and over already: its status is asked as any run's
         except BaseException:
-            os.close(gate)
+            if gate >= 0:
+                os.close(gate)
             for path in files:
                 os.unlink(path)
             raise
-        if self.watchdog is not None:
-            self.watchdog.started(pid)  # a group of its own (the launcher's job control)
+        # The watchdog knows its group already: the launcher told it (worker.launcher).
         return ProcessRun(
-            pid, gate, pidfd, spec, self.grace_seconds, launcher, name, files, watchdog=self.watchdog
+            pid,
+            gate,
+            pidfd,
+            spec,
+            self.grace_seconds,
+            launcher,
+            name,
+            files,
+            watchdog=self.watchdog,
+            started_at=started_at,
         )
 
 
@@ -229,8 +250,5 @@ FORKED_PER_INSTANT = 64
 
 
 def _ahead_of(spec: RunSpec) -> float | None:
-    """The run's fire instant, if it is still ahead (the run waits for it)."""
-    if spec.fire is None:
-        return None
-    instant = spec.fire.seconds + spec.fire.nanos / 1e9
-    return instant if instant > time.time() else None
+    """The run's instant, if it is still ahead (the run waits for it)."""
+    return spec.fire_at if spec.fire_at is not None and spec.fire_at > time.time() else None

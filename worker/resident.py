@@ -168,6 +168,8 @@ class ResidentContainers:
 class ResidentRun:
     """One run in its job's resident container, prepared at arming."""
 
+    started_at: float | None = None  # started at its release
+
     def __init__(
         self, owner: ResidentContainers, spec: RunSpec, profile: Profile, cold: bool, resident: Resident
     ) -> None:

@@ -131,7 +131,7 @@ class RunSpec:
     """One run, as a runtime needs it. Built from the assignment by
     :meth:`from_assignment` and nowhere else, and never changed after (its
     cached ``spool_path`` and ``run_dir`` would go stale): not frozen only
-    because a frozen dataclass sets each of its sixteen fields through
+    because a frozen dataclass sets each of its seventeen fields through
     ``object.__setattr__`` (2.4 us a run; a no-op run's whole life on the
     loop is ~40 us)."""
 
@@ -151,6 +151,9 @@ class RunSpec:
     checkpoint: bytes = b""  # what the previous attempt left, to start from
     container: str = "per_run"  # docker: a fresh container, or the job's long-lived one
     fire: timestamp_pb2.Timestamp | None = None  # the fire this run is for; retries keep it
+    # When this attempt may start (epoch seconds; a retry's is after its fire's).
+    # None: not known, so a runtime holds it until it is released.
+    fire_at: float | None = None
     refused: str = ""  # the scheduler could not prepare it: run nothing, fail with this
 
     @classmethod
@@ -189,6 +192,7 @@ class RunSpec:
             checkpoint=assignment.checkpoint,
             container=job.container,
             fire=assignment.scheduled_at,
+            fire_at=proto.to_epoch(assignment.fire_at),
             refused=refused,
         )
 
@@ -309,6 +313,9 @@ class ArmedRun(Protocol):
     # None: the runtime keeps nothing warm, and a run armed after its time is cold.
     cold: bool | None
     container_id: str  # the container it runs in; "" for runtimes without one
+    # Set when arming started it (worker.launcher: a process run armed after
+    # its instant is forked running); it then has no release.
+    started_at: float | None
 
     async def release(self) -> None: ...
     async def wait(self) -> RunOutcome: ...

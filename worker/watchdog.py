@@ -237,6 +237,11 @@ class Watchdog:
                 self._fenced = bool(os.read(self._told, 64))
         return self._fenced
 
+    @property
+    def pipe(self) -> int:
+        """The write end of its pipe (the launcher writes its runs' groups into it too)."""
+        return self._fd
+
     def beat(self) -> None:
         self._say(b".")
 

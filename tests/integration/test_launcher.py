@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf import timestamp_pb2
 
-from tests.integration.test_process_runtime import read_if_there, run, spec
+from tests.integration.test_process_runtime import CHECKPOINTING, read_if_there, run, spec
 from worker import process_runtime
 from worker.command_text import needs_own_shell
 from worker.process_run import ProcessRun
@@ -36,6 +35,7 @@ async def test_a_run_sees_nothing_of_another_run(tmp_path: Path, runtime: Proces
     first, _ = await run(first_spec, runtime)
     leftovers = (
         "${_c+c}${_m+m}${_n+n}${_d+d}${_dir+dir}${_run_dir+rd}${_out+o}${_report+r}${_go+g}${_how+how}"
+        "${_hold+h}${_wd+wd}"
     )
     second = spec(tmp_path, f'echo "[$MINE$EXPORTED$SECRET]"; pwd; echo "[{leftovers}]"; echo "[$#$*]"')
     outcome, out = await run(second, runtime)
@@ -142,8 +142,8 @@ async def test_past_a_crowd_at_one_instant_runs_get_gates_of_their_own(
     # A forked run costs more at its instant than an exec'd gate: past
     # FORKED_PER_INSTANT runs armed ahead for one instant, the rest are exec'd.
     monkeypatch.setattr(process_runtime, "FORKED_PER_INSTANT", 2)
-    fire = timestamp_pb2.Timestamp(seconds=int(time.time()) + 60)
-    specs = [spec(tmp_path, 'echo $$; cut -d" " -f6 /proc/$$/stat', fire=fire) for _ in range(3)]
+    fire_at = time.time() + 60
+    specs = [spec(tmp_path, 'echo $$; cut -d" " -f6 /proc/$$/stat', fire_at=fire_at) for _ in range(3)]
     late = spec(tmp_path, 'echo $$; cut -d" " -f6 /proc/$$/stat')  # no instant ahead: forked
     armed = [await runtime.arm(s) for s in [*specs, late]]
     for a in armed:
@@ -152,7 +152,7 @@ async def test_past_a_crowd_at_one_instant_runs_get_gates_of_their_own(
     own_session = [in_a_session_of_its_own(s) for s in [*specs, late]]
     assert own_session == [False, False, True, False], "the third is a gate, a session of its own"
     # Released, they no longer count: the next run for that instant is forked again.
-    again = spec(tmp_path, 'echo $$; cut -d" " -f6 /proc/$$/stat', fire=fire)
+    again = spec(tmp_path, 'echo $$; cut -d" " -f6 /proc/$$/stat', fire_at=fire_at)
     await run(again, runtime)
     assert not in_a_session_of_its_own(again)
 
@@ -161,3 +161,49 @@ def in_a_session_of_its_own(s: RunSpec) -> bool:
     """From the run's output: its shell's pid, then its session's id."""
     pid, session = read_if_there(s.spool_path).split()
     return pid == session
+
+
+async def test_a_run_armed_after_its_instant_runs_as_it_is_forked(
+    tmp_path: Path, runtime: ProcessRuntime
+) -> None:
+    # No FIFO, no release: its start is its fork's. The rest is as for any
+    # run: its checkpoint seeded and read back, its output, its exit code.
+    assert runtime.launcher is not None
+    s = spec(tmp_path, CHECKPOINTING, checkpoint=b"step 2", fire_at=time.time() - 1)
+    forked = time.time()
+    armed = await runtime.arm(s)
+    assert isinstance(armed, ProcessRun) and armed.started_at is not None and armed.started_at >= forked
+    outcome = await asyncio.wait_for(armed.wait(), 10)  # never released
+    assert (outcome.status, outcome.exit_code, outcome.checkpoint) == ("failed", 1, b"step 3\n")
+    assert s.spool_path.read_text() == "from=step 2\n"
+    running = await runtime.arm(spec(tmp_path, "sleep 30", fire_at=time.time()))
+    files = [n for n in os.listdir(runtime.launcher.dir) if n.startswith("r")]
+    assert files == ["r1.env"], "its environment only: no FIFO"
+    await running.kill("cancelled")
+    assert (await running.wait()).status == "cancelled"
+    assert what_is_in(runtime.launcher.dir) == ([], 0o700)
+
+
+async def test_a_launcher_that_dies_takes_the_runs_it_had_not_said_yet(
+    tmp_path: Path, runtime: ProcessRuntime
+) -> None:
+    # A run forked running is live from its fork: if its launcher dies
+    # before the worker hears its pid, it goes all the same (its group is
+    # found in the launcher's session), else nobody would ever reap or stop it.
+    assert runtime.launcher is not None
+    s = spec(tmp_path, "sleep 30", fire_at=time.time() - 1)
+    armed = await runtime.arm(s)
+    assert isinstance(armed, ProcessRun)
+    runtime.launcher._live.clear()  # as if the launcher died before it said the pid
+    os.kill(runtime.launcher.pid, signal.SIGKILL)
+    outcome = await asyncio.wait_for(armed.wait(), 10)
+    assert outcome.status == "lost"
+    assert not _alive(armed.pid), "its group killed with the launcher's session"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from tests.helpers import assert_eventually
+from tests.integration.test_process_runtime import wait_for_file
 from worker.process_runtime import ProcessRuntime
 from worker.runtime import RunSpec
 from worker.watchdog import Watchdog
@@ -144,6 +145,53 @@ async def test_a_dead_workers_ended_run_is_left_alone(tmp_path: Path) -> None:
     os.killpg(ended.pid, signal.SIGKILL)
     ended.wait(5)
     running.wait(5)
+
+
+# A worker that arms a run after its instant (forked running by the launcher,
+# worker.launcher), says its pid, and freezes before its loop turns again.
+FREEZES_AFTER_A_LATE_RUN = """
+import asyncio, sys, time
+from worker.process_runtime import ProcessRuntime
+from worker.runtime import RunSpec
+
+async def main():
+    runtime = ProcessRuntime(0.5, watchdog_seconds=0.5, fence_dir=sys.argv[1])
+    spec = RunSpec(1, "job", 1, sys.argv[2], command=sys.argv[3], fire_at=time.time() - 1)
+    armed = await runtime.arm(spec)
+    print(armed.pid, flush=True)
+    time.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_run_forked_running_is_known_to_the_watchdog_from_its_fork(tmp_path: Path) -> None:
+    # The launcher tells the watchdog each run's group before the worker
+    # hears its pid: a worker frozen right after it still has the run killed.
+    # (Said by the worker's loop, the group was never told: it froze first.)
+    fence_dir = tmp_path / "fenced"
+    pid_file = tmp_path / "child.pid"
+    worker = subprocess.Popen(  # noqa: ASYNC220 - a worker process to freeze, started once
+        [
+            sys.executable,
+            "-c",
+            FREEZES_AFTER_A_LATE_RUN,
+            str(fence_dir),
+            str(tmp_path / "run" / "out.log"),
+            f"sleep 60 & echo $! > {pid_file}; wait",
+        ],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )
+    try:
+        assert worker.stdout is not None
+        group = int(worker.stdout.readline())
+        child = int(await wait_for_file(pid_file))
+        await assert_eventually(dead(child), timeout=5, what="the run's group killed by the watchdog")
+        assert "did not answer" in (fence_dir / str(group)).read_text()
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 async def test_a_run_the_watchdog_killed_ends_lost(tmp_path: Path) -> None:

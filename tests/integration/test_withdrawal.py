@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from cronfleet.codec import proto
@@ -18,7 +18,7 @@ from tests.helpers import Recorder, until
 from worker.lifecycle import Runs
 from worker.outbox import Outbox
 from worker.process_runtime import ProcessRuntime
-from worker.runtime import RunOutcome
+from worker.runtime import ArmedRun, RunOutcome, RunSpec
 
 
 def make_runs(tmp_path: Path, sink: Recorder, give_back: Callable[[str], None] = lambda _: None) -> Runs:
@@ -116,6 +116,47 @@ async def test_a_cancel_stops_a_started_run(tmp_path: Path) -> None:
     await until(lambda: sink.finished(3) is not None)
     finished = sink.finished(3)
     assert finished is not None and finished.status == "cancelled"
+
+
+def while_it_arms(runs: Runs, then: Callable[[], Awaitable[None]]) -> None:
+    """``then`` is done as the runtime's arming ends, before the worker has
+    the armed run: a run armed after its instant is running by then (forked
+    running, worker.launcher)."""
+    arm = runs.runtime.arm
+
+    async def arm_then(spec: RunSpec) -> ArmedRun:
+        armed = await arm(spec)
+        await then()
+        return armed
+
+    runs.runtime.arm = arm_then  # type: ignore[method-assign]
+
+
+async def test_a_late_run_cancelled_while_it_arms_is_killed_and_said_started(tmp_path: Path) -> None:
+    sink = Recorder()
+    runs = make_runs(tmp_path, sink)
+    while_it_arms(runs, lambda: runs.kill(runs.active[6], "cancelled"))  # what a cancel does
+    assign(runs, 6, "sleep 30", time.time() - 1)
+    await until(lambda: sink.finished(6) is not None, timeout=10)
+    finished = sink.finished(6)
+    assert finished is not None and finished.status == "cancelled"
+    # It ran, however briefly: said started, not "stopped before its time".
+    assert dispatch_pb2.EVENT_KIND_STARTED in sink.kinds(6) or finished.HasField("started_at")
+
+
+async def test_a_late_run_withdrawn_while_it_arms_goes_on(tmp_path: Path) -> None:
+    sink = Recorder()
+    runs = make_runs(tmp_path, sink)
+
+    async def withdraw() -> None:
+        runs.withdraw([7])
+
+    while_it_arms(runs, withdraw)
+    assign(runs, 7, "echo done", time.time() - 1)
+    await until(lambda: sink.finished(7) is not None, timeout=10)
+    finished = sink.finished(7)
+    assert finished is not None and (finished.status, finished.exit_code) == ("succeeded", 0)
+    assert dispatch_pb2.EVENT_KIND_STARTED in sink.kinds(7) or finished.HasField("started_at")
 
 
 async def test_a_withdrawal_that_overtakes_its_assignment_keeps_it_from_starting(tmp_path: Path) -> None:

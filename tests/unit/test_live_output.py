@@ -29,6 +29,7 @@ class Armed:
 
     cold: bool | None = False
     container_id = ""
+    started_at: float | None = None
 
     def __init__(self, ended: bool) -> None:
         self.ended = ended

@@ -21,6 +21,7 @@ class SlowKill:
 
     cold: bool | None = False
     container_id = ""
+    started_at: float | None = None
     output_ended = False
 
     def __init__(self, killing: list[str], everyone: asyncio.Event, n: int) -> None:
