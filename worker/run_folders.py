@@ -40,6 +40,7 @@ import os
 import shutil
 import stat
 import threading
+import time
 from pathlib import Path
 
 from worker.runtime import REPORT_FILE, SPOOL_FILE
@@ -54,6 +55,7 @@ _reusable: dict[str, str] = {}  # folder -> its run's owner, once nothing of the
 _fresh: dict[str, tuple[int, int, int]] = {}  # parent -> a new folder's mode, uid, gid
 _closed: set[str] = set()  # parents whose worker is stopping: nothing more kept
 _handed: dict[str, str] = {}  # kept folders handed to runs not yet armed -> their owner
+_clean_at: dict[str, int] = {}  # kept folder -> its ctime when last seen clean (see _unchanged)
 _names = itertools.count()
 _EUID = os.geteuid()  # the worker's: a call a check was one more syscall a run
 
@@ -78,8 +80,8 @@ def make_run_dir(path: Path) -> None:
     """The run's folder: the kept one it was handed, looked at again (what a
     process detached from its run wrote into it meanwhile makes it go), or a
     new one."""
-    if _handed.pop(str(path), None) is not None:
-        if _bare(path):
+    if _handed.pop(where := str(path), None) is not None:
+        if _unchanged(where) or _bare(path):
             return
         shutil.rmtree(path, ignore_errors=True)
         with contextlib.suppress(OSError):
@@ -204,6 +206,7 @@ def remove_kept(parents: set[str]) -> None:
             except IndexError:
                 break  # taken meanwhile
             _count(parent, -1)
+            _clean_at.pop(str(kept), None)
             # A silent run's empty output may be in it (see above): it goes too.
             shutil.rmtree(kept, ignore_errors=True)
 
@@ -211,8 +214,19 @@ def remove_kept(parents: set[str]) -> None:
 def _keep(path: Path, owner: str) -> bool:
     parent = os.path.dirname(path)  # str(path.parent) for a run's folder: a Path less made
     spare = _spare.setdefault((parent, owner), collections.deque())
-    if _held[parent] >= SPARE_KEPT or parent in _closed:
-        return False
+    if _held[parent] < SPARE_KEPT and parent not in _closed and _clean(path, parent):
+        spare.append(path)
+        _count(parent, 1)
+        return True
+    _clean_at.pop(str(path), None)
+    return False
+
+
+def _clean(path: Path, parent: str) -> bool:
+    """Holding nothing of the command's (the worker's own files taken out),
+    and as a new folder is: its mode and owner, no ACL."""
+    if _unchanged(where := str(path)):
+        return True
     try:
         st = os.stat(path)
         fresh = (st.st_mode, st.st_uid, st.st_gid) == _fresh.get(parent)
@@ -221,9 +235,44 @@ def _keep(path: Path, owner: str) -> bool:
             return False  # the command's files, or a mode or ACL of its own: removed, not handed on
     except OSError:
         return False
-    spare.append(path)
-    _count(parent, 1)
+    _seen_clean(where, st.st_ctime_ns)
     return True
+
+
+# A folder seen clean (bare, a new folder's mode and owner, no ACL) is looked
+# at again, when it is handed on and when its next run ends, by its ctime:
+# any entry made, removed or renamed in it, and any change of its mode,
+# owner or ACL, moves it. Unmoved, only its output's bytes may have changed
+# (a write moves the file's times, not the folder's): a stat and an lstat
+# instead of two listings, two lstats and a listxattr a silent run (a sixth
+# of the worker's time a `true` run, in the listings mostly). A ctime is
+# trusted only if it was TRUSTED_AFTER old when the folder was seen clean:
+# a change later than that is stamped later, however coarse the
+# filesystem's clock (a few ms of kernel tick; whole seconds on some, two on
+# FAT); a folder changed more recently is looked at in full.
+TRUSTED_AFTER = 3_000_000_000  # ns
+
+
+def _seen_clean(where: str, ctime_ns: int) -> None:
+    if time.time_ns() - ctime_ns > TRUSTED_AFTER:
+        _clean_at[where] = ctime_ns
+    else:
+        _clean_at.pop(where, None)
+
+
+def _unchanged(where: str) -> bool:
+    """Whether the folder is as it was when last seen clean (see above),
+    its output (if any) still empty."""
+    clean_at = _clean_at.get(where)
+    if clean_at is None:
+        return False
+    try:
+        if os.stat(where).st_ctime_ns == clean_at and _empty_output(os.path.join(where, SPOOL_FILE), True):
+            return True
+    except OSError:
+        pass
+    del _clean_at[where]
+    return False
 
 
 def _without_own_files(path: Path, names: list[str]) -> list[str]:
@@ -250,11 +299,14 @@ def _bare(path: Path) -> bool:
     return not names or (names == [SPOOL_FILE] and _empty_output(os.path.join(path, SPOOL_FILE)))
 
 
-def _empty_output(path: str) -> bool:
+def _empty_output(path: str, or_none: bool = False) -> bool:
     """A plain file of 0 bytes, the worker's own, not linked elsewhere, that
-    only its owner may write: what a silent run's output leaves."""
+    only its owner may write: what a silent run's output leaves (or, if
+    ``or_none``, no file there at all)."""
     try:
         st = os.lstat(path)
+    except FileNotFoundError:
+        return or_none
     except OSError:
         return False
     return (

@@ -282,3 +282,84 @@ def test_a_checkpoint_folder_goes_whole_with_its_file_or_what_was_left_beside_it
     remove_checkpoint_folder(crowded)
     remove_checkpoint_folder(f"{private}/9/checkpoint")  # never made (a run that never armed)
     assert list(private.iterdir()) == []
+
+
+@pytest.fixture
+def trusted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any ctime trusted at once (not only one older than TRUSTED_AFTER)."""
+    monkeypatch.setattr(run_folders, "TRUSTED_AFTER", -(10**18))
+
+
+def _seen_clean(root: Path) -> Path:
+    """A folder kept after a full look (a silent run's empty output in it), handed on."""
+    make_run_dir(root / "1-1")
+    (root / "1-1" / SPOOL_FILE).touch(mode=0o644)
+    may_reuse(root / "1-1", _ended_group())
+    remove_run_dir(root / "1-1")
+    handed = kept_folder_for(root, "")
+    assert handed == root / "1-1"
+    return handed
+
+
+def _listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    listed: list[str] = []
+    listdir = os.listdir
+
+    def counted(path: str | Path) -> list[str]:
+        listed.append(str(path))
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", counted)
+    return listed
+
+
+def test_a_folder_unchanged_since_it_was_seen_clean_is_not_listed_again(
+    tmp_path: Path, trusted: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handed = _seen_clean(tmp_path)
+    listed = _listings(monkeypatch)
+    make_run_dir(handed)
+    may_reuse(handed, _ended_group())
+    remove_run_dir(handed)
+    assert listed == [], "armed and kept again by its ctime alone"
+    assert kept_folder_for(tmp_path, "") == handed and list(handed.iterdir()) == [handed / SPOOL_FILE]
+
+
+def test_a_folder_changed_since_it_was_seen_clean_is_looked_at_in_full(tmp_path: Path, trusted: None) -> None:
+    handed = _seen_clean(tmp_path)
+    (handed / "left.txt").write_text("by a process detached from the last run")
+    make_run_dir(handed)
+    assert list(handed.iterdir()) == [], "made anew when its run arms"
+    (handed / "result.csv").write_text("this run's")
+    may_reuse(handed, _ended_group())
+    remove_run_dir(handed)
+    assert _kept(tmp_path) == [] and not handed.exists(), "the command's files: removed"
+
+
+def test_a_folder_whose_mode_changed_since_it_was_seen_clean_is_not_kept(
+    tmp_path: Path, trusted: None
+) -> None:
+    handed = _seen_clean(tmp_path)
+    make_run_dir(handed)
+    handed.chmod(0o700)
+    may_reuse(handed, _ended_group())
+    remove_run_dir(handed)
+    assert _kept(tmp_path) == [] and not handed.exists()
+
+
+def test_an_unchanged_folders_output_written_into_is_seen(tmp_path: Path, trusted: None) -> None:
+    handed = _seen_clean(tmp_path)
+    (handed / SPOOL_FILE).write_text("a detached process of the run")  # the folder's ctime stays
+    make_run_dir(handed)
+    assert list(handed.iterdir()) == [], "made anew when its run arms"
+
+
+def test_a_folder_changed_lately_is_looked_at_in_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its ctime is younger than TRUSTED_AFTER: a change in the same tick of
+    # the filesystem's clock would not move it.
+    handed = _seen_clean(tmp_path)
+    listed = _listings(monkeypatch)
+    make_run_dir(handed)
+    assert listed == [str(handed)]
