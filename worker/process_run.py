@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,13 +46,15 @@ class ProcessRun:
     started_at: float | None = None  # forked running (armed after its instant): no release
     watchdog: Watchdog | None = None
     on_release: Callable[[], None] | None = None  # told once: released, or gone before
+    exits: Exits | None = None  # where its pidfd is watched (the runtime's)
     _done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         if self.pidfd < 0:  # it has ended already (started at its fork, and reaped)
             self._exited()
         else:
-            asyncio.get_running_loop().add_reader(self.pidfd, self._exited)
+            assert self.exits is not None
+            self.exits.watch(self.pidfd, self._exited)
 
     @property
     def output_ended(self) -> bool:
@@ -64,8 +67,7 @@ class ProcessRun:
         at its instant: asked at once, a burst's ends kept the launcher
         busy while the runs behind were starting)."""
         if self.pidfd >= 0:
-            asyncio.get_running_loop().remove_reader(self.pidfd)
-            os.close(self.pidfd)
+            os.close(self.pidfd)  # and out of the exits' set
         self._no_longer_waiting()
         self._close_gate()  # killed before its release: nobody will write to it
         for path in self.files:
@@ -173,6 +175,44 @@ class ProcessRun:
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
+
+
+class Exits:
+    """The pidfds of a runtime's runs in one epoll set, which the loop
+    watches: a run's end is one epoll_ctl to watch and none to forget
+    (closing its pidfd takes it out of the set), where a reader of the
+    loop's own each cost a handle, a selector key and two epoll_ctl calls
+    (a tenth of a `true` run's worker time). A pidfd is readable from its
+    process's exit on, so nothing is missed between two looks."""
+
+    def __init__(self) -> None:
+        self._set: select.epoll | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ended: dict[int, Callable[[], None]] = {}  # pidfd -> what to call when it is readable
+
+    def watch(self, pidfd: int, ended: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # first use, or a new loop (a runtime's tests)
+            self.close()
+            self._set, self._loop = select.epoll(), loop
+            loop.add_reader(self._set.fileno(), self._ready)
+        assert self._set is not None
+        self._set.register(pidfd, select.EPOLLIN)
+        self._ended[pidfd] = ended
+
+    def _ready(self) -> None:
+        assert self._set is not None
+        for pidfd, _ in self._set.poll(0):
+            ended = self._ended.pop(pidfd, None)
+            if ended is not None:
+                ended()  # closes the pidfd
+
+    def close(self) -> None:
+        if self._set is not None and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # its loop is closed already
+                self._loop.remove_reader(self._set.fileno())
+            self._set.close()
+        self._set = self._loop = None
 
 
 def _read(path: str) -> bytes:

@@ -21,7 +21,7 @@ from cronfleet.v1 import dispatch_pb2
 from worker.command_text import one_program
 from worker.launcher import DEFAULT_SIGNALS, Launcher, can_launch, close_inherited_on_exec, private_folder
 from worker.process_gate import DIE_WITH_WORKER, PROCESS_GATE_SCRIPT, PROGRAM_GATE_SCRIPT, WRITE_NEW
-from worker.process_run import ProcessRun
+from worker.process_run import Exits, ProcessRun
 from worker.run_folders import (
     make_checkpoint_folder,
     make_run_dir,
@@ -86,6 +86,7 @@ class ProcessRuntime:
         # came back spread out: 3,000 runs 870 -> 1,229 runs/s with 256 at once.
         self.arm_slots: int | None = 256 if self.launcher else None
         self._waiting_for: collections.Counter[float] = collections.Counter()
+        self.exits = Exits()  # its runs' pidfds
         # With a watchdog, it kills the runs' groups the moment the worker's
         # pipe closes, so the gate needs no parent-death signal of its own:
         # setpriv's exec was 0.8 ms of a gate's 2 ms of CPU. A gate spawned
@@ -120,6 +121,7 @@ class ProcessRuntime:
         else:
             await asyncio.to_thread(shutil.rmtree, self._private, ignore_errors=True)
         await asyncio.to_thread(remove_kept, self._parents)
+        self.exits.close()
         if self.watchdog is not None:
             self.watchdog.stop()
 
@@ -197,7 +199,9 @@ class ProcessRuntime:
             raise
         if self.watchdog is not None:
             self.watchdog.started(pid)  # its own session: the group is its pid
-        return ProcessRun(pid, gate, pidfd, spec, self.grace_seconds, watchdog=self.watchdog)
+        return ProcessRun(
+            pid, gate, pidfd, spec, self.grace_seconds, watchdog=self.watchdog, exits=self.exits
+        )
 
     async def _launch(
         self, spec: RunSpec, env: dict[str, str], launcher: Launcher, program: bool, hold: bool
@@ -236,6 +240,7 @@ class ProcessRuntime:
             files,
             watchdog=self.watchdog,
             started_at=started_at,
+            exits=self.exits,
         )
 
 

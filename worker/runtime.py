@@ -283,8 +283,15 @@ def _rfc3339(seconds: int, nanos: int) -> str:
     """To the millisecond when the time has a fraction (of a microsecond or
     more), else to the second: 2026-12-02T12:00:00.250Z, 2026-12-02T12:00:00Z.
     From the Timestamp's integers (a datetime and its isoformat: 1.3 us more a run)."""
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    text = _utc_second(seconds)
     return f"{text}.{nanos // 1_000_000:03d}Z" if nanos >= 1000 else f"{text}Z"
+
+
+@functools.lru_cache(maxsize=256)
+def _utc_second(seconds: int) -> str:
+    """Runs due together share their second: formatted once (gmtime and
+    strftime were 2% of a `true` run's worker time)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def script_env(spec: RunSpec, checkpoint_path: str) -> dict[str, str]:
