@@ -13,7 +13,14 @@ import docker.errors
 import requests.exceptions
 
 from worker.docker_claims import CHECKPOINT_PATH, outcome_for
-from worker.runtime import RunOutcome, RunSpec, checkpoint_from_report, cut_checkpoint, step_results
+from worker.runtime import (
+    BeginsAtRelease,
+    RunOutcome,
+    RunSpec,
+    checkpoint_from_report,
+    cut_checkpoint,
+    step_results,
+)
 
 if TYPE_CHECKING:
     from worker.docker_runtime import DockerRuntime
@@ -22,11 +29,9 @@ if TYPE_CHECKING:
 CHECKPOINT_READ_EVERY = 5.0
 
 
-class DockerRun:
+class DockerRun(BeginsAtRelease):
     """One run in its own container, armed (created, started, blocked at the
     gate) and released with one write."""
-
-    started_at: float | None = None  # started at its release
 
     def __init__(self, runtime: DockerRuntime, pooled: Pooled, spec: RunSpec, cold: bool) -> None:
         self.runtime = runtime

@@ -18,7 +18,7 @@ import httpx
 
 from cronfleet.outbound import OutboundPolicy, Unreachable
 from cronfleet.v1 import dispatch_pb2
-from worker.runtime import RunOutcome, RunRejected, RunSpec
+from worker.runtime import BeginsAtRelease, RunOutcome, RunRejected, RunSpec
 
 BODY_LIMIT = 64 * 1024
 
@@ -54,13 +54,12 @@ class HttpRuntime:
 
 
 @dataclass
-class HttpRun:
+class HttpRun(BeginsAtRelease):
     client: httpx.AsyncClient
     spec: RunSpec
     killed_for: str = ""
     cold: bool | None = None
     container_id: str = ""
-    started_at: float | None = None  # started at its release
     task: asyncio.Task[RunOutcome] | None = None
     _started: float = field(default=0.0)
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import os
 import shutil
@@ -51,21 +52,28 @@ import signal
 import tempfile
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from worker.command_text import needs_own_shell
 from worker.release_fifos import held_fifo
 from worker.runtime import REPORT_FILE, RunSpec
+
+if TYPE_CHECKING:
+    from worker.watchdog import Watchdog
 
 # The launcher has job control (set -m) only while it has a terminal when
 # it turns it on: it gets a pty, says it is ready, and the worker closes the
 # pty's master. That hangs the terminal up (the launcher ignores the SIGHUP),
 # and nobody in its session has a terminal from then on (/dev/tty fails, as
 # for a run exec'd in a session of its own), while job control stays on.
-# The run's part (_run, forked as a background job): the hangup's ignore
-# undone, the launcher's answer pipe and stdin closed, the run's file
-# sourced, the output pointed at the spool file (and fd 3 at the steps'
-# report), the checkpoint seeded, then it waits for "go" and runs.
-# Everything but the wait is done when armed. A function, not an inline
+# The run's part (_run, forked as a background job): the hangup's and broken
+# pipe's ignores undone, the launcher's answer pipe and stdin closed, the
+# run's file sourced, its claim on beginning taken (its checkpoint file made
+# new: a run forked running that the worker stopped meanwhile found the file
+# made, by worker.process_run's withhold, and exits having run nothing), the
+# output pointed at the spool file (and fd 3 at the steps' report), the
+# checkpoint seeded, then it waits for "go" (if held) and runs. Everything
+# but the wait is done when armed. A function, not an inline
 # { ... } &: the shell keeps each job's command text in its job table, and
 # 700 bytes a job grew the launcher's heap, which each later fork copied and
 # each exit tore down (3,000 `true` runs: 1,100 -> 1,700 runs/s).
@@ -80,17 +88,23 @@ from worker.runtime import REPORT_FILE, RunSpec
 # On end of file (the worker died) the launcher kills its runs' groups, so
 # runs die with their worker even without a watchdog. The watchdog's pipe
 # (fd 4, when $2 says there is one) is closed in each run: a run holding
-# it would hide its worker's death from the watchdog.
+# it would hide its worker's death from the watchdog (which sees it once the
+# launcher, its runs killed, has exited). The launcher ignores SIGPIPE: a
+# watchdog that died must not take it with it (its runs go on unfenced, as
+# the worker's own word to a dead watchdog is dropped).
 LAUNCHER_SCRIPT = r"""
 _dir=$1 _wd=$2; shift 2
-trap '' HUP
+trap '' HUP PIPE
 set -m
 _run() {
   set +m --
-  trap - HUP
+  trap - HUP PIPE
   exec 3>&- 4>&- </dev/null
   unset _c _m _wd
   . "$_dir/$_n.env" || exit 125
+  set -C
+  true >"$CRONFLEET_CHECKPOINT" || exit 125
+  set +C
   cd -- "$_run_dir" || exit 125
   exec >"$_out" 2>&1 || exit 125
   if [ -n "$_report" ]; then exec 3>"$_report"; fi
@@ -111,7 +125,7 @@ _run() {
 echo ready >&3
 while read -r _c _n _m; do
   case $_c in
-  p) eval "_run $_n. &"; [ -z "$_wd" ] || echo "+$!" >&4; echo "$!" >&3 ;;
+  p) eval "_run $_n. &"; [ -z "$_wd" ] || echo "+$!" >&4 2>/dev/null; echo "$!" >&3 ;;
   w) wait "$_n"; echo "$?" >&3; jobs "%_run $_m." ;;
   esac
 done
@@ -162,9 +176,9 @@ DEFAULT_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE,
 class Launcher:
     """The resident shell, started on first use and again after it dies."""
 
-    def __init__(self, seed_checkpoint: str, env: dict[str, str], watchdog: int = -1) -> None:
+    def __init__(self, seed_checkpoint: str, env: dict[str, str], watchdog: Watchdog | None = None) -> None:
         """``env``: the launcher's own environment (each run's file adds its
-        own); ``watchdog``: the write end of the watchdog's pipe, or -1."""
+        own); ``watchdog``: told the group of each run it forks."""
         self.dir = private_folder()
         self._env = env
         self._watchdog = watchdog
@@ -181,13 +195,17 @@ class Launcher:
         self._live: dict[str, int] = {}  # runs forked and not yet asked about: name -> pid
 
     def _start(self) -> None:
-        lines_r, self._lines = os.pipe()
+        lines_r, lines_w = os.pipe()
         answers_r, answers_w = os.pipe()
         master, terminal = os.openpty()
+        # The watchdog's pipe, copied above the descriptors the actions below
+        # write over (its own number could be 3 or 4), closed after.
+        told = fcntl.fcntl(self._watchdog.pipe, fcntl.F_DUPFD_CLOEXEC, 10) if self._watchdog else -1
+        ready = b""
         try:
             self.pid = os.posix_spawn(
                 "/bin/sh",
-                ["/bin/sh", "-c", self._script, "/bin/sh", self.dir, "1" if self._watchdog >= 0 else ""],
+                ["/bin/sh", "-c", self._script, "/bin/sh", self.dir, "1" if told >= 0 else ""],
                 self._env,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, lines_r, 0),
@@ -197,19 +215,22 @@ class Launcher:
                     # Opened by a session leader: its controlling terminal.
                     (os.POSIX_SPAWN_OPEN, 4, os.ttyname(terminal), os.O_RDWR, 0),
                     (os.POSIX_SPAWN_CLOSE, 4),
-                    *([(os.POSIX_SPAWN_DUP2, self._watchdog, 4)] if self._watchdog >= 0 else []),
+                    *([(os.POSIX_SPAWN_DUP2, told, 4)] if told >= 0 else []),
                 ],
                 setsid=True,
                 setsigdef=DEFAULT_SIGNALS,
             )
             ready = os.read(answers_r, 6)  # noqa: ASYNC230 - a few ms, once per launcher
         finally:
-            for fd in (lines_r, answers_w, terminal, master):  # master: the hangup
-                os.close(fd)
+            for fd in (lines_r, answers_w, terminal, master, told):  # master: the hangup
+                if fd >= 0:
+                    os.close(fd)
+            if ready != b"ready\n":
+                os.close(lines_w)
+                os.close(answers_r)
         if ready != b"ready\n":
-            os.close(answers_r)
             raise OSError(f"the process runtime's launcher did not start: {ready!r}")
-        self._answers = answers_r
+        self._lines, self._answers = lines_w, answers_r
         os.set_blocking(answers_r, False)
         asyncio.get_running_loop().add_reader(answers_r, self._read_answers)
 
@@ -259,6 +280,8 @@ class Launcher:
             elif pid is not None:  # its arming was given up: the run goes
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
+                if self._watchdog is not None:
+                    self._watchdog.ended(pid)  # nobody else will say it
                 self._live[name] = pid
                 self.status(name, lambda _: None)  # and the launcher forgets it
 
@@ -307,9 +330,13 @@ class Launcher:
         # Its runs live on, but nobody can tell how they end: they go (lost:
         # run again by the scheduler's rules for a run lost with its worker),
         # with any it forked and had not said yet (forked running: not held).
-        for group in {*self._live.values(), *_groups_in_session(self.pid)}:
+        unsaid = _groups_in_session(self.pid) - set(self._live.values())
+        for group in {*self._live.values(), *unsaid}:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
+        if self._watchdog is not None:
+            for group in unsaid:  # the others' ends say it
+                self._watchdog.ended(group)
         self._live = {}
 
     async def close(self) -> None:

@@ -249,12 +249,12 @@ class Runs:
         # keep nothing warm, armed after its time: a cold start.
         armed_late = time.time() > run.fire_at
         run.cold_start = run.cold_start or (run.armed.cold if run.armed.cold is not None else armed_late)
-        if run.armed.started_at is not None:  # started as it armed (worker.launcher: a late run)
-            await self._released(run, run.armed.started_at, armed_late)
-            if run.kill_asked:  # meanwhile, when there was nothing armed to kill
-                self._in_background(run.armed.kill(run.cancel_reason))
-            return await self._watch(run, run.armed)
-        released_at = await self.batches.release_at(run.fire_at, run.armed, run.cancelled)
+        if run.armed.started_at is None:
+            released_at = await self.batches.release_at(run.fire_at, run.armed, run.cancelled)
+        elif run.cancelled.is_set() and run.armed.withhold():
+            released_at = None  # stopped while it armed, and kept from beginning
+        else:  # started as it armed (worker.launcher: a late process run)
+            released_at = run.armed.started_at
         if released_at is None:  # withdrawn before its time: it never started
             self._leave_window(run, released=False)
             run.never_released = True
@@ -269,6 +269,8 @@ class Runs:
             await run.armed.wait()  # gone before its slot and folder are given back
             return outcome
         await self._released(run, released_at, armed_late)
+        if run.kill_asked and run.armed.started_at is not None:  # asked while it armed, begun
+            self._in_background(run.armed.kill(run.cancel_reason))
         return await self._watch(run, run.armed)
 
     async def _arm(self, run: Run) -> ArmedRun | None:

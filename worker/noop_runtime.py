@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from cronfleet.v1 import dispatch_pb2
-from worker.runtime import ArmedRun, RunOutcome, RunSpec
+from worker.runtime import ArmedRun, BeginsAtRelease, RunOutcome, RunSpec
 
 
 class NoopRuntime:
@@ -32,10 +32,9 @@ class NoopRuntime:
         return None
 
 
-class _NoopRun:
+class _NoopRun(BeginsAtRelease):
     cold: bool | None = None
     container_id = ""
-    started_at: float | None = None  # started at its release
     output_ended = False  # it writes none
 
     async def release(self) -> None:

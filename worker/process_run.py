@@ -29,7 +29,7 @@ class ProcessRun:
     the spawn itself."""
 
     pid: int  # the run's, and its process group's
-    gate: int  # the write end of what it waits on; -1 once released or gone
+    gate: int  # the write end of what it waits on; -1 once released or gone, or if forked running
     pidfd: int
     spec: RunSpec
     grace_seconds: float
@@ -61,7 +61,8 @@ class ProcessRun:
         return self._done.is_set()
 
     def _exited(self) -> None:
-        """The pidfd is readable: the run has exited. A spawned gate is our
+        """The pidfd is readable (or there is none: it had ended when its pid
+        was said): the run has exited. A spawned gate is our
         child: reaped now. A launched run's status is the launcher's, asked
         for in :meth:`wait` (after the release windows, for a run released
         at its instant: asked at once, a burst's ends kept the launcher
@@ -109,6 +110,22 @@ class ProcessRun:
             os.write(self.gate, b"go\n")  # 3 bytes into an empty pipe: never blocks
         if self.launcher is None:
             self._close_gate()  # a FIFO stays open until the run has read it: at its end
+
+    def withhold(self) -> bool:
+        """A run forked running that has not begun is kept from it: its claim
+        on beginning, its checkpoint file made new (worker.launcher), taken
+        first; it then exits 125, having run nothing. False: it has begun
+        (or was never forked running)."""
+        if self.started_at is None:
+            return False
+        try:
+            os.close(os.open(self.checkpoint, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileNotFoundError:
+            pass  # no folder to make it in: nor can the run, which exits as above
+        except OSError:
+            return False  # made by the run (or unknown: taken as begun)
+        self.started_at = None
+        return True
 
     async def wait(self) -> RunOutcome:
         try:

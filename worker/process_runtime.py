@@ -75,8 +75,7 @@ class ProcessRuntime:
         self._base_env = {k: os.environ[k] for k in BASE_ENV_KEYS if k in os.environ}
         self._base_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
         self.watchdog = Watchdog(watchdog_seconds, fence_dir) if watchdog_seconds > 0 else None
-        told = self.watchdog.pipe if self.watchdog is not None else -1  # the launcher tells it its runs
-        self.launcher = Launcher(SEED_CHECKPOINT, self._base_env, told) if launch == "fork" else None
+        self.launcher = Launcher(SEED_CHECKPOINT, self._base_env, self.watchdog) if launch == "fork" else None
         # Checkpoint files in memory where /dev/shm is, not in the runs' folders: a
         # file freed per run made every later inode dearer (worker.run_folders).
         self._private = self.launcher.dir if self.launcher is not None else private_folder()
@@ -219,6 +218,8 @@ class ProcessRuntime:
                     # Not to be watched (held: it died at once, and was reaped): it goes.
                     with contextlib.suppress(ProcessLookupError):
                         os.killpg(pid, signal.SIGKILL)
+                    if self.watchdog is not None:
+                        self.watchdog.ended(pid)  # the launcher told it the group
                     launcher.status(name, lambda _: None)  # its job is freed all the same
                     raise
                 pidfd = -1  # forked running and over already: its status is asked as any run's

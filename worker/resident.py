@@ -34,6 +34,7 @@ from worker.pool import Profile
 from worker.release_fifos import Fifo
 from worker.resident_gate import RESIDENT_GATE_SCRIPT, Resident
 from worker.runtime import (
+    BeginsAtRelease,
     RunOutcome,
     RunSpec,
     cut_checkpoint,
@@ -165,10 +166,8 @@ class ResidentContainers:
         await self._removals.settle()  # the retired ones on their way out
 
 
-class ResidentRun:
+class ResidentRun(BeginsAtRelease):
     """One run in its job's resident container, prepared at arming."""
-
-    started_at: float | None = None  # started at its release
 
     def __init__(
         self, owner: ResidentContainers, spec: RunSpec, profile: Profile, cold: bool, resident: Resident

@@ -321,12 +321,18 @@ class ArmedRun(Protocol):
     cold: bool | None
     container_id: str  # the container it runs in; "" for runtimes without one
     # Set when arming started it (worker.launcher: a process run armed after
-    # its instant is forked running); it then has no release.
+    # its instant is forked running); it then has no release, and
+    # :meth:`withhold` may still keep it from beginning.
     started_at: float | None
 
     async def release(self) -> None: ...
     async def wait(self) -> RunOutcome: ...
     async def kill(self, reason: str) -> None: ...
+
+    def withhold(self) -> bool:
+        """A run started as it armed (``started_at``): keep it from beginning
+        if it has not begun yet (then ``started_at`` is None again); whether
+        it was kept from it."""
 
     @property
     def output_ended(self) -> bool:
@@ -338,6 +344,16 @@ class ArmedRun(Protocol):
 
     async def read_checkpoint(self) -> bytes | None:
         """What the live run has written to $CRONFLEET_CHECKPOINT so far (None: unknown)."""
+
+
+class BeginsAtRelease:
+    """The runs of every runtime but a process run forked running
+    (worker.process_run): none begins before its release."""
+
+    started_at: float | None = None
+
+    def withhold(self) -> bool:
+        return False
 
 
 class Runtime(Protocol):

@@ -204,6 +204,12 @@ class Watchdog:
             return
         data, self._later = b"\n".join(self._later) + b"\n", []
         with contextlib.suppress(OSError):  # a watchdog that died: nothing left to tell
+            # In writes of whole lines of at most PIPE_BUF bytes, each written
+            # whole: the launcher writes its runs' groups into the same pipe.
+            while len(data) > select.PIPE_BUF:
+                cut = data.rindex(b"\n", 0, select.PIPE_BUF) + 1
+                os.write(self._fd, data[:cut])
+                data = data[cut:]
             os.write(self._fd, data)  # a few lines into a pipe it drains: never blocks long
 
     def started(self, pgid: int) -> None:
@@ -239,7 +245,8 @@ class Watchdog:
 
     @property
     def pipe(self) -> int:
-        """The write end of its pipe (the launcher writes its runs' groups into it too)."""
+        """The write end of its pipe: the launcher (worker.launcher) writes the
+        groups of the runs it forks into it too, each line in one write."""
         return self._fd
 
     def beat(self) -> None:

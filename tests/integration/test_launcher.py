@@ -19,6 +19,7 @@ from worker import process_runtime
 from worker.command_text import needs_own_shell
 from worker.process_run import ProcessRun
 from worker.process_runtime import ProcessRuntime
+from worker.run_folders import make_checkpoint_folder
 from worker.runtime import RunSpec
 
 
@@ -207,3 +208,39 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+async def test_a_run_forked_running_is_kept_from_beginning_only_if_it_had_not_begun(
+    tmp_path: Path, runtime: ProcessRuntime
+) -> None:
+    # Withheld (a cancel, a withdrawal or a stop while it armed): the worker
+    # took its claim first, and it runs nothing; else it has begun, and says
+    # so. Either way the answer is true: never "withheld" and run.
+    markers = [tmp_path / f"ran{i}" for i in range(20)]
+    outcomes = []
+    for marker in markers:
+        armed = await runtime.arm(spec(tmp_path, f"touch {marker}", fire_at=time.time() - 1))
+        withheld = armed.withhold()
+        assert (armed.started_at is None) == withheld
+        outcomes.append((withheld, await asyncio.wait_for(armed.wait(), 10)))
+    for marker, (withheld, outcome) in zip(markers, outcomes, strict=True):
+        assert withheld != marker.exists(), f"withheld {withheld}, ran {marker.exists()}"
+        assert outcome.exit_code == (125 if withheld else 0)
+
+
+async def test_a_run_whose_claim_was_taken_runs_nothing(
+    tmp_path: Path, runtime: ProcessRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The worker withheld it before the launcher forked it: its checkpoint
+    # file is there when the run comes to make it.
+    def claimed_first(checkpoint: str) -> None:
+        make_checkpoint_folder(checkpoint)
+        Path(checkpoint).touch(mode=0o600)
+
+    monkeypatch.setattr("worker.process_runtime.make_checkpoint_folder", claimed_first)
+    marker = tmp_path / "ran"
+    s = spec(tmp_path, f"touch {marker}", fire_at=time.time() - 1)
+    armed = await runtime.arm(s)
+    outcome = await asyncio.wait_for(armed.wait(), 10)
+    assert outcome.exit_code == 125 and not marker.exists()
+    assert read_if_there(s.spool_path) == "", "not a word of its own either"

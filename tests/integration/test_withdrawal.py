@@ -132,31 +132,45 @@ def while_it_arms(runs: Runs, then: Callable[[], Awaitable[None]]) -> None:
     runs.runtime.arm = arm_then  # type: ignore[method-assign]
 
 
-async def test_a_late_run_cancelled_while_it_arms_is_killed_and_said_started(tmp_path: Path) -> None:
+async def test_a_late_run_cancelled_while_it_arms_is_stopped_either_way(tmp_path: Path) -> None:
+    # Kept from beginning (its claim taken first: worker.launcher), or begun
+    # and killed: cancelled at once either way, and said started if it ran.
     sink = Recorder()
     runs = make_runs(tmp_path, sink)
     while_it_arms(runs, lambda: runs.kill(runs.active[6], "cancelled"))  # what a cancel does
-    assign(runs, 6, "sleep 30", time.time() - 1)
+    marker = tmp_path / "ran"
+    assign(runs, 6, f"touch {marker}; sleep 30", time.time() - 1)
     await until(lambda: sink.finished(6) is not None, timeout=10)
     finished = sink.finished(6)
     assert finished is not None and finished.status == "cancelled"
-    # It ran, however briefly: said started, not "stopped before its time".
-    assert dispatch_pb2.EVENT_KIND_STARTED in sink.kinds(6) or finished.HasField("started_at")
+    started = dispatch_pb2.EVENT_KIND_STARTED in sink.kinds(6) or finished.HasField("started_at")
+    assert started or not marker.exists(), "a run that ran is said started"
 
 
-async def test_a_late_run_withdrawn_while_it_arms_goes_on(tmp_path: Path) -> None:
+async def test_a_late_run_withdrawn_before_its_fork_starts_only_if_it_had_begun(tmp_path: Path) -> None:
+    # The withdrawal arrives while the run is on its way to the launcher:
+    # kept from beginning (withdrawn, never started) or begun (goes on, said
+    # started), whichever came first, and never a mix of the two.
     sink = Recorder()
     runs = make_runs(tmp_path, sink)
+    arm = runs.runtime.arm
 
-    async def withdraw() -> None:
-        runs.withdraw([7])
+    async def withdrawn_then_armed(spec: RunSpec) -> ArmedRun:
+        runs.withdraw([spec.execution_id])
+        return await arm(spec)
 
-    while_it_arms(runs, withdraw)
-    assign(runs, 7, "echo done", time.time() - 1)
-    await until(lambda: sink.finished(7) is not None, timeout=10)
-    finished = sink.finished(7)
-    assert finished is not None and (finished.status, finished.exit_code) == ("succeeded", 0)
-    assert dispatch_pb2.EVENT_KIND_STARTED in sink.kinds(7) or finished.HasField("started_at")
+    runs.runtime.arm = withdrawn_then_armed  # type: ignore[method-assign]
+    ids = range(10, 20)
+    for execution_id in ids:
+        assign(runs, execution_id, f"touch {tmp_path / str(execution_id)}", time.time() - 1)
+    await until(lambda: all(sink.finished(i) is not None for i in ids), timeout=20)
+    for execution_id in ids:
+        finished = sink.finished(execution_id)
+        assert finished is not None
+        said = sink.kinds(execution_id)
+        started = dispatch_pb2.EVENT_KIND_STARTED in said or finished.HasField("started_at")
+        ran = (tmp_path / str(execution_id)).exists()
+        assert started == ran and finished.status == ("succeeded" if ran else "cancelled")
 
 
 async def test_a_withdrawal_that_overtakes_its_assignment_keeps_it_from_starting(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from cronfleet.aio import within
 from cronfleet.logstore import LocalLogStore
 from worker.live_output import LiveOutput
-from worker.runtime import RunOutcome, RunSpec
+from worker.runtime import BeginsAtRelease, RunOutcome, RunSpec
 
 
 class Store(LocalLogStore):
@@ -24,12 +24,11 @@ class Store(LocalLogStore):
         return await super().put(key, path, final=final)
 
 
-class Armed:
+class Armed(BeginsAtRelease):
     """A run that ends when the test says; ``ended``: its process has exited."""
 
     cold: bool | None = False
     container_id = ""
-    started_at: float | None = None
 
     def __init__(self, ended: bool) -> None:
         self.ended = ended

@@ -58,3 +58,28 @@ def test_the_silence_it_allows_is_counted_from_its_last_read(
     watchdog.watch(2.0, str(tmp_path), read_end)
     os.close(read_end)
     assert waits == [2.0, pytest.approx(2.0 - watchdog.NAP)], "the nap is part of the silence allowed"
+
+
+async def test_a_long_flush_is_written_in_whole_lines_of_at_most_pipe_buf(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The launcher writes its runs' groups into the same pipe: a write past
+    # PIPE_BUF could be cut by one of its lines, and the watchdog would read
+    # two broken ones.
+    dog = watchdog.Watchdog(30, str(tmp_path / "fenced"))
+    writes: list[bytes] = []
+    write = os.write
+
+    def recorded(fd: int, data: bytes) -> int:
+        if fd == dog.pipe:
+            writes.append(bytes(data))
+        return write(fd, data)
+
+    monkeypatch.setattr(os, "write", recorded)
+    for group in range(1_000_000, 1_001_000):  # 9 bytes a line: 9,000 in all
+        dog.started(group)
+    dog.flush()
+    monkeypatch.undo()
+    dog.stop()
+    assert len(writes) > 1 and all(len(w) <= select.PIPE_BUF and w.endswith(b"\n") for w in writes)
+    assert b"".join(writes) == b"".join(b"+%d\n" % g for g in range(1_000_000, 1_001_000))

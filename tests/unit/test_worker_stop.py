@@ -12,16 +12,15 @@ from cronfleet.logstore import LocalLogStore
 from worker.lifecycle import Run, Runs
 from worker.noop_runtime import NoopRuntime
 from worker.outbox import Outbox
-from worker.runtime import RunOutcome, RunSpec
+from worker.runtime import BeginsAtRelease, RunOutcome, RunSpec
 
 
-class SlowKill:
+class SlowKill(BeginsAtRelease):
     """An armed run whose kill takes as long as the engine lets it: here,
     until every run of the worker is being killed."""
 
     cold: bool | None = False
     container_id = ""
-    started_at: float | None = None
     output_ended = False
 
     def __init__(self, killing: list[str], everyone: asyncio.Event, n: int) -> None:
