@@ -125,7 +125,7 @@ _run() {
 echo ready >&3
 while read -r _c _n _m; do
   case $_c in
-  p) eval "_run $_n. &"; [ -z "$_wd" ] || echo "+$!" >&4 2>/dev/null; echo "$!" >&3 ;;
+  p) eval "_run $_n. &"; [ -z "$_wd" ] || echo "+$!" >&4; echo "$!" >&3 ;;
   w) wait "$_n"; echo "$?" >&3; jobs "%_run $_m." ;;
   esac
 done

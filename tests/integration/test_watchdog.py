@@ -191,6 +191,23 @@ async def test_a_run_forked_running_is_known_to_the_watchdog_from_its_fork(tmp_p
         worker.wait()
 
 
+async def test_a_watchdog_that_died_does_not_take_the_launcher_with_it(tmp_path: Path) -> None:
+    # The launcher writes each run's group into the watchdog's pipe: with
+    # nobody reading it, a write must fail, not kill the launcher (SIGPIPE),
+    # and runs go on unfenced, as they do when the worker's own word is lost.
+    runtime = ProcessRuntime(0.5, watchdog_seconds=30, fence_dir=str(tmp_path / "fenced"))
+    assert runtime.watchdog is not None and runtime.launcher is not None
+    runtime.watchdog.proc.kill()
+    runtime.watchdog.proc.wait()
+    for n, fire_at in enumerate((time.time() - 1, None)):  # forked running, then held
+        spec = RunSpec(n, "job", 1, tmp_path / f"run{n}" / "out.log", command="echo ran", fire_at=fire_at)
+        armed = await runtime.arm(spec)
+        await armed.release()
+        outcome = await asyncio.wait_for(armed.wait(), 10)
+        assert (outcome.status, spec.spool_path.read_text()) == ("succeeded", "ran\n")
+    await runtime.close()
+
+
 async def test_a_run_the_watchdog_killed_ends_lost(tmp_path: Path) -> None:
     runtime = ProcessRuntime(0.5, watchdog_seconds=0.5, fence_dir=str(tmp_path / "fenced"))
     spec = RunSpec(
