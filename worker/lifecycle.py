@@ -1,11 +1,11 @@
 """The life of one run on this worker: arm, wait for the fire time, release
-(never early), watch, upload the output, report, give the slot back.
+(never early; a process run armed late begins as it arms), watch, upload
+the output, report, give the slot back.
 
 A run is reported twice through the outbox: Started (with its lateness) as
 it is released, Finished when it ends (or once, Returned, when the worker
 stops before its release). Cancelling or fencing a run kills it wherever it
-is in that life.
-"""
+is in that life."""
 
 from __future__ import annotations
 
@@ -166,8 +166,8 @@ class Runs:
             if run is None:
                 self._cancelled_early[execution_id] = now
             elif run.started_at is None:
-                # Not killed here: if its release is under way it goes on;
-                # if not, its wait for the instant ends and it is dropped.
+                # Not killed here: if its release (or beginning, forked running)
+                # is under way it goes on; if not, it is dropped (withhold).
                 run.cancel_reason = run.cancel_reason or "cancelled"
                 run.cancelled.set()
 

@@ -87,7 +87,8 @@ class ProcessRuntime:
         self._waiting_for: collections.Counter[float] = collections.Counter()
         self.exits = Exits()  # its runs' pidfds
         # With a watchdog, it kills the runs' groups the moment the worker's
-        # pipe closes, so the gate needs no parent-death signal of its own:
+        # pipe closes (and the launcher's, which exits once it has killed
+        # its runs), so the gate needs no parent-death signal of its own:
         # setpriv's exec was 0.8 ms of a gate's 2 ms of CPU. A gate spawned
         # but not yet told to the watchdog reads EOF when its worker dies, and
         # exits without running anything.
@@ -247,8 +248,8 @@ class ProcessRuntime:
 
 # A forked run costs less CPU before its instant (no exec) but more at it:
 # its exit tears down memory it shares with the launcher and every other
-# run forked from it. Released alone (a late run, a sparse schedule), the
-# fork wins; released among a thousand at one instant, the burst's tail
+# run forked from it. Alone at its instant (a late run, forked running; a
+# sparse schedule), the fork wins; released among a thousand at one instant, the burst's tail
 # waited for that work (1,000 due in one second: p99 median ~610 ms with
 # gates exec'd ahead, ~690 forked). So past this many runs armed ahead for
 # one instant, the rest get a gate exec'd for them.

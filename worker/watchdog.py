@@ -6,9 +6,12 @@ direct children with it, by the parent-death signal) and goes on while the
 worker is frozen (SIGSTOP, a VM pause): meanwhile the coordinator declares
 the run lost and runs it again elsewhere. So each worker starts this small
 process in a session of its own (stdlib only, run by path), tells it on a
-pipe each run's process group as it starts and ends, and writes to it every
-``BEAT`` seconds. Silent for ``limit`` seconds (frozen), or the pipe closed
-(dead): the watchdog writes a fence mark for each group, then SIGKILLs it,
+pipe each run's process group as it starts and ends (the process runtime's
+launcher, worker.launcher, says the start of each run it forks, before the
+worker knows its pid), and writes to it every ``BEAT`` seconds. Silent for
+``limit`` seconds (frozen), or the pipe closed (dead; the launcher, which
+holds it too, exits on its worker's death once it has killed its runs):
+the watchdog writes a fence mark for each group, then SIGKILLs it,
 and keeps watching (a frozen worker may wake up; its killed runs then end
 as ``lost``, from the mark). The limit is below the time the coordinator
 waits before it declares a silent worker's runs lost (see coordinator.node).
