@@ -68,12 +68,13 @@ if TYPE_CHECKING:
 # for a run exec'd in a session of its own), while job control stays on.
 # The run's part (_run, forked as a background job): the hangup's and broken
 # pipe's ignores undone, the launcher's answer pipe and stdin closed, the
-# run's file sourced, its claim on beginning taken (its checkpoint file made
-# new: a run forked running that the worker stopped meanwhile found the file
-# made, by worker.process_run's withhold, and exits having run nothing), the
-# output pointed at the spool file (and fd 3 at the steps' report), the
-# checkpoint seeded, then it waits for "go" (if held) and runs. Everything
-# but the wait is done when armed. A function, not an inline
+# run's file sourced, its claim on beginning taken if it is forked running
+# (``NAME.began`` made new, noclobber: an exclusive create in dash; a run
+# the worker stopped meanwhile finds it made, by worker.process_run's
+# withhold, and exits having run nothing; a file the command is not told
+# of, so it cannot undo the claim), the output pointed at the spool file
+# (and fd 3 at the steps' report), the checkpoint seeded, then it waits for
+# "go" (if held) and runs. Everything but the wait is done when armed. A function, not an inline
 # { ... } &: the shell keeps each job's command text in its job table, and
 # 700 bytes a job grew the launcher's heap, which each later fork copied and
 # each exit tore down (3,000 `true` runs: 1,100 -> 1,700 runs/s).
@@ -102,9 +103,11 @@ _run() {
   exec 3>&- 4>&- </dev/null
   unset _c _m _wd
   . "$_dir/$_n.env" || exit 125
-  set -C
-  true >"$CRONFLEET_CHECKPOINT" || exit 125
-  set +C
+  if [ -z "$_hold" ]; then
+    set -C
+    true >"$_dir/$_n.began" || exit 125
+    set +C
+  fi
   cd -- "$_run_dir" || exit 125
   exec >"$_out" 2>&1 || exit 125
   if [ -n "$_report" ]; then exec 3>"$_report"; fi
@@ -267,8 +270,12 @@ class Launcher:
         finally:
             os.close(fd)
         if not hold:
-            return name, -1, (env_path,)
+            return name, -1, (env_path, self.claim_of(name))
         return name, held_fifo(go_path), (env_path, go_path)
+
+    def claim_of(self, name: str) -> str:
+        """Where a run forked running takes its claim on beginning (above)."""
+        return f"{self.dir}/{name}.began"
 
     async def launch(self, name: str) -> int:
         """Fork the run whose file is ``NAME.env``; its pid (and group)."""

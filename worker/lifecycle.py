@@ -255,7 +255,7 @@ class Runs:
             released_at = None  # stopped while it armed, and kept from beginning
         else:  # started as it armed (worker.launcher: a late process run)
             released_at = run.armed.started_at
-        if released_at is None:  # withdrawn before its time: it never started
+        if released_at is None:  # withdrawn or stopped before it began: it never started
             self._leave_window(run, released=False)
             run.never_released = True
             outcome = RunOutcome(run.cancel_reason, None, f"stopped before its time: {run.cancel_reason}")

@@ -12,10 +12,14 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import structlog
+
 from worker.launcher import Launcher
 from worker.run_folders import may_reuse, remove_checkpoint_folder
 from worker.runtime import REPORT_FILE, RunOutcome, RunSpec, cut_checkpoint, step_results
 from worker.watchdog import Watchdog
+
+log = structlog.get_logger()
 
 
 @dataclass
@@ -44,6 +48,7 @@ class ProcessRun:
     container_id: str = ""
     released: bool = False
     started_at: float | None = None  # forked running (armed after its instant): no release
+    claim: str = ""  # then: where it claims its beginning (worker.launcher)
     watchdog: Watchdog | None = None
     on_release: Callable[[], None] | None = None  # told once: released, or gone before
     exits: Exits | None = None  # where its pidfd is watched (the runtime's)
@@ -113,15 +118,13 @@ class ProcessRun:
 
     def withhold(self) -> bool:
         """A run forked running that has not begun is kept from it: its claim
-        on beginning, its checkpoint file made new (worker.launcher), taken
-        first; it then exits 125, having run nothing. False: it has begun
-        (or was never forked running)."""
-        if self.started_at is None:
+        on beginning (worker.launcher) taken first, with an exclusive create;
+        it then exits 125 having run nothing (or is killed first). False: it
+        has begun (or was never forked running)."""
+        if not self.claim:
             return False
         try:
-            os.close(os.open(self.checkpoint, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileNotFoundError:
-            pass  # no folder to make it in: nor can the run, which exits as above
+            os.close(os.open(self.claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except OSError:
             return False  # made by the run (or unknown: taken as begun)
         self.started_at = None
@@ -197,10 +200,13 @@ class ProcessRun:
 class Exits:
     """The pidfds of a runtime's runs in one epoll set, which the loop
     watches: a run's end is one epoll_ctl to watch and none to forget
-    (closing its pidfd takes it out of the set), where a reader of the
-    loop's own each cost a handle, a selector key and two epoll_ctl calls
-    (a tenth of a `true` run's worker time). A pidfd is readable from its
-    process's exit on, so nothing is missed between two looks."""
+    (closing its pidfd takes it out of the set, as nothing else holds it:
+    the worker's only forks are posix_spawn's, on the loop's thread, which
+    waits for their exec), where a reader of the loop's own each cost a
+    handle, a selector key and two epoll_ctl calls (a tenth of a `true`
+    run's worker time). A pidfd is readable from its process's exit on, so
+    nothing is missed between two looks. Runs still watched when it closes
+    (the runtime's close, after its runs have ended) are followed no more."""
 
     def __init__(self) -> None:
         self._set: select.epoll | None = None
@@ -222,9 +228,13 @@ class Exits:
         for pidfd, _ in self._set.poll(0):
             ended = self._ended.pop(pidfd, None)
             if ended is not None:
-                ended()  # closes the pidfd
+                try:
+                    ended()  # closes the pidfd
+                except Exception:  # its own run's failure; the others' ends go on
+                    log.exception("run_end_not_followed", pidfd=pidfd)
 
     def close(self) -> None:
+        self._ended.clear()
         if self._set is not None and self._loop is not None:
             with contextlib.suppress(RuntimeError):  # its loop is closed already
                 self._loop.remove_reader(self._set.fileno())

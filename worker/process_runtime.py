@@ -242,6 +242,7 @@ class ProcessRuntime:
             files,
             watchdog=self.watchdog,
             started_at=started_at,
+            claim="" if hold else launcher.claim_of(name),
             exits=self.exits,
         )
 

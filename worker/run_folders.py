@@ -51,11 +51,12 @@ SPARE_KEPT = 1024  # emptied folders kept per spool folder (all owners); past th
 _spare: dict[tuple[str, str | None], collections.deque[Path]] = {}
 _held: collections.Counter[str] = collections.Counter()  # parent -> folders kept there
 _lock = threading.Lock()  # _held: kept by the loop and the removal thread, taken by the loop
+# (_clean_at too is touched by both: only whole get, set and pop calls, each atomic)
 _reusable: dict[str, str] = {}  # folder -> its run's owner, once nothing of the run is left
 _fresh: dict[str, tuple[int, int, int]] = {}  # parent -> a new folder's mode, uid, gid
 _closed: set[str] = set()  # parents whose worker is stopping: nothing more kept
 _handed: dict[str, str] = {}  # kept folders handed to runs not yet armed -> their owner
-_clean_at: dict[str, int] = {}  # kept folder -> its ctime when last seen clean (see _unchanged)
+_clean_at: dict[str, tuple[int, int]] = {}  # kept folder -> (inode, ctime) when seen clean (_unchanged)
 _names = itertools.count()
 _EUID = os.geteuid()  # the worker's: a call a check was one more syscall a run
 
@@ -169,6 +170,7 @@ def remove_run_dir(path: Path) -> None:
     owner = _reusable.pop(where, handed_to)
     if owner is not None and _keep(path, owner):
         return
+    _clean_at.pop(where, None)
     if _rmdir(path):
         return
     _remove_own_files(path)
@@ -235,7 +237,7 @@ def _clean(path: Path, parent: str) -> bool:
             return False  # the command's files, or a mode or ACL of its own: removed, not handed on
     except OSError:
         return False
-    _seen_clean(where, st.st_ctime_ns)
+    _seen_clean(where, st)
     return True
 
 
@@ -247,15 +249,18 @@ def _clean(path: Path, parent: str) -> bool:
 # instead of two listings, two lstats and a listxattr a silent run (a sixth
 # of the worker's time a `true` run, in the listings mostly). A ctime is
 # trusted only if it was TRUSTED_AFTER old when the folder was seen clean:
-# a change later than that is stamped later, however coarse the
-# filesystem's clock (a few ms of kernel tick; whole seconds on some, two on
-# FAT); a folder changed more recently is looked at in full.
+# a change later than that is stamped later by this machine's clock, however
+# coarse the filesystem's stamps (a few ms of kernel tick before Linux 6.13;
+# whole seconds on some, two on FAT); a folder changed more recently is
+# looked at in full. (A network filesystem's server stamps its own times: a
+# spool folder there with a clock seconds behind would weaken this.) The
+# folder's inode is compared too: another folder put in its place is not it.
 TRUSTED_AFTER = 3_000_000_000  # ns
 
 
-def _seen_clean(where: str, ctime_ns: int) -> None:
-    if time.time_ns() - ctime_ns > TRUSTED_AFTER:
-        _clean_at[where] = ctime_ns
+def _seen_clean(where: str, st: os.stat_result) -> None:
+    if time.time_ns() - st.st_ctime_ns > TRUSTED_AFTER:
+        _clean_at[where] = (st.st_ino, st.st_ctime_ns)
     else:
         _clean_at.pop(where, None)
 
@@ -267,11 +272,12 @@ def _unchanged(where: str) -> bool:
     if clean_at is None:
         return False
     try:
-        if os.stat(where).st_ctime_ns == clean_at and _empty_output(os.path.join(where, SPOOL_FILE), True):
+        st = os.stat(where)
+        if (st.st_ino, st.st_ctime_ns) == clean_at and _empty_output(os.path.join(where, SPOOL_FILE), True):
             return True
     except OSError:
         pass
-    del _clean_at[where]
+    _clean_at.pop(where, None)
     return False
 
 

@@ -2,7 +2,8 @@
 
 A runtime arms a run (everything slow done before the fire time: spawn,
 container start), then releases it at the exact instant; the command itself
-sits behind a gate until then. This module holds what every runtime shares:
+sits behind a gate until then (a process run armed after its instant is
+forked running: worker.launcher). This module holds what every runtime shares:
 the run's spec, its outcome, the gate and steps scripts. The runtimes are
 ``process_runtime`` (and the no-op one) and ``docker_runtime``.
 """

@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_process_runtime import CHECKPOINTING, read_if_there, run, spec
+from tests.integration.test_process_runtime import CHECKPOINTING, read_if_there, run, spec, wait_for_file
 from worker import process_runtime
 from worker.command_text import needs_own_shell
 from worker.process_run import ProcessRun
 from worker.process_runtime import ProcessRuntime
-from worker.run_folders import make_checkpoint_folder
 from worker.runtime import RunSpec
 
 
@@ -231,16 +230,35 @@ async def test_a_run_forked_running_is_kept_from_beginning_only_if_it_had_not_be
 async def test_a_run_whose_claim_was_taken_runs_nothing(
     tmp_path: Path, runtime: ProcessRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The worker withheld it before the launcher forked it: its checkpoint
-    # file is there when the run comes to make it.
-    def claimed_first(checkpoint: str) -> None:
-        make_checkpoint_folder(checkpoint)
-        Path(checkpoint).touch(mode=0o600)
+    # The worker withheld it before the launcher forked it: its claim is
+    # there when the run comes to take it.
+    assert runtime.launcher is not None
+    launcher, prepare = runtime.launcher, runtime.launcher.prepare
 
-    monkeypatch.setattr("worker.process_runtime.make_checkpoint_folder", claimed_first)
+    def claimed_first(*args: Any) -> tuple[str, int, tuple[str, ...]]:
+        name, gate, files = prepare(*args)
+        Path(launcher.claim_of(name)).touch(mode=0o600)
+        return name, gate, files
+
+    monkeypatch.setattr(launcher, "prepare", claimed_first)
     marker = tmp_path / "ran"
     s = spec(tmp_path, f"touch {marker}", fire_at=time.time() - 1)
     armed = await runtime.arm(s)
     outcome = await asyncio.wait_for(armed.wait(), 10)
     assert outcome.exit_code == 125 and not marker.exists()
     assert read_if_there(s.spool_path) == "", "not a word of its own either"
+
+
+async def test_a_run_that_removed_its_checkpoint_file_is_still_seen_to_have_begun(
+    tmp_path: Path, runtime: ProcessRuntime
+) -> None:
+    # Its claim is a file the command is not told of: removing what it was
+    # told of ("nothing to resume") cannot make it look never begun, which a
+    # stop would then return to run again elsewhere.
+    marker = tmp_path / "ran"
+    s = spec(tmp_path, f'rm -f "$CRONFLEET_CHECKPOINT"; echo x > {marker}; sleep 30', fire_at=time.time() - 1)
+    armed = await runtime.arm(s)
+    await wait_for_file(marker)
+    assert armed.withhold() is False and armed.started_at is not None
+    await armed.kill("cancelled")
+    await asyncio.wait_for(armed.wait(), 10)

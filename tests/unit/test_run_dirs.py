@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -301,6 +302,20 @@ def _seen_clean(root: Path) -> Path:
     return handed
 
 
+def _a_tick_later(folder: Path) -> None:
+    """Until the filesystem's clock is past the folder's ctime, so that a
+    change made now moves it (before Linux 6.13 the stamps are a kernel tick
+    coarse; in production TRUSTED_AFTER covers that)."""
+    seen, probe = folder.stat().st_ctime_ns, folder.parent / ".tick"
+    deadline = time.monotonic() + 5
+    while True:
+        probe.touch()  # stamped with the clock now
+        if probe.stat().st_ctime_ns > seen:
+            break
+        assert time.monotonic() < deadline, "the filesystem's clock never moved"
+    probe.unlink()
+
+
 def _listings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     listed: list[str] = []
     listdir = os.listdir
@@ -327,9 +342,11 @@ def test_a_folder_unchanged_since_it_was_seen_clean_is_not_listed_again(
 
 def test_a_folder_changed_since_it_was_seen_clean_is_looked_at_in_full(tmp_path: Path, trusted: None) -> None:
     handed = _seen_clean(tmp_path)
+    _a_tick_later(handed)
     (handed / "left.txt").write_text("by a process detached from the last run")
     make_run_dir(handed)
     assert list(handed.iterdir()) == [], "made anew when its run arms"
+    _a_tick_later(handed)
     (handed / "result.csv").write_text("this run's")
     may_reuse(handed, _ended_group())
     remove_run_dir(handed)
@@ -341,6 +358,7 @@ def test_a_folder_whose_mode_changed_since_it_was_seen_clean_is_not_kept(
 ) -> None:
     handed = _seen_clean(tmp_path)
     make_run_dir(handed)
+    _a_tick_later(handed)
     handed.chmod(0o700)
     may_reuse(handed, _ended_group())
     remove_run_dir(handed)
