@@ -43,18 +43,12 @@ from worker.docker_claims import (
     recover_containers,
 )
 from worker.docker_run import DockerRun
+from worker.gate_scripts import POOL_GATE_SCRIPT, run_payload, script_env
 from worker.images import ImagePulls
 from worker.pool import ContainerPool, Pooled, Profile
 from worker.release_fifos import MOUNT, Fifo, ReleaseFifos
 from worker.resident import ResidentContainers
-from worker.runtime import (
-    POOL_GATE_SCRIPT,
-    ArmedRun,
-    RunRejected,
-    RunSpec,
-    run_payload,
-    script_env,
-)
+from worker.runtime import ArmedRun, RunRejected, RunSpec
 from worker.watchdog import Watchdog
 
 log = structlog.get_logger()

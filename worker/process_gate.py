@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 
-from worker.runtime import SEED_CHECKPOINT
+from worker.gate_scripts import SEED_CHECKPOINT
 
-# The process runtime's gate: runtime.GATE_SCRIPT less what only a container
+# The process runtime's gate: gate_scripts.GATE_SCRIPT less what only a container
 # needs. It changes to the run's folder (its $1, shifted away: the command sees
 # no arguments), seeds the checkpoint, blocks reading a line, evals the command.
 # No traps: the worker reads the checkpoint file itself, and the spawn points

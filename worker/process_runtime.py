@@ -19,8 +19,10 @@ import structlog
 
 from cronfleet.v1 import dispatch_pb2
 from worker.command_text import one_program
-from worker.launcher import DEFAULT_SIGNALS, Launcher, can_launch, close_inherited_on_exec, private_folder
+from worker.gate_scripts import SEED_CHECKPOINT, script_env
+from worker.launcher import DEFAULT_SIGNALS, Launcher
 from worker.process_gate import DIE_WITH_WORKER, PROCESS_GATE_SCRIPT, PROGRAM_GATE_SCRIPT, WRITE_NEW
+from worker.process_host import can_launch, close_inherited_on_exec, private_folder
 from worker.process_run import Exits, ProcessRun
 from worker.run_folders import (
     make_checkpoint_folder,
@@ -29,14 +31,7 @@ from worker.run_folders import (
     remove_checkpoint_folder,
     remove_kept,
 )
-from worker.runtime import (
-    CHECKPOINT_FILE,
-    REPORT_FILE,
-    SEED_CHECKPOINT,
-    ArmedRun,
-    RunSpec,
-    script_env,
-)
+from worker.runtime import CHECKPOINT_FILE, REPORT_FILE, ArmedRun, RunSpec
 from worker.watchdog import Watchdog
 
 log = structlog.get_logger()

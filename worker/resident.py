@@ -30,6 +30,7 @@ import structlog
 
 from cronfleet.aio import Background, sleep_or, within
 from worker.docker_run import CHECKPOINT_READ_EVERY
+from worker.gate_scripts import script_env, shell_exports
 from worker.pool import Profile
 from worker.release_fifos import Fifo
 from worker.resident_gate import RESIDENT_GATE_SCRIPT, Resident
@@ -38,8 +39,6 @@ from worker.runtime import (
     RunOutcome,
     RunSpec,
     cut_checkpoint,
-    script_env,
-    shell_exports,
     step_results,
 )
 

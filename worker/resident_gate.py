@@ -3,7 +3,7 @@ and :class:`Resident`, one container's stream of the lines it says, routed
 to its runs.
 
 Prepared ahead, like the pool: arming a run sends ``prep NONCE EXPORTS`` (one
-line of shell, ``runtime.shell_exports``), and
+line of shell, ``gate_scripts.shell_exports``), and
 the gate forks the run's own session (environment sourced, folder made,
 checkpoint seeded) blocked on a FIFO; releasing it writes ``go`` into that
 FIFO (in the container's release folder, worker.release_fifos; without one,
