@@ -120,8 +120,9 @@ class ProcessRun:
         """A run forked running that has not begun is kept from it: its claim
         on beginning (worker.launcher) taken first, with an exclusive create;
         it then exits 125 having run nothing (or is killed first). False: it
-        has begun (or was never forked running)."""
-        if not self.claim:
+        has begun (or was never forked running). A run that has ended began
+        (its claim, one of its files, is removed at its end)."""
+        if not self.claim or self._done.is_set():
             return False
         try:
             os.close(os.open(self.claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

@@ -262,3 +262,15 @@ async def test_a_run_that_removed_its_checkpoint_file_is_still_seen_to_have_begu
     assert armed.withhold() is False and armed.started_at is not None
     await armed.kill("cancelled")
     await asyncio.wait_for(armed.wait(), 10)
+
+
+async def test_a_run_forked_running_that_has_ended_is_not_withheld(
+    tmp_path: Path, runtime: ProcessRuntime
+) -> None:
+    # Its claim is one of its files, removed at its end: a stop that meets a
+    # run already over must not take the claim made anew for "never began"
+    # (a run that ran, returned and run again elsewhere).
+    marker = tmp_path / "ran"
+    armed = await runtime.arm(spec(tmp_path, f"echo x > {marker}", fire_at=time.time() - 1))
+    await asyncio.wait_for(armed.wait(), 10)
+    assert marker.exists() and armed.withhold() is False and armed.started_at is not None
